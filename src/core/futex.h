@@ -1,0 +1,33 @@
+/* futex.h: the two futex calls the stream uses to park a worker thread on a 32-bit word.
+ * Any thread may call them; they never allocate. */
+#ifndef HB_CORE_FUTEX_H
+#define HB_CORE_FUTEX_H
+
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Sleeps while *word == seen (or until timeout_ms elapses; -1 waits forever). Returns at once
+ * if the word already changed. Spurious returns are possible: callers re-check. */
+static inline void hb_futex_wait(_Atomic uint32_t *word, uint32_t seen, int timeout_ms)
+{
+	struct timespec ts, *tp = NULL;
+
+	if (timeout_ms >= 0) {
+		ts.tv_sec = timeout_ms / 1000;
+		ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+		tp = &ts;
+	}
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, seen, tp, NULL, 0);
+}
+
+/* Wakes up to n threads sleeping on word. */
+static inline void hb_futex_wake(_Atomic uint32_t *word, int n)
+{
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+#endif

@@ -1,0 +1,297 @@
+#include "core/hub.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* Per io thread, written only by that io thread. */
+typedef struct io_slot {
+	_Alignas(64) unsigned dispatch_rr;
+	unsigned pop_rr;
+} io_slot_t;
+
+struct hb_hub {
+	int nio;
+	int maxw;
+	hb_worker_t *workers; /* maxw */
+	hb_io_wake_t *io;     /* nio */
+	io_slot_t *slots;     /* nio */
+	hb_spsc_t *to_worker; /* [io * maxw + w] */
+	hb_spsc_t *to_io;     /* [w * nio + io] */
+};
+
+static hb_spsc_t *q_to_worker(hb_hub_t *h, int io, int w)
+{
+	return &h->to_worker[(size_t)io * (size_t)h->maxw + (size_t)w];
+}
+
+static hb_spsc_t *q_to_io(hb_hub_t *h, int w, int io)
+{
+	return &h->to_io[(size_t)w * (size_t)h->nio + (size_t)io];
+}
+
+static void efd_signal(int efd)
+{
+	uint64_t one = 1;
+	ssize_t r = write(efd, &one, sizeof(one));
+	(void)r; /* EAGAIN means the counter is already non-zero: the sleeper will wake */
+}
+
+static int alloc_queues(hb_hub_t *h)
+{
+	size_t n = (size_t)h->nio * (size_t)h->maxw;
+
+	h->to_worker = calloc(n, sizeof(hb_spsc_t));
+	h->to_io = calloc(n, sizeof(hb_spsc_t));
+	if (!h->to_worker || !h->to_io)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (hb_spsc_init(&h->to_worker[i], HB_HUB_QUEUE_CAP) < 0 ||
+		    hb_spsc_init(&h->to_io[i], HB_HUB_QUEUE_CAP) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+static int init_wakes(hb_hub_t *h)
+{
+	for (int w = 0; w < h->maxw; w++) {
+		hb_worker_t *wk = &h->workers[w];
+		wk->idx = w;
+		wk->hub = h;
+		wk->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (wk->efd < 0)
+			return -errno;
+	}
+	for (int i = 0; i < h->nio; i++) {
+		h->io[i].efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (h->io[i].efd < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+hb_hub_t *hb_hub_new(int nio, int max_workers)
+{
+	hb_hub_t *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->nio = nio;
+	h->maxw = max_workers;
+	h->workers = aligned_alloc(64, sizeof(hb_worker_t) * (size_t)max_workers);
+	h->io = aligned_alloc(64, sizeof(hb_io_wake_t) * (size_t)nio);
+	h->slots = aligned_alloc(64, sizeof(io_slot_t) * (size_t)nio);
+	if (!h->workers || !h->io || !h->slots)
+		goto fail;
+	for (int w = 0; w < max_workers; w++)
+		h->workers[w] = (hb_worker_t){.efd = -1};
+	for (int i = 0; i < nio; i++) {
+		h->io[i] = (hb_io_wake_t){.efd = -1};
+		h->slots[i] = (io_slot_t){0};
+	}
+	if (init_wakes(h) < 0 || alloc_queues(h) < 0)
+		goto fail;
+	return h;
+fail:
+	hb_hub_free(h);
+	return NULL;
+}
+
+void hb_hub_free(hb_hub_t *h)
+{
+	if (!h)
+		return;
+	size_t n = (size_t)h->nio * (size_t)h->maxw;
+	for (size_t i = 0; i < n; i++) {
+		if (h->to_worker)
+			hb_spsc_destroy(&h->to_worker[i]);
+		if (h->to_io)
+			hb_spsc_destroy(&h->to_io[i]);
+	}
+	for (int w = 0; h->workers && w < h->maxw; w++)
+		if (h->workers[w].efd >= 0)
+			close(h->workers[w].efd);
+	for (int i = 0; h->io && i < h->nio; i++)
+		if (h->io[i].efd >= 0)
+			close(h->io[i].efd);
+	free(h->to_worker);
+	free(h->to_io);
+	free(h->workers);
+	free(h->io);
+	free(h->slots);
+	free(h);
+}
+
+int hb_hub_nio(const hb_hub_t *h)
+{
+	return h->nio;
+}
+
+int hb_hub_max_workers(const hb_hub_t *h)
+{
+	return h->maxw;
+}
+
+hb_worker_t *hb_hub_worker(hb_hub_t *h, int w)
+{
+	return &h->workers[w];
+}
+
+hb_io_wake_t *hb_hub_io_wake(hb_hub_t *h, int io)
+{
+	return &h->io[io];
+}
+
+/* The accepting worker with the fewest requests in flight; ties rotate. -1 if none. */
+static int pick_worker(hb_hub_t *h, int io, int skip)
+{
+	unsigned start = h->slots[io].dispatch_rr++;
+	int best = -1;
+	int64_t best_load = 0;
+
+	for (int k = 0; k < h->maxw; k++) {
+		int w = (int)((start + (unsigned)k) % (unsigned)h->maxw);
+		hb_worker_t *wk = &h->workers[w];
+		if (w == skip || !atomic_load_explicit(&wk->accepting, memory_order_relaxed))
+			continue;
+		int64_t load = atomic_load_explicit(&wk->inflight, memory_order_relaxed);
+		if (best < 0 || load < best_load) {
+			best = w;
+			best_load = load;
+		}
+	}
+	return best;
+}
+
+static void wake_worker(hb_worker_t *wk)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load(&wk->sleeping))
+		efd_signal(wk->efd);
+}
+
+int hb_hub_dispatch(hb_hub_t *h, int io, hb_stream_t *s)
+{
+	int w = pick_worker(h, io, -1);
+
+	if (w < 0)
+		return -ESRCH;
+	hb_msg_t m = {.type = HB_MSG_REQUEST, .stream = s};
+	s->worker_idx = w;
+	if (hb_spsc_push(q_to_worker(h, io, w), &m) < 0) {
+		w = pick_worker(h, io, w);
+		if (w < 0)
+			return -EAGAIN;
+		s->worker_idx = w;
+		if (hb_spsc_push(q_to_worker(h, io, w), &m) < 0)
+			return -EAGAIN;
+	}
+	atomic_fetch_add(&h->workers[w].inflight, 1);
+	wake_worker(&h->workers[w]);
+	return 0;
+}
+
+int hb_hub_io_pop(hb_hub_t *h, int io, hb_msg_t *m)
+{
+	io_slot_t *sl = &h->slots[io];
+
+	for (int k = 0; k < h->maxw; k++) {
+		int w = (int)((sl->pop_rr + (unsigned)k) % (unsigned)h->maxw);
+		if (hb_spsc_pop(q_to_io(h, w, io), m) == 0) {
+			sl->pop_rr = (unsigned)w;
+			return 0;
+		}
+	}
+	return -EAGAIN;
+}
+
+static int io_has_work(hb_hub_t *h, int io)
+{
+	for (int w = 0; w < h->maxw; w++)
+		if (!hb_spsc_empty(q_to_io(h, w, io)))
+			return 1;
+	return 0;
+}
+
+int hb_hub_io_prepare_sleep(hb_hub_t *h, int io)
+{
+	atomic_store(&h->io[io].sleeping, 1);
+	if (io_has_work(h, io)) {
+		atomic_store(&h->io[io].sleeping, 0);
+		return 0;
+	}
+	return 1;
+}
+
+void hb_hub_io_awake(hb_hub_t *h, int io)
+{
+	atomic_store(&h->io[io].sleeping, 0);
+}
+
+int hb_hub_worker_push(hb_hub_t *h, int w, int io, const hb_msg_t *m)
+{
+	hb_spsc_t *q = q_to_io(h, w, io);
+
+	while (hb_spsc_push(q, m) < 0) {
+		efd_signal(h->io[io].efd); /* full: make sure the io thread drains it */
+		sched_yield();
+	}
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load(&h->io[io].sleeping))
+		efd_signal(h->io[io].efd);
+	return 0;
+}
+
+static int worker_pop(hb_hub_t *h, int w, hb_stream_t **out)
+{
+	hb_msg_t m;
+
+	for (int io = 0; io < h->nio; io++)
+		if (hb_spsc_pop(q_to_worker(h, io, w), &m) == 0) {
+			*out = m.stream;
+			return 0;
+		}
+	return -EAGAIN;
+}
+
+int hb_hub_worker_next(hb_hub_t *h, int w, hb_stream_t **out, int timeout_ms)
+{
+	hb_worker_t *wk = &h->workers[w];
+
+	if (worker_pop(h, w, out) == 0)
+		return 0;
+	atomic_store(&wk->sleeping, 1);
+	if (worker_pop(h, w, out) == 0) {
+		atomic_store(&wk->sleeping, 0);
+		return 0;
+	}
+	if (atomic_load(&wk->stopping)) {
+		atomic_store(&wk->sleeping, 0);
+		return -ESHUTDOWN;
+	}
+	struct pollfd pfd = {.fd = wk->efd, .events = POLLIN};
+	int r = poll(&pfd, 1, timeout_ms);
+	uint64_t v;
+	if (r > 0)
+		(void)!read(wk->efd, &v, sizeof(v));
+	atomic_store(&wk->sleeping, 0);
+	if (worker_pop(h, w, out) == 0)
+		return 0;
+	if (atomic_load(&wk->stopping))
+		return -ESHUTDOWN;
+	return r == 0 ? -ETIMEDOUT : -EINTR;
+}
+
+void hb_hub_worker_kick(hb_hub_t *h, int w)
+{
+	efd_signal(h->workers[w].efd);
+}
+
+void hb_hub_worker_stop(hb_hub_t *h, int w)
+{
+	atomic_store(&h->workers[w].stopping, 1);
+	efd_signal(h->workers[w].efd);
+}

@@ -1,0 +1,76 @@
+/* hub.h: the registry of io threads and python worker threads, and the SPSC queues between them.
+ *
+ * For every (io thread i, worker thread w) pair there is one queue i->w (requests) and one queue
+ * w->i (response messages), so every queue has exactly one producer and one consumer. A worker
+ * thread here is one consuming thread: a WSGI interpreter with `threads = K` owns K of them.
+ * The hub is created by the main thread before any io or worker thread starts; its shape
+ * (nio, max_workers) never changes, so threads index it without locks.
+ *
+ * Wakeups: each side has an eventfd and a `sleeping` flag. A producer writes the eventfd only
+ * when the consumer says it is asleep (Dekker-style: flag store, fence, queue check).
+ */
+#ifndef HB_CORE_HUB_H
+#define HB_CORE_HUB_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/spsc.h"
+#include "core/stream.h"
+
+#define HB_HUB_QUEUE_CAP 1024u
+
+typedef struct hb_hub hb_hub_t;
+
+typedef struct hb_worker {
+	_Alignas(64) int idx;  /* cache-line aligned: io threads touch inflight */
+	int efd;                   /* eventfd the worker blocks on */
+	_Atomic int sleeping;      /* worker is (about to be) blocked on efd */
+	_Atomic int accepting;     /* dispatch may choose this worker */
+	_Atomic int stopping;      /* asked to finish queued work and exit */
+	_Atomic int64_t inflight;  /* dispatched and not yet ended */
+	_Atomic uint64_t served;   /* requests ended */
+	hb_hub_t *hub;
+	void *owner;               /* the python layer's per-thread state */
+} hb_worker_t;
+
+typedef struct hb_io_wake {
+	_Alignas(64) int efd;              /* eventfd the io ring reads */
+	_Atomic int sleeping; /* io thread is (about to be) blocked in io_uring_wait */
+} hb_io_wake_t;
+
+/* Returns NULL on ENOMEM/EMFILE. max_workers is the most worker threads that may exist at once
+ * (active ones plus replacements being started). */
+hb_hub_t *hb_hub_new(int nio, int max_workers);
+void hb_hub_free(hb_hub_t *hub);
+int hb_hub_nio(const hb_hub_t *hub);
+int hb_hub_max_workers(const hb_hub_t *hub);
+hb_worker_t *hb_hub_worker(hb_hub_t *hub, int w);
+hb_io_wake_t *hb_hub_io_wake(hb_hub_t *hub, int io);
+
+/* [io i] Chooses an accepting worker (fewest in flight, ties rotate), pushes the stream and wakes
+ * the worker if it sleeps. Returns 0, -EAGAIN when every queue is full, -ESRCH when no worker
+ * accepts (not ready yet or shutting down). */
+int hb_hub_dispatch(hb_hub_t *hub, int io, hb_stream_t *s);
+
+/* [io i] Pops the next message from any worker (round-robin). Returns 0 or -EAGAIN. */
+int hb_hub_io_pop(hb_hub_t *hub, int io, hb_msg_t *m);
+/* [io i] Marks the io thread asleep; returns 1 if it may sleep (no message waiting), else clears
+ * the flag and returns 0. Call hb_hub_io_awake() after waking. */
+int hb_hub_io_prepare_sleep(hb_hub_t *hub, int io);
+void hb_hub_io_awake(hb_hub_t *hub, int io);
+
+/* [worker w] Pushes a message to io thread `io`, waking it if it sleeps. Spins (yielding) while
+ * the queue is full; returns 0. */
+int hb_hub_worker_push(hb_hub_t *hub, int w, int io, const hb_msg_t *m);
+
+/* [worker w] Takes the next request. Blocks up to timeout_ms (-1: forever) without needing the
+ * GIL. Returns 0 with *out set, -ETIMEDOUT, or -ESHUTDOWN when the worker is stopping and its
+ * queues are empty. A wake with nothing queued (hb_hub_worker_kick) returns -EINTR. */
+int hb_hub_worker_next(hb_hub_t *hub, int w, hb_stream_t **out, int timeout_ms);
+/* [any] Wakes worker w so that a blocked hb_hub_worker_next returns (-EINTR or -ESHUTDOWN). */
+void hb_hub_worker_kick(hb_hub_t *hub, int w);
+/* [any] Marks a worker stopping and wakes it. */
+void hb_hub_worker_stop(hb_hub_t *hub, int w);
+
+#endif

@@ -1,0 +1,68 @@
+/* request.h: a parsed request head and a response head, protocol-independent.
+ *
+ * An hb_request_t is built by a protocol parser (proto/h1) on the io thread in one allocation,
+ * then is immutable: the python worker reads it without locks once the stream carrying it has
+ * been handed over. Strings are not NUL-terminated; lengths say where they end.
+ * An hb_response_t is built by the python worker in one allocation and handed to the io thread.
+ * Both are freed with free().
+ */
+#ifndef HB_CORE_REQUEST_H
+#define HB_CORE_REQUEST_H
+
+#include <stdint.h>
+
+typedef struct hb_header {
+	const char *name;
+	const char *value;
+	uint32_t name_len;
+	uint32_t value_len;
+} hb_header_t;
+
+enum {
+	HB_REQ_KEEP_ALIVE = 1u << 0,      /* connection may be reused after this exchange */
+	HB_REQ_CHUNKED = 1u << 1,         /* body comes chunked (content_length is -1) */
+	HB_REQ_EXPECT_CONTINUE = 1u << 2, /* client sent Expect: 100-continue */
+	HB_REQ_UPGRADE = 1u << 3,         /* Connection: upgrade with an Upgrade header */
+	HB_REQ_HAS_BODY = 1u << 4,        /* a body follows (chunked or content_length > 0) */
+	HB_REQ_HEAD = 1u << 5,            /* method is HEAD: the response carries no body */
+};
+
+typedef struct hb_request {
+	const char *method;
+	const char *target; /* request-target exactly as sent */
+	const char *path;   /* target up to '?' (raw, still percent-encoded) */
+	const char *query;  /* after '?', without it; "" when none */
+	uint32_t method_len, target_len, path_len, query_len;
+	uint8_t http_major, http_minor;
+	uint32_t flags;          /* HB_REQ_* */
+	int64_t content_length;  /* -1 when absent */
+	hb_header_t *headers;    /* in arrival order, names as sent, values without OWS */
+	uint32_t nheaders;
+	/* Filled by the connection layer before dispatch. */
+	const char *scheme;     /* "http" or "https" (static string) */
+	char remote_addr[64];   /* numeric address, "" for unix sockets */
+	uint16_t remote_port;
+	char server_addr[64];
+	uint16_t server_port;
+	char data[]; /* storage the pointers above point into */
+} hb_request_t;
+
+typedef struct hb_response {
+	int status;
+	hb_header_t *headers; /* as the app gave them, already validated (no CR/LF/NUL) */
+	uint32_t nheaders;
+	int64_t content_length; /* from a Content-Length header the app set; -1 when none */
+	uint32_t flags;         /* HB_RESP_* */
+	char data[];
+} hb_response_t;
+
+enum {
+	HB_RESP_HAS_DATE = 1u << 0,   /* app set Date: the server does not add one */
+	HB_RESP_HAS_SERVER = 1u << 1, /* app set Server */
+	HB_RESP_CLOSE = 1u << 2,      /* app set Connection: close */
+};
+
+/* Finds the first header named `name` (ASCII case-insensitive). NULL when absent. */
+const hb_header_t *hb_request_header(const hb_request_t *r, const char *name);
+
+#endif

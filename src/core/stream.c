@@ -1,0 +1,286 @@
+#include "core/stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/futex.h"
+#include "core/hub.h"
+
+/* Response bodies are cut into pieces of this size so that backpressure stays fine-grained. */
+#define OUT_PIECE (256u * 1024u)
+
+hb_stream_t *hb_stream_new(struct hb_hub *hub, int io_idx, hb_request_t *req)
+{
+	hb_stream_t *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	if (hb_spsc_init(&s->body, HB_STREAM_BODY_SLOTS) < 0) {
+		free(s);
+		return NULL;
+	}
+	s->req = req;
+	s->hub = hub;
+	s->io_idx = io_idx;
+	s->worker_idx = -1;
+	atomic_init(&s->refs, 2);
+	return s;
+}
+
+void hb_stream_release(hb_stream_t *s)
+{
+	hb_msg_t m;
+
+	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+		return;
+	while (hb_spsc_pop(&s->body, &m) == 0)
+		free(m.ptr);
+	free(s->cur);
+	hb_spsc_destroy(&s->body);
+	free(s->req);
+	free(s);
+}
+
+/* Publishes a change the worker may be waiting for (Dekker with the worker's `waiting`). */
+static void wake_worker(hb_stream_t *s)
+{
+	atomic_fetch_add(&s->wake, 1);
+	if (atomic_load(&s->waiting))
+		hb_futex_wake(&s->wake, 1);
+}
+
+/* Worker side: sleeps until `wake` moves past `seen`. */
+static void wait_change(hb_stream_t *s, uint32_t seen)
+{
+	hb_futex_wait(&s->wake, seen, 1000);
+	atomic_store(&s->waiting, 0);
+}
+
+int hb_stream_body_push_chunk(hb_stream_t *s, hb_chunk_t *c)
+{
+	hb_msg_t m = {.type = HB_MSG_BODY, .stream = s, .ptr = c, .len = c->len};
+
+	atomic_fetch_add(&s->body_queued, c->len);
+	if (hb_spsc_push(&s->body, &m) < 0) {
+		atomic_fetch_sub(&s->body_queued, c->len);
+		return -EAGAIN;
+	}
+	wake_worker(s);
+	return 0;
+}
+
+int hb_stream_body_push(hb_stream_t *s, const void *data, size_t len)
+{
+	hb_chunk_t *c = malloc(sizeof(*c) + len);
+
+	if (!c)
+		return -ENOMEM;
+	c->len = len;
+	memcpy(c->data, data, len);
+	int rc = hb_stream_body_push_chunk(s, c);
+	if (rc < 0)
+		free(c);
+	return rc;
+}
+
+/* The worker clears HB_ST_IO_PAUSED (and posts RESUME) when it drains below LOW; if it drained
+ * before the flag was set, we clear it ourselves: exactly one side clears it. */
+int hb_stream_pause_reading(hb_stream_t *s)
+{
+	atomic_fetch_or(&s->state, HB_ST_IO_PAUSED);
+	if (atomic_load(&s->body_queued) > HB_STREAM_BODY_LOW && !hb_spsc_empty(&s->body))
+		return 1;
+	uint32_t prev = atomic_fetch_and(&s->state, ~(uint32_t)HB_ST_IO_PAUSED);
+	return (prev & HB_ST_IO_PAUSED) ? 0 : 1;
+}
+
+void hb_stream_signal(hb_stream_t *s, uint32_t bits)
+{
+	atomic_fetch_or(&s->state, bits);
+	wake_worker(s);
+}
+
+void hb_stream_out_done(hb_stream_t *s, uint64_t n)
+{
+	uint64_t prev = atomic_fetch_sub(&s->out_pending, n);
+
+	if (prev > HB_STREAM_OUT_LOW && prev - n <= HB_STREAM_OUT_LOW)
+		wake_worker(s);
+}
+
+int hb_stream_body_full(hb_stream_t *s)
+{
+	return atomic_load(&s->body_queued) > HB_STREAM_BODY_HIGH;
+}
+
+int hb_stream_client_gone(hb_stream_t *s)
+{
+	return (atomic_load(&s->state) & HB_ST_CLIENT_GONE) != 0;
+}
+
+static void post(hb_stream_t *s, uint32_t type, uint32_t aux, void *ptr, uint64_t len)
+{
+	hb_msg_t m = {.type = type, .aux = aux, .stream = s, .ptr = ptr, .len = len};
+
+	hb_hub_worker_push(s->hub, s->worker_idx, s->io_idx, &m);
+}
+
+/* Asks for 100 Continue once, the first time the app wants body bytes. */
+static void maybe_continue(hb_stream_t *s)
+{
+	if (!(s->req->flags & HB_REQ_EXPECT_CONTINUE))
+		return;
+	if (atomic_fetch_or(&s->state, HB_ST_CONTINUE_SENT) & HB_ST_CONTINUE_SENT)
+		return;
+	post(s, HB_MSG_CONTINUE, 0, NULL, 0);
+}
+
+/* Takes the next chunk into s->cur; tells the io thread to read again once drained enough. */
+static int take_chunk(hb_stream_t *s)
+{
+	hb_msg_t m;
+
+	if (hb_spsc_pop(&s->body, &m) < 0)
+		return 0;
+	free(s->cur);
+	s->cur = m.ptr;
+	s->cur_off = 0;
+	uint64_t left = atomic_fetch_sub(&s->body_queued, m.len) - m.len;
+	if (left <= HB_STREAM_BODY_LOW && (atomic_load(&s->state) & HB_ST_IO_PAUSED)) {
+		if (atomic_fetch_and(&s->state, ~(uint32_t)HB_ST_IO_PAUSED) & HB_ST_IO_PAUSED)
+			post(s, HB_MSG_RESUME, 0, NULL, 0);
+	}
+	return 1;
+}
+
+static size_t copy_out(hb_stream_t *s, char *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		if (!s->cur || s->cur_off == s->cur->len) {
+			if (!take_chunk(s))
+				break;
+			continue;
+		}
+		size_t k = s->cur->len - s->cur_off;
+		if (k > n - got)
+			k = n - got;
+		memcpy(buf + got, s->cur->data + s->cur_off, k);
+		s->cur_off += k;
+		got += k;
+	}
+	return got;
+}
+
+int64_t hb_stream_body_read(hb_stream_t *s, void *buf, size_t n, int block)
+{
+	if (n == 0 || !(s->req->flags & HB_REQ_HAS_BODY))
+		return 0;
+	maybe_continue(s);
+	for (;;) {
+		uint32_t seen = atomic_load(&s->wake);
+		atomic_store(&s->waiting, 1);
+		size_t got = copy_out(s, buf, n);
+		uint32_t st = atomic_load(&s->state);
+		if (got > 0) {
+			atomic_store(&s->waiting, 0);
+			s->body_read += got;
+			return (int64_t)got;
+		}
+		if (st & (HB_ST_BODY_ERROR | HB_ST_CLIENT_GONE | HB_ST_BODY_EOF)) {
+			atomic_store(&s->waiting, 0);
+			/* EOF is set after the last push: drain once more before reporting it. */
+			if ((st & HB_ST_BODY_EOF) && !hb_spsc_empty(&s->body))
+				continue;
+			if (st & HB_ST_BODY_ERROR)
+				return -EBADMSG;
+			return (st & HB_ST_BODY_EOF) ? 0 : -ECONNRESET;
+		}
+		if (!block) {
+			atomic_store(&s->waiting, 0);
+			return -EAGAIN;
+		}
+		wait_change(s, seen);
+	}
+}
+
+int hb_stream_send_head(hb_stream_t *s, hb_response_t *resp)
+{
+	if (atomic_fetch_or(&s->state, HB_ST_HEAD_SENT) & HB_ST_HEAD_SENT) {
+		free(resp);
+		return -EALREADY;
+	}
+	if (hb_stream_client_gone(s)) {
+		free(resp);
+		return -ECONNRESET;
+	}
+	post(s, HB_MSG_HEAD, 0, resp, 0);
+	return 0;
+}
+
+/* Blocks while too much output waits to be written; then resumes below the low watermark. */
+static int wait_out_space(hb_stream_t *s)
+{
+	if (atomic_load(&s->out_pending) <= HB_STREAM_OUT_HIGH)
+		return hb_stream_client_gone(s) ? -ECONNRESET : 0;
+	for (;;) {
+		uint32_t seen = atomic_load(&s->wake);
+		atomic_store(&s->waiting, 1);
+		if (hb_stream_client_gone(s)) {
+			atomic_store(&s->waiting, 0);
+			return -ECONNRESET;
+		}
+		if (atomic_load(&s->out_pending) <= HB_STREAM_OUT_LOW) {
+			atomic_store(&s->waiting, 0);
+			return 0;
+		}
+		wait_change(s, seen);
+	}
+}
+
+int hb_stream_send_body(hb_stream_t *s, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		int rc = wait_out_space(s);
+		if (rc < 0)
+			return rc;
+		size_t k = len < OUT_PIECE ? len : OUT_PIECE;
+		hb_chunk_t *c = malloc(sizeof(*c) + k);
+		if (!c)
+			return -ENOMEM;
+		c->len = k;
+		memcpy(c->data, p, k);
+		atomic_fetch_add(&s->out_pending, k);
+		post(s, HB_MSG_BODY, 0, c, k);
+		p += k;
+		len -= k;
+	}
+	return 0;
+}
+
+int hb_stream_send_file(hb_stream_t *s, int fd, int64_t offset, int64_t len)
+{
+	hb_file_chunk_t *f;
+
+	if (hb_stream_client_gone(s) || !(f = malloc(sizeof(*f)))) {
+		close(fd);
+		return hb_stream_client_gone(s) ? -ECONNRESET : -ENOMEM;
+	}
+	f->fd = fd;
+	f->offset = offset;
+	f->len = len;
+	post(s, HB_MSG_FILE, 0, f, 0);
+	return 0;
+}
+
+int hb_stream_end(hb_stream_t *s, uint32_t flags)
+{
+	if (atomic_fetch_or(&s->state, HB_ST_ENDED) & HB_ST_ENDED)
+		return -EALREADY;
+	post(s, HB_MSG_END, flags, NULL, 0);
+	return 0;
+}
