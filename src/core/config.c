@@ -1,0 +1,1214 @@
+/* config.c: one table of keys drives defaults, the TOML file, HORNBEAM_* and the CLI.
+ *
+ * Every source funnels into the same typed setters, so a key is validated the same way
+ * wherever it comes from; only the prefix of the error message (file:line: key 'x', HORNBEAM_X,
+ * --x) tells the sources apart.
+ */
+#include "core/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+
+#include "core/cpu.h"
+#include "core/log.h"
+
+#ifndef HB_VERSION
+#define HB_VERSION "unknown"
+#endif
+
+#define DEFAULT_PORT 8000
+#define ENV_PREFIX "HORNBEAM_"
+#define GUNICORN_ACCESS_FORMAT "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\""
+
+enum kind {
+	K_INT,   /* int field */
+	K_I64,   /* int64_t field */
+	K_BOOL,  /* int field, 0/1 */
+	K_STR,   /* char * field, owned */
+	K_APP,   /* char * field, normalized to MODULE:CALLABLE */
+	K_ENUM,  /* int-sized enum field, one of choices */
+	K_BINDS, /* hb_bind_t * field + size_t count */
+	K_PATHS, /* char ** field + size_t count */
+};
+
+enum {
+	F_NOFILE = 1,     /* not a TOML key (the config file itself) */
+	F_EMPTY_NULL = 2, /* an empty string stores NULL (access_log: off) */
+};
+
+struct choice {
+	const char *name;
+	int value;
+	bool later; /* accepted by the syntax, refused until a later issue implements it */
+};
+
+struct key {
+	const char *name; /* TOML key; CLI --name with '-' for '_'; env HORNBEAM_NAME */
+	enum kind kind;
+	size_t off;
+	int64_t min, max;  /* K_INT, K_I64 */
+	const char *def;   /* default as CLI text; NULL: none, or derived (workers) */
+	const char *metavar;
+	const char *help;
+	const struct choice *choices; /* K_ENUM, ended by a NULL name */
+	size_t count_off;             /* K_BINDS, K_PATHS */
+	char shortopt;
+	unsigned flags;
+	const char *(*check)(char *s); /* K_STR: may normalize s in place; returns why or NULL */
+};
+
+static const char *check_root_path(char *s);
+
+static const struct choice worker_classes[] = {
+	{"wsgi", HB_WORKER_WSGI, false},
+	{"asgi", HB_WORKER_ASGI, true},
+	{"auto", HB_WORKER_AUTO, true},
+	{NULL, 0, false},
+};
+
+static const struct choice interpreters[] = {
+	{"isolated", HB_INTERP_ISOLATED, false},
+	{"main", HB_INTERP_MAIN, false},
+	{NULL, 0, false},
+};
+
+static const struct choice log_levels[] = {
+	{"debug", HB_LOG_DEBUG, false},	    {"info", HB_LOG_INFO, false},
+	{"warning", HB_LOG_WARNING, false}, {"error", HB_LOG_ERROR, false},
+	{"critical", HB_LOG_CRITICAL, false}, {NULL, 0, false},
+};
+
+#define OFF(f) offsetof(hb_config_t, f)
+#define DAY_S 86400
+#define MIB (INT64_C(1) << 20)
+
+/* clang-format off */
+static const struct key keys[] = {
+	{"app", K_APP, OFF(app), .metavar = "MODULE:CALLABLE",
+	 .help = "the WSGI application (also the first argument); MODULE alone means MODULE:application"},
+	{"config", K_STR, OFF(config_file), .shortopt = 'c', .flags = F_NOFILE, .metavar = "FILE",
+	 .help = "TOML configuration file (env HORNBEAM_CONFIG)"},
+	{"bind", K_BINDS, OFF(binds), .def = "127.0.0.1:8000", .shortopt = 'b', .metavar = "ADDR",
+	 .count_off = OFF(nbinds),
+	 .help = "address to listen on: HOST[:PORT], [IPV6][:PORT], :PORT or unix:PATH; repeatable"},
+	{"workers", K_INT, OFF(workers), 1, 1024, NULL, "N", .shortopt = 'w',
+	 .help = "worker interpreters (default: the CPUs this process may use)"},
+	{"threads", K_INT, OFF(threads), 1, 256, "1", "K", "WSGI threads per worker"},
+	{"worker_class", K_ENUM, OFF(worker_class), .def = "wsgi", .shortopt = 'k',
+	 .metavar = "wsgi|asgi|auto", .help = "application protocol", .choices = worker_classes},
+	{"pythonpath", K_PATHS, OFF(pythonpath), .metavar = "DIR", .count_off = OFF(npythonpath),
+	 .help = "directory prepended to sys.path; repeatable (in a file: relative to the file)"},
+	{"timeout", K_I64, OFF(timeout_ms), 0, DAY_S * 1000, "30000", "MS",
+	 "milliseconds from request to response start; 0: none"},
+	{"graceful_timeout", K_I64, OFF(graceful_timeout_s), 0, DAY_S, "30", "S",
+	 "seconds to finish requests in flight at shutdown"},
+	{"keepalive", K_I64, OFF(keepalive_s), 0, 3600, "5", "S",
+	 "seconds an idle keep-alive connection is kept; 0: close after each response"},
+	{"max_requests", K_I64, OFF(max_requests), 0, 1000000000, "0", "N",
+	 "requests per worker before its interpreter is replaced; 0: never"},
+	{"max_requests_jitter", K_I64, OFF(max_requests_jitter), 0, 1000000000, "0", "N",
+	 "random 0..N added to max_requests per worker"},
+	{"limit_request_line", K_I64, OFF(limit_request_line), 1, 65536, "8190", "N",
+	 "longest request line in bytes (longer: 414)"},
+	{"limit_request_fields", K_I64, OFF(limit_request_fields), 1, 32768, "100", "N",
+	 "most header fields in a request (more: 431)"},
+	{"limit_request_field_size", K_I64, OFF(limit_request_field_size), 1, MIB, "8190", "N",
+	 "longest header field in bytes (longer: 431)"},
+	{"limit_request_header_size", K_I64, OFF(limit_request_header_size), 1, MIB, "65536", "N",
+	 "largest header section in bytes (larger: 431)"},
+	{"max_body_size", K_I64, OFF(max_body_size), 0, INT64_MAX, "1073741824", "BYTES",
+	 "largest request body (larger: 413)"},
+	{"header_timeout", K_I64, OFF(header_timeout_s), 0, 3600, "10", "S",
+	 "seconds for the request head to arrive; 0: none"},
+	{"body_timeout", K_I64, OFF(body_timeout_s), 0, DAY_S, "30", "S",
+	 "seconds a request body read may stall; 0: none"},
+	{"write_timeout", K_I64, OFF(write_timeout_s), 0, DAY_S, "30", "S",
+	 "seconds a response write may stall; 0: none"},
+	{"max_connections", K_I64, OFF(max_connections), 1, 10000000, "10000", "N",
+	 "open connections per process; more wait in the listen backlog"},
+	{"root_path", K_STR, OFF(root_path), .def = "", .metavar = "P",
+	 .help = "mount point: SCRIPT_NAME / ASGI root_path", .check = check_root_path},
+	{"interpreter", K_ENUM, OFF(interpreter), .def = "isolated", .metavar = "isolated|main",
+	 .help = "isolated: a sub-interpreter with its own GIL per worker; main: the main interpreter",
+	 .choices = interpreters},
+	{"cpu_affinity", K_BOOL, OFF(cpu_affinity), .def = "false",
+	 .help = "pin each thread to one of the allowed CPUs"},
+	{"log_level", K_ENUM, OFF(log_level), .def = "info",
+	 .metavar = "debug|info|warning|error|critical", .help = "error log threshold",
+	 .choices = log_levels},
+	{"access_log", K_STR, OFF(access_log), .metavar = "FILE|-", .flags = F_EMPTY_NULL,
+	 .help = "access log file, '-' for stdout (default: off)"},
+	{"access_log_format", K_STR, OFF(access_log_format), .def = GUNICORN_ACCESS_FORMAT,
+	 .metavar = "FMT", .help = "access log line, gunicorn's %(x)s atoms"},
+};
+/* clang-format on */
+
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+enum src { SRC_DEFAULT, SRC_FILE, SRC_ENV, SRC_CLI };
+
+/* Where a value came from, for the one error message. */
+struct origin {
+	enum src src;
+	const char *file; /* SRC_FILE */
+	int line;         /* SRC_FILE, 0 when unknown */
+	bool positional;  /* SRC_CLI: the APP argument */
+};
+
+/* One setter call: the target, where the value came from, where errors go. */
+struct ctx {
+	hb_config_t *cfg;
+	struct origin o;
+	char *err;
+	size_t errlen;
+	bool append;         /* lists: add to the list this source began (repeated --bind) */
+	const char *basedir; /* pythonpath: relative entries are joined to it (file dir) */
+};
+
+/* One parsed command-line option, applied after the file and the environment. */
+struct arg {
+	const struct key *k;
+	const char *val;
+	bool positional;
+};
+
+enum action { ACT_RUN, ACT_HELP, ACT_VERSION };
+
+/* ---- small helpers ---- */
+
+static void *field(hb_config_t *cfg, size_t off)
+{
+	return (char *)cfg + off;
+}
+
+static size_t *count_field(hb_config_t *cfg, const struct key *k)
+{
+	return (size_t *)field(cfg, k->count_off);
+}
+
+static const struct key *key_named(const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* The option spelling of a key: "max_requests" -> "max-requests". */
+static void dashed(const char *name, char *out, size_t size)
+{
+	size_t i = 0;
+	for (; name[i] && i + 1 < size; i++)
+		out[i] = name[i] == '_' ? '-' : name[i];
+	out[i] = '\0';
+}
+
+static void env_name(const char *name, char *out, size_t size)
+{
+	size_t n = (size_t)snprintf(out, size, ENV_PREFIX "%s", name);
+	for (size_t i = sizeof ENV_PREFIX - 1; i < n && i < size; i++)
+		out[i] = (char)toupper((unsigned char)out[i]);
+}
+
+/* "'text'" for messages, shortened when long. */
+static const char *quoted(char *buf, size_t size, const char *s)
+{
+	int max = 60;
+	snprintf(buf, size, "'%.*s%s'", max, s, strlen(s) > (size_t)max ? "..." : "");
+	return buf;
+}
+
+static const char *tval_type(const hb_tval_t *v)
+{
+	switch (v->kind) {
+	case HB_TV_STR: return "string";
+	case HB_TV_INT: return "integer";
+	case HB_TV_FLOAT: return "float";
+	case HB_TV_BOOL: return "boolean";
+	case HB_TV_LIST: return "array";
+	case HB_TV_OTHER: return v->str ? v->str : "value";
+	}
+	return "value";
+}
+
+/* Optimal string alignment distance (edits and adjacent swaps), for "did you mean". */
+static int distance(const char *a, const char *b)
+{
+	enum { MAXLEN = 64 };
+	int rows[3][MAXLEN + 1];
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > MAXLEN || lb > MAXLEN)
+		return INT_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		rows[0][j] = (int)j;
+	for (size_t i = 1; i <= la; i++) {
+		int *cur = rows[i % 3], *prev = rows[(i - 1) % 3], *prev2 = rows[(i + 1) % 3];
+		cur[0] = (int)i;
+		for (size_t j = 1; j <= lb; j++) {
+			int cost = a[i - 1] != b[j - 1];
+			int d = prev[j] + 1;
+			if (cur[j - 1] + 1 < d)
+				d = cur[j - 1] + 1;
+			if (prev[j - 1] + cost < d)
+				d = prev[j - 1] + cost;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    prev2[j - 2] + 1 < d)
+				d = prev2[j - 2] + 1;
+			cur[j] = d;
+		}
+	}
+	return rows[la % 3][lb];
+}
+
+/* The key name closest to a misspelling, or NULL when none is close. */
+static const char *closest_key(const char *name, bool file)
+{
+	const char *best = NULL;
+	int bestd = strlen(name) < 4 ? 1 : 2;
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (file && (keys[i].flags & F_NOFILE))
+			continue;
+		int d = distance(name, keys[i].name);
+		if (d <= bestd) {
+			best = keys[i].name;
+			bestd = d - 1;
+		}
+	}
+	return best;
+}
+
+/* ---- errors ---- */
+
+/* Writes "<source prefix>: " for key k into err; returns its length. */
+static size_t prefix(const struct ctx *c, const struct key *k)
+{
+	char name[64];
+	int n = 0;
+	switch (c->o.src) {
+	case SRC_FILE:
+		n = c->o.line > 0
+			    ? snprintf(c->err, c->errlen, "%s:%d: key '%s': ", c->o.file,
+				       c->o.line, k->name)
+			    : snprintf(c->err, c->errlen, "%s: key '%s': ", c->o.file, k->name);
+		break;
+	case SRC_ENV:
+		env_name(k->name, name, sizeof name);
+		n = snprintf(c->err, c->errlen, "%s: ", name);
+		break;
+	case SRC_CLI:
+		dashed(k->name, name, sizeof name);
+		n = c->o.positional ? snprintf(c->err, c->errlen, "APP: ")
+				    : snprintf(c->err, c->errlen, "--%s: ", name);
+		break;
+	case SRC_DEFAULT:
+		n = snprintf(c->err, c->errlen, "default of '%s': ", k->name);
+		break;
+	}
+	return n < 0 ? 0 : (size_t)n;
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(const struct ctx *c, const struct key *k,
+						       const char *fmt, ...)
+{
+	size_t n = prefix(c, k);
+	va_list ap;
+	va_start(ap, fmt);
+	if (n < c->errlen)
+		vsnprintf(c->err + n, c->errlen - n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+__attribute__((format(printf, 3, 4))) static int plain_fail(char *err, size_t errlen,
+							     const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static int no_memory(const struct ctx *c)
+{
+	snprintf(c->err, c->errlen, "out of memory");
+	return -ENOMEM;
+}
+
+/* ---- binds ---- */
+
+static int port_of(const char *s, uint16_t *port)
+{
+	long v = 0;
+	if (!*s || strlen(s) > 5)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (!isdigit((unsigned char)*s))
+			return -EINVAL;
+		v = v * 10 + (*s - '0');
+	}
+	if (v < 1 || v > 65535)
+		return -EINVAL;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+static bool all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return false;
+	return true;
+}
+
+static bool host_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 253)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.' && *s != '_')
+			return false;
+	return true;
+}
+
+static int parse_unix(const char *path, hb_bind_t *b, const char **why)
+{
+	if (strncmp(path, "//", 2) == 0)
+		path += 2;
+	if (!*path)
+		return *why = "empty unix socket path", -EINVAL;
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path) ||
+	    strlen(path) >= sizeof b->path)
+		return *why = "unix socket path longer than 107 bytes", -EINVAL;
+	b->family = AF_UNIX;
+	strcpy(b->path, path);
+	return 0;
+}
+
+/* "[v6]" or "[v6]:port"; a zone ("%eth0") is kept for the listener. */
+static int parse_v6(const char *s, hb_bind_t *b, const char **why)
+{
+	const char *close = strchr(s, ']');
+	struct in6_addr a;
+	char addr[INET6_ADDRSTRLEN + 1];
+	if (!close)
+		return *why = "missing ']' after an IPv6 address", -EINVAL;
+	size_t n = (size_t)(close - s - 1);
+	if (n >= sizeof b->host)
+		return *why = "IPv6 address too long", -EINVAL;
+	memcpy(b->host, s + 1, n);
+	b->host[n] = '\0';
+	size_t alen = strcspn(b->host, "%");
+	if (alen >= sizeof addr)
+		return *why = "not an IPv6 address", -EINVAL;
+	memcpy(addr, b->host, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET6, addr, &a) != 1)
+		return *why = "not an IPv6 address", -EINVAL;
+	b->family = AF_INET6;
+	b->port = DEFAULT_PORT;
+	if (!close[1])
+		return 0;
+	if (close[1] != ':')
+		return *why = "expected ':PORT' after ']'", -EINVAL;
+	if (port_of(close + 2, &b->port) < 0)
+		return *why = "port must be a number from 1 to 65535", -EINVAL;
+	return 0;
+}
+
+/* "host", "host:port" or ":port", as gunicorn reads them. */
+static int parse_host(const char *s, hb_bind_t *b, const char **why)
+{
+	const char *colon = strchr(s, ':');
+	struct in_addr a;
+	if (colon && strchr(colon + 1, ':'))
+		return *why = "an IPv6 address must be in brackets, as [::1]:8000", -EINVAL;
+	size_t n = colon ? (size_t)(colon - s) : strlen(s);
+	if (n >= sizeof b->host)
+		return *why = "host name too long", -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		b->host[i] = (char)tolower((unsigned char)s[i]);
+	b->host[n] = '\0';
+	b->port = DEFAULT_PORT;
+	if (colon && port_of(colon + 1, &b->port) < 0)
+		return *why = "port must be a number from 1 to 65535", -EINVAL;
+	if (!colon && all_digits(b->host))
+		return *why = "a port alone is not an address: write :PORT or HOST:PORT", -EINVAL;
+	if (n == 0)
+		strcpy(b->host, "0.0.0.0");
+	if (inet_pton(AF_INET, b->host, &a) == 1) {
+		b->family = AF_INET;
+		return 0;
+	}
+	if (!host_name_ok(b->host))
+		return *why = "not an IPv4 address or host name", -EINVAL;
+	b->family = AF_UNSPEC;
+	return 0;
+}
+
+int hb_config_parse_bind(const char *spec, hb_bind_t *b, const char **why)
+{
+	const char *s = spec;
+	memset(b, 0, sizeof *b);
+	if (strlen(spec) >= sizeof b->spec)
+		return *why = "address too long", -EINVAL;
+	strcpy(b->spec, spec);
+	if (strncmp(s, "unix:", 5) == 0)
+		return parse_unix(s + 5, b, why);
+	if (strncmp(s, "tcp://", 6) == 0)
+		s += 6;
+	if (!*s)
+		return *why = "empty address", -EINVAL;
+	if (*s == '[')
+		return parse_v6(s, b, why);
+	return parse_host(s, b, why);
+}
+
+/* ---- typed setters: every source ends here ---- */
+
+static int store_int(const struct ctx *c, const struct key *k, int64_t v, const char *got)
+{
+	if (v < k->min)
+		return fail(c, k, "expected an integer >= %lld, got %s", (long long)k->min, got);
+	if (v > k->max)
+		return fail(c, k, "expected an integer <= %lld, got %s", (long long)k->max, got);
+	if (k->kind == K_INT)
+		*(int *)field(c->cfg, k->off) = (int)v;
+	else
+		*(int64_t *)field(c->cfg, k->off) = v;
+	return 0;
+}
+
+static int store_bool(const struct ctx *c, const struct key *k, bool v)
+{
+	*(int *)field(c->cfg, k->off) = v;
+	return 0;
+}
+
+static int fail_choice(const struct ctx *c, const struct key *k, const char *got)
+{
+	char list[128];
+	size_t n = 0;
+	list[0] = '\0';
+	for (const struct choice *ch = k->choices; ch->name && n < sizeof list; ch++)
+		n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", n ? ", " : "", ch->name);
+	return fail(c, k, "expected one of %s, got %s", list, got);
+}
+
+static int store_enum(const struct ctx *c, const struct key *k, const char *s)
+{
+	char q[80];
+	for (const struct choice *ch = k->choices; ch->name; ch++) {
+		if (strcasecmp(ch->name, s) != 0)
+			continue;
+		if (ch->later)
+			return fail(c, k, "%s '%s' is not supported yet", k->name, ch->name);
+		*(int *)field(c->cfg, k->off) = ch->value;
+		return 0;
+	}
+	return fail_choice(c, k, quoted(q, sizeof q, s));
+}
+
+static int replace_str(const struct ctx *c, const struct key *k, char *owned)
+{
+	char **slot = field(c->cfg, k->off);
+	free(*slot);
+	*slot = owned;
+	return 0;
+}
+
+/* A dotted module path: letters, digits, '_' and '.', not starting with '.'. Bytes >= 0x80
+ * pass, for non-ASCII identifiers; Python's import has the last word. */
+static bool module_ok(const char *s, size_t n)
+{
+	if (n == 0 || s[0] == '.' || isdigit((unsigned char)s[0]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' &&
+		    !((unsigned char)s[i] & 0x80))
+			return false;
+	return true;
+}
+
+/* MODULE:CALLABLE; MODULE alone means MODULE:application (gunicorn's rule). The callable part
+ * may be an expression gunicorn accepts, as create_app(), so it is only checked for being
+ * there. */
+static int store_app(const struct ctx *c, const struct key *k, const char *s)
+{
+	char q[80];
+	const char *colon = strchr(s, ':');
+	size_t mlen = colon ? (size_t)(colon - s) : strlen(s);
+	bool bad = !module_ok(s, mlen) || (colon && !colon[1]) || strpbrk(s, " \t\r\n");
+	if (bad)
+		return fail(c, k, "expected MODULE:CALLABLE, got %s", quoted(q, sizeof q, s));
+	size_t n = strlen(s) + sizeof ":application";
+	char *app = malloc(n);
+	if (!app)
+		return no_memory(c);
+	snprintf(app, n, "%s%s", s, colon ? "" : ":application");
+	return replace_str(c, k, app);
+}
+
+static const char *check_root_path(char *s)
+{
+	size_t n = strlen(s);
+	if (n && s[0] != '/')
+		return "must be empty or start with '/'";
+	while (n && s[n - 1] == '/')
+		s[--n] = '\0';
+	return NULL;
+}
+
+static int store_str(const struct ctx *c, const struct key *k, const char *s)
+{
+	char q[80];
+	if ((k->flags & F_EMPTY_NULL) && !*s)
+		return replace_str(c, k, NULL);
+	char *copy = strdup(s);
+	if (!copy)
+		return no_memory(c);
+	const char *why = k->check ? k->check(copy) : NULL;
+	if (why) {
+		free(copy);
+		return fail(c, k, "%s, got %s", why, quoted(q, sizeof q, s));
+	}
+	return replace_str(c, k, copy);
+}
+
+static int store_string_kind(const struct ctx *c, const struct key *k, const char *s)
+{
+	if (k->kind == K_ENUM)
+		return store_enum(c, k, s);
+	if (k->kind == K_APP)
+		return store_app(c, k, s);
+	return store_str(c, k, s);
+}
+
+static void clear_list(hb_config_t *cfg, const struct key *k)
+{
+	size_t *n = count_field(cfg, k);
+	if (k->kind == K_PATHS) {
+		char **paths = *(char ***)field(cfg, k->off);
+		for (size_t i = 0; i < *n; i++)
+			free(paths[i]);
+	}
+	free(*(void **)field(cfg, k->off));
+	*(void **)field(cfg, k->off) = NULL;
+	*n = 0;
+}
+
+static int add_bind(const struct ctx *c, const struct key *k, const char *spec)
+{
+	hb_bind_t b;
+	const char *why = "";
+	char q[80];
+	if (hb_config_parse_bind(spec, &b, &why) < 0)
+		return fail(c, k, "invalid address %s: %s", quoted(q, sizeof q, spec), why);
+	size_t n = c->cfg->nbinds;
+	hb_bind_t *binds = realloc(c->cfg->binds, (n + 1) * sizeof *binds);
+	if (!binds)
+		return no_memory(c);
+	binds[n] = b;
+	c->cfg->binds = binds;
+	c->cfg->nbinds = n + 1;
+	return 0;
+}
+
+/* A relative entry from a file is taken relative to that file's directory. */
+static char *resolve_path(const char *basedir, const char *p)
+{
+	if (!basedir || p[0] == '/')
+		return strdup(p);
+	size_t n = strlen(basedir) + strlen(p) + 2;
+	char *out = malloc(n);
+	if (out)
+		snprintf(out, n, "%s/%s", basedir, p);
+	return out;
+}
+
+static int add_path(const struct ctx *c, const struct key *k, const char *p)
+{
+	if (!*p)
+		return fail(c, k, "empty directory name");
+	char *path = resolve_path(c->basedir, p);
+	size_t n = c->cfg->npythonpath;
+	char **paths = path ? realloc(c->cfg->pythonpath, (n + 1) * sizeof *paths) : NULL;
+	if (!paths) {
+		free(path);
+		return no_memory(c);
+	}
+	paths[n] = path;
+	c->cfg->pythonpath = paths;
+	c->cfg->npythonpath = n + 1;
+	return 0;
+}
+
+/* A source's list replaces the lists of the sources below it; c->append adds to its own. */
+static int store_list(const struct ctx *c, const struct key *k, const char *const *items,
+		      size_t n)
+{
+	if (!c->append)
+		clear_list(c->cfg, k);
+	if (k->kind == K_BINDS && n == 0 && c->cfg->nbinds == 0)
+		return fail(c, k, "expected at least one address");
+	for (size_t i = 0; i < n; i++) {
+		int rc = k->kind == K_BINDS ? add_bind(c, k, items[i]) : add_path(c, k, items[i]);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- text values (CLI, environment, defaults) ---- */
+
+static int text_int(const struct ctx *c, const struct key *k, const char *s)
+{
+	char q[80], *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (end == s || *end || isspace((unsigned char)*s))
+		return fail(c, k, "expected an integer >= %lld, got %s", (long long)k->min,
+			    quoted(q, sizeof q, s));
+	return store_int(c, k, v, quoted(q, sizeof q, s));
+}
+
+static int text_bool(const struct ctx *c, const struct key *k, const char *s)
+{
+	static const char *const yes[] = {"true", "1", "yes", "on"};
+	static const char *const no[] = {"false", "0", "no", "off"};
+	char q[80];
+	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+		if (strcasecmp(s, yes[i]) == 0)
+			return store_bool(c, k, true);
+		if (strcasecmp(s, no[i]) == 0)
+			return store_bool(c, k, false);
+	}
+	return fail(c, k, "expected true or false, got %s", quoted(q, sizeof q, s));
+}
+
+/* HORNBEAM_BIND="a, b": comma-separated, blanks around items ignored. */
+static int text_list(const struct ctx *c, const struct key *k, const char *s)
+{
+	char *copy = strdup(s);
+	size_t n = 1;
+	for (const char *p = s; *p; p++)
+		n += *p == ',';
+	const char **items = calloc(n, sizeof *items);
+	if (!copy || !items) {
+		free(copy);
+		free(items);
+		return no_memory(c);
+	}
+	size_t count = 0;
+	for (char *tok, *save = NULL, *p = copy; (tok = strtok_r(p, ",", &save)); p = NULL) {
+		while (isspace((unsigned char)*tok))
+			tok++;
+		char *e = tok + strlen(tok);
+		while (e > tok && isspace((unsigned char)e[-1]))
+			*--e = '\0';
+		if (*tok)
+			items[count++] = tok;
+	}
+	int rc = store_list(c, k, items, count);
+	free(items);
+	free(copy);
+	return rc;
+}
+
+static int set_text(const struct ctx *c, const struct key *k, const char *s)
+{
+	switch (k->kind) {
+	case K_INT:
+	case K_I64: return text_int(c, k, s);
+	case K_BOOL: return text_bool(c, k, s);
+	case K_STR:
+	case K_APP:
+	case K_ENUM: return store_string_kind(c, k, s);
+	case K_BINDS:
+	case K_PATHS:
+		if (c->o.src == SRC_ENV)
+			return text_list(c, k, s);
+		return store_list(c, k, &s, 1);
+	}
+	return -EINVAL;
+}
+
+/* ---- TOML values ---- */
+
+static int tval_list(const struct ctx *c, const struct key *k, const hb_tval_t *v)
+{
+	if (v->kind == HB_TV_STR)
+		return store_list(c, k, &v->str, 1);
+	if (v->kind != HB_TV_LIST)
+		return fail(c, k, "expected a list of strings, got %s", tval_type(v));
+	const char **items = calloc(v->nitems ? v->nitems : 1, sizeof *items);
+	if (!items)
+		return no_memory(c);
+	for (size_t i = 0; i < v->nitems; i++) {
+		if (v->items[i].kind != HB_TV_STR) {
+			free(items);
+			return fail(c, k, "expected a list of strings, got an array holding %s",
+				    tval_type(&v->items[i]));
+		}
+		items[i] = v->items[i].str;
+	}
+	int rc = store_list(c, k, items, v->nitems);
+	free(items);
+	return rc;
+}
+
+static int tval_scalar(const struct ctx *c, const struct key *k, const hb_tval_t *v)
+{
+	char num[32];
+	switch (k->kind) {
+	case K_INT:
+	case K_I64:
+		if (v->kind != HB_TV_INT)
+			return fail(c, k, "expected an integer >= %lld, got %s", (long long)k->min,
+				    tval_type(v));
+		snprintf(num, sizeof num, "%lld", (long long)v->i);
+		return store_int(c, k, v->i, num);
+	case K_BOOL:
+		if (v->kind != HB_TV_BOOL)
+			return fail(c, k, "expected true or false, got %s", tval_type(v));
+		return store_bool(c, k, v->i != 0);
+	case K_STR:
+	case K_APP:
+	case K_ENUM:
+		if (v->kind == HB_TV_STR)
+			return store_string_kind(c, k, v->str);
+		if (k->kind == K_ENUM)
+			return fail_choice(c, k, tval_type(v));
+		return fail(c, k, "expected a string, got %s", tval_type(v));
+	case K_BINDS:
+	case K_PATHS: return tval_list(c, k, v);
+	}
+	return -EINVAL;
+}
+
+/* The directory of the config file, absolute when it can be resolved. */
+static char *file_dir(const char *file)
+{
+	const char *slash = strrchr(file, '/');
+	char *dir = slash ? strndup(file, slash == file ? 1 : (size_t)(slash - file)) : strdup(".");
+	char *abs = dir ? realpath(dir, NULL) : NULL;
+	if (abs) {
+		free(dir);
+		return abs;
+	}
+	return dir;
+}
+
+/* The hb_config_set_fn handed to the TOML loader. */
+static int set_from_file(hb_config_t *cfg, const char *name, const hb_tval_t *v,
+			 const char *file, int line, char *err, size_t errlen)
+{
+	const struct key *k = key_named(name);
+	if (!k || (k->flags & F_NOFILE)) {
+		const char *near = closest_key(name, true);
+		const char *at = line > 0 ? ":" : "";
+		char num[16] = "";
+		if (line > 0)
+			snprintf(num, sizeof num, "%d", line);
+		if (near)
+			return plain_fail(err, errlen, "%s%s%s: unknown key '%s' (did you mean '%s'?)",
+					  file, at, num, name, near);
+		return plain_fail(err, errlen, "%s%s%s: unknown key '%s'", file, at, num, name);
+	}
+	struct ctx c = {cfg, {SRC_FILE, file, line, false}, err, errlen, false, NULL};
+	char *dir = NULL;
+	if (k->kind == K_PATHS && !(dir = file_dir(file)))
+		return no_memory(&c);
+	c.basedir = dir;
+	int rc = tval_scalar(&c, k, v);
+	free(dir);
+	return rc;
+}
+
+/* ---- the command line ---- */
+
+static const struct key *option_key(const char *name, size_t len, bool *negated)
+{
+	char d[64];
+	*negated = false;
+	if (len > 3 && strncmp(name, "no-", 3) == 0) {
+		const struct key *k = option_key(name + 3, len - 3, negated);
+		if (k && k->kind == K_BOOL) {
+			*negated = true;
+			return k;
+		}
+	}
+	for (size_t i = 0; i < NKEYS; i++) {
+		dashed(keys[i].name, d, sizeof d);
+		if (strlen(d) == len && strncmp(d, name, len) == 0)
+			return &keys[i];
+	}
+	return NULL;
+}
+
+static int unknown_option(const char *opt, size_t len, char *err, size_t errlen)
+{
+	char name[64], d[64];
+	snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), opt);
+	for (char *p = name; *p; p++)
+		*p = *p == '-' ? '_' : *p;
+	const char *near = closest_key(name, false);
+	if (!near)
+		return plain_fail(err, errlen, "unknown option '--%.*s'", (int)len, opt);
+	dashed(near, d, sizeof d);
+	return plain_fail(err, errlen, "unknown option '--%.*s' (did you mean '--%s'?)", (int)len,
+			  opt, d);
+}
+
+/* A following argument that is itself an option means the value was forgotten. */
+static bool looks_like_option(const char *s)
+{
+	return s[0] == '-' && s[1] == '-' && s[2];
+}
+
+static int take_value(int argc, char **argv, int *i, const struct key *k, const char **val,
+		      char *err, size_t errlen)
+{
+	char d[64];
+	if (*i + 1 >= argc || looks_like_option(argv[*i + 1])) {
+		dashed(k->name, d, sizeof d);
+		return plain_fail(err, errlen, "--%s: missing value", d);
+	}
+	*val = argv[++*i];
+	return 0;
+}
+
+/* "--name", "--name=value", "--name value", "--no-flag". */
+static int long_option(int argc, char **argv, int *i, struct arg *a, enum action *act,
+		       char *err, size_t errlen)
+{
+	const char *name = argv[*i] + 2, *eq = strchr(name, '=');
+	size_t len = eq ? (size_t)(eq - name) : strlen(name);
+	bool negated;
+	if (len == 4 && strncmp(name, "help", 4) == 0)
+		return *act = ACT_HELP, 0;
+	if (len == 7 && strncmp(name, "version", 7) == 0)
+		return *act = ACT_VERSION, 0;
+	const struct key *k = option_key(name, len, &negated);
+	if (!k)
+		return unknown_option(name, len, err, errlen);
+	a->k = k;
+	if (negated && eq)
+		return plain_fail(err, errlen, "--%.*s: takes no value", (int)len, name);
+	if (k->kind == K_BOOL) {
+		a->val = eq ? eq + 1 : negated ? "false" : "true";
+		return 0;
+	}
+	if (eq) {
+		a->val = eq + 1;
+		return 0;
+	}
+	return take_value(argc, argv, i, k, &a->val, err, errlen);
+}
+
+/* "-b ADDR", "-bADDR" and friends, for the options gunicorn users type by hand. */
+static int short_option(int argc, char **argv, int *i, struct arg *a, enum action *act,
+			char *err, size_t errlen)
+{
+	char o = argv[*i][1];
+	if (o == 'h' && !argv[*i][2])
+		return *act = ACT_HELP, 0;
+	for (size_t j = 0; j < NKEYS; j++) {
+		if (keys[j].shortopt != o || !o)
+			continue;
+		a->k = &keys[j];
+		if (argv[*i][2]) {
+			a->val = argv[*i] + 2;
+			return 0;
+		}
+		return take_value(argc, argv, i, a->k, &a->val, err, errlen);
+	}
+	return plain_fail(err, errlen, "unknown option '%s'", argv[*i]);
+}
+
+static int positional(const char *s, struct arg *args, int n, char *err, size_t errlen)
+{
+	for (int j = 0; j < n; j++)
+		if (args[j].positional)
+			return plain_fail(err, errlen,
+					  "unexpected argument '%s' (the application is '%s')", s,
+					  args[j].val);
+	args[n] = (struct arg){key_named("app"), s, true};
+	return 0;
+}
+
+/* Checks the syntax of argv into args (values are validated later, in precedence order).
+ * Stops at --help or --version. */
+static int parse_argv(int argc, char **argv, struct arg *args, int *nargs, enum action *act,
+		      char *err, size_t errlen)
+{
+	bool options = true;
+	int n = 0, rc = 0;
+	*act = ACT_RUN;
+	for (int i = 1; i < argc && rc == 0 && *act == ACT_RUN; i++) {
+		const char *s = argv[i];
+		args[n] = (struct arg){NULL, NULL, false};
+		if (options && strcmp(s, "--") == 0) {
+			options = false;
+			continue;
+		}
+		if (options && s[0] == '-' && s[1] == '-')
+			rc = long_option(argc, argv, &i, &args[n], act, err, errlen);
+		else if (options && s[0] == '-' && s[1])
+			rc = short_option(argc, argv, &i, &args[n], act, err, errlen);
+		else
+			rc = positional(s, args, n, err, errlen);
+		if (rc == 0 && args[n].k)
+			n++;
+	}
+	*nargs = n;
+	return rc;
+}
+
+static int apply_args(hb_config_t *cfg, const struct arg *args, int n, char *err, size_t errlen)
+{
+	bool seen[NKEYS] = {false};
+	for (int i = 0; i < n; i++) {
+		size_t idx = (size_t)(args[i].k - keys);
+		if (!(args[i].k->flags & F_NOFILE)) {
+			struct ctx c = {cfg, {SRC_CLI, NULL, 0, args[i].positional}, err, errlen,
+					seen[idx], NULL};
+			seen[idx] = true;
+			int rc = set_text(&c, args[i].k, args[i].val);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* ---- environment ---- */
+
+static const char *env_get(char **envp, const char *name)
+{
+	size_t n = strlen(name);
+	for (; envp && *envp; envp++)
+		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+			return *envp + n + 1;
+	return NULL;
+}
+
+/* Unknown HORNBEAM_* variables are ignored: Kubernetes injects HORNBEAM_PORT and
+ * HORNBEAM_SERVICE_HOST for a Service named hornbeam. Empty variables count as unset. */
+static int apply_env(hb_config_t *cfg, char **envp, char *err, size_t errlen)
+{
+	char name[80];
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (keys[i].flags & F_NOFILE)
+			continue;
+		env_name(keys[i].name, name, sizeof name);
+		const char *v = env_get(envp, name);
+		if (!v || !*v)
+			continue;
+		struct ctx c = {cfg, {SRC_ENV, NULL, 0, false}, err, errlen, false, NULL};
+		int rc = set_text(&c, &keys[i], v);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- defaults, derived values, the whole load ---- */
+
+static int apply_defaults(hb_config_t *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (!keys[i].def)
+			continue;
+		struct ctx c = {cfg, {SRC_DEFAULT, NULL, 0, false}, err, errlen, false, NULL};
+		int rc = set_text(&c, &keys[i], keys[i].def);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* ncpus = min(affinity mask, cgroup quota); workers defaults to it. */
+static int derive_cpus(hb_config_t *cfg, char *err, size_t errlen)
+{
+	int n = hb_cpu_allowed(NULL, 0);
+	cfg->cpus = calloc(n > 0 ? (size_t)n : 1, sizeof *cfg->cpus);
+	if (!cfg->cpus)
+		return plain_fail(err, errlen, "out of memory"), -ENOMEM;
+	int got = n > 0 ? hb_cpu_allowed(cfg->cpus, n) : 0;
+	if (got < 1) { /* unknown mask: say one CPU, the lowest */
+		cfg->cpus[0] = 0;
+		got = 1;
+	}
+	n = got < n ? got : (n > 0 ? n : 1);
+	int quota = hb_cpu_quota("/sys/fs/cgroup");
+	if (quota > 0 && quota < n)
+		n = quota;
+	cfg->ncpus = n;
+	if (cfg->workers == 0)
+		cfg->workers = n > 1024 ? 1024 : n;
+	return 0;
+}
+
+static const char *config_path(const struct arg *args, int n, char **envp)
+{
+	const char *path = NULL;
+	for (int i = 0; i < n; i++)
+		if (strcmp(args[i].k->name, "config") == 0)
+			path = args[i].val;
+	if (!path) {
+		path = env_get(envp, ENV_PREFIX "CONFIG");
+		if (path && !*path)
+			path = NULL;
+	}
+	return path;
+}
+
+static int load_file(hb_config_t *cfg, const char *path, hb_toml_loader_fn loader, char *err,
+		     size_t errlen)
+{
+	if (!*path)
+		return plain_fail(err, errlen, "--config: empty file name");
+	if (!loader)
+		return plain_fail(err, errlen, "%s: no TOML loader available", path);
+	cfg->config_file = strdup(path);
+	if (!cfg->config_file)
+		return plain_fail(err, errlen, "out of memory"), -ENOMEM;
+	int rc = loader(path, cfg, set_from_file, err, errlen);
+	return rc < 0 ? rc : 0;
+}
+
+static int load_sources(hb_config_t *cfg, const struct arg *args, int nargs, char **envp,
+			hb_toml_loader_fn loader, char *err, size_t errlen)
+{
+	const char *path = config_path(args, nargs, envp);
+	int rc = apply_defaults(cfg, err, errlen);
+	if (rc == 0 && path)
+		rc = load_file(cfg, path, loader, err, errlen);
+	if (rc == 0)
+		rc = apply_env(cfg, envp, err, errlen);
+	if (rc == 0)
+		rc = apply_args(cfg, args, nargs, err, errlen);
+	if (rc == 0 && !cfg->app)
+		rc = plain_fail(err, errlen,
+				"no application given: pass MODULE:CALLABLE or set 'app'");
+	if (rc == 0)
+		rc = derive_cpus(cfg, err, errlen);
+	return rc;
+}
+
+int hb_config_load(hb_config_t *cfg, int argc, char **argv, char **envp, hb_toml_loader_fn loader,
+		   char *err, size_t errlen)
+{
+	enum action act;
+	int nargs = 0;
+	memset(cfg, 0, sizeof *cfg);
+	if (errlen)
+		err[0] = '\0';
+	struct arg *args = calloc(argc > 0 ? (size_t)argc : 1, sizeof *args);
+	if (!args)
+		return plain_fail(err, errlen, "out of memory"), -ENOMEM;
+	int rc = parse_argv(argc, argv, args, &nargs, &act, err, errlen);
+	if (rc == 0 && act == ACT_HELP)
+		hb_config_usage(stdout);
+	if (rc == 0 && act == ACT_VERSION)
+		printf("hornbeam-uring %s\n", HB_VERSION);
+	if (rc == 0 && act == ACT_RUN)
+		rc = load_sources(cfg, args, nargs, envp, loader, err, errlen);
+	free(args);
+	if (rc < 0)
+		hb_config_free(cfg);
+	return rc < 0 ? rc : act == ACT_RUN ? HB_CONFIG_OK : HB_CONFIG_EXIT;
+}
+
+void hb_config_free(hb_config_t *cfg)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		switch (keys[i].kind) {
+		case K_STR:
+		case K_APP: free(*(char **)field(cfg, keys[i].off)); break;
+		case K_BINDS:
+		case K_PATHS: clear_list(cfg, &keys[i]); break;
+		case K_INT:
+		case K_I64:
+		case K_BOOL:
+		case K_ENUM: break;
+		}
+	}
+	free(cfg->cpus);
+	memset(cfg, 0, sizeof *cfg);
+}
+
+/* ---- --help ---- */
+
+/* Writes text word-wrapped at 79 columns, each line indented by 8. */
+static void wrapped(FILE *out, const char *text)
+{
+	enum { INDENT = 8, WIDTH = 79 };
+	int col = 0;
+	while (*text) {
+		size_t word = strcspn(text, " ");
+		if (col > 0 && col + 1 + (int)word > WIDTH) {
+			fputc('\n', out);
+			col = 0;
+		}
+		if (col == 0)
+			col = fprintf(out, "%*s", INDENT, "");
+		else
+			col += fprintf(out, " ");
+		col += fprintf(out, "%.*s", (int)word, text);
+		text += word;
+		while (*text == ' ')
+			text++;
+	}
+	fputc('\n', out);
+}
+
+static void usage_key(FILE *out, const struct key *k, int ncpus)
+{
+	char d[64], text[512];
+	dashed(k->name, d, sizeof d);
+	if (k->shortopt)
+		fprintf(out, "  -%c, ", k->shortopt);
+	else
+		fputs("      ", out);
+	if (k->kind == K_BOOL)
+		fprintf(out, "--[no-]%s\n", d);
+	else
+		fprintf(out, "--%s %s\n", d, k->metavar ? k->metavar : "VALUE");
+	if (k->off == OFF(workers))
+		snprintf(text, sizeof text, "%s [%d here]", k->help, ncpus);
+	else if (k->def && *k->def)
+		snprintf(text, sizeof text, "%s [default: %s]", k->help, k->def);
+	else
+		snprintf(text, sizeof text, "%s", k->help);
+	wrapped(out, text);
+}
+
+void hb_config_usage(FILE *out)
+{
+	int ncpus = hb_cpu_count();
+	fputs("usage: hornbeam-uring [APP] [options]\n\n"
+	      "Serves the WSGI application APP (MODULE:CALLABLE; MODULE alone means\n"
+	      "MODULE:application). Every option is also a key of the TOML file given by\n"
+	      "--config (dashes written as underscores) and a HORNBEAM_<KEY> environment\n"
+	      "variable (lists comma-separated). Precedence: options > environment > file >\n"
+	      "defaults.\n\n",
+	      out);
+	for (size_t i = 0; i < NKEYS; i++)
+		usage_key(out, &keys[i], ncpus);
+	fputs("  -h, --help\n        this text\n"
+	      "      --version\n        print the version and exit\n",
+	      out);
+}

@@ -1,0 +1,98 @@
+/* config.h: the server's configuration: defaults, TOML file, HORNBEAM_* environment, CLI.
+ *
+ * Precedence: CLI > environment > file > defaults. The TOML file is parsed by CPython's tomllib
+ * in the main interpreter (src/python/toml_load.c supplies that as a callback, so core does not
+ * depend on Python). Built once on the main thread before any other thread starts; read-only
+ * afterwards, so every thread may read it without locks. Strings and arrays are owned by the
+ * config and freed by hb_config_free().
+ */
+#ifndef HB_CORE_CONFIG_H
+#define HB_CORE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+typedef enum { HB_WORKER_WSGI = 0, HB_WORKER_ASGI, HB_WORKER_AUTO } hb_worker_class_t;
+typedef enum { HB_INTERP_ISOLATED = 0, HB_INTERP_MAIN } hb_interp_mode_t;
+
+typedef struct hb_bind {
+	char spec[300];   /* as the user wrote it */
+	int family;       /* AF_INET, AF_INET6, AF_UNIX, or AF_UNSPEC for a host name */
+	char host[256];   /* numeric or name (lower case, no brackets); empty for unix */
+	uint16_t port;
+	char path[108];   /* unix socket path */
+} hb_bind_t;
+
+typedef struct hb_config {
+	char *app;          /* "module:callable"; required */
+	char *config_file;  /* NULL when none */
+	hb_bind_t *binds;   /* default: one, 127.0.0.1:8000 */
+	size_t nbinds;
+	int workers;        /* default: CPUs this process may use (affinity and cgroup quota) */
+	int threads;        /* WSGI threads per worker, default 1 */
+	hb_worker_class_t worker_class;
+	char **pythonpath;
+	size_t npythonpath;
+	int64_t timeout_ms;          /* request -> response start; 0 = none; default 30000 */
+	int64_t graceful_timeout_s;  /* default 30 */
+	int64_t keepalive_s;         /* idle keep-alive; default 5 */
+	int64_t header_timeout_s;    /* request head must arrive within; default 10 */
+	int64_t body_timeout_s;      /* body read stall; default 30 */
+	int64_t write_timeout_s;     /* response write stall; default 30 */
+	int64_t max_requests;        /* per worker before its interpreter is replaced; 0 = never */
+	int64_t max_requests_jitter;
+	int64_t limit_request_line;        /* default 8190 -> 414 */
+	int64_t limit_request_fields;      /* default 100 -> 431 */
+	int64_t limit_request_field_size;  /* default 8190 -> 431 */
+	int64_t limit_request_header_size; /* whole header section, default 65536 -> 431 */
+	int64_t max_body_size;             /* default 1 GiB -> 413 */
+	int64_t max_connections;           /* per process, default 10000 */
+	char *root_path;                   /* SCRIPT_NAME / ASGI root_path, default "" */
+	hb_interp_mode_t interpreter;
+	int cpu_affinity;                  /* bool */
+	int log_level;                     /* hb_log_level_t, default info */
+	char *access_log;                  /* NULL: off; "-": stdout */
+	char *access_log_format;
+	/* derived */
+	int ncpus;          /* CPUs this process may use: min(affinity mask, cgroup quota) */
+	int *cpus;          /* their ids (the first ncpus of the affinity mask), ncpus entries */
+} hb_config_t;
+
+/* A TOML value as the loader hands it over. */
+typedef enum { HB_TV_STR, HB_TV_INT, HB_TV_FLOAT, HB_TV_BOOL, HB_TV_LIST, HB_TV_OTHER } hb_tv_kind_t;
+typedef struct hb_tval {
+	hb_tv_kind_t kind;
+	const char *str;       /* HB_TV_STR; for HB_TV_OTHER the TOML type name */
+	int64_t i;             /* HB_TV_INT, HB_TV_BOOL */
+	double f;              /* HB_TV_FLOAT */
+	struct hb_tval *items; /* HB_TV_LIST */
+	size_t nitems;
+} hb_tval_t;
+
+/* Called by the loader for each top-level key; line is 1-based (0 when unknown). Returns 0, or
+ * -EINVAL with a message in err naming the key, file and line. */
+typedef int (*hb_config_set_fn)(hb_config_t *cfg, const char *key, const hb_tval_t *v,
+				const char *file, int line, char *err, size_t errlen);
+/* Parses `path` and calls set for each key. Returns 0 or -EINVAL with the message in err
+ * (unparseable TOML: with its line). */
+typedef int (*hb_toml_loader_fn)(const char *path, hb_config_t *cfg, hb_config_set_fn set,
+				 char *err, size_t errlen);
+
+enum { HB_CONFIG_OK = 0, HB_CONFIG_EXIT = 1 /* --help/--version printed: exit 0 */ };
+
+/* Builds cfg from defaults, the file (via loader), envp and argv. Returns HB_CONFIG_OK,
+ * HB_CONFIG_EXIT, or -EINVAL with one message in err naming the key (and file/line). */
+int hb_config_load(hb_config_t *cfg, int argc, char **argv, char **envp, hb_toml_loader_fn loader,
+		   char *err, size_t errlen);
+void hb_config_free(hb_config_t *cfg);
+/* Writes the --help text. */
+void hb_config_usage(FILE *out);
+
+/* Parses one bind address: HOST[:PORT], [IPV6][:PORT], :PORT (all IPv4 interfaces),
+ * tcp://..., unix:PATH or unix://PATH; PORT defaults to 8000. Syntax only: names are not
+ * resolved. Returns 0, or -EINVAL with *why set to a static reason. */
+int hb_config_parse_bind(const char *spec, hb_bind_t *out, const char **why);
+
+#endif

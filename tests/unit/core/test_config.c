@@ -1,0 +1,617 @@
+/* test_config.c: defaults, CLI forms, environment, TOML (through CPython's tomllib),
+ * precedence, bind syntax and every error class with its message. */
+#include <Python.h>
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/cpu.h"
+#include "core/log.h"
+#include "python/pyhost.h"
+
+#define MAXARGS 32
+
+static hb_config_t cfg;
+static char err[512];
+static char dir[PATH_MAX];
+static char toml[PATH_MAX + 32];
+
+/* Loads from a NULL-terminated argv (without argv[0]) and envp. */
+static int load_with(const char *const *args, const char *const *env, hb_toml_loader_fn loader)
+{
+	char *argv[MAXARGS] = {"hornbeam-uring"};
+	char *envp[MAXARGS] = {NULL};
+	int argc = 1;
+	for (; args && args[argc - 1]; argc++)
+		argv[argc] = (char *)args[argc - 1];
+	for (int i = 0; env && env[i]; i++)
+		envp[i] = (char *)env[i];
+	return hb_config_load(&cfg, argc, argv, envp, loader, err, sizeof err);
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define LOAD(...) load_with(ARGS(__VA_ARGS__), NULL, NULL)
+
+static void cleanup(void)
+{
+	hb_config_free(&cfg);
+}
+
+#define assert_err(rc, text)                                                                   \
+	do {                                                                                   \
+		cr_assert_eq((rc), -EINVAL, "rc %d", (rc));                                    \
+		cr_assert(strstr(err, (text)), "error '%s' lacks '%s'", err, (text));          \
+	} while (0)
+
+/* ---- defaults ---- */
+
+Test(config, defaults, .fini = cleanup)
+{
+	cr_assert_eq(LOAD("app:application"), HB_CONFIG_OK, "%s", err);
+	cr_assert_str_eq(cfg.app, "app:application");
+	cr_assert_null(cfg.config_file);
+	cr_assert_eq(cfg.nbinds, 1);
+	cr_assert_str_eq(cfg.binds[0].spec, "127.0.0.1:8000");
+	cr_assert_eq(cfg.binds[0].family, AF_INET);
+	cr_assert_str_eq(cfg.binds[0].host, "127.0.0.1");
+	cr_assert_eq(cfg.binds[0].port, 8000);
+	cr_assert_eq(cfg.workers, hb_cpu_count() > 1024 ? 1024 : hb_cpu_count());
+	cr_assert_eq(cfg.ncpus, hb_cpu_count());
+	cr_assert_not_null(cfg.cpus);
+	cr_assert_eq(cfg.threads, 1);
+	cr_assert_eq(cfg.worker_class, HB_WORKER_WSGI);
+	cr_assert_eq(cfg.npythonpath, 0);
+	cr_assert_eq(cfg.timeout_ms, 30000);
+	cr_assert_eq(cfg.graceful_timeout_s, 30);
+	cr_assert_eq(cfg.keepalive_s, 5);
+	cr_assert_eq(cfg.header_timeout_s, 10);
+	cr_assert_eq(cfg.body_timeout_s, 30);
+	cr_assert_eq(cfg.write_timeout_s, 30);
+	cr_assert_eq(cfg.max_requests, 0);
+	cr_assert_eq(cfg.max_requests_jitter, 0);
+	cr_assert_eq(cfg.limit_request_line, 8190);
+	cr_assert_eq(cfg.limit_request_fields, 100);
+	cr_assert_eq(cfg.limit_request_field_size, 8190);
+	cr_assert_eq(cfg.limit_request_header_size, 65536);
+	cr_assert_eq(cfg.max_body_size, INT64_C(1) << 30);
+	cr_assert_eq(cfg.max_connections, 10000);
+	cr_assert_str_eq(cfg.root_path, "");
+	cr_assert_eq(cfg.interpreter, HB_INTERP_ISOLATED);
+	cr_assert_eq(cfg.cpu_affinity, 0);
+	cr_assert_eq(cfg.log_level, HB_LOG_INFO);
+	cr_assert_null(cfg.access_log);
+	cr_assert_str_eq(cfg.access_log_format,
+			 "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\"");
+}
+
+Test(config, app_module_alone, .fini = cleanup)
+{
+	cr_assert_eq(LOAD("myapp.wsgi"), HB_CONFIG_OK, "%s", err);
+	cr_assert_str_eq(cfg.app, "myapp.wsgi:application");
+}
+
+Test(config, free_twice_is_safe)
+{
+	cr_assert_eq(LOAD("a:b"), HB_CONFIG_OK, "%s", err);
+	hb_config_free(&cfg);
+	hb_config_free(&cfg);
+	cr_assert_null(cfg.app);
+}
+
+/* ---- command line ---- */
+
+Test(config, cli_forms, .fini = cleanup)
+{
+	int rc = LOAD("--workers", "3", "--threads=4", "-b", "0.0.0.0:9000", "-b[::1]:9001",
+		      "--bind=unix:/tmp/hb.sock", "--cpu-affinity", "--log-level", "DEBUG",
+		      "--timeout=0", "--access-log", "-", "--root-path", "/api/", "--pythonpath",
+		      "src", "--pythonpath=/opt/lib", "--interpreter", "main", "--max-body-size",
+		      "1024", "--", "pkg.mod:create_app()");
+	cr_assert_eq(rc, HB_CONFIG_OK, "%s", err);
+	cr_assert_str_eq(cfg.app, "pkg.mod:create_app()");
+	cr_assert_eq(cfg.workers, 3);
+	cr_assert_eq(cfg.threads, 4);
+	cr_assert_eq(cfg.nbinds, 3, "CLI binds replace the default and accumulate");
+	cr_assert_eq(cfg.binds[0].port, 9000);
+	cr_assert_eq(cfg.binds[1].family, AF_INET6);
+	cr_assert_eq(cfg.binds[2].family, AF_UNIX);
+	cr_assert_eq(cfg.cpu_affinity, 1);
+	cr_assert_eq(cfg.log_level, HB_LOG_DEBUG);
+	cr_assert_eq(cfg.timeout_ms, 0);
+	cr_assert_str_eq(cfg.access_log, "-");
+	cr_assert_str_eq(cfg.root_path, "/api", "trailing slash dropped");
+	cr_assert_eq(cfg.npythonpath, 2);
+	cr_assert_str_eq(cfg.pythonpath[0], "src", "CLI paths stay as given");
+	cr_assert_str_eq(cfg.pythonpath[1], "/opt/lib");
+	cr_assert_eq(cfg.interpreter, HB_INTERP_MAIN);
+	cr_assert_eq(cfg.max_body_size, 1024);
+}
+
+Test(config, cli_short_and_bool_forms, .fini = cleanup)
+{
+	cr_assert_eq(LOAD("-w2", "-k", "wsgi", "--cpu-affinity", "--no-cpu-affinity", "a:b"),
+		     HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.workers, 2);
+	cr_assert_eq(cfg.cpu_affinity, 0, "the last flag wins");
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("a:b", "--cpu-affinity=yes"), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.cpu_affinity, 1);
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("a:b", "--access-log="), HB_CONFIG_OK, "%s", err);
+	cr_assert_null(cfg.access_log, "empty access log means off");
+}
+
+Test(config, help_and_version, .init = cr_redirect_stdout)
+{
+	cr_assert_eq(LOAD("--version"), HB_CONFIG_EXIT);
+	cr_assert_eq(LOAD("--workers", "2", "--help"), HB_CONFIG_EXIT);
+	cr_assert_eq(LOAD("-h"), HB_CONFIG_EXIT);
+	fflush(stdout);
+	cr_assert_stdout_neq_str("");
+}
+
+Test(config, version_text, .init = cr_redirect_stdout)
+{
+	cr_assert_eq(LOAD("--version"), HB_CONFIG_EXIT);
+	fflush(stdout);
+	cr_assert_stdout_eq_str("hornbeam-uring " HB_VERSION "\n");
+}
+
+Test(config, usage_lists_every_option)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	hb_config_usage(f);
+	fclose(f);
+	static const char *const opts[] = {
+		"--config FILE", "--bind ADDR", "--workers N", "--threads K", "--worker-class",
+		"--pythonpath DIR", "--timeout MS", "--graceful-timeout S", "--keepalive S",
+		"--max-requests N", "--max-requests-jitter N", "--limit-request-line N",
+		"--limit-request-fields N", "--limit-request-field-size N",
+		"--limit-request-header-size N", "--max-body-size BYTES", "--header-timeout S",
+		"--body-timeout S", "--write-timeout S", "--max-connections N", "--root-path P",
+		"--interpreter", "--[no-]cpu-affinity", "--log-level", "--access-log FILE|-",
+		"--access-log-format FMT", "--version", "--help", "[default: 127.0.0.1:8000]",
+		"[default: 30000]", "[default: %(h)s",
+	};
+	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+		cr_assert(strstr(text, opts[i]), "usage lacks %s", opts[i]);
+	free(text);
+}
+
+/* ---- CLI errors ---- */
+
+Test(config_errors, cli_values)
+{
+	assert_err(LOAD("a:b", "--workers", "abc"), "--workers: expected an integer >= 1, got 'abc'");
+	assert_err(LOAD("a:b", "--workers=0"), "--workers: expected an integer >= 1, got '0'");
+	assert_err(LOAD("a:b", "--workers=1025"), "--workers: expected an integer <= 1024");
+	assert_err(LOAD("a:b", "--threads=257"), "--threads: expected an integer <= 256");
+	assert_err(LOAD("a:b", "--timeout=-1"), "--timeout: expected an integer >= 0, got '-1'");
+	assert_err(LOAD("a:b", "--keepalive=5s"), "--keepalive: expected an integer >= 0, got '5s'");
+	assert_err(LOAD("a:b", "--limit-request-line=65537"),
+		   "--limit-request-line: expected an integer <= 65536");
+	assert_err(LOAD("a:b", "--limit-request-fields=0"), "--limit-request-fields");
+	assert_err(LOAD("a:b", "--max-requests=99999999999999999999999"),
+		   "--max-requests: expected an integer <=");
+	assert_err(LOAD("a:b", "--cpu-affinity=maybe"),
+		   "--cpu-affinity: expected true or false, got 'maybe'");
+	assert_err(LOAD("a:b", "--log-level", "verbose"),
+		   "--log-level: expected one of debug, info, warning, error, critical, got 'verbose'");
+	assert_err(LOAD("a:b", "--interpreter=shared"), "expected one of isolated, main");
+	assert_err(LOAD("a:b", "--root-path", "api"), "--root-path: must be empty or start with '/'");
+}
+
+Test(config_errors, worker_class_later)
+{
+	assert_err(LOAD("a:b", "--worker-class", "asgi"), "worker_class 'asgi' is not supported yet");
+	assert_err(LOAD("a:b", "-k", "auto"), "worker_class 'auto' is not supported yet");
+	assert_err(LOAD("a:b", "--worker-class=gevent"),
+		   "--worker-class: expected one of wsgi, asgi, auto, got 'gevent'");
+}
+
+Test(config_errors, cli_syntax)
+{
+	assert_err(LOAD("a:b", "--wrokers", "2"),
+		   "unknown option '--wrokers' (did you mean '--workers'?)");
+	assert_err(LOAD("a:b", "--frobnicate"), "unknown option '--frobnicate'");
+	cr_assert_null(strstr(err, "did you mean"));
+	assert_err(LOAD("a:b", "-x"), "unknown option '-x'");
+	assert_err(LOAD("a:b", "--workers"), "--workers: missing value");
+	assert_err(LOAD("a:b", "--bind", "--workers", "2"), "--bind: missing value");
+	assert_err(LOAD("a:b", "--no-cpu-affinity=1"), "--no-cpu-affinity: takes no value");
+	assert_err(LOAD("--no-workers"), "unknown option '--no-workers'");
+	assert_err(LOAD("a:b", "c:d"), "unexpected argument 'c:d'");
+}
+
+Test(config_errors, app)
+{
+	assert_err(LOAD("--workers", "2"), "no application given: pass MODULE:CALLABLE or set 'app'");
+	assert_err(LOAD("app:"), "APP: expected MODULE:CALLABLE, got 'app:'");
+	assert_err(LOAD(":app"), "expected MODULE:CALLABLE");
+	assert_err(LOAD("--app", "my app"), "--app: expected MODULE:CALLABLE");
+	cr_assert_null(cfg.app, "the config is freed on error");
+}
+
+/* ---- binds ---- */
+
+Test(bind, forms)
+{
+	hb_bind_t b;
+	const char *why = NULL;
+	cr_assert_eq(hb_config_parse_bind("0.0.0.0:80", &b, &why), 0);
+	cr_assert_eq(b.family, AF_INET);
+	cr_assert_str_eq(b.host, "0.0.0.0");
+	cr_assert_eq(b.port, 80);
+	cr_assert_eq(hb_config_parse_bind("[::]:8443", &b, &why), 0);
+	cr_assert_eq(b.family, AF_INET6);
+	cr_assert_str_eq(b.host, "::");
+	cr_assert_eq(b.port, 8443);
+	cr_assert_eq(hb_config_parse_bind("[fe80::1%eth0]", &b, &why), 0);
+	cr_assert_str_eq(b.host, "fe80::1%eth0");
+	cr_assert_eq(b.port, 8000);
+	cr_assert_eq(hb_config_parse_bind("unix:/run/hb.sock", &b, &why), 0);
+	cr_assert_eq(b.family, AF_UNIX);
+	cr_assert_str_eq(b.path, "/run/hb.sock");
+	cr_assert_str_eq(b.spec, "unix:/run/hb.sock");
+	cr_assert_eq(hb_config_parse_bind("unix:///run/hb.sock", &b, &why), 0);
+	cr_assert_str_eq(b.path, "/run/hb.sock");
+	cr_assert_eq(hb_config_parse_bind("LocalHost", &b, &why), 0, "host alone: port 8000");
+	cr_assert_eq(b.family, AF_UNSPEC, "a name, resolved by the listener");
+	cr_assert_str_eq(b.host, "localhost");
+	cr_assert_eq(b.port, 8000);
+	cr_assert_eq(hb_config_parse_bind(":9000", &b, &why), 0);
+	cr_assert_str_eq(b.host, "0.0.0.0");
+	cr_assert_eq(b.port, 9000);
+	cr_assert_eq(hb_config_parse_bind("tcp://127.0.0.1:1", &b, &why), 0);
+	cr_assert_eq(b.port, 1);
+	cr_assert_eq(hb_config_parse_bind("10.0.0.1:65535", &b, &why), 0);
+}
+
+Test(bind, errors)
+{
+	hb_bind_t b;
+	const char *why = NULL;
+	static const char *const bad[] = {
+		"", "1.2.3.4:0", "1.2.3.4:65536", "1.2.3.4:http", "host:", "::1:8000",
+		"[::1", "[::1]8000", "[nope]:80", "[::1]:0", "unix:", "8000", "bad host:80",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		why = NULL;
+		cr_assert_eq(hb_config_parse_bind(bad[i], &b, &why), -EINVAL, "'%s' accepted", bad[i]);
+		cr_assert_not_null(why);
+	}
+	char longpath[200] = "unix:/";
+	memset(longpath + 6, 't', 120);
+	cr_assert_eq(hb_config_parse_bind(longpath, &b, &why), -EINVAL);
+	cr_assert_str_eq(why, "unix socket path longer than 107 bytes");
+	longpath[6 + 100] = '\0';
+	cr_assert_eq(hb_config_parse_bind(longpath, &b, &why), 0);
+}
+
+Test(config_errors, bind_message)
+{
+	assert_err(LOAD("a:b", "--bind", "::1:8000"),
+		   "--bind: invalid address '::1:8000': an IPv6 address must be in brackets");
+	assert_err(LOAD("a:b", "-b", "host:99999"),
+		   "invalid address 'host:99999': port must be a number from 1 to 65535");
+	assert_err(LOAD("a:b", "-b", "8000"), "write :PORT or HOST:PORT");
+}
+
+/* ---- environment ---- */
+
+Test(config, environment, .fini = cleanup)
+{
+	const char *env[] = {"HORNBEAM_APP=envapp:app",
+			     "HORNBEAM_WORKERS=5",
+			     "HORNBEAM_BIND= 0.0.0.0:81 ,unix:/tmp/x.sock,",
+			     "HORNBEAM_CPU_AFFINITY=Yes",
+			     "HORNBEAM_PYTHONPATH=a,/b",
+			     "HORNBEAM_LOG_LEVEL=warning",
+			     "HORNBEAM_MAX_REQUESTS=",
+			     "HORNBEAM_PORT=tcp://10.0.0.1:80",
+			     "HORNBEAM_ACCESS_LOG_FORMAT=%(h)s %(r)s",
+			     "PATH=/bin",
+			     NULL};
+	cr_assert_eq(load_with(NULL, env, NULL), HB_CONFIG_OK, "%s", err);
+	cr_assert_str_eq(cfg.app, "envapp:app");
+	cr_assert_eq(cfg.workers, 5);
+	cr_assert_eq(cfg.nbinds, 2);
+	cr_assert_str_eq(cfg.binds[0].host, "0.0.0.0");
+	cr_assert_eq(cfg.binds[0].port, 81);
+	cr_assert_str_eq(cfg.binds[1].path, "/tmp/x.sock");
+	cr_assert_eq(cfg.cpu_affinity, 1);
+	cr_assert_eq(cfg.npythonpath, 2);
+	cr_assert_str_eq(cfg.pythonpath[0], "a");
+	cr_assert_eq(cfg.log_level, HB_LOG_WARNING);
+	cr_assert_eq(cfg.max_requests, 0, "empty variable: unset");
+	cr_assert_str_eq(cfg.access_log_format, "%(h)s %(r)s");
+}
+
+Test(config_errors, environment)
+{
+	const char *env[] = {"HORNBEAM_WORKERS=abc", NULL};
+	assert_err(load_with(ARGS("a:b"), env, NULL),
+		   "HORNBEAM_WORKERS: expected an integer >= 1, got 'abc'");
+	const char *env2[] = {"HORNBEAM_CPU_AFFINITY=2", NULL};
+	assert_err(load_with(ARGS("a:b"), env2, NULL), "HORNBEAM_CPU_AFFINITY: expected true or false");
+	const char *env3[] = {"HORNBEAM_BIND=,", NULL};
+	assert_err(load_with(ARGS("a:b"), env3, NULL), "HORNBEAM_BIND: expected at least one address");
+	const char *env4[] = {"HORNBEAM_WORKER_CLASS=asgi", NULL};
+	assert_err(load_with(ARGS("a:b"), env4, NULL),
+		   "HORNBEAM_WORKER_CLASS: worker_class 'asgi' is not supported yet");
+}
+
+/* ---- files through a fake loader (no Python) ---- */
+
+static int fake_loader(const char *path, hb_config_t *c, hb_config_set_fn set, char *e,
+		       size_t elen)
+{
+	hb_tval_t workers = {.kind = HB_TV_INT, .i = 2};
+	hb_tval_t items[] = {{.kind = HB_TV_STR, .str = "10.0.0.1:1"},
+			     {.kind = HB_TV_STR, .str = "10.0.0.2:2"}};
+	hb_tval_t bind = {.kind = HB_TV_LIST, .items = items, .nitems = 2};
+	hb_tval_t threads = {.kind = HB_TV_INT, .i = 7};
+	hb_tval_t app = {.kind = HB_TV_STR, .str = "fileapp:app"};
+	int rc = set(c, "workers", &workers, path, 1, e, elen);
+	if (rc == 0)
+		rc = set(c, "bind", &bind, path, 2, e, elen);
+	if (rc == 0)
+		rc = set(c, "threads", &threads, path, 3, e, elen);
+	if (rc == 0)
+		rc = set(c, "app", &app, path, 4, e, elen);
+	return rc;
+}
+
+Test(config, precedence_cli_env_file_defaults, .fini = cleanup)
+{
+	const char *env[] = {"HORNBEAM_WORKERS=3", "HORNBEAM_CONFIG=fake.toml", NULL};
+	cr_assert_eq(load_with(ARGS("--workers", "4"), env, fake_loader), 0, "%s", err);
+	cr_assert_str_eq(cfg.config_file, "fake.toml", "--config from HORNBEAM_CONFIG");
+	cr_assert_eq(cfg.workers, 4, "CLI over env");
+	cr_assert_eq(cfg.threads, 7, "file over defaults");
+	cr_assert_eq(cfg.nbinds, 2, "file list replaces the default");
+	cr_assert_eq(cfg.keepalive_s, 5, "defaults");
+	cr_assert_str_eq(cfg.app, "fileapp:app");
+	hb_config_free(&cfg);
+
+	cr_assert_eq(load_with(ARGS("x:y"), env, fake_loader), 0, "%s", err);
+	cr_assert_eq(cfg.workers, 3, "env over file");
+	cr_assert_str_eq(cfg.app, "x:y", "CLI APP over file");
+	hb_config_free(&cfg);
+
+	cr_assert_eq(load_with(ARGS("--config", "other.toml", "-b", ":1"), NULL, fake_loader), 0,
+		     "%s", err);
+	cr_assert_str_eq(cfg.config_file, "other.toml");
+	cr_assert_eq(cfg.workers, 2, "file over derived default");
+	cr_assert_eq(cfg.nbinds, 1, "CLI list replaces the file's");
+	cr_assert_eq(cfg.binds[0].port, 1);
+}
+
+Test(config_errors, config_without_loader)
+{
+	assert_err(LOAD("a:b", "--config", "x.toml"), "x.toml: no TOML loader available");
+}
+
+/* ---- real TOML files through tomllib ---- */
+
+static void py_up(void)
+{
+	Py_InitializeEx(0);
+	snprintf(dir, sizeof dir, "/tmp/hb_cfg_XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(toml, sizeof toml, "%s/hornbeam.toml", dir);
+}
+
+static void py_down(void)
+{
+	char cmd[PATH_MAX + 16];
+	hb_config_free(&cfg);
+	Py_FinalizeEx();
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static void write_toml(const char *text)
+{
+	FILE *f = fopen(toml, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static int load_toml(const char *const *args, const char *const *env)
+{
+	const char *argv[MAXARGS] = {"--config", toml};
+	for (int i = 0; args && args[i]; i++)
+		argv[i + 2] = args[i];
+	return load_with(argv, env, hb_py_toml_load);
+}
+
+TestSuite(toml, .init = py_up, .fini = py_down);
+
+Test(toml, every_kind)
+{
+	write_toml("# hornbeam\n"
+		   "app = \"site.wsgi:application\"\n"
+		   "bind = [\"0.0.0.0:8080\", \"[::]:8080\", \"unix:/tmp/s\"]\n"
+		   "workers = 3\n"
+		   "threads = 2\n"
+		   "worker_class = \"wsgi\"\n"
+		   "pythonpath = [\"src\", \"/abs\"]\n"
+		   "timeout = 1500\n"
+		   "graceful_timeout = 4\n"
+		   "keepalive = 0\n"
+		   "max_requests = 1000\n"
+		   "max_requests_jitter = 50\n"
+		   "limit_request_line = 4096\n"
+		   "limit_request_fields = 50\n"
+		   "limit_request_field_size = 4096\n"
+		   "limit_request_header_size = 32768\n"
+		   "max_body_size = 1_048_576\n"
+		   "header_timeout = 7\n"
+		   "body_timeout = 8\n"
+		   "write_timeout = 9\n"
+		   "max_connections = 500\n"
+		   "root_path = \"/app\"\n"
+		   "interpreter = \"main\"\n"
+		   "cpu_affinity = true\n"
+		   "log_level = \"error\"\n"
+		   "access_log = \"/var/log/a.log\"\n"
+		   "access_log_format = '%(h)s \"%(r)s\"'\n");
+	cr_assert_eq(load_toml(NULL, NULL), HB_CONFIG_OK, "%s", err);
+	cr_assert_str_eq(cfg.app, "site.wsgi:application");
+	cr_assert_eq(cfg.nbinds, 3);
+	cr_assert_eq(cfg.binds[1].family, AF_INET6);
+	cr_assert_eq(cfg.workers, 3);
+	cr_assert_eq(cfg.threads, 2);
+	cr_assert_eq(cfg.npythonpath, 2);
+	char *real = realpath(dir, NULL);
+	char want[PATH_MAX + 8];
+	snprintf(want, sizeof want, "%s/src", real);
+	free(real);
+	cr_assert_str_eq(cfg.pythonpath[0], want, "relative to the file's directory");
+	cr_assert_str_eq(cfg.pythonpath[1], "/abs");
+	cr_assert_eq(cfg.timeout_ms, 1500);
+	cr_assert_eq(cfg.graceful_timeout_s, 4);
+	cr_assert_eq(cfg.keepalive_s, 0);
+	cr_assert_eq(cfg.max_requests, 1000);
+	cr_assert_eq(cfg.max_requests_jitter, 50);
+	cr_assert_eq(cfg.limit_request_line, 4096);
+	cr_assert_eq(cfg.limit_request_fields, 50);
+	cr_assert_eq(cfg.limit_request_field_size, 4096);
+	cr_assert_eq(cfg.limit_request_header_size, 32768);
+	cr_assert_eq(cfg.max_body_size, 1048576);
+	cr_assert_eq(cfg.header_timeout_s, 7);
+	cr_assert_eq(cfg.body_timeout_s, 8);
+	cr_assert_eq(cfg.write_timeout_s, 9);
+	cr_assert_eq(cfg.max_connections, 500);
+	cr_assert_str_eq(cfg.root_path, "/app");
+	cr_assert_eq(cfg.interpreter, HB_INTERP_MAIN);
+	cr_assert_eq(cfg.cpu_affinity, 1);
+	cr_assert_eq(cfg.log_level, HB_LOG_ERROR);
+	cr_assert_str_eq(cfg.access_log, "/var/log/a.log");
+	cr_assert_str_eq(cfg.access_log_format, "%(h)s \"%(r)s\"");
+}
+
+Test(toml, single_string_bind)
+{
+	write_toml("app = 'a:b'\nbind = \"unix:/tmp/one.sock\"\n");
+	cr_assert_eq(load_toml(NULL, NULL), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.nbinds, 1);
+	cr_assert_str_eq(cfg.binds[0].path, "/tmp/one.sock");
+}
+
+Test(toml, precedence)
+{
+	write_toml("app = 'a:b'\nworkers = 2\nthreads = 3\nkeepalive = 9\n");
+	const char *env[] = {"HORNBEAM_WORKERS=4", "HORNBEAM_THREADS=5", NULL};
+	cr_assert_eq(load_toml(ARGS("--threads", "6"), env), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.workers, 4, "env over file");
+	cr_assert_eq(cfg.threads, 6, "CLI over env");
+	cr_assert_eq(cfg.keepalive_s, 9, "file over default");
+	cr_assert_eq(cfg.timeout_ms, 30000, "default");
+}
+
+Test(toml, config_from_environment)
+{
+	write_toml("app = 'a:b'\nworkers = 2\n");
+	char var[sizeof toml + 32];
+	snprintf(var, sizeof var, "HORNBEAM_CONFIG=%s", toml);
+	const char *env[] = {var, NULL};
+	cr_assert_eq(load_with(NULL, env, hb_py_toml_load), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.workers, 2);
+	cr_assert_str_eq(cfg.config_file, toml);
+}
+
+/* "<toml>:<line>: <rest>" must appear in err. */
+static void assert_file_err(int rc, int line, const char *rest)
+{
+	char want[PATH_MAX + 600];
+	snprintf(want, sizeof want, "%s:%d: %s", toml, line, rest);
+	cr_assert_eq(rc, -EINVAL, "rc %d", rc);
+	cr_assert(strstr(err, want), "error '%s' lacks '%s'", err, want);
+}
+
+Test(toml, wrong_type)
+{
+	write_toml("app = 'a:b'\n\n\n\n\n\n\n\n\n\n\n   workers = \"4\"\n");
+	assert_file_err(load_toml(NULL, NULL), 12,
+			"key 'workers': expected an integer >= 1, got string");
+}
+
+Test(toml, errors_name_key_and_line)
+{
+	write_toml("app = 'a:b'\n\nwrokers = 4\n");
+	assert_file_err(load_toml(NULL, NULL), 3, "unknown key 'wrokers' (did you mean 'workers'?)");
+	write_toml("app = 'a:b'\nzzz = 1\n");
+	assert_file_err(load_toml(NULL, NULL), 2, "unknown key 'zzz'");
+	write_toml("\"workers\" = 0\n");
+	assert_file_err(load_toml(NULL, NULL), 1, "key 'workers': expected an integer >= 1, got 0");
+	write_toml("workers = 2000\n");
+	assert_file_err(load_toml(NULL, NULL), 1, "key 'workers': expected an integer <= 1024, got 2000");
+	write_toml("timeout = 1.5\n");
+	assert_file_err(load_toml(NULL, NULL), 1, "key 'timeout': expected an integer >= 0, got float");
+	write_toml("cpu_affinity = 1\n");
+	assert_file_err(load_toml(NULL, NULL), 1, "key 'cpu_affinity': expected true or false, got integer");
+	write_toml("threads = true\n");
+	assert_file_err(load_toml(NULL, NULL), 1, "key 'threads': expected an integer >= 1, got boolean");
+	write_toml("bind = [\"a:1\", 2]\n");
+	assert_file_err(load_toml(NULL, NULL), 1, "key 'bind': expected a list of strings, got an array holding integer");
+	write_toml("bind = []\n");
+	assert_file_err(load_toml(NULL, NULL), 1, "key 'bind': expected at least one address");
+	write_toml("bind = ['nope:port']\n");
+	assert_file_err(load_toml(NULL, NULL), 1, "key 'bind': invalid address 'nope:port'");
+	write_toml("worker_class = 'asgi'\n");
+	assert_file_err(load_toml(NULL, NULL), 1, "key 'worker_class': worker_class 'asgi' is not supported yet");
+	write_toml("log_level = 3\n");
+	assert_file_err(load_toml(NULL, NULL), 1, "key 'log_level': expected one of debug");
+	write_toml("app = 'a:b'\nroot_path = 1979-05-27\n");
+	assert_file_err(load_toml(NULL, NULL), 2, "key 'root_path': expected a string, got date");
+	write_toml("max_requests = 99999999999999999999\n");
+	cr_assert_eq(load_toml(NULL, NULL), -EINVAL);
+	cr_assert(strstr(err, "key 'max_requests'"), "%s", err);
+	write_toml("config = 'other.toml'\n");
+	assert_file_err(load_toml(NULL, NULL), 1, "unknown key 'config'");
+}
+
+Test(toml, tables_are_refused_for_now)
+{
+	write_toml("app = 'a:b'\n\n[cluster]\nname = 'x'\n");
+	assert_file_err(load_toml(NULL, NULL), 3, "unknown key 'cluster'");
+}
+
+Test(toml, syntax_error_line)
+{
+	write_toml("app = 'a:b'\nworkers = \n");
+	assert_file_err(load_toml(NULL, NULL), 2, "invalid TOML: Invalid value");
+	cr_assert_null(strstr(err, "(at line"), "position moved to the prefix: %s", err);
+	write_toml("app = 'a:b'\nworkers = 1\nworkers = 2\n");
+	assert_file_err(load_toml(NULL, NULL), 3, "invalid TOML: ");
+	write_toml("app = \"a:b\n");
+	cr_assert_eq(load_toml(NULL, NULL), -EINVAL);
+	cr_assert(strstr(err, "invalid TOML"), "%s", err);
+}
+
+Test(toml, unreadable_file)
+{
+	snprintf(toml, sizeof toml, "%s/missing.toml", dir);
+	cr_assert_eq(load_toml(NULL, NULL), -EINVAL);
+	cr_assert(strstr(err, "missing.toml: cannot read: No such file or directory"), "%s", err);
+}
+
+Test(toml, cli_error_after_file_names_the_flag)
+{
+	write_toml("app = 'a:b'\nworkers = 2\n");
+	assert_err(load_toml(ARGS("--workers", "abc"), NULL),
+		   "--workers: expected an integer >= 1, got 'abc'");
+}
