@@ -1,0 +1,244 @@
+/* conn_write.c: a connection's output queue. Bytes go out with one sendmsg over up to
+ * HB_CONN_MAX_IOV segments; file regions go file -> pipe -> socket with two splices, so file
+ * bytes never enter user space. One send (or splice) is in flight at a time, which keeps
+ * responses in order. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/conn.h"
+
+#define SPLICE_MAX (64 * 1024)
+
+static hb_seg_t *seg_new(hb_conn_t *c)
+{
+	hb_seg_t *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		hb_conn_abort(c);
+		return NULL;
+	}
+	s->file_fd = -1;
+	if (!c->out_head && !c->send_busy)
+		c->last_write_ns = hb_io_now(c->io);
+	if (c->out_tail)
+		c->out_tail->next = s;
+	else
+		c->out_head = s;
+	c->out_tail = s;
+	return s;
+}
+
+static void seg_free(hb_seg_t *s)
+{
+	if (s->acct)
+		hb_stream_out_done(s->acct, s->acct_len);
+	if (s->file_fd >= 0)
+		close(s->file_fd);
+	free(s->owned);
+	free(s);
+}
+
+void hb_conn_out_bytes(hb_conn_t *c, const char *p, size_t len, void *owned, hb_stream_t *acct,
+		       uint64_t acct_len)
+{
+	hb_seg_t *s = seg_new(c);
+
+	if (!s) {
+		free(owned);
+		if (acct)
+			hb_stream_out_done(acct, acct_len);
+		return;
+	}
+	s->p = p;
+	s->len = len;
+	s->owned = owned;
+	s->acct = acct;
+	s->acct_len = acct_len;
+}
+
+void hb_conn_out_copy(hb_conn_t *c, const char *p, size_t len)
+{
+	if (len <= sizeof(((hb_seg_t *)0)->inl)) {
+		hb_seg_t *s = seg_new(c);
+		if (!s)
+			return;
+		memcpy(s->inl, p, len);
+		s->p = s->inl;
+		s->len = len;
+		return;
+	}
+	char *copy = malloc(len);
+	if (!copy) {
+		hb_conn_abort(c);
+		return;
+	}
+	memcpy(copy, p, len);
+	hb_conn_out_bytes(c, copy, len, copy, NULL, 0);
+}
+
+void hb_conn_out_file(hb_conn_t *c, int fd, int64_t off, int64_t len)
+{
+	hb_seg_t *s;
+
+	if (len <= 0 || !(s = seg_new(c))) {
+		close(fd);
+		return;
+	}
+	s->file_fd = fd;
+	s->file_off = off;
+	s->file_left = len;
+}
+
+int hb_conn_out_empty(const hb_conn_t *c)
+{
+	return c->out_head == NULL;
+}
+
+void hb_conn_out_free(hb_conn_t *c)
+{
+	for (hb_seg_t *s = c->out_head, *n; s; s = n) {
+		n = s->next;
+		seg_free(s);
+	}
+	c->out_head = c->out_tail = NULL;
+}
+
+static void pop_seg(hb_conn_t *c)
+{
+	hb_seg_t *s = c->out_head;
+
+	c->out_head = s->next;
+	if (!c->out_head)
+		c->out_tail = NULL;
+	seg_free(s);
+}
+
+static void splice_in(hb_conn_t *c)
+{
+	hb_seg_t *s = c->out_head;
+	unsigned n = s->file_left < SPLICE_MAX ? (unsigned)s->file_left : SPLICE_MAX;
+
+	if (c->pipefd[0] < 0 && pipe2(c->pipefd, O_CLOEXEC) < 0) {
+		hb_conn_abort(c);
+		return;
+	}
+	struct io_uring_sqe *sqe = hb_io_sqe(c->io);
+	io_uring_prep_splice(sqe, s->file_fd, s->file_off, c->pipefd[1], -1, n, 0);
+	io_uring_sqe_set_data(sqe, &c->splice_in_op);
+	c->ops++;
+	c->send_busy = 1;
+}
+
+static void splice_out(hb_conn_t *c)
+{
+	struct io_uring_sqe *sqe = hb_io_sqe(c->io);
+
+	io_uring_prep_splice(sqe, c->pipefd[0], -1, c->fd, -1, (unsigned)c->splice_inflight, 0);
+	io_uring_sqe_set_data(sqe, &c->splice_out_op);
+	c->ops++;
+	c->send_busy = 1;
+}
+
+void hb_conn_flush(hb_conn_t *c)
+{
+	if (c->send_busy || !c->out_head || c->state == HB_CONN_DEAD)
+		return;
+	if (c->out_head->file_fd >= 0) {
+		splice_in(c);
+		return;
+	}
+	int n = 0;
+	for (hb_seg_t *s = c->out_head; s && n < HB_CONN_MAX_IOV && s->file_fd < 0; s = s->next) {
+		c->iov[n].iov_base = (void *)s->p;
+		c->iov[n].iov_len = s->len;
+		n++;
+	}
+	memset(&c->msg, 0, sizeof(c->msg));
+	c->msg.msg_iov = c->iov;
+	c->msg.msg_iovlen = (size_t)n;
+	struct io_uring_sqe *sqe = hb_io_sqe(c->io);
+	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data(sqe, &c->send_op);
+	c->ops++;
+	c->send_busy = 1;
+}
+
+/* Drops fully written segments and trims the first partly written one. */
+static void advance(hb_conn_t *c, size_t n)
+{
+	while (n > 0 && c->out_head && c->out_head->file_fd < 0) {
+		hb_seg_t *s = c->out_head;
+		if (n < s->len) {
+			s->p += n;
+			s->len -= n;
+			return;
+		}
+		n -= s->len;
+		pop_seg(c);
+	}
+	/* zero-length segments at the front are done too */
+	while (c->out_head && c->out_head->file_fd < 0 && c->out_head->len == 0)
+		pop_seg(c);
+}
+
+static void after_write(hb_conn_t *c)
+{
+	c->last_write_ns = hb_io_now(c->io);
+	if (c->out_head)
+		hb_conn_flush(c);
+	else
+		hb_conn_sent_all(c);
+}
+
+void hb_conn_on_send(hb_conn_t *c, int res)
+{
+	c->ops--;
+	c->send_busy = 0;
+	if (res < 0) {
+		hb_conn_abort(c); /* peer gone (EPIPE/ECONNRESET) or shut down */
+	} else if (c->state != HB_CONN_DEAD) {
+		advance(c, (size_t)res);
+		after_write(c);
+	}
+	hb_conn_maybe_free(c);
+}
+
+void hb_conn_on_splice_in(hb_conn_t *c, int res)
+{
+	c->ops--;
+	c->send_busy = 0;
+	if (res <= 0 || c->state == HB_CONN_DEAD) {
+		hb_conn_abort(c); /* file shorter than announced, or an error: the body is broken */
+	} else {
+		hb_seg_t *s = c->out_head;
+		s->file_off += res;
+		s->file_left -= res;
+		c->splice_inflight = res;
+		splice_out(c);
+	}
+	hb_conn_maybe_free(c);
+}
+
+void hb_conn_on_splice_out(hb_conn_t *c, int res)
+{
+	c->ops--;
+	c->send_busy = 0;
+	if (res <= 0 || c->state == HB_CONN_DEAD) {
+		hb_conn_abort(c);
+	} else {
+		c->splice_inflight -= res;
+		c->last_write_ns = hb_io_now(c->io);
+		if (c->splice_inflight > 0)
+			splice_out(c);
+		else if (c->out_head->file_left > 0)
+			splice_in(c);
+		else {
+			pop_seg(c);
+			after_write(c);
+		}
+	}
+	hb_conn_maybe_free(c);
+}

@@ -1,0 +1,173 @@
+/* main.c: the hornbeam-uring process. The main thread loads the configuration, opens the
+ * listeners, starts the python workers and the io threads, then only waits for signals and
+ * runs the shutdown sequence: stop accepting, drain within graceful_timeout, stop workers. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/hub.h"
+#include "core/log.h"
+#include "python/pyhost.h"
+#include "server/io.h"
+#include "server/listener.h"
+#include "server/server.h"
+
+extern char **environ;
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGQUIT);
+	sigaddset(set, SIGHUP);
+	/* Blocked before any thread starts, so every thread inherits the mask and only the main
+	 * thread receives them, through sigtimedwait. */
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int **alloc_fds(int nio, size_t nbinds)
+{
+	int **fds = calloc((size_t)nio, sizeof(int *));
+	for (int i = 0; fds && i < nio; i++) {
+		fds[i] = malloc(nbinds * sizeof(int));
+		if (!fds[i])
+			return NULL;
+		for (size_t b = 0; b < nbinds; b++)
+			fds[i][b] = -1;
+	}
+	return fds;
+}
+
+static void wake_io(hb_server_t *srv)
+{
+	uint64_t one = 1;
+	for (int i = 0; i < srv->nio; i++)
+		(void)!write(hb_hub_io_wake(srv->hub, i)->efd, &one, sizeof(one));
+}
+
+static void log_listening(const hb_config_t *cfg, int nio)
+{
+	hb_info("Starting hornbeam-uring %s", HB_VERSION);
+	for (size_t b = 0; b < cfg->nbinds; b++)
+		hb_info("Listening at: %s%s (%d)", cfg->binds[b].family == AF_UNIX ? "" : "http://",
+			cfg->binds[b].spec, (int)getpid());
+	hb_info("Using worker: wsgi, %d workers x %d threads, %d io threads", cfg->workers,
+		cfg->threads, nio);
+}
+
+/* Waits for the signals; returns once every io thread has finished draining (or was forced). */
+static void supervise(hb_server_t *srv, const sigset_t *set)
+{
+	uint64_t deadline = 0;
+	struct timespec tick = {0, 100 * 1000000L};
+
+	while (atomic_load(&srv->io_running) > 0) {
+		int sig = sigtimedwait(set, NULL, &tick);
+		int draining = atomic_load(&srv->draining);
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+			if (draining == 0) {
+				hb_info("Shutting down: graceful (%s), up to %llds", strsignal(sig),
+					(long long)srv->cfg->graceful_timeout_s);
+				deadline = mono_ns() + (uint64_t)srv->cfg->graceful_timeout_s * 1000000000ull;
+				atomic_store(&srv->draining, 1);
+			} else {
+				hb_info("Shutting down: now (second signal)");
+				atomic_store(&srv->draining, 2);
+			}
+			wake_io(srv);
+		} else if (sig == SIGQUIT) {
+			hb_info("Shutting down: now (SIGQUIT)");
+			atomic_store(&srv->draining, 2);
+			wake_io(srv);
+		}
+		if (deadline && mono_ns() > deadline && atomic_load(&srv->draining) == 1) {
+			hb_warn("graceful timeout: closing remaining connections");
+			atomic_store(&srv->draining, 2);
+			wake_io(srv);
+		}
+	}
+}
+
+static int start_io(hb_server_t *srv, hb_io_t **ios, pthread_t *th)
+{
+	atomic_store(&srv->io_running, srv->nio);
+	for (int i = 0; i < srv->nio; i++) {
+		ios[i] = hb_io_new(srv, i);
+		if (!ios[i] || pthread_create(&th[i], NULL, hb_io_main, ios[i]) != 0) {
+			fprintf(stderr, "hornbeam-uring: cannot start io thread %d\n", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	hb_config_t cfg;
+	char err[1024] = "";
+	sigset_t set;
+	hb_pyhost_t *host = NULL;
+
+	block_signals(&set);
+	if (hb_py_init() < 0)
+		return 1;
+	int rc = hb_config_load(&cfg, argc, argv, environ, hb_py_toml_load, err, sizeof(err));
+	if (rc == HB_CONFIG_EXIT)
+		return 0;
+	if (rc < 0) {
+		fprintf(stderr, "hornbeam-uring: %s\n", err);
+		return 2;
+	}
+	if (hb_log_init((hb_log_level_t)cfg.log_level, cfg.access_log) < 0) {
+		fprintf(stderr, "hornbeam-uring: access_log: cannot open '%s': %s\n", cfg.access_log,
+			strerror(errno));
+		return 2;
+	}
+	hb_server_t srv = {.cfg = &cfg, .nio = cfg.workers};
+	srv.listen_fds = alloc_fds(srv.nio, cfg.nbinds);
+	if (!srv.listen_fds || hb_listener_open_all(&cfg, srv.nio, srv.listen_fds, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hornbeam-uring: %s\n", err[0] ? err : "out of memory");
+		return 2;
+	}
+	srv.hub = hb_hub_new(srv.nio, hb_py_max_workers(&cfg));
+	if (!srv.hub) {
+		fprintf(stderr, "hornbeam-uring: cannot create the worker hub\n");
+		return 1;
+	}
+	if (hb_py_start(&cfg, srv.hub, &host) < 0)
+		return 1;
+	hb_io_t **ios = calloc((size_t)srv.nio, sizeof(*ios));
+	pthread_t *th = calloc((size_t)srv.nio, sizeof(*th));
+	if (!ios || !th || start_io(&srv, ios, th) < 0)
+		return 1;
+	log_listening(&cfg, srv.nio);
+	supervise(&srv, &set);
+	int forced = atomic_load(&srv.draining) == 2;
+	for (int i = 0; i < srv.nio; i++) {
+		pthread_join(th[i], NULL);
+		hb_io_free(ios[i]);
+	}
+	hb_listener_close_all(&cfg, srv.nio, srv.listen_fds);
+	uint64_t stop_by = mono_ns() + (forced ? 1 : 5) * 1000000000ull;
+	hb_py_stop(host, stop_by);
+	if (!forced)
+		hb_py_finalize();
+	hb_info("Shutdown complete");
+	fflush(NULL);
+	_exit(0);
+}

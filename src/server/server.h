@@ -1,0 +1,27 @@
+/* server.h: process-wide server state shared by the main thread and the io threads.
+ *
+ * Built by main.c before any thread starts; `cfg`, `hub` and the listener fds are read-only
+ * afterwards. The atomics are the only fields that change: `draining` (main sets, io threads
+ * read) asks io threads to stop accepting and finish; `nconns` counts open connections across
+ * io threads for max_connections.
+ */
+#ifndef HB_SERVER_SERVER_H
+#define HB_SERVER_SERVER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/hub.h"
+
+typedef struct hb_server {
+	const hb_config_t *cfg;
+	hb_hub_t *hub;
+	int nio;
+	int **listen_fds; /* [io][bind]: each io thread its own SO_REUSEPORT socket */
+	_Atomic int draining;   /* 1: graceful stop; 2: stop now */
+	_Atomic int64_t nconns;
+	_Atomic int io_running; /* io threads still running */
+} hb_server_t;
+
+#endif
