@@ -148,6 +148,16 @@ static const struct key keys[] = {
 	 .help = "access log file, '-' for stdout (default: off)"},
 	{"access_log_format", K_STR, OFF(access_log_format), .def = GUNICORN_ACCESS_FORMAT,
 	 .metavar = "FMT", .help = "access log line, gunicorn's %(x)s atoms"},
+	{"websocket_timeout", K_I64, OFF(websocket_timeout_s), 0, DAY_S, "0", "S",
+	 .help = "close a WebSocket idle (no message either way) this long; 0: never"},
+	{"websocket_max_frame_size", K_I64, OFF(websocket_max_frame_size), 1, 1 << 30, "16777216",
+	 "BYTES", .help = "largest WebSocket frame or message (larger: close 1009)"},
+	{"websocket_ping_interval", K_I64, OFF(websocket_ping_interval_s), 0, DAY_S, "20", "S",
+	 .help = "seconds between server pings on an idle WebSocket; 0: no pings"},
+	{"websocket_ping_timeout", K_I64, OFF(websocket_ping_timeout_s), 1, DAY_S, "20", "S",
+	 .help = "close a WebSocket whose pong does not come within this"},
+	{"websocket_deflate", K_BOOL, OFF(websocket_deflate), .def = "true",
+	 .help = "negotiate permessage-deflate (RFC 7692) when the client offers it"},
 };
 /* clang-format on */
 

@@ -173,20 +173,24 @@ static void wake_worker(hb_worker_t *wk)
 		efd_signal(wk->efd);
 }
 
+static int push_to(hb_hub_t *h, int io, int w, hb_stream_t *s)
+{
+	hb_msg_t m = {.type = HB_MSG_REQUEST, .stream = s};
+
+	s->worker_idx = w;
+	s->async = h->workers[w].async;
+	return hb_spsc_push(q_to_worker(h, io, w), &m);
+}
+
 int hb_hub_dispatch(hb_hub_t *h, int io, hb_stream_t *s)
 {
 	int w = pick_worker(h, io, -1);
 
 	if (w < 0)
 		return -ESRCH;
-	hb_msg_t m = {.type = HB_MSG_REQUEST, .stream = s};
-	s->worker_idx = w;
-	if (hb_spsc_push(q_to_worker(h, io, w), &m) < 0) {
+	if (push_to(h, io, w, s) < 0) {
 		w = pick_worker(h, io, w);
-		if (w < 0)
-			return -EAGAIN;
-		s->worker_idx = w;
-		if (hb_spsc_push(q_to_worker(h, io, w), &m) < 0)
+		if (w < 0 || push_to(h, io, w, s) < 0)
 			return -EAGAIN;
 	}
 	atomic_fetch_add(&h->workers[w].inflight, 1);
@@ -294,4 +298,56 @@ void hb_hub_worker_stop(hb_hub_t *h, int w)
 {
 	atomic_store(&h->workers[w].stopping, 1);
 	efd_signal(h->workers[w].efd);
+}
+
+int hb_hub_worker_poll(hb_hub_t *h, int w, hb_stream_t **out)
+{
+	return worker_pop(h, w, out);
+}
+
+hb_stream_t *hb_hub_worker_take_ready(hb_hub_t *h, int w)
+{
+	return atomic_exchange(&h->workers[w].ready, NULL);
+}
+
+static int worker_has_work(hb_hub_t *h, int w)
+{
+	if (atomic_load(&h->workers[w].ready))
+		return 1;
+	for (int io = 0; io < h->nio; io++)
+		if (!hb_spsc_empty(q_to_worker(h, io, w)))
+			return 1;
+	return 0;
+}
+
+int hb_hub_worker_prepare_sleep(hb_hub_t *h, int w)
+{
+	atomic_store(&h->workers[w].sleeping, 1);
+	if (worker_has_work(h, w) || atomic_load(&h->workers[w].stopping)) {
+		atomic_store(&h->workers[w].sleeping, 0);
+		return 0;
+	}
+	return 1;
+}
+
+void hb_hub_worker_awake(hb_hub_t *h, int w)
+{
+	uint64_t v;
+
+	atomic_store(&h->workers[w].sleeping, 0);
+	(void)!read(h->workers[w].efd, &v, sizeof(v));
+}
+
+void hb_hub_stream_ready(hb_hub_t *h, hb_stream_t *s)
+{
+	hb_worker_t *wk = &h->workers[s->worker_idx];
+
+	if (atomic_exchange(&s->wake_pending, 1))
+		return;
+	atomic_fetch_add(&s->refs, 1); /* the list's reference; the worker releases it */
+	hb_stream_t *head = atomic_load(&wk->ready);
+	do {
+		s->ready_next = head;
+	} while (!atomic_compare_exchange_weak(&wk->ready, &head, s));
+	wake_worker(wk);
 }

@@ -30,6 +30,8 @@ typedef struct hb_worker {
 	_Atomic int stopping;      /* asked to finish queued work and exit */
 	_Atomic int64_t inflight;  /* dispatched and not yet ended */
 	_Atomic uint64_t served;   /* requests ended */
+	int async;                 /* event-loop worker (ASGI): streams wake it via `ready` */
+	_Atomic(hb_stream_t *) ready; /* streams with news (lock-free stack, io threads push) */
 	hb_hub_t *hub;
 	void *owner;               /* the python layer's per-thread state */
 } hb_worker_t;
@@ -68,6 +70,21 @@ int hb_hub_worker_push(hb_hub_t *hub, int w, int io, const hb_msg_t *m);
  * GIL. Returns 0 with *out set, -ETIMEDOUT, or -ESHUTDOWN when the worker is stopping and its
  * queues are empty. A wake with nothing queued (hb_hub_worker_kick) returns -EINTR. */
 int hb_hub_worker_next(hb_hub_t *hub, int w, hb_stream_t **out, int timeout_ms);
+/* [worker w] Non-blocking: takes the next request. Returns 0 or -EAGAIN. */
+int hb_hub_worker_poll(hb_hub_t *hub, int w, hb_stream_t **out);
+/* [worker w] Takes every stream put on the ready list (linked by ready_next, newest first).
+ * For each: clear wake_pending (atomic_store 0) BEFORE looking at its state, then
+ * hb_stream_release() it (the list holds a reference). */
+hb_stream_t *hb_hub_worker_take_ready(hb_hub_t *hub, int w);
+/* [worker w] Event-loop workers: says the worker is going idle. Returns 1 if it may sleep (then
+ * the eventfd will be written when work arrives), else 0 (work is waiting: process it).
+ * hb_hub_worker_awake() after waking. */
+int hb_hub_worker_prepare_sleep(hb_hub_t *hub, int w);
+void hb_hub_worker_awake(hb_hub_t *hub, int w);
+/* [io] Puts an async stream on its worker's ready list (once until the worker clears
+ * wake_pending) and wakes the worker if it sleeps. */
+void hb_hub_stream_ready(hb_hub_t *hub, hb_stream_t *s);
+
 /* [any] Wakes worker w so that a blocked hb_hub_worker_next returns (-EINTR or -ESHUTDOWN). */
 void hb_hub_worker_kick(hb_hub_t *hub, int w);
 /* [any] Marks a worker stopping and wakes it. */

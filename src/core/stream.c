@@ -45,6 +45,10 @@ void hb_stream_release(hb_stream_t *s)
 /* Publishes a change the worker may be waiting for (Dekker with the worker's `waiting`). */
 static void wake_worker(hb_stream_t *s)
 {
+	if (s->async) {
+		hb_hub_stream_ready(s->hub, s);
+		return;
+	}
 	atomic_fetch_add(&s->wake, 1);
 	if (atomic_load(&s->waiting))
 		hb_futex_wake(&s->wake, 1);
@@ -136,6 +140,17 @@ static void maybe_continue(hb_stream_t *s)
 	post(s, HB_MSG_CONTINUE, 0, NULL, 0);
 }
 
+/* After the worker took `len` bytes off the body queue: resume the io thread if it paused. */
+static void body_taken(hb_stream_t *s, uint64_t len)
+{
+	uint64_t left = atomic_fetch_sub(&s->body_queued, len) - len;
+
+	if (left <= HB_STREAM_BODY_LOW && (atomic_load(&s->state) & HB_ST_IO_PAUSED)) {
+		if (atomic_fetch_and(&s->state, ~(uint32_t)HB_ST_IO_PAUSED) & HB_ST_IO_PAUSED)
+			post(s, HB_MSG_RESUME, 0, NULL, 0);
+	}
+}
+
 /* Takes the next chunk into s->cur; tells the io thread to read again once drained enough. */
 static int take_chunk(hb_stream_t *s)
 {
@@ -146,11 +161,7 @@ static int take_chunk(hb_stream_t *s)
 	free(s->cur);
 	s->cur = m.ptr;
 	s->cur_off = 0;
-	uint64_t left = atomic_fetch_sub(&s->body_queued, m.len) - m.len;
-	if (left <= HB_STREAM_BODY_LOW && (atomic_load(&s->state) & HB_ST_IO_PAUSED)) {
-		if (atomic_fetch_and(&s->state, ~(uint32_t)HB_ST_IO_PAUSED) & HB_ST_IO_PAUSED)
-			post(s, HB_MSG_RESUME, 0, NULL, 0);
-	}
+	body_taken(s, m.len);
 	return 1;
 }
 
@@ -282,5 +293,96 @@ int hb_stream_end(hb_stream_t *s, uint32_t flags)
 	if (atomic_fetch_or(&s->state, HB_ST_ENDED) & HB_ST_ENDED)
 		return -EALREADY;
 	post(s, HB_MSG_END, flags, NULL, 0);
+	return 0;
+}
+
+int hb_stream_send_body_nb(hb_stream_t *s, const void *data, size_t len)
+{
+	if (hb_stream_client_gone(s))
+		return -ECONNRESET;
+	if (atomic_load(&s->out_pending) > HB_STREAM_OUT_HIGH)
+		return -EAGAIN;
+	hb_chunk_t *c = malloc(sizeof(*c) + len);
+	if (!c)
+		return -ENOMEM;
+	c->len = len;
+	memcpy(c->data, data, len);
+	atomic_fetch_add(&s->out_pending, len);
+	post(s, HB_MSG_BODY, 0, c, len);
+	return 0;
+}
+
+int hb_stream_ws_push(hb_stream_t *s, uint32_t kind, hb_chunk_t *c)
+{
+	hb_msg_t m = {.type = HB_MSG_BODY, .aux = kind, .stream = s, .ptr = c, .len = c->len};
+
+	atomic_fetch_add(&s->body_queued, c->len);
+	if (hb_spsc_push(&s->body, &m) < 0) {
+		atomic_fetch_sub(&s->body_queued, c->len);
+		return -EAGAIN;
+	}
+	wake_worker(s);
+	return 0;
+}
+
+int hb_stream_ws_recv(hb_stream_t *s, hb_chunk_t **msg, uint32_t *kind, int block)
+{
+	hb_msg_t m;
+
+	for (;;) {
+		uint32_t seen = atomic_load(&s->wake);
+		atomic_store(&s->waiting, 1);
+		if (hb_spsc_pop(&s->body, &m) == 0) {
+			atomic_store(&s->waiting, 0);
+			body_taken(s, m.len);
+			*msg = m.ptr;
+			*kind = m.aux;
+			return 0;
+		}
+		if (hb_stream_client_gone(s)) {
+			atomic_store(&s->waiting, 0);
+			return -ECONNRESET;
+		}
+		if (!block) {
+			atomic_store(&s->waiting, 0);
+			return -EAGAIN;
+		}
+		wait_change(s, seen);
+	}
+}
+
+int hb_stream_ws_send(hb_stream_t *s, uint32_t kind, const void *data, size_t len, int block)
+{
+	int rc = block ? wait_out_space(s) : 0;
+
+	if (rc < 0)
+		return rc;
+	if (!block && atomic_load(&s->out_pending) > HB_STREAM_OUT_HIGH)
+		return -EAGAIN;
+	if (hb_stream_client_gone(s))
+		return -ECONNRESET;
+	hb_chunk_t *c = malloc(sizeof(*c) + len);
+	if (!c)
+		return -ENOMEM;
+	c->len = len;
+	memcpy(c->data, data, len);
+	atomic_fetch_add(&s->out_pending, len);
+	post(s, HB_MSG_WS_SEND, kind, c, len);
+	return 0;
+}
+
+int hb_stream_ws_close(hb_stream_t *s, uint16_t code, const char *reason, size_t len)
+{
+	hb_chunk_t *c = NULL;
+
+	if (hb_stream_client_gone(s))
+		return -ECONNRESET;
+	if (len > 123)
+		len = 123; /* a close payload is at most 125 bytes with its code */
+	if (len && (c = malloc(sizeof(*c) + len))) {
+		c->len = len;
+		memcpy(c->data, reason, len);
+	}
+	post(s, HB_MSG_WS_CLOSE, code, c, 0);
 	return 0;
 }

@@ -40,7 +40,19 @@ typedef enum {
 	HB_MSG_END,         /* worker->io: response complete; aux = HB_END_* flags */
 	HB_MSG_CONTINUE,    /* worker->io: app started reading: send 100 Continue if expected */
 	HB_MSG_RESUME,      /* worker->io: body drained below LOW: read the socket again */
+	HB_MSG_WS_SEND,     /* worker->io: ptr = hb_chunk_t* message, aux = HB_WS_TEXT/BINARY */
+	HB_MSG_WS_CLOSE,    /* worker->io: aux = close code, ptr = hb_chunk_t* reason or NULL */
 } hb_msg_type_t;
+
+/* WebSocket streams (request flag HB_REQ_WEBSOCKET). The worker accepts with HB_MSG_HEAD of
+ * status 101 (extra headers, Sec-WebSocket-Protocol for the chosen subprotocol); any other head
+ * is a denial response sent as plain HTTP. Incoming messages are body chunks whose queue entry
+ * carries the kind in aux (see hb_stream_ws_recv). */
+enum {
+	HB_WS_TEXT = 1,
+	HB_WS_BINARY = 2,
+	HB_WS_CLOSE = 8, /* peer sent close (or the connection died): chunk = 2-byte code + reason */
+};
 
 enum {
 	HB_END_ABORT = 1u << 0, /* response incomplete or broken: close the connection after */
@@ -68,6 +80,7 @@ enum {
 	HB_ST_BODY_ERROR = 1u << 4,   /* [io sets] body was malformed or too large: reads fail */
 	HB_ST_HEAD_SENT = 1u << 5,    /* [worker sets] HB_MSG_HEAD posted */
 	HB_ST_ENDED = 1u << 6,        /* [worker sets] HB_MSG_END posted */
+	HB_ST_WS_OPEN = 1u << 7,      /* [io sets] the 101 was sent: frames flow */
 };
 
 typedef struct hb_stream {
@@ -81,6 +94,11 @@ typedef struct hb_stream {
 	_Atomic uint32_t state; /* HB_ST_* */
 	_Atomic uint32_t wake;  /* futex word: bumped on any change the worker may wait for */
 	_Atomic uint32_t waiting; /* worker is (about to be) blocked on `wake` */
+	/* async workers (ASGI) are woken per stream through the hub's ready list, not the futex */
+	int async;                    /* set at dispatch from the worker's mode */
+	_Atomic int wake_pending;     /* queued on the worker's ready list */
+	struct hb_stream *ready_next; /* link in that list */
+	void *py;                     /* [worker] the python layer's per-stream object */
 	/* body, io -> worker */
 	hb_spsc_t body;              /* HB_MSG_BODY messages; ptr = hb_chunk_t* */
 	_Atomic uint64_t body_queued; /* bytes in `body` not yet read by the worker */
@@ -133,6 +151,22 @@ int hb_stream_send_body(hb_stream_t *s, const void *data, size_t len);
 int hb_stream_send_file(hb_stream_t *s, int fd, int64_t offset, int64_t len);
 /* [worker] Posts HB_MSG_END (flags HB_END_*). After it the worker must only release. */
 int hb_stream_end(hb_stream_t *s, uint32_t flags);
+
+/* [worker] Non-blocking send for event-loop workers: posts body bytes and returns 0, or returns
+ * -EAGAIN without posting when more than HB_STREAM_OUT_HIGH bytes wait (the stream is put on
+ * the ready list once they drain below LOW), or -ECONNRESET. */
+int hb_stream_send_body_nb(hb_stream_t *s, const void *data, size_t len);
+/* [worker] Takes one whole incoming WebSocket message: 0 with *msg (caller frees) and *kind
+ * (HB_WS_*), -EAGAIN (block = 0 and none queued), or -ECONNRESET (gone without a close frame). */
+int hb_stream_ws_recv(hb_stream_t *s, hb_chunk_t **msg, uint32_t *kind, int block);
+/* [worker] Sends one WebSocket message (kind HB_WS_TEXT/BINARY, bytes copied). With block = 0
+ * behaves like hb_stream_send_body_nb. Returns 0, -EAGAIN or -ECONNRESET. */
+int hb_stream_ws_send(hb_stream_t *s, uint32_t kind, const void *data, size_t len, int block);
+/* [worker] Sends a close frame with code and reason (copied). Returns 0 or -ECONNRESET. */
+int hb_stream_ws_close(hb_stream_t *s, uint16_t code, const char *reason, size_t len);
+/* [io] Queues one incoming WebSocket message (ownership of c passes on success).
+ * Returns 0 or -EAGAIN (queue full). */
+int hb_stream_ws_push(hb_stream_t *s, uint32_t kind, hb_chunk_t *c);
 
 /* [worker] True when the client has gone away. */
 int hb_stream_client_gone(hb_stream_t *s);

@@ -13,6 +13,7 @@
 #include "core/hub.h"
 #include "core/log.h"
 #include "server/access_log.h"
+#include "server/conn_ws.h"
 
 #define NS 1000000000ull
 #define LINGER_NS (2 * NS) /* how long a closing connection drains input after an error */
@@ -20,7 +21,6 @@
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static void parse_input(hb_conn_t *c);
-static void update_reading(hb_conn_t *c);
 static void exchange_done(hb_conn_t *c);
 
 static int on_request(void *ud, hb_request_t *req);
@@ -35,7 +35,7 @@ static uint64_t after_s(hb_conn_t *c, int64_t secs)
 	return secs > 0 ? hb_io_now(c->io) + (uint64_t)secs * NS : 0;
 }
 
-static void mark_dirty(hb_conn_t *c)
+void hb_conn_mark_dirty(hb_conn_t *c)
 {
 	if (c->dirty)
 		return;
@@ -87,7 +87,7 @@ hb_conn_t *hb_conn_new(hb_io_t *io, int fd)
 	io->nconns++;
 	c->state = HB_CONN_IDLE;
 	c->deadline = after_s(c, io->cfg->header_timeout_s);
-	update_reading(c);
+	hb_conn_update_reading(c);
 	return c;
 }
 
@@ -116,6 +116,7 @@ void hb_conn_maybe_free(hb_conn_t *c)
 		close(c->pipefd[1]);
 	}
 	hb_conn_out_free(c);
+	hb_conn_ws_free(c);
 	hb_h1_free(c->parser);
 	free(c->in);
 	free(c->body_acc);
@@ -137,14 +138,14 @@ void hb_conn_abort(hb_conn_t *c)
 
 /* Graceful close after an error or a final response: stop writing once the output is sent,
  * keep reading (and discarding) for a while so the client reads our answer, not a reset. */
-static void start_closing(hb_conn_t *c)
+void hb_conn_start_closing(hb_conn_t *c)
 {
 	if (c->state == HB_CONN_DEAD || c->state == HB_CONN_CLOSING)
 		return;
 	c->state = HB_CONN_CLOSING;
 	c->drain_deadline = hb_io_now(c->io) + LINGER_NS;
 	c->recv_paused = 0;
-	update_reading(c);
+	hb_conn_update_reading(c);
 	if (hb_conn_out_empty(c) && !c->send_busy)
 		hb_conn_sent_all(c);
 }
@@ -155,8 +156,8 @@ static void respond_error(hb_conn_t *c, int status)
 	size_t n = hb_h1_write_error(buf, sizeof(buf), status, c->io->date);
 
 	hb_conn_out_copy(c, buf, n < sizeof(buf) ? n : 0);
-	mark_dirty(c);
-	start_closing(c);
+	hb_conn_mark_dirty(c);
+	hb_conn_start_closing(c);
 }
 
 /* ---- reading ----------------------------------------------------------------------------- */
@@ -170,7 +171,7 @@ static int want_read(const hb_conn_t *c)
 	return !c->recv_paused && c->in_len - c->in_off < HB_CONN_IN_MAX;
 }
 
-static void update_reading(hb_conn_t *c)
+void hb_conn_update_reading(hb_conn_t *c)
 {
 	int want = want_read(c);
 
@@ -191,7 +192,7 @@ static void update_reading(hb_conn_t *c)
 	}
 }
 
-static void in_append(hb_conn_t *c, const char *p, size_t len)
+void hb_conn_in_append(hb_conn_t *c, const char *p, size_t len)
 {
 	if (c->in_off > 0 && c->in_off == c->in_len)
 		c->in_off = c->in_len = 0;
@@ -255,6 +256,11 @@ static void flush_body(hb_conn_t *c)
 
 static void protocol_error(hb_conn_t *c, int rc, const char *why)
 {
+	if (c->pending_error < 0) { /* the rejection is already queued (WebSocket handshake) */
+		c->pending_error = 0;
+		hb_conn_start_closing(c);
+		return;
+	}
 	int status = c->pending_error ? c->pending_error : hb_h1_error_status(rc);
 
 	hb_debug("io %d: bad request from %s: %d %s", c->io->idx, c->remote, status, why ? why : "");
@@ -303,17 +309,21 @@ static void parse_input(hb_conn_t *c)
 		c->in_off = c->in_len = 0;
 }
 
-static void on_data(hb_conn_t *c, const char *p, size_t len)
+static void on_data(hb_conn_t *c, char *p, size_t len)
 {
+	if (c->state == HB_CONN_WS) {
+		hb_conn_ws_data(c, p, len);
+		return;
+	}
 	if (c->state == HB_CONN_CLOSING || c->state == HB_CONN_DEAD)
 		return; /* draining after an error: discard */
 	if (c->parser_paused || c->in_len > c->in_off) {
-		in_append(c, p, len);
+		hb_conn_in_append(c, p, len);
 		parse_input(c);
 	} else {
 		size_t used = feed(c, p, len);
 		if (used < len && c->state != HB_CONN_CLOSING && c->state != HB_CONN_DEAD)
-			in_append(c, p + used, len - used);
+			hb_conn_in_append(c, p + used, len - used);
 	}
 }
 
@@ -329,6 +339,11 @@ static void on_peer_closed(hb_conn_t *c)
 			hb_stream_signal(c->stream, HB_ST_CLIENT_GONE | HB_ST_BODY_ERROR);
 		if (!c->body_done)
 			hb_conn_abort(c);
+		break;
+	case HB_CONN_WS:
+		if (c->stream && !c->ended)
+			hb_stream_signal(c->stream, HB_ST_CLIENT_GONE);
+		hb_conn_abort(c);
 		break;
 	case HB_CONN_IDLE:
 	case HB_CONN_HEAD:
@@ -357,7 +372,7 @@ void hb_conn_on_recv(hb_conn_t *c, struct io_uring_cqe *cqe)
 	if (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED))
 		on_peer_closed(c);
 	if (!c->recv_armed)
-		update_reading(c);
+		hb_conn_update_reading(c);
 	hb_conn_maybe_free(c);
 }
 
@@ -402,6 +417,15 @@ static void reset_exchange(hb_conn_t *c)
 	c->recv_paused = 0;
 }
 
+/* Upgrade: websocket goes to the WebSocket handshake unless the app is plain WSGI. */
+static int is_websocket_upgrade(hb_io_t *io, const hb_request_t *req)
+{
+	const hb_header_t *h = hb_request_header(req, "upgrade");
+
+	return io->cfg->worker_class != HB_WORKER_WSGI && h && h->value_len == 9 &&
+	       strncasecmp(h->value, "websocket", 9) == 0;
+}
+
 static int on_request(void *ud, hb_request_t *req)
 {
 	hb_conn_t *c = ud;
@@ -414,6 +438,14 @@ static int on_request(void *ud, hb_request_t *req)
 	req->remote_port = c->remote_port;
 	memcpy(req->server_addr, c->local, sizeof(req->server_addr));
 	req->server_port = c->local_port;
+	if (is_websocket_upgrade(io, req)) {
+		int st = hb_conn_ws_check(c, req);
+		if (st != 0) {
+			free(req);
+			c->pending_error = st > 0 ? -1 : 500;
+			return -1;
+		}
+	}
 	hb_stream_t *s = hb_stream_new(io->srv->hub, io->idx, req);
 	if (!s) {
 		free(req);
@@ -492,6 +524,8 @@ static void on_head(hb_conn_t *c, hb_response_t *r)
 	hb_request_t *req = c->stream->req;
 	char buf[2048];
 
+	if ((req->flags & HB_REQ_WEBSOCKET) && hb_conn_ws_head(c, r))
+		return;
 	c->stream->status = r->status;
 	c->no_body = (req->flags & HB_REQ_HEAD) || !status_has_body(r->status);
 	c->resp_cl = r->content_length;
@@ -580,6 +614,10 @@ static void on_end(hb_conn_t *c, uint32_t flags)
 	c->ended = 1;
 	if (c->state == HB_CONN_DEAD || c->abandoned)
 		return;
+	if (c->state == HB_CONN_WS) {
+		hb_conn_ws_end(c, (flags & HB_END_ABORT) != 0);
+		return;
+	}
 	if (flags & HB_END_ABORT)
 		c->abort = 1;
 	if (!c->head_sent) {
@@ -604,8 +642,12 @@ static void drop_msg(hb_conn_t *c, hb_msg_t *m)
 		free(m->ptr);
 		break;
 	case HB_MSG_BODY:
+	case HB_MSG_WS_SEND:
 		free(m->ptr);
 		hb_stream_out_done(m->stream, m->len);
+		break;
+	case HB_MSG_WS_CLOSE:
+		free(m->ptr);
 		break;
 	case HB_MSG_FILE:
 		close(((hb_file_chunk_t *)m->ptr)->fd);
@@ -627,7 +669,7 @@ static void on_resume(hb_conn_t *c)
 		c->body_held = NULL;
 	}
 	c->recv_paused = 0;
-	update_reading(c);
+	hb_conn_update_reading(c);
 }
 
 void hb_conn_on_msg(hb_conn_t *c, hb_msg_t *m)
@@ -662,14 +704,28 @@ void hb_conn_on_msg(hb_conn_t *c, hb_msg_t *m)
 		}
 		break;
 	case HB_MSG_RESUME:
-		if (live)
+		if (live && c->state == HB_CONN_WS)
+			hb_conn_ws_resume(c);
+		else if (live)
 			on_resume(c);
+		break;
+	case HB_MSG_WS_SEND:
+		if (live && c->state == HB_CONN_WS)
+			hb_conn_ws_send(c, m->aux, m->ptr, m->len);
+		else
+			drop_msg(c, m);
+		break;
+	case HB_MSG_WS_CLOSE:
+		if (live && c->state == HB_CONN_WS)
+			hb_conn_ws_close(c, (uint16_t)m->aux, m->ptr);
+		else
+			drop_msg(c, m);
 		break;
 	case HB_MSG_REQUEST:
 		break;
 	}
 	if (c->state != HB_CONN_DEAD)
-		mark_dirty(c);
+		hb_conn_mark_dirty(c);
 	else if (c->ended && c->stream) {
 		hb_stream_release(c->stream);
 		c->stream = NULL;
@@ -704,7 +760,7 @@ static void exchange_done(hb_conn_t *c)
 		return;
 	}
 	if (!c->keep_alive || c->state == HB_CONN_CLOSING) {
-		start_closing(c);
+		hb_conn_start_closing(c);
 		return;
 	}
 	c->state = HB_CONN_IDLE;
@@ -713,7 +769,7 @@ static void exchange_done(hb_conn_t *c)
 	c->recv_paused = 0;
 	hb_h1_resume(c->parser);
 	parse_input(c);
-	update_reading(c);
+	hb_conn_update_reading(c);
 }
 
 /* The output queue is empty: finish the exchange, or finish closing. */
@@ -778,6 +834,11 @@ void hb_conn_tick(hb_conn_t *c, uint64_t now)
 	case HB_CONN_SERVING:
 		serving_tick(c, now);
 		break;
+	case HB_CONN_WS:
+		hb_conn_ws_tick(c, now, 0);
+		if (c->state == HB_CONN_WS)
+			serving_tick(c, now);
+		break;
 	case HB_CONN_CLOSING:
 		if (now >= c->drain_deadline ||
 		    (c->io->cfg->write_timeout_s > 0 && (c->send_busy || !hb_conn_out_empty(c)) &&
@@ -795,6 +856,8 @@ void hb_conn_drain(hb_conn_t *c, int force)
 {
 	if (force || c->state == HB_CONN_IDLE) {
 		hb_conn_abort(c);
+	} else if (c->state == HB_CONN_WS) {
+		hb_conn_ws_tick(c, hb_io_now(c->io), 1);
 	} else if (c->state == HB_CONN_SERVING) {
 		c->keep_alive = 0;
 		hb_conn_tick(c, hb_io_now(c->io));

@@ -37,6 +37,7 @@ typedef enum {
 	HB_CONN_IDLE = 0,  /* between requests (or before the first) */
 	HB_CONN_HEAD,      /* some bytes of a request head seen */
 	HB_CONN_SERVING,   /* a stream is in flight */
+	HB_CONN_WS,        /* upgraded: WebSocket frames (conn_ws.c) */
 	HB_CONN_CLOSING,   /* error answered: shut down writing, draining input until EOF */
 	HB_CONN_DEAD,      /* socket shut; waiting for ops and the stream to finish */
 } hb_conn_state_t;
@@ -54,6 +55,7 @@ typedef struct hb_conn {
 	unsigned head_sent : 1, ended : 1, abort : 1, continue_sent : 1, body_done : 1;
 	unsigned abandoned : 1, shut_sent : 1, dirty : 1, parser_paused : 1, recv_cancelling : 1;
 	hb_h1_parser_t *parser;
+	struct hb_conn_ws *ws; /* WebSocket state, from the upgrade request on */
 	/* unparsed input */
 	char *in;
 	size_t in_len, in_cap, in_off;
@@ -110,8 +112,12 @@ void hb_conn_flush(hb_conn_t *c);
 int hb_conn_out_empty(const hb_conn_t *c);
 void hb_conn_out_free(hb_conn_t *c);
 
-/* conn.c, used by conn_write.c */
+/* conn.c, used by conn_write.c and conn_ws.c */
 void hb_conn_sent_all(hb_conn_t *c);
+void hb_conn_start_closing(hb_conn_t *c);
+void hb_conn_update_reading(hb_conn_t *c);
+void hb_conn_in_append(hb_conn_t *c, const char *p, size_t len);
+void hb_conn_mark_dirty(hb_conn_t *c);
 void hb_conn_abort(hb_conn_t *c);
 void hb_conn_maybe_free(hb_conn_t *c);
 
