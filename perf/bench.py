@@ -1,0 +1,772 @@
+#!/usr/bin/python3
+"""Peer benchmark harness for hornbeam-uring (stdlib only; run with /usr/bin/python3).
+
+Starts each server of a scenario on its own free 127.0.0.1 port, waits until it
+answers correctly, runs a wrk warm-up (not counted) and a measured wrk run, stops
+the server and all its children, and repeats round-robin (A B C D A B C D ...)
+so machine noise hits every server alike. Prints median and spread per server
+and hornbeam's ratio against each peer, and writes JSON + Markdown results to
+perf/results/.
+
+    /usr/bin/python3 perf/bench.py                       # scenario "hello", all servers
+    /usr/bin/python3 perf/bench.py --servers nginx,gunicorn -d 3 -r 5
+    /usr/bin/python3 perf/bench.py --scenario hello-asgi --pin
+    /usr/bin/python3 perf/bench.py --list
+
+Adding a scenario = one entry in SCENARIOS below (see perf/README.md).
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PERF = Path(__file__).resolve().parent
+REPO = PERF.parent
+APPS = PERF / "apps"
+PY = "/usr/bin/python3"  # Debian's python3: gunicorn and uvicorn come from Debian packages
+WRK_LUA = PERF / "wrk_report.lua"
+LOOPBACK = "127.0.0.1"  # the only address anything here ever binds or connects to
+
+
+class Skip(Exception):
+    """The server cannot run here (binary missing, ...): skip it with a message."""
+
+
+# --------------------------------------------------------------------------------------
+# Server launchers. Each returns build(ctx) -> argv; ctx has .port, .tmp (a private temp
+# dir), .opts (parsed CLI options). Raise Skip to skip the server with a clear reason.
+# --------------------------------------------------------------------------------------
+
+def hornbeam(app, worker_class=None):
+    def build(ctx):
+        binary = Path(ctx.opts.hornbeam_bin)
+        if not binary.is_file() or not os.access(binary, os.X_OK):
+            raise Skip(f"{binary} does not exist or is not executable "
+                       "(build hornbeam-uring first, or pass --hornbeam-bin)")
+        cmd = [str(binary), app, "--bind", f"{LOOPBACK}:{ctx.port}",
+               "--workers", str(ctx.opts.workers), "--pythonpath", str(APPS)]
+        if worker_class:
+            cmd += ["--worker-class", worker_class]
+        return cmd
+    return build
+
+
+def nginx():
+    def build(ctx):
+        exe = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.access(exe, os.X_OK):
+            raise Skip("nginx not installed (apt-get install nginx-light)")
+        conf = (PERF / "nginx.conf.tmpl").read_text()
+        conf = conf.replace("@PORT@", str(ctx.port)).replace("@TMP@", str(ctx.tmp))
+        conf = conf.replace("worker_processes 2;", f"worker_processes {ctx.opts.workers};")
+        (ctx.tmp / "nginx.conf").write_text(conf)
+        return [exe, "-p", str(ctx.tmp), "-c", str(ctx.tmp / "nginx.conf"), "-e", "stderr"]
+    return build
+
+
+def gunicorn(app, threads=4):
+    def build(ctx):
+        return [PY, "-m", "gunicorn", "--worker-class", "gthread",
+                "--workers", str(ctx.opts.workers), "--threads", str(threads),
+                "--bind", f"{LOOPBACK}:{ctx.port}", "--chdir", str(APPS),
+                "--worker-tmp-dir", str(ctx.tmp), "--log-level", "warning",
+                "--graceful-timeout", "3", app]
+    return build
+
+
+def uvicorn(app):
+    def build(ctx):
+        return [PY, "-m", "uvicorn", app, "--app-dir", str(APPS),
+                "--host", LOOPBACK, "--port", str(ctx.port),
+                "--workers", str(ctx.opts.workers), "--loop", "uvloop", "--http", "httptools",
+                "--no-access-log", "--log-level", "warning"]
+    return build
+
+
+# --------------------------------------------------------------------------------------
+# Scenarios: the table to extend. "subject" is compared against every other server.
+#   path/expect: the probe GET must return 200 with exactly this body before wrk runs.
+# --------------------------------------------------------------------------------------
+
+HELLO = b"Hello, World!"
+
+SCENARIOS = {
+    "hello": {
+        "description": "GET / -> 200 text/plain 'Hello, World!' (13 bytes), HTTP/1.1 keep-alive. "
+                       "hornbeam and gunicorn run perf/apps/hello_wsgi.py, uvicorn runs "
+                       "perf/apps/hello_asgi.py, nginx answers with 'return 200' (upper bound).",
+        "path": "/",
+        "expect": HELLO,
+        "subject": "hornbeam",
+        "servers": {
+            "hornbeam": hornbeam("hello_wsgi:application"),
+            "nginx": nginx(),
+            "gunicorn": gunicorn("hello_wsgi:application"),
+            "uvicorn": uvicorn("hello_asgi:app"),
+        },
+    },
+    "hello-asgi": {
+        "description": "Same hello response, ASGI on both sides: hornbeam --worker-class asgi "
+                       "vs uvicorn (uvloop+httptools), nginx as the upper bound.",
+        "path": "/",
+        "expect": HELLO,
+        "subject": "hornbeam",
+        "servers": {
+            "hornbeam": hornbeam("hello_asgi:app", worker_class="asgi"),
+            "nginx": nginx(),
+            "uvicorn": uvicorn("hello_asgi:app"),
+        },
+    },
+}
+
+
+# --------------------------------------------------------------------------------------
+# Process handling: every process we start is tracked and killed, with its whole tree.
+# --------------------------------------------------------------------------------------
+
+LIVE = []  # Popen objects still possibly running
+
+
+def _proc_stat(pid):
+    """(ppid, pgrp, session, starttime) of pid, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rfind(")") + 2:].split()
+    # rest[0]=state [1]=ppid [2]=pgrp [3]=session ... [19]=starttime
+    if rest[0] in ("Z", "X"):
+        return None  # dead; a zombie whose reaper is slow must not hold up stop()
+    return int(rest[1]), int(rest[2]), int(rest[3]), int(rest[19])
+
+
+def _tree(root):
+    """Snapshot of {pid: starttime} for root's session/process group and all descendants."""
+    stats = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = _proc_stat(int(name))
+            if st:
+                stats[int(name)] = st
+    found = {pid: st[3] for pid, st in stats.items() if st[1] == root or st[2] == root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, st in stats.items():
+            if pid not in found and st[0] in found:
+                found[pid] = st[3]
+                changed = True
+    return found
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root):
+    """{(pid, starttime): utime+stime ticks} for root's tree (all threads included)."""
+    out = {}
+    for pid, start in _tree(root).items():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue
+        rest = data[data.rfind(")") + 2:].split()
+        out[(pid, start)] = int(rest[11]) + int(rest[12])
+    return out
+
+
+def cpu_seconds(before, after):
+    """CPU seconds the tree used between two tree_cpu() snapshots (new processes count fully)."""
+    return sum(t - before.get(k, 0) for k, t in after.items()) / CLK_TCK
+
+
+def _kill_snapshot(snap, sig):
+    for pid, start in snap.items():
+        st = _proc_stat(pid)
+        if st and st[3] == start:  # same process, not a reused pid
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+
+
+def spawn(cmd, log_path=None, env=None, cwd=None, capture=False):
+    out = subprocess.PIPE if capture else open(log_path, "wb")
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                         start_new_session=True, env=env, cwd=cwd)
+    if not capture:
+        out.close()
+    LIVE.append(p)
+    return p
+
+
+def stop(p, grace=5.0):
+    """SIGTERM the process group (and any escaped descendants), then SIGKILL what is left."""
+    snap = _tree(p.pid)
+    snap.setdefault(p.pid, None)
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+    except OSError:
+        pass
+    _kill_snapshot({k: v for k, v in snap.items() if v is not None}, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if p.poll() is not None and not any(
+                (_proc_stat(pid) or (0, 0, 0, -1))[3] == st for pid, st in snap.items() if st):
+            break
+        time.sleep(0.05)
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    _kill_snapshot({k: v for k, v in snap.items() if v is not None}, signal.SIGKILL)
+    try:
+        p.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    if p in LIVE:
+        LIVE.remove(p)
+
+
+def stop_all():
+    for p in list(LIVE):
+        stop(p, grace=3.0)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def probe(port, path, timeout=1.0):
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        r = conn.getresponse()
+        return r.status, r.getheaders(), r.read()
+    finally:
+        conn.close()
+
+
+def tail(path, n=15):
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join("    | " + l for l in lines[-n:])
+
+
+def pin_prefix(cpus):
+    return ["taskset", "-c", cpus] if cpus else []
+
+
+def cmd_output(cmd, timeout=5):
+    """First line of a version command; best effort, never leaves a process behind."""
+    try:
+        p = spawn(cmd, capture=True)
+    except OSError as e:
+        return f"unavailable ({e})"
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        out = b"unavailable (timed out)"
+    finally:
+        stop(p, grace=1.0)
+    lines = out.decode(errors="replace").strip().splitlines()
+    return lines[0][:200] if lines else ""
+
+
+def versions(servers, opts):
+    v = {"wrk": cmd_output(["wrk", "-v"]) if shutil.which("wrk") else "missing"}
+    for s in servers:
+        if s == "nginx":
+            v[s] = cmd_output([shutil.which("nginx") or "/usr/sbin/nginx", "-v"])
+        elif s == "gunicorn":
+            v[s] = cmd_output([PY, "-m", "gunicorn", "--version"]).replace("__main__.py", "gunicorn")
+        elif s == "uvicorn":
+            v[s] = cmd_output([PY, "-c", "import uvicorn,uvloop,httptools,sys;"
+                               "print('uvicorn', uvicorn.__version__, 'uvloop', uvloop.__version__,"
+                               "'httptools', httptools.__version__, 'python', sys.version.split()[0])"])
+        elif s == "hornbeam":
+            b = opts.hornbeam_bin
+            v[s] = cmd_output([b, "--version"]) if os.access(b, os.X_OK) else "missing"
+    return v
+
+
+def machine_info():
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "allowed_cpus": sorted(os.sched_getaffinity(0)),
+        "kernel": platform.release(),
+        "cpu_model": cpu,
+        "mem_total_mib": mem,
+        "os": platform.platform(),
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def fmt_us(us):
+    return "-" if us is None else f"{us:.1f}"
+
+
+def fmt_x(x):
+    return "-" if x is None else f"{x:.2f}"
+
+
+def fmt_ms(us):
+    return "-" if us is None else f"{us / 1000:.2f}"
+
+
+# --------------------------------------------------------------------------------------
+# wrk
+# --------------------------------------------------------------------------------------
+
+def run_wrk(url, opts, duration, connections=None):
+    cmd = pin_prefix(opts.wrk_cpus) + [
+        "wrk", f"-t{opts.threads}", f"-c{connections or opts.connections}", f"-d{duration}s",
+        "--latency", "--timeout", f"{opts.wrk_timeout}s", "-s", str(WRK_LUA), url]
+    p = spawn(cmd, capture=True)
+    try:
+        out, _ = p.communicate(timeout=duration + 30)
+    except subprocess.TimeoutExpired:
+        stop(p, grace=1.0)
+        raise RuntimeError("wrk did not finish in time")
+    if p in LIVE:
+        LIVE.remove(p)
+    text = out.decode(errors="replace")
+    if p.returncode != 0:
+        raise RuntimeError(f"wrk exited {p.returncode}: {text.strip()[-500:]}")
+    data = None
+    rps_text = None
+    for line in text.splitlines():
+        if line.startswith("BENCH_JSON "):
+            data = json.loads(line[len("BENCH_JSON "):])
+        elif line.startswith("Requests/sec:"):
+            rps_text = float(line.split()[1])
+    if data is None:
+        raise RuntimeError(f"could not parse wrk output:\n{text}")
+    secs = data["duration_us"] / 1e6
+    data["rps"] = data["requests"] / secs if secs else 0.0
+    data["rps_wrk"] = rps_text
+    data["socket_errors"] = (data["err_connect"] + data["err_read"]
+                             + data["err_write"] + data["err_timeout"])
+    data["non_2xx_3xx"] = data["err_status"]
+    data["bytes_per_response"] = data["bytes"] / data["requests"] if data["requests"] else None
+    return data
+
+
+# --------------------------------------------------------------------------------------
+# One measured run of one server
+# --------------------------------------------------------------------------------------
+
+class Ctx:
+    def __init__(self, port, tmp, opts):
+        self.port, self.tmp, self.opts = port, tmp, opts
+
+
+def start_server(name, build, scen, opts, tmp_root, tag):
+    tmp = Path(tempfile.mkdtemp(prefix=f"{name}-{tag}-", dir=tmp_root))
+    port = free_port()
+    cmd = build(Ctx(port, tmp, opts))  # may raise Skip
+    extra = opts.extra_args.get(name)
+    if extra:
+        cmd += shlex.split(extra)
+    cmd = pin_prefix(opts.server_cpus) + cmd
+    env = dict(os.environ)
+    for k in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"):
+        env.pop(k, None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    log = tmp_root / f"{name}-{tag}.log"
+    p = spawn(cmd, log_path=log, env=env, cwd=str(REPO))
+    deadline = time.monotonic() + opts.start_timeout
+    last_err = None
+    while True:
+        if p.poll() is not None:
+            stop(p)
+            raise StartExit(f"exited with status {p.returncode} during start-up\n{tail(log)}")
+        try:
+            status, headers, body = probe(port, scen["path"])
+            if status == 200 and body == scen["expect"]:
+                return p, port, cmd, log, headers
+            last_err = f"unexpected response {status} {body[:80]!r}"
+        except OSError as e:
+            last_err = str(e)
+        except http.client.HTTPException as e:
+            last_err = f"{type(e).__name__}: {e}"
+        if time.monotonic() > deadline:
+            stop(p)
+            raise RuntimeError(f"did not answer correctly within {opts.start_timeout}s "
+                               f"(last: {last_err})\n{tail(log)}")
+        time.sleep(0.05)
+
+
+class StartExit(RuntimeError):
+    """The server exited during start-up (possibly a lost race for its port)."""
+
+
+def one_run(name, build, scen, opts, tmp_root, rep):
+    try:
+        p, port, cmd, log, headers = start_server(name, build, scen, opts, tmp_root, f"r{rep}")
+    except StartExit:  # retry once on a fresh port; a real failure fails again, fast
+        p, port, cmd, log, headers = start_server(name, build, scen, opts, tmp_root, f"r{rep}b")
+    try:
+        url = f"http://{LOOPBACK}:{port}{scen['path']}"
+        if opts.warmup > 0:
+            run_wrk(url, opts, opts.warmup)
+        cpu0 = tree_cpu(p.pid)
+        load0 = os.getloadavg()[0]
+        res = run_wrk(url, opts, opts.duration)
+        cpu = cpu_seconds(cpu0, tree_cpu(p.pid))
+        res["server_cpu_s"] = cpu
+        res["server_cpu_us_per_req"] = cpu * 1e6 / res["requests"] if res["requests"] else None
+        res["loadavg_1m_before"] = load0
+        if p.poll() is not None:
+            res["server_exited"] = p.returncode
+            res["server_log_tail"] = tail(log)
+        res.update({"repeat": rep, "port": port, "cmd": cmd,
+                    "response_headers": [list(h) for h in headers]})
+        return res
+    finally:
+        stop(p)
+
+
+# --------------------------------------------------------------------------------------
+# Summary, table, files
+# --------------------------------------------------------------------------------------
+
+def _median_opt(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def summarize(runs):
+    if not runs:
+        return None
+    rps = [r["rps"] for r in runs]
+    p99 = [r["p99_us"] for r in runs]
+    p50 = [r["p50_us"] for r in runs]
+    med = statistics.median(rps)
+    s = {
+        "runs": len(runs),
+        "rps_median": med,
+        "rps_min": min(rps),
+        "rps_max": max(rps),
+        "rps_spread_pct": (max(rps) - min(rps)) / med * 100 if med else None,
+        "p50_us_median": statistics.median(p50),
+        "cpu_us_per_req_median": _median_opt([r.get("server_cpu_us_per_req") for r in runs]),
+        "p99_us_median": statistics.median(p99),
+        "p99_us_min": min(p99),
+        "p99_us_max": max(p99),
+        "socket_errors": sum(r["socket_errors"] for r in runs),
+        "non_2xx_3xx": sum(r["non_2xx_3xx"] for r in runs),
+        "requests": sum(r["requests"] for r in runs),
+    }
+    if len(rps) >= 4:
+        q = statistics.quantiles(rps, n=4)
+        s["rps_iqr"] = [q[0], q[2]]
+    return s
+
+
+def ratios(result):
+    subj = result["subject"]
+    out = {}
+    if subj not in result["servers"]:
+        return out  # subject not selected: nothing to compare against
+    ss = result["servers"].get(subj, {}).get("summary")
+    for name, srv in result["servers"].items():
+        if name == subj:
+            continue
+        ps = srv.get("summary")
+        key = f"{subj}/{name}"
+        if ss and ps and ps["rps_median"]:
+            sc, pc = ss.get("cpu_us_per_req_median"), ps.get("cpu_us_per_req_median")
+            out[key] = {"rps": ss["rps_median"] / ps["rps_median"],
+                        "p99": ss["p99_us_median"] / ps["p99_us_median"] if ps["p99_us_median"] else None,
+                        "cpu": sc / pc if sc and pc else None}
+        else:
+            why = f"{subj} {result['servers'].get(subj, {}).get('status', 'not run')}" if not ss \
+                else f"{name} {srv.get('status')}"
+            out[key] = {"rps": None, "p99": None, "why": why}
+    return out
+
+
+def table_md(result):
+    cfg = result["config"]
+    m = result["machine"]
+    lines = [
+        f"# {result['scenario']} — {result['started_utc']}",
+        "",
+        result["description"],
+        "",
+        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), kernel {m['kernel']}, "
+        f"load avg at start {m['loadavg_start'][0]:.2f}, end {m.get('loadavg_end', [0])[0]:.2f}.  ",
+        f"wrk -t{cfg['threads']} -c{cfg['connections']} -d{cfg['duration']}s (+{cfg['warmup']}s warm-up), "
+        f"{cfg['repeats']} repeats interleaved, {cfg['workers']} workers per server, "
+        f"pin: {'server CPUs ' + cfg['server_cpus'] + ', wrk CPUs ' + cfg['wrk_cpus'] if cfg['pin'] else 'off'}."
+        + ("  \n**Interrupted: partial results.**" if result.get("interrupted") else ""),
+        "",
+        "| server | req/s median | min–max | spread | p50 ms | p99 ms median (min–max) | server CPU µs/req | socket err | non-2xx | runs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, srv in result["servers"].items():
+        s = srv.get("summary")
+        if not s:
+            lines.append(f"| {name} | {srv['status']}: {srv.get('reason', '').splitlines()[0] if srv.get('reason') else ''} "
+                         "| | | | | | | | 0 |")
+            continue
+        lines.append(
+            f"| {name} | {s['rps_median']:,.0f} | {s['rps_min']:,.0f}–{s['rps_max']:,.0f} | "
+            f"±{s['rps_spread_pct'] / 2:.1f}% | {fmt_ms(s['p50_us_median'])} | "
+            f"{fmt_ms(s['p99_us_median'])} ({fmt_ms(s['p99_us_min'])}–{fmt_ms(s['p99_us_max'])}) | "
+            f"{fmt_us(s['cpu_us_per_req_median'])} | {s['socket_errors']} | {s['non_2xx_3xx']} | {s['runs']} |")
+    lines += ["", "| ratio | req/s (higher is better) | p99 (lower is better) | CPU/req (lower is better) |",
+              "|---|---:|---:|---:|"]
+    for k, r in result["ratios"].items():
+        if r["rps"] is None:
+            lines.append(f"| {k} | n/a ({r['why']}) | | |")
+        else:
+            lines.append(f"| {k} | {fmt_x(r['rps'])} | {fmt_x(r['p99'])} | {fmt_x(r.get('cpu'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def print_table(result):
+    print()
+    hdr = f"{'server':<10} {'req/s med':>11} {'min–max':>19} {'spread':>8} {'p50 ms':>7} {'p99 ms':>8} {'cpu µs/req':>10} {'sockerr':>7} {'non2xx':>6} {'runs':>4}"
+    print(f"scenario {result['scenario']}: wrk -t{result['config']['threads']} "
+          f"-c{result['config']['connections']} -d{result['config']['duration']}s, "
+          f"{result['config']['repeats']} repeats")
+    print(hdr)
+    print("-" * len(hdr))
+    for name, srv in result["servers"].items():
+        s = srv.get("summary")
+        if not s:
+            reason = (srv.get("reason") or "").splitlines()[0] if srv.get("reason") else ""
+            print(f"{name:<10} {srv['status'].upper()}: {reason}")
+            continue
+        mm = f"{s['rps_min']:,.0f}–{s['rps_max']:,.0f}"
+        print(f"{name:<10} {s['rps_median']:>11,.0f} {mm:>19} {'±%.1f%%' % (s['rps_spread_pct'] / 2):>8} "
+              f"{fmt_ms(s['p50_us_median']):>7} {fmt_ms(s['p99_us_median']):>8} "
+              f"{fmt_us(s['cpu_us_per_req_median']):>10} {s['socket_errors']:>7} {s['non_2xx_3xx']:>6} {s['runs']:>4}")
+    print()
+    if not result["ratios"]:
+        print(f"(no ratios: {result['subject']} not selected)")
+    for k, r in result["ratios"].items():
+        if r["rps"] is None:
+            print(f"{k:<22} n/a ({r['why']})")
+        else:
+            print(f"{k:<20} req/s x{fmt_x(r['rps'])}   p99 x{fmt_x(r['p99'])}   cpu/req x{fmt_x(r.get('cpu'))}")
+
+
+def save(result, out_dir):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t = result["started_utc"]  # 2026-11-26T10:30:12Z -> 2026-11-26T1030Z-<scenario>
+    base = out_dir / f"{t[:10]}T{t[11:13]}{t[14:16]}Z-{result['scenario']}"
+    base.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    base.with_suffix(".md").write_text(table_md(result))
+    return base.with_suffix(".json"), base.with_suffix(".md")
+
+
+# --------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------
+
+def run_scenario(sname, opts, tmp_root):
+    scen = SCENARIOS[sname]
+    names = opts.servers or list(scen["servers"])
+    unknown = [n for n in names if n not in scen["servers"]]
+    if unknown:
+        sys.exit(f"scenario {sname!r} has no server(s) {unknown}; it has {list(scen['servers'])}")
+    result = {
+        "scenario": sname,
+        "description": scen["description"],
+        "subject": scen["subject"],
+        "started_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine_info(),
+        "config": {"threads": opts.threads, "connections": opts.connections,
+                   "duration": opts.duration, "warmup": opts.warmup, "repeats": opts.repeats,
+                   "workers": opts.workers, "pin": bool(opts.server_cpus),
+                   "server_cpus": opts.server_cpus, "wrk_cpus": opts.wrk_cpus,
+                   "wrk_timeout": opts.wrk_timeout, "order": names},
+        "versions": versions(names, opts),
+        "servers": {n: {"status": "pending", "runs": []} for n in names},
+        "interrupted": False,
+    }
+    load, ncpu = os.getloadavg()[0], len(os.sched_getaffinity(0))
+    if load > 0.5 * ncpu:
+        print(f"warning: load average {load:.2f} on {ncpu} CPUs: the machine is busy, expect noisy "
+              "numbers (compare ratios and CPU/req, or rerun with more repeats)", flush=True)
+    print(f"== scenario {sname}: {', '.join(names)}; {opts.repeats} x {opts.duration}s "
+          f"(+{opts.warmup}s warm-up) each, wrk -t{opts.threads} -c{opts.connections}"
+          + (f"; pinned: servers on CPU {opts.server_cpus}, wrk on CPU {opts.wrk_cpus}"
+             if opts.server_cpus else ""), flush=True)
+    try:
+        for rep in range(1, opts.repeats + 1):
+            for name in names:
+                srv = result["servers"][name]
+                if srv["status"] in ("skipped", "failed"):
+                    continue
+                try:
+                    res = one_run(name, scen["servers"][name], scen, opts, tmp_root, rep)
+                except Skip as e:
+                    srv.update(status="skipped", reason=str(e))
+                    print(f"  [{rep}/{opts.repeats}] {name:<9} SKIPPED: {e}", flush=True)
+                    continue
+                except RuntimeError as e:
+                    srv.update(status="failed", reason=str(e))
+                    print(f"  [{rep}/{opts.repeats}] {name:<9} FAILED, skipping it: {e}", flush=True)
+                    continue
+                srv["status"] = "ok"
+                srv["runs"].append(res)
+                warn = ""
+                if res["socket_errors"] or res["non_2xx_3xx"]:
+                    warn = f"  errors: socket {res['socket_errors']} non-2xx {res['non_2xx_3xx']}"
+                if "server_exited" in res:
+                    warn += f"  SERVER EXITED ({res['server_exited']}) during the run"
+                print(f"  [{rep}/{opts.repeats}] {name:<9} {res['rps']:>10,.0f} req/s  "
+                      f"p50 {fmt_ms(res['p50_us'])} ms  p99 {fmt_ms(res['p99_us'])} ms{warn}", flush=True)
+    except KeyboardInterrupt:
+        result["interrupted"] = True
+        print("\ninterrupted: stopping servers, keeping partial results", flush=True)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop_all()
+    for srv in result["servers"].values():
+        srv["summary"] = summarize(srv["runs"])
+        if srv["status"] == "pending":
+            srv["status"] = "not run"
+            srv["reason"] = "interrupted" if result["interrupted"] else ""
+    result["ratios"] = ratios(result)
+    result["machine"]["loadavg_end"] = os.getloadavg()
+    result["finished_utc"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    print_table(result)
+    if not opts.no_save and any(s["runs"] for s in result["servers"].values()):
+        j, m = save(result, Path(opts.out_dir))
+        print(f"\nwrote {j.relative_to(REPO) if j.is_relative_to(REPO) else j} and {m.name}")
+    return result
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenario", default="hello", help="comma list of scenarios (default hello; see --list)")
+    ap.add_argument("--servers", help="comma list of servers to run, in this order (default: all of the scenario)")
+    ap.add_argument("-t", "--threads", type=int, default=2, help="wrk threads (default 2)")
+    ap.add_argument("-c", "--connections", type=int, default=64, help="wrk connections (default 64)")
+    ap.add_argument("-d", "--duration", type=int, default=5, help="measured seconds per run (default 5)")
+    ap.add_argument("-w", "--warmup", type=int, default=1, help="warm-up seconds per run, not counted (default 1; 0 = none)")
+    ap.add_argument("-r", "--repeats", type=int, default=3, help="runs per server, interleaved round-robin (default 3)")
+    ap.add_argument("--workers", type=int, default=2, help="workers/processes per server (default 2)")
+    ap.add_argument("--wrk-timeout", type=int, default=2, help="wrk per-request timeout in seconds (default 2)")
+    ap.add_argument("--pin", action="store_true",
+                    help="pin with taskset: wrk on the first allowed CPU, servers on the rest")
+    ap.add_argument("--server-cpus", help="taskset CPU list for servers (implies --pin)")
+    ap.add_argument("--wrk-cpus", help="taskset CPU list for wrk (implies --pin)")
+    ap.add_argument("--start-timeout", type=float, default=20.0, help="seconds a server may take to answer (default 20)")
+    ap.add_argument("--hornbeam-bin", default=str(REPO / "build" / "hornbeam-uring"),
+                    help="hornbeam-uring binary (default build/hornbeam-uring)")
+    ap.add_argument("--extra-args", action="append", default=[], metavar="SERVER=ARGS",
+                    help="extra CLI args for one server, e.g. --extra-args 'hornbeam=--threads 2'")
+    ap.add_argument("--out-dir", default=str(PERF / "results"), help="where to write results (default perf/results)")
+    ap.add_argument("--no-save", action="store_true", help="print only, write no result files")
+    ap.add_argument("--keep-logs", action="store_true", help="keep the temp dir with server logs")
+    ap.add_argument("--list", action="store_true", help="list scenarios and servers and exit")
+    opts = ap.parse_args(argv)
+    opts.servers = [s.strip() for s in opts.servers.split(",") if s.strip()] if opts.servers else None
+    opts.scenarios = [s.strip() for s in opts.scenario.split(",") if s.strip()]
+    extra = {}
+    for e in opts.extra_args:
+        k, _, v = e.partition("=")
+        extra[k] = (extra.get(k, "") + " " + v).strip()
+    opts.extra_args = extra
+    if opts.pin or opts.server_cpus or opts.wrk_cpus:
+        cpus = sorted(os.sched_getaffinity(0))
+        if not opts.wrk_cpus:
+            opts.wrk_cpus = str(cpus[0])
+        if not opts.server_cpus:
+            rest = [c for c in cpus if str(c) not in opts.wrk_cpus.split(",")]
+            if not rest:
+                ap.error("--pin needs at least 2 allowed CPUs")
+            opts.server_cpus = ",".join(map(str, rest))
+    for n in ("threads", "connections", "duration", "repeats", "workers"):
+        if getattr(opts, n) < 1:
+            ap.error(f"--{n} must be >= 1")
+    return opts
+
+
+def main(argv=None):
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    if opts.list:
+        for name, sc in SCENARIOS.items():
+            print(f"{name}: servers {', '.join(sc['servers'])} (subject {sc['subject']})\n    {sc['description']}")
+        return 0
+    bad = [s for s in opts.scenarios if s not in SCENARIOS]
+    if bad:
+        sys.exit(f"unknown scenario(s) {bad}; known: {list(SCENARIOS)}")
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found (apt-get install wrk)")
+    if (opts.server_cpus or opts.wrk_cpus) and not shutil.which("taskset"):
+        sys.exit("taskset not found (apt-get install util-linux)")
+    # Explicit: a shell may start background jobs with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGHUP, _raise_interrupt)
+    tmp_root = Path(tempfile.mkdtemp(prefix="hb-bench-"))
+    results = []
+    try:
+        for sname in opts.scenarios:
+            results.append(run_scenario(sname, opts, tmp_root))
+            if results[-1]["interrupted"]:
+                break
+    except KeyboardInterrupt:
+        print("\ninterrupted", flush=True)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_all()
+        if opts.keep_logs:
+            print(f"server logs kept in {tmp_root}")
+        else:
+            shutil.rmtree(tmp_root, ignore_errors=True)
+    return 130 if any(r["interrupted"] for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
