@@ -66,7 +66,9 @@ static int init_wakes(hb_hub_t *h)
 			return -errno;
 	}
 	for (int i = 0; i < h->nio; i++) {
-		h->io[i].efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		/* Blocking: the io ring reads it with IORING_OP_READ (a read on a nonblocking file
+		 * would complete at once with -EAGAIN); writers never block on an eventfd. */
+		h->io[i].efd = eventfd(0, EFD_CLOEXEC);
 		if (h->io[i].efd < 0)
 			return -errno;
 	}
@@ -166,11 +168,19 @@ static int pick_worker(hb_hub_t *h, int io, int skip)
 	return best;
 }
 
-static void wake_worker(hb_worker_t *wk)
+/* Only the first producer to find the sleeper asleep writes its eventfd: clearing the flag
+ * here turns a burst of pushes into one wakeup. The sleeper re-checks its queues after setting
+ * the flag, so a push that saw the flag clear is never missed. */
+static void wake_sleeper(_Atomic int *sleeping, int efd)
 {
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load(&wk->sleeping))
-		efd_signal(wk->efd);
+	if (atomic_load_explicit(sleeping, memory_order_relaxed) && atomic_exchange(sleeping, 0))
+		efd_signal(efd);
+}
+
+static void wake_worker(hb_worker_t *wk)
+{
+	wake_sleeper(&wk->sleeping, wk->efd);
 }
 
 static int push_to(hb_hub_t *h, int io, int w, hb_stream_t *s)
@@ -243,9 +253,7 @@ int hb_hub_worker_push(hb_hub_t *h, int w, int io, const hb_msg_t *m)
 		efd_signal(h->io[io].efd); /* full: make sure the io thread drains it */
 		sched_yield();
 	}
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load(&h->io[io].sleeping))
-		efd_signal(h->io[io].efd);
+	wake_sleeper(&h->io[io].sleeping, h->io[io].efd);
 	return 0;
 }
 

@@ -180,7 +180,8 @@ static void arm_wake(hb_io_t *io)
 	struct io_uring_sqe *sqe = hb_io_sqe(io);
 
 	io->wake_op.kind = HB_OP_WAKE;
-	io_uring_prep_poll_multishot(sqe, hb_hub_io_wake(io->srv->hub, io->idx)->efd, POLLIN);
+	io_uring_prep_read(sqe, hb_hub_io_wake(io->srv->hub, io->idx)->efd, &io->wake_val,
+			   sizeof(io->wake_val), 0);
 	io_uring_sqe_set_data(sqe, &io->wake_op);
 	io->wake_armed = 1;
 }
@@ -209,13 +210,11 @@ static void on_accept(hb_io_t *io, hb_op_t *op, struct io_uring_cqe *cqe)
 		atomic_fetch_sub(&io->srv->nconns, 1);
 }
 
+/* The eventfd read completed: the counter is reset; the loop re-arms it before sleeping. */
 static void on_wake(hb_io_t *io, struct io_uring_cqe *cqe)
 {
-	uint64_t v;
-
-	if (!(cqe->flags & IORING_CQE_F_MORE))
-		io->wake_armed = 0;
-	(void)!read(hb_hub_io_wake(io->srv->hub, io->idx)->efd, &v, sizeof(v));
+	(void)cqe;
+	io->wake_armed = 0;
 }
 
 static void stop_accepting(hb_io_t *io)

@@ -50,6 +50,7 @@ typedef struct hb_io {
 	hb_op_t tick_op, wake_op, cancel_op;
 	struct __kernel_timespec tick_ts;
 	int wake_armed;
+	uint64_t wake_val; /* the eventfd read's buffer */
 	struct hb_conn *conns; /* every open connection: the tick scans it for deadlines */
 	struct hb_conn *dirty; /* connections with output queued in this iteration */
 	int64_t nconns;
