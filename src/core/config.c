@@ -148,6 +148,8 @@ static const struct key keys[] = {
 	 .help = "access log file, '-' for stdout (default: off)"},
 	{"access_log_format", K_STR, OFF(access_log_format), .def = GUNICORN_ACCESS_FORMAT,
 	 .metavar = "FMT", .help = "access log line, gunicorn's %(x)s atoms"},
+	{"zerocopy_threshold", K_I64, OFF(zerocopy_threshold), 0, INT64_MAX, "65536", "BYTES",
+	 .help = "response pieces at least this large go out with send_zc; 0: never"},
 	{"websocket_timeout", K_I64, OFF(websocket_timeout_s), 0, DAY_S, "0", "S",
 	 .help = "close a WebSocket idle (no message either way) this long; 0: never"},
 	{"websocket_max_frame_size", K_I64, OFF(websocket_max_frame_size), 1, 1 << 30, "16777216",

@@ -55,6 +55,7 @@ typedef struct hb_config {
 	int log_level;                     /* hb_log_level_t, default info */
 	char *access_log;                  /* NULL: off; "-": stdout */
 	char *access_log_format;
+	int64_t zerocopy_threshold;         /* send_zc for pieces >= this; 0 = never; 65536 */
 	int64_t websocket_timeout_s;        /* idle WebSocket; 0 = never */
 	int64_t websocket_max_frame_size;   /* default 16 MiB -> close 1009 */
 	int64_t websocket_ping_interval_s;  /* default 20; 0 = no pings */

@@ -76,6 +76,7 @@ hb_conn_t *hb_conn_new(hb_io_t *io, int fd)
 	c->resp_cl = -1;
 	c->recv_op = (hb_op_t){.kind = HB_OP_RECV, .owner = c};
 	c->send_op = (hb_op_t){.kind = HB_OP_SEND, .owner = c};
+	c->zc_op = (hb_op_t){.kind = HB_OP_SEND_ZC, .owner = c};
 	c->splice_in_op = (hb_op_t){.kind = HB_OP_SPLICE_IN, .owner = c};
 	c->splice_out_op = (hb_op_t){.kind = HB_OP_SPLICE_OUT, .owner = c};
 	c->shut_op = (hb_op_t){.kind = HB_OP_SHUTDOWN, .owner = c};

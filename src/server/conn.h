@@ -49,7 +49,7 @@ typedef struct hb_conn {
 	int fd;
 	hb_conn_state_t state;
 	int ops; /* ops in flight */
-	hb_op_t recv_op, send_op, splice_in_op, splice_out_op, shut_op;
+	hb_op_t recv_op, send_op, zc_op, splice_in_op, splice_out_op, shut_op;
 	unsigned recv_armed : 1, recv_paused : 1, send_busy : 1, peer_closed : 1;
 	unsigned addr_known : 1, keep_alive : 1, chunked : 1, no_body : 1;
 	unsigned head_sent : 1, ended : 1, abort : 1, continue_sent : 1, body_done : 1;
@@ -71,6 +71,8 @@ typedef struct hb_conn {
 	int pending_error;         /* status to answer once the current exchange is done */
 	/* output */
 	hb_seg_t *out_head, *out_tail;
+	hb_seg_t *zc_retired; /* sent with send_zc: kept until the kernel's notifications */
+	int zc_pending;       /* notifications still to come */
 	struct msghdr msg;
 	struct iovec iov[HB_CONN_MAX_IOV];
 	int niov;
@@ -91,6 +93,7 @@ hb_conn_t *hb_conn_new(hb_io_t *io, int fd);
 /* [io] Completion handlers, called from io.c's dispatch switch. */
 void hb_conn_on_recv(hb_conn_t *c, struct io_uring_cqe *cqe);
 void hb_conn_on_send(hb_conn_t *c, int res);
+void hb_conn_on_send_zc(hb_conn_t *c, struct io_uring_cqe *cqe);
 void hb_conn_on_splice_in(hb_conn_t *c, int res);
 void hb_conn_on_splice_out(hb_conn_t *c, int res);
 void hb_conn_on_shutdown(hb_conn_t *c, int res);

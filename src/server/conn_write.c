@@ -1,7 +1,8 @@
 /* conn_write.c: a connection's output queue. Bytes go out with one sendmsg over up to
- * HB_CONN_MAX_IOV segments; file regions go file -> pipe -> socket with two splices, so file
- * bytes never enter user space. One send (or splice) is in flight at a time, which keeps
- * responses in order. */
+ * HB_CONN_MAX_IOV segments; a piece of at least zerocopy_threshold bytes goes alone with
+ * send_zc (its memory is kept until the kernel's notification); file regions go
+ * file -> pipe -> socket with two splices, so file bytes never enter user space. One send (or
+ * splice) is in flight at a time, which keeps responses in order. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -99,6 +100,11 @@ int hb_conn_out_empty(const hb_conn_t *c)
 
 void hb_conn_out_free(hb_conn_t *c)
 {
+	for (hb_seg_t *s = c->zc_retired, *n; s; s = n) {
+		n = s->next;
+		seg_free(s);
+	}
+	c->zc_retired = NULL;
 	for (hb_seg_t *s = c->out_head, *n; s; s = n) {
 		n = s->next;
 		seg_free(s);
@@ -142,6 +148,23 @@ static void splice_out(hb_conn_t *c)
 	c->send_busy = 1;
 }
 
+static int want_zc(const hb_conn_t *c, const hb_seg_t *s)
+{
+	int64_t t = c->io->cfg->zerocopy_threshold;
+
+	return t > 0 && !c->io->zc_off && s->owned && (int64_t)s->len >= t;
+}
+
+static void send_zc(hb_conn_t *c, hb_seg_t *s)
+{
+	struct io_uring_sqe *sqe = hb_io_sqe(c->io);
+
+	io_uring_prep_send_zc(sqe, c->fd, s->p, s->len, MSG_NOSIGNAL, 0);
+	io_uring_sqe_set_data(sqe, &c->zc_op);
+	c->ops++;
+	c->send_busy = 1;
+}
+
 void hb_conn_flush(hb_conn_t *c)
 {
 	if (c->send_busy || !c->out_head || c->state == HB_CONN_DEAD)
@@ -150,8 +173,13 @@ void hb_conn_flush(hb_conn_t *c)
 		splice_in(c);
 		return;
 	}
+	if (want_zc(c, c->out_head)) {
+		send_zc(c, c->out_head);
+		return;
+	}
 	int n = 0;
-	for (hb_seg_t *s = c->out_head; s && n < HB_CONN_MAX_IOV && s->file_fd < 0; s = s->next) {
+	for (hb_seg_t *s = c->out_head; s && n < HB_CONN_MAX_IOV && s->file_fd < 0 && !want_zc(c, s);
+	     s = s->next) {
 		c->iov[n].iov_base = (void *)s->p;
 		c->iov[n].iov_len = s->len;
 		n++;
@@ -201,6 +229,63 @@ void hb_conn_on_send(hb_conn_t *c, int res)
 		hb_conn_abort(c); /* peer gone (EPIPE/ECONNRESET) or shut down */
 	} else if (c->state != HB_CONN_DEAD) {
 		advance(c, (size_t)res);
+		after_write(c);
+	}
+	hb_conn_maybe_free(c);
+}
+
+/* The zero-copy piece at the head was (partly) sent; once whole it waits for its
+ * notifications on zc_retired, its stream told the bytes are gone. */
+static void zc_advance(hb_conn_t *c, size_t n)
+{
+	hb_seg_t *s = c->out_head;
+
+	if (n < s->len) {
+		s->p += n;
+		s->len -= n;
+		return;
+	}
+	c->out_head = s->next;
+	if (!c->out_head)
+		c->out_tail = NULL;
+	if (s->acct)
+		hb_stream_out_done(s->acct, s->acct_len);
+	s->acct = NULL;
+	s->next = c->zc_retired;
+	c->zc_retired = s;
+}
+
+static void zc_notified(hb_conn_t *c)
+{
+	c->ops--;
+	if (--c->zc_pending > 0)
+		return;
+	for (hb_seg_t *s = c->zc_retired, *n; s; s = n) {
+		n = s->next;
+		seg_free(s);
+	}
+	c->zc_retired = NULL;
+}
+
+void hb_conn_on_send_zc(hb_conn_t *c, struct io_uring_cqe *cqe)
+{
+	if (cqe->flags & IORING_CQE_F_NOTIF) {
+		zc_notified(c);
+		hb_conn_maybe_free(c);
+		return;
+	}
+	if (cqe->flags & IORING_CQE_F_MORE)
+		c->zc_pending++; /* the op stays counted until its notification */
+	else
+		c->ops--;
+	c->send_busy = 0;
+	if (cqe->res == -EOPNOTSUPP || cqe->res == -EINVAL) {
+		c->io->zc_off = 1; /* kernel or socket without zero copy: plain sends from now on */
+		hb_conn_flush(c);
+	} else if (cqe->res < 0) {
+		hb_conn_abort(c);
+	} else if (c->state != HB_CONN_DEAD) {
+		zc_advance(c, (size_t)cqe->res);
 		after_write(c);
 	}
 	hb_conn_maybe_free(c);

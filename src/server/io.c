@@ -260,6 +260,9 @@ static void dispatch_cqe(hb_io_t *io, struct io_uring_cqe *cqe)
 	case HB_OP_SEND:
 		hb_conn_on_send(op->owner, cqe->res);
 		break;
+	case HB_OP_SEND_ZC:
+		hb_conn_on_send_zc(op->owner, cqe);
+		break;
 	case HB_OP_SPLICE_IN:
 		hb_conn_on_splice_in(op->owner, cqe->res);
 		break;

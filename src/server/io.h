@@ -19,6 +19,7 @@ typedef enum {
 	HB_OP_ACCEPT = 1,
 	HB_OP_RECV,
 	HB_OP_SEND,
+	HB_OP_SEND_ZC,
 	HB_OP_SPLICE_IN,  /* file -> pipe */
 	HB_OP_SPLICE_OUT, /* pipe -> socket */
 	HB_OP_SHUTDOWN,
@@ -59,6 +60,7 @@ typedef struct hb_io {
 	char date[40]; /* IMF-fixdate, refreshed each second */
 	uint64_t next_id;
 	int stopping; /* accepting stopped */
+	int zc_off;   /* the kernel refused send_zc once: plain sends only */
 } hb_io_t;
 
 #define HB_TICK_MS 200
