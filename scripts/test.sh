@@ -7,7 +7,12 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PYTHONDONTWRITEBYTECODE=1
 status=0
-run() { echo "==> $*"; "$@" || status=1; }
+passed=0
+failed=0
+run() {
+	echo "==> $*"
+	if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+}
 
 scripts/build.sh release
 run ctest --test-dir build --output-on-failure -j2
@@ -19,8 +24,14 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run ctest --test-dir build-asan --output-on-failure -j2
 run env HB_BINARY="$PWD/build-asan/hornbeam-uring" /usr/bin/python3 -m pytest -q tests/integration
 
-scripts/build.sh tsan
-run ctest --test-dir build-tsan --output-on-failure -j2 -R 'unit_core_(test_spsc|test_shmap|test_hub|test_stream)'
+# TSan: the lock-free modules only. Criterion cannot start under TSan (Snaipe/Criterion#274),
+# so these tests carry a minimal runner of their own when built with -fsanitize=thread.
+tsan_tests="unit_core_test_spsc unit_core_test_hub unit_core_test_stream unit_core_test_shmap"
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DHB_TSAN=ON >/dev/null
+cmake --build build-tsan -j"$(nproc)" --target $tsan_tests
+for t in $tsan_tests; do
+	run env TSAN_OPTIONS=halt_on_error=1 build-tsan/unit/$t
+done
 
-if [ $status -ne 0 ]; then echo "test.sh: FAILED"; else echo "test.sh: all passed"; fi
+echo "suites: $passed passed, $failed failed"
 exit $status
