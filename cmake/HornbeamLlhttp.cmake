@@ -10,3 +10,4 @@ add_library(llhttp_static STATIC ${HB_LLHTTP_SRC_DIR}/llhttp.c ${HB_LLHTTP_SRC_D
 target_include_directories(llhttp_static PUBLIC ${HB_LLHTTP_INC_DIR})
 set_target_properties(llhttp_static PROPERTIES POSITION_INDEPENDENT_CODE ON)
 target_compile_options(llhttp_static PRIVATE -w)
+target_compile_definitions(llhttp_static PUBLIC LLHTTP_STRICT_MODE=1)
