@@ -25,6 +25,12 @@ typedef struct hb_bind {
 	char path[108];   /* unix socket path */
 } hb_bind_t;
 
+/* A function registered from the file's [functions] table: name = "module:function". */
+typedef struct hb_config_function {
+	char *name;
+	char *target;
+} hb_config_function_t;
+
 typedef struct hb_config {
 	char *app;          /* "module:callable"; required */
 	char *config_file;  /* NULL when none */
@@ -61,6 +67,13 @@ typedef struct hb_config {
 	int64_t websocket_ping_interval_s;  /* default 20; 0 = no pings */
 	int64_t websocket_ping_timeout_s;   /* default 20 */
 	int websocket_deflate;              /* bool, default true */
+	int64_t state_max_bytes;            /* shared map budget, default 256 MiB */
+	int64_t state_max_key_size;         /* default 1024 */
+	int64_t state_max_value_size;       /* default 64 MiB */
+	int64_t pubsub_queue_size;          /* messages per subscriber, default 1000 */
+	char *node_name;                    /* default hornbeam@<hostname> (NULL: derive) */
+	hb_config_function_t *functions;    /* [functions] table */
+	size_t nfunctions;
 	/* derived */
 	int ncpus;          /* CPUs this process may use: min(affinity mask, cgroup quota) */
 	int *cpus;          /* their ids (the first ncpus of the affinity mask), ncpus entries */

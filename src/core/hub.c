@@ -7,6 +7,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#define HB_HUB_SPIN 32
+
 /* Per io thread, written only by that io thread. */
 typedef struct io_slot {
 	_Alignas(64) unsigned dispatch_rr;
@@ -183,13 +185,33 @@ static void wake_worker(hb_worker_t *wk)
 	wake_sleeper(&wk->sleeping, wk->efd);
 }
 
+/* Claims worker w for one more request. Dekker with a stopping worker: it clears `accepting`
+ * and then reads `inflight`; we raise `inflight` and then read `accepting`. Either we see it
+ * stopping and back off, or it sees our request coming and waits for it. */
+static int claim(hb_hub_t *h, int w)
+{
+	hb_worker_t *wk = &h->workers[w];
+
+	atomic_fetch_add(&wk->inflight, 1);
+	if (atomic_load(&wk->accepting))
+		return 0;
+	atomic_fetch_sub(&wk->inflight, 1);
+	return -1;
+}
+
 static int push_to(hb_hub_t *h, int io, int w, hb_stream_t *s)
 {
 	hb_msg_t m = {.type = HB_MSG_REQUEST, .stream = s};
 
+	if (claim(h, w) < 0)
+		return -1;
 	s->worker_idx = w;
 	s->async = h->workers[w].async;
-	return hb_spsc_push(q_to_worker(h, io, w), &m);
+	if (hb_spsc_push(q_to_worker(h, io, w), &m) < 0) {
+		atomic_fetch_sub(&h->workers[w].inflight, 1);
+		return -1;
+	}
+	return 0;
 }
 
 int hb_hub_dispatch(hb_hub_t *h, int io, hb_stream_t *s)
@@ -203,7 +225,6 @@ int hb_hub_dispatch(hb_hub_t *h, int io, hb_stream_t *s)
 		if (w < 0 || push_to(h, io, w, s) < 0)
 			return -EAGAIN;
 	}
-	atomic_fetch_add(&h->workers[w].inflight, 1);
 	wake_worker(&h->workers[w]);
 	return 0;
 }
@@ -273,27 +294,37 @@ int hb_hub_worker_next(hb_hub_t *h, int w, hb_stream_t **out, int timeout_ms)
 {
 	hb_worker_t *wk = &h->workers[w];
 
-	if (worker_pop(h, w, out) == 0)
-		return 0;
+	/* A worker that just finished a request usually gets the next one within microseconds
+	 * under load: look again a few times (yielding the CPU) before paying for a sleep and a
+	 * wakeup. */
+	for (int spin = 0; spin < HB_HUB_SPIN; spin++) {
+		if (worker_pop(h, w, out) == 0)
+			return 0;
+		if (atomic_load_explicit(&wk->stopping, memory_order_relaxed))
+			break;
+		sched_yield();
+	}
 	atomic_store(&wk->sleeping, 1);
 	if (worker_pop(h, w, out) == 0) {
 		atomic_store(&wk->sleeping, 0);
 		return 0;
 	}
-	if (atomic_load(&wk->stopping)) {
+	/* Stopping: leave only when nothing is queued and no dispatch is on its way (claim()). */
+	int stopping = atomic_load(&wk->stopping);
+	if (stopping && atomic_load(&wk->inflight) == 0) {
 		atomic_store(&wk->sleeping, 0);
 		return -ESHUTDOWN;
 	}
 	struct pollfd pfd = {.fd = wk->efd, .events = POLLIN};
-	int r = poll(&pfd, 1, timeout_ms);
+	int r = poll(&pfd, 1, stopping ? 10 : timeout_ms);
 	uint64_t v;
 	if (r > 0)
 		(void)!read(wk->efd, &v, sizeof(v));
 	atomic_store(&wk->sleeping, 0);
 	if (worker_pop(h, w, out) == 0)
 		return 0;
-	if (atomic_load(&wk->stopping))
-		return -ESHUTDOWN;
+	if (stopping)
+		return atomic_load(&wk->inflight) == 0 ? -ESHUTDOWN : -EINTR;
 	return r == 0 ? -ETIMEDOUT : -EINTR;
 }
 

@@ -67,8 +67,8 @@ void hb_hub_io_awake(hb_hub_t *hub, int io);
 int hb_hub_worker_push(hb_hub_t *hub, int w, int io, const hb_msg_t *m);
 
 /* [worker w] Takes the next request. Blocks up to timeout_ms (-1: forever) without needing the
- * GIL. Returns 0 with *out set, -ETIMEDOUT, or -ESHUTDOWN when the worker is stopping and its
- * queues are empty. A wake with nothing queued (hb_hub_worker_kick) returns -EINTR. */
+ * GIL. Returns 0 with *out set, -ETIMEDOUT, or -ESHUTDOWN when the worker is stopping, its
+ * queues are empty and nothing dispatched to it is still unfinished (inflight == 0). A wake with nothing queued (hb_hub_worker_kick) returns -EINTR. */
 int hb_hub_worker_next(hb_hub_t *hub, int w, hb_stream_t **out, int timeout_ms);
 /* [worker w] Non-blocking: takes the next request. Returns 0 or -EAGAIN. */
 int hb_hub_worker_poll(hb_hub_t *hub, int w, hb_stream_t **out);

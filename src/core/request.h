@@ -45,7 +45,7 @@ typedef struct hb_request {
 	uint16_t remote_port;
 	char server_addr[64];
 	uint16_t server_port;
-	char data[]; /* storage the pointers above point into */
+	_Alignas(8) char data[]; /* storage the pointers above point into */
 } hb_request_t;
 
 typedef struct hb_response {
@@ -54,7 +54,7 @@ typedef struct hb_response {
 	uint32_t nheaders;
 	int64_t content_length; /* from a Content-Length header the app set; -1 when none */
 	uint32_t flags;         /* HB_RESP_* */
-	char data[];
+	_Alignas(8) char data[];
 } hb_response_t;
 
 enum {

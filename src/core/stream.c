@@ -16,7 +16,10 @@ hb_stream_t *hb_stream_new(struct hb_hub *hub, int io_idx, hb_request_t *req)
 
 	if (!s)
 		return NULL;
-	if (hb_spsc_init(&s->body, HB_STREAM_BODY_SLOTS) < 0) {
+	/* Only requests that can carry bytes after the head get a body queue: a bodyless GET
+	 * costs no 8 KiB allocation. An empty queue (no slots) pops -EAGAIN and is never pushed. */
+	if ((req->flags & (HB_REQ_HAS_BODY | HB_REQ_WEBSOCKET)) &&
+	    hb_spsc_init(&s->body, HB_STREAM_BODY_SLOTS) < 0) {
 		free(s);
 		return NULL;
 	}

@@ -30,6 +30,8 @@ typedef struct hb_seg {
 	uint64_t acct_len;
 	int file_fd;          /* >= 0: a file region (p/len unused) */
 	int64_t file_off, file_left;
+	int zc;               /* part of it went out with send_zc: the rest must too, and the memory
+			       * waits for the notifications (never freed by a plain send) */
 	char inl[24];         /* small inline bytes (chunk framing) */
 } hb_seg_t;
 

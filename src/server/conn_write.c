@@ -152,13 +152,14 @@ static int want_zc(const hb_conn_t *c, const hb_seg_t *s)
 {
 	int64_t t = c->io->cfg->zerocopy_threshold;
 
-	return t > 0 && !c->io->zc_off && s->owned && (int64_t)s->len >= t;
+	return s->zc || (t > 0 && !c->io->zc_off && s->owned && (int64_t)s->len >= t);
 }
 
 static void send_zc(hb_conn_t *c, hb_seg_t *s)
 {
 	struct io_uring_sqe *sqe = hb_io_sqe(c->io);
 
+	s->zc = 1;
 	io_uring_prep_send_zc(sqe, c->fd, s->p, s->len, MSG_NOSIGNAL, 0);
 	io_uring_sqe_set_data(sqe, &c->zc_op);
 	c->ops++;
@@ -279,8 +280,9 @@ void hb_conn_on_send_zc(hb_conn_t *c, struct io_uring_cqe *cqe)
 	else
 		c->ops--;
 	c->send_busy = 0;
-	if (cqe->res == -EOPNOTSUPP || cqe->res == -EINVAL) {
+	if ((cqe->res == -EOPNOTSUPP || cqe->res == -EINVAL) && !(cqe->flags & IORING_CQE_F_MORE)) {
 		c->io->zc_off = 1; /* kernel or socket without zero copy: plain sends from now on */
+		c->out_head->zc = 0; /* nothing of it went out zero-copy */
 		hb_conn_flush(c);
 	} else if (cqe->res < 0) {
 		hb_conn_abort(c);
