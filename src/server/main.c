@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/hub.h"
 #include "core/log.h"
+#include "python/pyapi.h"
 #include "python/pyhost.h"
 #include "server/io.h"
 #include "server/listener.h"
@@ -149,7 +150,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hornbeam-uring: cannot create the worker hub\n");
 		return 1;
 	}
-	if (hb_py_start(&cfg, srv.hub, &host) < 0)
+	if (hb_pyapi_start(&cfg, srv.hub) < 0 || hb_py_start(&cfg, srv.hub, &host) < 0)
 		return 1;
 	hb_io_t **ios = calloc((size_t)srv.nio, sizeof(*ios));
 	pthread_t *th = calloc((size_t)srv.nio, sizeof(*th));
@@ -164,7 +165,9 @@ int main(int argc, char **argv)
 	}
 	hb_listener_close_all(&cfg, srv.nio, srv.listen_fds);
 	uint64_t stop_by = mono_ns() + (forced ? 1 : 5) * 1000000000ull;
+	hb_pyapi_shutdown();
 	hb_py_stop(host, stop_by);
+	hb_pyapi_stop();
 	if (!forced)
 		hb_py_finalize();
 	hb_info("Shutdown complete");

@@ -1,0 +1,475 @@
+/* pyapi.c: the process-wide registries, the per-interpreter _Api object, worker binding and
+ * the job hook (pyapi.h). The API functions themselves: pyapi_state.c, pyapi_pubsub.c,
+ * pyapi_funcs.c.
+ */
+#include "python/pyapi_priv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+/* The one process-wide pointer: written on the main thread while no worker runs (start and
+ * stop), read-only in between. */
+static const hb_pyapi_shared_t *shared;
+
+/* ---- process-wide ---- */
+
+static void node_default(char *out, size_t len)
+{
+	char host[200];
+
+	if (gethostname(host, sizeof(host)) < 0 || !host[0])
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(out, len, "hornbeam@%s", host);
+}
+
+static size_t clamp(int64_t v, size_t dflt, size_t max)
+{
+	if (v <= 0)
+		return dflt;
+	return (uint64_t)v > max ? max : (size_t)v;
+}
+
+int hb_pyapi_start(const hb_config_t *cfg, hb_hub_t *hub)
+{
+	hb_pyapi_shared_t *sh = calloc(1, sizeof(*sh));
+	hb_shmap_opts_t o = {0};
+
+	if (!sh)
+		goto oom;
+	sh->max_key = clamp(cfg->state_max_key_size, 1024, (64u << 20) - 1);
+	sh->max_value = clamp(cfg->state_max_value_size, 64u << 20, 1u << 30);
+	o.max_key = (uint32_t)sh->max_key + 1; /* + the str/bytes tag byte */
+	o.max_value = (uint32_t)sh->max_value;
+	o.max_bytes = clamp(cfg->state_max_bytes, (size_t)256 << 20, SIZE_MAX);
+	if (o.max_bytes < (64u << 10))
+		o.max_bytes = 64u << 10;
+	sh->map = hb_shmap_create(&o);
+	if (!sh->map) {
+		fprintf(stderr, "hornbeam-uring: cannot create the shared state map "
+				"(state_max_bytes = %zu)\n", o.max_bytes);
+		free(sh);
+		return -1;
+	}
+	sh->ps = hb_pubsub_new((uint32_t)clamp(cfg->pubsub_queue_size, 1000, UINT32_MAX));
+	sh->funcs = hb_funcs_new();
+	if (!sh->ps || !sh->funcs)
+		goto oom;
+	sh->hub = hub;
+	sh->cfg = cfg;
+	if (cfg->node_name && cfg->node_name[0])
+		snprintf(sh->node, sizeof(sh->node), "%s", cfg->node_name);
+	else
+		node_default(sh->node, sizeof(sh->node));
+	shared = sh;
+	return 0;
+oom:
+	if (sh) {
+		hb_shmap_destroy(sh->map);
+		hb_pubsub_free(sh->ps);
+		hb_funcs_free(sh->funcs);
+		free(sh);
+	}
+	fprintf(stderr, "hornbeam-uring: out of memory creating the shared state\n");
+	return -1;
+}
+
+void hb_pyapi_shutdown(void)
+{
+	if (shared)
+		hb_pubsub_shutdown(shared->ps);
+}
+
+void hb_pyapi_stop(void)
+{
+	hb_pyapi_shared_t *sh = (hb_pyapi_shared_t *)shared;
+
+	if (!sh)
+		return;
+	shared = NULL;
+	hb_funcs_free(sh->funcs);
+	hb_pubsub_free(sh->ps);
+	hb_shmap_destroy(sh->map);
+	free(sh);
+}
+
+const hb_pyapi_shared_t *hb_pyapi_need(hb_pyapi_t *api)
+{
+	if (!api->sh)
+		PyErr_SetString(PyExc_RuntimeError,
+				"hornbeam shared state is only available inside hornbeam-uring "
+				"(import hornbeam_erlang for the in-process fallback)");
+	return api->sh;
+}
+
+/* ---- waking a worker ---- */
+
+static void wake_slots(void *arg)
+{
+	hb_pyapi_wake_t *w = arg;
+	int n = atomic_load_explicit(&w->n, memory_order_acquire);
+
+	for (int i = 0; i < n; i++)
+		hb_hub_worker_kick(w->hub, w->slots[i]);
+}
+
+/* ---- the _Api object ---- */
+
+static int api_traverse(PyObject *self, visitproc visit, void *arg)
+{
+	hb_pyapi_t *api = (hb_pyapi_t *)self;
+
+	Py_VISIT(api->functions);
+	Py_VISIT(api->sub_type);
+	Py_VISIT(api->StateLimitError);
+	Py_VISIT(api->StateFullError);
+	Py_VISIT(api->NodeNotConnected);
+	Py_VISIT(api->SubscriptionClosed);
+	Py_VISIT(api->FunctionNotRegistered);
+	Py_VISIT(Py_TYPE(self));
+	return 0;
+}
+
+static int api_clear(PyObject *self)
+{
+	hb_pyapi_t *api = (hb_pyapi_t *)self;
+
+	Py_CLEAR(api->functions);
+	Py_CLEAR(api->sub_type);
+	Py_CLEAR(api->StateLimitError);
+	Py_CLEAR(api->StateFullError);
+	Py_CLEAR(api->NodeNotConnected);
+	Py_CLEAR(api->SubscriptionClosed);
+	Py_CLEAR(api->FunctionNotRegistered);
+	return 0;
+}
+
+static void api_dealloc(PyObject *self)
+{
+	hb_pyapi_t *api = (hb_pyapi_t *)self;
+	PyTypeObject *tp = Py_TYPE(self);
+
+	PyObject_GC_UnTrack(self);
+	if (api->inbox) {
+		/* The interpreter is ending: its registrations go, queued calls fail (LOST). */
+		hb_funcs_inbox_close(api->sh ? api->sh->funcs : NULL, api->inbox);
+		hb_funcs_inbox_set_wake(api->inbox, NULL, NULL);
+		hb_funcs_inbox_release(api->inbox);
+	}
+	free(api->wake);
+	api_clear(self);
+	tp->tp_free(self);
+	Py_DECREF(tp);
+}
+
+static PyType_Slot api_slots[] = {
+	{Py_tp_traverse, api_traverse},
+	{Py_tp_clear, api_clear},
+	{Py_tp_dealloc, api_dealloc},
+	{0, NULL},
+};
+
+static PyType_Spec api_spec = {
+	.name = "_hornbeam._Api",
+	.basicsize = sizeof(hb_pyapi_t),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+		 Py_TPFLAGS_DISALLOW_INSTANTIATION,
+	.slots = api_slots,
+};
+
+/* Creates an exception class _hornbeam.<name>(base) and adds it to the module. */
+static int add_exc(PyObject *m, PyObject **slot, const char *name, PyObject *base,
+		   const char *doc)
+{
+	char full[128];
+
+	snprintf(full, sizeof(full), "_hornbeam.%s", name);
+	*slot = PyErr_NewExceptionWithDoc(full, doc, base, NULL);
+	if (!*slot)
+		return -1;
+	return PyModule_AddObjectRef(m, name, *slot);
+}
+
+static int add_excs(PyObject *m, hb_pyapi_t *api)
+{
+	if (add_exc(m, &api->StateLimitError, "StateLimitError", PyExc_ValueError,
+		    "A key or value is larger than state_max_key_size / state_max_value_size.") <
+		    0 ||
+	    add_exc(m, &api->StateFullError, "StateFullError", PyExc_MemoryError,
+		    "The shared state reached state_max_bytes.") < 0 ||
+	    add_exc(m, &api->NodeNotConnected, "NodeNotConnected", PyExc_ConnectionError,
+		    "rpc_call/rpc_cast to a node that is not connected.") < 0 ||
+	    add_exc(m, &api->SubscriptionClosed, "SubscriptionClosed", PyExc_EOFError,
+		    "get() on a subscription that is closed and has no message left.") < 0 ||
+	    add_exc(m, &api->FunctionNotRegistered, "FunctionNotRegistered", PyExc_LookupError,
+		    "call()/cast() of a name no worker registered.") < 0)
+		return -1;
+	return 0;
+}
+
+static int add_methods(PyObject *m, PyObject *self, PyMethodDef *defs)
+{
+	PyObject *modname = PyModule_GetNameObject(m);
+
+	if (!modname)
+		return -1;
+	for (PyMethodDef *d = defs; d->ml_name; d++) {
+		PyObject *f = PyCFunction_NewEx(d, self, modname);
+
+		if (!f || PyModule_Add(m, d->ml_name, f) < 0) {
+			Py_DECREF(modname);
+			return -1;
+		}
+	}
+	Py_DECREF(modname);
+	return 0;
+}
+
+static hb_pyapi_t *api_new(PyObject *m)
+{
+	PyTypeObject *tp = (PyTypeObject *)PyType_FromModuleAndSpec(m, &api_spec, NULL);
+	hb_pyapi_t *api;
+
+	if (!tp)
+		return NULL;
+	api = (hb_pyapi_t *)PyType_GenericAlloc(tp, 0);
+	Py_DECREF(tp); /* the instance holds the type */
+	if (!api)
+		return NULL;
+	api->sh = shared;
+	api->functions = PyDict_New();
+	api->sub_type = hb_pyapi_sub_type_new(m);
+	if (!api->functions || !api->sub_type) {
+		Py_DECREF(api);
+		return NULL;
+	}
+	api->inbox = hb_funcs_inbox_new(NULL, NULL);
+	if (!api->inbox) {
+		Py_DECREF(api);
+		PyErr_NoMemory();
+		return NULL;
+	}
+	return api;
+}
+
+int hb_pyapi_add(PyObject *m)
+{
+	hb_pyapi_t *api = api_new(m);
+	int rc = -1;
+
+	if (!api)
+		return -1;
+	if (add_excs(m, api) < 0 || PyModule_AddType(m, api->sub_type) < 0 ||
+	    add_methods(m, (PyObject *)api, hb_pyapi_state_methods) < 0 ||
+	    add_methods(m, (PyObject *)api, hb_pyapi_pubsub_methods) < 0 ||
+	    add_methods(m, (PyObject *)api, hb_pyapi_funcs_methods) < 0 ||
+	    PyModule_AddObjectRef(m, "_api", (PyObject *)api) < 0 ||
+	    PyModule_AddIntConstant(m, "in_server", api->sh != NULL) < 0)
+		goto out;
+	rc = 0;
+out:
+	Py_DECREF(api);
+	return rc;
+}
+
+/* ---- sys.path ---- */
+
+int hb_pyapi_sys_path(void)
+{
+	const char *env = getenv("HORNBEAM_PYTHON_LIB");
+	char dir[4096];
+	struct stat st;
+	PyObject *path = PySys_GetObject("path"), *p; /* borrowed */
+	int has;
+
+	if (env && *env)
+		snprintf(dir, sizeof(dir), "%s", env);
+	else
+		snprintf(dir, sizeof(dir), "%s/python", HB_SOURCE_DIR);
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || !path || !PyList_Check(path))
+		return 0;
+	p = PyUnicode_DecodeFSDefault(dir);
+	if (!p)
+		return -1;
+	has = PySequence_Contains(path, p);
+	if (has == 0)
+		has = PyList_Append(path, p) < 0 ? -1 : 0;
+	Py_DECREF(p);
+	return has < 0 ? -1 : 0;
+}
+
+/* ---- workers ---- */
+
+static hb_pyapi_t *current_api(void)
+{
+	PyObject *m = PyImport_ImportModule("_hornbeam"), *a;
+
+	if (!m)
+		return NULL;
+	a = PyObject_GetAttrString(m, "_api");
+	Py_DECREF(m);
+	if (a && Py_TYPE(a)->tp_dealloc != api_dealloc) {
+		PyErr_SetString(PyExc_RuntimeError, "_hornbeam._api was replaced");
+		Py_CLEAR(a);
+	}
+	/* The module keeps it alive for the interpreter's lifetime. */
+	Py_XDECREF(a);
+	return (hb_pyapi_t *)a;
+}
+
+/* Registers the config's [functions] (name = "module:function"). Returns 0 or -1. */
+static int register_config_functions(hb_pyapi_t *api, const hb_config_t *cfg)
+{
+	for (size_t i = 0; i < cfg->nfunctions; i++) {
+		const char *spec = cfg->functions[i].target, *colon = strchr(spec, ':');
+		PyObject *mod, *fn, *name;
+		int rc;
+
+		if (!colon) {
+			PyErr_Format(PyExc_ValueError, "[functions] %s = \"%s\": expected "
+				     "\"module:function\"", cfg->functions[i].name, spec);
+			return -1;
+		}
+		name = PyUnicode_FromStringAndSize(spec, colon - spec);
+		mod = name ? PyImport_Import(name) : NULL;
+		Py_XDECREF(name);
+		fn = mod ? PyObject_GetAttrString(mod, colon + 1) : NULL;
+		Py_XDECREF(mod);
+		name = fn ? PyUnicode_FromString(cfg->functions[i].name) : NULL;
+		rc = name ? hb_pyapi_register(api, name, fn) : -1;
+		Py_XDECREF(name);
+		Py_XDECREF(fn);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int add_wake_slots(hb_pyapi_t *api, hb_hub_t *hub, const int *slots, int n)
+{
+	hb_pyapi_wake_t *w = api->wake;
+	int have;
+
+	if (!w) {
+		int cap = hb_hub_max_workers(hub);
+
+		w = calloc(1, sizeof(*w) + (size_t)cap * sizeof(int));
+		if (!w) {
+			PyErr_NoMemory();
+			return -1;
+		}
+		w->hub = hub;
+		w->cap = cap;
+		api->wake = w;
+	}
+	have = atomic_load(&w->n);
+	for (int i = 0; i < n && have < w->cap; i++)
+		w->slots[have++] = slots[i];
+	atomic_store_explicit(&w->n, have, memory_order_release);
+	hb_funcs_inbox_set_wake(api->inbox, wake_slots, w);
+	return 0;
+}
+
+hb_pyapi_jobs_t *hb_pyapi_worker_bind(const hb_config_t *cfg, hb_hub_t *hub, const int *slots,
+				      int n, int position)
+{
+	hb_pyapi_t *api = current_api();
+
+	if (!api)
+		return NULL;
+	if (add_wake_slots(api, hub, slots, n) < 0)
+		return NULL;
+	if (position == 0 && api->sh && register_config_functions(api, cfg) < 0)
+		return NULL;
+	return api;
+}
+
+int hb_pyapi_jobs_pending(hb_pyapi_jobs_t *api)
+{
+	return api && api->inbox && hb_funcs_inbox_pending(api->inbox) > 0;
+}
+
+int hb_pyapi_run_jobs(hb_pyapi_jobs_t *api)
+{
+	hb_job_t *j;
+	int n = 0;
+
+	if (!api || !api->inbox || hb_funcs_inbox_pending(api->inbox) == 0)
+		return 0;
+	/* Jobs queued while one runs wait for the next call: a function that keeps casting to
+	 * its own interpreter cannot starve the request loop. */
+	for (uint32_t left = hb_funcs_inbox_pending(api->inbox); left > 0; left--) {
+		j = hb_funcs_take(api->inbox);
+		if (!j)
+			break;
+		hb_pyapi_run_job(api, j);
+		n++;
+	}
+	return n;
+}
+
+/* ---- argument helpers ---- */
+
+int hb_pyapi_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+		  const char *const *names, int nreq, int nmax, PyObject **out)
+{
+	Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+
+	if (nargs > nmax) {
+		PyErr_Format(PyExc_TypeError, "%s() takes at most %d arguments (%zd given)", fname,
+			     nmax, nargs);
+		return -1;
+	}
+	for (int i = 0; i < nmax; i++)
+		out[i] = i < nargs ? args[i] : NULL;
+	for (Py_ssize_t k = 0; k < nkw; k++) {
+		PyObject *kw = PyTuple_GET_ITEM(kwnames, k);
+		int i = 0;
+
+		while (i < nmax && PyUnicode_CompareWithASCIIString(kw, names[i]) != 0)
+			i++;
+		if (i == nmax) {
+			PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'",
+				     fname, kw);
+			return -1;
+		}
+		if (out[i]) {
+			PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'",
+				     fname, names[i]);
+			return -1;
+		}
+		out[i] = args[nargs + k];
+	}
+	for (int i = 0; i < nreq; i++) {
+		if (!out[i]) {
+			PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fname,
+				     names[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int hb_pyapi_timeout_ms(PyObject *o, int *ms)
+{
+	double s;
+
+	*ms = -1;
+	if (!o || o == Py_None)
+		return 0;
+	s = PyFloat_AsDouble(o);
+	if (s == -1.0 && PyErr_Occurred())
+		return -1;
+	if (s != s || s < 0) {
+		PyErr_SetString(PyExc_ValueError, "timeout must be a non-negative number or None");
+		return -1;
+	}
+	*ms = s * 1000.0 >= (double)INT32_MAX ? -1 : (int)(s * 1000.0 + 0.5);
+	return 0;
+}
