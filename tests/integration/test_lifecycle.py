@@ -1,0 +1,214 @@
+"""Lifecycle and worker model: graceful shutdown, keep-alive idle timeout, workers/threads
+concurrency, max_requests, interpreter=main, access log."""
+import os
+import re
+import signal
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from hbtest import HTTPReader, assert_served, connect, http, request_bytes, wait_for, read_file
+
+
+def _in_thread(fn, *args):
+    out = {}
+
+    def run():
+        try:
+            out["value"] = fn(*args)
+        except Exception as e:  # noqa: BLE001
+            out["error"] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, out
+
+
+def test_sigterm_lets_in_flight_request_finish(server):
+    s = server("wsgi_apps:app", "--graceful-timeout", "10")
+    t, out = _in_thread(http, s.port, "GET", "/sleep?secs=1", None, b"", "HTTP/1.1", 10.0)
+    time.sleep(0.4)
+    s.signal(signal.SIGTERM)
+    time.sleep(0.2)
+    assert t.is_alive(), "the in-flight request ended right after SIGTERM: %r" % out
+    # new connections are refused while the in-flight request drains
+    with pytest.raises((ConnectionRefusedError, ConnectionResetError)):
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=2)
+        try:
+            c.sendall(request_bytes("GET", "/echo", [("Connection", "close")]))
+            data = c.recv(100)
+            if not data:
+                raise ConnectionResetError("accepted, then closed unserved")
+            raise AssertionError("a new connection was served after SIGTERM: %r" % data)
+        finally:
+            c.close()
+    t.join(10)
+    assert "error" not in out, out
+    r = out["value"]
+    assert r.status == 200, r
+    assert r.json()["slept"] >= 0.9
+    rc = s.wait_exit(10)
+    assert rc == 0, "exit status %r after SIGTERM\n%s" % (rc, s.describe())
+
+
+def test_sigterm_closes_idle_keepalive_connections(server):
+    s = server("wsgi_apps:app", "--keepalive", "30")
+    with connect(s.port) as c:
+        c.sendall(request_bytes("GET", "/echo"))
+        rd = HTTPReader(c)
+        assert rd.read_response().status == 200
+        assert rd.is_open(0.2)
+        t0 = time.monotonic()
+        s.signal(signal.SIGTERM)
+        rd.expect_closed(timeout=5)
+        assert time.monotonic() - t0 < 5
+    rc = s.wait_exit(10)
+    assert rc == 0, "exit status %r after SIGTERM\n%s" % (rc, s.describe())
+
+
+def test_sigint_also_stops_cleanly(server):
+    s = server("wsgi_apps:app")
+    assert_served(s.port)
+    s.signal(signal.SIGINT)
+    rc = s.wait_exit(10)
+    assert rc == 0, "exit status %r after SIGINT\n%s" % (rc, s.describe())
+
+
+def test_keepalive_idle_timeout(server):
+    s = server("wsgi_apps:app", "--keepalive", "1")
+    with connect(s.port) as c:
+        c.sendall(request_bytes("GET", "/echo"))
+        rd = HTTPReader(c)
+        assert rd.read_response().status == 200
+        t0 = time.monotonic()
+        assert rd.is_open(0.5), "closed before the keep-alive timeout"
+        rd.expect_closed(timeout=4)
+        took = time.monotonic() - t0
+    assert 0.5 <= took < 3.5, took
+
+
+def _concurrent(port, path, n):
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def one(i):
+        barrier.wait()
+        results[i] = http(port, "GET", path, timeout=20)
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    t0 = time.monotonic()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    wall = time.monotonic() - t0
+    for r in results:
+        assert r is not None and r.status == 200, results
+    _concurrent.last = results
+    return wall
+
+
+def test_cpu_bound_requests_overlap_across_workers(server):
+    """Two 0.3 s CPU-bound requests: ~0.3 s wall on 2 workers (own GILs), ~0.6 s on 1.
+
+    The app burns 0.3 s of its thread's CPU time, so two workers sharing one GIL would take as
+    long as one worker. Both servers are measured in the same test."""
+    s2 = server("wsgi_apps:app", "--workers", "2")
+    s1 = server("wsgi_apps:app", "--workers", "1")
+    for s in (s1, s2):
+        for _ in range(2):
+            _concurrent(s.port, "/cpu?secs=0.02", 2)  # warm up both workers
+    # Serialised (one GIL), two requests need >= 0.6 s of wall time whatever the load, so one
+    # fast round proves overlap; retry a few rounds because this 2-core machine may be busy.
+    w1, w2, interps = [], [], set()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and len(w2) < 10:
+        w2.append(_concurrent(s2.port, "/cpu?secs=0.3", 2))
+        interps.add(tuple(sorted(r.json()["interp"] for r in _concurrent.last)))
+        if min(w2) < 0.5:
+            break
+    for _ in range(2):
+        w1.append(_concurrent(s1.port, "/cpu?secs=0.3", 2))
+    best1, best2 = min(w1), min(w2)
+    detail = "2 workers: %s, 1 worker: %s; interpreters per round on 2 workers: %s; load %s" % (
+        ["%.2f" % x for x in w2], ["%.2f" % x for x in w1], sorted(interps), os.getloadavg())
+    assert best1 >= 0.55, "1 worker ran two CPU-bound requests in %.2fs (expected ~0.6); %s" % (best1, detail)
+    assert best2 < 0.5, "2 workers never overlapped two 0.3 s CPU-bound requests; %s" % detail
+
+
+def test_threads_overlap_blocking_requests_on_one_worker(server):
+    s = server("wsgi_apps:app", "--workers", "1", "--threads", "4")
+    _concurrent(s.port, "/sleep?secs=0.01", 4)
+    wall = min(_concurrent(s.port, "/sleep?secs=0.3", 4) for _ in range(2))
+    assert wall < 0.65, "4 x sleep(0.3) on 4 threads took %.2fs (serial would be 1.2 s)" % wall
+
+
+def test_single_thread_serialises_blocking_requests(server):
+    s = server("wsgi_apps:app", "--workers", "1", "--threads", "1")
+    wall = _concurrent(s.port, "/sleep?secs=0.2", 3)
+    assert wall >= 0.55, "3 x sleep(0.2) on one thread took only %.2fs" % wall
+
+
+def test_max_requests_replaces_worker(server):
+    s = server("wsgi_apps:app", "--workers", "1", "--max-requests", "5")
+    with requests.Session() as sess:
+        for i in range(30):
+            r = sess.get("http://127.0.0.1:%d/echo?i=%d" % (s.port, i), timeout=10)
+            assert r.status_code == 200, (i, r.status_code)
+            assert r.json()["environ"]["QUERY_STRING"] == "i=%d" % i
+    for i in range(5):
+        assert http(s.port, "GET", "/echo?fresh=%d" % i).status == 200
+    assert wait_for(lambda: re.search(r"replac|recycl|restart", s.stderr(), re.I), 3), \
+        "log does not mention worker replacement:\n%s" % s.stderr()[-3000:]
+
+
+def test_interpreter_main(server):
+    s = server("wsgi_apps:app", "--interpreter", "main", "--workers", "1")
+    for i in range(5):
+        r = http(s.port, "POST", "/echo?i=%d" % i, None, b"main-%d" % i)
+        assert r.status == 200 and r.json()["body"] == "main-%d" % i
+    r = http(s.port, "GET", "/validate")
+    assert r.status == 200 and r.body == b"validated:"
+
+
+def test_two_workers_serve(server):
+    s = server("wsgi_apps:app", "--workers", "2")
+    with requests.Session() as sess:
+        for i in range(20):
+            assert sess.get("http://127.0.0.1:%d/echo" % s.port, timeout=5).status_code == 200
+    wall = _concurrent(s.port, "/echo", 8)
+    assert wall < 5
+
+
+GUNICORN_ACCESS = re.compile(
+    r'^127\.0\.0\.1 - (-|\S+) \[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] '
+    r'"GET /echo\?access=1 HTTP/1\.1" 200 (\d+|-) "http://referer\.example/" "hb-access-agent/2"$')
+
+
+def test_access_log_file_gunicorn_format(server, tmp_path):
+    path = tmp_path / "access.log"
+    s = server("wsgi_apps:app", "--access-log", str(path))
+    r = http(s.port, "GET", "/echo?access=1", [("User-Agent", "hb-access-agent/2"), ("Referer", "http://referer.example/")])
+    assert r.status == 200
+    line = wait_for(lambda: [l for l in read_file(path).splitlines() if "access=1" in l], 3)
+    assert line, "no access log line in %s: %r" % (path, read_file(path))
+    assert GUNICORN_ACCESS.match(line[0]), "not gunicorn's format: %r" % line[0]
+    m = GUNICORN_ACCESS.match(line[0])
+    assert m.group(2) in (str(len(r.body)), "-")
+
+
+def test_access_log_stdout(server):
+    s = server("wsgi_apps:app", "--access-log", "-")
+    r = http(s.port, "GET", "/echo?access=1", [("User-Agent", "hb-access-agent/2"), ("Referer", "http://referer.example/")])
+    assert r.status == 200
+    lines = wait_for(lambda: [l for l in s.stdout().splitlines() if "access=1" in l], 3)
+    assert lines, "no access log line on stdout: %r" % s.stdout()[-2000:]
+    assert GUNICORN_ACCESS.match(lines[0]), lines[0]
+
+
+def test_no_access_log_by_default(server):
+    s = server("wsgi_apps:app")
+    http(s.port, "GET", "/echo?access=1")
+    time.sleep(0.2)
+    assert "access=1" not in s.stdout()
