@@ -556,6 +556,28 @@ static uint32_t request_flags(const hb_h1_parser_t *p, const struct head_info *h
 	return fl;
 }
 
+/* absolute-form (RFC 9112 3.2.2, "GET http://host/p?q HTTP/1.1"): the path is what follows
+ * the authority; "http://host" alone means "/". `target` keeps the form as sent. */
+static void strip_authority(hb_request_t *r)
+{
+	size_t skip = 0;
+
+	if (r->path_len >= 7 && strncasecmp(r->path, "http://", 7) == 0)
+		skip = 7;
+	else if (r->path_len >= 8 && strncasecmp(r->path, "https://", 8) == 0)
+		skip = 8;
+	if (!skip)
+		return;
+	const char *slash = memchr(r->path + skip, '/', r->path_len - skip);
+	if (!slash) {
+		r->path = "/";
+		r->path_len = 1;
+		return;
+	}
+	r->path_len -= (uint32_t)(slash - r->path);
+	r->path = slash;
+}
+
 /* ---- building the request: one block, headers array then the strings ---- */
 
 static hb_request_t *build_request(const hb_h1_parser_t *p)
@@ -585,6 +607,7 @@ static hb_request_t *build_request(const hb_h1_parser_t *p)
 	r->path_len = q ? (uint32_t)(q - r->target) : r->target_len;
 	r->query = q ? q + 1 : r->target + r->target_len;
 	r->query_len = r->target_len - r->path_len - (q ? 1 : 0);
+	strip_authority(r);
 	r->http_major = p->ll.http_major;
 	r->http_minor = p->ll.http_minor;
 	return r;

@@ -728,6 +728,7 @@ void hb_conn_on_msg(hb_conn_t *c, hb_msg_t *m)
 	if (c->state != HB_CONN_DEAD)
 		hb_conn_mark_dirty(c);
 	else if (c->ended && c->stream) {
+		hb_conn_out_forget(c, c->stream);
 		hb_stream_release(c->stream);
 		c->stream = NULL;
 	}
@@ -753,6 +754,7 @@ static void exchange_done(hb_conn_t *c)
 
 	hb_access_log(c->io, c, s, hb_io_now(c->io));
 	c->stream = NULL;
+	hb_conn_out_forget(c, s);
 	hb_stream_release(s);
 	free(c->body_held);
 	c->body_held = NULL;

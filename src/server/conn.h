@@ -115,6 +115,8 @@ void hb_conn_out_copy(hb_conn_t *c, const char *p, size_t len);
 void hb_conn_out_file(hb_conn_t *c, int fd, int64_t off, int64_t len);
 void hb_conn_flush(hb_conn_t *c);
 int hb_conn_out_empty(const hb_conn_t *c);
+/* Unsent output stops counting against stream st (before the io thread drops its reference). */
+void hb_conn_out_forget(hb_conn_t *c, const hb_stream_t *st);
 void hb_conn_out_free(hb_conn_t *c);
 
 /* conn.c, used by conn_write.c and conn_ws.c */

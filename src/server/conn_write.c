@@ -93,6 +93,16 @@ void hb_conn_out_file(hb_conn_t *c, int fd, int64_t off, int64_t len)
 	s->file_left = len;
 }
 
+void hb_conn_out_forget(hb_conn_t *c, const hb_stream_t *st)
+{
+	for (hb_seg_t *s = c->out_head; s; s = s->next)
+		if (s->acct == st)
+			s->acct = NULL;
+	for (hb_seg_t *s = c->zc_retired; s; s = s->next)
+		if (s->acct == st)
+			s->acct = NULL;
+}
+
 int hb_conn_out_empty(const hb_conn_t *c)
 {
 	return c->out_head == NULL;

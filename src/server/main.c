@@ -167,9 +167,12 @@ int main(int argc, char **argv)
 	uint64_t stop_by = mono_ns() + (forced ? 1 : 5) * 1000000000ull;
 	hb_pyapi_shutdown();
 	hb_py_stop(host, stop_by);
-	hb_pyapi_stop();
-	if (!forced)
+	/* Objects of the main interpreter (interpreter = "main") still point at the registries
+	 * until it is finalized. After a forced stop workers may still run: leave both to exit. */
+	if (!forced) {
 		hb_py_finalize();
+		hb_pyapi_stop();
+	}
 	hb_info("Shutdown complete");
 	fflush(NULL);
 	_exit(0);
