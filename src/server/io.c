@@ -350,7 +350,9 @@ static void io_loop(hb_io_t *io)
 		busy += reap_cqes(io);
 		if (busy)
 			continue;
-		if (io->stopping && !io->conns)
+		/* Graceful: leave when the last connection is gone. Forced: connections were shut
+		 * down; their streams may wait on app code that will not return, so do not wait. */
+		if (io->stopping && (!io->conns || atomic_load(&io->srv->draining) > 1))
 			break;
 		for (size_t b = 0; !io->stopping && b < io->cfg->nbinds; b++)
 			if (!io->accept_armed[b])
