@@ -1,7 +1,8 @@
 #include "server/io.h"
 
 #include <errno.h>
-#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -372,7 +373,10 @@ static void io_loop(hb_io_t *io)
 void *hb_io_main(void *arg)
 {
 	hb_io_t *io = arg;
+	char name[16];
 
+	snprintf(name, sizeof(name), "hb-io%d", io->idx);
+	pthread_setname_np(pthread_self(), name);
 	if (io_setup(io) == 0)
 		io_loop(io);
 	else
