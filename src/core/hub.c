@@ -62,6 +62,9 @@ static int init_wakes(hb_hub_t *h)
 		hb_worker_t *wk = &h->workers[w];
 		wk->idx = w;
 		wk->hub = h;
+		wk->defer_io = calloc((size_t)h->nio, 1);
+		if (!wk->defer_io)
+			return -ENOMEM;
 		wk->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (wk->efd < 0)
 			return -errno;
@@ -114,9 +117,11 @@ void hb_hub_free(hb_hub_t *h)
 		if (h->to_io)
 			hb_spsc_destroy(&h->to_io[i]);
 	}
-	for (int w = 0; h->workers && w < h->maxw; w++)
+	for (int w = 0; h->workers && w < h->maxw; w++) {
 		if (h->workers[w].efd >= 0)
 			close(h->workers[w].efd);
+		free(h->workers[w].defer_io);
+	}
 	for (int i = 0; h->io && i < h->nio; i++)
 		if (h->io[i].efd >= 0)
 			close(h->io[i].efd);
@@ -220,9 +225,16 @@ int hb_hub_dispatch(hb_hub_t *h, int io, hb_stream_t *s)
 	if (w < 0)
 		return -ESRCH;
 	if (push_to(h, io, w, s) < 0) {
-		w = pick_worker(h, io, w);
-		if (w < 0 || push_to(h, io, w, s) < 0)
-			return -EAGAIN;
+		/* The least loaded one is full (or just stopped): any other accepting worker will do. */
+		int first = w;
+		for (int k = 1; k <= h->maxw; k++) {
+			w = (first + k) % h->maxw;
+			if (w == first)
+				return -EAGAIN;
+			if (atomic_load_explicit(&h->workers[w].accepting, memory_order_relaxed) &&
+			    push_to(h, io, w, s) == 0)
+				break;
+		}
 	}
 	wake_worker(&h->workers[w]);
 	return 0;
@@ -235,7 +247,7 @@ int hb_hub_io_pop(hb_hub_t *h, int io, hb_msg_t *m)
 	for (int k = 0; k < h->maxw; k++) {
 		int w = (int)((sl->pop_rr + (unsigned)k) % (unsigned)h->maxw);
 		if (hb_spsc_pop(q_to_io(h, w, io), m) == 0) {
-			sl->pop_rr = (unsigned)w;
+			sl->pop_rr = (unsigned)w + 1; /* next time start after it: no worker starves */
 			return 0;
 		}
 	}
@@ -265,14 +277,43 @@ void hb_hub_io_awake(hb_hub_t *h, int io)
 	atomic_store(&h->io[io].sleeping, 0);
 }
 
+static int worker_has_queued(hb_hub_t *h, int w)
+{
+	for (int io = 0; io < h->nio; io++)
+		if (!hb_spsc_empty(q_to_worker(h, io, w)))
+			return 1;
+	return 0;
+}
+
+void hb_hub_worker_flush(hb_hub_t *h, int w)
+{
+	hb_worker_t *wk = &h->workers[w];
+
+	if (!wk->defer_n)
+		return;
+	for (int io = 0; io < h->nio; io++)
+		if (wk->defer_io[io]) {
+			wk->defer_io[io] = 0;
+			wake_sleeper(&h->io[io].sleeping, h->io[io].efd);
+		}
+	wk->defer_n = 0;
+}
+
 int hb_hub_worker_push(hb_hub_t *h, int w, int io, const hb_msg_t *m)
 {
 	hb_spsc_t *q = q_to_io(h, w, io);
+	hb_worker_t *wk = &h->workers[w];
 
 	while (hb_spsc_push(q, m) < 0) {
 		efd_signal(h->io[io].efd); /* full: make sure the io thread drains it */
 		sched_yield();
 	}
+	if (!wk->async && wk->defer_n < HB_HUB_DEFER_MAX && worker_has_queued(h, w)) {
+		wk->defer_io[io] = 1;
+		wk->defer_n++;
+		return 0;
+	}
+	hb_hub_worker_flush(h, w);
 	wake_sleeper(&h->io[io].sleeping, h->io[io].efd);
 	return 0;
 }
@@ -297,6 +338,7 @@ int hb_hub_worker_next(hb_hub_t *h, int w, hb_stream_t **out, int timeout_ms)
 	 * 30% of throughput (perf/: each yield is a context switch the io thread pays for). */
 	if (worker_pop(h, w, out) == 0)
 		return 0;
+	hb_hub_worker_flush(h, w); /* about to sleep: pay the deferred wakes */
 	atomic_store(&wk->sleeping, 1);
 	if (worker_pop(h, w, out) == 0) {
 		atomic_store(&wk->sleeping, 0);
@@ -354,6 +396,7 @@ static int worker_has_work(hb_hub_t *h, int w)
 
 int hb_hub_worker_prepare_sleep(hb_hub_t *h, int w)
 {
+	hb_hub_worker_flush(h, w);
 	atomic_store(&h->workers[w].sleeping, 1);
 	if (worker_has_work(h, w) || atomic_load(&h->workers[w].stopping)) {
 		atomic_store(&h->workers[w].sleeping, 0);

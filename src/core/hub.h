@@ -19,6 +19,7 @@
 #include "core/stream.h"
 
 #define HB_HUB_QUEUE_CAP 1024u
+#define HB_HUB_DEFER_MAX 32
 
 typedef struct hb_hub hb_hub_t;
 
@@ -31,6 +32,8 @@ typedef struct hb_worker {
 	_Atomic int64_t inflight;  /* dispatched and not yet ended */
 	_Atomic uint64_t served;   /* requests ended */
 	int async;                 /* event-loop worker (ASGI): streams wake it via `ready` */
+	int defer_n;               /* [worker] messages pushed with their io wake deferred */
+	uint8_t *defer_io;         /* [worker] per io thread: a wake is owed */
 	_Atomic(hb_stream_t *) ready; /* streams with news (lock-free stack, io threads push) */
 	hb_hub_t *hub;
 	void *owner;               /* the python layer's per-thread state */
@@ -63,8 +66,14 @@ int hb_hub_io_prepare_sleep(hb_hub_t *hub, int io);
 void hb_hub_io_awake(hb_hub_t *hub, int io);
 
 /* [worker w] Pushes a message to io thread `io`, waking it if it sleeps. Spins (yielding) while
- * the queue is full; returns 0. */
+ * the queue is full; returns 0. While more requests wait in the worker's queues (a sync worker
+ * mid-batch), the wake is deferred, so a batch of responses costs one io wakeup; deferred wakes
+ * are paid by hb_hub_worker_flush(), before the worker sleeps or blocks, and every
+ * HB_HUB_DEFER_MAX messages. */
 int hb_hub_worker_push(hb_hub_t *hub, int w, int io, const hb_msg_t *m);
+/* [worker w] Wakes every io thread owed a deferred wake. Call before running code that may
+ * block for long (a streaming app's next chunk). */
+void hb_hub_worker_flush(hb_hub_t *hub, int w);
 
 /* [worker w] Takes the next request. Blocks up to timeout_ms (-1: forever) without needing the
  * GIL. Returns 0 with *out set, -ETIMEDOUT, or -ESHUTDOWN when the worker is stopping, its
@@ -73,8 +82,9 @@ int hb_hub_worker_next(hb_hub_t *hub, int w, hb_stream_t **out, int timeout_ms);
 /* [worker w] Non-blocking: takes the next request. Returns 0 or -EAGAIN. */
 int hb_hub_worker_poll(hb_hub_t *hub, int w, hb_stream_t **out);
 /* [worker w] Takes every stream put on the ready list (linked by ready_next, newest first).
- * For each: clear wake_pending (atomic_store 0) BEFORE looking at its state, then
- * hb_stream_release() it (the list holds a reference). */
+ * For each: read its ready_next FIRST (an io thread may re-link the stream as soon as
+ * wake_pending is clear), then clear wake_pending (atomic_store 0) BEFORE looking at its
+ * state, then hb_stream_release() it (the list holds a reference). */
 hb_stream_t *hb_hub_worker_take_ready(hb_hub_t *hub, int w);
 /* [worker w] Event-loop workers: says the worker is going idle. Returns 1 if it may sleep (then
  * the eventfd will be written when work arrives), else 0 (work is waiting: process it).

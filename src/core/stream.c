@@ -60,6 +60,7 @@ static void wake_worker(hb_stream_t *s)
 /* Worker side: sleeps until `wake` moves past `seen`. */
 static void wait_change(hb_stream_t *s, uint32_t seen)
 {
+	hb_hub_worker_flush(s->hub, s->worker_idx); /* the io thread may be what we wait for */
 	hb_futex_wait(&s->wake, seen, 1000);
 	atomic_store(&s->waiting, 0);
 }
@@ -119,6 +120,11 @@ void hb_stream_out_done(hb_stream_t *s, uint64_t n)
 int hb_stream_body_full(hb_stream_t *s)
 {
 	return atomic_load(&s->body_queued) > HB_STREAM_BODY_HIGH;
+}
+
+void hb_stream_flush(hb_stream_t *s)
+{
+	hb_hub_worker_flush(s->hub, s->worker_idx);
 }
 
 int hb_stream_client_gone(hb_stream_t *s)

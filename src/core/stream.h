@@ -168,6 +168,10 @@ int hb_stream_ws_close(hb_stream_t *s, uint16_t code, const char *reason, size_t
  * Returns 0 or -EAGAIN (queue full). */
 int hb_stream_ws_push(hb_stream_t *s, uint32_t kind, hb_chunk_t *c);
 
+/* [worker] Sends what was posted now: wakes io threads whose wake was deferred (hub.h). Call
+ * before handing control back to app code that may block between chunks. */
+void hb_stream_flush(hb_stream_t *s);
+
 /* [worker] True when the client has gone away. */
 int hb_stream_client_gone(hb_stream_t *s);
 

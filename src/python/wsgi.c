@@ -475,12 +475,17 @@ static void send_iterable(hb_wsgi_req_t *req, PyObject *result)
 		app_failed(req, "the result is not iterable");
 		return;
 	}
+	/* A generator may block before its next chunk (a stream of events): what it gave so far
+	 * goes out first. A list or tuple is all there already. */
+	int streaming = !PyList_CheckExact(result) && !PyTuple_CheckExact(result);
 	while ((item = PyIter_Next(it))) {
 		int rc = send_item(req, item);
 
 		Py_DECREF(item);
 		if (rc < 0)
 			break;
+		if (streaming)
+			hb_stream_flush(req->s);
 	}
 	if (PyErr_Occurred())
 		app_failed(req, "exception while iterating the response");

@@ -350,6 +350,8 @@ static PyObject *sr_write(PyObject *self, PyObject *arg)
 		return NULL;
 	rc = hb_wsgi_send(req, view.buf, (size_t)view.len);
 	PyBuffer_Release(&view);
+	if (rc == 0)
+		hb_stream_flush(req->s); /* the app runs on after write(): the bytes go out now */
 	if (rc < 0) {
 		if (req->gone)
 			PyErr_SetString(PyExc_ConnectionResetError, "client disconnected");

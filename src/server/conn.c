@@ -218,6 +218,39 @@ void hb_conn_in_append(hb_conn_t *c, const char *p, size_t len)
 	c->in_len += len;
 }
 
+/* Appends ch to the chunk already waiting for room in the stream (order is kept). */
+int hb_conn_hold_append(hb_conn_t *c, hb_chunk_t *ch)
+{
+	hb_chunk_t *n = realloc(c->body_held, sizeof(*n) + c->body_held->len + ch->len);
+
+	if (!n) {
+		free(ch);
+		hb_conn_abort(c);
+		return -1;
+	}
+	memcpy(n->data + n->len, ch->data, ch->len);
+	n->len += ch->len;
+	c->body_held = n;
+	free(ch);
+	return 0;
+}
+
+/* The stream's body queue had no free slot: keep body_held and stop reading until RESUME. If
+ * the worker emptied the queue before it could see the pause flag, no RESUME would come: retry
+ * the push ourselves, and whoever clears the flag first owns the resume. */
+static void hold_and_pause(hb_conn_t *c)
+{
+	hb_stream_t *s = c->stream;
+
+	atomic_fetch_or(&s->state, HB_ST_IO_PAUSED);
+	c->recv_paused = 1;
+	if (!hb_spsc_empty(&s->body) || hb_stream_body_push_chunk(s, c->body_held) < 0)
+		return;
+	c->body_held = NULL;
+	if (atomic_fetch_and(&s->state, ~(uint32_t)HB_ST_IO_PAUSED) & HB_ST_IO_PAUSED)
+		c->recv_paused = 0; /* we cleared it: no RESUME is coming, read on */
+}
+
 /* Pushes the body bytes gathered during one feed as one chunk; pauses reading when the
  * worker has enough unread body. */
 static void flush_body(hb_conn_t *c)
@@ -233,22 +266,11 @@ static void flush_body(hb_conn_t *c)
 		return;
 	}
 	if (c->body_held || hb_stream_body_push_chunk(c->stream, ch) < 0) {
-		if (c->body_held) { /* keep order: append to the chunk already waiting */
-			hb_chunk_t *n = realloc(c->body_held, sizeof(*n) + c->body_held->len + ch->len);
-			if (!n) {
-				free(ch);
-				hb_conn_abort(c);
-				return;
-			}
-			memcpy(n->data + n->len, ch->data, ch->len);
-			n->len += ch->len;
-			c->body_held = n;
-			free(ch);
-		} else {
+		if (c->body_held && hb_conn_hold_append(c, ch) < 0)
+			return;
+		if (!c->body_held)
 			c->body_held = ch;
-		}
-		atomic_fetch_or(&c->stream->state, HB_ST_IO_PAUSED);
-		c->recv_paused = 1;
+		hold_and_pause(c);
 		return;
 	}
 	if (hb_stream_body_full(c->stream) && hb_stream_pause_reading(c->stream))

@@ -125,6 +125,7 @@ void hb_conn_start_closing(hb_conn_t *c);
 void hb_conn_update_reading(hb_conn_t *c);
 void hb_conn_in_append(hb_conn_t *c, const char *p, size_t len);
 void hb_conn_mark_dirty(hb_conn_t *c);
+int hb_conn_hold_append(hb_conn_t *c, hb_chunk_t *ch);
 void hb_conn_abort(hb_conn_t *c);
 void hb_conn_maybe_free(hb_conn_t *c);
 

@@ -224,10 +224,18 @@ static int deliver(hb_conn_t *c, uint32_t kind, const uint8_t *p, size_t len)
 		return 0;
 	}
 	if (hb_stream_ws_push(c->stream, kind, ch) < 0) {
-		c->ws->held = ch;
-		c->ws->held_kind = kind;
+		/* No free slot: pause. If the app drained the queue before it could see the flag,
+		 * no RESUME would come: retry, and whoever clears the flag owns the resume. */
 		atomic_fetch_or(&c->stream->state, HB_ST_IO_PAUSED);
 		c->recv_paused = 1;
+		if (hb_spsc_empty(&c->stream->body) && hb_stream_ws_push(c->stream, kind, ch) == 0) {
+			if (atomic_fetch_and(&c->stream->state, ~(uint32_t)HB_ST_IO_PAUSED) &
+			    HB_ST_IO_PAUSED)
+				c->recv_paused = 0;
+			return c->recv_paused;
+		}
+		c->ws->held = ch;
+		c->ws->held_kind = kind;
 		return 1;
 	}
 	if (hb_stream_body_full(c->stream) && hb_stream_pause_reading(c->stream)) {
