@@ -4,8 +4,11 @@ Run: /usr/bin/python3 -m pytest tests/integration   (HB_BINARY=build-asan/hornbe
 """
 import os
 import signal
+import sys
 
 import pytest
+
+sys.dont_write_bytecode = True  # keep tests/ free of __pycache__ (the server gets PYTHONDONTWRITEBYTECODE)
 
 from hbtest import ServerFactory
 

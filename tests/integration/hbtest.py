@@ -358,11 +358,11 @@ def send_split(sock, data, at, pause=0.003, stop_on_response=True):
     safe_send(sock, data[at:])
 
 
-def split_points(data, limit=10):
-    """A representative subset of split points: both ends, every line boundary, and an even
-    spread; all of them for short inputs."""
+def split_points(data, limit=10, every_below=80):
+    """Split points for send_split: every one for inputs up to `every_below` bytes; otherwise a
+    representative subset (both ends, every line boundary and colon, an even spread)."""
     n = len(data)
-    if n <= limit:
+    if n <= max(limit, every_below):
         return list(range(1, n))
     pts = {1, n - 1}
     for m in re.finditer(rb"\r\n|\n|\r|:", data):

@@ -39,6 +39,9 @@ def conf(module_server_factory, tmp_path_factory):
                               env={"HB_REQ_LOG": str(reqlog), "HB_CLOSE_LOG": str(closelog)})
     s.reqlog = reqlog
     s.closelog = closelog
+    for _ in range(20):  # warm up before taking the baseline RSS
+        assert_served(s.port)
+    s.rss_baseline_kb = s.rss_kb()
     return s
 
 
@@ -115,6 +118,8 @@ ROWS = [
     ("cl_2_pow_63", post(b"Content-Length: 9223372036854775808\r\n"), {413}, None),
     ("cl_2_pow_64", post(b"Content-Length: 18446744073709551616\r\n"), {413}, None),
     ("cl_huge", post(b"Content-Length: 999999999999999999999999999999\r\n"), {413}, None),
+    ("chunked_total_over_body_limit",
+     post(TE, b"258\r\n" + b"a" * 600 + b"\r\n258\r\n" + b"b" * 600 + b"\r\n0\r\n\r\n"), {413}, None),
     ("te_chunked_gzip", post(b"Transfer-Encoding: chunked, gzip\r\n", CHUNKED_HELLO), E4xx_TE, None),
     ("te_gzip_chunked", post(b"Transfer-Encoding: gzip, chunked\r\n", CHUNKED_HELLO), E4xx_TE, None),
     ("te_gzip", post(b"Transfer-Encoding: gzip\r\n", b"hello"), E4xx_TE, None),
@@ -252,7 +257,7 @@ def _one(port, data, statuses, check, mode, at=None):
 def test_row(srv, row, mode):
     _, data, statuses, check = ROW_MAP[row]
     if mode == "split":
-        for at in split_points(data, limit=6):
+        for at in split_points(data, limit=8):
             _one(srv.port, data, statuses, check, mode, at)
     else:
         _one(srv.port, data, statuses, check, mode)
@@ -264,7 +269,7 @@ def test_row(srv, row, mode):
 @pytest.mark.parametrize("mode", ["whole", "bytewise", "split"])
 def test_content_length_010_is_ten(srv, mode):
     data = post(b"Content-Length: 010\r\n", b"0123456789") + get(b"Connection: close\r\n", b"/echo?after=1")
-    points = split_points(data, limit=6) if mode == "split" else [None]
+    points = split_points(data, limit=8) if mode == "split" else [None]
     for at in points:
         with connect(srv.port) as s:
             if mode == "split":
@@ -279,6 +284,54 @@ def test_content_length_010_is_ten(srv, mode):
             r2 = rd.read_response()
             assert r2.status == 200, r2
             assert r2.json()["environ"]["QUERY_STRING"] == "after=1"
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_body_exactly_at_limit_is_accepted(srv, framing):
+    body = bytes(range(256)) * 3 + b"z" * (MAX_BODY - 768)
+    assert len(body) == MAX_BODY
+    if framing == "chunked":
+        req = post(TE, b"%x\r\n" % 400 + body[:400] + b"\r\n" + b"%x\r\n" % 600 + body[400:] + b"\r\n0\r\n\r\n")
+    else:
+        req = post(b"Content-Length: %d\r\n" % MAX_BODY, body)
+    with connect(srv.port) as s:
+        s.sendall(req)
+        r = HTTPReader(s).read_response()
+    assert r.status == 200, r
+    assert r.json()["body_len"] == MAX_BODY
+    assert r.json()["body"].encode("latin-1") == body
+
+
+def test_limits_just_below_are_accepted(srv):
+    """The limit rows must not fire early: a request line, a header count, one field and a
+    header section a little under each limit are served."""
+    target = b"/echo?" + b"q" * (LIMIT_LINE - 40)
+    r = _one_ok(srv.port, b"GET " + target + b" HTTP/1.1\r\n" + H + b"\r\n")
+    assert r.json()["environ"]["QUERY_STRING"] == "q" * (LIMIT_LINE - 40)
+    r = _one_ok(srv.port, get(b"".join(b"X-H%d: v\r\n" % i for i in range(LIMIT_FIELDS - 5))))
+    assert r.json()["environ"]["HTTP_X_H0"] == "v"
+    r = _one_ok(srv.port, get(b"X-Big: " + b"a" * (LIMIT_FIELD_SIZE - 100) + b"\r\n"))
+    assert len(r.json()["environ"]["HTTP_X_BIG"]) == LIMIT_FIELD_SIZE - 100
+    r = _one_ok(srv.port, get(b"".join(b"X-S%d: %s\r\n" % (i, b"b" * 3000) for i in range(4))))
+    assert r.json()["environ"]["HTTP_X_S3"] == "b" * 3000
+
+
+def _one_ok(port, data):
+    with connect(port) as s:
+        s.sendall(data)
+        r = HTTPReader(s).read_response()
+    assert r.status == 200, r
+    return r
+
+
+def test_absolute_form_target(srv):
+    """RFC 9112 3.2.2: a server MUST accept the absolute form."""
+    with connect(srv.port) as s:
+        s.sendall(b"GET http://127.0.0.1/echo/abs?q=1 HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
+        r = HTTPReader(s).read_response()
+    assert r.status == 200, r
+    env = r.json()["environ"]
+    assert env["PATH_INFO"] == "/echo/abs" and env["QUERY_STRING"] == "q=1", env
 
 
 def test_cl_over_limit_answered_before_body(srv):
@@ -480,3 +533,12 @@ def test_client_closes_mid_response_close_called_no_error(srv):
     errs = srv.error_lines(before)
     assert not errs, "error log lines for a client disconnect: %s" % errs
     assert_served(srv.port)
+
+
+def test_zz_memory_bounded_after_all_rows(srv):
+    """Runs last in this module (file order): after every row above, the server's RSS has not
+    grown without bound."""
+    for _ in range(20):
+        assert_served(srv.port)
+    growth_mb = (srv.rss_kb() - srv.rss_baseline_kb) / 1024
+    assert growth_mb < 100, "server RSS grew %.0f MiB over the conformance rows" % growth_mb

@@ -26,10 +26,12 @@ def _in_thread(fn, *args):
     return t, out
 
 
-def test_sigterm_lets_in_flight_request_finish(server):
-    s = server("wsgi_apps:app", "--graceful-timeout", "10")
+def test_sigterm_lets_in_flight_request_finish(server, tmp_path):
+    reqlog = tmp_path / "req.log"
+    s = server("wsgi_apps:app", "--graceful-timeout", "10", env={"HB_REQ_LOG": str(reqlog)})
     t, out = _in_thread(http, s.port, "GET", "/sleep?secs=1", None, b"", "HTTP/1.1", 10.0)
-    time.sleep(0.4)
+    assert wait_for(lambda: "/sleep" in read_file(reqlog), 5), "the request never reached the app: %r" % out
+    time.sleep(0.1)
     s.signal(signal.SIGTERM)
     time.sleep(0.2)
     assert t.is_alive(), "the in-flight request ended right after SIGTERM: %r" % out
@@ -95,7 +97,10 @@ def _concurrent(port, path, n):
 
     def one(i):
         barrier.wait()
-        results[i] = http(port, "GET", path, timeout=20)
+        try:
+            results[i] = http(port, "GET", path, timeout=20)
+        except Exception as e:  # noqa: BLE001 - reported below
+            results[i] = e
     ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     t0 = time.monotonic()
     for t in ts:
@@ -104,9 +109,24 @@ def _concurrent(port, path, n):
         t.join(30)
     wall = time.monotonic() - t0
     for r in results:
-        assert r is not None and r.status == 200, results
+        assert r is not None and not isinstance(r, Exception) and r.status == 200, (path, results)
     _concurrent.last = results
     return wall
+
+
+_BURN = "import time\nt0 = time.thread_time()\nwhile time.thread_time() - t0 < 0.3: pass\n"
+
+
+def _machine_baseline():
+    """Wall time for two plain python processes burning 0.3 s CPU each at once (~0.3 s when
+    two cores are free): shown in the failure message to tell a loaded machine from a bug."""
+    import subprocess
+    import sys
+    t0 = time.monotonic()
+    ps = [subprocess.Popen([sys.executable, "-c", _BURN]) for _ in range(2)]
+    for p in ps:
+        p.wait()
+    return time.monotonic() - t0 - 0.03
 
 
 def test_cpu_bound_requests_overlap_across_workers(server):
@@ -120,21 +140,35 @@ def test_cpu_bound_requests_overlap_across_workers(server):
         for _ in range(2):
             _concurrent(s.port, "/cpu?secs=0.02", 2)  # warm up both workers
     # Serialised (one GIL), two requests need >= 0.6 s of wall time whatever the load, so one
-    # fast round proves overlap; retry a few rounds because this 2-core machine may be busy.
+    # round under 0.55 s proves overlap; retry a few rounds because this 2-core machine may be busy.
     w1, w2, interps = [], [], set()
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and len(w2) < 10:
         w2.append(_concurrent(s2.port, "/cpu?secs=0.3", 2))
         interps.add(tuple(sorted(r.json()["interp"] for r in _concurrent.last)))
-        if min(w2) < 0.5:
+        if len(w1) < 2 or min(w2) >= 0.55:  # interleaved, so both see the same machine load
+            w1.append(_concurrent(s1.port, "/cpu?secs=0.3", 2))
+        if min(w2) < 0.55 and len(w1) >= 2:
             break
-    for _ in range(2):
-        w1.append(_concurrent(s1.port, "/cpu?secs=0.3", 2))
     best1, best2 = min(w1), min(w2)
     detail = "2 workers: %s, 1 worker: %s; interpreters per round on 2 workers: %s; load %s" % (
         ["%.2f" % x for x in w2], ["%.2f" % x for x in w1], sorted(interps), os.getloadavg())
     assert best1 >= 0.55, "1 worker ran two CPU-bound requests in %.2fs (expected ~0.6); %s" % (best1, detail)
-    assert best2 < 0.5, "2 workers never overlapped two 0.3 s CPU-bound requests; %s" % detail
+    if best2 >= 0.55:
+        detail += "; machine baseline (2 plain processes x 0.3 s CPU): %.2fs" % _machine_baseline()
+    assert best2 < 0.55, "2 workers never overlapped two 0.3 s CPU-bound requests; %s" % detail
+
+
+def test_concurrent_requests_go_to_different_idle_workers(server):
+    """Load-independent half of the overlap test: two concurrent CPU-bound requests on
+    --workers 2 run in two different interpreters (not queued behind each other on one)."""
+    s = server("wsgi_apps:app", "--workers", "2")
+    _concurrent(s.port, "/cpu?secs=0.02", 2)
+    rounds = []
+    for _ in range(4):
+        _concurrent(s.port, "/cpu?secs=0.2", 2)
+        rounds.append(len({r.json()["interp"] for r in _concurrent.last}))
+    assert rounds.count(2) >= 3, "rounds using 2 interpreters: %s of 4 (%s)" % (rounds.count(2), rounds)
 
 
 def test_threads_overlap_blocking_requests_on_one_worker(server):

@@ -173,6 +173,18 @@ def test_script_name_with_root_path(server):
 
 # -- wsgi.input --------------------------------------------------------------------------
 
+def test_wsgi_input_empty_body(isrv):
+    srv = isrv
+    r = http(srv.port, "POST", "/body?mode=readn", [("Content-Length", "0")])
+    assert r.status == 200 and r.json()["len"] == 0, r
+
+
+def test_wsgi_input_get_without_body_reads_empty(isrv):
+    srv = isrv
+    r = http(srv.port, "GET", "/body?mode=read")
+    assert r.status == 200 and r.json()["len"] == 0, r
+
+
 BODY = (b"first line\nsecond line\r\n" + bytes(range(256)) * 64 + b"\nno newline at end")
 READ_MODES = ["read", "read_none", "read_neg", "readn", "read1", "readline", "readline_n", "readlines", "iter"]
 
@@ -192,18 +204,6 @@ def test_wsgi_input_read_variants(isrv, mode, framing):
         r = HTTPReader(s, timeout=5).read_response()
     assert r.status == 200, r
     assert r.json() == {"len": len(body), "sha256": hashlib.sha256(body).hexdigest()}
-
-
-def test_wsgi_input_empty_body(isrv):
-    srv = isrv
-    r = http(srv.port, "POST", "/body?mode=readn", [("Content-Length", "0")])
-    assert r.status == 200 and r.json()["len"] == 0, r
-
-
-def test_wsgi_input_get_without_body_reads_empty(isrv):
-    srv = isrv
-    r = http(srv.port, "GET", "/body?mode=read")
-    assert r.status == 200 and r.json()["len"] == 0, r
 
 
 # -- responses ---------------------------------------------------------------------------
