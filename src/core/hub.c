@@ -41,17 +41,23 @@ static void efd_signal(int efd)
 	(void)r; /* EAGAIN means the counter is already non-zero: the sleeper will wake */
 }
 
+static size_t queue_cap(const hb_hub_t *h)
+{
+	size_t cap = HB_HUB_QUEUE_BUDGET / (size_t)h->maxw;
+
+	return cap > HB_HUB_QUEUE_CAP ? HB_HUB_QUEUE_CAP : cap < HB_HUB_QUEUE_MIN ? HB_HUB_QUEUE_MIN : cap;
+}
+
 static int alloc_queues(hb_hub_t *h)
 {
-	size_t n = (size_t)h->nio * (size_t)h->maxw;
+	size_t n = (size_t)h->nio * (size_t)h->maxw, cap = queue_cap(h);
 
 	h->to_worker = calloc(n, sizeof(hb_spsc_t));
 	h->to_io = calloc(n, sizeof(hb_spsc_t));
 	if (!h->to_worker || !h->to_io)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
-		if (hb_spsc_init(&h->to_worker[i], HB_HUB_QUEUE_CAP) < 0 ||
-		    hb_spsc_init(&h->to_io[i], HB_HUB_QUEUE_CAP) < 0)
+		if (hb_spsc_init(&h->to_worker[i], cap) < 0 || hb_spsc_init(&h->to_io[i], cap) < 0)
 			return -ENOMEM;
 	return 0;
 }

@@ -18,7 +18,11 @@
 #include "core/spsc.h"
 #include "core/stream.h"
 
+/* Slots per queue: 1024, fewer for big matrices so that nio x max_workers x 2 queues stay
+ * small (64 io threads x 512 worker slots: 32 slots, 67 MiB in all). */
 #define HB_HUB_QUEUE_CAP 1024u
+#define HB_HUB_QUEUE_BUDGET 16384u /* slots per io thread, summed over its worker queues */
+#define HB_HUB_QUEUE_MIN 32u
 #define HB_HUB_DEFER_MAX 32
 
 typedef struct hb_hub hb_hub_t;
