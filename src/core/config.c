@@ -74,6 +74,13 @@ static const struct choice worker_classes[] = {
 	{NULL, 0, false},
 };
 
+static const struct choice lifespans[] = {
+	{"auto", HB_LIFESPAN_AUTO, false},
+	{"on", HB_LIFESPAN_ON, false},
+	{"off", HB_LIFESPAN_OFF, false},
+	{NULL, 0, false},
+};
+
 static const struct choice interpreters[] = {
 	{"isolated", HB_INTERP_ISOLATED, false},
 	{"main", HB_INTERP_MAIN, false},
@@ -104,6 +111,10 @@ static const struct key keys[] = {
 	{"threads", K_INT, OFF(threads), 1, 256, "1", "K", "WSGI threads per worker"},
 	{"worker_class", K_ENUM, OFF(worker_class), .def = "wsgi", .shortopt = 'k',
 	 .metavar = "wsgi|asgi|auto", .help = "application protocol", .choices = worker_classes},
+	{"lifespan", K_ENUM, OFF(lifespan), .def = "auto", .metavar = "auto|on|off",
+	 .help = "ASGI lifespan protocol (auto: used when the app supports it)", .choices = lifespans},
+	{"lifespan_timeout", K_I64, OFF(lifespan_timeout_s), 1, DAY_S, "60", "S",
+	 "seconds each ASGI lifespan phase (startup, shutdown) may take"},
 	{"pythonpath", K_PATHS, OFF(pythonpath), .metavar = "DIR", .count_off = OFF(npythonpath),
 	 .help = "directory prepended to sys.path; repeatable (in a file: relative to the file)"},
 	{"timeout", K_I64, OFF(timeout_ms), 0, DAY_S * 1000, "30000", "MS",

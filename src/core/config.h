@@ -16,6 +16,7 @@
 
 typedef enum { HB_WORKER_WSGI = 0, HB_WORKER_ASGI, HB_WORKER_AUTO } hb_worker_class_t;
 typedef enum { HB_INTERP_ISOLATED = 0, HB_INTERP_MAIN } hb_interp_mode_t;
+typedef enum { HB_LIFESPAN_AUTO = 0, HB_LIFESPAN_ON, HB_LIFESPAN_OFF } hb_lifespan_t;
 
 typedef struct hb_bind {
 	char spec[300];   /* as the user wrote it */
@@ -39,6 +40,8 @@ typedef struct hb_config {
 	int workers;        /* default: CPUs this process may use (affinity and cgroup quota) */
 	int threads;        /* WSGI threads per worker, default 1 */
 	hb_worker_class_t worker_class;
+	hb_lifespan_t lifespan;      /* ASGI lifespan protocol: auto (default), on, off */
+	int64_t lifespan_timeout_s;  /* each lifespan phase; default 60 */
 	char **pythonpath;
 	size_t npythonpath;
 	int64_t timeout_ms;          /* request -> response start; 0 = none; default 30000 */
