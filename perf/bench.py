@@ -118,6 +118,20 @@ SCENARIOS = {
             "uvicorn": uvicorn("hello_asgi:app"),
         },
     },
+    "ws-echo": {
+        "description": "WebSocket echo: 64 connections each send a 32-byte text message and wait "
+                       "for its echo, over and over (perf/ws/wsload.c; wrk does not speak "
+                       "WebSocket). Rates are messages/s. Both servers run perf/apps/echo_asgi.py.",
+        "path": "/",
+        "expect": b"ok",
+        "subject": "hornbeam",
+        "client": "wsload",
+        "ws_path": "/ws",
+        "servers": {
+            "hornbeam": hornbeam("echo_asgi:app", worker_class="asgi"),
+            "uvicorn": uvicorn("echo_asgi:app"),
+        },
+    },
     "hello-asgi": {
         "description": "Same hello response, ASGI on both sides: hornbeam --worker-class asgi "
                        "vs uvicorn (uvloop+httptools), nginx as the upper bound.",
@@ -398,6 +412,40 @@ def run_wrk(url, opts, duration, connections=None):
 # One measured run of one server
 # --------------------------------------------------------------------------------------
 
+WSLOAD_SRC = PERF / "ws" / "wsload.c"
+
+
+def wsload_binary(tmp_root):
+    """Compiles perf/ws/wsload.c once per run into the run's temp dir."""
+    exe = Path(tmp_root) / "wsload"
+    if not exe.exists():
+        subprocess.run(["cc", "-O2", "-o", str(exe), str(WSLOAD_SRC)], check=True)
+    return exe
+
+
+def run_wsload(port, scen, opts, duration, tmp_root):
+    """One wsload run, shaped like run_wrk's result (messages count as requests)."""
+    cmd = pin_prefix(opts.wrk_cpus) + [
+        str(wsload_binary(tmp_root)), "-h", LOOPBACK, "-p", str(port), "-P", scen["ws_path"],
+        "-c", str(opts.connections), "-d", str(duration), "-s", "32"]
+    p = spawn(cmd, capture=True)
+    try:
+        out, _ = p.communicate(timeout=duration + 30)
+    except subprocess.TimeoutExpired:
+        stop(p, grace=1.0)
+        raise RuntimeError("wsload did not finish in time")
+    if p in LIVE:
+        LIVE.remove(p)
+    text = out.decode(errors="replace")
+    if p.returncode != 0:
+        raise RuntimeError(f"wsload exited {p.returncode}: {text.strip()[-500:]}")
+    vals = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    rate = float(vals["messages/s"])
+    return {"rps": rate, "requests": int(rate * duration), "duration_us": duration * 1e6,
+            "p50_us": float(vals["p50_ms"]) * 1000, "p99_us": float(vals["p99_ms"]) * 1000,
+            "socket_errors": 0, "non_2xx_3xx": 0}
+
+
 class Ctx:
     def __init__(self, port, tmp, opts):
         self.port, self.tmp, self.opts = port, tmp, opts
@@ -450,11 +498,15 @@ def one_run(name, build, scen, opts, tmp_root, rep):
         p, port, cmd, log, headers = start_server(name, build, scen, opts, tmp_root, f"r{rep}b")
     try:
         url = f"http://{LOOPBACK}:{port}{scen['path']}"
+        if scen.get("client") == "wsload":
+            run = lambda secs: run_wsload(port, scen, opts, secs, tmp_root)  # noqa: E731
+        else:
+            run = lambda secs: run_wrk(url, opts, secs)  # noqa: E731
         if opts.warmup > 0:
-            run_wrk(url, opts, opts.warmup)
+            run(opts.warmup)
         cpu0 = tree_cpu(p.pid)
         load0 = os.getloadavg()[0]
-        res = run_wrk(url, opts, opts.duration)
+        res = run(opts.duration)
         cpu = cpu_seconds(cpu0, tree_cpu(p.pid))
         res["server_cpu_s"] = cpu
         res["server_cpu_us_per_req"] = cpu * 1e6 / res["requests"] if res["requests"] else None
