@@ -221,8 +221,13 @@ def _kill_snapshot(snap, sig):
 
 def spawn(cmd, log_path=None, env=None, cwd=None, capture=False):
     out = subprocess.PIPE if capture else open(log_path, "wb")
+    # A process group (not a new session): stop() kills the group, and every process stays in
+    # our session's scheduler autogroup. A session per process would give the server and wrk
+    # one CPU-fair group each (kernel.sched_autogroup_enabled=1 here), which caps a server at
+    # half the machine in a way no service manager or Kubernetes pod does; it halved
+    # hornbeam-uring (4 threads) and skewed every peer.
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                         start_new_session=True, env=env, cwd=cwd)
+                         process_group=0, env=env, cwd=cwd)
     if not capture:
         out.close()
     LIVE.append(p)
