@@ -1101,6 +1101,14 @@ static void put_status_line(struct out *o, int status)
 	put(o, "\r\n", 2);
 }
 
+static int resp_has_header(const hb_response_t *r, const char *name, size_t len)
+{
+	for (uint32_t i = 0; i < r->nheaders; i++)
+		if (r->headers[i].name_len == len && strncasecmp(r->headers[i].name, name, len) == 0)
+			return 1;
+	return 0;
+}
+
 size_t hb_h1_write_head(char *out, size_t cap, const hb_response_t *r, int minor_version,
 			int chunked, int keep_alive, const char *date_str)
 {
@@ -1118,7 +1126,9 @@ size_t hb_h1_write_head(char *out, size_t cap, const hb_response_t *r, int minor
 		put_header(&o, "Server", "hornbeam-uring");
 	if (chunked)
 		put_header(&o, "Transfer-Encoding", "chunked");
-	if (!keep_alive && !(r->flags & HB_RESP_CLOSE))
+	/* The app's own Connection header (if it kept one) already says it; HB_RESP_CLOSE alone
+	 * does not put one in the head. */
+	if (!keep_alive && !resp_has_header(r, "connection", 10))
 		put_header(&o, "Connection", "close");
 	else if (keep_alive && minor_version == 0)
 		put_header(&o, "Connection", "keep-alive");

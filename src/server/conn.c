@@ -355,13 +355,12 @@ static void on_peer_closed(hb_conn_t *c)
 	c->peer_closed = 1;
 	switch (c->state) {
 	case HB_CONN_SERVING:
-		/* A truncated body can never complete; a complete request may still be answered
-		 * (half-close): a failing write will tell us if the client is really gone. */
-		c->keep_alive = 0;
-		if (!c->body_done && c->stream && !c->ended)
-			hb_stream_signal(c->stream, HB_ST_CLIENT_GONE | HB_ST_BODY_ERROR);
-		if (!c->body_done)
-			hb_conn_abort(c);
+		/* The client closed (or reset): as uvicorn does, the app hears it now (ASGI
+		 * http.disconnect, WSGI close()), even if it had sent the whole request. */
+		if (c->stream && !c->ended)
+			hb_stream_signal(c->stream, HB_ST_CLIENT_GONE |
+							(c->body_done ? 0 : HB_ST_BODY_ERROR));
+		hb_conn_abort(c);
 		break;
 	case HB_CONN_WS:
 		if (c->stream && !c->ended)
@@ -394,8 +393,7 @@ void hb_conn_on_recv(hb_conn_t *c, struct io_uring_cqe *cqe)
 	}
 	if (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED))
 		on_peer_closed(c);
-	if (!c->recv_armed)
-		hb_conn_update_reading(c);
+	hb_conn_update_reading(c); /* arms again, or cancels the armed recv when paused */
 	hb_conn_maybe_free(c);
 }
 
@@ -434,7 +432,7 @@ static void learn_addrs(hb_conn_t *c)
 static void reset_exchange(hb_conn_t *c)
 {
 	c->head_sent = c->ended = c->abort = c->continue_sent = 0;
-	c->body_done = c->chunked = c->no_body = c->abandoned = 0;
+	c->body_done = c->chunked = c->no_body = c->abandoned = c->eof_pending = 0;
 	c->resp_cl = -1;
 	c->resp_body = 0;
 	c->recv_paused = 0;
@@ -530,7 +528,10 @@ static int on_complete(void *ud)
 	c->body_done = 1;
 	c->parser_paused = 1;
 	c->deadline = 0;
-	if (c->stream && !c->ended)
+	/* A chunk still waiting for room is part of the body: the end is told after it. */
+	if (c->body_held)
+		c->eof_pending = 1;
+	else if (c->stream && !c->ended)
 		hb_stream_signal(c->stream, HB_ST_BODY_EOF);
 	return 0;
 }
@@ -690,6 +691,10 @@ static void on_resume(hb_conn_t *c)
 		if (hb_stream_body_push_chunk(c->stream, c->body_held) < 0)
 			return; /* still full: the worker will post RESUME again */
 		c->body_held = NULL;
+		if (c->eof_pending) {
+			c->eof_pending = 0;
+			hb_stream_signal(c->stream, HB_ST_BODY_EOF);
+		}
 	}
 	c->recv_paused = 0;
 	hb_conn_update_reading(c);

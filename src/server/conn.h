@@ -56,6 +56,7 @@ typedef struct hb_conn {
 	unsigned addr_known : 1, keep_alive : 1, chunked : 1, no_body : 1;
 	unsigned head_sent : 1, ended : 1, abort : 1, continue_sent : 1, body_done : 1;
 	unsigned abandoned : 1, shut_sent : 1, dirty : 1, parser_paused : 1, recv_cancelling : 1;
+	unsigned eof_pending : 1; /* body complete, but its last chunk still waits in body_held */
 	hb_h1_parser_t *parser;
 	struct hb_conn_ws *ws; /* WebSocket state, from the upgrade request on */
 	/* unparsed input */

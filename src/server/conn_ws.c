@@ -154,7 +154,8 @@ static void tell_app_closed(hb_conn_t *c, uint16_t code, const uint8_t *reason, 
 		ch->len = 2 + len;
 		ch->data[0] = (char)(code >> 8);
 		ch->data[1] = (char)(code & 0xff);
-		memcpy(ch->data + 2, reason, len);
+		if (len)
+			memcpy(ch->data + 2, reason, len);
 		if (hb_stream_ws_push(c->stream, HB_WS_CLOSE, ch) == 0)
 			return;
 		free(ch);

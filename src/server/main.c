@@ -67,8 +67,10 @@ static void log_listening(const hb_config_t *cfg, int nio)
 	for (size_t b = 0; b < cfg->nbinds; b++)
 		hb_info("Listening at: %s%s (%d)", cfg->binds[b].family == AF_UNIX ? "" : "http://",
 			cfg->binds[b].spec, (int)getpid());
-	hb_info("Using worker: wsgi, %d workers x %d threads, %d io threads", cfg->workers,
-		cfg->threads, nio);
+	static const char *const classes[] = {"wsgi", "asgi", "auto"};
+
+	hb_info("Using worker: %s, %d workers x %d threads, %d io threads",
+		classes[cfg->worker_class], cfg->workers, cfg->threads, nio);
 }
 
 /* Waits for the signals; returns once every io thread has finished draining (or was forced). */

@@ -211,10 +211,10 @@ Test(config_errors, cli_values)
 	assert_err(LOAD("a:b", "--root-path", "api"), "--root-path: must be empty or start with '/'");
 }
 
-Test(config_errors, worker_class_later)
+Test(config_errors, worker_class_choices)
 {
-	assert_err(LOAD("a:b", "--worker-class", "asgi"), "worker_class 'asgi' is not supported yet");
-	assert_err(LOAD("a:b", "-k", "auto"), "worker_class 'auto' is not supported yet");
+	assert_err(LOAD("a:b", "--worker-class", "uvicorn"),
+		   "--worker-class: expected one of wsgi, asgi, auto, got 'uvicorn'");
 	assert_err(LOAD("a:b", "--worker-class=gevent"),
 		   "--worker-class: expected one of wsgi, asgi, auto, got 'gevent'");
 }
@@ -346,9 +346,9 @@ Test(config_errors, environment)
 	assert_err(load_with(ARGS("a:b"), env2, NULL), "HORNBEAM_CPU_AFFINITY: expected true or false");
 	const char *env3[] = {"HORNBEAM_BIND=,", NULL};
 	assert_err(load_with(ARGS("a:b"), env3, NULL), "HORNBEAM_BIND: expected at least one address");
-	const char *env4[] = {"HORNBEAM_WORKER_CLASS=asgi", NULL};
+	const char *env4[] = {"HORNBEAM_WORKER_CLASS=trio", NULL};
 	assert_err(load_with(ARGS("a:b"), env4, NULL),
-		   "HORNBEAM_WORKER_CLASS: worker_class 'asgi' is not supported yet");
+		   "HORNBEAM_WORKER_CLASS: expected one of wsgi, asgi, auto, got 'trio'");
 }
 
 /* ---- files through a fake loader (no Python) ---- */
@@ -571,8 +571,8 @@ Test(toml, errors_name_key_and_line)
 	assert_file_err(load_toml(NULL, NULL), 1, "key 'bind': expected at least one address");
 	write_toml("bind = ['nope:port']\n");
 	assert_file_err(load_toml(NULL, NULL), 1, "key 'bind': invalid address 'nope:port'");
-	write_toml("worker_class = 'asgi'\n");
-	assert_file_err(load_toml(NULL, NULL), 1, "key 'worker_class': worker_class 'asgi' is not supported yet");
+	write_toml("worker_class = 'rsgi'\n");
+	assert_file_err(load_toml(NULL, NULL), 1, "key 'worker_class': expected one of wsgi, asgi, auto");
 	write_toml("log_level = 3\n");
 	assert_file_err(load_toml(NULL, NULL), 1, "key 'log_level': expected one of debug");
 	write_toml("app = 'a:b'\nroot_path = 1979-05-27\n");
