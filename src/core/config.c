@@ -69,8 +69,8 @@ static const char *check_root_path(char *s);
 
 static const struct choice worker_classes[] = {
 	{"wsgi", HB_WORKER_WSGI, false},
-	{"asgi", HB_WORKER_ASGI, true},
-	{"auto", HB_WORKER_AUTO, true},
+	{"asgi", HB_WORKER_ASGI, false},
+	{"auto", HB_WORKER_AUTO, false},
 	{NULL, 0, false},
 };
 
@@ -843,10 +843,38 @@ static char *file_dir(const char *file)
 	return dir;
 }
 
+/* One entry of the file's [functions] table (toml_load.c passes "functions.NAME"). */
+static int add_function(hb_config_t *cfg, const char *name, const hb_tval_t *v,
+			const char *file, int line, char *err, size_t errlen)
+{
+	const char *colon = v->kind == HB_TV_STR ? strchr(v->str, ':') : NULL;
+	hb_config_function_t *f;
+
+	if (!*name || !colon || colon == v->str || !colon[1])
+		return plain_fail(err, errlen, "%s:%d: [functions] %s: expected \"module:function\"",
+				  file, line, name);
+	f = realloc(cfg->functions, (cfg->nfunctions + 1) * sizeof(*f));
+	if (!f)
+		return plain_fail(err, errlen, "%s: out of memory", file);
+	cfg->functions = f;
+	f += cfg->nfunctions;
+	f->name = strdup(name);
+	f->target = strdup(v->str);
+	if (!f->name || !f->target) {
+		free(f->name);
+		free(f->target);
+		return plain_fail(err, errlen, "%s: out of memory", file);
+	}
+	cfg->nfunctions++;
+	return 0;
+}
+
 /* The hb_config_set_fn handed to the TOML loader. */
 static int set_from_file(hb_config_t *cfg, const char *name, const hb_tval_t *v,
 			 const char *file, int line, char *err, size_t errlen)
 {
+	if (strncmp(name, "functions.", 10) == 0)
+		return add_function(cfg, name + 10, v, file, line, err, errlen);
 	const struct key *k = key_named(name);
 	if (!k || (k->flags & F_NOFILE)) {
 		const char *near = closest_key(name, true);
@@ -1179,6 +1207,11 @@ void hb_config_free(hb_config_t *cfg)
 		case K_ENUM: break;
 		}
 	}
+	for (size_t i = 0; i < cfg->nfunctions; i++) {
+		free(cfg->functions[i].name);
+		free(cfg->functions[i].target);
+	}
+	free(cfg->functions);
 	free(cfg->cpus);
 	memset(cfg, 0, sizeof *cfg);
 }

@@ -62,6 +62,11 @@ int hb_py_init(void)
 			st.err_msg ? st.err_msg : "unknown error");
 		return -1;
 	}
+	/* CPython 3.13.0 crashes when two sub-interpreters that imported _datetime end at the
+	 * same time (gh-136423: the last one out frees its static types). Held by the main
+	 * interpreter, the module is never the last one out. */
+	Py_XDECREF(PyImport_ImportModule("_datetime"));
+	PyErr_Clear();
 	return 0;
 }
 

@@ -2,6 +2,7 @@
 #include "python/module.h"
 
 #include "core/log.h"
+#include "python/asgi.h"
 #include "python/pyapi.h"
 #include "python/wsgi_input.h"
 #include "python/wsgi_response.h"
@@ -226,7 +227,8 @@ static int module_exec(PyObject *m)
 	    add_type(m, &st->file_wrapper_type,
 		     (PyTypeObject *)PyType_FromModuleAndSpec(m, &fw_spec, NULL)) < 0 ||
 	    add_type(m, &st->input_type, hb_wsgi_input_type_new(m)) < 0 ||
-	    add_type(m, &st->start_response_type, hb_wsgi_start_response_type_new(m)) < 0)
+	    add_type(m, &st->start_response_type, hb_wsgi_start_response_type_new(m)) < 0 ||
+	    hb_asgi_module_exec(m) < 0)
 		return -1;
 	st->errors = PyType_GenericAlloc(st->errors_type, 0);
 	if (!st->errors)

@@ -11,6 +11,7 @@
 
 #include "core/cpu.h"
 #include "core/log.h"
+#include "python/asgi.h"
 #include "python/pyerr.h"
 
 /* ---- the app ---- */
@@ -240,6 +241,62 @@ static void stop_slots(hb_pyinterp_t *pi)
 	}
 }
 
+/* ---- ASGI or WSGI ---- */
+
+/* hb_asgi_run's ready callback: the loop runs and lifespan startup went well, or not. */
+static void asgi_ready(void *ud, char *error)
+{
+	hb_pythread_t *t = ud;
+
+	if (error)
+		report(t->pi, HB_PYW_FAIL_START, error, NULL);
+	else
+		mark_accepting(t);
+}
+
+static void asgi_served(void *ud)
+{
+	served_one(ud);
+}
+
+/* A kick of the slot (hb_hub_worker_kick): run the calls queued for this worker. */
+static void asgi_wake(void *ud)
+{
+	hb_pythread_t *t = ud;
+
+	if (t->pi->jobs && hb_pyapi_jobs_pending(t->pi->jobs))
+		hb_pyapi_run_jobs(t->pi->jobs);
+}
+
+static int use_asgi(const hb_pyinterp_t *pi)
+{
+	if (pi->cfg->worker_class == HB_WORKER_AUTO)
+		return hb_asgi_detect(pi->app);
+	return pi->cfg->worker_class == HB_WORKER_ASGI;
+}
+
+/* [GIL held] Serves the imported app until stopped: ASGI on its event loop (asgi.h), WSGI
+ * here. Returns 0, or -1 after reporting a failure to start. */
+static int run_app(hb_pythread_t *t)
+{
+	hb_pyinterp_t *pi = t->pi;
+
+	if (use_asgi(pi)) {
+		hb_asgi_hooks_t hooks = {
+			.ready = asgi_ready, .served = asgi_served, .wake = asgi_wake, .ud = t};
+
+		hb_asgi_run(pi->cfg, pi->hub, t->slot, pi->app, &hooks);
+		return 0;
+	}
+	if (hb_wsgi_app_init(&t->app, pi->app, pi->cfg, pi->nthreads > 1) < 0) {
+		report(pi, HB_PYW_FAIL_START, hb_pyerr_format(), NULL);
+		return -1;
+	}
+	mark_accepting(t);
+	serve(t);
+	return 0;
+}
+
 /* ---- threads ---- */
 
 static void *thread_main(void *arg);
@@ -263,7 +320,6 @@ static int spawn_thread(hb_pythread_t *t)
 static void run_peer(hb_pythread_t *t)
 {
 	hb_pyinterp_t *pi = t->pi;
-	int ok;
 
 	t->ts = PyThreadState_New(pi->interp);
 	if (!t->ts) {
@@ -271,13 +327,7 @@ static void run_peer(hb_pythread_t *t)
 		return;
 	}
 	PyEval_RestoreThread(t->ts);
-	ok = hb_wsgi_app_init(&t->app, pi->app, pi->cfg, pi->nthreads > 1) == 0;
-	if (!ok)
-		report(pi, HB_PYW_FAIL_START, hb_pyerr_format(), NULL);
-	else
-		mark_accepting(t);
-	if (ok)
-		serve(t);
+	run_app(t);
 	hb_wsgi_app_clear(&t->app);
 	PyThreadState_Clear(t->ts);
 	PyThreadState_DeleteCurrent();
@@ -320,8 +370,7 @@ static int primary_setup(hb_pythread_t *t)
 		report_import_error(pi);
 		return -1;
 	}
-	if (hb_wsgi_app_init(&t->app, pi->app, pi->cfg, pi->nthreads > 1) < 0 ||
-	    hb_pyinterp_bind_jobs(pi) < 0) {
+	if (hb_pyinterp_bind_jobs(pi) < 0) {
 		report(pi, HB_PYW_FAIL_START, hb_pyerr_format(), NULL);
 		return -1;
 	}
@@ -363,12 +412,8 @@ static void run_primary(hb_pythread_t *t)
 		return;
 	}
 	pi->interp = PyThreadState_GetInterpreter(t->ts);
-	if (primary_setup(t) == 0) {
-		mark_accepting(t);
-		serve(t);
-	} else {
+	if (primary_setup(t) < 0 || run_app(t) < 0)
 		stop_slots(pi); /* peers already started see -ESHUTDOWN */
-	}
 	wait_peers(pi);
 	hb_wsgi_app_clear(&t->app);
 	Py_CLEAR(pi->app);

@@ -93,6 +93,8 @@ def embed(text):
 
 # -- routes ------------------------------------------------------------------------------
 
+SUBS = {}  # topic -> Subscription held by this worker (/sub_open, /sub_drain)
+
 def route(env, q, body):
     path = env["PATH_INFO"]
     if path == "/who":
@@ -111,7 +113,11 @@ def route(env, q, body):
         return {"deleted": hb.state_delete(_key(q))}
     if path == "/keys":
         prefix = q.get("prefix", [None])[0]
-        return {"keys": sorted(_decode(k) if isinstance(k, bytes) else k for k in hb.state_keys(prefix))}
+        if q.get("bytes", ["0"])[0] == "1":
+            prefix = prefix.encode()
+        ks = hb.state_keys(prefix)
+        return {"keys": sorted(k for k in ks if isinstance(k, str)),
+                "bytes_keys": sorted(k.hex() for k in ks if isinstance(k, bytes))}
     if path == "/multi":
         return {"values": _decode(hb.state_get_multi(q["k"]))}
     if path == "/setbytes":
@@ -164,6 +170,27 @@ def route(env, q, body):
         return {}
     if path == "/publish":
         return {"reached": hb.publish(q["topic"][0], _encode(json.loads(body)) if body else q["msg"][0])}
+    if path == "/sub_open":
+        # Subscribes in this worker and keeps the subscription for /sub_drain.
+        topic = q["topic"][0]
+        SUBS[topic] = hb.subscribe(topic, queue_size=int(q.get("queue", ["1000"])[0]))
+        return {}
+    if path == "/sub_drain":
+        # Only the worker that holds the subscription can drain it ("here": false elsewhere).
+        sub = SUBS.get(q["topic"][0])
+        if sub is None:
+            return {"here": False}
+        got = []
+        while True:
+            m = sub.get_nowait(None)
+            if m is None:
+                break
+            got.append(m)
+        out = {"here": True, "got": _decode(got), "dropped": sub.dropped,
+               "queue_size": sub.queue_size, "pending": sub.pending}
+        if q.get("close", ["1"])[0] == "1":
+            SUBS.pop(q["topic"][0]).close()
+        return out
     if path == "/collect":
         # Subscribes, says so in the shared map, then collects n messages (sync get).
         topic, n = q["topic"][0], int(q["n"][0])
@@ -182,6 +209,29 @@ def route(env, q, body):
                "pending": sub.pending}
         sub.close()
         return out
+    if path == "/async_collect":
+        # `async for` on an asyncio loop (the eventfd + add_reader path) while a thread of this
+        # worker publishes, one message at a time with pauses so that the loop really sleeps.
+        import asyncio
+        topic, n = q["topic"][0], int(q["n"][0])
+
+        def publisher():
+            for i in range(n):
+                time.sleep(0.005)
+                hb.publish(topic, [i, "x" * i])
+
+        async def collect():
+            got = []
+            async with hb.subscribe(topic) as sub:
+                threading.Thread(target=publisher).start()
+                async for m in sub:
+                    got.append(m)
+                    if len(got) == n:
+                        break
+            return got, sub.closed
+
+        got, closed = asyncio.run(asyncio.wait_for(collect(), float(q.get("timeout", ["10"])[0])))
+        return {"got": _decode(got), "closed": closed}
     if path == "/register":
         hb.register_function(q["name"][0], globals()[q["fn"][0]])
         return {}
@@ -220,6 +270,8 @@ def app(environ, start_response):
     q = parse_qs(environ.get("QUERY_STRING", ""))
     n = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(n) if n else b""
+    if not body and environ["REQUEST_METHOD"] == "POST":
+        body = b"null"
     try:
         out = route(environ, q, body)
         status = "200 OK"

@@ -1,0 +1,554 @@
+/* asgi_http.c: the HTTP side of receive() and send(), and the response head they build.
+ *
+ * The head from http.response.start is held until the first body message, so that a response
+ * sent in one piece goes out with a Content-Length (no chunking) and an app that fails before
+ * any body still gets a clean 500. Each step is non-blocking: it returns HB_ASGI_WAIT_* when
+ * the stream has nothing to read or too much output pending, and is retried after a wakeup. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "python/asgi_priv.h"
+
+/* The most body bytes one http.request message carries. */
+#define RECV_MAX (1u << 20)
+
+/* ---- the response head ---- */
+
+typedef struct {
+	const char *name, *value;
+	size_t name_len, value_len;
+} hdr_t;
+
+static int is_tchar(unsigned char c)
+{
+	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+		return 1;
+	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int lower_eq(const char *s, size_t len, const char *lit)
+{
+	return strlen(lit) == len && strncasecmp(s, lit, len) == 0;
+}
+
+static int is_hop_by_hop(const char *n, size_t len)
+{
+	static const char *const hop[] = {
+	        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+	        "te",         "trailer",    "trailers",           "transfer-encoding",
+	        "upgrade",    NULL};
+
+	for (int i = 0; hop[i]; i++)
+		if (lower_eq(n, len, hop[i]))
+			return 1;
+	return 0;
+}
+
+static int parse_length(const char *v, size_t len, int64_t *out)
+{
+	int64_t n = 0;
+
+	if (len == 0 || len > 18)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		n = n * 10 + (v[i] - '0');
+	}
+	*out = n;
+	return 0;
+}
+
+/* One (name, value) pair of bytes: borrowed views, valid while `pair` lives. */
+static int check_header(PyObject *pair, hdr_t *h)
+{
+	PyObject *name, *value;
+
+	if (!PySequence_Check(pair) || PySequence_Size(pair) != 2) {
+		PyErr_Format(PyExc_TypeError, "ASGI header must be a [name, value] pair, not %R",
+		             pair);
+		return -1;
+	}
+	name = PySequence_Fast_GET_ITEM(pair, 0);
+	value = PySequence_Fast_GET_ITEM(pair, 1);
+	if (!PyBytes_Check(name) || !PyBytes_Check(value)) {
+		PyErr_Format(PyExc_TypeError, "ASGI header name and value must be bytes: %R", pair);
+		return -1;
+	}
+	h->name = PyBytes_AS_STRING(name);
+	h->name_len = (size_t)PyBytes_GET_SIZE(name);
+	h->value = PyBytes_AS_STRING(value);
+	h->value_len = (size_t)PyBytes_GET_SIZE(value);
+	for (size_t i = 0; i < h->name_len; i++)
+		if (!is_tchar((unsigned char)h->name[i]))
+			goto bad;
+	for (size_t i = 0; i < h->value_len; i++) {
+		unsigned char c = (unsigned char)h->value[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			goto bad;
+	}
+	if (h->name_len)
+		return 0;
+bad:
+	PyErr_Format(PyExc_ValueError, "invalid ASGI header %R (token name, no CR/LF/NUL)", pair);
+	return -1;
+}
+
+/* Keeps the headers the io side does not own; notes flags and Content-Length. */
+static Py_ssize_t scan(hdr_t *h, Py_ssize_t n, uint32_t *flags, int64_t *clen)
+{
+	Py_ssize_t kept = 0;
+
+	for (Py_ssize_t i = 0; i < n; i++) {
+		int64_t v;
+
+		if (lower_eq(h[i].name, h[i].name_len, "content-length")) {
+			if (parse_length(h[i].value, h[i].value_len, &v) < 0 ||
+			    (*clen >= 0 && *clen != v)) {
+				PyErr_SetString(PyExc_ValueError, "invalid Content-Length header");
+				return -1;
+			}
+			if (*clen == v)
+				continue;
+			*clen = v;
+		} else if (is_hop_by_hop(h[i].name, h[i].name_len)) {
+			if (lower_eq(h[i].name, h[i].name_len, "connection") &&
+			    lower_eq(h[i].value, h[i].value_len, "close"))
+				*flags |= HB_RESP_CLOSE;
+			continue;
+		} else if (lower_eq(h[i].name, h[i].name_len, "date")) {
+			*flags |= HB_RESP_HAS_DATE;
+		} else if (lower_eq(h[i].name, h[i].name_len, "server")) {
+			*flags |= HB_RESP_HAS_SERVER;
+		}
+		h[kept++] = h[i];
+	}
+	return kept;
+}
+
+/* One allocation: the head, the header array, then NUL-terminated names and values. */
+static hb_response_t *pack(int status, const hdr_t *h, size_t n, uint32_t flags, int64_t clen)
+{
+	size_t al = _Alignof(hb_header_t), pad = (al - offsetof(hb_response_t, data) % al) % al;
+	size_t bytes = sizeof(hb_response_t) + pad + n * sizeof(hb_header_t);
+	hb_response_t *r;
+	char *p;
+
+	for (size_t i = 0; i < n; i++)
+		bytes += h[i].name_len + h[i].value_len + 2;
+	if (!(r = malloc(bytes)))
+		return NULL;
+	r->status = status;
+	r->nheaders = (uint32_t)n;
+	r->content_length = clen;
+	r->flags = flags;
+	r->headers = (hb_header_t *)(void *)(r->data + pad);
+	p = r->data + pad + n * sizeof(hb_header_t);
+	for (size_t i = 0; i < n; i++) {
+		hb_header_t *o = &r->headers[i];
+
+		memcpy(p, h[i].name, h[i].name_len);
+		p[h[i].name_len] = '\0';
+		o->name = p;
+		o->name_len = (uint32_t)h[i].name_len;
+		p += h[i].name_len + 1;
+		memcpy(p, h[i].value, h[i].value_len);
+		p[h[i].value_len] = '\0';
+		o->value = p;
+		o->value_len = (uint32_t)h[i].value_len;
+		p += h[i].value_len + 1;
+	}
+	return r;
+}
+
+/* Validates every pair into h (n of them + one spare slot). Returns 0 or -1. */
+static int collect(PyObject *seq, hdr_t *h, Py_ssize_t n, PyObject **items)
+{
+	for (Py_ssize_t i = 0; i < n; i++) {
+		items[i] = PySequence_Fast(PySequence_Fast_GET_ITEM(seq, i), "header pair");
+		if (!items[i] || check_header(items[i], &h[i]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+hb_response_t *hb_asgi_response_new(int status, PyObject *headers, const char *xname,
+                                    const char *xvalue, size_t xlen)
+{
+	PyObject *seq = PySequence_Fast(headers, "ASGI headers must be iterable"), **items = NULL;
+	hb_response_t *r = NULL;
+	hdr_t *h = NULL;
+	Py_ssize_t n = seq ? PySequence_Fast_GET_SIZE(seq) : 0, kept;
+	uint32_t flags = 0;
+	int64_t clen = -1;
+
+	if (!seq)
+		return NULL;
+	h = PyMem_Calloc((size_t)n + 1, sizeof(*h));
+	items = PyMem_Calloc((size_t)n + 1, sizeof(*items));
+	if (!h || !items) {
+		PyErr_NoMemory();
+		goto out;
+	}
+	if (collect(seq, h, n, items) < 0 || (kept = scan(h, n, &flags, &clen)) < 0)
+		goto out;
+	if (xname)
+		h[kept++] = (hdr_t){xname, xvalue, strlen(xname), xlen};
+	if (!(r = pack(status, h, (size_t)kept, flags, clen)))
+		PyErr_NoMemory();
+out:
+	for (Py_ssize_t i = 0; items && i < n; i++)
+		Py_XDECREF(items[i]);
+	PyMem_Free(items);
+	PyMem_Free(h);
+	Py_DECREF(seq);
+	return r;
+}
+
+/* The held head plus Content-Length: len (a response sent in one piece). */
+static hb_response_t *with_length(hb_response_t *r, uint64_t len)
+{
+	hdr_t stackv[33], *h = stackv;
+	char num[24];
+	hb_response_t *out;
+	size_t n = r->nheaders;
+
+	if (n + 1 > 33 && !(h = malloc((n + 1) * sizeof(*h))))
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		h[i] = (hdr_t){r->headers[i].name, r->headers[i].value, r->headers[i].name_len,
+		               r->headers[i].value_len};
+	h[n] = (hdr_t){"content-length", num, 14,
+	               (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)len)};
+	out = pack(r->status, h, n + 1, r->flags, (int64_t)len);
+	if (h != stackv)
+		free(h);
+	return out;
+}
+
+/* ---- receive ---- */
+
+/* True when the io side queued the whole body and we took all of it. */
+static int body_drained(hb_asgi_req_t *r)
+{
+	hb_stream_t *s = r->s;
+	const hb_request_t *q = s->req;
+
+	if (q->content_length >= 0 && !(q->flags & HB_REQ_CHUNKED))
+		return s->body_read >= (uint64_t)q->content_length;
+	return (atomic_load(&s->state) & HB_ST_BODY_EOF) && hb_spsc_empty(&s->body) &&
+	       (!s->cur || s->cur_off == s->cur->len);
+}
+
+/* The end came before Content-Length bytes: the io side still holds some (it flushes them
+ * once the queue drains) unless the client is gone. */
+static int short_body(hb_stream_t *s)
+{
+	const hb_request_t *q = s->req;
+
+	return q->content_length >= 0 && !(q->flags & HB_REQ_CHUNKED) &&
+	       s->body_read < (uint64_t)q->content_length && !hb_stream_client_gone(s);
+}
+
+static PyObject *request_msg(hb_asgi_worker_t *w, PyObject *body, int more)
+{
+	return hb_asgi_msg(w, HB_ASGI_S(w, http_request), 2, HB_ASGI_S(w, body), body,
+	                   HB_ASGI_S(w, more_body), PyBool_FromLong(more));
+}
+
+static int disconnect(hb_asgi_req_t *r, PyObject **out)
+{
+	*out = hb_asgi_msg(r->w, HB_ASGI_S(r->w, http_disconnect), 0);
+	return *out ? HB_ASGI_DONE : HB_ASGI_ERR;
+}
+
+/* Reads what is queued (up to RECV_MAX) into one http.request message. */
+static int read_body(hb_asgi_req_t *r, PyObject **out)
+{
+	hb_stream_t *s = r->s;
+	uint64_t avail = atomic_load(&s->body_queued) + (s->cur ? s->cur->len - s->cur_off : 0);
+	size_t cap = avail == 0 ? 16384 : avail > RECV_MAX ? RECV_MAX : (size_t)avail;
+	PyObject *buf;
+	int64_t n;
+
+	if (!(s->req->flags & HB_REQ_HAS_BODY)) { /* GET and friends: no read, no buffer */
+		r->body_eof = 1;
+		*out = request_msg(r->w, PyBytes_FromStringAndSize("", 0), 0);
+		return *out ? HB_ASGI_DONE : HB_ASGI_ERR;
+	}
+	if (!(buf = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)cap)))
+		return HB_ASGI_ERR;
+	n = hb_stream_body_read(s, PyBytes_AS_STRING(buf), cap, 0);
+	if (n == 0 && short_body(s))
+		n = -EAGAIN;
+	if (n == -EAGAIN || n < 0) {
+		Py_DECREF(buf);
+		if (n == -EAGAIN)
+			return HB_ASGI_WAIT_RECV;
+		r->gone = 1; /* reset, or a malformed body the io side answers itself */
+		r->body_eof = 1;
+		return disconnect(r, out);
+	}
+	if (n == 0 || body_drained(r))
+		r->body_eof = 1;
+	if ((size_t)n != cap && _PyBytes_Resize(&buf, (Py_ssize_t)n) < 0)
+		return HB_ASGI_ERR;
+	*out = request_msg(r->w, buf, !r->body_eof);
+	return *out ? HB_ASGI_DONE : HB_ASGI_ERR;
+}
+
+int hb_asgi_http_receive(hb_asgi_req_t *r, PyObject **out)
+{
+	if (!r->s || r->complete || r->gone)
+		return disconnect(r, out);
+	if (!r->body_eof)
+		return read_body(r, out);
+	if (hb_stream_client_gone(r->s)) {
+		r->gone = 1;
+		return disconnect(r, out);
+	}
+	return HB_ASGI_WAIT_RECV; /* until the client leaves or the response is complete */
+}
+
+/* ---- send ---- */
+
+static int int_item(PyObject *msg, PyObject *key, long dflt, long *out)
+{
+	PyObject *v = PyDict_GetItemWithError(msg, key);
+
+	if (!v) {
+		if (PyErr_Occurred())
+			return -1;
+		*out = dflt;
+		return 0;
+	}
+	*out = PyLong_AsLong(v);
+	return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static int bad_state(const char *what)
+{
+	PyErr_Format(PyExc_RuntimeError, "unexpected ASGI message %s", what);
+	return HB_ASGI_ERR;
+}
+
+int hb_asgi_http_start(hb_asgi_req_t *r, PyObject *msg)
+{
+	hb_asgi_worker_t *w = r->w;
+	PyObject *headers, *empty = NULL;
+	long status;
+
+	if (r->started)
+		return bad_state("http.response.start: the response already started");
+	if (r->gone || hb_stream_client_gone(r->s)) {
+		r->gone = 1;
+		return hb_asgi_raise_gone(r);
+	}
+	if (int_item(msg, HB_ASGI_S(w, status), -1, &status) < 0)
+		return HB_ASGI_ERR;
+	if (status < 200 || status > 999) {
+		PyErr_Format(PyExc_ValueError, "invalid ASGI response status %ld", status);
+		return HB_ASGI_ERR;
+	}
+	headers = PyDict_GetItemWithError(msg, HB_ASGI_S(w, headers));
+	if (!headers && (PyErr_Occurred() || !(headers = empty = PyTuple_New(0))))
+		return HB_ASGI_ERR;
+	r->resp = hb_asgi_response_new((int)status, headers, NULL, NULL, 0);
+	Py_XDECREF(empty);
+	if (!r->resp)
+		return HB_ASGI_ERR;
+	r->started = 1;
+	r->declared_len = r->resp->content_length;
+	r->last_ns = hb_asgi_now_ns();
+	return HB_ASGI_DONE;
+}
+
+static int status_has_body(int status)
+{
+	return status >= 200 && status != 204 && status != 304;
+}
+
+/* Posts the held head; when `last` (the body is this one piece of len bytes) and the app set
+ * no Content-Length, with one. Returns 0 or -1 (client gone). */
+static int post_head(hb_asgi_req_t *r, int last, uint64_t len)
+{
+	hb_response_t *resp = r->resp, *l;
+
+	r->resp = NULL;
+	if (last && resp->content_length < 0 && status_has_body(resp->status) &&
+	    (l = with_length(resp, len))) {
+		free(resp);
+		resp = l;
+	}
+	r->head_posted = 1;
+	if (hb_stream_send_head(r->s, resp) < 0) {
+		r->gone = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* The response is complete: end the stream now (the app may go on: background tasks). */
+static void complete(hb_asgi_req_t *r)
+{
+	r->complete = 1;
+	r->last_ns = hb_asgi_now_ns();
+	hb_asgi_req_end(r, 0);
+	hb_asgi_req_wake(r); /* a pending receive() now gets http.disconnect */
+}
+
+static int more_body(hb_asgi_worker_t *w, PyObject *msg)
+{
+	PyObject *v = PyDict_GetItemWithError(msg, HB_ASGI_S(w, more_body));
+
+	return v ? PyObject_IsTrue(v) : PyErr_Occurred() ? -1 : 0;
+}
+
+/* Posts view's bytes unless HEAD. Returns DONE, WAIT_SEND or ERR. */
+static int post_body(hb_asgi_req_t *r, const Py_buffer *view)
+{
+	int rc;
+
+	if (view->len == 0 || r->is_head)
+		return HB_ASGI_DONE;
+	rc = hb_stream_send_body_nb(r->s, view->buf, (size_t)view->len);
+	if (rc == -EAGAIN)
+		return HB_ASGI_WAIT_SEND;
+	if (rc == -ENOMEM) {
+		PyErr_NoMemory();
+		return HB_ASGI_ERR;
+	}
+	if (rc < 0) {
+		r->gone = 1;
+		return hb_asgi_raise_gone(r);
+	}
+	return HB_ASGI_DONE;
+}
+
+int hb_asgi_http_body(hb_asgi_req_t *r, PyObject *msg)
+{
+	hb_asgi_worker_t *w = r->w;
+	PyObject *body;
+	Py_buffer view = {.buf = NULL, .len = 0};
+	int more, rc;
+
+	if (!r->started || r->complete)
+		return bad_state("http.response.body: no response started, or it is complete");
+	if (r->gone || hb_stream_client_gone(r->s)) {
+		r->gone = 1;
+		return hb_asgi_raise_gone(r);
+	}
+	body = PyDict_GetItemWithError(msg, HB_ASGI_S(w, body));
+	if ((!body && PyErr_Occurred()) || (more = more_body(w, msg)) < 0)
+		return HB_ASGI_ERR;
+	if (body && PyObject_GetBuffer(body, &view, PyBUF_SIMPLE) < 0)
+		return HB_ASGI_ERR;
+	if (r->resp && post_head(r, !more, (uint64_t)view.len) < 0)
+		rc = hb_asgi_raise_gone(r);
+	else
+		rc = post_body(r, &view);
+	if (body)
+		PyBuffer_Release(&view);
+	if (rc != HB_ASGI_DONE)
+		return rc;
+	r->body_sent += (uint64_t)view.len;
+	r->last_ns = hb_asgi_now_ns();
+	if (!more)
+		complete(r);
+	return HB_ASGI_DONE;
+}
+
+/* http.response.pathsend: the file goes out by splice from the io thread. */
+static int pathsend(hb_asgi_req_t *r, PyObject *msg)
+{
+	PyObject *path = PyDict_GetItemWithError(msg, HB_ASGI_S(r->w, path)), *fs = NULL;
+	struct stat st;
+	int fd;
+
+	if (!r->started || r->complete)
+		return bad_state("http.response.pathsend: no response started, or it is complete");
+	if (!path) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_KeyError, "http.response.pathsend without 'path'");
+		return HB_ASGI_ERR;
+	}
+	if (!PyUnicode_FSConverter(path, &fs))
+		return HB_ASGI_ERR;
+	fd = open(PyBytes_AS_STRING(fs), O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+		if (fd >= 0)
+			close(fd);
+		Py_DECREF(fs);
+		return HB_ASGI_ERR;
+	}
+	Py_DECREF(fs);
+	if (r->resp && post_head(r, 1, (uint64_t)st.st_size) < 0) {
+		close(fd);
+		return hb_asgi_raise_gone(r);
+	}
+	if (r->is_head) {
+		close(fd);
+	} else if (hb_stream_send_file(r->s, fd, 0, -1) < 0) { /* it closed fd */
+		r->gone = 1;
+		return hb_asgi_raise_gone(r);
+	}
+	complete(r);
+	return HB_ASGI_DONE;
+}
+
+int hb_asgi_http_send(hb_asgi_req_t *r, PyObject *msg)
+{
+	hb_asgi_worker_t *w = r->w;
+	PyObject *type = PyDict_GetItemWithError(msg, HB_ASGI_S(w, type));
+
+	if (!type) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_KeyError, "ASGI message without 'type'");
+		return HB_ASGI_ERR;
+	}
+	if (!r->s)
+		return r->gone ? hb_asgi_raise_gone(r)
+		               : bad_state("after the response completed and the app returned");
+	if (hb_asgi_is(type, HB_ASGI_S(w, http_response_start)))
+		return hb_asgi_http_start(r, msg);
+	if (hb_asgi_is(type, HB_ASGI_S(w, http_response_body)))
+		return hb_asgi_http_body(r, msg);
+	if (hb_asgi_is(type, HB_ASGI_S(w, http_response_pathsend)))
+		return pathsend(r, msg);
+	PyErr_Format(PyExc_RuntimeError, "unexpected ASGI message type %R in an HTTP scope", type);
+	return HB_ASGI_ERR;
+}
+
+/* ---- the end ---- */
+
+void hb_asgi_http_finish(hb_asgi_req_t *r, int failed)
+{
+	if (r->complete)
+		return;
+	if (hb_stream_client_gone(r->s))
+		r->gone = 1;
+	if (!failed && !r->gone)
+		hb_error("asgi: the ASGI application returned without %s",
+		         r->started ? "completing the response" : "starting a response");
+	if (r->head_posted || r->gone) {
+		hb_asgi_req_end(r, HB_END_ABORT);
+		return;
+	}
+	free(r->resp);
+	r->resp = NULL;
+	r->head_posted = 1;
+	if (hb_asgi_post_plain(r->s, failed == 2 ? 504 : 500) < 0) {
+		hb_asgi_req_end(r, HB_END_ABORT);
+		return;
+	}
+	hb_asgi_req_end(r, 0);
+}
