@@ -29,7 +29,7 @@ run env HB_BINARY="$PWD/build-asan/hornbeam-uring" /usr/bin/python3 -m pytest -q
 # TSan: the lock-free modules only. Criterion cannot start under TSan (Snaipe/Criterion#274),
 # so these tests carry a minimal runner of their own when built with -fsanitize=thread.
 tsan_tests=""
-for t in spsc hub stream shmap; do
+for t in spsc hub stream shmap pubsub funcs; do
 	[ -f tests/unit/core/test_$t.c ] && tsan_tests="$tsan_tests unit_core_test_$t"
 done
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DHB_TSAN=ON >/dev/null

@@ -215,15 +215,12 @@ void hb_funcs_inbox_release(hb_inbox_t *in)
 
 void hb_funcs_inbox_set_wake(hb_inbox_t *in, hb_inbox_wake_fn wake, void *arg)
 {
-	int queued;
-
 	pthread_mutex_lock(&in->mu);
 	in->wake = wake;
 	in->wake_arg = arg;
-	queued = in->head != NULL;
-	pthread_mutex_unlock(&in->mu);
-	if (queued && wake)
+	if (in->head && wake)
 		wake(arg);
+	pthread_mutex_unlock(&in->mu);
 }
 
 uint32_t hb_funcs_inbox_pending(hb_inbox_t *in)
@@ -233,9 +230,6 @@ uint32_t hb_funcs_inbox_pending(hb_inbox_t *in)
 
 int hb_funcs_post(hb_inbox_t *in, hb_job_t *j)
 {
-	hb_inbox_wake_fn wake;
-	void *arg;
-
 	pthread_mutex_lock(&in->mu);
 	if (in->closed) {
 		pthread_mutex_unlock(&in->mu);
@@ -249,11 +243,11 @@ int hb_funcs_post(hb_inbox_t *in, hb_job_t *j)
 		in->head = j;
 	in->tail = j;
 	atomic_fetch_add_explicit(&in->pending, 1, memory_order_release);
-	wake = in->wake;
-	arg = in->wake_arg;
+	/* Under the lock: once set_wake(NULL) returns, no wake is running, so the owner may
+	 * free what wake_arg points to. */
+	if (in->wake)
+		in->wake(in->wake_arg);
 	pthread_mutex_unlock(&in->mu);
-	if (wake)
-		wake(arg);
 	return 0;
 }
 

@@ -29,7 +29,9 @@ typedef struct hb_funcs hb_funcs_t;
 typedef struct hb_inbox hb_inbox_t;
 typedef struct hb_job hb_job_t;
 
-/* Called (from the posting thread, no lock held) after a job was queued. */
+/* Called from the posting thread after a job was queued, with the inbox's lock held (so that
+ * after hb_funcs_inbox_set_wake(in, NULL, NULL) returns no call is in progress): it must be
+ * quick and must not use the inbox. */
 typedef void (*hb_inbox_wake_fn)(void *arg);
 /* Called once per registered name by hb_funcs_names; non-zero stops the walk. */
 typedef int (*hb_funcs_name_cb)(const char *name, size_t len, void *ud);
@@ -55,7 +57,8 @@ void hb_funcs_free(hb_funcs_t *f);
 
 /* A new open inbox (one reference, the creator's). wake may be NULL (set it later). */
 hb_inbox_t *hb_funcs_inbox_new(hb_inbox_wake_fn wake, void *arg);
-/* Replaces the wake callback (and calls it once if jobs are already queued). */
+/* Replaces the wake callback (and calls it once if jobs are already queued). When it returns,
+ * the previous callback is no longer running. */
 void hb_funcs_inbox_set_wake(hb_inbox_t *in, hb_inbox_wake_fn wake, void *arg);
 /* Closes the inbox: drops every registration that names it, fails queued jobs (HB_JOB_LOST),
  * refuses later posts. Idempotent; does not drop the creator's reference. */

@@ -93,6 +93,10 @@ void hb_pyapi_stop(void)
 	if (!sh)
 		return;
 	shared = NULL;
+	/* A worker that did not end before the stop deadline may still use the registries: the
+	 * process is exiting, so leave them to it rather than free them under its feet. */
+	if (atomic_load_explicit(&sh->live, memory_order_acquire) > 0)
+		return;
 	hb_funcs_free(sh->funcs);
 	hb_pubsub_free(sh->ps);
 	hb_shmap_destroy(sh->map);
@@ -153,6 +157,7 @@ static int api_clear(PyObject *self)
 static void api_dealloc(PyObject *self)
 {
 	hb_pyapi_t *api = (hb_pyapi_t *)self;
+	hb_pyapi_shared_t *sh = (hb_pyapi_shared_t *)api->sh;
 	PyTypeObject *tp = Py_TYPE(self);
 
 	PyObject_GC_UnTrack(self);
@@ -166,6 +171,8 @@ static void api_dealloc(PyObject *self)
 	api_clear(self);
 	tp->tp_free(self);
 	Py_DECREF(tp);
+	if (sh) /* last: after this, hb_pyapi_stop may free what sh points to */
+		atomic_fetch_sub_explicit(&sh->live, 1, memory_order_release);
 }
 
 static PyType_Slot api_slots[] = {
@@ -189,7 +196,8 @@ static int add_exc(PyObject *m, PyObject **slot, const char *name, PyObject *bas
 {
 	char full[128];
 
-	snprintf(full, sizeof(full), "_hornbeam.%s", name);
+	/* Named after the public module that re-exports them (tracebacks show that name). */
+	snprintf(full, sizeof(full), "hornbeam_erlang.%s", name);
 	*slot = PyErr_NewExceptionWithDoc(full, doc, base, NULL);
 	if (!*slot)
 		return -1;
@@ -243,6 +251,8 @@ static hb_pyapi_t *api_new(PyObject *m)
 	if (!api)
 		return NULL;
 	api->sh = shared;
+	if (api->sh)
+		atomic_fetch_add(&((hb_pyapi_shared_t *)api->sh)->live, 1);
 	api->functions = PyDict_New();
 	api->sub_type = hb_pyapi_sub_type_new(m);
 	if (!api->functions || !api->sub_type) {
@@ -323,30 +333,28 @@ static hb_pyapi_t *current_api(void)
 	return (hb_pyapi_t *)a;
 }
 
-/* Registers the config's [functions] (name = "module:function"). Returns 0 or -1. */
+/* Registers the config's [functions] (name = "module:function"). Returns 0, or -1 with a
+ * RuntimeError naming the entry, caused by the import or lookup error. */
 static int register_config_functions(hb_pyapi_t *api, const hb_config_t *cfg)
 {
 	for (size_t i = 0; i < cfg->nfunctions; i++) {
-		const char *spec = cfg->functions[i].target, *colon = strchr(spec, ':');
-		PyObject *mod, *fn, *name;
+		const hb_config_function_t *f = &cfg->functions[i];
+		PyObject *fn = hb_pyapi_import_target(f->target), *name, *cause, *exc;
 		int rc;
 
-		if (!colon) {
-			PyErr_Format(PyExc_ValueError, "[functions] %s = \"%s\": expected "
-				     "\"module:function\"", cfg->functions[i].name, spec);
-			return -1;
-		}
-		name = PyUnicode_FromStringAndSize(spec, colon - spec);
-		mod = name ? PyImport_Import(name) : NULL;
-		Py_XDECREF(name);
-		fn = mod ? PyObject_GetAttrString(mod, colon + 1) : NULL;
-		Py_XDECREF(mod);
-		name = fn ? PyUnicode_FromString(cfg->functions[i].name) : NULL;
+		name = fn ? PyUnicode_FromString(f->name) : NULL;
 		rc = name ? hb_pyapi_register(api, name, fn) : -1;
 		Py_XDECREF(name);
 		Py_XDECREF(fn);
-		if (rc < 0)
-			return -1;
+		if (rc == 0)
+			continue;
+		cause = PyErr_GetRaisedException();
+		PyErr_Format(PyExc_RuntimeError, "[functions] %s = \"%s\": cannot register it",
+			     f->name, f->target);
+		exc = PyErr_GetRaisedException();
+		PyException_SetCause(exc, cause); /* steals cause */
+		PyErr_SetRaisedException(exc);
+		return -1;
 	}
 	return 0;
 }

@@ -34,7 +34,9 @@ typedef struct hb_pyapi_jobs hb_pyapi_jobs_t;
 /* [main thread, before workers] Creates the shared map, pub/sub and function registries from
  * the config (state_max_*, pubsub_queue_size, node_name). Returns 0 or -1 after printing why. */
 int hb_pyapi_start(const hb_config_t *cfg, hb_hub_t *hub);
-/* [main thread, after every worker ended] Frees them. Safe without a start. */
+/* [main thread, after every worker ended] Frees them; if some interpreter still holds the API
+ * (a worker that outlived the stop deadline) they are left to the exiting process instead.
+ * Safe without a start. */
 void hb_pyapi_stop(void);
 /* [main thread, shutdown begins] Closes every subscription so that blocked get() calls and
  * async iterators return; later subscribes fail. */

@@ -86,11 +86,12 @@ static PyObject *call_local(PyObject *fn, PyObject *args, const char *what, PyOb
 	}
 	out = through_codec(r);
 	Py_DECREF(r);
+	if (!out)
+		wrap_exception(what, name); /* as the owner's side reports a bad result */
 	return out;
 }
 
-/* The callable named by "module:function" (dots allowed after the colon). New reference. */
-static PyObject *import_target(const char *spec)
+PyObject *hb_pyapi_import_target(const char *spec)
 {
 	const char *colon = strchr(spec, ':');
 	PyObject *modname, *obj;
@@ -124,7 +125,7 @@ static PyObject *job_target(hb_pyapi_t *api, hb_job_t *j)
 	PyObject *key, *fn;
 
 	if (hb_funcs_job_kind(j) == HB_JOB_RPC)
-		return import_target(name);
+		return hb_pyapi_import_target(name);
 	key = PyUnicode_DecodeUTF8(name, (Py_ssize_t)nlen, "strict");
 	fn = key ? PyDict_GetItemWithError(api->functions, key) : NULL;
 	if (key && !fn && !PyErr_Occurred())
@@ -464,7 +465,7 @@ static PyObject *rpc_call(PyObject *self, PyObject *const *args, Py_ssize_t narg
 	if (!spec)
 		return NULL;
 	tuple = a[3] && a[3] != Py_None ? PySequence_Tuple(a[3]) : PyTuple_New(0);
-	fn = tuple ? import_target(PyUnicode_AsUTF8(spec)) : NULL;
+	fn = tuple ? hb_pyapi_import_target(PyUnicode_AsUTF8(spec)) : NULL;
 	/* This node is the caller's own: the current worker runs it (timeout_ms cannot fire). */
 	if (fn)
 		out = call_local(fn, tuple, "rpc_call", spec);

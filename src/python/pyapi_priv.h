@@ -15,8 +15,9 @@
 
 #define HB_PYAPI_CALL_TIMEOUT_MS 30000 /* call(name, ...) without timeout_ms */
 
-/* Process-wide and read-only while workers run (see pyapi.h). */
+/* Process-wide and read-only while workers run (see pyapi.h), except `live`. */
 typedef struct hb_pyapi_shared {
+	_Atomic int live; /* _Api objects not yet deallocated: their interpreters use us */
 	hb_shmap_t *map;
 	hb_pubsub_t *ps;
 	hb_funcs_t *funcs;
@@ -67,6 +68,9 @@ PyTypeObject *hb_pyapi_sub_type_new(PyObject *module);
 
 /* pyapi_funcs.c: runs one job taken from this interpreter's inbox. */
 void hb_pyapi_run_job(hb_pyapi_t *api, hb_job_t *job);
+/* pyapi_funcs.c: the object named by "module:attr.path" (imports module). New reference, or
+ * NULL with an exception (ValueError for a spec without a colon). */
+PyObject *hb_pyapi_import_target(const char *spec);
 /* pyapi_funcs.c: registers name -> fn in this interpreter. Returns 0 or -1. */
 int hb_pyapi_register(hb_pyapi_t *api, PyObject *name, PyObject *fn);
 

@@ -313,6 +313,14 @@ static PyObject *publish(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 		hb_cbuf_free(&b);
 		return NULL;
 	}
+	/* Queues are bounded in messages: bound the messages too. */
+	if (b.len > api->sh->max_value) {
+		PyErr_Format(api->StateLimitError,
+			     "message of %zu bytes (encoded) is over state_max_value_size = %zu", b.len,
+			     api->sh->max_value);
+		hb_cbuf_free(&b);
+		return NULL;
+	}
 	Py_BEGIN_ALLOW_THREADS
 	n = hb_pubsub_publish(api->sh->ps, t, (size_t)tlen, b.data, b.len);
 	Py_END_ALLOW_THREADS

@@ -3,8 +3,9 @@
  * Runs in the main interpreter with the GIL held, before any worker exists. tomllib gives
  * values but not the lines they sit on, so the line of each key is found by scanning the text
  * (first `key =`, `"key" =`, `key.` or `[key]`); that is what error messages cite.
- * Top-level tables are handed over as HB_TV_OTHER "table": no sectioned key exists yet; when
- * `[cluster]` arrives, emit_table() is the place to walk into it with a "cluster." prefix.
+ * Top-level tables are handed over as HB_TV_OTHER "table", except `[functions]`, whose entries
+ * go to set() as "functions.NAME" (emit_functions); when `[cluster]` arrives, emit_table() is
+ * the place to walk into it with a "cluster." prefix the same way.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -212,6 +213,33 @@ static int convert(PyObject *o, hb_tval_t *v)
 
 /* ---- the walk ---- */
 
+/* The [functions] table: each `name = "module:function"` goes to set() as "functions.name"
+ * (config.c keeps them in cfg->functions). */
+static int emit_functions(PyObject *table, const char *path, const char *text, hb_config_t *cfg,
+			  hb_config_set_fn set, char *err, size_t errlen)
+{
+	PyObject *k, *o;
+	Py_ssize_t pos = 0;
+	while (PyDict_Next(table, &pos, &k, &o)) {
+		char name[1100];
+		hb_tval_t v;
+		const char *key = PyUnicode_AsUTF8(k);
+		if (!key) {
+			PyErr_Clear();
+			snprintf(err, errlen, "%s: a key is not valid UTF-8", path);
+			return -EINVAL;
+		}
+		snprintf(name, sizeof name, "functions.%s", key);
+		int rc = convert(o, &v);
+		if (rc == 0)
+			rc = set(cfg, name, &v, path, key_line(text, key), err, errlen);
+		free_tval(&v);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int emit_table(PyObject *table, const char *path, const char *text, hb_config_t *cfg,
 		      hb_config_set_fn set, char *err, size_t errlen)
 {
@@ -224,6 +252,12 @@ static int emit_table(PyObject *table, const char *path, const char *text, hb_co
 			PyErr_Clear();
 			snprintf(err, errlen, "%s: a key is not valid UTF-8", path);
 			return -EINVAL;
+		}
+		if (strcmp(key, "functions") == 0 && PyDict_Check(o)) {
+			int rc = emit_functions(o, path, text, cfg, set, err, errlen);
+			if (rc < 0)
+				return rc;
+			continue;
 		}
 		int rc = convert(o, &v);
 		if (rc == 0) {

@@ -88,6 +88,9 @@ static void supervise(hb_server_t *srv, const sigset_t *set)
 					(long long)srv->cfg->graceful_timeout_s);
 				deadline = mono_ns() + (uint64_t)srv->cfg->graceful_timeout_s * 1000000000ull;
 				atomic_store(&srv->draining, 1);
+				/* Subscribers blocked in get() or async iteration end now, so requests
+				 * and sockets waiting on them can finish within the drain. */
+				hb_pyapi_shutdown();
 			} else {
 				hb_info("Shutting down: now (second signal)");
 				atomic_store(&srv->draining, 2);
@@ -167,7 +170,7 @@ int main(int argc, char **argv)
 	}
 	hb_listener_close_all(&cfg, srv.nio, srv.listen_fds);
 	uint64_t stop_by = mono_ns() + (forced ? 1 : 5) * 1000000000ull;
-	hb_pyapi_shutdown();
+	hb_pyapi_shutdown(); /* again: idempotent, and the first signal may have been SIGQUIT */
 	hb_py_stop(host, stop_by);
 	/* Objects of the main interpreter (interpreter = "main") still point at the registries
 	 * until it is finalized. After a forced stop workers may still run: leave both to exit. */

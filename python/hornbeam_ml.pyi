@@ -1,0 +1,13 @@
+"""Type stubs for hornbeam_ml (see hornbeam_ml.py for the cache semantics)."""
+from typing import Any, Callable, Dict, Optional, TypeVar, Union
+
+T = TypeVar("T")
+
+def configure(ttl: Optional[float] = ..., max_entries: Optional[int] = ...) -> None: ...
+def make_cache_key(input_data: Any, cache_prefix: str = "ml") -> str: ...
+def cached_inference(fn: Callable[[Any], T], input_data: Any, cache_key: Optional[str] = None,
+                     cache_prefix: str = "ml", ttl: Optional[float] = ...,
+                     max_entries: Optional[int] = ...) -> T: ...
+def cache_stats(cache_prefix: Optional[str] = None) -> Dict[str, Union[int, float]]:
+    """{"hits": int, "misses": int, "hit_rate": float}, counted across all workers."""
+def cache_clear(cache_prefix: str = "ml") -> int: ...
