@@ -3,71 +3,7 @@
 
 #include "core/codec.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define HB_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define HB_TEST_TSAN 1
-#endif
-#endif
-
-#ifndef HB_TEST_TSAN
-#include <criterion/criterion.h>
-#else
-/* Criterion cannot start under TSan (Snaipe/Criterion#274: BoxFort's arena probe collides with
- * TSan's shadow mappings), so a TSan build of this file carries its own minimal runner. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-typedef void (*test_fn)(void);
-static struct {
-	const char *title;
-	test_fn fn;
-} tests[32];
-static int ntests;
-
-#define Test(suite, name)                                                                        \
-	static void suite##_##name(void);                                                        \
-	__attribute__((constructor)) static void reg_##suite##_##name(void)                      \
-	{                                                                                        \
-		tests[ntests].title = #suite "::" #name;                                         \
-		tests[ntests++].fn = suite##_##name;                                             \
-	}                                                                                        \
-	static void suite##_##name(void)
-#define cr_assert(c, ...)                                                                        \
-	do {                                                                                     \
-		if (!(c)) {                                                                      \
-			fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                                 \
-		}                                                                                \
-	} while (0)
-#define cr_assert_eq(a, b, ...) cr_assert((a) == (b))
-#define cr_assert_lt(a, b, ...) cr_assert((a) < (b))
-#define cr_assert_leq(a, b, ...) cr_assert((a) <= (b))
-#define cr_assert_gt(a, b, ...) cr_assert((a) > (b))
-#define cr_assert_geq(a, b, ...) cr_assert((a) >= (b))
-#define cr_assert_null(p, ...) cr_assert((p) == NULL)
-#define cr_assert_not_null(p, ...) cr_assert((p) != NULL)
-#define cr_assert_str_eq(a, b, ...) cr_assert(strcmp((a), (b)) == 0)
-#define cr_log_info(...) fprintf(stderr, __VA_ARGS__)
-
-int main(void)
-{
-	for (int i = 0; i < ntests; i++) {
-		struct timespec t0, t1;
-		fprintf(stderr, "[RUN ] %s\n", tests[i].title);
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		tests[i].fn();
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		fprintf(stderr, "[PASS] %s: (%.2fs)\n", tests[i].title,
-			(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
-	}
-	fprintf(stderr, "[====] %d tests passed\n", ntests);
-	return 0;
-}
-#endif
+#include "../hb_test.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
