@@ -65,9 +65,10 @@ static void wait_change(hb_stream_t *s, uint32_t seen)
 	atomic_store(&s->waiting, 0);
 }
 
-int hb_stream_body_push_chunk(hb_stream_t *s, hb_chunk_t *c)
+/* Queues a chunk for the worker; aux carries the WebSocket message kind (0 for HTTP bodies). */
+static int push_chunk(hb_stream_t *s, uint32_t kind, hb_chunk_t *c)
 {
-	hb_msg_t m = {.type = HB_MSG_BODY, .stream = s, .ptr = c, .len = c->len};
+	hb_msg_t m = {.type = HB_MSG_BODY, .aux = kind, .stream = s, .ptr = c, .len = c->len};
 
 	atomic_fetch_add(&s->body_queued, c->len);
 	if (hb_spsc_push(&s->body, &m) < 0) {
@@ -76,6 +77,11 @@ int hb_stream_body_push_chunk(hb_stream_t *s, hb_chunk_t *c)
 	}
 	wake_worker(s);
 	return 0;
+}
+
+int hb_stream_body_push_chunk(hb_stream_t *s, hb_chunk_t *c)
+{
+	return push_chunk(s, 0, c);
 }
 
 int hb_stream_body_push(hb_stream_t *s, const void *data, size_t len)
@@ -323,15 +329,7 @@ int hb_stream_send_body_nb(hb_stream_t *s, const void *data, size_t len)
 
 int hb_stream_ws_push(hb_stream_t *s, uint32_t kind, hb_chunk_t *c)
 {
-	hb_msg_t m = {.type = HB_MSG_BODY, .aux = kind, .stream = s, .ptr = c, .len = c->len};
-
-	atomic_fetch_add(&s->body_queued, c->len);
-	if (hb_spsc_push(&s->body, &m) < 0) {
-		atomic_fetch_sub(&s->body_queued, c->len);
-		return -EAGAIN;
-	}
-	wake_worker(s);
-	return 0;
+	return push_chunk(s, kind, c);
 }
 
 int hb_stream_ws_recv(hb_stream_t *s, hb_chunk_t **msg, uint32_t *kind, int block)
