@@ -15,56 +15,14 @@
 
 #include "core/log.h"
 #include "python/asgi_priv.h"
+#include "python/resphead.h"
 
 /* The most body bytes one http.request message carries. */
 #define RECV_MAX (1u << 20)
 
 /* ---- the response head ---- */
 
-typedef struct {
-	const char *name, *value;
-	size_t name_len, value_len;
-} hdr_t;
-
-static int is_tchar(unsigned char c)
-{
-	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-		return 1;
-	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static int lower_eq(const char *s, size_t len, const char *lit)
-{
-	return strlen(lit) == len && strncasecmp(s, lit, len) == 0;
-}
-
-static int is_hop_by_hop(const char *n, size_t len)
-{
-	static const char *const hop[] = {
-	        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-	        "te",         "trailer",    "trailers",           "transfer-encoding",
-	        "upgrade",    NULL};
-
-	for (int i = 0; hop[i]; i++)
-		if (lower_eq(n, len, hop[i]))
-			return 1;
-	return 0;
-}
-
-static int parse_length(const char *v, size_t len, int64_t *out)
-{
-	int64_t n = 0;
-
-	if (len == 0 || len > 18)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return -1;
-		n = n * 10 + (v[i] - '0');
-	}
-	*out = n;
-	return 0;
-}
+typedef hb_resphead_hdr_t hdr_t;
 
 /* One (name, value) pair of bytes: borrowed views, valid while `pair` lives. */
 static int check_header(PyObject *pair, hdr_t *h)
@@ -87,7 +45,7 @@ static int check_header(PyObject *pair, hdr_t *h)
 	h->value = PyBytes_AS_STRING(value);
 	h->value_len = (size_t)PyBytes_GET_SIZE(value);
 	for (size_t i = 0; i < h->name_len; i++)
-		if (!is_tchar((unsigned char)h->name[i]))
+		if (!hb_resphead_is_tchar((unsigned char)h->name[i]))
 			goto bad;
 	for (size_t i = 0; i < h->value_len; i++) {
 		unsigned char c = (unsigned char)h->value[i];
@@ -100,73 +58,6 @@ static int check_header(PyObject *pair, hdr_t *h)
 bad:
 	PyErr_Format(PyExc_ValueError, "invalid ASGI header %R (token name, no CR/LF/NUL)", pair);
 	return -1;
-}
-
-/* Keeps the headers the io side does not own; notes flags and Content-Length. */
-static Py_ssize_t scan(hdr_t *h, Py_ssize_t n, uint32_t *flags, int64_t *clen)
-{
-	Py_ssize_t kept = 0;
-
-	for (Py_ssize_t i = 0; i < n; i++) {
-		int64_t v;
-
-		if (lower_eq(h[i].name, h[i].name_len, "content-length")) {
-			if (parse_length(h[i].value, h[i].value_len, &v) < 0 ||
-			    (*clen >= 0 && *clen != v)) {
-				PyErr_SetString(PyExc_ValueError, "invalid Content-Length header");
-				return -1;
-			}
-			if (*clen == v)
-				continue;
-			*clen = v;
-		} else if (is_hop_by_hop(h[i].name, h[i].name_len)) {
-			if (lower_eq(h[i].name, h[i].name_len, "connection") &&
-			    lower_eq(h[i].value, h[i].value_len, "close"))
-				*flags |= HB_RESP_CLOSE;
-			continue;
-		} else if (lower_eq(h[i].name, h[i].name_len, "date")) {
-			*flags |= HB_RESP_HAS_DATE;
-		} else if (lower_eq(h[i].name, h[i].name_len, "server")) {
-			*flags |= HB_RESP_HAS_SERVER;
-		}
-		h[kept++] = h[i];
-	}
-	return kept;
-}
-
-/* One allocation: the head, the header array, then NUL-terminated names and values. */
-static hb_response_t *pack(int status, const hdr_t *h, size_t n, uint32_t flags, int64_t clen)
-{
-	size_t al = _Alignof(hb_header_t), pad = (al - offsetof(hb_response_t, data) % al) % al;
-	size_t bytes = sizeof(hb_response_t) + pad + n * sizeof(hb_header_t);
-	hb_response_t *r;
-	char *p;
-
-	for (size_t i = 0; i < n; i++)
-		bytes += h[i].name_len + h[i].value_len + 2;
-	if (!(r = malloc(bytes)))
-		return NULL;
-	r->status = status;
-	r->nheaders = (uint32_t)n;
-	r->content_length = clen;
-	r->flags = flags;
-	r->headers = (hb_header_t *)(void *)(r->data + pad);
-	p = r->data + pad + n * sizeof(hb_header_t);
-	for (size_t i = 0; i < n; i++) {
-		hb_header_t *o = &r->headers[i];
-
-		memcpy(p, h[i].name, h[i].name_len);
-		p[h[i].name_len] = '\0';
-		o->name = p;
-		o->name_len = (uint32_t)h[i].name_len;
-		p += h[i].name_len + 1;
-		memcpy(p, h[i].value, h[i].value_len);
-		p[h[i].value_len] = '\0';
-		o->value = p;
-		o->value_len = (uint32_t)h[i].value_len;
-		p += h[i].value_len + 1;
-	}
-	return r;
 }
 
 /* Validates every pair into h (n of them + one spare slot). Returns 0 or -1. */
@@ -198,11 +89,11 @@ hb_response_t *hb_asgi_response_new(int status, PyObject *headers, const char *x
 		PyErr_NoMemory();
 		goto out;
 	}
-	if (collect(seq, h, n, items) < 0 || (kept = scan(h, n, &flags, &clen)) < 0)
+	if (collect(seq, h, n, items) < 0 || (kept = hb_resphead_scan(h, n, &flags, &clen)) < 0)
 		goto out;
 	if (xname)
 		h[kept++] = (hdr_t){xname, xvalue, strlen(xname), xlen};
-	if (!(r = pack(status, h, (size_t)kept, flags, clen)))
+	if (!(r = hb_resphead_pack(status, h, (size_t)kept, flags, clen)))
 		PyErr_NoMemory();
 out:
 	for (Py_ssize_t i = 0; items && i < n; i++)
@@ -228,7 +119,7 @@ static hb_response_t *with_length(hb_response_t *r, uint64_t len)
 		               r->headers[i].value_len};
 	h[n] = (hdr_t){"content-length", num, 14,
 	               (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)len)};
-	out = pack(r->status, h, n + 1, r->flags, (int64_t)len);
+	out = hb_resphead_pack(r->status, h, n + 1, r->flags, (int64_t)len);
 	if (h != stackv)
 		free(h);
 	return out;

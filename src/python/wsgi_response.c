@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "python/resphead.h"
 #include "python/wsgi.h"
 
 typedef struct {
@@ -15,18 +16,8 @@ typedef struct {
 } sr_t;
 
 /* One header as validated: latin-1 bytes borrowed from the app's str objects. */
-typedef struct {
-	const char *name, *value;
-	size_t name_len, value_len;
-} hdr_view_t;
+typedef hb_resphead_hdr_t hdr_view_t;
 
-/* RFC 9110 tchar. */
-static int is_tchar(unsigned char c)
-{
-	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-		return 1;
-	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
 
 /* A str's latin-1 bytes without copying: a 1-byte-kind str is latin-1. NULL if not latin-1. */
 static const char *latin1_view(PyObject *o, size_t *len)
@@ -42,23 +33,7 @@ static int bad_value_byte(unsigned char c)
 	return (c < 0x20 && c != '\t') || c == 0x7f;
 }
 
-static int lower_eq(const char *s, size_t len, const char *lit)
-{
-	return strlen(lit) == len && strncasecmp(s, lit, len) == 0;
-}
 
-/* Connection, Transfer-Encoding and friends describe the hop, which the io side owns. */
-static int is_hop_by_hop(const char *n, size_t len)
-{
-	static const char *const hop[] = {"connection", "keep-alive", "proxy-authenticate",
-					  "proxy-authorization", "te", "trailer", "trailers",
-					  "transfer-encoding", "upgrade", NULL};
-
-	for (int i = 0; hop[i]; i++)
-		if (lower_eq(n, len, hop[i]))
-			return 1;
-	return 0;
-}
 
 static int parse_status(PyObject *status, int *code)
 {
@@ -84,20 +59,6 @@ bad:
 	return -1;
 }
 
-static int parse_length(const char *v, size_t len, int64_t *out)
-{
-	int64_t n = 0;
-
-	if (len == 0 || len > 18)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return -1;
-		n = n * 10 + (v[i] - '0');
-	}
-	*out = n;
-	return 0;
-}
 
 /* Validates one (name, value) pair into *h. Returns 0, or -1 with an exception set. */
 static int check_header(PyObject *item, hdr_view_t *h)
@@ -119,7 +80,7 @@ static int check_header(PyObject *item, hdr_view_t *h)
 	if (!h->name || !h->value || h->name_len == 0)
 		goto bad;
 	for (size_t i = 0; i < h->name_len; i++)
-		if (!is_tchar((unsigned char)h->name[i]))
+		if (!hb_resphead_is_tchar((unsigned char)h->name[i]))
 			goto bad;
 	for (size_t i = 0; i < h->value_len; i++)
 		if (bad_value_byte((unsigned char)h->value[i]))
@@ -136,77 +97,7 @@ bad:
 	return -1;
 }
 
-/* Reads what the headers say about the response: flags, Content-Length, which to keep.
- * Returns the number kept, or -1 with an exception set. */
-static Py_ssize_t scan_headers(hdr_view_t *h, Py_ssize_t n, uint32_t *flags, int64_t *clen)
-{
-	Py_ssize_t kept = 0;
 
-	for (Py_ssize_t i = 0; i < n; i++) {
-		int64_t v;
-
-		if (lower_eq(h[i].name, h[i].name_len, "content-length")) {
-			if (parse_length(h[i].value, h[i].value_len, &v) < 0 ||
-			    (*clen >= 0 && *clen != v)) {
-				PyErr_SetString(PyExc_ValueError, "invalid Content-Length header");
-				return -1;
-			}
-			if (*clen == v)
-				continue; /* a repeated identical value: keep one */
-			*clen = v;
-		} else if (is_hop_by_hop(h[i].name, h[i].name_len)) {
-			if (lower_eq(h[i].name, h[i].name_len, "connection") &&
-			    lower_eq(h[i].value, h[i].value_len, "close"))
-				*flags |= HB_RESP_CLOSE;
-			continue;
-		} else if (lower_eq(h[i].name, h[i].name_len, "date")) {
-			*flags |= HB_RESP_HAS_DATE;
-		} else if (lower_eq(h[i].name, h[i].name_len, "server")) {
-			*flags |= HB_RESP_HAS_SERVER;
-		}
-		h[kept++] = h[i];
-	}
-	return kept;
-}
-
-/* Copies the kept headers into one allocation. */
-static hb_response_t *pack(int code, const hdr_view_t *h, Py_ssize_t n, uint32_t flags,
-			   int64_t clen)
-{
-	/* data[] follows an odd-sized head: align the header array inside it. */
-	size_t pad = (_Alignof(hb_header_t) - offsetof(hb_response_t, data) % _Alignof(hb_header_t)) %
-		     _Alignof(hb_header_t);
-	size_t bytes = sizeof(hb_response_t) + pad + (size_t)n * sizeof(hb_header_t);
-	hb_response_t *r;
-	char *p;
-
-	for (Py_ssize_t i = 0; i < n; i++)
-		bytes += h[i].name_len + h[i].value_len + 2;
-	r = malloc(bytes);
-	if (!r)
-		return NULL;
-	r->status = code;
-	r->nheaders = (uint32_t)n;
-	r->content_length = clen;
-	r->flags = flags;
-	r->headers = (hb_header_t *)(void *)(r->data + pad);
-	p = r->data + pad + (size_t)n * sizeof(hb_header_t);
-	for (Py_ssize_t i = 0; i < n; i++) {
-		hb_header_t *o = &r->headers[i];
-
-		memcpy(p, h[i].name, h[i].name_len);
-		p[h[i].name_len] = '\0';
-		o->name = p;
-		o->name_len = (uint32_t)h[i].name_len;
-		p += h[i].name_len + 1;
-		memcpy(p, h[i].value, h[i].value_len);
-		p[h[i].value_len] = '\0';
-		o->value = p;
-		o->value_len = (uint32_t)h[i].value_len;
-		p += h[i].value_len + 1;
-	}
-	return r;
-}
 
 /* Validates status and headers into a response head. NULL with an exception set. */
 static hb_response_t *build_response(PyObject *status, PyObject *headers)
@@ -233,10 +124,10 @@ static hb_response_t *build_response(PyObject *status, PyObject *headers)
 	for (Py_ssize_t i = 0; i < n; i++)
 		if (check_header(PyList_GET_ITEM(headers, i), &h[i]) < 0)
 			goto out;
-	kept = scan_headers(h, n, &flags, &clen);
+	kept = hb_resphead_scan(h, n, &flags, &clen);
 	if (kept < 0)
 		goto out;
-	r = pack(code, kept ? h : NULL, kept, flags, clen);
+	r = hb_resphead_pack(code, kept ? h : NULL, (size_t)kept, flags, clen);
 	if (!r)
 		PyErr_NoMemory();
 out:
@@ -254,7 +145,7 @@ hb_response_t *hb_wsgi_response_plain(int status, const char *body)
 	};
 
 	h[1].value_len = (size_t)snprintf(len, sizeof(len), "%zu", strlen(body));
-	return pack(status, h, 2, HB_RESP_CLOSE, (int64_t)strlen(body));
+	return hb_resphead_pack(status, h, 2, HB_RESP_CLOSE, (int64_t)strlen(body));
 }
 
 /* Logs why start_response refused its arguments; the request will answer 500. */
