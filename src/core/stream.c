@@ -145,6 +145,20 @@ static void post(hb_stream_t *s, uint32_t type, uint32_t aux, void *ptr, uint64_
 	hb_hub_worker_push(s->hub, s->worker_idx, s->io_idx, &m);
 }
 
+/* Copies len bytes into a chunk counted in out_pending and posts it. Returns 0 or -ENOMEM. */
+static int post_copy(hb_stream_t *s, uint32_t type, uint32_t aux, const void *data, size_t len)
+{
+	hb_chunk_t *c = malloc(sizeof(*c) + len);
+
+	if (!c)
+		return -ENOMEM;
+	c->len = len;
+	memcpy(c->data, data, len);
+	atomic_fetch_add(&s->out_pending, len);
+	post(s, type, aux, c, len);
+	return 0;
+}
+
 /* Asks for 100 Continue once, the first time the app wants body bytes. */
 static void maybe_continue(hb_stream_t *s)
 {
@@ -275,13 +289,9 @@ int hb_stream_send_body(hb_stream_t *s, const void *data, size_t len)
 		if (rc < 0)
 			return rc;
 		size_t k = len < OUT_PIECE ? len : OUT_PIECE;
-		hb_chunk_t *c = malloc(sizeof(*c) + k);
-		if (!c)
-			return -ENOMEM;
-		c->len = k;
-		memcpy(c->data, p, k);
-		atomic_fetch_add(&s->out_pending, k);
-		post(s, HB_MSG_BODY, 0, c, k);
+		rc = post_copy(s, HB_MSG_BODY, 0, p, k);
+		if (rc < 0)
+			return rc;
 		p += k;
 		len -= k;
 	}
@@ -317,14 +327,7 @@ int hb_stream_send_body_nb(hb_stream_t *s, const void *data, size_t len)
 		return -ECONNRESET;
 	if (atomic_load(&s->out_pending) > HB_STREAM_OUT_HIGH)
 		return -EAGAIN;
-	hb_chunk_t *c = malloc(sizeof(*c) + len);
-	if (!c)
-		return -ENOMEM;
-	c->len = len;
-	memcpy(c->data, data, len);
-	atomic_fetch_add(&s->out_pending, len);
-	post(s, HB_MSG_BODY, 0, c, len);
-	return 0;
+	return post_copy(s, HB_MSG_BODY, 0, data, len);
 }
 
 int hb_stream_ws_push(hb_stream_t *s, uint32_t kind, hb_chunk_t *c)
@@ -368,14 +371,7 @@ int hb_stream_ws_send(hb_stream_t *s, uint32_t kind, const void *data, size_t le
 		return -EAGAIN;
 	if (hb_stream_client_gone(s))
 		return -ECONNRESET;
-	hb_chunk_t *c = malloc(sizeof(*c) + len);
-	if (!c)
-		return -ENOMEM;
-	c->len = len;
-	memcpy(c->data, data, len);
-	atomic_fetch_add(&s->out_pending, len);
-	post(s, HB_MSG_WS_SEND, kind, c, len);
-	return 0;
+	return post_copy(s, HB_MSG_WS_SEND, kind, data, len);
 }
 
 int hb_stream_ws_close(hb_stream_t *s, uint16_t code, const char *reason, size_t len)
