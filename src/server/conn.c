@@ -281,6 +281,7 @@ static void protocol_error(hb_conn_t *c, int rc, const char *why)
 {
 	if (c->pending_error < 0) { /* the rejection is already queued (WebSocket handshake) */
 		c->pending_error = 0;
+		hb_conn_mark_dirty(c);
 		hb_conn_start_closing(c);
 		return;
 	}
