@@ -2,6 +2,7 @@
 file and line); a bad app exits non-zero with the module name and traceback."""
 import re
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,11 @@ def test_env_sets_keys(server):
     s = server(None, bind=False, port=port,
                env={"HORNBEAM_APP": "simple:app", "HORNBEAM_BIND": "127.0.0.1:%d" % port})
     assert http(s.port, "GET", "/").body == b"hello"
+
+
+def test_shipped_example_config_serves(server):
+    """examples/hornbeam.toml stays valid: it loads and serves the hello app it names."""
+    cfg = Path(__file__).resolve().parent.parent.parent / "examples" / "hornbeam.toml"
+    s = server(None, "--config", str(cfg), test_pythonpath=False)
+    r = http(s.port, "GET", "/")
+    assert r.status == 200 and r.body == b"Hello, World!", r
