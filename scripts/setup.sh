@@ -4,10 +4,10 @@
 # everything is already there.
 set -euo pipefail
 
-BUILD_PKGS="build-essential cmake pkg-config liburing-dev node-llhttp libjemalloc-dev
-  libcriterion-dev zlib1g-dev"
+BUILD_PKGS="build-essential cmake pkg-config liburing-dev node-llhttp libjemalloc-dev clang clang-format
+  libcriterion-dev zlib1g-dev libnghttp2-dev libwolfssl-dev"
 TEST_PKGS="python3 python3-pytest python3-requests python3-httpx python3-h2 python3-websockets
-  python3-flask python3-django python3-starlette curl"
+  python3-flask python3-django python3-starlette curl nghttp2-client openssl iproute2"
 PERF_PKGS="wrk nginx-light gunicorn python3-uvicorn python3-uvloop python3-httptools"
 
 want="$BUILD_PKGS $TEST_PKGS"

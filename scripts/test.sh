@@ -14,6 +14,7 @@ run() {
 	if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 }
 
+run scripts/check-format.sh
 scripts/build.sh release
 run ctest --test-dir build --output-on-failure -j2
 run /usr/bin/python3 -m pytest -q tests/integration

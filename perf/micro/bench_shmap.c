@@ -121,7 +121,8 @@ int main(int argc, char **argv)
 		for (int op = OP_GET; op <= OP_INCR; op++) {
 			double one = measure(op, hot, 1, seconds);
 			double two = measure(op, hot, 2, seconds);
-			printf("%-6s %-7s %16.0f %16.0f\n", names[op], hot ? "hot" : "spread", one, two);
+			printf("%-6s %-7s %16.0f %16.0f\n", names[op], hot ? "hot" : "spread", one,
+			       two);
 		}
 	}
 	return 0;

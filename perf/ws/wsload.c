@@ -91,13 +91,28 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "h:p:P:c:d:s:")) != -1) {
 		switch (opt) {
-		case 'h': host = optarg; break;
-		case 'p': port = atoi(optarg); break;
-		case 'P': path = optarg; break;
-		case 'c': nconn = atoi(optarg); break;
-		case 'd': secs = atoi(optarg); break;
-		case 's': size = atoi(optarg); break;
-		default: fprintf(stderr, "usage: wsload -h HOST -p PORT -P PATH -c CONNS -d SECS -s BYTES\n"); return 2;
+		case 'h':
+			host = optarg;
+			break;
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 'P':
+			path = optarg;
+			break;
+		case 'c':
+			nconn = atoi(optarg);
+			break;
+		case 'd':
+			secs = atoi(optarg);
+			break;
+		case 's':
+			size = atoi(optarg);
+			break;
+		default:
+			fprintf(stderr, "usage: wsload -h HOST -p PORT -P PATH -c CONNS -d SECS -s "
+					"BYTES\n");
+			return 2;
 		}
 	}
 	if (size < 1 || size > 65535)
@@ -121,8 +136,10 @@ int main(int argc, char **argv)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		char req[512];
 		int n = snprintf(req, sizeof(req),
-				 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-				 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+				 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: "
+				 "websocket\r\nConnection: Upgrade\r\n"
+				 "Sec-WebSocket-Key: "
+				 "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
 				 path, host, port);
 		if (write(c->fd, req, (size_t)n) != n)
 			return 1;

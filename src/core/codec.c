@@ -295,7 +295,8 @@ static int read_bigint(hb_codec_reader_t *r, hb_codec_tok_t *t)
 	return 0;
 }
 
-static int open_container(hb_codec_reader_t *r, hb_codec_tok_t *t, hb_codec_type_t type, uint64_t per)
+static int open_container(hb_codec_reader_t *r, hb_codec_tok_t *t, hb_codec_type_t type,
+			  uint64_t per)
 {
 	uint64_t n;
 	if (read_count(r, per, &n) || r->depth >= r->max_depth)

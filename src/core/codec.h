@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #define HB_CODEC_VERSION 0x01
-#define HB_CODEC_MAX_DEPTH 64 /* hard nesting ceiling of the reader */
+#define HB_CODEC_MAX_DEPTH 64  /* hard nesting ceiling of the reader */
 #define HB_CODEC_INT64_SIZE 10 /* encoded size of a top-level int64: version, tag, 8 bytes */
 
 /* Wire tags (one byte before each item). */
@@ -40,14 +40,14 @@ enum {
 typedef enum hb_codec_type {
 	HB_CODEC_NONE,
 	HB_CODEC_BOOL,
-	HB_CODEC_INT,    /* v.i */
+	HB_CODEC_INT,	 /* v.i */
 	HB_CODEC_BIGINT, /* neg, data/len: magnitude, little-endian, top byte non-zero */
-	HB_CODEC_FLOAT,  /* v.f */
-	HB_CODEC_STR,    /* data/len: valid UTF-8, not NUL-terminated */
-	HB_CODEC_BYTES,  /* data/len */
-	HB_CODEC_LIST,   /* v.n items follow */
-	HB_CODEC_TUPLE,  /* v.n items follow */
-	HB_CODEC_DICT,   /* v.n pairs follow: key, value, key, value, ... */
+	HB_CODEC_FLOAT,	 /* v.f */
+	HB_CODEC_STR,	 /* data/len: valid UTF-8, not NUL-terminated */
+	HB_CODEC_BYTES,	 /* data/len */
+	HB_CODEC_LIST,	 /* v.n items follow */
+	HB_CODEC_TUPLE,	 /* v.n items follow */
+	HB_CODEC_DICT,	 /* v.n pairs follow: key, value, key, value, ... */
 } hb_codec_type_t;
 
 typedef struct hb_codec_tok {
@@ -58,7 +58,7 @@ typedef struct hb_codec_tok {
 		double f;
 		uint32_t n;
 	} v;
-	int neg;             /* BIGINT: 1 when negative */
+	int neg;	     /* BIGINT: 1 when negative */
 	const uint8_t *data; /* STR/BYTES/BIGINT: points into the reader's input */
 	size_t len;
 } hb_codec_tok_t;
@@ -102,7 +102,7 @@ typedef struct hb_codec_reader {
 	const uint8_t *end;
 	uint32_t depth;
 	uint32_t max_depth;
-	int failed;                            /* sticky: every later next() is -EBADMSG */
+	int failed;			       /* sticky: every later next() is -EBADMSG */
 	uint64_t left[HB_CODEC_MAX_DEPTH + 1]; /* items still to read at each open level */
 } hb_codec_reader_t;
 

@@ -29,18 +29,18 @@
 #define GUNICORN_ACCESS_FORMAT "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\""
 
 enum kind {
-	K_INT,   /* int field */
-	K_I64,   /* int64_t field */
-	K_BOOL,  /* int field, 0/1 */
-	K_STR,   /* char * field, owned */
-	K_APP,   /* char * field, normalized to MODULE:CALLABLE */
-	K_ENUM,  /* int-sized enum field, one of choices */
+	K_INT,	 /* int field */
+	K_I64,	 /* int64_t field */
+	K_BOOL,	 /* int field, 0/1 */
+	K_STR,	 /* char * field, owned */
+	K_APP,	 /* char * field, normalized to MODULE:CALLABLE */
+	K_ENUM,	 /* int-sized enum field, one of choices */
 	K_BINDS, /* hb_bind_t * field + size_t count */
 	K_PATHS, /* char ** field + size_t count */
 };
 
 enum {
-	F_NOFILE = 1,     /* not a TOML key (the config file itself) */
+	F_NOFILE = 1,	  /* not a TOML key (the config file itself) */
 	F_EMPTY_NULL = 2, /* an empty string stores NULL (access_log: off) */
 };
 
@@ -54,12 +54,12 @@ struct key {
 	const char *name; /* TOML key; CLI --name with '-' for '_'; env HORNBEAM_NAME */
 	enum kind kind;
 	size_t off;
-	int64_t min, max;  /* K_INT, K_I64 */
-	const char *def;   /* default as CLI text; NULL: none, or derived (workers) */
+	int64_t min, max; /* K_INT, K_I64 */
+	const char *def;  /* default as CLI text; NULL: none, or derived (workers) */
 	const char *metavar;
 	const char *help;
 	const struct choice *choices; /* K_ENUM, ended by a NULL name */
-	size_t count_off;             /* K_BINDS, K_PATHS */
+	size_t count_off;	      /* K_BINDS, K_PATHS */
 	char shortopt;
 	unsigned flags;
 	const char *(*check)(char *s); /* K_STR: may normalize s in place; returns why or NULL */
@@ -88,8 +88,8 @@ static const struct choice interpreters[] = {
 };
 
 static const struct choice log_levels[] = {
-	{"debug", HB_LOG_DEBUG, false},	    {"info", HB_LOG_INFO, false},
-	{"warning", HB_LOG_WARNING, false}, {"error", HB_LOG_ERROR, false},
+	{"debug", HB_LOG_DEBUG, false},	      {"info", HB_LOG_INFO, false},
+	{"warning", HB_LOG_WARNING, false},   {"error", HB_LOG_ERROR, false},
 	{"critical", HB_LOG_CRITICAL, false}, {NULL, 0, false},
 };
 
@@ -192,7 +192,7 @@ enum src { SRC_DEFAULT, SRC_FILE, SRC_ENV, SRC_CLI };
 struct origin {
 	enum src src;
 	const char *file; /* SRC_FILE */
-	int line;         /* SRC_FILE, 0 when unknown */
+	int line;	  /* SRC_FILE, 0 when unknown */
 	bool positional;  /* SRC_CLI: the APP argument */
 };
 
@@ -202,7 +202,7 @@ struct ctx {
 	struct origin o;
 	char *err;
 	size_t errlen;
-	bool append;         /* lists: add to the list this source began (repeated --bind) */
+	bool append;	     /* lists: add to the list this source began (repeated --bind) */
 	const char *basedir; /* pythonpath: relative entries are joined to it (file dir) */
 };
 
@@ -262,12 +262,18 @@ static const char *quoted(char *buf, size_t size, const char *s)
 static const char *tval_type(const hb_tval_t *v)
 {
 	switch (v->kind) {
-	case HB_TV_STR: return "string";
-	case HB_TV_INT: return "integer";
-	case HB_TV_FLOAT: return "float";
-	case HB_TV_BOOL: return "boolean";
-	case HB_TV_LIST: return "array";
-	case HB_TV_OTHER: return v->str ? v->str : "value";
+	case HB_TV_STR:
+		return "string";
+	case HB_TV_INT:
+		return "integer";
+	case HB_TV_FLOAT:
+		return "float";
+	case HB_TV_BOOL:
+		return "boolean";
+	case HB_TV_LIST:
+		return "array";
+	case HB_TV_OTHER:
+		return v->str ? v->str : "value";
 	}
 	return "value";
 }
@@ -328,8 +334,8 @@ static size_t prefix(const struct ctx *c, const struct key *k)
 	switch (c->o.src) {
 	case SRC_FILE:
 		n = c->o.line > 0
-			    ? snprintf(c->err, c->errlen, "%s:%d: key '%s': ", c->o.file,
-				       c->o.line, k->name)
+			    ? snprintf(c->err, c->errlen, "%s:%d: key '%s': ", c->o.file, c->o.line,
+				       k->name)
 			    : snprintf(c->err, c->errlen, "%s: key '%s': ", c->o.file, k->name);
 		break;
 	case SRC_ENV:
@@ -349,7 +355,7 @@ static size_t prefix(const struct ctx *c, const struct key *k)
 }
 
 __attribute__((format(printf, 3, 4))) static int fail(const struct ctx *c, const struct key *k,
-						       const char *fmt, ...)
+						      const char *fmt, ...)
 {
 	size_t n = prefix(c, k);
 	va_list ap;
@@ -361,7 +367,7 @@ __attribute__((format(printf, 3, 4))) static int fail(const struct ctx *c, const
 }
 
 __attribute__((format(printf, 3, 4))) static int plain_fail(char *err, size_t errlen,
-							     const char *fmt, ...)
+							    const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -688,8 +694,7 @@ static int add_path(const struct ctx *c, const struct key *k, const char *p)
 }
 
 /* A source's list replaces the lists of the sources below it; c->append adds to its own. */
-static int store_list(const struct ctx *c, const struct key *k, const char *const *items,
-		      size_t n)
+static int store_list(const struct ctx *c, const struct key *k, const char *const *items, size_t n)
 {
 	if (!c->append)
 		clear_list(c->cfg, k);
@@ -763,11 +768,14 @@ static int set_text(const struct ctx *c, const struct key *k, const char *s)
 {
 	switch (k->kind) {
 	case K_INT:
-	case K_I64: return text_int(c, k, s);
-	case K_BOOL: return text_bool(c, k, s);
+	case K_I64:
+		return text_int(c, k, s);
+	case K_BOOL:
+		return text_bool(c, k, s);
 	case K_STR:
 	case K_APP:
-	case K_ENUM: return store_string_kind(c, k, s);
+	case K_ENUM:
+		return store_string_kind(c, k, s);
 	case K_BINDS:
 	case K_PATHS:
 		if (c->o.src == SRC_ENV)
@@ -825,7 +833,8 @@ static int tval_scalar(const struct ctx *c, const struct key *k, const hb_tval_t
 			return fail_choice(c, k, tval_type(v));
 		return fail(c, k, "expected a string, got %s", tval_type(v));
 	case K_BINDS:
-	case K_PATHS: return tval_list(c, k, v);
+	case K_PATHS:
+		return tval_list(c, k, v);
 	}
 	return -EINVAL;
 }
@@ -844,15 +853,16 @@ static char *file_dir(const char *file)
 }
 
 /* One entry of the file's [functions] table (toml_load.c passes "functions.NAME"). */
-static int add_function(hb_config_t *cfg, const char *name, const hb_tval_t *v,
-			const char *file, int line, char *err, size_t errlen)
+static int add_function(hb_config_t *cfg, const char *name, const hb_tval_t *v, const char *file,
+			int line, char *err, size_t errlen)
 {
 	const char *colon = v->kind == HB_TV_STR ? strchr(v->str, ':') : NULL;
 	hb_config_function_t *f;
 
 	if (!*name || !colon || colon == v->str || !colon[1])
-		return plain_fail(err, errlen, "%s:%d: [functions] %s: expected \"module:function\"",
-				  file, line, name);
+		return plain_fail(err, errlen,
+				  "%s:%d: [functions] %s: expected \"module:function\"", file, line,
+				  name);
 	f = realloc(cfg->functions, (cfg->nfunctions + 1) * sizeof(*f));
 	if (!f)
 		return plain_fail(err, errlen, "%s: out of memory", file);
@@ -870,8 +880,8 @@ static int add_function(hb_config_t *cfg, const char *name, const hb_tval_t *v,
 }
 
 /* The hb_config_set_fn handed to the TOML loader. */
-static int set_from_file(hb_config_t *cfg, const char *name, const hb_tval_t *v,
-			 const char *file, int line, char *err, size_t errlen)
+static int set_from_file(hb_config_t *cfg, const char *name, const hb_tval_t *v, const char *file,
+			 int line, char *err, size_t errlen)
 {
 	if (strncmp(name, "functions.", 10) == 0)
 		return add_function(cfg, name + 10, v, file, line, err, errlen);
@@ -883,8 +893,9 @@ static int set_from_file(hb_config_t *cfg, const char *name, const hb_tval_t *v,
 		if (line > 0)
 			snprintf(num, sizeof num, "%d", line);
 		if (near)
-			return plain_fail(err, errlen, "%s%s%s: unknown key '%s' (did you mean '%s'?)",
-					  file, at, num, name, near);
+			return plain_fail(err, errlen,
+					  "%s%s%s: unknown key '%s' (did you mean '%s'?)", file, at,
+					  num, name, near);
 		return plain_fail(err, errlen, "%s%s%s: unknown key '%s'", file, at, num, name);
 	}
 	struct ctx c = {cfg, {SRC_FILE, file, line, false}, err, errlen, false, NULL};
@@ -951,8 +962,8 @@ static int take_value(int argc, char **argv, int *i, const struct key *k, const 
 }
 
 /* "--name", "--name=value", "--name value", "--no-flag". */
-static int long_option(int argc, char **argv, int *i, struct arg *a, enum action *act,
-		       char *err, size_t errlen)
+static int long_option(int argc, char **argv, int *i, struct arg *a, enum action *act, char *err,
+		       size_t errlen)
 {
 	const char *name = argv[*i] + 2, *eq = strchr(name, '=');
 	size_t len = eq ? (size_t)(eq - name) : strlen(name);
@@ -979,8 +990,8 @@ static int long_option(int argc, char **argv, int *i, struct arg *a, enum action
 }
 
 /* "-b ADDR", "-bADDR" and friends, for the options gunicorn users type by hand. */
-static int short_option(int argc, char **argv, int *i, struct arg *a, enum action *act,
-			char *err, size_t errlen)
+static int short_option(int argc, char **argv, int *i, struct arg *a, enum action *act, char *err,
+			size_t errlen)
 {
 	char o = argv[*i][1];
 	if (o == 'h' && !argv[*i][2])
@@ -1043,7 +1054,8 @@ static int apply_args(hb_config_t *cfg, const struct arg *args, int n, char *err
 	for (int i = 0; i < n; i++) {
 		size_t idx = (size_t)(args[i].k - keys);
 		if (!(args[i].k->flags & F_NOFILE)) {
-			struct ctx c = {cfg, {SRC_CLI, NULL, 0, args[i].positional}, err, errlen,
+			struct ctx c = {cfg,	   {SRC_CLI, NULL, 0, args[i].positional},
+					err,	   errlen,
 					seen[idx], NULL};
 			seen[idx] = true;
 			int rc = set_text(&c, args[i].k, args[i].val);
@@ -1198,13 +1210,18 @@ void hb_config_free(hb_config_t *cfg)
 	for (size_t i = 0; i < NKEYS; i++) {
 		switch (keys[i].kind) {
 		case K_STR:
-		case K_APP: free(*(char **)field(cfg, keys[i].off)); break;
+		case K_APP:
+			free(*(char **)field(cfg, keys[i].off));
+			break;
 		case K_BINDS:
-		case K_PATHS: clear_list(cfg, &keys[i]); break;
+		case K_PATHS:
+			clear_list(cfg, &keys[i]);
+			break;
 		case K_INT:
 		case K_I64:
 		case K_BOOL:
-		case K_ENUM: break;
+		case K_ENUM:
+			break;
 		}
 	}
 	for (size_t i = 0; i < cfg->nfunctions; i++) {

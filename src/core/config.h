@@ -19,11 +19,11 @@ typedef enum { HB_INTERP_ISOLATED = 0, HB_INTERP_MAIN } hb_interp_mode_t;
 typedef enum { HB_LIFESPAN_AUTO = 0, HB_LIFESPAN_ON, HB_LIFESPAN_OFF } hb_lifespan_t;
 
 typedef struct hb_bind {
-	char spec[300];   /* as the user wrote it */
-	int family;       /* AF_INET, AF_INET6, AF_UNIX, or AF_UNSPEC for a host name */
-	char host[256];   /* numeric or name (lower case, no brackets); empty for unix */
+	char spec[300]; /* as the user wrote it */
+	int family;	/* AF_INET, AF_INET6, AF_UNIX, or AF_UNSPEC for a host name */
+	char host[256]; /* numeric or name (lower case, no brackets); empty for unix */
 	uint16_t port;
-	char path[108];   /* unix socket path */
+	char path[108]; /* unix socket path */
 } hb_bind_t;
 
 /* A function registered from the file's [functions] table: name = "module:function". */
@@ -33,62 +33,69 @@ typedef struct hb_config_function {
 } hb_config_function_t;
 
 typedef struct hb_config {
-	char *app;          /* "module:callable"; required */
-	char *config_file;  /* NULL when none */
-	hb_bind_t *binds;   /* default: one, 127.0.0.1:8000 */
+	char *app;	   /* "module:callable"; required */
+	char *config_file; /* NULL when none */
+	hb_bind_t *binds;  /* default: one, 127.0.0.1:8000 */
 	size_t nbinds;
-	int workers;        /* default: CPUs this process may use (affinity and cgroup quota) */
-	int threads;        /* WSGI threads per worker, default 1 */
+	int workers; /* default: CPUs this process may use (affinity and cgroup quota) */
+	int threads; /* WSGI threads per worker, default 1 */
 	hb_worker_class_t worker_class;
-	hb_lifespan_t lifespan;      /* ASGI lifespan protocol: auto (default), on, off */
-	int64_t lifespan_timeout_s;  /* each lifespan phase; default 60 */
+	hb_lifespan_t lifespan;	    /* ASGI lifespan protocol: auto (default), on, off */
+	int64_t lifespan_timeout_s; /* each lifespan phase; default 60 */
 	char **pythonpath;
 	size_t npythonpath;
-	int64_t timeout_ms;          /* request -> response start; 0 = none; default 30000 */
-	int64_t graceful_timeout_s;  /* default 30 */
-	int64_t keepalive_s;         /* idle keep-alive; default 5 */
-	int64_t header_timeout_s;    /* request head must arrive within; default 10 */
-	int64_t body_timeout_s;      /* body read stall; default 30 */
-	int64_t write_timeout_s;     /* response write stall; default 30 */
-	int64_t max_requests;        /* per worker before its interpreter is replaced; 0 = never */
+	int64_t timeout_ms;	    /* request -> response start; 0 = none; default 30000 */
+	int64_t graceful_timeout_s; /* default 30 */
+	int64_t keepalive_s;	    /* idle keep-alive; default 5 */
+	int64_t header_timeout_s;   /* request head must arrive within; default 10 */
+	int64_t body_timeout_s;	    /* body read stall; default 30 */
+	int64_t write_timeout_s;    /* response write stall; default 30 */
+	int64_t max_requests;	    /* per worker before its interpreter is replaced; 0 = never */
 	int64_t max_requests_jitter;
-	int64_t limit_request_line;        /* default 8190 -> 414 */
-	int64_t limit_request_fields;      /* default 100 -> 431 */
+	int64_t limit_request_line;	   /* default 8190 -> 414 */
+	int64_t limit_request_fields;	   /* default 100 -> 431 */
 	int64_t limit_request_field_size;  /* default 8190 -> 431 */
 	int64_t limit_request_header_size; /* whole header section, default 65536 -> 431 */
-	int64_t max_body_size;             /* default 1 GiB -> 413 */
-	int64_t max_connections;           /* per process, default 10000 */
-	char *root_path;                   /* SCRIPT_NAME / ASGI root_path, default "" */
+	int64_t max_body_size;		   /* default 1 GiB -> 413 */
+	int64_t max_connections;	   /* per process, default 10000 */
+	char *root_path;		   /* SCRIPT_NAME / ASGI root_path, default "" */
 	hb_interp_mode_t interpreter;
-	int cpu_affinity;                  /* bool */
-	int log_level;                     /* hb_log_level_t, default info */
-	char *access_log;                  /* NULL: off; "-": stdout */
+	int cpu_affinity; /* bool */
+	int log_level;	  /* hb_log_level_t, default info */
+	char *access_log; /* NULL: off; "-": stdout */
 	char *access_log_format;
-	int64_t zerocopy_threshold;         /* send_zc for pieces >= this; 0 = never; 65536 */
-	int64_t websocket_timeout_s;        /* idle WebSocket; 0 = never */
-	int64_t websocket_max_frame_size;   /* default 16 MiB -> close 1009 */
-	int64_t websocket_ping_interval_s;  /* default 20; 0 = no pings */
-	int64_t websocket_ping_timeout_s;   /* default 20 */
-	int websocket_deflate;              /* bool, default true */
-	int64_t state_max_bytes;            /* shared map budget, default 256 MiB */
-	int64_t state_max_key_size;         /* default 1024 */
-	int64_t state_max_value_size;       /* default 64 MiB */
-	int64_t pubsub_queue_size;          /* messages per subscriber, default 1000 */
-	char *node_name;                    /* default hornbeam@<hostname> (NULL: derive) */
-	hb_config_function_t *functions;    /* [functions] table */
+	int64_t zerocopy_threshold;	   /* send_zc for pieces >= this; 0 = never; 65536 */
+	int64_t websocket_timeout_s;	   /* idle WebSocket; 0 = never */
+	int64_t websocket_max_frame_size;  /* default 16 MiB -> close 1009 */
+	int64_t websocket_ping_interval_s; /* default 20; 0 = no pings */
+	int64_t websocket_ping_timeout_s;  /* default 20 */
+	int websocket_deflate;		   /* bool, default true */
+	int64_t state_max_bytes;	   /* shared map budget, default 256 MiB */
+	int64_t state_max_key_size;	   /* default 1024 */
+	int64_t state_max_value_size;	   /* default 64 MiB */
+	int64_t pubsub_queue_size;	   /* messages per subscriber, default 1000 */
+	char *node_name;		   /* default hornbeam@<hostname> (NULL: derive) */
+	hb_config_function_t *functions;   /* [functions] table */
 	size_t nfunctions;
 	/* derived */
-	int ncpus;          /* CPUs this process may use: min(affinity mask, cgroup quota) */
-	int *cpus;          /* their ids (the first ncpus of the affinity mask), ncpus entries */
+	int ncpus; /* CPUs this process may use: min(affinity mask, cgroup quota) */
+	int *cpus; /* their ids (the first ncpus of the affinity mask), ncpus entries */
 } hb_config_t;
 
 /* A TOML value as the loader hands it over. */
-typedef enum { HB_TV_STR, HB_TV_INT, HB_TV_FLOAT, HB_TV_BOOL, HB_TV_LIST, HB_TV_OTHER } hb_tv_kind_t;
+typedef enum {
+	HB_TV_STR,
+	HB_TV_INT,
+	HB_TV_FLOAT,
+	HB_TV_BOOL,
+	HB_TV_LIST,
+	HB_TV_OTHER
+} hb_tv_kind_t;
 typedef struct hb_tval {
 	hb_tv_kind_t kind;
 	const char *str;       /* HB_TV_STR; for HB_TV_OTHER the TOML type name */
-	int64_t i;             /* HB_TV_INT, HB_TV_BOOL */
-	double f;              /* HB_TV_FLOAT */
+	int64_t i;	       /* HB_TV_INT, HB_TV_BOOL */
+	double f;	       /* HB_TV_FLOAT */
 	struct hb_tval *items; /* HB_TV_LIST */
 	size_t nitems;
 } hb_tval_t;

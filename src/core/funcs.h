@@ -44,9 +44,9 @@ typedef enum hb_job_kind {
 
 typedef enum hb_job_status {
 	HB_JOB_PENDING = 0,
-	HB_JOB_OK,       /* result: codec bytes of the return value */
-	HB_JOB_ERROR,    /* result: UTF-8 text (the remote traceback) */
-	HB_JOB_LOST,     /* the owner went away (or the name was unregistered) before running it */
+	HB_JOB_OK,    /* result: codec bytes of the return value */
+	HB_JOB_ERROR, /* result: UTF-8 text (the remote traceback) */
+	HB_JOB_LOST,  /* the owner went away (or the name was unregistered) before running it */
 } hb_job_status_t;
 
 hb_funcs_t *hb_funcs_new(void);

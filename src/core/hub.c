@@ -7,7 +7,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-
 /* Per io thread, written only by that io thread. */
 typedef struct io_slot {
 	_Alignas(64) unsigned dispatch_rr;
@@ -45,7 +44,9 @@ static size_t queue_cap(const hb_hub_t *h)
 {
 	size_t cap = HB_HUB_QUEUE_BUDGET / (size_t)h->maxw;
 
-	return cap > HB_HUB_QUEUE_CAP ? HB_HUB_QUEUE_CAP : cap < HB_HUB_QUEUE_MIN ? HB_HUB_QUEUE_MIN : cap;
+	return cap > HB_HUB_QUEUE_CAP	? HB_HUB_QUEUE_CAP
+	       : cap < HB_HUB_QUEUE_MIN ? HB_HUB_QUEUE_MIN
+					: cap;
 }
 
 static int alloc_queues(hb_hub_t *h)
@@ -231,7 +232,8 @@ int hb_hub_dispatch(hb_hub_t *h, int io, hb_stream_t *s)
 	if (w < 0)
 		return -ESRCH;
 	if (push_to(h, io, w, s) < 0) {
-		/* The least loaded one is full (or just stopped): any other accepting worker will do. */
+		/* The least loaded one is full (or just stopped): any other accepting worker will
+		 * do. */
 		int first = w;
 		for (int k = 1; k <= h->maxw; k++) {
 			w = (first + k) % h->maxw;
@@ -253,7 +255,8 @@ int hb_hub_io_pop(hb_hub_t *h, int io, hb_msg_t *m)
 	for (int k = 0; k < h->maxw; k++) {
 		int w = (int)((sl->pop_rr + (unsigned)k) % (unsigned)h->maxw);
 		if (hb_spsc_pop(q_to_io(h, w, io), m) == 0) {
-			sl->pop_rr = (unsigned)w + 1; /* next time start after it: no worker starves */
+			sl->pop_rr =
+				(unsigned)w + 1; /* next time start after it: no worker starves */
 			return 0;
 		}
 	}

@@ -28,23 +28,23 @@
 typedef struct hb_hub hb_hub_t;
 
 typedef struct hb_worker {
-	_Alignas(64) int idx;  /* cache-line aligned: io threads touch inflight */
-	int efd;                   /* eventfd the worker blocks on */
-	_Atomic int sleeping;      /* worker is (about to be) blocked on efd */
-	_Atomic int accepting;     /* dispatch may choose this worker */
-	_Atomic int stopping;      /* asked to finish queued work and exit */
-	_Atomic int64_t inflight;  /* dispatched and not yet ended */
-	_Atomic uint64_t served;   /* requests ended */
-	int async;                 /* event-loop worker (ASGI): streams wake it via `ready` */
-	int defer_n;               /* [worker] messages pushed with their io wake deferred */
-	uint8_t *defer_io;         /* [worker] per io thread: a wake is owed */
+	_Alignas(64) int idx;	      /* cache-line aligned: io threads touch inflight */
+	int efd;		      /* eventfd the worker blocks on */
+	_Atomic int sleeping;	      /* worker is (about to be) blocked on efd */
+	_Atomic int accepting;	      /* dispatch may choose this worker */
+	_Atomic int stopping;	      /* asked to finish queued work and exit */
+	_Atomic int64_t inflight;     /* dispatched and not yet ended */
+	_Atomic uint64_t served;      /* requests ended */
+	int async;		      /* event-loop worker (ASGI): streams wake it via `ready` */
+	int defer_n;		      /* [worker] messages pushed with their io wake deferred */
+	uint8_t *defer_io;	      /* [worker] per io thread: a wake is owed */
 	_Atomic(hb_stream_t *) ready; /* streams with news (lock-free stack, io threads push) */
 	hb_hub_t *hub;
-	void *owner;               /* the python layer's per-thread state */
+	void *owner; /* the python layer's per-thread state */
 } hb_worker_t;
 
 typedef struct hb_io_wake {
-	_Alignas(64) int efd;              /* eventfd the io ring reads */
+	_Alignas(64) int efd; /* eventfd the io ring reads */
 	_Atomic int sleeping; /* io thread is (about to be) blocked in io_uring_wait */
 } hb_io_wake_t;
 
@@ -81,7 +81,8 @@ void hb_hub_worker_flush(hb_hub_t *hub, int w);
 
 /* [worker w] Takes the next request. Blocks up to timeout_ms (-1: forever) without needing the
  * GIL. Returns 0 with *out set, -ETIMEDOUT, or -ESHUTDOWN when the worker is stopping, its
- * queues are empty and nothing dispatched to it is still unfinished (inflight == 0). A wake with nothing queued (hb_hub_worker_kick) returns -EINTR. */
+ * queues are empty and nothing dispatched to it is still unfinished (inflight == 0). A wake with
+ * nothing queued (hb_hub_worker_kick) returns -EINTR. */
 int hb_hub_worker_next(hb_hub_t *hub, int w, hb_stream_t **out, int timeout_ms);
 /* [worker w] Non-blocking: takes the next request. Returns 0 or -EAGAIN. */
 int hb_hub_worker_poll(hb_hub_t *hub, int w, hb_stream_t **out);

@@ -50,7 +50,7 @@ struct hb_ps_sub {
 	uint32_t rcap, head, count, cap;
 	int closed;
 	int efd;
-	_Atomic uint32_t seq;     /* futex word: bumped on every push and on close */
+	_Atomic uint32_t seq;	  /* futex word: bumped on every push and on close */
 	_Atomic uint32_t waiters; /* threads in hb_pubsub_wait */
 	_Atomic uint64_t dropped;
 	size_t tlen;
@@ -363,8 +363,7 @@ static int push_patterns(hb_pubsub_t *ps, const char *name, hb_ps_msg_t *m)
 	return n;
 }
 
-int hb_pubsub_publish(hb_pubsub_t *ps, const void *topic, size_t tlen, const void *data,
-		      size_t len)
+int hb_pubsub_publish(hb_pubsub_t *ps, const void *topic, size_t tlen, const void *data, size_t len)
 {
 	char name[HB_PUBSUB_MAX_TOPIC + 1];
 	hb_ps_msg_t *m;

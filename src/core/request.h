@@ -19,13 +19,13 @@ typedef struct hb_header {
 } hb_header_t;
 
 enum {
-	HB_REQ_KEEP_ALIVE = 1u << 0,      /* connection may be reused after this exchange */
-	HB_REQ_CHUNKED = 1u << 1,         /* body comes chunked (content_length is -1) */
+	HB_REQ_KEEP_ALIVE = 1u << 0,	  /* connection may be reused after this exchange */
+	HB_REQ_CHUNKED = 1u << 1,	  /* body comes chunked (content_length is -1) */
 	HB_REQ_EXPECT_CONTINUE = 1u << 2, /* client sent Expect: 100-continue */
-	HB_REQ_UPGRADE = 1u << 3,         /* Connection: upgrade with an Upgrade header */
-	HB_REQ_HAS_BODY = 1u << 4,        /* a body follows (chunked or content_length > 0) */
-	HB_REQ_HEAD = 1u << 5,            /* method is HEAD: the response carries no body */
-	HB_REQ_WEBSOCKET = 1u << 6,       /* a valid WebSocket upgrade (set by the connection) */
+	HB_REQ_UPGRADE = 1u << 3,	  /* Connection: upgrade with an Upgrade header */
+	HB_REQ_HAS_BODY = 1u << 4,	  /* a body follows (chunked or content_length > 0) */
+	HB_REQ_HEAD = 1u << 5,		  /* method is HEAD: the response carries no body */
+	HB_REQ_WEBSOCKET = 1u << 6,	  /* a valid WebSocket upgrade (set by the connection) */
 };
 
 typedef struct hb_request {
@@ -35,13 +35,13 @@ typedef struct hb_request {
 	const char *query;  /* after '?', without it; "" when none */
 	uint32_t method_len, target_len, path_len, query_len;
 	uint8_t http_major, http_minor;
-	uint32_t flags;          /* HB_REQ_* */
-	int64_t content_length;  /* -1 when absent */
-	hb_header_t *headers;    /* in arrival order, names as sent, values without OWS */
+	uint32_t flags;		/* HB_REQ_* */
+	int64_t content_length; /* -1 when absent */
+	hb_header_t *headers;	/* in arrival order, names as sent, values without OWS */
 	uint32_t nheaders;
 	/* Filled by the connection layer before dispatch. */
-	const char *scheme;     /* "http" or "https" (static string) */
-	char remote_addr[64];   /* numeric address, "" for unix sockets */
+	const char *scheme;   /* "http" or "https" (static string) */
+	char remote_addr[64]; /* numeric address, "" for unix sockets */
 	uint16_t remote_port;
 	char server_addr[64];
 	uint16_t server_port;
@@ -53,7 +53,7 @@ typedef struct hb_response {
 	hb_header_t *headers; /* as the app gave them, already validated (no CR/LF/NUL) */
 	uint32_t nheaders;
 	int64_t content_length; /* from a Content-Length header the app set; -1 when none */
-	uint32_t flags;         /* HB_RESP_* */
+	uint32_t flags;		/* HB_RESP_* */
 	_Alignas(8) char data[];
 } hb_response_t;
 

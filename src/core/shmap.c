@@ -19,7 +19,7 @@
 #include <time.h>
 
 #define MAGIC 0x68625f73686d6170ull /* "hb_shmap" */
-#define NCLASS 128                  /* size classes up to 2^37 bytes */
+#define NCLASS 128		    /* size classes up to 2^37 bytes */
 #define ENTRY_HDR 24
 #define INIT_BUCKETS 16
 #define MAX_BUCKETS (1ull << 28)
@@ -46,7 +46,7 @@ struct entry {
 
 struct shard {
 	_Alignas(64) a32 lock; /* writers */
-	a64 seq;               /* odd while a writer is changing this shard */
+	a64 seq;	       /* odd while a writer is changing this shard */
 	a64 nbuckets;
 	a64 buckets; /* offset of the bucket array (nbuckets entry offsets) */
 	a32 bcls;    /* size class of the bucket array */
@@ -140,7 +140,8 @@ static inline uint64_t entry_size(uint64_t klen, uint64_t vlen)
 /* True if [off, off+len) lies inside the heap and off is word-aligned: the reader's guard. */
 static inline int in_heap(const hb_shmap_t *m, uint64_t off, uint64_t len)
 {
-	return off >= m->heap_off && (off & 7) == 0 && off <= m->heap_end && len <= m->heap_end - off;
+	return off >= m->heap_off && (off & 7) == 0 && off <= m->heap_end &&
+	       len <= m->heap_end - off;
 }
 
 /* Racy-but-validated copies: word-sized relaxed atomics, last word zero-padded. */
@@ -394,8 +395,8 @@ hb_shmap_t *hb_shmap_create(const hb_shmap_opts_t *o)
 	uint64_t hdr = r8(sizeof(struct hb_shmap) + (uint64_t)n.shards * sizeof(struct shard));
 	hdr = (hdr + 63) & ~63ull;
 	uint64_t size = hdr + ((n.max_bytes + 63) & ~(uint64_t)63);
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
-		       -1, 0);
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	hb_shmap_t *m = p; /* fresh anonymous memory is zeroed: locks free, lists empty */
@@ -433,7 +434,8 @@ static uint64_t find_locked(hb_shmap_t *m, struct shard *sh, const void *key, ui
 	a64 *slot = (a64 *)at(m, LD(&sh->buckets)) + (h & (LD(&sh->nbuckets) - 1));
 	for (uint64_t off = LD(slot); off; off = LD(slot)) {
 		struct entry *e = entry_at(m, off);
-		if (LD(&e->hash) == h && LD(&e->klen) == klen && words_equal(key_words(e), key, klen)) {
+		if (LD(&e->hash) == h && LD(&e->klen) == klen &&
+		    words_equal(key_words(e), key, klen)) {
 			*link = slot;
 			return off;
 		}
@@ -444,7 +446,8 @@ static uint64_t find_locked(hb_shmap_t *m, struct shard *sh, const void *key, ui
 }
 
 /* Reader-side value copy: bounds-checks what it reads, never trusts it. */
-static int copy_value(hb_shmap_t *m, uint64_t off, uint32_t klen, void *buf, size_t cap, size_t *vlen)
+static int copy_value(hb_shmap_t *m, uint64_t off, uint32_t klen, void *buf, size_t cap,
+		      size_t *vlen)
 {
 	struct entry *e = entry_at(m, off);
 	uint32_t vl = LD(&e->vlen);
@@ -470,7 +473,8 @@ static int read_once(hb_shmap_t *m, struct shard *sh, uint64_t s0, const void *k
 		if (steps % SEQ_CHECK_STEPS == 0 && LD(&sh->seq) != s0)
 			return TORN; /* a concurrent writer may have made a cycle */
 		struct entry *e = entry_at(m, off);
-		if (LD(&e->hash) == h && LD(&e->klen) == klen && words_equal(key_words(e), key, klen))
+		if (LD(&e->hash) == h && LD(&e->klen) == klen &&
+		    words_equal(key_words(e), key, klen))
 			return copy_value(m, off, klen, buf, cap, vlen);
 		off = LD(&e->next);
 	}

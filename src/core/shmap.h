@@ -33,14 +33,14 @@ typedef struct hb_shmap_opts {
 
 typedef struct hb_shmap_stats {
 	uint64_t entries;
-	uint64_t bytes_used;  /* live blocks (entries + bucket arrays), <= max_bytes */
+	uint64_t bytes_used; /* live blocks (entries + bucket arrays), <= max_bytes */
 	uint64_t max_bytes;
-	uint64_t map_bytes;   /* size of the shared mapping */
+	uint64_t map_bytes; /* size of the shared mapping */
 	uint64_t gets, hits, misses;
 	uint64_t sets, deletes, incrs;
-	uint64_t retries;     /* optimistic reads that had to start again */
-	uint64_t lock_reads;  /* reads that fell back to the shard lock */
-	uint64_t enospc;      /* writes refused for lack of budget */
+	uint64_t retries;    /* optimistic reads that had to start again */
+	uint64_t lock_reads; /* reads that fell back to the shard lock */
+	uint64_t enospc;     /* writes refused for lack of budget */
 	uint32_t shards;
 } hb_shmap_stats_t;
 

@@ -23,9 +23,9 @@ typedef struct hb_msg {
 
 typedef struct hb_spsc {
 	_Alignas(64) _Atomic size_t head; /* consumer writes */
-	size_t tail_cache;                /* consumer's view of tail */
+	size_t tail_cache;		  /* consumer's view of tail */
 	_Alignas(64) _Atomic size_t tail; /* producer writes */
-	size_t head_cache;                /* producer's view of head */
+	size_t head_cache;		  /* producer's view of head */
 	_Alignas(64) size_t mask;
 	hb_msg_t *slots;
 } hb_spsc_t;

@@ -34,13 +34,13 @@ struct hb_hub;
 /* Message types on the SPSC queues (hb_msg_t.type). */
 typedef enum {
 	HB_MSG_REQUEST = 1, /* io->worker: stream = new exchange */
-	HB_MSG_HEAD,        /* worker->io: ptr = hb_response_t* (io frees) */
-	HB_MSG_BODY,        /* worker->io: ptr = hb_chunk_t* (io frees), len = bytes */
-	HB_MSG_FILE,        /* worker->io: ptr = hb_file_chunk_t* (io closes fd, frees) */
-	HB_MSG_END,         /* worker->io: response complete; aux = HB_END_* flags */
+	HB_MSG_HEAD,	    /* worker->io: ptr = hb_response_t* (io frees) */
+	HB_MSG_BODY,	    /* worker->io: ptr = hb_chunk_t* (io frees), len = bytes */
+	HB_MSG_FILE,	    /* worker->io: ptr = hb_file_chunk_t* (io closes fd, frees) */
+	HB_MSG_END,	    /* worker->io: response complete; aux = HB_END_* flags */
 	HB_MSG_CONTINUE,    /* worker->io: app started reading: send 100 Continue if expected */
-	HB_MSG_RESUME,      /* worker->io: body drained below LOW: read the socket again */
-	HB_MSG_WS_SEND,     /* worker->io: ptr = hb_chunk_t* message, aux = HB_WS_TEXT/BINARY */
+	HB_MSG_RESUME,	    /* worker->io: body drained below LOW: read the socket again */
+	HB_MSG_WS_SEND,	    /* worker->io: ptr = hb_chunk_t* message, aux = HB_WS_TEXT/BINARY */
 	HB_MSG_WS_CLOSE,    /* worker->io: aux = close code, ptr = hb_chunk_t* reason or NULL */
 } hb_msg_type_t;
 
@@ -51,7 +51,8 @@ typedef enum {
 enum {
 	HB_WS_TEXT = 1,
 	HB_WS_BINARY = 2,
-	HB_WS_CLOSE = 8, /* peer sent close (or the connection died): chunk = 2-byte code + reason */
+	HB_WS_CLOSE =
+		8, /* peer sent close (or the connection died): chunk = 2-byte code + reason */
 };
 
 enum {
@@ -73,43 +74,43 @@ typedef struct hb_file_chunk {
 
 /* Stream state bits (hb_stream_t.state). */
 enum {
-	HB_ST_BODY_EOF = 1u << 0,     /* [io sets] all body bytes have been queued */
-	HB_ST_CLIENT_GONE = 1u << 1,  /* [io sets] peer closed/reset or timed out: stop producing */
-	HB_ST_IO_PAUSED = 1u << 2,    /* [io sets, worker clears] io paused reading for this body */
-	HB_ST_CONTINUE_SENT = 1u << 3,/* [worker sets] HB_MSG_CONTINUE already posted */
-	HB_ST_BODY_ERROR = 1u << 4,   /* [io sets] body was malformed or too large: reads fail */
-	HB_ST_HEAD_SENT = 1u << 5,    /* [worker sets] HB_MSG_HEAD posted */
-	HB_ST_ENDED = 1u << 6,        /* [worker sets] HB_MSG_END posted */
-	HB_ST_WS_OPEN = 1u << 7,      /* [io sets] the 101 was sent: frames flow */
+	HB_ST_BODY_EOF = 1u << 0,    /* [io sets] all body bytes have been queued */
+	HB_ST_CLIENT_GONE = 1u << 1, /* [io sets] peer closed/reset or timed out: stop producing */
+	HB_ST_IO_PAUSED = 1u << 2,   /* [io sets, worker clears] io paused reading for this body */
+	HB_ST_CONTINUE_SENT = 1u << 3, /* [worker sets] HB_MSG_CONTINUE already posted */
+	HB_ST_BODY_ERROR = 1u << 4,    /* [io sets] body was malformed or too large: reads fail */
+	HB_ST_HEAD_SENT = 1u << 5,     /* [worker sets] HB_MSG_HEAD posted */
+	HB_ST_ENDED = 1u << 6,	       /* [worker sets] HB_MSG_END posted */
+	HB_ST_WS_OPEN = 1u << 7,       /* [io sets] the 101 was sent: frames flow */
 };
 
 typedef struct hb_stream {
 	hb_request_t *req; /* immutable once dispatched */
 	struct hb_hub *hub;
-	int io_idx;     /* owning io thread */
+	int io_idx;	/* owning io thread */
 	int worker_idx; /* set by the hub at dispatch */
-	void *conn;     /* [io] the connection; meaningless to the worker */
-	uint64_t id;    /* [io] per-io-thread sequence, for logs */
+	void *conn;	/* [io] the connection; meaningless to the worker */
+	uint64_t id;	/* [io] per-io-thread sequence, for logs */
 	_Atomic int refs;
-	_Atomic uint32_t state; /* HB_ST_* */
-	_Atomic uint32_t wake;  /* futex word: bumped on any change the worker may wait for */
+	_Atomic uint32_t state;	  /* HB_ST_* */
+	_Atomic uint32_t wake;	  /* futex word: bumped on any change the worker may wait for */
 	_Atomic uint32_t waiting; /* worker is (about to be) blocked on `wake` */
 	/* async workers (ASGI) are woken per stream through the hub's ready list, not the futex */
-	int async;                    /* set at dispatch from the worker's mode */
+	int async;		      /* set at dispatch from the worker's mode */
 	_Atomic int wake_pending;     /* queued on the worker's ready list */
 	struct hb_stream *ready_next; /* link in that list */
-	void *py;                     /* [worker] the python layer's per-stream object */
+	void *py;		      /* [worker] the python layer's per-stream object */
 	/* body, io -> worker */
-	hb_spsc_t body;              /* HB_MSG_BODY messages; ptr = hb_chunk_t* */
+	hb_spsc_t body;		      /* HB_MSG_BODY messages; ptr = hb_chunk_t* */
 	_Atomic uint64_t body_queued; /* bytes in `body` not yet read by the worker */
-	hb_chunk_t *cur;             /* [worker] chunk being read */
-	size_t cur_off;              /* [worker] */
-	uint64_t body_read;          /* [worker] total bytes returned */
+	hb_chunk_t *cur;	      /* [worker] chunk being read */
+	size_t cur_off;		      /* [worker] */
+	uint64_t body_read;	      /* [worker] total bytes returned */
 	/* response, worker -> io */
 	_Atomic uint64_t out_pending; /* bytes posted and not yet written (or dropped) */
-	uint64_t bytes_sent;          /* [io] body bytes written, for the access log */
-	int status;                   /* [io] status of the head sent, for the access log */
-	uint64_t t_start_ns;          /* [io] monotonic time the head was complete */
+	uint64_t bytes_sent;	      /* [io] body bytes written, for the access log */
+	int status;		      /* [io] status of the head sent, for the access log */
+	uint64_t t_start_ns;	      /* [io] monotonic time the head was complete */
 } hb_stream_t;
 
 /* [io] Creates a stream owning `req`, with two references. Returns NULL on ENOMEM. */

@@ -19,8 +19,8 @@
 
 #define MAX_LEADING_BLANK_LINES 8 /* RFC 9112 2.2: ignore at least one CRLF before a request */
 #define MAX_CHUNK_EXT 4096
-#define MAX_CHUNK_SIZE_DIGITS 32  /* leading zeros are legal; bound them anyway */
-#define KEEP_BUF_CAP 8192         /* larger scratch buffers are freed between requests */
+#define MAX_CHUNK_SIZE_DIGITS 32 /* leading zeros are legal; bound them anyway */
+#define KEEP_BUF_CAP 8192	 /* larger scratch buffers are freed between requests */
 
 typedef enum { PH_HEAD, PH_FIXED, PH_CHUNKED, PH_PAUSED, PH_DEAD } phase_t;
 
@@ -306,7 +306,8 @@ static int field_line_byte(hb_h1_parser_t *p, unsigned char c)
 	struct head_scan *s = &p->scan;
 	if (s->line_len == 0) {
 		if (c == ' ' || c == '\t')
-			return scan_fail(p, HB_H1_E_BAD, "obs-fold or whitespace before a header name");
+			return scan_fail(p, HB_H1_E_BAD,
+					 "obs-fold or whitespace before a header name");
 		if (s->line_no > p->lim.max_fields)
 			return scan_fail(p, HB_H1_E_HEADERS_TOO_BIG, "too many headers");
 	}
@@ -583,8 +584,8 @@ static void strip_authority(hb_request_t *r)
 static hb_request_t *build_request(const hb_h1_parser_t *p)
 {
 	size_t base = offsetof(hb_request_t, data);
-	size_t hoff = (base + _Alignof(hb_header_t) - 1) / _Alignof(hb_header_t) *
-		      _Alignof(hb_header_t);
+	size_t hoff =
+		(base + _Alignof(hb_header_t) - 1) / _Alignof(hb_header_t) * _Alignof(hb_header_t);
 	size_t soff = hoff + (size_t)p->nfields * sizeof(hb_header_t);
 	hb_request_t *r = calloc(1, soff + p->len);
 	if (!r)
@@ -666,8 +667,8 @@ static int head_done(hb_h1_parser_t *p)
 static bool scanned_newer_major(const hb_h1_parser_t *p)
 {
 	const struct head_scan *s = &p->scan;
-	return s->version_len > 5 && memcmp(s->version, "HTTP/", 5) == 0 &&
-	       s->version[5] >= '2' && s->version[5] <= '9';
+	return s->version_len > 5 && memcmp(s->version, "HTTP/", 5) == 0 && s->version[5] >= '2' &&
+	       s->version[5] <= '9';
 }
 
 static int llhttp_failure(hb_h1_parser_t *p, llhttp_errno_t e)
@@ -676,8 +677,8 @@ static int llhttp_failure(hb_h1_parser_t *p, llhttp_errno_t e)
 		return p->err;
 	if ((e == HPE_INVALID_VERSION || e == HPE_INTERNAL) && scanned_newer_major(p))
 		return fail(p, HB_H1_E_VERSION, "HTTP version not supported");
-	const char *why = e == HPE_INTERNAL ? "malformed request head"
-					    : llhttp_get_error_reason(&p->ll);
+	const char *why =
+		e == HPE_INTERNAL ? "malformed request head" : llhttp_get_error_reason(&p->ll);
 	if (!why)
 		why = "malformed request";
 	/* Only digits got this far: a value past 2^64 is too large, not malformed. */
@@ -786,8 +787,8 @@ static int size_lf(hb_h1_parser_t *p, unsigned char c)
 	return 0;
 }
 
-static int expect_byte(hb_h1_parser_t *p, unsigned char c, unsigned char want,
-		       chunk_state_t next, const char *why)
+static int expect_byte(hb_h1_parser_t *p, unsigned char c, unsigned char want, chunk_state_t next,
+		       const char *why)
 {
 	if (c != want)
 		return fail(p, HB_H1_E_BAD, why);
@@ -839,7 +840,9 @@ static int chunk_byte(hb_h1_parser_t *p, unsigned char c)
 		return size_byte(p, c);
 	case CK_SIZE_WS:
 		if (c == ' ' || c == '\t')
-			return ++p->ext_len > MAX_CHUNK_EXT ? fail(p, HB_H1_E_BAD, "chunk size line too long") : 0;
+			return ++p->ext_len > MAX_CHUNK_EXT
+				       ? fail(p, HB_H1_E_BAD, "chunk size line too long")
+				       : 0;
 		return expect_byte(p, c, ';', CK_EXT, "invalid chunk size");
 	case CK_EXT:
 		return ext_byte(p, c);
@@ -927,13 +930,12 @@ static int step(hb_h1_parser_t *p, const char *d, size_t n, size_t *used)
 	return 0;
 }
 
-int hb_h1_feed(hb_h1_parser_t *p, const char *data, size_t len, size_t *consumed,
-	       const char **why)
+int hb_h1_feed(hb_h1_parser_t *p, const char *data, size_t len, size_t *consumed, const char **why)
 {
 	size_t off = 0, used;
 	int rc = p->phase == PH_DEAD ? p->err : 0;
-	while (rc >= 0 && off < len && (p->phase == PH_HEAD || p->phase == PH_FIXED ||
-					 p->phase == PH_CHUNKED)) {
+	while (rc >= 0 && off < len &&
+	       (p->phase == PH_HEAD || p->phase == PH_FIXED || p->phase == PH_CHUNKED)) {
 		used = 0;
 		rc = step(p, data + off, len - off, &used);
 		off += used;
@@ -1104,7 +1106,8 @@ static void put_status_line(struct out *o, int status)
 static int resp_has_header(const hb_response_t *r, const char *name, size_t len)
 {
 	for (uint32_t i = 0; i < r->nheaders; i++)
-		if (r->headers[i].name_len == len && strncasecmp(r->headers[i].name, name, len) == 0)
+		if (r->headers[i].name_len == len &&
+		    strncasecmp(r->headers[i].name, name, len) == 0)
 			return 1;
 	return 0;
 }

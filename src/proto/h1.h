@@ -16,10 +16,10 @@
 
 typedef struct hb_h1_limits {
 	uint32_t max_request_line; /* bytes of "METHOD target HTTP/x.y" -> 414 */
-	uint32_t max_fields;       /* header count -> 431 */
+	uint32_t max_fields;	   /* header count -> 431 */
 	uint32_t max_field_size;   /* one header line -> 431 */
 	uint32_t max_header_bytes; /* field lines with their CRLFs (not the request line) -> 431 */
-	uint64_t max_body;         /* Content-Length or chunked total -> 413 */
+	uint64_t max_body;	   /* Content-Length or chunked total -> 413 */
 } hb_h1_limits_t;
 
 typedef struct hb_h1_callbacks {
@@ -38,15 +38,15 @@ typedef struct hb_h1_parser hb_h1_parser_t;
 /* Errors (negative). hb_h1_error_status() maps them to the HTTP status to answer with. */
 enum {
 	HB_H1_OK = 0,
-	HB_H1_PAUSED = 1,            /* stopped after a complete message; call hb_h1_resume() */
-	HB_H1_E_BAD = -1,            /* 400 */
-	HB_H1_E_URI_TOO_LONG = -2,   /* 414 */
-	HB_H1_E_HEADERS_TOO_BIG = -3,/* 431 */
-	HB_H1_E_BODY_TOO_BIG = -4,   /* 413 */
-	HB_H1_E_VERSION = -5,        /* 505 */
-	HB_H1_E_NOT_IMPL = -6,       /* 501 */
-	HB_H1_E_NOMEM = -7,          /* 500 */
-	HB_H1_E_CALLBACK = -8,       /* a callback returned non-zero */
+	HB_H1_PAUSED = 1,	      /* stopped after a complete message; call hb_h1_resume() */
+	HB_H1_E_BAD = -1,	      /* 400 */
+	HB_H1_E_URI_TOO_LONG = -2,    /* 414 */
+	HB_H1_E_HEADERS_TOO_BIG = -3, /* 431 */
+	HB_H1_E_BODY_TOO_BIG = -4,    /* 413 */
+	HB_H1_E_VERSION = -5,	      /* 505 */
+	HB_H1_E_NOT_IMPL = -6,	      /* 501 */
+	HB_H1_E_NOMEM = -7,	      /* 500 */
+	HB_H1_E_CALLBACK = -8,	      /* a callback returned non-zero */
 };
 
 /* lim NULL: 8190 request line, 100 fields, 8190 per line, 64 KiB section, 1 GiB body.
@@ -61,8 +61,7 @@ void hb_h1_free(hb_h1_parser_t *p);
  * "gzip, chunked" (codings we do not decode, chunked last) is HB_H1_E_NOT_IMPL (501); any
  * other value, a repeated TE line, TE with Content-Length or in HTTP/1.0 is HB_H1_E_BAD.
  * consumed and why may be NULL. */
-int hb_h1_feed(hb_h1_parser_t *p, const char *data, size_t len, size_t *consumed,
-	       const char **why);
+int hb_h1_feed(hb_h1_parser_t *p, const char *data, size_t len, size_t *consumed, const char **why);
 /* Lets the parser continue with the next message after HB_H1_PAUSED. */
 void hb_h1_resume(hb_h1_parser_t *p);
 /* The peer closed: returns HB_H1_OK if that ends no message (or ends a read-until-close body,

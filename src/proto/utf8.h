@@ -15,12 +15,12 @@ typedef struct hb_utf8 {
 	uint8_t need; /* continuation bytes still expected for the current code point */
 	uint8_t lo;   /* allowed range of the next continuation byte */
 	uint8_t hi;
-	uint8_t bad;  /* sticky: an invalid byte was seen */
+	uint8_t bad; /* sticky: an invalid byte was seen */
 } hb_utf8_t;
 
 enum {
-	HB_UTF8_INVALID = -1,   /* a byte that no continuation could make valid: fail now */
-	HB_UTF8_OK = 0,         /* everything fed so far is complete, valid UTF-8 */
+	HB_UTF8_INVALID = -1,	/* a byte that no continuation could make valid: fail now */
+	HB_UTF8_OK = 0,		/* everything fed so far is complete, valid UTF-8 */
 	HB_UTF8_INCOMPLETE = 1, /* valid so far, but stops inside a code point */
 };
 

@@ -307,7 +307,8 @@ static int (*const hs_steps[])(const hs_req_t *r, hb_ws_handshake_t *hs, const c
 
 int hb_ws_handshake_check(const char *method, size_t method_len, int http_major, int http_minor,
 			  const hb_header_t *headers, size_t nheaders,
-			  const hb_ws_deflate_config_t *dcfg, hb_ws_handshake_t *hs, const char **why)
+			  const hb_ws_deflate_config_t *dcfg, hb_ws_handshake_t *hs,
+			  const char **why)
 {
 	hs_req_t r = {method, method_len, http_major, http_minor, headers, nheaders, dcfg};
 	int rc;
@@ -426,12 +427,11 @@ size_t hb_ws_write_reject(char *out, size_t cap, int err, const char *why)
 #define KEEP_BUFFER (64u << 10)
 
 typedef struct hb_ws_parser hb_ws_parser_t;
-typedef int (*state_fn)(hb_ws_parser_t *p, uint8_t *d, size_t len, size_t *pos,
-			hb_ws_event_t *ev);
+typedef int (*state_fn)(hb_ws_parser_t *p, uint8_t *d, size_t len, size_t *pos, hb_ws_event_t *ev);
 
 struct hb_ws_parser {
 	state_fn state;
-	size_t max;      /* message size limit, after inflate */
+	size_t max;	 /* message size limit, after inflate */
 	size_t wire_max; /* compressed bytes allowed in one message */
 	hb_ws_deflate_t *deflate;
 	/* the frame being read */
@@ -441,7 +441,7 @@ struct hb_ws_parser {
 	uint8_t mask[4];
 	uint64_t flen, fpos;
 	/* the data message being reassembled */
-	uint8_t msg_op;        /* HB_WS_OP_TEXT/BINARY, 0 when none is open */
+	uint8_t msg_op;	       /* HB_WS_OP_TEXT/BINARY, 0 when none is open */
 	uint8_t msg_deflate;   /* its first frame had RSV1 */
 	uint8_t msg_delivered; /* msg holds a message already handed out */
 	uint64_t msg_wire;
@@ -455,7 +455,7 @@ struct hb_ws_parser {
 /* What each opcode is; the rules of check_start() are per kind. */
 enum { K_RESERVED, K_DATA, K_CONT, K_CONTROL };
 static const uint8_t op_kind[16] = {
-	[HB_WS_OP_CONT] = K_CONT,     [HB_WS_OP_TEXT] = K_DATA,    [HB_WS_OP_BINARY] = K_DATA,
+	[HB_WS_OP_CONT] = K_CONT,     [HB_WS_OP_TEXT] = K_DATA,	   [HB_WS_OP_BINARY] = K_DATA,
 	[HB_WS_OP_CLOSE] = K_CONTROL, [HB_WS_OP_PING] = K_CONTROL, [HB_WS_OP_PONG] = K_CONTROL,
 };
 
@@ -635,9 +635,10 @@ static int check_text(hb_ws_parser_t *p, const uint8_t *s, size_t n)
 
 static int inflate_error(hb_ws_parser_t *p, int rc, const char *why)
 {
-	return fail(p, rc == HB_WS_DEFLATE_E_TOO_BIG ? HB_WS_E_TOO_BIG
-		    : rc == HB_WS_DEFLATE_E_NOMEM  ? HB_WS_E_NOMEM
-						   : HB_WS_E_PROTOCOL,
+	return fail(p,
+		    rc == HB_WS_DEFLATE_E_TOO_BIG ? HB_WS_E_TOO_BIG
+		    : rc == HB_WS_DEFLATE_E_NOMEM ? HB_WS_E_NOMEM
+						  : HB_WS_E_PROTOCOL,
 		    why);
 }
 
@@ -817,8 +818,8 @@ static void recycle(hb_ws_parser_t *p)
 		hb_ws_buf_free(&p->msg);
 }
 
-int hb_ws_parse(hb_ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed,
-		hb_ws_event_t *ev, const char **why)
+int hb_ws_parse(hb_ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed, hb_ws_event_t *ev,
+		const char **why)
 {
 	size_t pos = 0;
 	int rc = p->err;
@@ -854,8 +855,7 @@ size_t hb_ws_write_header(uint8_t *out, unsigned opcode, int rsv1, uint64_t len)
 	return n;
 }
 
-size_t hb_ws_write_frame(uint8_t *out, size_t cap, unsigned opcode, const void *payload,
-			 size_t len)
+size_t hb_ws_write_frame(uint8_t *out, size_t cap, unsigned opcode, const void *payload, size_t len)
 {
 	size_t need = hb_ws_header_size(len) + len, h;
 

@@ -47,13 +47,13 @@ enum {
 /* Errors (negative). Parser errors are sticky: a failed parser returns the same one again. */
 enum {
 	HB_WS_OK = 0,
-	HB_WS_EVENT = 1,          /* hb_ws_parse filled an event */
-	HB_WS_E_PROTOCOL = -1,    /* close 1002 */
-	HB_WS_E_UTF8 = -2,        /* close 1007 */
-	HB_WS_E_TOO_BIG = -3,     /* close 1009 */
-	HB_WS_E_NOMEM = -4,       /* close 1011 */
-	HB_WS_E_HS_BAD = -5,      /* handshake: answer 400 */
-	HB_WS_E_HS_VERSION = -6,  /* handshake: answer 426 with Sec-WebSocket-Version: 13 */
+	HB_WS_EVENT = 1,	 /* hb_ws_parse filled an event */
+	HB_WS_E_PROTOCOL = -1,	 /* close 1002 */
+	HB_WS_E_UTF8 = -2,	 /* close 1007 */
+	HB_WS_E_TOO_BIG = -3,	 /* close 1009 */
+	HB_WS_E_NOMEM = -4,	 /* close 1011 */
+	HB_WS_E_HS_BAD = -5,	 /* handshake: answer 400 */
+	HB_WS_E_HS_VERSION = -6, /* handshake: answer 426 with Sec-WebSocket-Version: 13 */
 };
 
 #define HB_WS_DEFAULT_MAX_MESSAGE (16u << 20)
@@ -68,12 +68,12 @@ typedef struct hb_ws_str {
 } hb_ws_str_t;
 
 typedef struct hb_ws_handshake {
-	char accept[32];                              /* Sec-WebSocket-Accept value, NUL-ended */
-	hb_ws_str_t protocols[HB_WS_MAX_PROTOCOLS];   /* offered subprotocols, in order */
+	char accept[32];			    /* Sec-WebSocket-Accept value, NUL-ended */
+	hb_ws_str_t protocols[HB_WS_MAX_PROTOCOLS]; /* offered subprotocols, in order */
 	uint32_t nprotocols;
-	int deflate;                                  /* 1 when permessage-deflate was accepted */
+	int deflate; /* 1 when permessage-deflate was accepted */
 	hb_ws_deflate_params_t deflate_params;
-	char extensions[160];                         /* Sec-WebSocket-Extensions reply, or "" */
+	char extensions[160]; /* Sec-WebSocket-Extensions reply, or "" */
 } hb_ws_handshake_t;
 
 /* Validates a WebSocket upgrade: GET, HTTP/1.1+, Upgrade: websocket, Connection: upgrade,
@@ -82,7 +82,8 @@ typedef struct hb_ws_handshake {
  * HB_WS_E_HS_VERSION (426), with a static reason in *why. hs points into the headers. */
 int hb_ws_handshake_check(const char *method, size_t method_len, int http_major, int http_minor,
 			  const hb_header_t *headers, size_t nheaders,
-			  const hb_ws_deflate_config_t *dcfg, hb_ws_handshake_t *hs, const char **why);
+			  const hb_ws_deflate_config_t *dcfg, hb_ws_handshake_t *hs,
+			  const char **why);
 /* The same, reading a parsed request. */
 int hb_ws_handshake_check_request(const hb_request_t *r, const hb_ws_deflate_config_t *dcfg,
 				  hb_ws_handshake_t *hs, const char **why);
@@ -111,10 +112,10 @@ typedef struct hb_ws_parser_config {
 enum { HB_WS_EV_TEXT = 1, HB_WS_EV_BINARY, HB_WS_EV_PING, HB_WS_EV_PONG, HB_WS_EV_CLOSE };
 
 typedef struct hb_ws_event {
-	int type;            /* HB_WS_EV_* */
+	int type;	     /* HB_WS_EV_* */
 	const uint8_t *data; /* message, ping/pong payload, or close reason (UTF-8 checked) */
 	size_t len;
-	uint16_t code;       /* CLOSE: the peer's code, 1005 when its frame had none */
+	uint16_t code; /* CLOSE: the peer's code, 1005 when its frame had none */
 } hb_ws_event_t;
 
 typedef struct hb_ws_parser hb_ws_parser_t;
@@ -127,8 +128,8 @@ void hb_ws_parser_free(hb_ws_parser_t *p);
  * next call, and while data is untouched), HB_WS_OK (all consumed, need more), or an
  * HB_WS_E_* error with *why. Unmasks payload in data in place. After a CLOSE event every
  * further byte is consumed and ignored. */
-int hb_ws_parse(hb_ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed,
-		hb_ws_event_t *ev, const char **why);
+int hb_ws_parse(hb_ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed, hb_ws_event_t *ev,
+		const char **why);
 /* The close code to send for a parse error: 1002, 1007, 1009 or 1011. */
 uint16_t hb_ws_error_close_code(int err);
 /* True when a peer's close code may appear on the wire (1000-1003, 1007-1014, 3000-4999). */

@@ -24,12 +24,12 @@ typedef struct hb_ws_buf {
 
 /* Server policy; read-only, shared by all threads. */
 typedef struct hb_ws_deflate_config {
-	int enabled;                    /* accept permessage-deflate offers (default 1) */
+	int enabled;			/* accept permessage-deflate offers (default 1) */
 	int server_no_context_takeover; /* reset our compressor per message even if not asked */
 	uint8_t server_max_window_bits; /* our compressor's window, 8..15 (default 12) */
 	uint8_t client_max_window_bits; /* ask the client for at most this, if it allows (15) */
-	int level;                      /* zlib level 0..9 (default 6) */
-	int mem_level;                  /* zlib memLevel 1..9 (default 5, as websockets) */
+	int level;			/* zlib level 0..9 (default 6) */
+	int mem_level;			/* zlib memLevel 1..9 (default 5, as websockets) */
 } hb_ws_deflate_config_t;
 
 /* The negotiated parameters, exactly as sent in the response; a window of 0 means the

@@ -65,8 +65,8 @@ int hb_asgi_raise_gone(hb_asgi_req_t *r)
 int hb_asgi_post_plain(hb_stream_t *s, int status)
 {
 	const char *text = status == 403   ? "Forbidden\n"
-	                   : status == 504 ? "Gateway Timeout\n"
-	                                   : "Internal Server Error\n";
+			   : status == 504 ? "Gateway Timeout\n"
+					   : "Internal Server Error\n";
 	hb_response_t *resp = hb_wsgi_response_plain(status, text);
 
 	if (!resp || hb_stream_send_head(s, resp) < 0)
@@ -165,9 +165,12 @@ static PyObject *op_next(PyObject *self)
 			Py_DECREF(out);
 		}
 		return NULL;
-	case HB_ASGI_WAIT_RECV: return wait_on(r, &r->recv_waiter);
-	case HB_ASGI_WAIT_SEND: return wait_on(r, &r->send_waiter);
-	default: return NULL;
+	case HB_ASGI_WAIT_RECV:
+		return wait_on(r, &r->recv_waiter);
+	case HB_ASGI_WAIT_SEND:
+		return wait_on(r, &r->send_waiter);
+	default:
+		return NULL;
 	}
 }
 
@@ -202,21 +205,21 @@ static void op_dealloc(PyObject *self)
 }
 
 static PyType_Slot op_slots[] = {
-        {Py_am_await, op_await},
-        {Py_tp_iter, PyObject_SelfIter},
-        {Py_tp_iternext, op_next},
-        {Py_tp_traverse, op_traverse},
-        {Py_tp_clear, op_clear},
-        {Py_tp_dealloc, op_dealloc},
-        {0, NULL},
+	{Py_am_await, op_await},
+	{Py_tp_iter, PyObject_SelfIter},
+	{Py_tp_iternext, op_next},
+	{Py_tp_traverse, op_traverse},
+	{Py_tp_clear, op_clear},
+	{Py_tp_dealloc, op_dealloc},
+	{0, NULL},
 };
 
 static PyType_Spec op_spec = {
-        .name = "_hornbeam.ASGIOperation",
-        .basicsize = sizeof(op_t),
-        .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-                 Py_TPFLAGS_DISALLOW_INSTANTIATION,
-        .slots = op_slots,
+	.name = "_hornbeam.ASGIOperation",
+	.basicsize = sizeof(op_t),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+		 Py_TPFLAGS_DISALLOW_INSTANTIATION,
+	.slots = op_slots,
 };
 
 static PyObject *op_new(hb_asgi_req_t *r, PyObject *msg)
@@ -241,7 +244,7 @@ static PyObject *req_send(PyObject *self, PyObject *msg)
 {
 	if (!PyDict_Check(msg)) {
 		PyErr_Format(PyExc_TypeError, "ASGI message must be a dict, not %.100s",
-		             Py_TYPE(msg)->tp_name);
+			     Py_TYPE(msg)->tp_name);
 		return NULL;
 	}
 	return op_new((hb_asgi_req_t *)self, msg);
@@ -251,7 +254,7 @@ static PyObject *req_done(PyObject *self, PyObject *task);
 static PyObject *req_timeout(PyObject *self, PyObject *unused);
 
 static PyMethodDef receive_def = {"receive", req_receive, METH_NOARGS,
-                                  "receive(): awaitable of the next ASGI event."};
+				  "receive(): awaitable of the next ASGI event."};
 static PyMethodDef send_def = {"send", req_send, METH_O, "send(message): awaitable."};
 static PyMethodDef done_def = {"_done", req_done, METH_O, "task done callback"};
 static PyMethodDef timeout_def = {"_timeout", req_timeout, METH_NOARGS, "timeout callback"};
@@ -295,18 +298,18 @@ static void req_dealloc(PyObject *self)
 }
 
 static PyType_Slot req_slots[] = {
-        {Py_tp_traverse, req_traverse},
-        {Py_tp_clear, req_clear},
-        {Py_tp_dealloc, req_dealloc},
-        {0, NULL},
+	{Py_tp_traverse, req_traverse},
+	{Py_tp_clear, req_clear},
+	{Py_tp_dealloc, req_dealloc},
+	{0, NULL},
 };
 
 static PyType_Spec req_spec = {
-        .name = "_hornbeam.ASGIRequest",
-        .basicsize = sizeof(hb_asgi_req_t),
-        .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-                 Py_TPFLAGS_DISALLOW_INSTANTIATION,
-        .slots = req_slots,
+	.name = "_hornbeam.ASGIRequest",
+	.basicsize = sizeof(hb_asgi_req_t),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+		 Py_TPFLAGS_DISALLOW_INSTANTIATION,
+	.slots = req_slots,
 };
 
 static hb_asgi_req_t *req_new(hb_asgi_worker_t *w, hb_stream_t *s)
@@ -376,7 +379,7 @@ static const char *req_name(hb_asgi_req_t *r, char *buf, size_t len)
 	if (!q)
 		return "request";
 	snprintf(buf, len, "%.*s %.*s", (int)q->method_len, q->method,
-	         (int)(q->target_len > 200 ? 200 : q->target_len), q->target);
+		 (int)(q->target_len > 200 ? 200 : q->target_len), q->target);
 	return buf;
 }
 
@@ -404,7 +407,7 @@ static int task_outcome(hb_asgi_req_t *r, PyObject *task)
 	if (exc)
 		PyErr_SetRaisedException(exc);
 	snprintf(what, sizeof(what), "asgi: exception in ASGI application (%s)",
-	         req_name(r, name, sizeof(name)));
+		 req_name(r, name, sizeof(name)));
 	hb_pyerr_log(HB_LOG_ERROR, what);
 	return 1;
 }
@@ -450,9 +453,9 @@ static PyObject *req_timeout(PyObject *self, PyObject *unused)
 		Py_RETURN_NONE;
 	}
 	snprintf(what, sizeof(what),
-	         "asgi: %s: no response progress for %.0f ms (timeout): cancelling the task, "
-	         "which was waiting at:",
-	         req_name(r, name, sizeof(name)), w->timeout_s * 1000);
+		 "asgi: %s: no response progress for %.0f ms (timeout): cancelling the task, "
+		 "which was waiting at:",
+		 req_name(r, name, sizeof(name)), w->timeout_s * 1000);
 	hb_asgi_log_stack(w, r->task, what);
 	r->timed_out = 1;
 	res = PyObject_CallMethodNoArgs(r->task, HB_ASGI_S(w, cancel));
@@ -518,7 +521,7 @@ static void start_request(hb_asgi_worker_t *w, hb_stream_t *s)
 	w->nactive++;
 	if (launch(w, r) < 0) {
 		snprintf(what, sizeof(what), "asgi: exception calling the ASGI application (%s)",
-		         req_name(r, name, sizeof(name)));
+			 req_name(r, name, sizeof(name)));
 		hb_pyerr_log(HB_LOG_ERROR, what);
 		req_finish(r, 1);
 	}
@@ -568,7 +571,7 @@ static void worker_poke_later(hb_asgi_worker_t *w, double delay)
 
 	if (d)
 		res = PyObject_CallMethodObjArgs(w->loop, HB_ASGI_S(w, call_later), d, w->wake,
-		                                 NULL);
+						 NULL);
 	Py_XDECREF(d);
 	Py_XDECREF(res);
 	if (!res)
@@ -648,9 +651,9 @@ static PyObject *worker_log(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef worker_methods[] = {
-        {"_wake", worker_wake, METH_NOARGS, "eventfd callback: take new requests and wakeups"},
-        {"_log", worker_log, METH_VARARGS, "_log(level, message): write to the server log"},
-        {NULL, NULL, 0, NULL},
+	{"_wake", worker_wake, METH_NOARGS, "eventfd callback: take new requests and wakeups"},
+	{"_log", worker_log, METH_VARARGS, "_log(level, message): write to the server log"},
+	{NULL, NULL, 0, NULL},
 };
 
 /* ---- the worker object ---- */
@@ -696,19 +699,19 @@ static void worker_dealloc(PyObject *self)
 }
 
 static PyType_Slot worker_slots[] = {
-        {Py_tp_methods, worker_methods},
-        {Py_tp_traverse, worker_traverse},
-        {Py_tp_clear, worker_clear},
-        {Py_tp_dealloc, worker_dealloc},
-        {0, NULL},
+	{Py_tp_methods, worker_methods},
+	{Py_tp_traverse, worker_traverse},
+	{Py_tp_clear, worker_clear},
+	{Py_tp_dealloc, worker_dealloc},
+	{0, NULL},
 };
 
 static PyType_Spec worker_spec = {
-        .name = "_hornbeam.ASGIWorker",
-        .basicsize = sizeof(hb_asgi_worker_t),
-        .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-                 Py_TPFLAGS_DISALLOW_INSTANTIATION,
-        .slots = worker_slots,
+	.name = "_hornbeam.ASGIWorker",
+	.basicsize = sizeof(hb_asgi_worker_t),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+		 Py_TPFLAGS_DISALLOW_INSTANTIATION,
+	.slots = worker_slots,
 };
 
 /* ClientDisconnected(OSError): send() after the client left. */
@@ -727,9 +730,9 @@ static PyObject *disconnected_type(PyObject *module)
 int hb_asgi_module_exec(PyObject *module)
 {
 	PyObject *t = PyErr_NewExceptionWithDoc(
-	        "_hornbeam.ClientDisconnected",
-	        "Raised by an ASGI send() after the client went away (not logged as an error).",
-	        PyExc_OSError, NULL);
+		"_hornbeam.ClientDisconnected",
+		"Raised by an ASGI send() after the client went away (not logged as an error).",
+		PyExc_OSError, NULL);
 
 	if (!t)
 		return -1;
@@ -854,7 +857,7 @@ static int serve(hb_asgi_worker_t *w)
 }
 
 void hb_asgi_run(const hb_config_t *cfg, hb_hub_t *hub, int slot, PyObject *app,
-                 const hb_asgi_hooks_t *hooks)
+		 const hb_asgi_hooks_t *hooks)
 {
 	hb_asgi_worker_t *w = worker_new(cfg, hub, slot, app);
 	char *err;

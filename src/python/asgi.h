@@ -65,6 +65,6 @@ int hb_asgi_detect(PyObject *app);
  * finished, runs lifespan shutdown and closes the loop. On a startup failure calls
  * hooks->ready(ud, message) and returns. Never leaves a Python exception set. */
 void hb_asgi_run(const hb_config_t *cfg, hb_hub_t *hub, int slot, PyObject *app,
-                 const hb_asgi_hooks_t *hooks);
+		 const hb_asgi_hooks_t *hooks);
 
 #endif

@@ -31,7 +31,7 @@ static int check_header(PyObject *pair, hdr_t *h)
 
 	if (!PySequence_Check(pair) || PySequence_Size(pair) != 2) {
 		PyErr_Format(PyExc_TypeError, "ASGI header must be a [name, value] pair, not %R",
-		             pair);
+			     pair);
 		return -1;
 	}
 	name = PySequence_Fast_GET_ITEM(pair, 0);
@@ -72,7 +72,7 @@ static int collect(PyObject *seq, hdr_t *h, Py_ssize_t n, PyObject **items)
 }
 
 hb_response_t *hb_asgi_response_new(int status, PyObject *headers, const char *xname,
-                                    const char *xvalue, size_t xlen)
+				    const char *xvalue, size_t xlen)
 {
 	PyObject *seq = PySequence_Fast(headers, "ASGI headers must be iterable"), **items = NULL;
 	hb_response_t *r = NULL;
@@ -116,9 +116,9 @@ static hb_response_t *with_length(hb_response_t *r, uint64_t len)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		h[i] = (hdr_t){r->headers[i].name, r->headers[i].value, r->headers[i].name_len,
-		               r->headers[i].value_len};
+			       r->headers[i].value_len};
 	h[n] = (hdr_t){"content-length", num, 14,
-	               (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)len)};
+		       (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)len)};
 	out = hb_resphead_pack(r->status, h, n + 1, r->flags, (int64_t)len);
 	if (h != stackv)
 		free(h);
@@ -152,7 +152,7 @@ static int short_body(hb_stream_t *s)
 static PyObject *request_msg(hb_asgi_worker_t *w, PyObject *body, int more)
 {
 	return hb_asgi_msg(w, HB_ASGI_S(w, http_request), 2, HB_ASGI_S(w, body), body,
-	                   HB_ASGI_S(w, more_body), PyBool_FromLong(more));
+			   HB_ASGI_S(w, more_body), PyBool_FromLong(more));
 }
 
 static int disconnect(hb_asgi_req_t *r, PyObject **out)
@@ -408,7 +408,7 @@ int hb_asgi_http_send(hb_asgi_req_t *r, PyObject *msg)
 	}
 	if (!r->s)
 		return r->gone ? hb_asgi_raise_gone(r)
-		               : bad_state("after the response completed and the app returned");
+			       : bad_state("after the response completed and the app returned");
 	if (hb_asgi_is(type, HB_ASGI_S(w, http_response_start)))
 		return hb_asgi_http_start(r, msg);
 	if (hb_asgi_is(type, HB_ASGI_S(w, http_response_body)))
@@ -429,7 +429,7 @@ void hb_asgi_http_finish(hb_asgi_req_t *r, int failed)
 		r->gone = 1;
 	if (!failed && !r->gone)
 		hb_error("asgi: the ASGI application returned without %s",
-		         r->started ? "completing the response" : "starting a response");
+			 r->started ? "completing the response" : "starting a response");
 	if (r->head_posted || r->gone) {
 		hb_asgi_req_end(r, HB_END_ABORT);
 		return;

@@ -95,17 +95,17 @@ typedef struct hb_asgi_worker {
 	hb_hub_t *hub;
 	int slot;
 	const struct hb_asgi_hooks *hooks;
-	double timeout_s;         /* cfg->timeout_ms in seconds; 0: none */
-	int64_t nactive;          /* requests whose task has not finished */
-	int stopped;              /* loop.stop() was called */
+	double timeout_s;	  /* cfg->timeout_ms in seconds; 0: none */
+	int64_t nactive;	  /* requests whose task has not finished */
+	int stopped;		  /* loop.stop() was called */
 	uint64_t linger_until_ns; /* stopping: when to stop waiting for late dispatches */
 	PyObject *app;
 	PyObject *module; /* `_hornbeam` of this interpreter */
 	PyObject *loop;
-	PyObject *task_type;    /* asyncio.Task */
+	PyObject *task_type;	/* asyncio.Task */
 	PyObject *task_kwnames; /* ("loop", "eager_start") */
-	PyObject *helpers;      /* namespace of the Python helpers (asgi_lifespan.c) */
-	PyObject *lifespan;     /* helpers' Lifespan object, or NULL */
+	PyObject *helpers;	/* namespace of the Python helpers (asgi_lifespan.c) */
+	PyObject *lifespan;	/* helpers' Lifespan object, or NULL */
 	PyObject *disconnected; /* _hornbeam.ClientDisconnected */
 	PyTypeObject *req_type;
 	PyTypeObject *op_type;
@@ -114,35 +114,35 @@ typedef struct hb_asgi_worker {
 	PyObject *ext_http;  /* scope["extensions"] for http */
 	PyObject *ext_ws;    /* ... for websocket */
 	PyObject *root_path; /* str */
-	PyObject *wake;      /* bound self._wake, the eventfd reader callback */
+	PyObject *wake;	     /* bound self._wake, the eventfd reader callback */
 	PyObject *str[HB_AS_COUNT];
 } hb_asgi_worker_t;
 
 typedef struct hb_asgi_req {
 	PyObject ob_base;      /* PyObject_HEAD */
 	hb_asgi_worker_t *w;   /* strong */
-	hb_stream_t *s;        /* our stream reference; NULL once the task finished */
-	PyObject *task;        /* the app's task; NULL once finished */
+	hb_stream_t *s;	       /* our stream reference; NULL once the task finished */
+	PyObject *task;	       /* the app's task; NULL once finished */
 	PyObject *timer;       /* TimerHandle of the request timeout, or NULL */
 	PyObject *recv_waiter; /* future receive() waits on, or NULL */
 	PyObject *send_waiter; /* future send() waits on, or NULL */
 	hb_response_t *resp;   /* head from *.response.start, not posted yet (owned) */
 	int64_t declared_len;  /* Content-Length the app set, -1 when none */
 	uint64_t body_sent;
-	uint64_t last_ns;          /* start, then last send: the timeout counts from here */
-	int close_code;            /* websocket.disconnect code once known */
-	unsigned websocket : 1;    /* a websocket scope */
-	unsigned is_head : 1;      /* HEAD request: body bytes are not sent */
-	unsigned started : 1;      /* *.response.start received */
+	uint64_t last_ns;	   /* start, then last send: the timeout counts from here */
+	int close_code;		   /* websocket.disconnect code once known */
+	unsigned websocket : 1;	   /* a websocket scope */
+	unsigned is_head : 1;	   /* HEAD request: body bytes are not sent */
+	unsigned started : 1;	   /* *.response.start received */
 	unsigned head_posted : 1;  /* head (or an error response) posted */
-	unsigned complete : 1;     /* response body complete (or websocket closed by the app) */
-	unsigned ended : 1;        /* hb_stream_end posted */
-	unsigned gone : 1;         /* the client went away */
-	unsigned body_eof : 1;     /* the whole request body was delivered */
-	unsigned timed_out : 1;    /* the timeout cancelled the task */
+	unsigned complete : 1;	   /* response body complete (or websocket closed by the app) */
+	unsigned ended : 1;	   /* hb_stream_end posted */
+	unsigned gone : 1;	   /* the client went away */
+	unsigned body_eof : 1;	   /* the whole request body was delivered */
+	unsigned timed_out : 1;	   /* the timeout cancelled the task */
 	unsigned connect_sent : 1; /* websocket.connect delivered */
-	unsigned accepted : 1;     /* websocket.accept posted */
-	unsigned closed : 1;       /* websocket.close sent by the app */
+	unsigned accepted : 1;	   /* websocket.accept posted */
+	unsigned closed : 1;	   /* websocket.close sent by the app */
 	unsigned peer_closed : 1;  /* websocket.disconnect delivered */
 } hb_asgi_req_t;
 
@@ -183,7 +183,7 @@ int hb_asgi_http_body(hb_asgi_req_t *r, PyObject *msg);
 /* Builds a response head from ASGI (name, value) byte pairs plus an optional extra header.
  * NULL with an exception set. */
 hb_response_t *hb_asgi_response_new(int status, PyObject *headers, const char *xname,
-                                    const char *xvalue, size_t xlen);
+				    const char *xvalue, size_t xlen);
 /* After the app finished: posts what is missing (500/504 head, abort) and ends the stream. */
 void hb_asgi_http_finish(hb_asgi_req_t *r, int failed);
 

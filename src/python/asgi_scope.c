@@ -136,12 +136,12 @@ static int common(hb_asgi_worker_t *w, PyObject *d, const hb_request_t *q)
 {
 	return set(d, HB_ASGI_S(w, asgi), Py_NewRef(w->asgi_info)) ||
 	       set(d, HB_ASGI_S(w, http_version),
-	           Py_NewRef(q->http_minor == 0 ? HB_ASGI_S(w, v_10) : HB_ASGI_S(w, v_11))) ||
+		   Py_NewRef(q->http_minor == 0 ? HB_ASGI_S(w, v_10) : HB_ASGI_S(w, v_11))) ||
 	       set(d, HB_ASGI_S(w, path), decoded_path(q)) ||
 	       set(d, HB_ASGI_S(w, raw_path),
-	           PyBytes_FromStringAndSize(q->path, (Py_ssize_t)q->path_len)) ||
+		   PyBytes_FromStringAndSize(q->path, (Py_ssize_t)q->path_len)) ||
 	       set(d, HB_ASGI_S(w, query_string),
-	           PyBytes_FromStringAndSize(q->query, (Py_ssize_t)q->query_len)) ||
+		   PyBytes_FromStringAndSize(q->query, (Py_ssize_t)q->query_len)) ||
 	       set(d, HB_ASGI_S(w, root_path), Py_NewRef(w->root_path)) ||
 	       set(d, HB_ASGI_S(w, headers), headers_list(q)) ||
 	       set(d, HB_ASGI_S(w, client), addr_tuple(q->remote_addr, q->remote_port)) ||
@@ -160,15 +160,15 @@ PyObject *hb_asgi_scope_new(hb_asgi_worker_t *w, const hb_request_t *q, int webs
 	if (websocket)
 		rc = set(d, HB_ASGI_S(w, type), Py_NewRef(HB_ASGI_S(w, v_websocket))) ||
 		     set(d, HB_ASGI_S(w, scheme),
-		         Py_NewRef(https ? HB_ASGI_S(w, v_wss) : HB_ASGI_S(w, v_ws))) ||
+			 Py_NewRef(https ? HB_ASGI_S(w, v_wss) : HB_ASGI_S(w, v_ws))) ||
 		     set(d, HB_ASGI_S(w, subprotocols), subprotocols(q)) ||
 		     set(d, HB_ASGI_S(w, extensions), Py_NewRef(w->ext_ws));
 	else
 		rc = set(d, HB_ASGI_S(w, type), Py_NewRef(HB_ASGI_S(w, v_http))) ||
 		     set(d, HB_ASGI_S(w, method),
-		         PyUnicode_DecodeLatin1(q->method, (Py_ssize_t)q->method_len, NULL)) ||
+			 PyUnicode_DecodeLatin1(q->method, (Py_ssize_t)q->method_len, NULL)) ||
 		     set(d, HB_ASGI_S(w, scheme),
-		         Py_NewRef(https ? HB_ASGI_S(w, v_https) : HB_ASGI_S(w, v_http))) ||
+			 Py_NewRef(https ? HB_ASGI_S(w, v_https) : HB_ASGI_S(w, v_http))) ||
 		     set(d, HB_ASGI_S(w, extensions), Py_NewRef(w->ext_http));
 	if (rc || common(w, d, q))
 		Py_CLEAR(d);

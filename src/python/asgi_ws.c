@@ -22,8 +22,8 @@ static int disconnect(hb_asgi_req_t *r, PyObject **out, int code, PyObject *reas
 	if (!r->close_code)
 		r->close_code = code;
 	*out = hb_asgi_msg(w, HB_ASGI_S(w, ws_disconnect), 2, HB_ASGI_S(w, code),
-	                   PyLong_FromLong(r->close_code), HB_ASGI_S(w, reason),
-	                   reason ? reason : PyUnicode_FromStringAndSize("", 0));
+			   PyLong_FromLong(r->close_code), HB_ASGI_S(w, reason),
+			   reason ? reason : PyUnicode_FromStringAndSize("", 0));
 	return *out ? HB_ASGI_DONE : HB_ASGI_ERR;
 }
 
@@ -33,7 +33,7 @@ static int peer_close(hb_asgi_req_t *r, const hb_chunk_t *c, PyObject **out)
 	const unsigned char *p = (const unsigned char *)c->data;
 	int code = c->len >= 2 ? (p[0] << 8) | p[1] : 1005;
 	PyObject *reason = PyUnicode_DecodeUTF8(c->len > 2 ? c->data + 2 : "",
-	                                        c->len > 2 ? (Py_ssize_t)c->len - 2 : 0, "replace");
+						c->len > 2 ? (Py_ssize_t)c->len - 2 : 0, "replace");
 
 	if (!reason)
 		return HB_ASGI_ERR;
@@ -50,9 +50,9 @@ static int message(hb_asgi_req_t *r, hb_chunk_t *c, uint32_t kind, PyObject **ou
 	if (kind == HB_WS_CLOSE)
 		return peer_close(r, c, out);
 	v = text ? PyUnicode_DecodeUTF8(c->data, (Py_ssize_t)c->len, "surrogateescape")
-	         : PyBytes_FromStringAndSize(c->data, (Py_ssize_t)c->len);
+		 : PyBytes_FromStringAndSize(c->data, (Py_ssize_t)c->len);
 	*out = hb_asgi_msg(w, HB_ASGI_S(w, ws_receive), 1,
-	                   text ? HB_ASGI_S(w, text) : HB_ASGI_S(w, bytes), v);
+			   text ? HB_ASGI_S(w, text) : HB_ASGI_S(w, bytes), v);
 	return *out ? HB_ASGI_DONE : HB_ASGI_ERR;
 }
 
@@ -117,7 +117,7 @@ static const char *subprotocol(PyObject *v, Py_ssize_t *len)
 
 	if (!PyUnicode_Check(v)) {
 		PyErr_Format(PyExc_TypeError, "websocket subprotocol must be str, not %.100s",
-		             Py_TYPE(v)->tp_name);
+			     Py_TYPE(v)->tp_name);
 		return NULL;
 	}
 	if (!(s = PyUnicode_AsUTF8AndSize(v, len)))
@@ -147,7 +147,7 @@ static int accept_ws(hb_asgi_req_t *r, PyObject *msg)
 	if (!headers && (PyErr_Occurred() || !(headers = empty = PyTuple_New(0))))
 		return HB_ASGI_ERR;
 	resp = hb_asgi_response_new(101, headers, sp ? "Sec-WebSocket-Protocol" : NULL, sp,
-	                            (size_t)splen);
+				    (size_t)splen);
 	Py_XDECREF(empty);
 	if (!resp)
 		return HB_ASGI_ERR;
@@ -257,11 +257,11 @@ int hb_asgi_ws_send(hb_asgi_req_t *r, PyObject *msg)
 		return close_ws(r, msg);
 	if (hb_asgi_is(type, HB_ASGI_S(w, ws_http_response_start)))
 		return r->accepted ? bad_state("websocket.http.response.start after accept")
-		                   : hb_asgi_http_start(r, msg);
+				   : hb_asgi_http_start(r, msg);
 	if (hb_asgi_is(type, HB_ASGI_S(w, ws_http_response_body)))
 		return hb_asgi_http_body(r, msg);
 	PyErr_Format(PyExc_RuntimeError, "unexpected ASGI message type %R in a websocket scope",
-	             type);
+		     type);
 	return HB_ASGI_ERR;
 }
 

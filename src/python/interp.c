@@ -9,10 +9,10 @@
 #include "python/pyhost.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -26,11 +26,11 @@ struct hb_pyhost {
 	hb_hub_t *hub;
 	int nslots;
 	int main_mode;
-	int nthreads;           /* per worker */
+	int nthreads;		/* per worker */
 	PyThreadState *main_ts; /* the main thread's, detached while the pool runs */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	hb_pyinterp_t **owner;   /* per hub slot: the worker using it, NULL when free */
+	hb_pyinterp_t **owner;	 /* per hub slot: the worker using it, NULL when free */
 	hb_pyinterp_t **workers; /* per position: the worker serving it now */
 	int nworkers;
 	hb_pyinterp_t **retire_q; /* workers that reached max_requests */
@@ -276,8 +276,8 @@ static void replace(hb_pyhost_t *h, hb_pyinterp_t *old)
 	hb_pyinterp_t *nw = new_worker(h, old->position, NULL);
 
 	if (!nw || hb_pyinterp_spawn(nw) < 0 || hb_pyinterp_wait_ready(nw) != HB_PYW_OK) {
-		hb_error("worker %d: max_requests reached, but its replacement failed: %s",
-			 old->id, nw && nw->error ? nw->error : "no free worker slot");
+		hb_error("worker %d: max_requests reached, but its replacement failed: %s", old->id,
+			 nw && nw->error ? nw->error : "no free worker slot");
 		if (nw) {
 			hb_pyinterp_retire(nw);
 			hb_pyinterp_join(nw, 0);

@@ -178,14 +178,10 @@ static PyMethodDef fw_methods[] = {
 };
 
 static PyType_Slot fw_slots[] = {
-	{Py_tp_new, fw_new},
-	{Py_tp_iter, PyObject_SelfIter},
-	{Py_tp_iternext, fw_next},
-	{Py_tp_methods, fw_methods},
-	{Py_tp_traverse, fw_traverse},
-	{Py_tp_clear, fw_clear},
-	{Py_tp_dealloc, fw_dealloc},
-	{0, NULL},
+	{Py_tp_new, fw_new},	       {Py_tp_iter, PyObject_SelfIter},
+	{Py_tp_iternext, fw_next},     {Py_tp_methods, fw_methods},
+	{Py_tp_traverse, fw_traverse}, {Py_tp_clear, fw_clear},
+	{Py_tp_dealloc, fw_dealloc},   {0, NULL},
 };
 
 static PyType_Spec fw_spec = {

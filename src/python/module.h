@@ -55,23 +55,22 @@ enum {
 #define HB_MODSTR_ENUM(id, text) HB_S_##id,
 	HB_MODSTR_LIST(HB_MODSTR_ENUM)
 #undef HB_MODSTR_ENUM
-	HB_S_COUNT
+		HB_S_COUNT
 };
 
 typedef struct hb_modstate {
-	PyTypeObject *input_type;          /* wsgi.input (wsgi_input.c) */
+	PyTypeObject *input_type;	   /* wsgi.input (wsgi_input.c) */
 	PyTypeObject *start_response_type; /* start_response/write (wsgi_response.c) */
-	PyTypeObject *errors_type;         /* wsgi.errors */
+	PyTypeObject *errors_type;	   /* wsgi.errors */
 	PyTypeObject *file_wrapper_type;   /* wsgi.file_wrapper */
-	PyObject *errors;                  /* the interpreter's one wsgi.errors object */
-	PyObject *wsgi_version;            /* (1, 0) */
+	PyObject *errors;		   /* the interpreter's one wsgi.errors object */
+	PyObject *wsgi_version;		   /* (1, 0) */
 	PyObject *str[HB_S_COUNT];
 } hb_modstate_t;
 
 /* A FileWrapper instance (wsgi.file_wrapper(filelike, blksize)). */
 typedef struct hb_file_wrapper {
-	PyObject_HEAD
-	PyObject *filelike;
+	PyObject_HEAD PyObject *filelike;
 	Py_ssize_t blksize;
 } hb_file_wrapper_t;
 

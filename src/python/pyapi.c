@@ -52,8 +52,10 @@ int hb_pyapi_start(const hb_config_t *cfg, hb_hub_t *hub)
 		o.max_bytes = 64u << 10;
 	sh->map = hb_shmap_create(&o);
 	if (!sh->map) {
-		fprintf(stderr, "hornbeam-uring: cannot create the shared state map "
-				"(state_max_bytes = %zu)\n", o.max_bytes);
+		fprintf(stderr,
+			"hornbeam-uring: cannot create the shared state map "
+			"(state_max_bytes = %zu)\n",
+			o.max_bytes);
 		free(sh);
 		return -1;
 	}
@@ -191,8 +193,7 @@ static PyType_Spec api_spec = {
 };
 
 /* Creates an exception class _hornbeam.<name>(base) and adds it to the module. */
-static int add_exc(PyObject *m, PyObject **slot, const char *name, PyObject *base,
-		   const char *doc)
+static int add_exc(PyObject *m, PyObject **slot, const char *name, PyObject *base, const char *doc)
 {
 	char full[128];
 
@@ -443,8 +444,8 @@ int hb_pyapi_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, Py
 		while (i < nmax && PyUnicode_CompareWithASCIIString(kw, names[i]) != 0)
 			i++;
 		if (i == nmax) {
-			PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'",
-				     fname, kw);
+			PyErr_Format(PyExc_TypeError,
+				     "%s() got an unexpected keyword argument '%U'", fname, kw);
 			return -1;
 		}
 		if (out[i]) {

@@ -177,8 +177,8 @@ void hb_pyapi_run_job(hb_pyapi_t *api, hb_job_t *j)
 		if (hb_funcs_job_kind(j) == HB_JOB_CAST) {
 			char what[HB_FUNCS_MAX_NAME + 64];
 
-			snprintf(what, sizeof(what), "cast to '%s' failed:",
-				 hb_funcs_job_name(j, &nlen));
+			snprintf(what, sizeof(what),
+				 "cast to '%s' failed:", hb_funcs_job_name(j, &nlen));
 			hb_pyerr_log(HB_LOG_ERROR, what);
 			hb_funcs_job_finish(j, HB_JOB_ERROR, NULL, 0);
 		} else {
@@ -310,19 +310,20 @@ static PyObject *remote(hb_pyapi_t *api, hb_inbox_t *in, hb_job_kind_t kind, PyO
 		goto out;
 	}
 	if (hb_funcs_post(in, j) < 0) {
-		PyErr_Format(PyExc_RuntimeError, "function %R is gone: its worker is exiting", name);
+		PyErr_Format(PyExc_RuntimeError, "function %R is gone: its worker is exiting",
+			     name);
 		goto out;
 	}
 	if (!wait) {
 		out = Py_NewRef(Py_None);
 		goto out;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	rc = hb_funcs_job_wait(j, timeout_ms);
-	Py_END_ALLOW_THREADS
-	if (rc == -ETIMEDOUT) {
+	Py_BEGIN_ALLOW_THREADS rc = hb_funcs_job_wait(j, timeout_ms);
+	Py_END_ALLOW_THREADS if (rc == -ETIMEDOUT)
+	{
 		hb_funcs_job_cancel(j);
-		PyErr_Format(PyExc_TimeoutError, "call to %R timed out after %d ms", name, timeout_ms);
+		PyErr_Format(PyExc_TimeoutError, "call to %R timed out after %d ms", name,
+			     timeout_ms);
 		goto out;
 	}
 	res = hb_funcs_job_result(j, &rlen);
@@ -331,13 +332,16 @@ static PyObject *remote(hb_pyapi_t *api, hb_inbox_t *in, hb_job_kind_t kind, PyO
 		out = hb_pyapi_decode(res, rlen);
 		break;
 	case HB_JOB_ERROR:
-		PyErr_Format(PyExc_RuntimeError, "call %R failed in the worker that registered it:\n%.*s",
-			     name, (int)rlen, res ? (const char *)res : "");
+		PyErr_Format(PyExc_RuntimeError,
+			     "call %R failed in the worker that registered it:\n%.*s", name,
+			     (int)rlen, res ? (const char *)res : "");
 		break;
 	case HB_JOB_LOST:
 	case HB_JOB_PENDING:
-		PyErr_Format(PyExc_RuntimeError, "call %R was lost: the worker that registered it "
-			     "exited", name);
+		PyErr_Format(PyExc_RuntimeError,
+			     "call %R was lost: the worker that registered it "
+			     "exited",
+			     name);
 		break;
 	}
 out:
@@ -363,8 +367,10 @@ static PyObject *call_or_cast(hb_pyapi_t *api, hb_job_kind_t kind, PyObject *con
 		long ms;
 
 		if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, k), "timeout_ms")) {
-			PyErr_Format(PyExc_TypeError, "%s() takes only timeout_ms as a keyword "
-				     "(the function gets positional arguments)", fname);
+			PyErr_Format(PyExc_TypeError,
+				     "%s() takes only timeout_ms as a keyword "
+				     "(the function gets positional arguments)",
+				     fname);
 			return NULL;
 		}
 		ms = PyLong_AsLong(args[nargs + k]);
@@ -398,7 +404,8 @@ static PyObject *call_or_cast(hb_pyapi_t *api, hb_job_kind_t kind, PyObject *con
 		if (fn)
 			out = call_local(fn, tuple, "call", name);
 		else if (!PyErr_Occurred())
-			PyErr_Format(api->FunctionNotRegistered, "no function registered as %R", name);
+			PyErr_Format(api->FunctionNotRegistered, "no function registered as %R",
+				     name);
 	} else {
 		/* A cast to ourselves is queued too: it runs after the current request. */
 		out = remote(api, in, kind, name, tuple, timeout_ms, kind == HB_JOB_CALL);
@@ -446,7 +453,8 @@ static PyObject *rpc_target(hb_pyapi_t *api, PyObject *node_name, PyObject *mod,
 	if (PyUnicode_CompareWithASCIIString(node_name, api->sh->node) != 0) {
 		PyErr_Format(api->NodeNotConnected,
 			     "node %R is not connected (clustering is not enabled; this node is "
-			     "'%s')", node_name, api->sh->node);
+			     "'%s')",
+			     node_name, api->sh->node);
 		return NULL;
 	}
 	return PyUnicode_FromFormat("%U:%U", mod, fn);

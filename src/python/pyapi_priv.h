@@ -23,7 +23,7 @@ typedef struct hb_pyapi_shared {
 	hb_funcs_t *funcs;
 	hb_hub_t *hub;
 	const hb_config_t *cfg;
-	size_t max_key;   /* user-visible key limit (the map's limit minus the tag byte) */
+	size_t max_key; /* user-visible key limit (the map's limit minus the tag byte) */
 	size_t max_value;
 	char node[256];
 } hb_pyapi_shared_t;
@@ -39,16 +39,15 @@ typedef struct hb_pyapi_wake {
 
 /* The per-interpreter `_hornbeam._Api` object (hb_pyapi_jobs_t in pyapi.h). */
 struct hb_pyapi_jobs {
-	PyObject_HEAD
-	const hb_pyapi_shared_t *sh; /* NULL outside the server */
+	PyObject_HEAD const hb_pyapi_shared_t *sh; /* NULL outside the server */
 	hb_inbox_t *inbox;
 	hb_pyapi_wake_t *wake;
-	PyObject *functions;    /* name (str) -> callable registered in this interpreter */
-	PyTypeObject *sub_type; /* _hornbeam.Subscription */
-	PyObject *StateLimitError;    /* ValueError: key or value over the size limits */
-	PyObject *StateFullError;     /* MemoryError: state_max_bytes reached */
-	PyObject *NodeNotConnected;   /* ConnectionError: rpc to a node that is not connected */
-	PyObject *SubscriptionClosed; /* EOFError: get() on a closed, drained subscription */
+	PyObject *functions;		 /* name (str) -> callable registered in this interpreter */
+	PyTypeObject *sub_type;		 /* _hornbeam.Subscription */
+	PyObject *StateLimitError;	 /* ValueError: key or value over the size limits */
+	PyObject *StateFullError;	 /* MemoryError: state_max_bytes reached */
+	PyObject *NodeNotConnected;	 /* ConnectionError: rpc to a node that is not connected */
+	PyObject *SubscriptionClosed;	 /* EOFError: get() on a closed, drained subscription */
 	PyObject *FunctionNotRegistered; /* LookupError: call() of an unknown name */
 	int running_jobs;
 };

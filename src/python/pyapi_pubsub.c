@@ -15,8 +15,7 @@
 #include "python/pyapi_codec.h"
 
 typedef struct {
-	PyObject_HEAD
-	hb_ps_sub_t *sub;
+	PyObject_HEAD hb_ps_sub_t *sub;
 	hb_pyapi_t *api;
 	PyObject *topic;
 } sub_t;
@@ -45,10 +44,8 @@ static int wait_ready(sub_t *s, int ms)
 {
 	int rc;
 
-	Py_BEGIN_ALLOW_THREADS
-	rc = hb_pubsub_wait(s->sub, ms);
-	Py_END_ALLOW_THREADS
-	return rc;
+	Py_BEGIN_ALLOW_THREADS rc = hb_pubsub_wait(s->sub, ms);
+	Py_END_ALLOW_THREADS return rc;
 }
 
 static PyObject *get_timeout(sub_t *s, int ms)
@@ -67,8 +64,7 @@ static PyObject *get_timeout(sub_t *s, int ms)
 	return rc < 0 ? NULL : v;
 }
 
-static PyObject *sub_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
-			 PyObject *kwnames)
+static PyObject *sub_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
 	static const char *const names[] = {"timeout"};
 	PyObject *a[1];
@@ -243,15 +239,9 @@ static PyGetSetDef sub_getset[] = {
 };
 
 static PyType_Slot sub_slots[] = {
-	{Py_tp_methods, sub_methods},
-	{Py_tp_getset, sub_getset},
-	{Py_tp_iter, PyObject_SelfIter},
-	{Py_tp_iternext, sub_next},
-	{Py_tp_repr, sub_repr},
-	{Py_tp_traverse, sub_traverse},
-	{Py_tp_clear, sub_clear},
-	{Py_tp_dealloc, sub_dealloc},
-	{0, NULL},
+	{Py_tp_methods, sub_methods}, {Py_tp_getset, sub_getset},   {Py_tp_iter, PyObject_SelfIter},
+	{Py_tp_iternext, sub_next},   {Py_tp_repr, sub_repr},	    {Py_tp_traverse, sub_traverse},
+	{Py_tp_clear, sub_clear},     {Py_tp_dealloc, sub_dealloc}, {0, NULL},
 };
 
 static PyType_Spec sub_spec = {
@@ -316,15 +306,13 @@ static PyObject *publish(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 	/* Queues are bounded in messages: bound the messages too. */
 	if (b.len > api->sh->max_value) {
 		PyErr_Format(api->StateLimitError,
-			     "message of %zu bytes (encoded) is over state_max_value_size = %zu", b.len,
-			     api->sh->max_value);
+			     "message of %zu bytes (encoded) is over state_max_value_size = %zu",
+			     b.len, api->sh->max_value);
 		hb_cbuf_free(&b);
 		return NULL;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	n = hb_pubsub_publish(api->sh->ps, t, (size_t)tlen, b.data, b.len);
-	Py_END_ALLOW_THREADS
-	hb_cbuf_free(&b);
+	Py_BEGIN_ALLOW_THREADS n = hb_pubsub_publish(api->sh->ps, t, (size_t)tlen, b.data, b.len);
+	Py_END_ALLOW_THREADS hb_cbuf_free(&b);
 	if (n == -EINVAL)
 		return bad_topic(args[0]);
 	if (n < 0)

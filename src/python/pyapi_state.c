@@ -24,8 +24,8 @@ static PyObject *map_error(hb_pyapi_t *api, int rc, PyObject *key, size_t vlen)
 	switch (rc) {
 	case -E2BIG:
 		PyErr_Format(api->StateLimitError,
-			     "value of %zu bytes (encoded) is over state_max_value_size = %zu", vlen,
-			     sh->max_value);
+			     "value of %zu bytes (encoded) is over state_max_value_size = %zu",
+			     vlen, sh->max_value);
 		break;
 	case -ENOSPC:
 		PyErr_Format(api->StateFullError,
@@ -36,7 +36,8 @@ static PyObject *map_error(hb_pyapi_t *api, int rc, PyObject *key, size_t vlen)
 			     key);
 		break;
 	case -EINVAL:
-		PyErr_Format(PyExc_TypeError, "the value of %R is not an int counter (64-bit)", key);
+		PyErr_Format(PyExc_TypeError, "the value of %R is not an int counter (64-bit)",
+			     key);
 		break;
 	case -ENOMEM:
 		PyErr_NoMemory();
@@ -105,7 +106,8 @@ static PyObject *state_get(PyObject *self, PyObject *const *args, Py_ssize_t nar
 	hb_pykey_t k;
 	int found;
 
-	if (!hb_pyapi_need(api) || hb_pyapi_args("state_get", args, nargs, kwnames, names, 1, 2, a) < 0)
+	if (!hb_pyapi_need(api) ||
+	    hb_pyapi_args("state_get", args, nargs, kwnames, names, 1, 2, a) < 0)
 		return NULL;
 	if (make_key(api, a[0], &k) < 0)
 		return NULL;
@@ -193,8 +195,8 @@ static PyObject *state_delete(PyObject *self, PyObject *key)
 	return PyBool_FromLong(rc == 0);
 }
 
-static PyObject *add(hb_pyapi_t *api, const char *fname, PyObject *const *args,
-		     Py_ssize_t nargs, PyObject *kwnames, int sign)
+static PyObject *add(hb_pyapi_t *api, const char *fname, PyObject *const *args, Py_ssize_t nargs,
+		     PyObject *kwnames, int sign)
 {
 	static const char *const names[] = {"key", "delta"};
 	PyObject *a[2];
@@ -268,7 +270,8 @@ static PyObject *state_keys(PyObject *self, PyObject *const *args, Py_ssize_t na
 	hb_pykey_t k = {.data = NULL, .len = 0, .heap = NULL};
 	int rc;
 
-	if (!hb_pyapi_need(api) || hb_pyapi_args("state_keys", args, nargs, kwnames, names, 0, 1, a) < 0)
+	if (!hb_pyapi_need(api) ||
+	    hb_pyapi_args("state_keys", args, nargs, kwnames, names, 0, 1, a) < 0)
 		return NULL;
 	if (a[0] && a[0] != Py_None && hb_pyapi_key(a[0], &k) < 0)
 		return NULL;
@@ -308,13 +311,15 @@ static PyObject *state_stats(PyObject *self, PyObject *unused)
 	hb_shmap_stats(api->sh->map, &s);
 	hb_pubsub_stats(api->sh->ps, &p);
 	d = PyDict_New();
-	if (!d || put_u64(d, "entries", s.entries) < 0 || put_u64(d, "bytes_used", s.bytes_used) < 0 ||
+	if (!d || put_u64(d, "entries", s.entries) < 0 ||
+	    put_u64(d, "bytes_used", s.bytes_used) < 0 ||
 	    put_u64(d, "max_bytes", s.max_bytes) < 0 || put_u64(d, "map_bytes", s.map_bytes) < 0 ||
 	    put_u64(d, "gets", s.gets) < 0 || put_u64(d, "hits", s.hits) < 0 ||
 	    put_u64(d, "misses", s.misses) < 0 || put_u64(d, "sets", s.sets) < 0 ||
 	    put_u64(d, "deletes", s.deletes) < 0 || put_u64(d, "incrs", s.incrs) < 0 ||
-	    put_u64(d, "read_retries", s.retries) < 0 || put_u64(d, "lock_reads", s.lock_reads) < 0 ||
-	    put_u64(d, "enospc", s.enospc) < 0 || put_u64(d, "max_key_size", api->sh->max_key) < 0 ||
+	    put_u64(d, "read_retries", s.retries) < 0 ||
+	    put_u64(d, "lock_reads", s.lock_reads) < 0 || put_u64(d, "enospc", s.enospc) < 0 ||
+	    put_u64(d, "max_key_size", api->sh->max_key) < 0 ||
 	    put_u64(d, "max_value_size", api->sh->max_value) < 0 ||
 	    put_u64(d, "pubsub_topics", p.topics) < 0 ||
 	    put_u64(d, "pubsub_subscribers", p.subscribers) < 0 ||

@@ -74,7 +74,8 @@ PyObject *hb_pyinterp_import_app(const hb_config_t *cfg)
 
 	if (setup_sys_path(cfg) < 0 || hb_pyapi_sys_path() < 0)
 		return NULL;
-	modname = PyUnicode_FromStringAndSize(spec, colon ? colon - spec : (Py_ssize_t)strlen(spec));
+	modname =
+		PyUnicode_FromStringAndSize(spec, colon ? colon - spec : (Py_ssize_t)strlen(spec));
 	if (!modname)
 		return NULL;
 	mod = PyImport_Import(modname);
@@ -204,15 +205,14 @@ static void serve(hb_pythread_t *t)
 	int rc;
 
 	for (;;) {
-		Py_BEGIN_ALLOW_THREADS
-		if (done)
-			hb_stream_release(done);
+		Py_BEGIN_ALLOW_THREADS if (done) hb_stream_release(done);
 		done = NULL;
 		rc = next_request(hub, t->slot, &s);
 		Py_END_ALLOW_THREADS
-		/* Jobs kick the slot (-EINTR) and may arrive while requests keep it busy. */
-		if (t->pi->jobs && hb_pyapi_jobs_pending(t->pi->jobs))
-			hb_pyapi_run_jobs(t->pi->jobs);
+			/* Jobs kick the slot (-EINTR) and may arrive while requests keep it busy.
+			 */
+			if (t->pi->jobs && hb_pyapi_jobs_pending(t->pi->jobs))
+				hb_pyapi_run_jobs(t->pi->jobs);
 		if (rc == -ESHUTDOWN)
 			break;
 		if (rc < 0)
@@ -376,7 +376,8 @@ static int primary_setup(hb_pythread_t *t)
 	}
 	for (int i = 1; i < pi->nthreads; i++) {
 		if (spawn_thread(&pi->threads[i]) < 0) {
-			report(pi, HB_PYW_FAIL_START, strdup("cannot start a worker thread\n"), NULL);
+			report(pi, HB_PYW_FAIL_START, strdup("cannot start a worker thread\n"),
+			       NULL);
 			return -1;
 		}
 	}
@@ -390,8 +391,7 @@ static void wait_peers(hb_pyinterp_t *pi)
 
 	for (int i = 1; i < pi->nthreads; i++)
 		started += pi->threads[i].started;
-	Py_BEGIN_ALLOW_THREADS
-	pthread_mutex_lock(&pi->mu);
+	Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&pi->mu);
 	while (pi->peers_done < started)
 		pthread_cond_wait(&pi->cv, &pi->mu);
 	pthread_mutex_unlock(&pi->mu);
@@ -495,7 +495,8 @@ int hb_pyinterp_spawn(hb_pyinterp_t *pi)
 		int rc = spawn_thread(&pi->threads[i]);
 
 		if (rc < 0) {
-			report(pi, HB_PYW_FAIL_START, strdup("cannot start a worker thread\n"), NULL);
+			report(pi, HB_PYW_FAIL_START, strdup("cannot start a worker thread\n"),
+			       NULL);
 			stop_slots(pi);
 			return rc;
 		}

@@ -31,15 +31,15 @@ typedef struct hb_pyinterp hb_pyinterp_t;
 /* Why a worker failed to start (hb_pyinterp_t.failed). */
 enum {
 	HB_PYW_OK = 0,
-	HB_PYW_FAIL_IMPORT,     /* the app could not be imported: error holds the traceback */
-	HB_PYW_FAIL_SUBINTERP,  /* an extension refused sub-interpreters: bad_module names it */
-	HB_PYW_FAIL_START,      /* interpreter or thread creation failed: error says why */
+	HB_PYW_FAIL_IMPORT,    /* the app could not be imported: error holds the traceback */
+	HB_PYW_FAIL_SUBINTERP, /* an extension refused sub-interpreters: bad_module names it */
+	HB_PYW_FAIL_START,     /* interpreter or thread creation failed: error says why */
 };
 
 typedef struct hb_pythread {
 	hb_pyinterp_t *pi;
-	int index;  /* 0: the primary thread */
-	int slot;   /* hub worker slot this thread consumes */
+	int index; /* 0: the primary thread */
+	int slot;  /* hub worker slot this thread consumes */
 	int started;
 	pthread_t tid;
 	PyThreadState *ts;
@@ -49,25 +49,25 @@ typedef struct hb_pythread {
 struct hb_pyinterp {
 	const hb_config_t *cfg;
 	hb_hub_t *hub;
-	int id;        /* "worker N" in logs, never reused */
+	int id;	       /* "worker N" in logs, never reused */
 	int position;  /* 0..workers-1: the CPU it is pinned to, kept by its replacement */
 	int main_mode; /* runs in the main interpreter */
 	int nthreads;
 	hb_pythread_t *threads;
 	PyInterpreterState *interp;
-	PyObject *app; /* the WSGI callable, a reference owned in `interp` */
+	PyObject *app;	       /* the WSGI callable, a reference owned in `interp` */
 	hb_pyapi_jobs_t *jobs; /* call/cast jobs posted to this interpreter (pyapi.h) */
-	uint64_t limit; /* requests before replacement; 0: never */
+	uint64_t limit;	       /* requests before replacement; 0: never */
 	_Atomic uint64_t served;
 	_Atomic int retiring; /* replacement asked for (set once) */
 	void (*on_limit)(void *ud, hb_pyinterp_t *pi);
 	void *on_limit_ud;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int nready;     /* threads accepting requests */
-	int peers_done; /* non-primary threads that deleted their thread state */
-	int failed;     /* HB_PYW_* */
-	char *error;      /* malloc'd text for stderr when failed */
+	int nready;	  /* threads accepting requests */
+	int peers_done;	  /* non-primary threads that deleted their thread state */
+	int failed;	  /* HB_PYW_* */
+	char *error;	  /* malloc'd text for stderr when failed */
 	char *bad_module; /* malloc'd module name for HB_PYW_FAIL_SUBINTERP */
 };
 

@@ -21,9 +21,10 @@ static int lower_eq(const char *s, size_t len, const char *lit)
 /* Connection, Transfer-Encoding and friends describe the hop, which the io side owns. */
 static int is_hop_by_hop(const char *n, size_t len)
 {
-	static const char *const hop[] = {"connection", "keep-alive", "proxy-authenticate",
-					  "proxy-authorization", "te", "trailer", "trailers",
-					  "transfer-encoding", "upgrade", NULL};
+	static const char *const hop[] = {
+		"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+		"te",	      "trailer",    "trailers",		  "transfer-encoding",
+		"upgrade",    NULL};
 
 	for (int i = 0; hop[i]; i++)
 		if (lower_eq(n, len, hop[i]))
@@ -85,8 +86,9 @@ hb_response_t *hb_resphead_pack(int code, const hb_resphead_hdr_t *h, size_t n, 
 				int64_t clen)
 {
 	/* data[] follows an odd-sized head: align the header array inside it. */
-	size_t pad = (_Alignof(hb_header_t) - offsetof(hb_response_t, data) % _Alignof(hb_header_t)) %
-		     _Alignof(hb_header_t);
+	size_t pad =
+		(_Alignof(hb_header_t) - offsetof(hb_response_t, data) % _Alignof(hb_header_t)) %
+		_Alignof(hb_header_t);
 	size_t bytes = sizeof(hb_response_t) + pad + (size_t)n * sizeof(hb_header_t);
 	hb_response_t *r;
 	char *p;

@@ -43,7 +43,8 @@ static char *read_all(const char *path, size_t *len, char *err, size_t errlen)
 	int failed = ferror(f);
 	fclose(f);
 	if (failed || oom) {
-		snprintf(err, errlen, "%s: cannot read: %s", path, oom ? "out of memory" : "I/O error");
+		snprintf(err, errlen, "%s: cannot read: %s", path,
+			 oom ? "out of memory" : "I/O error");
 		free(buf);
 		return NULL;
 	}

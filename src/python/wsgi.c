@@ -41,8 +41,8 @@ int hb_wsgi_app_init(hb_wsgi_app_t *a, PyObject *app, const hb_config_t *cfg, in
 		a->root_len--; /* "/app/" mounts like "/app" */
 	a->base_environ = PyDict_New();
 	if (!a->base_environ ||
-	    base_set(a, HB_S_SCRIPT_NAME, PyUnicode_DecodeLatin1(a->root_path,
-								 (Py_ssize_t)a->root_len, NULL)) ||
+	    base_set(a, HB_S_SCRIPT_NAME,
+		     PyUnicode_DecodeLatin1(a->root_path, (Py_ssize_t)a->root_len, NULL)) ||
 	    base_set(a, HB_S_SERVER_SOFTWARE, PyUnicode_FromString("hornbeam-uring/" HB_VERSION)) ||
 	    base_set(a, HB_S_wsgi_version, Py_NewRef(a->st->wsgi_version)) ||
 	    base_set(a, HB_S_wsgi_errors, Py_NewRef(a->st->errors)) ||
@@ -231,8 +231,9 @@ static int set_headers(hb_wsgi_app_t *a, PyObject *env, const hb_request_t *r)
 		int rc;
 
 		if (h->name_len == 12 && strncasecmp(h->name, "content-type", 12) == 0)
-			rc = PyDict_Contains(env, k[HB_S_CONTENT_TYPE]) ? 0 :
-			     set_str(env, k[HB_S_CONTENT_TYPE], h->value, h->value_len);
+			rc = PyDict_Contains(env, k[HB_S_CONTENT_TYPE])
+				     ? 0
+				     : set_str(env, k[HB_S_CONTENT_TYPE], h->value, h->value_len);
 		else if (h->name_len == 14 && strncasecmp(h->name, "content-length", 14) == 0)
 			rc = set_str(env, k[HB_S_CONTENT_LENGTH], h->value, h->value_len);
 		else
@@ -245,8 +246,10 @@ static int set_headers(hb_wsgi_app_t *a, PyObject *env, const hb_request_t *r)
 
 static PyObject *method_str(hb_modstate_t *st, const hb_request_t *r)
 {
-	static const struct { const char *name; int key; } common[] = {
-		{"GET", HB_S_v_GET}, {"POST", HB_S_v_POST}, {"HEAD", HB_S_v_HEAD}};
+	static const struct {
+		const char *name;
+		int key;
+	} common[] = {{"GET", HB_S_v_GET}, {"POST", HB_S_v_POST}, {"HEAD", HB_S_v_HEAD}};
 
 	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
 		if (strlen(common[i].name) == r->method_len &&
@@ -277,10 +280,10 @@ static PyObject *build_environ(hb_wsgi_app_t *a, hb_stream_t *s, PyObject *input
 	    set_path_info(a, env, r) ||
 	    set_str(env, k[HB_S_QUERY_STRING], r->query, r->query_len) ||
 	    set_str(env, k[HB_S_RAW_URI], r->target, r->target_len) ||
-	    PyDict_SetItem(env, k[HB_S_SERVER_PROTOCOL], k[http10 ? HB_S_v_HTTP10 : HB_S_v_HTTP11]) ||
+	    PyDict_SetItem(env, k[HB_S_SERVER_PROTOCOL],
+			   k[http10 ? HB_S_v_HTTP10 : HB_S_v_HTTP11]) ||
 	    set_str(env, k[HB_S_REMOTE_ADDR], r->remote_addr, strlen(r->remote_addr)) ||
-	    set_port(env, k[HB_S_REMOTE_PORT], r->remote_port) ||
-	    set_server(a, env, r, https) ||
+	    set_port(env, k[HB_S_REMOTE_PORT], r->remote_port) || set_server(a, env, r, https) ||
 	    PyDict_SetItem(env, k[HB_S_wsgi_url_scheme], k[https ? HB_S_v_https : HB_S_v_http]) ||
 	    PyDict_SetItem(env, k[HB_S_wsgi_input], input) || set_headers(a, env, r)) {
 		Py_DECREF(env);
@@ -317,7 +320,8 @@ static uint32_t end_flags(const hb_wsgi_req_t *req)
 {
 	if (req->broken || req->gone)
 		return HB_END_ABORT;
-	if (req->declared_len >= 0 && !req->is_head && req->body_sent != (uint64_t)req->declared_len)
+	if (req->declared_len >= 0 && !req->is_head &&
+	    req->body_sent != (uint64_t)req->declared_len)
 		return HB_END_ABORT;
 	return 0;
 }
@@ -347,11 +351,8 @@ static int send_locked(hb_wsgi_req_t *req, const char *data, size_t len, int end
 		req->resp = NULL;
 		req->head_sent = 1;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	rc = post(req, head, data, len, end);
-	Py_END_ALLOW_THREADS
-	if (end)
-		req->ended = 1;
+	Py_BEGIN_ALLOW_THREADS rc = post(req, head, data, len, end);
+	Py_END_ALLOW_THREADS if (end) req->ended = 1;
 	if (rc < 0) {
 		req->gone = 1;
 		return -1;
@@ -539,18 +540,14 @@ static int send_file(hb_wsgi_req_t *req, hb_file_wrapper_t *fw)
 		req->resp = NULL;
 		req->head_sent = 1;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	if (head)
-		rc = hb_stream_send_head(req->s, head);
+	Py_BEGIN_ALLOW_THREADS if (head) rc = hb_stream_send_head(req->s, head);
 	if (dupfd >= 0) {
 		if (rc == 0)
 			rc = hb_stream_send_file(req->s, dupfd, offset, len);
 		else
 			close(dupfd);
 	}
-	Py_END_ALLOW_THREADS
-	if (rc < 0)
-		req->gone = 1;
+	Py_END_ALLOW_THREADS if (rc < 0) req->gone = 1;
 	return 0;
 }
 
@@ -591,7 +588,9 @@ static void close_result(hb_wsgi_req_t *req, PyObject *result)
 
 void hb_wsgi_serve(hb_wsgi_app_t *a, hb_stream_t *s)
 {
-	hb_wsgi_req_t req = {.s = s, .st = a->st, .declared_len = -1,
+	hb_wsgi_req_t req = {.s = s,
+			     .st = a->st,
+			     .declared_len = -1,
 			     .is_head = (s->req->flags & HB_REQ_HEAD) != 0};
 	PyObject *input = hb_wsgi_input_new(a->st, s);
 	PyObject *sr = hb_wsgi_start_response_new(a->st, &req);

@@ -18,11 +18,11 @@
 
 /* Per worker thread: the app and what every request reuses. */
 typedef struct hb_wsgi_app {
-	PyObject *app;          /* the WSGI callable */
-	PyObject *module;       /* `_hornbeam` of this interpreter */
-	hb_modstate_t *st;      /* its state (borrowed from module) */
+	PyObject *app;		/* the WSGI callable */
+	PyObject *module;	/* `_hornbeam` of this interpreter */
+	hb_modstate_t *st;	/* its state (borrowed from module) */
 	PyObject *base_environ; /* constant environ entries, copied per request */
-	const char *root_path;  /* SCRIPT_NAME, stripped from PATH_INFO */
+	const char *root_path;	/* SCRIPT_NAME, stripped from PATH_INFO */
 	size_t root_len;
 } hb_wsgi_app_t;
 
@@ -34,12 +34,12 @@ typedef struct hb_wsgi_req {
 	hb_response_t *resp;  /* head from start_response, not yet sent (owned) */
 	int64_t declared_len; /* Content-Length the app set, -1 when none */
 	uint64_t body_sent;   /* body bytes taken from the app so far */
-	int head_sent;        /* resp was posted (or the 500 was) */
-	int invalid;          /* start_response got a bad status or headers: answer 500 */
-	int gone;             /* the client left: stop producing, no error log */
-	int broken;           /* body past Content-Length or an error after the head: abort */
-	int is_head;          /* HEAD request: body bytes are not sent */
-	int ended;            /* HB_MSG_END posted */
+	int head_sent;	      /* resp was posted (or the 500 was) */
+	int invalid;	      /* start_response got a bad status or headers: answer 500 */
+	int gone;	      /* the client left: stop producing, no error log */
+	int broken;	      /* body past Content-Length or an error after the head: abort */
+	int is_head;	      /* HEAD request: body bytes are not sent */
+	int ended;	      /* HB_MSG_END posted */
 } hb_wsgi_req_t;
 
 /* [worker, GIL held] Prepares a for serving `app` (a new reference is taken). Returns 0 or -1

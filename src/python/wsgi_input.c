@@ -4,13 +4,12 @@
 #include <errno.h>
 #include <string.h>
 
-#define INPUT_CHUNK (64u * 1024u) /* read-ahead for readline, first allocation for read() */
+#define INPUT_CHUNK (64u * 1024u)	/* read-ahead for readline, first allocation for read() */
 #define INPUT_FIRST_MAX (1024u * 1024u) /* a declared length is trusted up to this much */
 
 typedef struct {
-	PyObject_HEAD
-	hb_stream_t *s; /* NULL once detached */
-	char *buf;      /* read-ahead of readline: bytes [beg, end) not yet returned */
+	PyObject_HEAD hb_stream_t *s; /* NULL once detached */
+	char *buf; /* read-ahead of readline: bytes [beg, end) not yet returned */
 	size_t beg, end, cap;
 	uint64_t consumed; /* bytes taken from the stream */
 	int eof;
@@ -30,10 +29,8 @@ static Py_ssize_t body_read(input_t *in, char *dst, size_t n)
 		return -1;
 	}
 	in->busy = 1;
-	Py_BEGIN_ALLOW_THREADS
-	r = hb_stream_body_read(in->s, dst, n, 1);
-	Py_END_ALLOW_THREADS
-	in->busy = 0;
+	Py_BEGIN_ALLOW_THREADS r = hb_stream_body_read(in->s, dst, n, 1);
+	Py_END_ALLOW_THREADS in->busy = 0;
 	if (r == 0)
 		in->eof = 1;
 	if (r >= 0) {
@@ -137,7 +134,8 @@ static int size_arg(const char *fn, PyObject *const *args, Py_ssize_t nargs, Py_
 {
 	*out = -1;
 	if (nargs > 1) {
-		PyErr_Format(PyExc_TypeError, "%s() takes at most 1 argument (%zd given)", fn, nargs);
+		PyErr_Format(PyExc_TypeError, "%s() takes at most 1 argument (%zd given)", fn,
+			     nargs);
 		return -1;
 	}
 	if (nargs == 1 && args[0] != Py_None) {
@@ -179,7 +177,8 @@ static PyObject *readline_n(input_t *in, size_t limit)
 		scanned = n;
 		if (fill(in) < 0)
 			return NULL;
-		/* fill may have moved the read-ahead to the front: scanned is relative, still valid */
+		/* fill may have moved the read-ahead to the front: scanned is relative, still valid
+		 */
 	}
 }
 
@@ -265,12 +264,9 @@ static void input_dealloc(PyObject *self)
 }
 
 static PyType_Slot input_slots[] = {
-	{Py_tp_methods, input_methods},
-	{Py_tp_iter, PyObject_SelfIter},
-	{Py_tp_iternext, input_next},
-	{Py_tp_traverse, input_traverse},
-	{Py_tp_dealloc, input_dealloc},
-	{0, NULL},
+	{Py_tp_methods, input_methods}, {Py_tp_iter, PyObject_SelfIter},
+	{Py_tp_iternext, input_next},	{Py_tp_traverse, input_traverse},
+	{Py_tp_dealloc, input_dealloc}, {0, NULL},
 };
 
 static PyType_Spec input_spec = {

@@ -11,13 +11,11 @@
 #include "python/wsgi.h"
 
 typedef struct {
-	PyObject_HEAD
-	hb_wsgi_req_t *req; /* NULL once the request ended */
+	PyObject_HEAD hb_wsgi_req_t *req; /* NULL once the request ended */
 } sr_t;
 
 /* One header as validated: latin-1 bytes borrowed from the app's str objects. */
 typedef hb_resphead_hdr_t hdr_view_t;
-
 
 /* A str's latin-1 bytes without copying: a 1-byte-kind str is latin-1. NULL if not latin-1. */
 static const char *latin1_view(PyObject *o, size_t *len)
@@ -33,8 +31,6 @@ static int bad_value_byte(unsigned char c)
 	return (c < 0x20 && c != '\t') || c == 0x7f;
 }
 
-
-
 static int parse_status(PyObject *status, int *code)
 {
 	size_t len;
@@ -45,8 +41,8 @@ static int parse_status(PyObject *status, int *code)
 			     Py_TYPE(status)->tp_name);
 		return -1;
 	}
-	if (!s || len < 3 || (len > 3 && s[3] != ' ') || s[0] < '1' || s[0] > '9' ||
-	    s[1] < '0' || s[1] > '9' || s[2] < '0' || s[2] > '9')
+	if (!s || len < 3 || (len > 3 && s[3] != ' ') || s[0] < '1' || s[0] > '9' || s[1] < '0' ||
+	    s[1] > '9' || s[2] < '0' || s[2] > '9')
 		goto bad;
 	for (size_t i = 3; i < len; i++)
 		if (bad_value_byte((unsigned char)s[i]))
@@ -58,7 +54,6 @@ bad:
 		     status);
 	return -1;
 }
-
 
 /* Validates one (name, value) pair into *h. Returns 0, or -1 with an exception set. */
 static int check_header(PyObject *item, hdr_view_t *h)
@@ -96,8 +91,6 @@ bad:
 		     item);
 	return -1;
 }
-
-
 
 /* Validates status and headers into a response head. NULL with an exception set. */
 static hb_response_t *build_response(PyObject *status, PyObject *headers)
@@ -178,8 +171,7 @@ static int apply_exc_info(hb_wsgi_req_t *req, PyObject *exc_info)
 			if (tb != Py_None)
 				PyException_SetTraceback(value, tb);
 			PyErr_SetObject((PyObject *)Py_TYPE(value), value);
-		}
-		else
+		} else
 			PyErr_SetString(PyExc_RuntimeError, "start_response: headers already sent");
 		return -1;
 	}
@@ -196,8 +188,8 @@ static PyObject *sr_call(PyObject *self, PyObject *args, PyObject *kw)
 	PyObject *status, *headers, *exc_info = Py_None;
 	hb_response_t *resp;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O:start_response", kwlist, &status,
-					 &headers, &exc_info))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O:start_response", kwlist, &status, &headers,
+					 &exc_info))
 		return NULL;
 	if (!req) {
 		PyErr_SetString(PyExc_RuntimeError, "start_response called after the response");

@@ -32,7 +32,8 @@ static void putf(out_t *o, const char *fmt, long long v)
 static void put_header(out_t *o, const hb_request_t *r, const char *name, size_t nlen)
 {
 	for (uint32_t i = 0; i < r->nheaders; i++)
-		if (r->headers[i].name_len == nlen && strncasecmp(r->headers[i].name, name, nlen) == 0) {
+		if (r->headers[i].name_len == nlen &&
+		    strncasecmp(r->headers[i].name, name, nlen) == 0) {
 			put(o, r->headers[i].value, r->headers[i].value_len);
 			return;
 		}
@@ -60,9 +61,17 @@ static void put_atom(out_t *o, const char *a, size_t alen, const hb_stream_t *s,
 		return;
 	}
 	switch (c) {
-	case 'h': put(o, r->remote_addr[0] ? r->remote_addr : "-", r->remote_addr[0] ? strlen(r->remote_addr) : 1); break;
-	case 'l': case 'u': put(o, "-", 1); break;
-	case 't': put_time(o); break;
+	case 'h':
+		put(o, r->remote_addr[0] ? r->remote_addr : "-",
+		    r->remote_addr[0] ? strlen(r->remote_addr) : 1);
+		break;
+	case 'l':
+	case 'u':
+		put(o, "-", 1);
+		break;
+	case 't':
+		put_time(o);
+		break;
 	case 'r':
 		put(o, r->method, r->method_len);
 		put(o, " ", 1);
@@ -70,26 +79,58 @@ static void put_atom(out_t *o, const char *a, size_t alen, const hb_stream_t *s,
 		putf(o, " HTTP/%lld", r->http_major);
 		putf(o, ".%lld", r->http_minor);
 		break;
-	case 'm': put(o, r->method, r->method_len); break;
-	case 'U': put(o, r->path, r->path_len); break;
-	case 'q': put(o, r->query, r->query_len); break;
-	case 'H': putf(o, "HTTP/%lld", r->http_major); putf(o, ".%lld", r->http_minor); break;
-	case 's': putf(o, "%lld", s->status); break;
-	case 'b': if (bytes) putf(o, "%lld", (long long)bytes); else put(o, "-", 1); break;
-	case 'B': putf(o, "%lld", (long long)bytes); break;
-	case 'f': put_header(o, r, "referer", 7); break;
-	case 'a': put_header(o, r, "user-agent", 10); break;
-	case 'T': putf(o, "%lld", (long long)(dur_ns / 1000000000ull)); break;
-	case 'M': putf(o, "%lld", (long long)(dur_ns / 1000000ull)); break;
-	case 'D': putf(o, "%lld", (long long)(dur_ns / 1000ull)); break;
+	case 'm':
+		put(o, r->method, r->method_len);
+		break;
+	case 'U':
+		put(o, r->path, r->path_len);
+		break;
+	case 'q':
+		put(o, r->query, r->query_len);
+		break;
+	case 'H':
+		putf(o, "HTTP/%lld", r->http_major);
+		putf(o, ".%lld", r->http_minor);
+		break;
+	case 's':
+		putf(o, "%lld", s->status);
+		break;
+	case 'b':
+		if (bytes)
+			putf(o, "%lld", (long long)bytes);
+		else
+			put(o, "-", 1);
+		break;
+	case 'B':
+		putf(o, "%lld", (long long)bytes);
+		break;
+	case 'f':
+		put_header(o, r, "referer", 7);
+		break;
+	case 'a':
+		put_header(o, r, "user-agent", 10);
+		break;
+	case 'T':
+		putf(o, "%lld", (long long)(dur_ns / 1000000000ull));
+		break;
+	case 'M':
+		putf(o, "%lld", (long long)(dur_ns / 1000000ull));
+		break;
+	case 'D':
+		putf(o, "%lld", (long long)(dur_ns / 1000ull));
+		break;
 	case 'L': {
 		char b[32];
 		int n = snprintf(b, sizeof(b), "%.6f", (double)dur_ns / 1e9);
 		put(o, b, (size_t)n);
 		break;
 	}
-	case 'p': putf(o, "<%lld>", (long long)getpid()); break;
-	default: put(o, "-", 1); break;
+	case 'p':
+		putf(o, "<%lld>", (long long)getpid());
+		break;
+	default:
+		put(o, "-", 1);
+		break;
 	}
 }
 

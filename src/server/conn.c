@@ -287,10 +287,12 @@ static void protocol_error(hb_conn_t *c, int rc, const char *why)
 	}
 	int status = c->pending_error ? c->pending_error : hb_h1_error_status(rc);
 
-	hb_debug("io %d: bad request from %s: %d %s", c->io->idx, c->remote, status, why ? why : "");
+	hb_debug("io %d: bad request from %s: %d %s", c->io->idx, c->remote, status,
+		 why ? why : "");
 	c->pending_error = 0;
 	if (c->stream && !c->ended) {
-		/* Broken body of a request in flight: the worker's reads fail; answer if we still can. */
+		/* Broken body of a request in flight: the worker's reads fail; answer if we still
+		 * can. */
 		hb_stream_signal(c->stream, HB_ST_BODY_ERROR | HB_ST_CLIENT_GONE);
 		if (c->head_sent) {
 			hb_conn_abort(c);
@@ -323,7 +325,8 @@ static size_t feed(hb_conn_t *c, const char *p, size_t len)
 static void parse_input(hb_conn_t *c)
 {
 	while (!c->parser_paused && c->in_off < c->in_len &&
-	       (c->state == HB_CONN_IDLE || c->state == HB_CONN_HEAD || c->state == HB_CONN_SERVING)) {
+	       (c->state == HB_CONN_IDLE || c->state == HB_CONN_HEAD ||
+		c->state == HB_CONN_SERVING)) {
 		size_t used = feed(c, c->in + c->in_off, c->in_len - c->in_off);
 		c->in_off += used;
 		if (used == 0)
@@ -359,8 +362,8 @@ static void on_peer_closed(hb_conn_t *c)
 		/* The client closed (or reset): as uvicorn does, the app hears it now (ASGI
 		 * http.disconnect, WSGI close()), even if it had sent the whole request. */
 		if (c->stream && !c->ended)
-			hb_stream_signal(c->stream, HB_ST_CLIENT_GONE |
-							(c->body_done ? 0 : HB_ST_BODY_ERROR));
+			hb_stream_signal(c->stream,
+					 HB_ST_CLIENT_GONE | (c->body_done ? 0 : HB_ST_BODY_ERROR));
 		hb_conn_abort(c);
 		break;
 	case HB_CONN_WS:
@@ -484,7 +487,8 @@ static int on_request(void *ud, hb_request_t *req)
 	c->keep_alive = (req->flags & HB_REQ_KEEP_ALIVE) && io->cfg->keepalive_s > 0 &&
 			!atomic_load(&io->srv->draining);
 	c->deadline = (req->flags & HB_REQ_HAS_BODY) ? after_s(c, io->cfg->body_timeout_s) : 0;
-	c->resp_deadline = io->cfg->timeout_ms ? now + (uint64_t)io->cfg->timeout_ms * 1000000ull : 0;
+	c->resp_deadline =
+		io->cfg->timeout_ms ? now + (uint64_t)io->cfg->timeout_ms * 1000000ull : 0;
 	int rc = hb_hub_dispatch(io->srv->hub, io->idx, s);
 	if (rc < 0) {
 		/* No worker can take it (all queues full, or none ready): overload answer. */
@@ -572,7 +576,8 @@ static void on_head(hb_conn_t *c, hb_response_t *r)
 			hb_conn_abort(c);
 			return;
 		}
-		hb_h1_write_head(big, n, r, req->http_minor, c->chunked, c->keep_alive, c->io->date);
+		hb_h1_write_head(big, n, r, req->http_minor, c->chunked, c->keep_alive,
+				 c->io->date);
 		hb_conn_out_bytes(c, big, n, big, NULL, 0);
 	}
 	c->head_sent = 1;
@@ -849,8 +854,8 @@ static void serving_tick(hb_conn_t *c, uint64_t now)
 		hb_conn_abort(c); /* body stalled */
 		return;
 	}
-	if (cfg->write_timeout_s > 0 && (c->send_busy || !hb_conn_out_empty(c)) && c->last_write_ns &&
-	    now - c->last_write_ns > (uint64_t)cfg->write_timeout_s * NS)
+	if (cfg->write_timeout_s > 0 && (c->send_busy || !hb_conn_out_empty(c)) &&
+	    c->last_write_ns && now - c->last_write_ns > (uint64_t)cfg->write_timeout_s * NS)
 		hb_conn_abort(c); /* client stopped reading */
 }
 

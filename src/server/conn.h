@@ -25,23 +25,23 @@ typedef struct hb_seg {
 	struct hb_seg *next;
 	const char *p;
 	size_t len;
-	void *owned;          /* freed when sent */
-	hb_stream_t *acct;    /* body bytes: hb_stream_out_done(acct, acct_len) when sent */
+	void *owned;	   /* freed when sent */
+	hb_stream_t *acct; /* body bytes: hb_stream_out_done(acct, acct_len) when sent */
 	uint64_t acct_len;
-	int file_fd;          /* >= 0: a file region (p/len unused) */
+	int file_fd; /* >= 0: a file region (p/len unused) */
 	int64_t file_off, file_left;
-	int zc;               /* part of it went out with send_zc: the rest must too, and the memory
-			       * waits for the notifications (never freed by a plain send) */
-	char inl[24];         /* small inline bytes (chunk framing) */
+	int zc;	      /* part of it went out with send_zc: the rest must too, and the memory
+		       * waits for the notifications (never freed by a plain send) */
+	char inl[24]; /* small inline bytes (chunk framing) */
 } hb_seg_t;
 
 typedef enum {
-	HB_CONN_IDLE = 0,  /* between requests (or before the first) */
-	HB_CONN_HEAD,      /* some bytes of a request head seen */
-	HB_CONN_SERVING,   /* a stream is in flight */
-	HB_CONN_WS,        /* upgraded: WebSocket frames (conn_ws.c) */
-	HB_CONN_CLOSING,   /* error answered: shut down writing, draining input until EOF */
-	HB_CONN_DEAD,      /* socket shut; waiting for ops and the stream to finish */
+	HB_CONN_IDLE = 0, /* between requests (or before the first) */
+	HB_CONN_HEAD,	  /* some bytes of a request head seen */
+	HB_CONN_SERVING,  /* a stream is in flight */
+	HB_CONN_WS,	  /* upgraded: WebSocket frames (conn_ws.c) */
+	HB_CONN_CLOSING,  /* error answered: shut down writing, draining input until EOF */
+	HB_CONN_DEAD,	  /* socket shut; waiting for ops and the stream to finish */
 } hb_conn_state_t;
 
 typedef struct hb_conn {
@@ -69,13 +69,13 @@ typedef struct hb_conn {
 	/* the exchange in flight */
 	hb_stream_t *stream;
 	hb_request_t *req_pending; /* parsed head waiting for a free worker */
-	int64_t resp_cl;           /* Content-Length the app declared; -1 none */
-	uint64_t resp_body;        /* body bytes accepted for sending */
-	int pending_error;         /* status to answer once the current exchange is done */
+	int64_t resp_cl;	   /* Content-Length the app declared; -1 none */
+	uint64_t resp_body;	   /* body bytes accepted for sending */
+	int pending_error;	   /* status to answer once the current exchange is done */
 	/* output */
 	hb_seg_t *out_head, *out_tail;
 	hb_seg_t *zc_retired; /* sent with send_zc: kept until the kernel's notifications */
-	int zc_pending;       /* notifications still to come */
+	int zc_pending;	      /* notifications still to come */
 	struct msghdr msg;
 	struct iovec iov[HB_CONN_MAX_IOV];
 	int niov;

@@ -189,8 +189,8 @@ void hb_conn_flush(hb_conn_t *c)
 		return;
 	}
 	int n = 0;
-	for (hb_seg_t *s = c->out_head; s && n < HB_CONN_MAX_IOV && s->file_fd < 0 && !want_zc(c, s);
-	     s = s->next) {
+	for (hb_seg_t *s = c->out_head;
+	     s && n < HB_CONN_MAX_IOV && s->file_fd < 0 && !want_zc(c, s); s = s->next) {
 		c->iov[n].iov_base = (void *)s->p;
 		c->iov[n].iov_len = s->len;
 		n++;

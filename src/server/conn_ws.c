@@ -57,7 +57,8 @@ static const hb_header_t *find_subprotocol(const hb_response_t *r)
 static int open_codec(hb_conn_t *c)
 {
 	hb_conn_ws_t *ws = c->ws;
-	hb_ws_parser_config_t pc = {.max_message_size = (uint64_t)c->io->cfg->websocket_max_frame_size};
+	hb_ws_parser_config_t pc = {.max_message_size =
+					    (uint64_t)c->io->cfg->websocket_max_frame_size};
 
 	if (ws->hs.deflate) {
 		ws->deflate = hb_ws_deflate_new(&ws->hs.deflate_params, 6, 5);
@@ -185,7 +186,8 @@ void hb_conn_ws_send(hb_conn_t *c, uint32_t kind, hb_chunk_t *ch, uint64_t acct)
 			hb_conn_abort(c);
 			return;
 		}
-		hb_conn_out_bytes(c, (char *)out.data + start, out.len - start, out.data, c->stream, acct);
+		hb_conn_out_bytes(c, (char *)out.data + start, out.len - start, out.data, c->stream,
+				  acct);
 		return;
 	}
 	uint8_t hdr[HB_WS_MAX_HEADER];
@@ -229,7 +231,8 @@ static int deliver(hb_conn_t *c, uint32_t kind, const uint8_t *p, size_t len)
 		 * no RESUME would come: retry, and whoever clears the flag owns the resume. */
 		atomic_fetch_or(&c->stream->state, HB_ST_IO_PAUSED);
 		c->recv_paused = 1;
-		if (hb_spsc_empty(&c->stream->body) && hb_stream_ws_push(c->stream, kind, ch) == 0) {
+		if (hb_spsc_empty(&c->stream->body) &&
+		    hb_stream_ws_push(c->stream, kind, ch) == 0) {
 			if (atomic_fetch_and(&c->stream->state, ~(uint32_t)HB_ST_IO_PAUSED) &
 			    HB_ST_IO_PAUSED)
 				c->recv_paused = 0;
@@ -276,7 +279,8 @@ static int on_event(hb_conn_t *c, const hb_ws_event_t *ev)
 		return 0;
 	case HB_WS_EV_CLOSE:
 		ws->close_received = 1;
-		/* Echo the code (RFC 6455 5.5.1); a close without one is answered with an empty one. */
+		/* Echo the code (RFC 6455 5.5.1); a close without one is answered with an empty
+		 * one. */
 		send_close(c, ev->code == HB_WS_CLOSE_NO_STATUS ? 0 : ev->code, NULL, 0);
 		tell_app_closed(c, ev->code, ev->data, ev->len);
 		hb_conn_start_closing(c);
@@ -293,7 +297,8 @@ void hb_conn_ws_data(hb_conn_t *c, char *p, size_t len)
 	ws->last_recv_ns = ws->last_active_ns = hb_io_now(c->io);
 	while (len > 0 && !ws->close_received && c->state == HB_CONN_WS) {
 		if (c->recv_paused) {
-			hb_conn_in_append(c, p, len); /* the app is behind: keep the rest for later */
+			hb_conn_in_append(c, p,
+					  len); /* the app is behind: keep the rest for later */
 			return;
 		}
 		size_t used = 0;

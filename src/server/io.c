@@ -90,8 +90,8 @@ static int bufring_init(hb_io_t *io)
 		return rc;
 	io_uring_buf_ring_init(io->br);
 	for (unsigned i = 0; i < BUF_COUNT; i++)
-		io_uring_buf_ring_add(io->br, io->bufs + (size_t)i * BUF_SIZE, BUF_SIZE, (unsigned short)i,
-				      io_uring_buf_ring_mask(BUF_COUNT), (int)i);
+		io_uring_buf_ring_add(io->br, io->bufs + (size_t)i * BUF_SIZE, BUF_SIZE,
+				      (unsigned short)i, io_uring_buf_ring_mask(BUF_COUNT), (int)i);
 	io_uring_buf_ring_advance(io->br, BUF_COUNT);
 	return 0;
 }
@@ -160,7 +160,8 @@ static void arm_accept(hb_io_t *io, int b)
 	struct io_uring_sqe *sqe = hb_io_sqe(io);
 
 	io->accept_ops[b] = (hb_op_t){.kind = HB_OP_ACCEPT, .arg = b};
-	io_uring_prep_multishot_accept(sqe, io->srv->listen_fds[io->idx][b], NULL, NULL, SOCK_CLOEXEC);
+	io_uring_prep_multishot_accept(sqe, io->srv->listen_fds[io->idx][b], NULL, NULL,
+				       SOCK_CLOEXEC);
 	io_uring_sqe_set_data(sqe, &io->accept_ops[b]);
 	io->accept_armed[b] = 1;
 }

@@ -23,7 +23,7 @@ typedef enum {
 	HB_OP_SPLICE_IN,  /* file -> pipe */
 	HB_OP_SPLICE_OUT, /* pipe -> socket */
 	HB_OP_SHUTDOWN,
-	HB_OP_CANCEL,     /* completion of a cancel request: nothing to do */
+	HB_OP_CANCEL, /* completion of a cancel request: nothing to do */
 	HB_OP_TICK,
 	HB_OP_WAKE,
 } hb_op_kind_t;
@@ -51,7 +51,7 @@ typedef struct hb_io {
 	hb_op_t tick_op, wake_op, cancel_op;
 	struct __kernel_timespec tick_ts;
 	int wake_armed;
-	uint64_t wake_val; /* the eventfd read's buffer */
+	uint64_t wake_val;     /* the eventfd read's buffer */
 	struct hb_conn *conns; /* every open connection: the tick scans it for deadlines */
 	struct hb_conn *dirty; /* connections with output queued in this iteration */
 	int64_t nconns;

@@ -15,7 +15,8 @@
 
 static int resolve(const hb_bind_t *b, struct sockaddr_storage *ss, socklen_t *len)
 {
-	struct addrinfo hints = {.ai_family = b->family, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = {.ai_family = b->family,
+				 .ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *res = NULL;
 	char port[8];
@@ -61,7 +62,8 @@ int hb_listener_open(const hb_bind_t *b, int backlog, int shared_fd, const char 
 	int one = 1;
 
 	if (b->family == AF_UNIX)
-		return shared_fd >= 0 ? fcntl(shared_fd, F_DUPFD_CLOEXEC, 0) : open_unix(b, backlog, why);
+		return shared_fd >= 0 ? fcntl(shared_fd, F_DUPFD_CLOEXEC, 0)
+				      : open_unix(b, backlog, why);
 	if (resolve(b, &ss, &len) < 0)
 		return *why = "resolve", -EADDRNOTAVAIL;
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -117,7 +119,8 @@ int hb_listener_open_all(const hb_config_t *cfg, int nio, int **fds, char *msg, 
 				fds[io][b] = rc;
 		}
 		if (rc < 0) {
-			snprintf(msg, len, "bind: cannot %s %s: %s", why, cfg->binds[b].spec, strerror(-rc));
+			snprintf(msg, len, "bind: cannot %s %s: %s", why, cfg->binds[b].spec,
+				 strerror(-rc));
 			return rc;
 		}
 	}

@@ -86,10 +86,12 @@ static void supervise(hb_server_t *srv, const sigset_t *set)
 			if (draining == 0) {
 				hb_info("Shutting down: graceful (%s), up to %llds", strsignal(sig),
 					(long long)srv->cfg->graceful_timeout_s);
-				deadline = mono_ns() + (uint64_t)srv->cfg->graceful_timeout_s * 1000000000ull;
+				deadline = mono_ns() +
+					   (uint64_t)srv->cfg->graceful_timeout_s * 1000000000ull;
 				atomic_store(&srv->draining, 1);
-				/* Subscribers blocked in get() or async iteration end now, so requests
-				 * and sockets waiting on them can finish within the drain. */
+				/* Subscribers blocked in get() or async iteration end now, so
+				 * requests and sockets waiting on them can finish within the drain.
+				 */
 				hb_pyapi_shutdown();
 			} else {
 				hb_info("Shutting down: now (second signal)");
@@ -140,13 +142,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (hb_log_init((hb_log_level_t)cfg.log_level, cfg.access_log) < 0) {
-		fprintf(stderr, "hornbeam-uring: access_log: cannot open '%s': %s\n", cfg.access_log,
-			strerror(errno));
+		fprintf(stderr, "hornbeam-uring: access_log: cannot open '%s': %s\n",
+			cfg.access_log, strerror(errno));
 		return 2;
 	}
 	hb_server_t srv = {.cfg = &cfg, .nio = cfg.workers};
 	srv.listen_fds = alloc_fds(srv.nio, cfg.nbinds);
-	if (!srv.listen_fds || hb_listener_open_all(&cfg, srv.nio, srv.listen_fds, err, sizeof(err)) < 0) {
+	if (!srv.listen_fds ||
+	    hb_listener_open_all(&cfg, srv.nio, srv.listen_fds, err, sizeof(err)) < 0) {
 		fprintf(stderr, "hornbeam-uring: %s\n", err[0] ? err : "out of memory");
 		return 2;
 	}

@@ -18,8 +18,8 @@ typedef struct hb_server {
 	const hb_config_t *cfg;
 	hb_hub_t *hub;
 	int nio;
-	int **listen_fds; /* [io][bind]: each io thread its own SO_REUSEPORT socket */
-	_Atomic int draining;   /* 1: graceful stop; 2: stop now */
+	int **listen_fds;     /* [io][bind]: each io thread its own SO_REUSEPORT socket */
+	_Atomic int draining; /* 1: graceful stop; 2: stop now */
 	_Atomic int64_t nconns;
 	_Atomic int io_running; /* io threads still running */
 } hb_server_t;

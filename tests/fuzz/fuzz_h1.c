@@ -56,7 +56,8 @@ static int on_request(void *ud, hb_request_t *r)
 	check_inside(r, size, r->method, r->method_len);
 	check_inside(r, size, r->target, r->target_len);
 	check_inside(r, size, r->query, r->query_len);
-	check_inside(r, size, (const char *)r->headers, r->nheaders * (uint32_t)sizeof(hb_header_t));
+	check_inside(r, size, (const char *)r->headers,
+		     r->nheaders * (uint32_t)sizeof(hb_header_t));
 	mix(d, r->method, r->method_len);
 	mix(d, r->target, r->target_len);
 	mix(d, r->query, r->query_len);

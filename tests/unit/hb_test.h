@@ -72,7 +72,7 @@ int main(void)
 		tests[i].fn();
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		fprintf(stderr, "[PASS] %s: (%.2fs)\n", tests[i].title,
-		        (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+			(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
 	}
 	fprintf(stderr, "[====] %d tests passed\n", ntests);
 	return 0;

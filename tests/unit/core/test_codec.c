@@ -41,7 +41,8 @@ static void record(expect_t *x, const hb_codec_tok_t *t, const void *data, size_
 
 static void gen_blob(uint64_t *s, uint8_t *buf, size_t *len, int utf8)
 {
-	static const char *const pieces[] = {"a", "Z", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", " "};
+	static const char *const pieces[] = {
+		"a", "Z", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", " "};
 	*len = 0;
 	size_t n = rnd(s) % 24;
 	for (size_t i = 0; i < n; i++) {
@@ -124,7 +125,9 @@ static void gen_value(uint64_t *s, hb_cbuf_t *b, expect_t *x, int depth)
 		return;
 	default:
 		gen_container(s, b, x, depth,
-			      kind == 8 ? HB_CODEC_LIST : kind == 9 ? HB_CODEC_TUPLE : HB_CODEC_DICT);
+			      kind == 8	  ? HB_CODEC_LIST
+			      : kind == 9 ? HB_CODEC_TUPLE
+					  : HB_CODEC_DICT);
 		return;
 	}
 	record(x, &t, NULL, 0);
@@ -284,21 +287,22 @@ Test(codec, rejects_bad_input)
 		size_t len;
 	} bad[] = {
 		{"", 0},
-		{"\x02\x00", 2},                         /* unknown version */
-		{"\x01", 1},                             /* no item */
-		{"\x01\x00\x00", 3},                     /* trailing byte */
-		{"\x01\x0b", 2},                         /* unknown tag */
-		{"\x01\x08\xff\xff\xff\xff\x00", 7},     /* count larger than input */
-		{"\x01\x0a\x01\x00\x00\x00\x00", 7},     /* dict pair half missing */
-		{"\x01\x06\x02\x00\x00\x00\xc0\xaf", 8}, /* overlong UTF-8 */
-		{"\x01\x06\x03\x00\x00\x00\xed\xa0\x80", 9}, /* surrogate */
+		{"\x02\x00", 2},				  /* unknown version */
+		{"\x01", 1},					  /* no item */
+		{"\x01\x00\x00", 3},				  /* trailing byte */
+		{"\x01\x0b", 2},				  /* unknown tag */
+		{"\x01\x08\xff\xff\xff\xff\x00", 7},		  /* count larger than input */
+		{"\x01\x0a\x01\x00\x00\x00\x00", 7},		  /* dict pair half missing */
+		{"\x01\x06\x02\x00\x00\x00\xc0\xaf", 8},	  /* overlong UTF-8 */
+		{"\x01\x06\x03\x00\x00\x00\xed\xa0\x80", 9},	  /* surrogate */
 		{"\x01\x06\x04\x00\x00\x00\xf4\x90\x80\x80", 10}, /* > U+10FFFF */
-		{"\x01\x04\x00\x00\x00\x00\x00", 7},     /* empty bigint magnitude */
-		{"\x01\x04\x00\x02\x00\x00\x00\x01\x00", 9}, /* high zero byte */
-		{"\x01\x04\x02\x01\x00\x00\x00\x01", 8}, /* bad sign byte */
+		{"\x01\x04\x00\x00\x00\x00\x00", 7},		  /* empty bigint magnitude */
+		{"\x01\x04\x00\x02\x00\x00\x00\x01\x00", 9},	  /* high zero byte */
+		{"\x01\x04\x02\x01\x00\x00\x00\x01", 8},	  /* bad sign byte */
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		cr_assert_eq(hb_codec_validate(bad[i].bytes, bad[i].len, 0), -EBADMSG, "case %zu", i);
+		cr_assert_eq(hb_codec_validate(bad[i].bytes, bad[i].len, 0), -EBADMSG, "case %zu",
+			     i);
 	cr_assert_eq(hb_codec_validate("\x01\x06\x04\x00\x00\x00\xf0\x9f\x98\x80", 10, 0), 0);
 	hb_codec_reader_t r; /* a failed reader stays failed */
 	hb_codec_tok_t t;
@@ -320,10 +324,10 @@ Test(codec, depth_limit)
 		n += 4;
 	}
 	buf[n++] = HB_CODEC_TAG_NONE;
-	cr_assert_eq(hb_codec_validate(buf, n, 0), -EBADMSG);     /* 65 deep */
+	cr_assert_eq(hb_codec_validate(buf, n, 0), -EBADMSG);	      /* 65 deep */
 	cr_assert_eq(hb_codec_validate(buf + 5, n - 5, 0), -EBADMSG); /* no version byte */
 	buf[5] = HB_CODEC_VERSION;
-	cr_assert_eq(hb_codec_validate(buf + 5, n - 5, 0), 0);   /* 64 deep */
+	cr_assert_eq(hb_codec_validate(buf + 5, n - 5, 0), 0); /* 64 deep */
 	cr_assert_eq(hb_codec_validate(buf + 5, n - 5, 3), -EBADMSG);
 	hb_codec_reader_t r;
 	cr_assert_eq(hb_codec_reader_init(&r, buf, n, HB_CODEC_MAX_DEPTH + 1), -EINVAL);
@@ -348,8 +352,8 @@ Test(codec, writer_errors_are_sticky)
 Test(codec, golden_bytes_match_the_doc)
 {
 	/* {"a": [1, None]} as docs/codec.md spells it. */
-	static const uint8_t want[] = {0x01, 0x0a, 1, 0, 0, 0, 0x06, 1, 0, 0, 0, 'a', 0x08, 2, 0, 0, 0,
-				       0x03, 1, 0, 0, 0, 0, 0, 0, 0, 0x00};
+	static const uint8_t want[] = {0x01, 0x0a, 1, 0,    0, 0, 0x06, 1, 0, 0, 0, 'a', 0x08, 2,
+				       0,    0,	   0, 0x03, 1, 0, 0,	0, 0, 0, 0, 0,	 0x00};
 	hb_cbuf_t b;
 	hb_cbuf_init(&b, NULL, 0);
 	hb_codec_begin(&b);

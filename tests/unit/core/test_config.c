@@ -45,10 +45,10 @@ static void cleanup(void)
 	hb_config_free(&cfg);
 }
 
-#define assert_err(rc, text)                                                                   \
-	do {                                                                                   \
-		cr_assert_eq((rc), -EINVAL, "rc %d", (rc));                                    \
-		cr_assert(strstr(err, (text)), "error '%s' lacks '%s'", err, (text));          \
+#define assert_err(rc, text)                                                                       \
+	do {                                                                                       \
+		cr_assert_eq((rc), -EINVAL, "rc %d", (rc));                                        \
+		cr_assert(strstr(err, (text)), "error '%s' lacks '%s'", err, (text));              \
 	} while (0)
 
 /* ---- defaults ---- */
@@ -173,15 +173,37 @@ Test(config, usage_lists_every_option)
 	hb_config_usage(f);
 	fclose(f);
 	static const char *const opts[] = {
-		"--config FILE", "--bind ADDR", "--workers N", "--threads K", "--worker-class",
-		"--pythonpath DIR", "--timeout MS", "--graceful-timeout S", "--keepalive S",
-		"--max-requests N", "--max-requests-jitter N", "--limit-request-line N",
-		"--limit-request-fields N", "--limit-request-field-size N",
-		"--limit-request-header-size N", "--max-body-size BYTES", "--header-timeout S",
-		"--body-timeout S", "--write-timeout S", "--max-connections N", "--root-path P",
-		"--interpreter", "--[no-]cpu-affinity", "--log-level", "--access-log FILE|-",
-		"--access-log-format FMT", "--version", "--help", "[default: 127.0.0.1:8000]",
-		"[default: 30000]", "[default: %(h)s",
+		"--config FILE",
+		"--bind ADDR",
+		"--workers N",
+		"--threads K",
+		"--worker-class",
+		"--pythonpath DIR",
+		"--timeout MS",
+		"--graceful-timeout S",
+		"--keepalive S",
+		"--max-requests N",
+		"--max-requests-jitter N",
+		"--limit-request-line N",
+		"--limit-request-fields N",
+		"--limit-request-field-size N",
+		"--limit-request-header-size N",
+		"--max-body-size BYTES",
+		"--header-timeout S",
+		"--body-timeout S",
+		"--write-timeout S",
+		"--max-connections N",
+		"--root-path P",
+		"--interpreter",
+		"--[no-]cpu-affinity",
+		"--log-level",
+		"--access-log FILE|-",
+		"--access-log-format FMT",
+		"--version",
+		"--help",
+		"[default: 127.0.0.1:8000]",
+		"[default: 30000]",
+		"[default: %(h)s",
 	};
 	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
 		cr_assert(strstr(text, opts[i]), "usage lacks %s", opts[i]);
@@ -192,12 +214,14 @@ Test(config, usage_lists_every_option)
 
 Test(config_errors, cli_values)
 {
-	assert_err(LOAD("a:b", "--workers", "abc"), "--workers: expected an integer >= 1, got 'abc'");
+	assert_err(LOAD("a:b", "--workers", "abc"),
+		   "--workers: expected an integer >= 1, got 'abc'");
 	assert_err(LOAD("a:b", "--workers=0"), "--workers: expected an integer >= 1, got '0'");
 	assert_err(LOAD("a:b", "--workers=1025"), "--workers: expected an integer <= 1024");
 	assert_err(LOAD("a:b", "--threads=257"), "--threads: expected an integer <= 256");
 	assert_err(LOAD("a:b", "--timeout=-1"), "--timeout: expected an integer >= 0, got '-1'");
-	assert_err(LOAD("a:b", "--keepalive=5s"), "--keepalive: expected an integer >= 0, got '5s'");
+	assert_err(LOAD("a:b", "--keepalive=5s"),
+		   "--keepalive: expected an integer >= 0, got '5s'");
 	assert_err(LOAD("a:b", "--limit-request-line=65537"),
 		   "--limit-request-line: expected an integer <= 65536");
 	assert_err(LOAD("a:b", "--limit-request-fields=0"), "--limit-request-fields");
@@ -206,9 +230,11 @@ Test(config_errors, cli_values)
 	assert_err(LOAD("a:b", "--cpu-affinity=maybe"),
 		   "--cpu-affinity: expected true or false, got 'maybe'");
 	assert_err(LOAD("a:b", "--log-level", "verbose"),
-		   "--log-level: expected one of debug, info, warning, error, critical, got 'verbose'");
+		   "--log-level: expected one of debug, info, warning, error, critical, got "
+		   "'verbose'");
 	assert_err(LOAD("a:b", "--interpreter=shared"), "expected one of isolated, main");
-	assert_err(LOAD("a:b", "--root-path", "api"), "--root-path: must be empty or start with '/'");
+	assert_err(LOAD("a:b", "--root-path", "api"),
+		   "--root-path: must be empty or start with '/'");
 }
 
 Test(config_errors, worker_class_choices)
@@ -235,7 +261,8 @@ Test(config_errors, cli_syntax)
 
 Test(config_errors, app)
 {
-	assert_err(LOAD("--workers", "2"), "no application given: pass MODULE:CALLABLE or set 'app'");
+	assert_err(LOAD("--workers", "2"),
+		   "no application given: pass MODULE:CALLABLE or set 'app'");
 	assert_err(LOAD("app:"), "APP: expected MODULE:CALLABLE, got 'app:'");
 	assert_err(LOAD(":app"), "expected MODULE:CALLABLE");
 	assert_err(LOAD("--app", "my app"), "--app: expected MODULE:CALLABLE");
@@ -282,12 +309,14 @@ Test(bind, errors)
 	hb_bind_t b;
 	const char *why = NULL;
 	static const char *const bad[] = {
-		"", "1.2.3.4:0", "1.2.3.4:65536", "1.2.3.4:http", "host:", "::1:8000",
-		"[::1", "[::1]8000", "[nope]:80", "[::1]:0", "unix:", "8000", "bad host:80",
+		"",	    "1.2.3.4:0", "1.2.3.4:65536", "1.2.3.4:http", "host:",
+		"::1:8000", "[::1",	 "[::1]8000",	  "[nope]:80",	  "[::1]:0",
+		"unix:",    "8000",	 "bad host:80",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		why = NULL;
-		cr_assert_eq(hb_config_parse_bind(bad[i], &b, &why), -EINVAL, "'%s' accepted", bad[i]);
+		cr_assert_eq(hb_config_parse_bind(bad[i], &b, &why), -EINVAL, "'%s' accepted",
+			     bad[i]);
 		cr_assert_not_null(why);
 	}
 	char longpath[200] = "unix:/";
@@ -343,9 +372,11 @@ Test(config_errors, environment)
 	assert_err(load_with(ARGS("a:b"), env, NULL),
 		   "HORNBEAM_WORKERS: expected an integer >= 1, got 'abc'");
 	const char *env2[] = {"HORNBEAM_CPU_AFFINITY=2", NULL};
-	assert_err(load_with(ARGS("a:b"), env2, NULL), "HORNBEAM_CPU_AFFINITY: expected true or false");
+	assert_err(load_with(ARGS("a:b"), env2, NULL),
+		   "HORNBEAM_CPU_AFFINITY: expected true or false");
 	const char *env3[] = {"HORNBEAM_BIND=,", NULL};
-	assert_err(load_with(ARGS("a:b"), env3, NULL), "HORNBEAM_BIND: expected at least one address");
+	assert_err(load_with(ARGS("a:b"), env3, NULL),
+		   "HORNBEAM_BIND: expected at least one address");
 	const char *env4[] = {"HORNBEAM_WORKER_CLASS=trio", NULL};
 	assert_err(load_with(ARGS("a:b"), env4, NULL),
 		   "HORNBEAM_WORKER_CLASS: expected one of wsgi, asgi, auto, got 'trio'");
@@ -353,8 +384,7 @@ Test(config_errors, environment)
 
 /* ---- files through a fake loader (no Python) ---- */
 
-static int fake_loader(const char *path, hb_config_t *c, hb_config_set_fn set, char *e,
-		       size_t elen)
+static int fake_loader(const char *path, hb_config_t *c, hb_config_set_fn set, char *e, size_t elen)
 {
 	hb_tval_t workers = {.kind = HB_TV_INT, .i = 2};
 	hb_tval_t items[] = {{.kind = HB_TV_STR, .str = "10.0.0.1:1"},
@@ -552,27 +582,34 @@ Test(toml, wrong_type)
 Test(toml, errors_name_key_and_line)
 {
 	write_toml("app = 'a:b'\n\nwrokers = 4\n");
-	assert_file_err(load_toml(NULL, NULL), 3, "unknown key 'wrokers' (did you mean 'workers'?)");
+	assert_file_err(load_toml(NULL, NULL), 3,
+			"unknown key 'wrokers' (did you mean 'workers'?)");
 	write_toml("app = 'a:b'\nzzz = 1\n");
 	assert_file_err(load_toml(NULL, NULL), 2, "unknown key 'zzz'");
 	write_toml("\"workers\" = 0\n");
 	assert_file_err(load_toml(NULL, NULL), 1, "key 'workers': expected an integer >= 1, got 0");
 	write_toml("workers = 2000\n");
-	assert_file_err(load_toml(NULL, NULL), 1, "key 'workers': expected an integer <= 1024, got 2000");
+	assert_file_err(load_toml(NULL, NULL), 1,
+			"key 'workers': expected an integer <= 1024, got 2000");
 	write_toml("timeout = 1.5\n");
-	assert_file_err(load_toml(NULL, NULL), 1, "key 'timeout': expected an integer >= 0, got float");
+	assert_file_err(load_toml(NULL, NULL), 1,
+			"key 'timeout': expected an integer >= 0, got float");
 	write_toml("cpu_affinity = 1\n");
-	assert_file_err(load_toml(NULL, NULL), 1, "key 'cpu_affinity': expected true or false, got integer");
+	assert_file_err(load_toml(NULL, NULL), 1,
+			"key 'cpu_affinity': expected true or false, got integer");
 	write_toml("threads = true\n");
-	assert_file_err(load_toml(NULL, NULL), 1, "key 'threads': expected an integer >= 1, got boolean");
+	assert_file_err(load_toml(NULL, NULL), 1,
+			"key 'threads': expected an integer >= 1, got boolean");
 	write_toml("bind = [\"a:1\", 2]\n");
-	assert_file_err(load_toml(NULL, NULL), 1, "key 'bind': expected a list of strings, got an array holding integer");
+	assert_file_err(load_toml(NULL, NULL), 1,
+			"key 'bind': expected a list of strings, got an array holding integer");
 	write_toml("bind = []\n");
 	assert_file_err(load_toml(NULL, NULL), 1, "key 'bind': expected at least one address");
 	write_toml("bind = ['nope:port']\n");
 	assert_file_err(load_toml(NULL, NULL), 1, "key 'bind': invalid address 'nope:port'");
 	write_toml("worker_class = 'rsgi'\n");
-	assert_file_err(load_toml(NULL, NULL), 1, "key 'worker_class': expected one of wsgi, asgi, auto");
+	assert_file_err(load_toml(NULL, NULL), 1,
+			"key 'worker_class': expected one of wsgi, asgi, auto");
 	write_toml("log_level = 3\n");
 	assert_file_err(load_toml(NULL, NULL), 1, "key 'log_level': expected one of debug");
 	write_toml("app = 'a:b'\nroot_path = 1979-05-27\n");

@@ -72,7 +72,7 @@ Test(hub, dispatch_needs_an_accepting_worker)
 		st.worker_idx = -1;
 		cr_assert_eq(hb_hub_dispatch(hub, 0, &st), 0);
 		cr_assert_eq(st.worker_idx, 1, "dispatched to non-accepting worker %d",
-		             st.worker_idx);
+			     st.worker_idx);
 	}
 	cr_assert_eq(inflight(hub, 1), 5);
 	cr_assert_eq(inflight(hub, 0), 0);
@@ -374,7 +374,7 @@ Test(hub, io_pop_takes_from_every_worker)
 
 typedef struct stress {
 	hb_hub_t *hub;
-	hb_stream_t *streams[ST_NIO];      /* ST_PER_IO each */
+	hb_stream_t *streams[ST_NIO];	   /* ST_PER_IO each */
 	_Atomic uint32_t *replies[ST_NIO]; /* END messages seen per stream */
 	_Atomic uint64_t served[ST_NW];
 	_Atomic int lost_wakeups;
@@ -674,7 +674,7 @@ static void *rs_worker(void *arg)
 		hb_stream_t *l = hb_hub_worker_take_ready(rs->hub, 0);
 		for (hb_stream_t *s = l, *next; s; s = next) {
 			next = s->ready_next; /* before clearing: an io thread may re-link s at
-			                         once */
+						 once */
 			atomic_store(&s->wake_pending, 0);
 			int io = s->io_idx;
 			int k = (int)(uintptr_t)s->conn;

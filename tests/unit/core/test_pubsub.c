@@ -129,7 +129,8 @@ Test(pubsub, queue_of_one)
 Test(pubsub, patterns)
 {
 	hb_pubsub_t *ps = hb_pubsub_new(0);
-	hb_ps_sub_t *all = sub(ps, "chat:*", 0), *one = sub(ps, "chat:1", 0), *star = sub(ps, "*", 0);
+	hb_ps_sub_t *all = sub(ps, "chat:*", 0), *one = sub(ps, "chat:1", 0),
+		    *star = sub(ps, "*", 0);
 
 	cr_assert_eq(pub_str(ps, "chat:1", "a"), 3);
 	cr_assert_eq(pub_str(ps, "chat:2", "b"), 2);

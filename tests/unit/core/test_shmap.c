@@ -27,7 +27,8 @@
 
 static hb_shmap_t *make(uint32_t shards, size_t max_bytes)
 {
-	hb_shmap_opts_t o = {.shards = shards, .max_key = 64, .max_value = 4096, .max_bytes = max_bytes};
+	hb_shmap_opts_t o = {
+		.shards = shards, .max_key = 64, .max_value = 4096, .max_bytes = max_bytes};
 	hb_shmap_t *m = hb_shmap_create(&o);
 	cr_assert_not_null(m);
 	return m;

@@ -28,7 +28,7 @@ static void assert_msg(const hb_msg_t *m, uint64_t n)
 	hb_msg_t want = msg_of(n);
 
 	cr_assert_eq(m->len, n, "got message %llu, want %llu", (unsigned long long)m->len,
-	             (unsigned long long)n);
+		     (unsigned long long)n);
 	cr_assert_eq(m->type, want.type);
 	cr_assert_eq(m->aux, want.aux);
 	cr_assert_eq(m->stream, want.stream);
@@ -80,7 +80,7 @@ Test(spsc, full_at_capacity)
 	cr_assert_eq(hb_spsc_init(&q, 1000), 0); /* rounds up to 1024 */
 	for (uint64_t i = 0; i < 1024; i++)
 		cr_assert_eq(hb_spsc_push(&q, &(hb_msg_t){.len = i}), 0, "push %llu",
-		             (unsigned long long)i);
+			     (unsigned long long)i);
 	cr_assert_eq(hb_spsc_push(&q, &(hb_msg_t){.len = 9999}), -EAGAIN);
 	cr_assert_eq(hb_spsc_push(&q, &(hb_msg_t){.len = 9999}), -EAGAIN);
 	/* One pop makes room for exactly one push. */
@@ -199,7 +199,7 @@ Test(spsc, two_thread_stress_exact_order, .timeout = 60)
 		       m.stream != want.stream || m.ptr != want.ptr;
 		if (bad)
 			cr_assert_fail("message %llu: got len %llu", (unsigned long long)i,
-			               (unsigned long long)m.len);
+				       (unsigned long long)m.len);
 	}
 	pthread_join(th, NULL);
 	cr_assert_eq(hb_spsc_pop(&q, &m), -EAGAIN);

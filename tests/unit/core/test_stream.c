@@ -620,7 +620,7 @@ Test(stream, send_body_backpressure, .timeout = 60)
 	 * one piece. */
 	cr_assert_leq(max_pending, HB_STREAM_OUT_HIGH + 256u * 1024u);
 	cr_assert_lt(worst_resume, 700, "sender resumed %llu ms after out_done",
-	             (unsigned long long)worst_resume);
+		     (unsigned long long)worst_resume);
 	cr_assert_eq(atomic_load(&s->out_pending), 0);
 	cr_assert(atomic_load(&s->state) & HB_ST_ENDED);
 	free(data);
@@ -763,8 +763,8 @@ Test(stream, release_frees_leftover_chunks)
 	for (int i = 0; i < 10; i++)
 		cr_assert_eq(hb_stream_body_push(s, "0123456789", 10), 0);
 	cr_assert_eq(read_nb(s, buf, 4), 4); /* one chunk half-read in s->cur */
-	hb_stream_release(s);                /* io drops its reference first */
-	hb_stream_release(s);                /* the worker's frees cur, 9 queued chunks, req */
+	hb_stream_release(s);		     /* io drops its reference first */
+	hb_stream_release(s);		     /* the worker's frees cur, 9 queued chunks, req */
 	if (before != (size_t)-1)
 		cr_assert_eq(heap_in_use(), before, "stream, request or chunks leaked");
 	hb_hub_free(hub);

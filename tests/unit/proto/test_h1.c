@@ -34,7 +34,8 @@ static void logf_(struct rec *r, const char *fmt, ...)
 	int n = vsnprintf(r->log + r->len, sizeof(r->log) - r->len, fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		r->len += (size_t)n < sizeof(r->log) - r->len ? (size_t)n : sizeof(r->log) - r->len - 1;
+		r->len += (size_t)n < sizeof(r->log) - r->len ? (size_t)n
+							      : sizeof(r->log) - r->len - 1;
 }
 
 static void end_body(struct rec *r)
@@ -183,7 +184,7 @@ static void expect_lim(const char *in, size_t len, const hb_h1_limits_t *lim, co
 /* Only the first line of the log (the request, or the error) matters. */
 #define EXPECT_ERR(in, status) EXPECT(in, "ERR " #status "\n")
 
-#define GET_OK(target, hdrs) \
+#define GET_OK(target, hdrs)                                                                       \
 	"REQ GET " target " path=" target " q= v=1.1 cl=-1 fl=K\n" hdrs "DONE\nIDLE\n"
 
 /* ---- valid requests ---- */
@@ -258,7 +259,7 @@ Test(h1, truncated_head_is_partial)
 }
 
 #define CHUNKED_HEAD "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-#define CHUNKED_REQ \
+#define CHUNKED_REQ                                                                                \
 	"REQ POST / path=/ q= v=1.1 cl=-1 fl=KCB\n  Host=[x]\n  Transfer-Encoding=[chunked]\n"
 
 Test(h1, chunked_body)
@@ -360,11 +361,13 @@ Test(h1, pause_reports_consumed_bytes)
 	const char *why;
 	const size_t ends[] = {sizeof(PIPE_A) - 1, sizeof(PIPE_A PIPE_B) - 1, sizeof(in) - 1};
 	for (int i = 0; i < 3; i++) {
-		cr_assert_eq(hb_h1_feed(p, in + off, sizeof(in) - 1 - off, &used, &why), HB_H1_PAUSED);
+		cr_assert_eq(hb_h1_feed(p, in + off, sizeof(in) - 1 - off, &used, &why),
+			     HB_H1_PAUSED);
 		off += used;
 		cr_assert_eq(off, ends[i]);
 		/* Paused: nothing more is taken until resume. */
-		cr_assert_eq(hb_h1_feed(p, in + off, sizeof(in) - 1 - off, &used, &why), HB_H1_PAUSED);
+		cr_assert_eq(hb_h1_feed(p, in + off, sizeof(in) - 1 - off, &used, &why),
+			     HB_H1_PAUSED);
 		cr_assert_eq(used, 0);
 		hb_h1_resume(p);
 	}
@@ -500,7 +503,9 @@ Test(h1, two_te_lines_is_400)
 
 Test(h1, obfuscated_te_is_400)
 {
-	EXPECT_ERR(TE_HEAD("\x0b" "chunked"), 400);
+	EXPECT_ERR(TE_HEAD("\x0b"
+			   "chunked"),
+		   400);
 	EXPECT_ERR(TE_HEAD("chunked\x85"), 400);
 	EXPECT_ERR(TE_HEAD("\"chunked\""), 400);
 	EXPECT_ERR(TE_HEAD("chunked\x01"), 400);
@@ -575,13 +580,16 @@ Test(h1, oversized_chunk_extension)
 
 Test(h1, control_chars_in_chunk_extension)
 {
-	EXPECT(CHUNKED_HEAD "1;a\x00" "b\r\nx\r\n0\r\n\r\n", CHUNKED_REQ "ERR 400\n");
+	EXPECT(CHUNKED_HEAD "1;a\x00"
+			    "b\r\nx\r\n0\r\n\r\n",
+	       CHUNKED_REQ "ERR 400\n");
 	EXPECT(CHUNKED_HEAD "1;a\rb\r\nx\r\n0\r\n\r\n", CHUNKED_REQ "ERR 400\n");
 }
 
 Test(h1, chunked_total_over_limit_is_413)
 {
-	EXPECT(CHUNKED_HEAD "32\r\n" "01234567890123456789012345678901234567890123456789\r\n"
+	EXPECT(CHUNKED_HEAD "32\r\n"
+			    "01234567890123456789012345678901234567890123456789\r\n"
 			    "33\r\n",
 	       CHUNKED_REQ "BODY [01234567890123456789012345678901234567890123456789]\n"
 			   "ERR 413\n");
@@ -600,7 +608,8 @@ Test(h1, bad_trailers)
 
 Test(h1, too_many_trailers_is_431)
 {
-	EXPECT(CHUNKED_HEAD "0\r\na:1\r\nb:1\r\nc:1\r\nd:1\r\ne:1\r\nf:1\r\ng:1\r\nh:1\r\ni:1\r\n\r\n",
+	EXPECT(CHUNKED_HEAD
+	       "0\r\na:1\r\nb:1\r\nc:1\r\nd:1\r\ne:1\r\nf:1\r\ng:1\r\nh:1\r\ni:1\r\n\r\n",
 	       CHUNKED_REQ "ERR 431\n");
 }
 
@@ -647,10 +656,18 @@ Test(h1, bad_header_name_chars_are_400)
 
 Test(h1, ctl_in_value_is_400)
 {
-	EXPECT_ERR("GET / HTTP/1.1\r\nHost: x\r\nX: a\x00" "b\r\n\r\n", 400);
-	EXPECT_ERR("GET / HTTP/1.1\r\nHost: x\r\nX: a\x01" "b\r\n\r\n", 400);
-	EXPECT_ERR("GET / HTTP/1.1\r\nHost: x\r\nX: a\x7f" "b\r\n\r\n", 400);
-	EXPECT_ERR("GET / HTTP/1.1\r\nHost: x\r\nX: a\x1b" "b\r\n\r\n", 400);
+	EXPECT_ERR("GET / HTTP/1.1\r\nHost: x\r\nX: a\x00"
+		   "b\r\n\r\n",
+		   400);
+	EXPECT_ERR("GET / HTTP/1.1\r\nHost: x\r\nX: a\x01"
+		   "b\r\n\r\n",
+		   400);
+	EXPECT_ERR("GET / HTTP/1.1\r\nHost: x\r\nX: a\x7f"
+		   "b\r\n\r\n",
+		   400);
+	EXPECT_ERR("GET / HTTP/1.1\r\nHost: x\r\nX: a\x1b"
+		   "b\r\n\r\n",
+		   400);
 }
 
 Test(h1, obs_text_in_value_kept)
@@ -716,8 +733,10 @@ Test(h1, request_line_too_long_is_414)
 	/* 64-byte limit: "GET " + 47-byte target + " HTTP/1.1" = 60 passes, 65 fails. */
 	EXPECT("GET /12345678901234567890123456789012345678901234567 HTTP/1.1\r\nHost: x\r\n\r\n",
 	       GET_OK("/12345678901234567890123456789012345678901234567", "  Host=[x]\n"));
-	EXPECT_ERR("GET /1234567890123456789012345678901234567890123456789012 HTTP/1.1\r\n\r\n", 414);
-	EXPECT_ERR("GET /12345678901234567890123456789012345678901234567890123456789012345678", 414);
+	EXPECT_ERR("GET /1234567890123456789012345678901234567890123456789012 HTTP/1.1\r\n\r\n",
+		   414);
+	EXPECT_ERR("GET /12345678901234567890123456789012345678901234567890123456789012345678",
+		   414);
 }
 
 Test(h1, too_many_headers_is_431)
@@ -742,9 +761,10 @@ Test(h1, header_section_too_large_is_431)
 #define H55 "0123456789012345678901234567890123456789012345678901234"
 #define H60 H55 "\r\n"
 	EXPECT("GET / HTTP/1.1\r\nHost: x\r\nA: " H60 "B: " H60 "C: " H60 "D: " H60 "\r\n",
-	       GET_OK("/", "  Host=[x]\n  A=[" H55 "]\n  B=[" H55 "]\n  C=[" H55 "]\n  D=[" H55
-			   "]\n"));
-	EXPECT_ERR("GET / HTTP/1.1\r\nHost: x\r\nA: " H60 "B: " H60 "C: " H60 "D: " H60 "E: 12345\r\n"
+	       GET_OK("/",
+		      "  Host=[x]\n  A=[" H55 "]\n  B=[" H55 "]\n  C=[" H55 "]\n  D=[" H55 "]\n"));
+	EXPECT_ERR("GET / HTTP/1.1\r\nHost: x\r\nA: " H60 "B: " H60 "C: " H60 "D: " H60
+		   "E: 12345\r\n"
 		   "\r\n",
 		   431);
 #undef H60
@@ -766,8 +786,8 @@ static hb_response_t *mk_response(int status, uint32_t flags, int n, ...)
 	va_start(ap, n);
 	for (int i = 0; i < n; i++) {
 		const char *name = va_arg(ap, const char *), *value = va_arg(ap, const char *);
-		r->headers[i] = (hb_header_t){name, value, (uint32_t)strlen(name),
-					      (uint32_t)strlen(value)};
+		r->headers[i] =
+			(hb_header_t){name, value, (uint32_t)strlen(name), (uint32_t)strlen(value)};
 	}
 	va_end(ap);
 	return r;
@@ -827,10 +847,12 @@ Test(h1_write, head_http10_keep_alive)
 
 Test(h1_write, head_app_date_server_close)
 {
-	hb_response_t *r = mk_response(200, HB_RESP_HAS_DATE | HB_RESP_HAS_SERVER | HB_RESP_CLOSE, 3,
-				       "Date", "yesterday", "Server", "app", "Connection", "close");
-	check_head(r, 1, 0, 0,
-		   "HTTP/1.1 200 OK\r\nDate: yesterday\r\nServer: app\r\nConnection: close\r\n\r\n");
+	hb_response_t *r =
+		mk_response(200, HB_RESP_HAS_DATE | HB_RESP_HAS_SERVER | HB_RESP_CLOSE, 3, "Date",
+			    "yesterday", "Server", "app", "Connection", "close");
+	check_head(
+		r, 1, 0, 0,
+		"HTTP/1.1 200 OK\r\nDate: yesterday\r\nServer: app\r\nConnection: close\r\n\r\n");
 	free_response(r);
 }
 

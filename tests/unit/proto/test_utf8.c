@@ -10,26 +10,40 @@ Test(utf8, valid_boundaries)
 {
 	cr_assert_eq(CHECK(""), HB_UTF8_OK);
 	cr_assert_eq(CHECK("hello, world"), HB_UTF8_OK);
-	cr_assert_eq(CHECK("\x7f"), HB_UTF8_OK);                 /* U+007F */
-	cr_assert_eq(CHECK("\xc2\x80"), HB_UTF8_OK);             /* U+0080 */
-	cr_assert_eq(CHECK("\xdf\xbf"), HB_UTF8_OK);             /* U+07FF */
-	cr_assert_eq(CHECK("\xe0\xa0\x80"), HB_UTF8_OK);         /* U+0800 */
-	cr_assert_eq(CHECK("\xed\x9f\xbf"), HB_UTF8_OK);         /* U+D7FF */
-	cr_assert_eq(CHECK("\xee\x80\x80"), HB_UTF8_OK);         /* U+E000 */
-	cr_assert_eq(CHECK("\xef\xbf\xbf"), HB_UTF8_OK);         /* U+FFFF */
-	cr_assert_eq(CHECK("\xf0\x90\x80\x80"), HB_UTF8_OK);     /* U+10000 */
-	cr_assert_eq(CHECK("\xf4\x8f\xbf\xbf"), HB_UTF8_OK);     /* U+10FFFF */
+	cr_assert_eq(CHECK("\x7f"), HB_UTF8_OK);	     /* U+007F */
+	cr_assert_eq(CHECK("\xc2\x80"), HB_UTF8_OK);	     /* U+0080 */
+	cr_assert_eq(CHECK("\xdf\xbf"), HB_UTF8_OK);	     /* U+07FF */
+	cr_assert_eq(CHECK("\xe0\xa0\x80"), HB_UTF8_OK);     /* U+0800 */
+	cr_assert_eq(CHECK("\xed\x9f\xbf"), HB_UTF8_OK);     /* U+D7FF */
+	cr_assert_eq(CHECK("\xee\x80\x80"), HB_UTF8_OK);     /* U+E000 */
+	cr_assert_eq(CHECK("\xef\xbf\xbf"), HB_UTF8_OK);     /* U+FFFF */
+	cr_assert_eq(CHECK("\xf0\x90\x80\x80"), HB_UTF8_OK); /* U+10000 */
+	cr_assert_eq(CHECK("\xf4\x8f\xbf\xbf"), HB_UTF8_OK); /* U+10FFFF */
 	cr_assert_eq(CHECK("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"), HB_UTF8_OK);
 }
 
 Test(utf8, invalid)
 {
 	static const char *bad[] = {
-		"\x80",             "\xbf",             "\xc0\x80",         "\xc1\xbf",
-		"\xe0\x80\x80",     "\xe0\x9f\xbf",     "\xed\xa0\x80",     "\xed\xbf\xbf",
-		"\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",
-		"\xf8\x88\x80\x80\x80", "\xfe",         "\xff",             "a\xe2\x28\xa1",
-		"\xc2\x41",         "\xe2\x82\x41",     "\xf0\x90\x80\x41",
+		"\x80",
+		"\xbf",
+		"\xc0\x80",
+		"\xc1\xbf",
+		"\xe0\x80\x80",
+		"\xe0\x9f\xbf",
+		"\xed\xa0\x80",
+		"\xed\xbf\xbf",
+		"\xf0\x80\x80\x80",
+		"\xf0\x8f\xbf\xbf",
+		"\xf4\x90\x80\x80",
+		"\xf5\x80\x80\x80",
+		"\xf8\x88\x80\x80\x80",
+		"\xfe",
+		"\xff",
+		"a\xe2\x28\xa1",
+		"\xc2\x41",
+		"\xe2\x82\x41",
+		"\xf0\x90\x80\x41",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_eq(hb_utf8_check(bad[i], strlen(bad[i])), HB_UTF8_INVALID, "case %zu", i);
@@ -123,7 +137,7 @@ Test(utf8, exhaustive_up_to_three_bytes)
 			s[1] = (uint8_t)b;
 			if ((hb_utf8_check(s, 2) == HB_UTF8_OK) != ref_valid(s, 2))
 				cr_assert_fail("%02x %02x", a, b);
-			
+
 			for (unsigned c = 0; c < 256; c++) {
 				s[2] = (uint8_t)c;
 				if ((hb_utf8_check(s, 3) == HB_UTF8_OK) != ref_valid(s, 3))

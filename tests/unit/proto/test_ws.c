@@ -134,7 +134,10 @@ static void expect_one(const uint8_t *in, size_t len, int type, const void *data
 
 /* ---- handshake ---- */
 
-#define H(n, v) {n, v, sizeof(n) - 1, sizeof(v) - 1}
+#define H(n, v)                                                                                    \
+	{                                                                                          \
+		n, v, sizeof(n) - 1, sizeof(v) - 1                                                 \
+	}
 
 static int hs(const hb_header_t *h, size_t n, hb_ws_handshake_t *out, const char **why)
 {
@@ -216,9 +219,9 @@ Test(ws_handshake, bad_keys_400)
 	};
 	static const char *bad[] = {
 		"",
-		"dGhlIHNhbXBsZQ==",             /* 10 bytes */
-		"dGhlIHNhbXBsZSBub25jZQ",       /* no padding */
-		"dGhlIHNhbXBsZSBub25jZQ!=",     /* bad character */
+		"dGhlIHNhbXBsZQ==",	    /* 10 bytes */
+		"dGhlIHNhbXBsZSBub25jZQ",   /* no padding */
+		"dGhlIHNhbXBsZSBub25jZQ!=", /* bad character */
 		"dGhlIHNhbXBsZSBub25j*Q==",
 		"dGhlIHNhbXBsZSBub25jZSBub25jZQ==", /* 22 bytes */
 	};
@@ -278,7 +281,8 @@ Test(ws_handshake, request_line_and_upgrade_headers_400)
 	hb_ws_handshake_t out;
 	const char *why;
 
-	cr_assert_eq(hb_ws_handshake_check("POST", 4, 1, 1, h, 4, NULL, &out, &why), HB_WS_E_HS_BAD);
+	cr_assert_eq(hb_ws_handshake_check("POST", 4, 1, 1, h, 4, NULL, &out, &why),
+		     HB_WS_E_HS_BAD);
 	cr_assert_eq(hb_ws_handshake_check("get", 3, 1, 1, h, 4, NULL, &out, &why), HB_WS_E_HS_BAD);
 	cr_assert_eq(hb_ws_handshake_check("GET", 3, 1, 0, h, 4, NULL, &out, &why), HB_WS_E_HS_BAD);
 	cr_assert_eq(hb_ws_handshake_check("GET", 3, 2, 0, h, 4, NULL, &out, &why), HB_WS_E_HS_BAD);
@@ -312,10 +316,11 @@ Test(ws_handshake, write_accept)
 {
 	hb_ws_handshake_t out = {0};
 	hb_header_t extra[] = {H("X-Extra", "1")};
-	static const char want[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-				   "Connection: Upgrade\r\nSec-WebSocket-Accept: "
-				   "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n"
-				   "Sec-WebSocket-Extensions: permessage-deflate\r\nX-Extra: 1\r\n\r\n";
+	static const char want[] =
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+		"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+		"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n"
+		"Sec-WebSocket-Extensions: permessage-deflate\r\nX-Extra: 1\r\n\r\n";
 	char buf[512];
 	size_t n;
 
@@ -397,7 +402,10 @@ Test(ws_parse, fragments_with_interleaved_control)
 Test(ws_parse, close_events_and_after_close)
 {
 	uint8_t in[64];
-	size_t n = frame(in, FIN | HB_WS_OP_CLOSE, "\x03\xe8" "bye", 5);
+	size_t n = frame(in, FIN | HB_WS_OP_CLOSE,
+			 "\x03\xe8"
+			 "bye",
+			 5);
 	result_t r;
 
 	n += frame(in + n, FIN | HB_WS_OP_TEXT, "ignored", 7);
@@ -419,8 +427,8 @@ Test(ws_parse, close_events_and_after_close)
 
 Test(ws_parse, valid_close_codes)
 {
-	static const unsigned ok[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009,
-				      1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999};
+	static const unsigned ok[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010,
+				      1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999};
 	uint8_t in[16], code[2];
 	size_t n;
 
@@ -552,8 +560,8 @@ Test(ws_conformance, invalid_utf8_fails_fast)
 
 Test(ws_conformance, close_payloads_1002_1007)
 {
-	static const unsigned bad[] = {0, 1, 999, 1004, 1005, 1006, 1015, 1016,
-				       1100, 2000, 2999, 5000, 65535};
+	static const unsigned bad[] = {0,    1,	   999,	 1004, 1005, 1006, 1015,
+				       1016, 1100, 2000, 2999, 5000, 65535};
 	uint8_t in[32], code[2];
 	size_t n;
 
@@ -592,9 +600,15 @@ Test(ws_conformance, too_big_1009_before_payload)
 	cr_assert_eq(r.rc, HB_WS_E_TOO_BIG);
 	result_free(&r);
 	/* 64-bit length with the top bit set; and 2^63-1. */
-	memcpy(hdr, "\x82\xff\x80\x00\x00\x00\x00\x00\x00\x00" "abcd", 14);
+	memcpy(hdr,
+	       "\x82\xff\x80\x00\x00\x00\x00\x00\x00\x00"
+	       "abcd",
+	       14);
 	expect_close(hdr, 14, 1009);
-	memcpy(hdr, "\x82\xff\x7f\xff\xff\xff\xff\xff\xff\xff" "abcd", 14);
+	memcpy(hdr,
+	       "\x82\xff\x7f\xff\xff\xff\xff\xff\xff\xff"
+	       "abcd",
+	       14);
 	expect_close(hdr, 14, 1009);
 	free(payload);
 	free(in);
@@ -640,7 +654,10 @@ Test(ws_write, close)
 	cr_assert_eq(hb_ws_write_close(out, sizeof(out), 0, NULL, 0), 2);
 	cr_assert(!memcmp(out, "\x88\x00", 2));
 	cr_assert_eq(hb_ws_write_close(out, sizeof(out), 1000, "bye", 3), 7);
-	cr_assert(!memcmp(out, "\x88\x05\x03\xe8" "bye", 7));
+	cr_assert(!memcmp(out,
+			  "\x88\x05\x03\xe8"
+			  "bye",
+			  7));
 	/* 122 ASCII bytes then a euro sign: cut before it, never inside it. */
 	memset(reason, 'a', 122);
 	memcpy(reason + 122, "\xe2\x82\xac", 3);
@@ -672,7 +689,8 @@ Test(ws_write, encode_round_trip)
 		payload[i] = (uint8_t)(i * 7);
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		cr_assert_eq(hb_ws_encode_message(&out, &start, HB_WS_OP_BINARY, payload, sizes[i],
-						  NULL), 0);
+						  NULL),
+			     0);
 		n = mask_frame(out.data + start, out.len - start, in);
 		expect_one(in, n, HB_WS_EV_BINARY, payload, sizes[i]);
 	}

@@ -163,7 +163,8 @@ Test(ws_deflate_negotiate, accepted_offers)
 			       "client_no_context_takeover; server_max_window_bits=8");
 	cr_assert(nego("x-webkit-deflate-frame, permessage-deflate; foo=1, "
 		       "permessage-deflate; server_max_window_bits=15",
-		       &p, resp), "first valid offer wins");
+		       &p, resp),
+		  "first valid offer wins");
 	cr_assert_str_eq(resp, "permessage-deflate; server_max_window_bits=15");
 }
 
@@ -254,10 +255,10 @@ Test(ws_deflate_rfc7692, shared_window)
 
 Test(ws_deflate_rfc7692, stored_final_and_two_blocks)
 {
-	static const uint8_t stored[] = {0xc1, 0x0b, 0x00, 0x05, 0x00, 0xfa, 0xff, 0x48,
-					 0x65, 0x6c, 0x6c, 0x6f, 0x00};
-	static const uint8_t bfinal[] = {0xc1, 0x08, 0xf3, 0x48, 0xcd, 0xc9,
-					 0xc9, 0x07, 0x00, 0x00};
+	static const uint8_t stored[] = {0xc1, 0x0b, 0x00, 0x05, 0x00, 0xfa, 0xff,
+					 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00};
+	static const uint8_t bfinal[] = {0xc1, 0x08, 0xf3, 0x48, 0xcd,
+					 0xc9, 0xc9, 0x07, 0x00, 0x00};
 	static const uint8_t two[] = {0xc1, 0x0d, 0xf2, 0x48, 0x05, 0x00, 0x00, 0x00,
 				      0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00};
 	static const char *const texts[] = {"Hello", "Hello", "Hello", "Hello"};
@@ -290,7 +291,7 @@ Test(ws_deflate_rules, rsv1_only_on_first_data_frame)
 {
 	static const uint8_t f1[] = {0x41, 0x03, 0xf2, 0x48, 0xcd};
 	static const uint8_t f2[] = {0xc0, 0x04, 0xc9, 0xc9, 0x07, 0x00}; /* RSV1 on CONT */
-	static const uint8_t ping[] = {0xc9, 0x00};                      /* RSV1 on PING */
+	static const uint8_t ping[] = {0xc9, 0x00};			  /* RSV1 on PING */
 	uint8_t in[64];
 	size_t n = mask_frame(f1, sizeof(f1), in);
 
@@ -311,8 +312,8 @@ Test(ws_deflate_rules, corrupt_data_1002)
 
 /* ---- codec ---- */
 
-static size_t compress_frame(hb_ws_deflate_t *d, int op, const void *msg, size_t len,
-			     uint8_t *in, hb_ws_buf_t *out)
+static size_t compress_frame(hb_ws_deflate_t *d, int op, const void *msg, size_t len, uint8_t *in,
+			     hb_ws_buf_t *out)
 {
 	size_t start;
 
@@ -324,8 +325,8 @@ static size_t compress_frame(hb_ws_deflate_t *d, int op, const void *msg, size_t
 static void round_trip(const hb_ws_deflate_params_t *params)
 {
 	static const char *const texts[] = {
-		"Hello", "Hello", "", "a longer message with Hello in it, Hello again, \xe2\x82\xac",
-		"Hello"};
+		"Hello", "Hello", "",
+		"a longer message with Hello in it, Hello again, \xe2\x82\xac", "Hello"};
 	hb_ws_deflate_t *d = hb_ws_deflate_new(params, 6, 8);
 	hb_ws_buf_t out = {0};
 	uint8_t *in = malloc(4096);

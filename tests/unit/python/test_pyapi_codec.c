@@ -65,12 +65,35 @@ static void round_trip(PyObject *v)
 Test(pyapi_codec, scalars_and_containers, .init = py_start, .fini = py_stop)
 {
 	static const char *const exprs[] = {
-		"None", "True", "False", "0", "-1", "2**63-1", "-2**63", "2**63", "-2**63-1",
-		"2**64", "-(2**64)", "12345678901234567890123456789 ** 3", "-(7 ** 300)", "1.5",
-		"-0.0", "float('inf')", "1e-320", "''", "'h\\u00e9llo \\u2603 \\U0001F600'",
-		"b''", "bytes(range(256))", "[]", "()", "{}", "(1,)", "[1, (2, [3, {}]), None]",
+		"None",
+		"True",
+		"False",
+		"0",
+		"-1",
+		"2**63-1",
+		"-2**63",
+		"2**63",
+		"-2**63-1",
+		"2**64",
+		"-(2**64)",
+		"12345678901234567890123456789 ** 3",
+		"-(7 ** 300)",
+		"1.5",
+		"-0.0",
+		"float('inf')",
+		"1e-320",
+		"''",
+		"'h\\u00e9llo \\u2603 \\U0001F600'",
+		"b''",
+		"bytes(range(256))",
+		"[]",
+		"()",
+		"{}",
+		"(1,)",
+		"[1, (2, [3, {}]), None]",
 		"{'a': 1, b'a': 2, 3: (4, 5), (1, 'x'): [b'z'], None: False}",
-		"{'deep': [[[[[[[[[[1]]]]]]]]]]}", "[True, 1, 1.0, '1', b'1']",
+		"{'deep': [[[[[[[[[[1]]]]]]]]]]}",
+		"[True, 1, 1.0, '1', b'1']",
 	};
 
 	for (size_t i = 0; i < sizeof(exprs) / sizeof(exprs[0]); i++) {
@@ -99,12 +122,17 @@ Test(pyapi_codec, subclasses_decode_as_base_types, .init = py_start, .fini = py_
 Test(pyapi_codec, random_nested_values, .init = py_start, .fini = py_stop)
 {
 	PyObject *vals = eval(
-		"(lambda r: [(lambda f: f(f, 0))(lambda f, d: r.choice([None, True, r.randint(-2**70, 2**70),"
-		" r.random() * 10**r.randint(-300, 300), ''.join(chr(r.randint(1, 0x10ffff) if r.random() < .1"
-		" else r.randint(32, 126)) for _ in range(r.randint(0, 20))).encode('utf-8', 'replace')"
-		".decode('utf-8', 'replace'), bytes(r.getrandbits(8) for _ in range(r.randint(0, 30)))]"
+		"(lambda r: [(lambda f: f(f, 0))(lambda f, d: r.choice([None, True, "
+		"r.randint(-2**70, 2**70),"
+		" r.random() * 10**r.randint(-300, 300), ''.join(chr(r.randint(1, 0x10ffff) if "
+		"r.random() < .1"
+		" else r.randint(32, 126)) for _ in range(r.randint(0, 20))).encode('utf-8', "
+		"'replace')"
+		".decode('utf-8', 'replace'), bytes(r.getrandbits(8) for _ in range(r.randint(0, "
+		"30)))]"
 		" + ([[f(f, d + 1) for _ in range(r.randint(0, 4))], tuple(f(f, d + 1) for _ in"
-		" range(r.randint(0, 4))), {r.randint(0, 50): f(f, d + 1) for _ in range(r.randint(0, 4))}]"
+		" range(r.randint(0, 4))), {r.randint(0, 50): f(f, d + 1) for _ in "
+		"range(r.randint(0, 4))}]"
 		" if d < 3 else []))) for _ in range(300)])(random.Random(1234))");
 
 	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(vals); i++)
@@ -184,7 +212,8 @@ Test(pyapi_codec, truncated_and_corrupt_input_is_valueerror, .init = py_start, .
 
 Test(pyapi_codec, keys_are_tagged, .init = py_start, .fini = py_stop)
 {
-	PyObject *s = PyUnicode_FromString("k\xc3\xa9y"), *by = PyBytes_FromString("k"), *i = PyLong_FromLong(1);
+	PyObject *s = PyUnicode_FromString("k\xc3\xa9y"), *by = PyBytes_FromString("k"),
+		 *i = PyLong_FromLong(1);
 	hb_pykey_t k1, k2;
 	PyObject *back;
 

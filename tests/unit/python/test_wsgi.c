@@ -207,7 +207,8 @@ static void on_msg(xreq_t *x, const hb_msg_t *m)
 	case HB_MSG_FILE: {
 		hb_file_chunk_t *f = m->ptr;
 		char buf[65536];
-		ssize_t n = pread(f->fd, buf, f->len < 0 ? (ssize_t)sizeof(buf) : f->len, f->offset);
+		ssize_t n =
+			pread(f->fd, buf, f->len < 0 ? (ssize_t)sizeof(buf) : f->len, f->offset);
 		cr_assert(n >= 0);
 		x->out = realloc(x->out, x->out_len + (size_t)n + 1);
 		memcpy(x->out + x->out_len, buf, (size_t)n);
@@ -244,7 +245,14 @@ static void pump(xreq_t *xs, int n)
 			if (!xs[i].ended)
 				push_body(&xs[i]);
 		if (hb_hub_io_pop(hub, 0, &m) != 0) {
-			if (now_ns() >= deadline) for (int j = 0; j < n; j++) fprintf(stderr, "req %s %d ended %d head %p nbody %d eof %d off %zu cont %d\n", xs[j].s->req->target, j, xs[j].ended, (void *)xs[j].head, xs[j].nbody, xs[j].eof_sent, xs[j].body_off, xs[j].ncontinue);
+			if (now_ns() >= deadline)
+				for (int j = 0; j < n; j++)
+					fprintf(stderr,
+						"req %s %d ended %d head %p nbody %d eof %d off "
+						"%zu cont %d\n",
+						xs[j].s->req->target, j, xs[j].ended,
+						(void *)xs[j].head, xs[j].nbody, xs[j].eof_sent,
+						xs[j].body_off, xs[j].ncontinue);
 			cr_assert(now_ns() < deadline, "timed out waiting for responses");
 			usleep(20);
 			continue;
@@ -279,16 +287,31 @@ static const char *hval(const hb_response_t *r, const char *name)
 	return NULL;
 }
 
-#define HAS(x, text) cr_assert(strstr((x)->out ? (x)->out : "", text), "missing %s in %s", text, \
-			       (x)->out ? (x)->out : "(no body)")
+#define HAS(x, text)                                                                               \
+	cr_assert(strstr((x)->out ? (x)->out : "", text), "missing %s in %s", text,                \
+		  (x)->out ? (x)->out : "(no body)")
 
 TestSuite(wsgi, .init = setup_cfg, .timeout = 60);
 
 Test(wsgi, environ_basics)
 {
-	const char *h[] = {"Host", "example.com:8080", "Content-Type", "text/x-test",
-			   "X-Dup", "a", "X-Dup", "b", "Cookie", "c=1", "Cookie", "d=2",
-			   "X_Smuggle", "1", "User-Agent", "t", NULL};
+	const char *h[] = {"Host",
+			   "example.com:8080",
+			   "Content-Type",
+			   "text/x-test",
+			   "X-Dup",
+			   "a",
+			   "X-Dup",
+			   "b",
+			   "Cookie",
+			   "c=1",
+			   "Cookie",
+			   "d=2",
+			   "X_Smuggle",
+			   "1",
+			   "User-Agent",
+			   "t",
+			   NULL};
 	xreq_t x;
 
 	start_host();
@@ -747,7 +770,8 @@ Test(wsgi, single_phase_extension_falls_back)
 	      "def application(environ, start_response):\n"
 	      "    body = str(hbtest_singlephase.answer()).encode()\n"
 	      "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
-	      "    return [body]\n", f);
+	      "    return [body]\n",
+	      f);
 	fclose(f);
 	pypath[0] = dir;
 	cfg.app = "spapp";
