@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "python/module.h"
 #include "python/pyerr.h"
+#include "python/pylocate.h"
 #include "python/pyworker.h"
 
 struct hb_pyhost {
@@ -43,6 +44,22 @@ struct hb_pyhost {
 
 /* ---- pyhost.h: init ---- */
 
+/* An installed binary that carries its own Python runtime (lib/hornbeam-uring/python next to
+ * bin/) uses it as PYTHONHOME: the build machine's Python may be absent or unreadable there
+ * (pyenv under /root). $PYTHONHOME still wins; a build-directory binary has no bundled home
+ * and keeps the compiled-in prefix. */
+static PyStatus set_home(PyConfig *config)
+{
+	char exe[4096], home[4096], ver[16];
+	const char *env = getenv("PYTHONHOME");
+
+	snprintf(ver, sizeof(ver), "%d.%d", PY_MAJOR_VERSION, PY_MINOR_VERSION);
+	if ((env && *env) || hb_pylocate_exe_dir(exe, sizeof(exe)) < 0 ||
+	    hb_pylocate_home(exe, ver, home, sizeof(home)) < 0)
+		return PyStatus_Ok();
+	return PyConfig_SetBytesString(config, &config->home, home);
+}
+
 int hb_py_init(void)
 {
 	PyConfig config;
@@ -55,7 +72,9 @@ int hb_py_init(void)
 	PyConfig_InitPythonConfig(&config);
 	config.install_signal_handlers = 0; /* signals belong to the server's main thread */
 	config.parse_argv = 0;
-	st = Py_InitializeFromConfig(&config);
+	st = set_home(&config);
+	if (!PyStatus_Exception(st))
+		st = Py_InitializeFromConfig(&config);
 	PyConfig_Clear(&config);
 	if (PyStatus_Exception(st)) {
 		fprintf(stderr, "hornbeam-uring: cannot initialize Python: %s\n",

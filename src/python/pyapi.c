@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "python/pylocate.h"
 
 /* The one process-wide pointer: written on the main thread while no worker runs (start and
  * stop), read-only in between. */
@@ -299,10 +300,15 @@ int hb_pyapi_sys_path(void)
 	PyObject *path = PySys_GetObject("path"), *p; /* borrowed */
 	int has;
 
+	char exe[4096];
+
+	/* HORNBEAM_PYTHON_LIB, else the package installed next to the binary, else (a binary
+	 * in a build directory) the source tree's. */
 	if (env && *env)
 		snprintf(dir, sizeof(dir), "%s", env);
-	else
-		snprintf(dir, sizeof(dir), "%s/python", HB_SOURCE_DIR);
+	else if (hb_pylocate_package(hb_pylocate_exe_dir(exe, sizeof(exe)) == 0 ? exe : NULL,
+				     HB_SOURCE_DIR, dir, sizeof(dir)) < 0)
+		return 0;
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || !path || !PyList_Check(path))
 		return 0;
 	p = PyUnicode_DecodeFSDefault(dir);

@@ -47,7 +47,8 @@ void hb_pyapi_shutdown(void);
 int hb_pyapi_add(PyObject *module);
 
 /* [GIL] Appends the directory holding hornbeam_erlang.py/hornbeam_ml.py to sys.path (the
- * source tree's python/ at build time, or $HORNBEAM_PYTHON_LIB). Returns 0 or -1. */
+ * first of: $HORNBEAM_PYTHON_LIB, the installed BIN/../share/hornbeam-uring/python, the source
+ * tree's python/ (python/pylocate.h)). Returns 0 or -1. */
 int hb_pyapi_sys_path(void);
 
 /* [worker thread, GIL, after the app was imported] Routes this interpreter's jobs to hub slots
