@@ -61,7 +61,8 @@ int hb_pylocate_package(const char *exe_dir, const char *src_dir, char *out, siz
 	int rc = -ENOENT;
 
 	if (exe_dir)
-		rc = probe(exe_dir, "../share/hornbeam-uring/python", "hornbeam_erlang.py", out, len);
+		rc = probe(exe_dir, "../share/hornbeam-uring/python", "hornbeam_erlang.py", out,
+			   len);
 	if (rc < 0 && src_dir)
 		rc = probe(src_dir, "python", "hornbeam_erlang.py", out, len);
 	return rc;
