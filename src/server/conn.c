@@ -106,8 +106,22 @@ static void unlink_conn(hb_conn_t *c)
 	atomic_fetch_sub(&c->io->srv->nconns, 1);
 }
 
+/* A dead connection keeps its stream only until the worker's END: after it nothing more comes
+ * for the stream. END may have been handled while the connection was still alive (the response
+ * queued, not yet written) and the connection died after (the send failed, the peer reset): no
+ * later message would release the stream then, so it is released here, on every path to DEAD. */
+static void drop_ended_stream(hb_conn_t *c)
+{
+	if (c->state != HB_CONN_DEAD || !c->stream || !c->ended)
+		return;
+	hb_conn_out_forget(c, c->stream);
+	hb_stream_release(c->stream);
+	c->stream = NULL;
+}
+
 void hb_conn_maybe_free(hb_conn_t *c)
 {
+	drop_ended_stream(c);
 	if (c->state != HB_CONN_DEAD || c->ops > 0 || c->stream || c->dirty)
 		return;
 	unlink_conn(c);
@@ -760,12 +774,7 @@ void hb_conn_on_msg(hb_conn_t *c, hb_msg_t *m)
 	}
 	if (c->state != HB_CONN_DEAD)
 		hb_conn_mark_dirty(c);
-	else if (c->ended && c->stream) {
-		hb_conn_out_forget(c, c->stream);
-		hb_stream_release(c->stream);
-		c->stream = NULL;
-	}
-	hb_conn_maybe_free(c);
+	hb_conn_maybe_free(c); /* dead: releases the stream once it has ended */
 }
 
 void hb_conn_flush_dirty(hb_conn_t *c)

@@ -1,0 +1,118 @@
+"""File descriptors: every accepted socket is closed on every path (storms of clients that reset
+before they are read), the open-descriptor count returns to its baseline, and SIGTERM afterwards
+exits promptly."""
+import os
+import signal
+import socket
+import struct
+import time
+
+import pytest
+
+from hbtest import http, wait_for
+
+LINGER_RST = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
+
+# kind: (app, args, a path that answers 200, a path that reads the request body)
+APPS = {
+    "wsgi": ("wsgi_apps:app", (), "/", "/hash"),
+    "asgi": ("asgi_apps:app", ("--worker-class", "asgi"), "/hello", "/echo"),
+}
+
+
+def get(path):
+    return b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode()
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def socket_fds(pid):
+    out = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:"):
+                out.append(fd)
+        except OSError:
+            pass
+    return out
+
+
+def warm_baseline(s, path):
+    """Serves a few requests so lazily opened descriptors exist, then returns the count."""
+    for _ in range(3):
+        assert http(s.port, "GET", path).status == 200
+    time.sleep(0.3)
+    return open_fds(s.pid)
+
+
+def storm(s, n, payload, rst=True):
+    """While the server is stopped, n clients connect, send payload and close (RST or FIN); the
+    server then finds them all in its accept queue, already dead."""
+    os.kill(s.pid, signal.SIGSTOP)
+    socks = []
+    try:
+        for _ in range(n):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+            if payload:
+                c.sendall(payload)
+            socks.append(c)
+        for c in socks:
+            if rst:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
+            c.close()
+    finally:
+        os.kill(s.pid, signal.SIGCONT)
+
+
+def assert_back_to(s, base, what):
+    ok = wait_for(lambda: open_fds(s.pid) <= base, 10)
+    assert ok, "%s: %d descriptors open, baseline %d (%d sockets)\n%s" % (
+        what, open_fds(s.pid), base, len(socket_fds(s.pid)), s.describe())
+
+
+def assert_prompt_exit(s, limit=5.0):
+    t = time.monotonic()
+    s.signal(signal.SIGTERM)
+    rc = s.wait_exit(limit + 5)
+    took = time.monotonic() - t
+    assert rc == 0, "exit status %r after SIGTERM\n%s" % (rc, s.describe())
+    assert took < limit, "SIGTERM took %.1fs (graceful_timeout 30): a connection stalled it\n%s" % (
+        took, s.describe())
+
+
+@pytest.mark.parametrize("kind", sorted(APPS))
+def test_reset_storm_leaves_no_descriptor(server, kind):
+    """200 clients send a GET and reset while the server is stopped: the responses queued for
+    them fail to send; each connection must still be closed and freed."""
+    app, args, ok, _ = APPS[kind]
+    s = server(app, *args, "--graceful-timeout", "30")
+    base = warm_baseline(s, ok)
+    for round_ in range(3):
+        storm(s, 200, get(ok))
+        assert_back_to(s, base, "%s, round %d of GET+RST" % (kind, round_))
+        assert http(s.port, "GET", ok).status == 200
+    assert_prompt_exit(s)
+
+
+@pytest.mark.parametrize("kind", sorted(APPS))
+def test_mixed_storms_leave_no_descriptor(server, kind):
+    """Resets with nothing sent, half a request, a POST body; and plain FIN closes."""
+    app, args, ok, body = APPS[kind]
+    s = server(app, *args, "--graceful-timeout", "30")
+    base = warm_baseline(s, ok)
+    cases = [
+        (b"", True),
+        (b"GET / HTTP/1.1\r\nHo", True),
+        (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" % body.encode()
+         + b"x" * 5000, True),
+        (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc" % body.encode(), True),
+        (get(ok), False),
+        (get(ok) * 3, True),
+    ]
+    for payload, rst in cases:
+        storm(s, 100, payload, rst)
+        assert_back_to(s, base, "%s, payload %r rst=%s" % (kind, payload[:30], rst))
+    assert http(s.port, "GET", ok).status == 200
+    assert_prompt_exit(s)
