@@ -440,6 +440,9 @@ void hb_py_stop(hb_pyhost_t *h, uint64_t deadline_ns)
 
 		if (pthread_clockjoin_np(h->supervisor, NULL, CLOCK_MONOTONIC, &ts) != 0)
 			clean = -1;
+		else
+			h->supervisor_started =
+				0; /* joined: a second stop must not join it again */
 	}
 	if (stop_all(h, deadline_ns) < 0)
 		clean = -1;
