@@ -58,7 +58,7 @@ static int fail(hb_utf8_t *u)
 
 int hb_utf8_feed(hb_utf8_t *u, const void *data, size_t len)
 {
-	const uint8_t *s = data, *end = s + len;
+	const uint8_t *s = data, *end = len ? s + len : s; /* (NULL, 0) is valid */
 
 	if (u->bad)
 		return HB_UTF8_INVALID;

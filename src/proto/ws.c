@@ -626,6 +626,13 @@ static int check_length(hb_ws_parser_t *p)
 	return 0;
 }
 
+/* What inflating appended to the message since `old`. The buffer is still NULL after an empty
+ * first message, and NULL + 0 is undefined behaviour (clang's UBSan reports it). */
+static const uint8_t *msg_since(const hb_ws_parser_t *p, size_t old)
+{
+	return p->msg.data ? p->msg.data + old : p->msg.data;
+}
+
 static int check_text(hb_ws_parser_t *p, const uint8_t *s, size_t n)
 {
 	if (p->msg_op == HB_WS_OP_TEXT && hb_utf8_feed(&p->utf8, s, n) == HB_UTF8_INVALID)
@@ -679,7 +686,7 @@ static int data_chunk(hb_ws_parser_t *p, const uint8_t *s, size_t n)
 	rc = hb_ws_deflate_inflate(p->deflate, s, n, &p->msg, p->max, &why);
 	if (rc)
 		return inflate_error(p, rc, why);
-	return check_text(p, p->msg.data + old, p->msg.len - old);
+	return check_text(p, msg_since(p, old), p->msg.len - old);
 }
 
 /* A data frame ended: a message when FIN is set. */
@@ -695,7 +702,7 @@ static int end_data(hb_ws_parser_t *p, hb_ws_event_t *ev)
 		rc = hb_ws_deflate_inflate_end(p->deflate, &p->msg, p->max, &why);
 		if (rc)
 			return inflate_error(p, rc, why);
-		if ((rc = check_text(p, p->msg.data + old, p->msg.len - old)))
+		if ((rc = check_text(p, msg_since(p, old), p->msg.len - old)))
 			return rc;
 	}
 	if (p->msg_op == HB_WS_OP_TEXT && hb_utf8_feed(&p->utf8, "", 0) != HB_UTF8_OK)

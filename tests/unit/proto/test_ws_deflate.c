@@ -285,6 +285,20 @@ Test(ws_deflate_rfc7692, empty_messages)
 	expect_texts(in, n, &plain, texts, 3);
 }
 
+/* A compressed message with no payload at all, first on the connection: the message buffer is
+ * still unallocated (found by tests/fuzz/fuzz_ws.c: NULL + 0 under clang's UBSan). */
+Test(ws_deflate_rfc7692, empty_first_message)
+{
+	static const uint8_t none[] = {0xc1, 0x00};
+	static const uint8_t f[] = {0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00};
+	static const char *const texts[] = {"", "Hello"};
+	uint8_t in[64];
+	size_t n = mask_frame(none, sizeof(none), in);
+
+	n += mask_frame(f, sizeof(f), in + n);
+	expect_texts(in, n, &plain, texts, 2);
+}
+
 /* ---- protocol rules with the extension ---- */
 
 Test(ws_deflate_rules, rsv1_only_on_first_data_frame)
