@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs every test: Criterion unit tests and the pytest integration suite against the
-# real binary, first in the release build, then again under ASan+UBSan, then the lock-free
-# modules' unit tests under TSan.
+# real binary, first in the release build, then again under ASan+UBSan+LSan, then the fuzz
+# targets for a bounded time, then the lock-free modules' unit tests under TSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -26,6 +26,10 @@ export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:quarantine_s
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run ctest --test-dir build-asan --output-on-failure -j2
 run env HB_BINARY="$PWD/build-asan/hornbeam-uring" /usr/bin/python3 -m pytest -q tests/integration
+
+# Fuzzers (clang, libFuzzer + ASan/UBSan/LSan): each target HB_FUZZ_SECONDS (default 45) from
+# its seed corpus in tests/fuzz/corpus/.
+run scripts/fuzz.sh
 
 # TSan: the lock-free modules only. Criterion cannot start under TSan (Snaipe/Criterion#274),
 # so these tests carry a minimal runner of their own when built with -fsanitize=thread.
