@@ -29,6 +29,34 @@ static int on_complete(void *ud);
 
 static const hb_h1_callbacks_t h1_callbacks = {on_request, on_body, on_complete};
 
+/* The connection's one completion callback: a named handler per op kind. */
+static void on_cqe(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
+{
+	hb_conn_t *c = op->owner;
+
+	(void)r;
+	switch ((hb_op_kind_t)op->kind) {
+	case HB_OP_RECV:
+		hb_conn_on_recv(c, cqe);
+		break;
+	case HB_OP_SEND:
+		hb_conn_on_send(c, cqe->res);
+		break;
+	case HB_OP_SEND_ZC:
+		hb_conn_on_send_zc(c, cqe);
+		break;
+	case HB_OP_SPLICE_IN:
+		hb_conn_on_splice_in(c, cqe->res);
+		break;
+	case HB_OP_SPLICE_OUT:
+		hb_conn_on_splice_out(c, cqe->res);
+		break;
+	case HB_OP_SHUTDOWN:
+		hb_conn_on_shutdown(c, cqe->res);
+		break;
+	}
+}
+
 /* A deadline `secs` from now; 0 (none) when the configured timeout is 0. */
 static uint64_t after_s(hb_conn_t *c, int64_t secs)
 {
@@ -74,12 +102,12 @@ hb_conn_t *hb_conn_new(hb_io_t *io, int fd)
 	c->fd = fd;
 	c->pipefd[0] = c->pipefd[1] = -1;
 	c->resp_cl = -1;
-	c->recv_op = (hb_op_t){.kind = HB_OP_RECV, .owner = c};
-	c->send_op = (hb_op_t){.kind = HB_OP_SEND, .owner = c};
-	c->zc_op = (hb_op_t){.kind = HB_OP_SEND_ZC, .owner = c};
-	c->splice_in_op = (hb_op_t){.kind = HB_OP_SPLICE_IN, .owner = c};
-	c->splice_out_op = (hb_op_t){.kind = HB_OP_SPLICE_OUT, .owner = c};
-	c->shut_op = (hb_op_t){.kind = HB_OP_SHUTDOWN, .owner = c};
+	c->recv_op = (hb_op_t){.cb = on_cqe, .kind = HB_OP_RECV, .owner = c};
+	c->send_op = (hb_op_t){.cb = on_cqe, .kind = HB_OP_SEND, .owner = c};
+	c->zc_op = (hb_op_t){.cb = on_cqe, .kind = HB_OP_SEND_ZC, .owner = c};
+	c->splice_in_op = (hb_op_t){.cb = on_cqe, .kind = HB_OP_SPLICE_IN, .owner = c};
+	c->splice_out_op = (hb_op_t){.cb = on_cqe, .kind = HB_OP_SPLICE_OUT, .owner = c};
+	c->shut_op = (hb_op_t){.cb = on_cqe, .kind = HB_OP_SHUTDOWN, .owner = c};
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->next = io->conns;
 	if (io->conns)
@@ -200,9 +228,7 @@ void hb_conn_update_reading(hb_conn_t *c)
 		c->recv_cancelling = 0;
 		c->ops++;
 	} else if (!want && c->recv_armed && !c->recv_cancelling && c->state != HB_CONN_DEAD) {
-		struct io_uring_sqe *sqe = hb_io_sqe(c->io);
-		io_uring_prep_cancel(sqe, &c->recv_op, 0);
-		io_uring_sqe_set_data(sqe, &c->io->cancel_op);
+		hb_ring_cancel(&c->io->ring, &c->recv_op);
 		c->recv_cancelling = 1;
 	}
 }
@@ -406,8 +432,8 @@ void hb_conn_on_recv(hb_conn_t *c, struct io_uring_cqe *cqe)
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 		if (res > 0)
-			on_data(c, hb_io_buf(c->io, bid), (size_t)res);
-		hb_io_buf_return(c->io, bid);
+			on_data(c, hb_ring_buf(&c->io->ring, bid), (size_t)res);
+		hb_ring_buf_return(&c->io->ring, bid);
 	}
 	if (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED))
 		on_peer_closed(c);

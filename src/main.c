@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/hub.h"
 #include "core/log.h"
+#include "core/ring.h"
 #include "python/pyapi.h"
 #include "python/pyhost.h"
 #include "server/io.h"
@@ -56,9 +57,8 @@ static int **alloc_fds(int nio, size_t nbinds)
 
 static void wake_io(hb_server_t *srv)
 {
-	uint64_t one = 1;
 	for (int i = 0; i < srv->nio; i++)
-		(void)!write(hb_hub_io_wake(srv->hub, i)->efd, &one, sizeof(one));
+		hb_ring_wakeup(hb_hub_io_wake(srv->hub, i)->efd);
 }
 
 static void log_listening(const hb_config_t *cfg, int nio)
