@@ -39,15 +39,15 @@ typedef struct hb_ring_op {
 } hb_ring_op_t;
 
 typedef struct hb_ring_config {
-	unsigned entries;    /* SQ size (CQ is four times it) */
-	unsigned nbufs;	     /* provided buffers (power of two); 0: no buffer ring */
-	unsigned buf_size;   /* bytes per provided buffer */
-	unsigned tick_ms;    /* tick period; 0: no tick */
-	hb_ring_cb on_tick;  /* called every tick_ms (re-armed by the ring unless stopped) */
-	void *tick_owner;    /* op->owner for on_tick */
-	int wake_fd;	     /* eventfd other threads write to wake the loop; -1: the ring makes one */
-	hb_ring_cb on_wake;  /* called after a wakeup (may be NULL); the read is re-armed lazily */
-	void *wake_owner;    /* op->owner for on_wake */
+	unsigned entries;   /* SQ size (CQ is four times it) */
+	unsigned nbufs;	    /* provided buffers (power of two); 0: no buffer ring */
+	unsigned buf_size;  /* bytes per provided buffer */
+	unsigned tick_ms;   /* tick period; 0: no tick */
+	hb_ring_cb on_tick; /* called every tick_ms (re-armed by the ring unless stopped) */
+	void *tick_owner;   /* op->owner for on_tick */
+	int wake_fd; /* eventfd other threads write to wake the loop; -1: the ring makes one */
+	hb_ring_cb on_wake; /* called after a wakeup (may be NULL); the read is re-armed lazily */
+	void *wake_owner;   /* op->owner for on_wake */
 } hb_ring_config_t;
 
 #define HB_RING_BUF_GROUP 0

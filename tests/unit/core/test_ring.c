@@ -45,8 +45,8 @@ static void count_tick(hb_ring_t *r, hb_ring_op_t *op, struct io_uring_cqe *cqe)
 Test(ring, tick_fires_repeatedly_until_stopped, .timeout = 10)
 {
 	hb_ring_t r;
-	hb_ring_config_t cfg = {.tick_ms = 20, .on_tick = count_tick, .tick_owner = &ticks,
-				.wake_fd = -1};
+	hb_ring_config_t cfg = {
+		.tick_ms = 20, .on_tick = count_tick, .tick_owner = &ticks, .wake_fd = -1};
 
 	ticks = 0;
 	init_or_skip(&r, &cfg);
