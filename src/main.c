@@ -16,6 +16,7 @@
 #include "core/ring.h"
 #include "python/pyapi.h"
 #include "python/pyhost.h"
+#include "server/fdlimit.h"
 #include "server/io.h"
 #include "server/listener.h"
 #include "server/server.h"
@@ -111,6 +112,33 @@ static void supervise(hb_server_t *srv, const sigset_t *set)
 	}
 }
 
+/* Raises the soft descriptor limit to the hard one; says once, with the numbers, when the
+ * configuration asks for more connections than the limit allows (as nginx does). */
+static void check_fd_limit(const hb_config_t *cfg, int nio)
+{
+	struct rlimit lim;
+	int rc = hb_fdlimit_raise(&lim);
+
+	if (rc < 0)
+		hb_warn("RLIMIT_NOFILE: cannot raise the soft limit %llu to the hard limit %llu: "
+			"%s",
+			(unsigned long long)lim.rlim_cur, (unsigned long long)lim.rlim_max,
+			strerror(-rc));
+	uint64_t reserve = hb_fdlimit_reserve(cfg, nio, cfg->workers * cfg->threads);
+	uint64_t need = (uint64_t)cfg->max_connections + reserve;
+	if (lim.rlim_cur == RLIM_INFINITY || need <= (uint64_t)lim.rlim_cur)
+		return;
+	hb_warn("max_connections = %lld needs about %llu descriptors (%lld + %llu for listeners, "
+		"rings, workers and the app) but RLIMIT_NOFILE is %llu (hard limit %llu): past "
+		"about "
+		"%llu connections accepts fail with EMFILE; raise the hard limit (ulimit -Hn, "
+		"systemd LimitNOFILE=) or lower max_connections",
+		(long long)cfg->max_connections, (unsigned long long)need,
+		(long long)cfg->max_connections, (unsigned long long)reserve,
+		(unsigned long long)lim.rlim_cur, (unsigned long long)lim.rlim_max,
+		(unsigned long long)(lim.rlim_cur > reserve ? lim.rlim_cur - reserve : 0));
+}
+
 static int start_io(hb_server_t *srv, hb_io_t **ios, pthread_t *th)
 {
 	atomic_store(&srv->io_running, srv->nio);
@@ -147,6 +175,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	hb_server_t srv = {.cfg = &cfg, .nio = cfg.workers};
+	check_fd_limit(&cfg, srv.nio);
 	srv.listen_fds = alloc_fds(srv.nio, cfg.nbinds);
 	if (!srv.listen_fds ||
 	    hb_listener_open_all(&cfg, srv.nio, srv.listen_fds, err, sizeof(err)) < 0) {

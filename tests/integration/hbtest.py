@@ -86,7 +86,7 @@ class Server:
     """One running server process."""
 
     def __init__(self, workdir, app, args=(), env=None, port=None, pythonpath=(), defaults=True,
-                 bind=True, test_pythonpath=True):
+                 bind=True, test_pythonpath=True, preexec_fn=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -112,7 +112,8 @@ class Server:
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
-                                     env=server_env(env), cwd=str(self.workdir), start_new_session=True)
+                                     env=server_env(env), cwd=str(self.workdir), start_new_session=True,
+                                     preexec_fn=preexec_fn)
         self.pid = self.proc.pid
         self.returncode = None
         self.stopped = False
@@ -252,10 +253,11 @@ class ServerFactory:
         self.servers = []
 
     def __call__(self, app="wsgi_apps:app", *args, env=None, wait=True, pythonpath=(), port=None,
-                 defaults=True, bind=True, test_pythonpath=True, ready_timeout=15.0):
+                 defaults=True, bind=True, test_pythonpath=True, ready_timeout=15.0, preexec_fn=None):
         require_binary()
         s = Server(self.basedir / ("server%d" % len(self.servers)), app, args, env=env, port=port,
-                   pythonpath=pythonpath, defaults=defaults, bind=bind, test_pythonpath=test_pythonpath)
+                   pythonpath=pythonpath, defaults=defaults, bind=bind, test_pythonpath=test_pythonpath,
+                   preexec_fn=preexec_fn)
         self.servers.append(s)
         if wait:
             s.wait_ready(ready_timeout)

@@ -1,7 +1,10 @@
-"""File descriptors: every accepted socket is closed on every path (storms of clients that reset
-before they are read), the open-descriptor count returns to its baseline, and SIGTERM afterwards
-exits promptly."""
+"""File descriptors: RLIMIT_NOFILE raised to the hard limit at startup (and one warning when
+max_connections does not fit); every accepted socket is closed on every path (storms of clients
+that reset before they are read), the open-descriptor count returns to its baseline, and SIGTERM
+afterwards exits promptly."""
 import os
+import re
+import resource
 import signal
 import socket
 import struct
@@ -116,3 +119,45 @@ def test_mixed_storms_leave_no_descriptor(server, kind):
         assert_back_to(s, base, "%s, payload %r rst=%s" % (kind, payload[:30], rst))
     assert http(s.port, "GET", ok).status == 200
     assert_prompt_exit(s)
+
+
+def nofile(soft, hard):
+    """A preexec_fn giving the server these RLIMIT_NOFILE limits."""
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def limits_of(pid):
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+    raise AssertionError("no 'Max open files' in /proc/%d/limits" % pid)
+
+
+FD_WARNING = re.compile(r"\[WARNING\] max_connections = (\d+) needs about (\d+) descriptors .* "
+                        r"RLIMIT_NOFILE is (\d+) \(hard limit (\d+)\)")
+
+
+def test_soft_nofile_limit_is_raised_to_the_hard_limit(server):
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard < 2048:
+        hard = 2048
+    s = server("simple:app", "--max-connections", "500", preexec_fn=nofile(256, hard))
+    assert limits_of(s.pid) == (hard, hard)
+    assert not FD_WARNING.search(s.stderr()), s.describe()
+    assert http(s.port, "GET", "/").status == 200
+
+
+def test_max_connections_past_the_hard_limit_is_warned_once_with_numbers(server):
+    s = server("simple:app", "--workers", "2", preexec_fn=nofile(256, 1024))
+    assert limits_of(s.pid) == (1024, 1024)
+    found = FD_WARNING.findall(s.stderr())
+    assert len(found) == 1, "expected one descriptor warning:\n%s" % s.describe()
+    maxc, need, soft, hard = map(int, found[0])
+    assert (maxc, soft, hard) == (10000, 1024, 1024), found
+    assert need > 10000, found
+    assert http(s.port, "GET", "/").status == 200
+    # fits: no warning
+    t = server("simple:app", "--max-connections", "500", preexec_fn=nofile(1024, 1024))
+    assert not FD_WARNING.search(t.stderr()), t.describe()
