@@ -145,19 +145,30 @@ class Server:
     def assert_alive(self):
         assert self.alive(), "server died (exit %s)\n%s" % (self.proc.returncode, self.describe())
 
+    READY_PATH = "/hbtest-ready"
+
     def wait_ready(self, timeout=15.0):
+        """Returns once the server answers an HTTP request (any status: the app decides what a
+        GET of READY_PATH gives). An open port is not enough: a listener may accept connections
+        while the app is still importing."""
         deadline = time.monotonic() + timeout
+        probe = request_bytes("GET", self.READY_PATH, [("Connection", "close")])
+        last = "no connection"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                pytest.fail("server exited with %s before accepting connections\n%s" % (
+                pytest.fail("server exited with %s before answering HTTP\n%s" % (
                     self.proc.returncode, self.describe()), pytrace=False)
+            left = max(0.1, deadline - time.monotonic())
             try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
+                with socket.create_connection((self.host, self.port), timeout=min(left, 1.0)) as c:
+                    c.sendall(probe)
+                    HTTPReader(c, timeout=left).read_head()
                     return self
-            except OSError:
+            except (OSError, ConnectionClosed, TimeoutError, AssertionError) as e:
+                last = "%s: %s" % (type(e).__name__, e)
                 time.sleep(0.05)
-        pytest.fail("server did not accept connections on %s:%d within %.0fs\n%s" % (
-            self.host, self.port, timeout, self.describe()), pytrace=False)
+        pytest.fail("server did not answer HTTP on %s:%d within %.0fs (last: %s)\n%s" % (
+            self.host, self.port, timeout, last, self.describe()), pytrace=False)
 
     def pids(self):
         """The server's pid and its descendants' (for processes = N)."""
@@ -641,3 +652,68 @@ def large_pattern(total):
     block = bytes(range(256)) * 256
     full, rest = divmod(total, len(block))
     return block * full + block[:rest]
+
+
+def whoami_through_swaps(port, least=3, clients=3, pause=0.005, duration=20.0, timeout=10.0):
+    """Runs `clients` client threads sending GET /whoami (the test apps report a token made once
+    per interpreter) every `pause` s, two on keep-alive connections and the rest on a new
+    connection each, until `least` distinct tokens were seen (or `duration` passed). An old
+    worker serves until its successor is ready, so a client that never pauses may see one
+    interpreter only. Returns (sequences, failures): the tokens each client got, in order, and
+    every request that did not get a 200 (its status or exception)."""
+    import threading
+
+    seqs = [[] for _ in range(clients)]
+    failures = []
+    done = threading.Event()
+    deadline = time.monotonic() + duration
+
+    def client(i):
+        keep = i < 2
+        sock = rd = None
+        n = 0
+        while not done.is_set() and time.monotonic() < deadline:
+            n += 1
+            try:
+                if keep:
+                    if sock is None:
+                        sock = connect(port, timeout)
+                        rd = HTTPReader(sock, timeout)
+                    sock.sendall(request_bytes("GET", "/whoami"))
+                    r = rd.read_response()
+                else:
+                    r = http(port, "GET", "/whoami", timeout=timeout)
+                if r.status != 200:
+                    failures.append((i, n, r))
+                else:
+                    seqs[i].append(r.json()["token"])
+                    if len({t for s in seqs for t in s}) >= least:
+                        done.set()
+            except Exception as e:  # noqa: BLE001 - reported by the caller
+                failures.append((i, n, "%s: %s" % (type(e).__name__, e)))
+                if sock is not None:
+                    sock.close()
+                    sock = None
+            time.sleep(pause)
+        if sock is not None:
+            sock.close()
+
+    ts = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(duration + 2 * timeout)
+    return seqs, failures
+
+
+def assert_interpreters_replaced(seqs, failures, least):
+    """Checks whoami_through_swaps' result: no request failed, at least `least` distinct
+    interpreters answered, and none answered again after its successor did (in each client's
+    order, a token's requests are one contiguous run)."""
+    assert not failures, "requests failed during worker replacement: %r" % failures[:10]
+    tokens = {t for s in seqs for t in s}
+    assert len(tokens) >= least, "only %d interpreter(s) answered: %r" % (len(tokens), seqs)
+    for s in seqs:
+        runs = [t for i, t in enumerate(s) if i == 0 or s[i - 1] != t]
+        assert len(runs) == len(set(runs)), "a replaced interpreter answered again: %r" % s
+    return tokens

@@ -379,7 +379,7 @@ def test_ml_cache_hits_across_workers(srv):
 # -- the fallbacks -------------------------------------------------------------------------
 
 FALLBACK_SCRIPT = r'''
-import asyncio, sys, threading
+import asyncio, sys, threading, time
 import hornbeam_erlang as hb, hornbeam_ml as ml
 assert hb.NATIVE is False
 hb.state_set("a", [1, (2, 3), {"x": b"y"}])
@@ -426,8 +426,9 @@ except RuntimeError as e:
     assert "ValueError: boom" in str(e)
 try:
     hb.call("nope")
-except hb.FunctionNotRegistered:
-    pass
+    raise SystemExit("no FunctionNotRegistered")
+except hb.FunctionNotRegistered as e:
+    assert "nope" in str(e), e
 assert hb.node().startswith("hornbeam@") and hb.nodes() == []
 assert hb.rpc_call(hb.node(), "os.path", "join", ["a", "b"]) == "a/b"
 try:
@@ -444,7 +445,14 @@ assert ml.cached_inference(model, "hi") == [2, 0.5] and len(runs) == 1
 assert ml.cached_inference(model, {"b": 1, "a": [1.0, "x"]}) == ml.cached_inference(model, {"a": [1.0, "x"], "b": 1})
 assert len(runs) == 2
 assert ml.cache_stats() == {"hits": 2, "misses": 2, "hit_rate": 0.5}
-assert ml.cached_inference(model, "ttl", ttl=0) and ml.cached_inference(model, "ttl", ttl=0)
+n = len(runs)
+assert ml.cached_inference(model, "ttl", ttl=0) == [3, 0.5] and len(runs) == n + 1
+time.sleep(0.01)
+assert ml.cached_inference(model, "ttl", ttl=0) == [3, 0.5] and len(runs) == n + 2, "ttl=0 did not recompute"
+assert ml.cached_inference(model, "ttl", ttl=60) == [3, 0.5] and len(runs) == n + 2, "ttl=60 recomputed"
+assert ml.cached_inference(model, "ttl") == [3, 0.5] and len(runs) == n + 2, "no ttl recomputed"
+time.sleep(0.05)
+assert ml.cached_inference(model, "ttl", ttl=0.02) == [3, 0.5] and len(runs) == n + 3, "an expired entry was a hit"
 for i in range(30):
     ml.cached_inference(model, "e%d" % i, cache_prefix="cap", max_entries=10)
 assert len([k for k in hb.state_keys("cap:") if not k.startswith("cap:__")]) <= 11
@@ -497,7 +505,11 @@ try:
     raise SystemExit("no TypeError")
 except TypeError as e:
     assert "cache_key" in str(e)
-assert ml.cached_inference(model, object(), cache_key="explicit") == [1.5, 2.5] or True
+n = len(runs)
+first = ml.cached_inference(model, object(), cache_key="explicit")
+assert isinstance(first, np.ndarray) and first.tolist() == [1.5, 2.5] and len(runs) == n + 1
+assert ml.cached_inference(model, object(), cache_key="explicit") == [1.5, 2.5] and len(runs) == n + 1
+assert ml.cached_inference(model, object(), cache_key="other") is not None and len(runs) == n + 2
 print("numpy ok")
 '''
 

@@ -5,26 +5,14 @@ import json
 import uuid
 
 import pytest
+import websockets
 
 from hbtest import http
 
-websockets = pytest.importorskip("websockets")
-
 
 @pytest.fixture(scope="module")
-def asrv(module_server_factory, tmp_path_factory):
-    f = module_server_factory
-    s = f("api_asgi:app", "--worker-class", "asgi", "--workers", "2", wait=False)
-    try:
-        s.wait_ready(15)
-    except BaseException:
-        err = s.stderr()
-        if "worker_class" in err or "worker-class" in err or "asgi" in err.lower():
-            s.stop()
-            f.servers.remove(s)  # its exit status is not this suite's failure
-            pytest.skip("this build does not run ASGI apps yet:\n" + err[-500:])
-        raise
-    return s
+def asrv(module_server_factory):
+    return module_server_factory("api_asgi:app", "--worker-class", "asgi", "--workers", "2")
 
 
 def _post(port, path, body):

@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from hbtest import (HTTPReader, ConnectionClosed, RssSampler, connect, http, read_file,
-                    recv_until_close, request_bytes, wait_for)
+                    recv_until_close, request_bytes, wait_for, assert_interpreters_replaced,
+                    whoami_through_swaps)
 
 
 @pytest.fixture(scope="module")
@@ -405,6 +406,8 @@ def test_several_workers(server):
 
 def test_max_requests_replaces_asgi_worker(server):
     s = server("asgi_apps:app", "--worker-class", "asgi", "--max-requests", "5")
-    for _ in range(25):
-        assert http(s.port, "GET", "/hello").body == b"Hello, ASGI!"
-    assert wait_for(lambda: "replaced by worker" in s.stderr(), 5), s.stderr()[-3000:]
+    seqs, failures = whoami_through_swaps(s.port, least=4)
+    tokens = assert_interpreters_replaced(seqs, failures, least=4)
+    assert wait_for(lambda: s.stderr().count("max_requests reached, replaced by worker") >= len(tokens) - 1, 5), \
+        s.stderr()[-3000:]
+    assert "replacement failed" not in s.stderr(), s.stderr()[-3000:]

@@ -41,7 +41,6 @@ def test_websocket_chat(server):
 
 
 def test_starlette_app(server):
-    pytest.importorskip("starlette")
     s = server("app:app", "--worker-class", "asgi", pythonpath=[EXAMPLES / "starlette_app"])
     base = "http://127.0.0.1:%d" % s.port
     assert requests.get(base + "/", timeout=5).text.startswith("Hello from Starlette")

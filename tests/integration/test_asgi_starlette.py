@@ -4,9 +4,8 @@ import asyncio
 
 import httpx
 import pytest
+import starlette  # noqa: F401 - a missing python3-starlette is a failure, not a skip
 import websockets
-
-pytest.importorskip("starlette")
 
 
 @pytest.fixture(scope="module")

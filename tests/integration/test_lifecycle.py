@@ -10,7 +10,8 @@ import time
 import pytest
 import requests
 
-from hbtest import HTTPReader, assert_served, connect, http, request_bytes, wait_for, read_file
+from hbtest import (HTTPReader, assert_interpreters_replaced, assert_served, connect, http, request_bytes,
+                    wait_for, whoami_through_swaps, read_file)
 
 
 def _in_thread(fn, *args):
@@ -185,16 +186,15 @@ def test_single_thread_serialises_blocking_requests(server):
 
 
 def test_max_requests_replaces_worker(server):
-    s = server("wsgi_apps:app", "--workers", "1", "--max-requests", "5")
-    with requests.Session() as sess:
-        for i in range(30):
-            r = sess.get("http://127.0.0.1:%d/echo?i=%d" % (s.port, i), timeout=10)
-            assert r.status_code == 200, (i, r.status_code)
-            assert r.json()["environ"]["QUERY_STRING"] == "i=%d" % i
-    for i in range(5):
-        assert http(s.port, "GET", "/echo?fresh=%d" % i).status == 200
-    assert wait_for(lambda: re.search(r"replac|recycl|restart", s.stderr(), re.I), 3), \
-        "log does not mention worker replacement:\n%s" % s.stderr()[-3000:]
+    """Each interpreter serves about max_requests requests, then another one (a new import of
+    the app: a new /whoami token) takes over, while clients keep sending: none of their
+    requests fails during the swaps."""
+    s = server("wsgi_apps:app", "--workers", "1", "--max-requests", "5", "--threads", "2")
+    seqs, failures = whoami_through_swaps(s.port, least=4)
+    tokens = assert_interpreters_replaced(seqs, failures, least=4)
+    assert wait_for(lambda: s.stderr().count("max_requests reached, replaced by worker") >= len(tokens) - 1, 5), \
+        s.stderr()[-3000:]
+    assert "replacement failed" not in s.stderr(), s.stderr()[-3000:]
 
 
 def test_interpreter_main(server):
@@ -246,3 +246,14 @@ def test_no_access_log_by_default(server):
     http(s.port, "GET", "/echo?access=1")
     time.sleep(0.2)
     assert "access=1" not in s.stdout()
+
+
+def test_ready_means_the_app_is_imported(server, tmp_path):
+    """The suite's readiness wait (hbtest.Server.wait_ready) returns only once the server
+    answers HTTP, which it can only do after the app's import finished. An open port alone
+    (listener accepting into the backlog) is not readiness."""
+    marker = tmp_path / "imported"
+    s = server("slow_import:app", env={"HB_SLOW_IMPORT": "1.5", "HB_IMPORT_MARKER": str(marker)})
+    assert marker.exists(), "wait_ready returned before the app's import finished"
+    r = http(s.port, "GET", "/", timeout=1.0)
+    assert r.status == 200 and r.body == b"ready"

@@ -5,6 +5,10 @@ import os
 
 import _hornbeam  # noqa: F401  (the server's module: ClientDisconnected)
 
+# Made once per import, so once per interpreter: /whoami tells which one served a request.
+_TOKEN = os.urandom(8).hex()
+_served = [0]
+
 
 async def _read_body(receive):
     body = b""
@@ -59,6 +63,10 @@ async def app(scope, receive, send):
     if scope["type"] == "websocket":
         return await ws_app(scope, receive, send)
     path = scope["path"]
+    _served[0] += 1
+    if path == "/whoami":
+        return await _send(send, 200, json.dumps({"token": _TOKEN, "served": _served[0]}).encode(),
+                           b"application/json")
     if path == "/hello":
         return await _send(send, 200, b"Hello, ASGI!")
     if "/scope" in path:

@@ -14,6 +14,11 @@ from urllib.parse import parse_qs
 from wsgiref.validate import validator
 
 
+# Made once per import, so once per interpreter: /whoami tells which one served a request.
+_TOKEN = os.urandom(8).hex()
+_served = [0]
+
+
 def _q(environ):
     return {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
 
@@ -352,6 +357,10 @@ def status(environ, start_response):
     return [] if code in ("204", "304") else [b"status-body"]
 
 
+def whoami(environ, start_response):
+    return _json(start_response, {"token": _TOKEN, "served": _served[0]})
+
+
 def log(environ, start_response):
     body = b"logged"
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
@@ -386,6 +395,7 @@ ROUTES = {
     "/excinfo": excinfo,
     "/status": status,
     "/log": log,
+    "/whoami": whoami,
     "/errors": errors_,
 }
 
@@ -395,6 +405,7 @@ def app(environ, start_response):
     if req_log:
         _append(req_log, "%s %s?%s" % (environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"),
                                        environ.get("QUERY_STRING", "")))
+    _served[0] += 1
     handler = ROUTES.get(environ.get("PATH_INFO", ""), echo)
     return handler(environ, start_response)
 
