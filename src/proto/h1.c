@@ -9,6 +9,7 @@
  * accepts any two bytes after chunk data ("5\r\nhelloXX0\r\n") and bare-LF chunk lines.
  */
 #include "proto/h1.h"
+#include "proto/h1_target.h"
 
 #include <llhttp.h>
 #include <stdbool.h>
@@ -51,6 +52,7 @@ struct head_scan {
 	char version[8];      /* its first bytes after the second space */
 	uint32_t version_len;
 	bool prev_cr, prev_sp, started;
+	bool method_done; /* the method's SP was seen (its bytes never reach llhttp) */
 	int err;
 	const char *why;
 };
@@ -104,13 +106,6 @@ static int fail(hb_h1_parser_t *p, int err, const char *why)
 }
 
 /* ---- character classes (RFC 9110 5.6.2, 5.5) ---- */
-
-static bool is_tchar(unsigned char c)
-{
-	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-		return true;
-	return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
 
 /* Field values: VCHAR, obs-text, SP, HTAB. Everything else is a CTL (NUL, CR, LF, DEL...). */
 static bool is_value_char(unsigned char c)
@@ -181,13 +176,6 @@ static hb_h1_parser_t *of(llhttp_t *ll)
 	return ll->data;
 }
 
-static int on_method(llhttp_t *ll, const char *at, size_t n)
-{
-	hb_h1_parser_t *p = of(ll);
-	p->method_len += (uint32_t)n;
-	return buf_append(p, at, n) ? -1 : 0;
-}
-
 static int on_url(llhttp_t *ll, const char *at, size_t n)
 {
 	hb_h1_parser_t *p = of(ll);
@@ -219,7 +207,7 @@ static int on_header_field_complete(llhttp_t *ll)
 		return -1;
 	}
 	for (uint32_t i = 0; i < f->name_len; i++) {
-		if (!is_tchar((unsigned char)p->buf[f->name_off + i])) {
+		if (!hb_h1_is_tchar((unsigned char)p->buf[f->name_off + i])) {
 			fail(p, HB_H1_E_BAD, "invalid character in header name");
 			return -1;
 		}
@@ -267,7 +255,6 @@ static int on_headers_complete(llhttp_t *ll)
 }
 
 static const llhttp_settings_t ll_settings = {
-	.on_method = on_method,
 	.on_url = on_url,
 	.on_header_field = on_header_field,
 	.on_header_field_complete = on_header_field_complete,
@@ -366,39 +353,6 @@ struct head_info {
 	bool conn_close, conn_keep_alive, conn_upgrade, has_upgrade, expect_continue;
 };
 
-static bool reg_name_char(unsigned char c)
-{
-	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-		return true;
-	return c != 0 && strchr("-._~!$&'()*+,;=%", c) != NULL;
-}
-
-/* Host = uri-host [ ":" port ] (RFC 3986 3.2.2); empty is allowed (RFC 9112 3.2). */
-static bool host_valid(const char *s, size_t n)
-{
-	size_t i = 0;
-	if (n > 0 && s[0] == '[') {
-		for (i = 1; i < n && s[i] != ']'; i++)
-			if (hex_value((unsigned char)s[i]) < 0 && s[i] != ':' && s[i] != '.')
-				return false;
-		if (i == n)
-			return false;
-		i++;
-	} else {
-		for (; i < n && s[i] != ':'; i++)
-			if (!reg_name_char((unsigned char)s[i]))
-				return false;
-	}
-	if (i == n)
-		return true;
-	if (s[i] != ':')
-		return false;
-	for (i++; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	return true;
-}
-
 /* Calls fn on each comma-separated element with OWS trimmed (empty ones included). */
 static void each_element(const char *v, size_t n, void (*fn)(void *, const char *, size_t),
 			 void *arg)
@@ -442,7 +396,7 @@ static void te_element(void *arg, const char *t, size_t n)
 	if (n == 0)
 		w->bad = true;
 	for (size_t i = 0; i < n; i++)
-		if (!is_tchar((unsigned char)t[i]))
+		if (!hb_h1_is_tchar((unsigned char)t[i]))
 			w->bad = true;
 }
 
@@ -533,7 +487,7 @@ static int check_host(hb_h1_parser_t *p, const struct head_info *hi)
 		return fail(p, HB_H1_E_BAD, "repeated Host");
 	if (hi->nhost == 0)
 		return p->ll.http_minor == 0 ? 0 : fail(p, HB_H1_E_BAD, "missing Host");
-	if (!host_valid(p->buf + hi->host->value_off, hi->host->value_len))
+	if (!hb_h1_host_valid(p->buf + hi->host->value_off, hi->host->value_len))
 		return fail(p, HB_H1_E_BAD, "invalid Host");
 	return 0;
 }
@@ -557,58 +511,54 @@ static uint32_t request_flags(const hb_h1_parser_t *p, const struct head_info *h
 	return fl;
 }
 
-/* absolute-form (RFC 9112 3.2.2, "GET http://host/p?q HTTP/1.1"): the path is what follows
- * the authority; "http://host" alone means "/". `target` keeps the form as sent. */
-static void strip_authority(hb_request_t *r)
-{
-	size_t skip = 0;
-
-	if (r->path_len >= 7 && strncasecmp(r->path, "http://", 7) == 0)
-		skip = 7;
-	else if (r->path_len >= 8 && strncasecmp(r->path, "https://", 8) == 0)
-		skip = 8;
-	if (!skip)
-		return;
-	const char *slash = memchr(r->path + skip, '/', r->path_len - skip);
-	if (!slash) {
-		r->path = "/";
-		r->path_len = 1;
-		return;
-	}
-	r->path_len -= (uint32_t)(slash - r->path);
-	r->path = slash;
-}
-
 /* ---- building the request: one block, headers array then the strings ---- */
 
-static hb_request_t *build_request(const hb_h1_parser_t *p)
+/* absolute-form (RFC 9112 3.2.2): the server MUST use the target's host instead of a Host
+ * field, so the request carries the target's authority as its Host (added when the request
+ * had none, as an HTTP/1.0 one may). Everything built from Host follows (HTTP_HOST, SERVER_NAME,
+ * the ASGI host header). Returns the header count. */
+static uint32_t host_from_target(hb_request_t *r, hb_header_t *h, uint32_t n,
+				 const struct head_info *hi, const hb_h1_target_t *t,
+				 const hb_h1_parser_t *p)
+{
+	if (t->form != HB_H1_ABSOLUTE_FORM)
+		return n;
+	uint32_t k = hi->host ? (uint32_t)(hi->host - p->fields) : n;
+	if (k == n) /* its name was stored after the head's bytes */
+		h[n++] = (hb_header_t){.name = r->method + p->len, .name_len = 4};
+	h[k].value = r->target + t->authority_off;
+	h[k].value_len = t->authority_len;
+	return n;
+}
+
+static hb_request_t *build_request(const hb_h1_parser_t *p, const struct head_info *hi,
+				   const hb_h1_target_t *t)
 {
 	size_t base = offsetof(hb_request_t, data);
 	size_t hoff =
 		(base + _Alignof(hb_header_t) - 1) / _Alignof(hb_header_t) * _Alignof(hb_header_t);
-	size_t soff = hoff + (size_t)p->nfields * sizeof(hb_header_t);
-	hb_request_t *r = calloc(1, soff + p->len);
+	size_t soff = hoff + ((size_t)p->nfields + 1) * sizeof(hb_header_t);
+	hb_request_t *r = calloc(1, soff + p->len + 4);
 	if (!r)
 		return NULL;
 	hb_header_t *h = (hb_header_t *)((char *)r + hoff);
 	char *s = (char *)r + soff;
 	memcpy(s, p->buf, p->len);
+	memcpy(s + p->len, "Host", 4);
 	for (uint32_t i = 0; i < p->nfields; i++) {
 		const struct span *f = &p->fields[i];
 		h[i] = (hb_header_t){s + f->name_off, s + f->value_off, f->name_len, f->value_len};
 	}
-	r->headers = h;
-	r->nheaders = p->nfields;
 	r->method = s;
 	r->method_len = p->method_len;
 	r->target = s + p->target_off;
 	r->target_len = p->target_len;
-	const char *q = memchr(r->target, '?', r->target_len);
-	r->path = r->target;
-	r->path_len = q ? (uint32_t)(q - r->target) : r->target_len;
-	r->query = q ? q + 1 : r->target + r->target_len;
-	r->query_len = r->target_len - r->path_len - (q ? 1 : 0);
-	strip_authority(r);
+	r->path = t->path_len ? r->target + t->path_off : "/";
+	r->path_len = t->path_len ? t->path_len : 1;
+	r->query = r->target + t->query_off;
+	r->query_len = t->query_len;
+	r->headers = h;
+	r->nheaders = host_from_target(r, h, p->nfields, hi, t, p);
 	r->http_major = p->ll.http_major;
 	r->http_minor = p->ll.http_minor;
 	return r;
@@ -647,7 +597,12 @@ static int head_done(hb_h1_parser_t *p)
 	classify(p, &hi);
 	if ((rc = check_framing(p, &hi, &cl)) || (rc = check_host(p, &hi)))
 		return rc;
-	hb_request_t *r = build_request(p);
+	hb_h1_target_t t;
+	const char *why = NULL;
+	if ((rc = hb_h1_target_parse(p->buf, p->method_len, p->buf + p->target_off, p->target_len,
+				     &t, &why)))
+		return fail(p, rc, why);
+	hb_request_t *r = build_request(p, &hi, &t);
 	if (!r)
 		return fail(p, HB_H1_E_NOMEM, "out of memory");
 	r->content_length = cl;
@@ -687,12 +642,59 @@ static int llhttp_failure(hb_h1_parser_t *p, llhttp_errno_t e)
 	return fail(p, HB_H1_E_BAD, why);
 }
 
+/* llhttp 8.1 knows a fixed list of methods; RFC 9110 allows any token. The method is
+ * therefore read here and llhttp is given a stand-in with the same URL rules: "CONNECT" (whose
+ * target is an authority) for CONNECT, "GET" for every other method. */
+static int feed_method(hb_h1_parser_t *p, const char *d, size_t n, size_t *used)
+{
+	size_t i = 0;
+	while (i < n && !p->scan.method_done) {
+		unsigned char c = (unsigned char)d[i];
+		int r = scan_byte(p, c);
+		if (r < 0)
+			break;
+		i++;
+		if (c == '\r' || c == '\n')
+			continue; /* an empty line before the request (the scanner counts them) */
+		if (c != ' ') {
+			if (!hb_h1_is_tchar(c)) {
+				scan_fail(p, HB_H1_E_BAD, "invalid character in method");
+				break;
+			}
+			if (buf_append(p, (const char *)&c, 1))
+				break;
+			p->method_len++;
+			continue;
+		}
+		p->scan.method_done = true;
+		bool connect = p->method_len == 7 && memcmp(p->buf, "CONNECT", 7) == 0;
+		const char *stand_in = connect ? "CONNECT " : "GET ";
+		llhttp_errno_t e = llhttp_execute(&p->ll, stand_in, strlen(stand_in));
+		if (e != HPE_OK) {
+			*used = i;
+			return llhttp_failure(p, e);
+		}
+	}
+	*used = i;
+	if (p->err)
+		return p->err;
+	return p->scan.err ? fail(p, p->scan.err, p->scan.why) : 0;
+}
+
 /* llhttp sees exactly the bytes the scanner passed, so an error llhttp finds in them comes
  * first, and the outcome does not depend on how the input was split. */
 static int feed_head(hb_h1_parser_t *p, const char *d, size_t n, size_t *used)
 {
-	size_t i = 0;
+	size_t i = 0, m = 0;
 	int r = SCAN_MORE;
+	if (!p->scan.method_done) {
+		int rc = feed_method(p, d, n, &m);
+		*used = m;
+		if (rc || m == n)
+			return rc;
+		d += m;
+		n -= m;
+	}
 	while (i < n) {
 		r = scan_byte(p, (unsigned char)d[i]);
 		if (r < 0)
@@ -702,7 +704,7 @@ static int feed_head(hb_h1_parser_t *p, const char *d, size_t n, size_t *used)
 			break;
 	}
 	llhttp_errno_t e = llhttp_execute(&p->ll, d, i);
-	*used = i;
+	*used = m + i;
 	if (e != HPE_OK && e != HPE_PAUSED)
 		return llhttp_failure(p, e);
 	if (r < 0)
@@ -810,7 +812,7 @@ static int trailer_start(hb_h1_parser_t *p, unsigned char c)
 		p->ck = TR_END_LF;
 		return 0;
 	}
-	if (!is_tchar(c))
+	if (!hb_h1_is_tchar(c))
 		return fail(p, HB_H1_E_BAD, "invalid trailer line");
 	if (++p->tr_fields > p->lim.max_fields)
 		return fail(p, HB_H1_E_HEADERS_TOO_BIG, "too many trailers");
@@ -823,7 +825,7 @@ static int trailer_byte(hb_h1_parser_t *p, unsigned char c)
 {
 	if (p->ck == TR_NAME && c == ':')
 		p->ck = TR_VALUE;
-	else if (p->ck == TR_NAME && !is_tchar(c))
+	else if (p->ck == TR_NAME && !hb_h1_is_tchar(c))
 		return fail(p, HB_H1_E_BAD, "invalid trailer name");
 	else if (p->ck == TR_VALUE && c == '\r') {
 		p->ck = TR_LINE_LF;

@@ -89,6 +89,26 @@ def test_scope_http(srv):
     assert sc["_header_types"] == ["bytes/bytes"]
 
 
+def test_scope_absolute_form_and_any_method(srv):
+    """RFC 9112 3.2.2: the target's host wins over Host (the scope's host header follows it;
+    `server` stays the listening socket, as the ASGI spec defines it); any method token reaches
+    the app (RFC 9110 9.1)."""
+    r = http(srv.port, "PURGE", "http://example.com:8080/scope/x?q=1")
+    assert r.status == 200, r
+    sc = r.json()
+    assert sc["method"] == "PURGE"
+    assert sc["path"] == "/scope/x" and sc["raw_path"] == "/scope/x" and sc["query_string"] == "q=1"
+    assert [v for n, v in sc["headers"] if n == "host"] == ["example.com:8080"]
+    assert sc["server"] == ["127.0.0.1", srv.port]
+    r = http(srv.port, "-BLARGH", "/scope")
+    assert r.status == 200 and r.json()["method"] == "-BLARGH", r
+    with connect(srv.port) as c:
+        c.sendall(b"GET * HTTP/1.1\r\nHost: x\r\n\r\n")
+        rd = HTTPReader(c)
+        assert rd.read_response().status == 400
+        rd.expect_closed()
+
+
 def test_scope_http10(srv):
     r = http(srv.port, "GET", "/scope", version="HTTP/1.0")
     assert r.json()["http_version"] == "1.0"

@@ -101,8 +101,64 @@ def _check_underscore_spoof(resp):
     assert env.get("HTTP_X_REAL_IP") == "good", env.get("HTTP_X_REAL_IP")
 
 
+def _check_reached(method, path, query="", host="127.0.0.1", server_name="127.0.0.1", server_port=None):
+    """The request reached the app with this method, PATH_INFO, QUERY_STRING and Host."""
+    def check(resp):
+        assert resp.status == 200, resp
+        env = resp.json()["environ"]
+        got = {k: env.get(k) for k in ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "HTTP_HOST", "SERVER_NAME")}
+        assert got == {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
+                       "HTTP_HOST": host, "SERVER_NAME": server_name}, got
+        if server_port is not None:
+            assert env.get("SERVER_PORT") == server_port, env.get("SERVER_PORT")
+    return check
+
+
+def req_line(method, target, headers=H):
+    return method + b" " + target + b" HTTP/1.1\r\n" + headers + b"\r\n"
+
+
 # (id, request bytes, accepted statuses, check(resp) or None). Error statuses must close.
 ROWS = [
+    # request targets (RFC 9112 3.2: origin-, absolute-, authority- (CONNECT), asterisk-form (OPTIONS))
+    ("target_scheme_garbage", req_line(b"PUT", b"s://]ufd/:", H + b"Content-Length: 0\r\n"), E400, None),
+    ("target_ftp_scheme", req_line(b"GET", b"ftp://x/y"), E400, None),
+    ("target_asterisk_get", req_line(b"GET", b"*"), E400, None),
+    ("target_asterisk_post", req_line(b"POST", b"*", H + b"Content-Length: 0\r\n"), E400, None),
+    ("target_relative_path", req_line(b"GET", b"echo"), E400, None),
+    ("target_query_only", req_line(b"GET", b"?a=1"), E400, None),
+    ("target_authority_form_get", req_line(b"GET", b"127.0.0.1:80"), E400, None),
+    ("target_fragment", req_line(b"GET", b"/echo#frag"), E400, None),
+    ("target_fragment_after_query", req_line(b"GET", b"/echo?a=1#frag"), E400, None),
+    ("target_absolute_fragment", req_line(b"GET", b"http://127.0.0.1/echo#f"), E400, None),
+    ("target_absolute_userinfo", req_line(b"GET", b"http://user@127.0.0.1/echo"), E400, None),
+    ("target_absolute_empty_host", req_line(b"GET", b"http:///echo"), E400, None),
+    ("target_absolute_bad_port", req_line(b"GET", b"http://127.0.0.1:8o/echo"), E400, None),
+    ("connect_authority_form", req_line(b"CONNECT", b"127.0.0.1:443", b"Host: 127.0.0.1:443\r\n"), {501}, None),
+    ("connect_origin_form", req_line(b"CONNECT", b"/echo"), E400, None),
+    ("connect_no_port", req_line(b"CONNECT", b"127.0.0.1"), E400, None),
+    ("options_asterisk", req_line(b"OPTIONS", b"*"), {200}, _check_reached("OPTIONS", "*")),
+    ("options_origin_form", req_line(b"OPTIONS", b"/echo"), {200}, _check_reached("OPTIONS", "/echo")),
+    ("absolute_form_host_wins",
+     req_line(b"GET", b"http://example.com/foo?x=1"), {200},
+     _check_reached("GET", "/foo", "x=1", "example.com", "example.com", "80")),
+    ("absolute_form_port_and_no_path",
+     req_line(b"POST", b"HTTP://Example.COM:8443?x=2", H + b"Content-Length: 0\r\n"), {200},
+     _check_reached("POST", "/", "x=2", "Example.COM:8443", "Example.COM", "8443")),
+    ("absolute_form_unknown_method",
+     req_line(b"PURGE", b"https://[::1]:9000/p"), {200},
+     _check_reached("PURGE", "/p", "", "[::1]:9000", "[::1]", "9000")),
+    # methods: any token reaches the app (RFC 9110 9.1, 5.6.2)
+    ("method_purge", req_line(b"PURGE", b"/echo"), {200}, _check_reached("PURGE", "/echo")),
+    ("method_foo", req_line(b"FOO", b"/echo?a=b"), {200}, _check_reached("FOO", "/echo", "a=b")),
+    ("method_dash_blargh", req_line(b"-BLARGH", b"/echo"), {200}, _check_reached("-BLARGH", "/echo")),
+    ("method_lowercase_get", req_line(b"get", b"/echo"), {200}, _check_reached("get", "/echo")),
+    ("method_all_tchars", req_line(b"!#$%&'*+-.^_`|~09azAZ", b"/echo"), {200},
+     _check_reached("!#$%&'*+-.^_`|~09azAZ", "/echo")),
+    ("method_bad_char_at", req_line(b"G@T", b"/echo"), E400, None),
+    ("method_bad_char_colon", req_line(b"GET:", b"/echo"), E400, None),
+    ("method_non_ascii", req_line(b"G\xc3\xa9T", b"/echo"), E400, None),
+
     # Content-Length / Transfer-Encoding
     ("cl_and_te", post(b"Content-Length: 5\r\n" + TE, CHUNKED_HELLO), E400, None),
     ("te_and_cl", post(TE + b"Content-Length: 5\r\n", CHUNKED_HELLO), E400, None),

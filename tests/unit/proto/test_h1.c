@@ -728,6 +728,113 @@ Test(h1, bad_versions)
 	EXPECT_ERR("GET / http/1.1\r\nHost: x\r\n\r\n", 400);
 }
 
+/* ---- methods (RFC 9110 9.1: any token) and target forms (RFC 9112 3.2) ---- */
+
+#define REQ_OK(method, target, path, query, hdrs)                                                  \
+	"REQ " method " " target " path=" path " q=" query " v=1.1 cl=-1 fl=K\n" hdrs "DONE\nIDLE" \
+										      "\n"
+
+Test(h1, any_method_token_reaches_the_app)
+{
+	EXPECT("PURGE /a HTTP/1.1\r\nHost: x\r\n\r\n",
+	       REQ_OK("PURGE", "/a", "/a", "", "  Host=[x]\n"));
+	EXPECT("FOO /a HTTP/1.1\r\nHost: x\r\n\r\n", REQ_OK("FOO", "/a", "/a", "", "  Host=[x]\n"));
+	EXPECT("-BLARGH /a HTTP/1.1\r\nHost: x\r\n\r\n",
+	       REQ_OK("-BLARGH", "/a", "/a", "", "  Host=[x]\n"));
+	EXPECT("get /a HTTP/1.1\r\nHost: x\r\n\r\n", REQ_OK("get", "/a", "/a", "", "  Host=[x]\n"));
+	EXPECT("!#$%&'*+-.^_`|~09azAZ / HTTP/1.1\r\nHost: x\r\n\r\n",
+	       REQ_OK("!#$%&'*+-.^_`|~09azAZ", "/", "/", "", "  Host=[x]\n"));
+	EXPECT("\r\nM-SEARCH /m?q HTTP/1.1\r\nHost: x\r\n\r\n",
+	       REQ_OK("M-SEARCH", "/m?q", "/m", "q", "  Host=[x]\n"));
+	/* pipelined: an unknown method does not confuse the next request */
+	EXPECT("FOO /1 HTTP/1.1\r\nHost: x\r\n\r\nBAR /2 HTTP/1.1\r\nHost: x\r\n\r\n",
+	       "REQ FOO /1 path=/1 q= v=1.1 cl=-1 fl=K\n  Host=[x]\nDONE\n"
+	       "REQ BAR /2 path=/2 q= v=1.1 cl=-1 fl=K\n  Host=[x]\nDONE\nIDLE\n");
+}
+
+Test(h1, method_with_a_non_token_character_is_400)
+{
+	EXPECT_ERR("GE(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("G,T / HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET: / HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("G/T / HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("G\"T / HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("G\x7fT / HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("G\xc3\xa9T / HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	/* a method too long for the request line */
+	EXPECT_ERR("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA / "
+		   "HTTP/1.1\r\n"
+		   "Host: x\r\n\r\n",
+		   414);
+}
+
+Test(h1, target_in_no_allowed_form_is_400)
+{
+	EXPECT_ERR("PUT s://]ufd/: HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET ftp://x/y HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("POST * HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 400);
+	EXPECT_ERR("GET *x HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET a/b HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET ?q HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET x.example:80 HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET http:/x HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET http:// HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET http:///p HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET http://:80/p HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET http://u@h/p HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET http://h:8o/p HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET http://[::1/p HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+}
+
+Test(h1, fragment_is_400)
+{
+	EXPECT_ERR("GET /a#f HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET /a?b=1#f HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET /# HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("GET http://h/p#f HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+}
+
+Test(h1, asterisk_form_only_for_options)
+{
+	EXPECT("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+	       REQ_OK("OPTIONS", "*", "*", "", "  Host=[x]\n"));
+}
+
+Test(h1, connect_is_501_and_needs_authority_form)
+{
+	EXPECT_ERR("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501);
+	EXPECT_ERR("CONNECT [::1]:443 HTTP/1.1\r\nHost: x\r\n\r\n", 501);
+	EXPECT_ERR("CONNECT example.com HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("CONNECT example.com: HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("CONNECT / HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("CONNECT http://h/ HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	EXPECT_ERR("CONNECT u@h:443 HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+	/* a malformed message is a 400 before the method is looked at */
+	EXPECT_ERR("CONNECT h:443 HTTP/1.1\r\n\r\n", 400);
+}
+
+Test(h1, absolute_form_host_wins_over_host_header)
+{
+	EXPECT("GET http://example.com/foo?x=1 HTTP/1.1\r\nHost: other\r\n\r\n",
+	       REQ_OK("GET", "http://example.com/foo?x=1", "/foo", "x=1",
+		      "  Host=[example.com]\n"));
+	EXPECT("GET HTTP://Ex.COM:8080 HTTP/1.1\r\nA: 1\r\nHost: o\r\n\r\n",
+	       REQ_OK("GET", "HTTP://Ex.COM:8080", "/", "", "  A=[1]\n  Host=[Ex.COM:8080]\n"));
+	EXPECT("FOO https://[::1]:8443?q HTTP/1.1\r\nHost: o\r\n\r\n",
+	       REQ_OK("FOO", "https://[::1]:8443?q", "/", "q", "  Host=[[::1]:8443]\n"));
+	EXPECT("OPTIONS http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+	       REQ_OK("OPTIONS", "http://h/", "/", "", "  Host=[h]\n"));
+	/* HTTP/1.0 may omit Host: the target's is added */
+	EXPECT("GET http://h:81/p HTTP/1.0\r\n\r\n",
+	       "REQ GET http://h:81/p path=/p q= v=1.0 cl=-1 fl=\n  Host=[h:81]\nDONE\nIDLE\n");
+	/* HTTP/1.1 still needs a (valid) Host field */
+	EXPECT_ERR("GET http://h/p HTTP/1.1\r\n\r\n", 400);
+	EXPECT_ERR("GET http://h/p HTTP/1.1\r\nHost: a b\r\n\r\n", 400);
+}
+
 Test(h1, request_line_too_long_is_414)
 {
 	/* 64-byte limit: "GET " + 47-byte target + " HTTP/1.1" = 60 passes, 65 fails. */
