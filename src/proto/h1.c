@@ -1,12 +1,14 @@
 /* h1.c: see h1.h.
  *
- * Division of labour. llhttp tokenizes the request head (method, target, version, field names
- * and values, Content-Length syntax). In front of it a small line scanner checks what llhttp
- * 8.1 leaves lax unless its C file is built with LLHTTP_STRICT_MODE (bare LF/CR, obs-fold,
- * "GET  /", spaces before ':') and enforces the size limits, so the answer does not depend on
- * how llhttp.c was compiled. llhttp is paused at the end of the head; the body framing
- * (Content-Length, chunked, trailers) is decoded here, because llhttp 8.1 in its default build
- * accepts any two bytes after chunk data ("5\r\nhelloXX0\r\n") and bare-LF chunk lines.
+ * Division of labour. llhttp tokenizes the request head (target, version, field names and
+ * values, Content-Length syntax). The method is read here (any token: llhttp 8.1 knows a fixed
+ * list) and the target's form is decided by h1_target.c. In front of llhttp a small line
+ * scanner checks what llhttp 8.1 leaves lax unless its C file is built with LLHTTP_STRICT_MODE
+ * (bare LF/CR, obs-fold, "GET  /", spaces before ':') and enforces the size limits, so the
+ * answer does not depend on how llhttp.c was compiled. llhttp is paused at the end of the head; the
+ * body framing (Content-Length, chunked, trailers) is decoded here, because llhttp 8.1 in its
+ * default build accepts any two bytes after chunk data ("5\r\nhelloXX0\r\n") and bare-LF chunk
+ * lines.
  */
 #include "proto/h1.h"
 #include "proto/h1_target.h"
@@ -506,7 +508,7 @@ static uint32_t request_flags(const hb_h1_parser_t *p, const struct head_info *h
 		fl |= HB_REQ_EXPECT_CONTINUE;
 	if (hi->conn_upgrade && hi->has_upgrade)
 		fl |= HB_REQ_UPGRADE;
-	if (ieq(p->buf, p->method_len, "HEAD"))
+	if (p->method_len == 4 && memcmp(p->buf, "HEAD", 4) == 0) /* methods are case-sensitive */
 		fl |= HB_REQ_HEAD;
 	return fl;
 }

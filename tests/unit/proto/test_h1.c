@@ -732,7 +732,7 @@ Test(h1, bad_versions)
 
 #define REQ_OK(method, target, path, query, hdrs)                                                  \
 	"REQ " method " " target " path=" path " q=" query " v=1.1 cl=-1 fl=K\n" hdrs "DONE\nIDLE" \
-										      "\n"
+	"\n"
 
 Test(h1, any_method_token_reaches_the_app)
 {
@@ -742,6 +742,9 @@ Test(h1, any_method_token_reaches_the_app)
 	EXPECT("-BLARGH /a HTTP/1.1\r\nHost: x\r\n\r\n",
 	       REQ_OK("-BLARGH", "/a", "/a", "", "  Host=[x]\n"));
 	EXPECT("get /a HTTP/1.1\r\nHost: x\r\n\r\n", REQ_OK("get", "/a", "/a", "", "  Host=[x]\n"));
+	/* methods are case-sensitive: "head" is not HEAD (its response has a body) */
+	EXPECT("head /a HTTP/1.1\r\nHost: x\r\n\r\n",
+	       REQ_OK("head", "/a", "/a", "", "  Host=[x]\n"));
 	EXPECT("!#$%&'*+-.^_`|~09azAZ / HTTP/1.1\r\nHost: x\r\n\r\n",
 	       REQ_OK("!#$%&'*+-.^_`|~09azAZ", "/", "/", "", "  Host=[x]\n"));
 	EXPECT("\r\nM-SEARCH /m?q HTTP/1.1\r\nHost: x\r\n\r\n",
