@@ -32,6 +32,7 @@ import threading
 import time
 import traceback
 import importlib
+import weakref
 
 try:
     import _hornbeam as _hb
@@ -331,7 +332,9 @@ else:
     def state_stats():
         with _lock:
             n = len(_state)
-        return {"entries": n, "pubsub_subscribers": sum(len(v) for v in _subs.values())}
+        with _subs_lock:
+            subscribers = sum(len(v) for v in _live_subs().values())
+        return {"entries": n, "pubsub_subscribers": subscribers}
 
     # -- pub/sub
 
@@ -407,6 +410,12 @@ else:
                     self._waiters.append((loop, fut))
             return fut
 
+        def drop(self):
+            """The app dropped its Subscription. This may run inside a garbage collection, on
+            any thread, while that thread holds _subs_lock or this queue's lock: it only
+            flags the queue, and the registry purges it (_live_subs)."""
+            self.closed = True
+
         def close(self):
             with _subs_lock:
                 group = _subs.get(self.topic)
@@ -424,12 +433,6 @@ else:
                 except RuntimeError:
                     pass
 
-        def __del__(self):
-            try:
-                self.close()
-            except Exception:
-                pass
-
     def _topic(topic):
         if isinstance(topic, bytes):
             topic = topic.decode("utf-8")
@@ -440,13 +443,24 @@ else:
                              % (topic,))
         return topic
 
+    def _live_subs():
+        """Drops the queues of dropped Subscriptions from the registry; call with _subs_lock."""
+        for pat in [p for p, g in _subs.items() if any(s.closed for s in g)]:
+            group = {s: None for s in _subs[pat] if not s.closed}
+            if group:
+                _subs[pat] = group
+            else:
+                del _subs[pat]
+        return _subs
+
     def publish(topic, message):
         """Queues message for every subscriber of topic; returns how many it reached."""
         topic = _topic(topic)
         msg = _copy(message)
         with _subs_lock:
-            targets = list(_subs.get(topic, ()))
-            for pat, group in _subs.items():
+            subs = _live_subs()
+            targets = list(subs.get(topic, ()))
+            for pat, group in subs.items():
                 if "*" in pat and fnmatch.fnmatchcase(topic, pat):
                     targets.extend(group)
         return sum(1 for s in targets if s.push(_copy(msg)))
@@ -459,7 +473,12 @@ else:
         s = _LocalSub(topic, queue_size or _QUEUE_SIZE)
         with _subs_lock:
             _subs.setdefault(topic, {})[s] = None  # a dict as an ordered set
-        return Subscription(s, False)
+        sub = Subscription(s, False)
+        # The registry holds the queue, not the Subscription: once the app drops the
+        # Subscription (no close()), the finalizer unsubscribes, as the native module does,
+        # so publish() stops counting (and copying messages for) a subscriber nobody reads.
+        weakref.finalize(sub, s.drop)
+        return sub
 
     # -- functions
 

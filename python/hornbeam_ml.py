@@ -32,6 +32,11 @@ Expiry and size (per call, or module-wide with ``configure``):
 
 ``cache_stats()`` reads hit and miss counters kept in the shared map (``ml_cache_hits`` /
 ``ml_cache_misses``, as Hornbeam names them), so they count every worker.
+
+Key spaces. Entries are str keys ``"<cache_prefix>:..."``; the module's own per-prefix counters
+(hits, misses, entries) are **bytes** keys (``b"hbml\0<cache_prefix>\0hits"``). The shared map
+keeps ``"a"`` and ``b"a"`` apart, so no ``cache_key`` or ``cache_prefix`` can reach a counter
+(``cache_key="__hits"`` is an entry like any other).
 """
 
 import hashlib
@@ -141,13 +146,13 @@ _TAG = "hbml1"
 
 
 def _counter_key(cache_prefix, what):
-    return "%s:__%s" % (cache_prefix, what)
+    """A bytes key: out of reach of every entry key, which are str (see the module doc)."""
+    return b"hbml\0" + str(cache_prefix).encode("utf-8", "surrogatepass") + b"\0" + what.encode()
 
 
 def _evict(cache_prefix, max_entries):
     """Deletes the oldest tenth of the prefix's entries and lowers the count by as many."""
-    keys = [k for k in _hb.state_keys(cache_prefix + ":") if isinstance(k, str)
-            and not k.startswith(cache_prefix + ":__")]
+    keys = _hb.state_keys(cache_prefix + ":")  # str keys only: entries, never counters
     aged = []
     for k in keys:
         e = _hb.state_get(k)
@@ -205,6 +210,7 @@ def cache_stats(cache_prefix=None):
 def cache_clear(cache_prefix="ml"):
     """Deletes every entry and counter of a prefix. Returns how many keys went."""
     n = 0
-    for k in _hb.state_keys(cache_prefix + ":"):
+    for k in _hb.state_keys(cache_prefix + ":") + [_counter_key(cache_prefix, w)
+                                                   for w in ("hits", "misses", "entries")]:
         n += bool(_hb.state_delete(k))
     return n

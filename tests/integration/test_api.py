@@ -376,10 +376,29 @@ def test_ml_cache_hits_across_workers(srv):
     assert st["hits"] >= 1 and 0 < st["hit_rate"] <= 1
 
 
+def test_ml_cache_key_cannot_reach_the_counters(srv):
+    """cache_key="__hits" (or __misses, __entries) is an entry like any other: hornbeam_ml's
+    own counters live where no cache_key or cache_prefix can reach (bytes keys)."""
+    prefix = uniq("p")
+    for k in ("__hits", "__misses", "__entries"):
+        out = call(srv, "/ml_key?text=a&key=%s&prefix=%s&max_entries=5" % (k, prefix))
+        assert out["embedding"], out
+    out = call(srv, "/ml_key?text=b&key=__hits&prefix=" + prefix)
+    assert out["stats"] == {"hits": 1, "misses": 3, "hit_rate": 0.25}, out
+    assert out["keys"] == sorted("%s:%s" % (prefix, k) for k in ("__hits", "__misses", "__entries"))
+    cleared = call(srv, "/ml_clear?prefix=" + prefix)
+    assert cleared["cleared"] == 6 and cleared["stats"] == {"hits": 0, "misses": 0, "hit_rate": 0.0}
+
+
+def test_dropped_subscription_is_not_reached(srv):
+    out = call(srv, "/sub_drop?topic=" + uniq("drop"))
+    assert (out["before"], out["after"]) == (1, 0), out
+
+
 # -- the fallbacks -------------------------------------------------------------------------
 
 FALLBACK_SCRIPT = r'''
-import asyncio, sys, threading, time
+import asyncio, gc, sys, threading, time
 import hornbeam_erlang as hb, hornbeam_ml as ml
 assert hb.NATIVE is False
 hb.state_set("a", [1, (2, 3), {"x": b"y"}])
@@ -455,7 +474,35 @@ time.sleep(0.05)
 assert ml.cached_inference(model, "ttl", ttl=0.02) == [3, 0.5] and len(runs) == n + 3, "an expired entry was a hit"
 for i in range(30):
     ml.cached_inference(model, "e%d" % i, cache_prefix="cap", max_entries=10)
-assert len([k for k in hb.state_keys("cap:") if not k.startswith("cap:__")]) <= 11
+assert len(hb.state_keys("cap:")) <= 11
+# A dropped Subscription (no close()) unsubscribes, as the native module's does.
+s3 = hb.subscribe("dropped")
+assert hb.publish("dropped", 1) == 1 and hb.state_stats()["pubsub_subscribers"] >= 1
+n_subs = hb.state_stats()["pubsub_subscribers"]
+del s3
+assert hb.publish("dropped", 2) == 0, "a dropped subscription is still reached"
+assert hb.state_stats()["pubsub_subscribers"] == n_subs - 1
+class Holder:
+    pass
+h = Holder()
+h.sub = hb.subscribe("cyc*")
+h.me = h  # a reference cycle: only the cyclic GC frees it
+assert hb.publish("cyc1", 1) == 1
+del h
+gc.collect()
+assert hb.publish("cyc1", 2) == 0, "a subscription dropped in a cycle is still reached"
+kept = hb.subscribe("kept")
+gc.collect()
+assert hb.publish("kept", 1) == 1 and kept.get_nowait() == 1
+# cache_key / cache_prefix cannot reach hornbeam_ml's own counters
+for k in ("__hits", "__misses", "__entries"):
+    assert ml.cached_inference(model, "a", cache_key=k, cache_prefix="ns", max_entries=5) == [1, 0.5]
+assert ml.cached_inference(model, "b", cache_key="__hits", cache_prefix="ns") == [1, 0.5]
+assert ml.cache_stats("ns") == {"hits": 1, "misses": 3, "hit_rate": 0.25}, ml.cache_stats("ns")
+assert sorted(hb.state_keys("ns:")) == ["ns:__entries", "ns:__hits", "ns:__misses"]
+assert ml.cached_inference(model, "c", cache_key="__hits") == [1, 0.5]   # default prefix "ml"
+assert ml.cache_stats("ml")["hits"] >= 1 and isinstance(ml.cache_stats()["misses"], int)
+assert ml.cache_clear("ns") == 6 and ml.cache_stats("ns") == {"hits": 0, "misses": 0, "hit_rate": 0.0}
 print("fallback ok")
 '''
 

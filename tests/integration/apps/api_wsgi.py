@@ -258,6 +258,23 @@ def route(env, q, body):
     if path == "/ml":
         v = ml.cached_inference(embed, q["text"][0])
         return {"embedding": list(v), "stats": ml.cache_stats()}
+    if path == "/ml_key":
+        # An explicit cache_key (such as "__hits") in its own prefix; stats of that prefix.
+        prefix = q.get("prefix", ["ml"])[0]
+        kw = {"max_entries": int(q["max_entries"][0])} if "max_entries" in q else {}
+        v = ml.cached_inference(embed, q["text"][0], cache_key=q["key"][0], cache_prefix=prefix, **kw)
+        return {"embedding": list(v), "stats": ml.cache_stats(prefix),
+                "keys": sorted(k for k in hb.state_keys(prefix + ":") if isinstance(k, str))}
+    if path == "/ml_clear":
+        return {"cleared": ml.cache_clear(q["prefix"][0]), "stats": ml.cache_stats(q["prefix"][0])}
+    if path == "/sub_drop":
+        # Subscribes, drops the Subscription without close(), then publishes: a dropped
+        # subscription must not be reached (nor counted).
+        topic = q["topic"][0]
+        sub = hb.subscribe(topic)
+        before = hb.publish(topic, "before")
+        del sub
+        return {"before": before, "after": hb.publish(topic, "after")}
     if path == "/sleep":
         time.sleep(float(q["s"][0]))
         return {}
