@@ -8,6 +8,7 @@ request appends "METHOD PATH?QUERY" to that file (used to check what reached the
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from urllib.parse import parse_qs
@@ -262,6 +263,20 @@ def cpu(environ, start_response):
                                   "thread": threading.get_ident()})
 
 
+def gil(environ, start_response):
+    """Holds this interpreter's GIL for the whole call: re does not release it while matching,
+    and (a+)+$ on "a" * n + "b" backtracks about 2^n steps (n=24: ~1.5 s). Times are
+    CLOCK_MONOTONIC, comparable with /now's in another worker."""
+    n = int(_q(environ).get("n", "24"))
+    t0 = time.monotonic()
+    re.match(r"(a+)+$", "a" * n + "b")
+    return _json(start_response, {"t0": t0, "t1": time.monotonic(), "interp": id(sys.modules)})
+
+
+def now(environ, start_response):
+    return _json(start_response, {"t": time.monotonic(), "interp": id(sys.modules)})
+
+
 def sleep(environ, start_response):
     secs = float(_q(environ).get("secs", "1"))
     t0 = time.monotonic()
@@ -396,6 +411,8 @@ ROUTES = {
     "/status": status,
     "/log": log,
     "/whoami": whoami,
+    "/gil": gil,
+    "/now": now,
     "/errors": errors_,
 }
 
