@@ -181,6 +181,22 @@ static const struct key keys[] = {
 	 .help = "close a WebSocket whose pong does not come within this"},
 	{"websocket_deflate", K_BOOL, OFF(websocket_deflate), .def = "true",
 	 .help = "negotiate permessage-deflate (RFC 7692) when the client offers it"},
+	{"h2_max_concurrent_streams", K_I64, OFF(h2_max_concurrent_streams), 1, 1 << 20, "100", "N",
+	 .help = "HTTP/2 streams a client may have open at once (more: REFUSED_STREAM)"},
+	{"h2_max_header_list_size", K_I64, OFF(h2_max_header_list_size), 1024, 16 * MIB, "65536",
+	 "BYTES", .help = "HTTP/2 request fields, decoded (larger: GOAWAY ENHANCE_YOUR_CALM)"},
+	{"h2_initial_window_size", K_I64, OFF(h2_initial_window_size), 1, INT32_MAX, "65535",
+	 "BYTES", .help = "HTTP/2 request body bytes a stream may send before the app reads"},
+	{"h2_max_frame_size", K_I64, OFF(h2_max_frame_size), 16384, 16777215, "16384", "BYTES",
+	 .help = "largest HTTP/2 frame payload the server accepts"},
+	{"h2_push", K_BOOL, OFF(h2_push), .def = "false",
+	 .help = "allow HTTP/2 server push (only to clients that enable it)"},
+	{"h2_max_resets", K_I64, OFF(h2_max_resets), 1, UINT32_MAX, "100", "N",
+	 .help = "HTTP/2 stream resets a client causes per second before GOAWAY (rapid reset)"},
+	{"h2_max_control_frames", K_I64, OFF(h2_max_control_frames), 1, UINT32_MAX, "1000", "N",
+	 .help = "HTTP/2 SETTINGS, PING, PRIORITY and empty frames per second before GOAWAY"},
+	{"h2_max_continuations", K_I64, OFF(h2_max_continuations), 0, 1024, "8", "N",
+	 .help = "CONTINUATION frames per HTTP/2 header block (more: GOAWAY)"},
 };
 /* clang-format on */
 

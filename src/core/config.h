@@ -74,6 +74,14 @@ typedef struct hb_config {
 	int64_t state_max_key_size;	   /* default 1024 */
 	int64_t state_max_value_size;	   /* default 64 MiB */
 	int64_t pubsub_queue_size;	   /* messages per subscriber, default 1000 */
+	int64_t h2_max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS, default 100 */
+	int64_t h2_max_header_list_size;   /* decoded request fields, default 65536 */
+	int64_t h2_initial_window_size;	   /* per-stream receive window, default 65535 */
+	int64_t h2_max_frame_size;	   /* default 16384 */
+	int h2_push;			   /* bool, default false */
+	int64_t h2_max_resets;		   /* client-caused stream resets per second, 100 */
+	int64_t h2_max_control_frames;	   /* SETTINGS/PING/PRIORITY/empty frames per second */
+	int64_t h2_max_continuations;	   /* CONTINUATION frames per header block, 8 */
 	char *node_name;		   /* default hornbeam@<hostname> (NULL: derive) */
 	hb_config_function_t *functions;   /* [functions] table */
 	size_t nfunctions;

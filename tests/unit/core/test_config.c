@@ -652,3 +652,27 @@ Test(toml, cli_error_after_file_names_the_flag)
 	assert_err(load_toml(ARGS("--workers", "abc"), NULL),
 		   "--workers: expected an integer >= 1, got 'abc'");
 }
+
+Test(config, h2_keys, .fini = cleanup)
+{
+	cr_assert_eq(LOAD("app"), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.h2_max_concurrent_streams, 100);
+	cr_assert_eq(cfg.h2_max_header_list_size, 65536);
+	cr_assert_eq(cfg.h2_initial_window_size, 65535);
+	cr_assert_eq(cfg.h2_max_frame_size, 16384);
+	cr_assert_eq(cfg.h2_push, 0);
+	cr_assert_eq(cfg.h2_max_resets, 100);
+	cr_assert_eq(cfg.h2_max_control_frames, 1000);
+	cr_assert_eq(cfg.h2_max_continuations, 8);
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("app", "--h2-push", "--h2-max-concurrent-streams", "7",
+			  "--h2-max-frame-size", "32768", "--h2-max-resets", "5"),
+		     HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.h2_push, 1);
+	cr_assert_eq(cfg.h2_max_concurrent_streams, 7);
+	cr_assert_eq(cfg.h2_max_frame_size, 32768);
+	cr_assert_eq(cfg.h2_max_resets, 5);
+	hb_config_free(&cfg);
+	assert_err(LOAD("app", "--h2-max-frame-size", "16383"), "h2-max-frame-size");
+	assert_err(LOAD("app", "--h2-initial-window-size", "2147483648"), "h2-initial-window-size");
+}
