@@ -47,7 +47,7 @@ enum {
 	HB_H2_E_PROTOCOL = -1, /* the peer broke the protocol: GOAWAY queued, then close */
 	HB_H2_E_CALM = -2,     /* a limit or flood budget was exceeded: GOAWAY ENHANCE_YOUR_CALM */
 	HB_H2_E_NOMEM = -3,
-	HB_H2_E_STREAM = -4, /* no such stream, or not in a state that allows the call */
+	HB_H2_E_STREAM = -4,  /* no such stream, or not in a state that allows the call */
 	HB_H2_E_REFUSED = -5, /* push off in config or refused by the client's SETTINGS */
 	HB_H2_E_CLOSED = -6,  /* the engine already ended (GOAWAY sent or received, fatal error) */
 };
@@ -59,10 +59,10 @@ typedef struct hb_h2_limits {
 	uint32_t initial_window;	 /* SETTINGS_INITIAL_WINDOW_SIZE; 65535 */
 	uint32_t max_frame_size;	 /* SETTINGS_MAX_FRAME_SIZE, 16384..16777215; 16384 */
 	uint64_t max_body;		 /* request body bytes; larger: 413 / RST_STREAM; 1 GiB */
-	int push;			 /* server push allowed (still needs the client's consent) */
-	uint32_t max_resets;		 /* client resets + resets it provoked, per second; 100 */
-	uint32_t max_control;		 /* SETTINGS/PING/PRIORITY/empty frames per second; 1000 */
-	uint32_t max_continuations;	 /* CONTINUATION frames per header block; 8 */
+	int push;		    /* server push allowed (still needs the client's consent) */
+	uint32_t max_resets;	    /* client resets + resets it provoked, per second; 100 */
+	uint32_t max_control;	    /* SETTINGS/PING/PRIORITY/empty frames per second; 1000 */
+	uint32_t max_continuations; /* CONTINUATION frames per header block; 8 */
 } hb_h2_limits_t;
 
 typedef struct hb_h2_callbacks {
@@ -152,8 +152,8 @@ int64_t hb_h2_send_window(const hb_h2_t *e, int32_t sid);
  * and the extra headers) on stream sid. On success returns the promised stream id and the
  * request to serve on it in *req (the caller's, as from on_request; no on_end_stream follows).
  * HB_H2_E_REFUSED when push is off or the client disabled it, HB_H2_E_STREAM, HB_H2_E_NOMEM. */
-int32_t hb_h2_push(hb_h2_t *e, int32_t sid, const char *path, size_t path_len,
-		   const hb_header_t *h, uint32_t n, hb_request_t **req);
+int32_t hb_h2_push(hb_h2_t *e, int32_t sid, const char *path, size_t path_len, const hb_header_t *h,
+		   uint32_t n, hb_request_t **req);
 
 /* Graceful shutdown, as h2o does it: a GOAWAY with the last stream id 2^31-1 and a PING; when
  * the PING's ACK shows the client has seen it, the final GOAWAY with the last stream accepted.

@@ -60,7 +60,8 @@ int h2_msg_field(hb_h2_t *e, struct h2s *st, const uint8_t *name, size_t nl, con
 		return 0; /* checked by nghttp2, then dropped, as HTTP/1.1 trailers are */
 	int ps = nl && name[0] == ':' ? pseudo_index(name, nl) : -1;
 	if (nl && name[0] == ':' && ps < 0)
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* :protocol without CONNECT support */
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* :protocol without CONNECT support
+							       */
 	if (ps < 0 && st->nf >= e->lim.max_fields)
 		return too_much(e, "too many header fields");
 	int64_t no = append(e, st, name, nl), vo = append(e, st, value, vl);
@@ -300,8 +301,8 @@ hb_request_t *h2_msg_push_request(const struct h2s *parent, const char *path, si
 /* Fields RFC 9113 8.2.2 forbids, which an app written for HTTP/1.1 may still set. */
 static bool connection_specific(const hb_header_t *h)
 {
-	static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
-					    "transfer-encoding", "upgrade", "te"};
+	static const char *const names[] = {"connection",	 "keep-alive", "proxy-connection",
+					    "transfer-encoding", "upgrade",    "te"};
 	if (h->name_len && h->name[0] == ':')
 		return true;
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

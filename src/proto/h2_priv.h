@@ -24,12 +24,12 @@ struct h2s {
 	struct h2s *prev, *next; /* hb_h2.streams */
 	int32_t id;
 	void *sud;
-	bool delivered;	 /* on_request accepted it: the caller has state for it */
+	bool delivered;	  /* on_request accepted it: the caller has state for it */
 	bool in_trailers; /* the block being decoded is the request's trailers */
-	bool deferred;	 /* its data provider returned NGHTTP2_ERR_DEFERRED */
-	bool responded;	 /* a final response head was submitted */
-	bool app_reset;	 /* the server's own RST_STREAM (app failure): not the client's fault */
-	bool peer_reset; /* the client sent RST_STREAM */
+	bool deferred;	  /* its data provider returned NGHTTP2_ERR_DEFERRED */
+	bool responded;	  /* a final response head was submitted */
+	bool app_reset;	  /* the server's own RST_STREAM (app failure): not the client's fault */
+	bool peer_reset;  /* the client sent RST_STREAM */
 	/* header block being decoded */
 	char *buf;
 	uint32_t len, cap;
@@ -71,14 +71,14 @@ struct hb_h2 {
 	struct h2_guard g;
 	uint64_t now_ms;
 	/* the end of the connection */
-	int fail;	      /* HB_H2_E_* decided inside a callback or by the guard */
-	uint32_t fail_code;   /* its GOAWAY code */
-	const char *why;      /* static */
-	bool terminated;      /* a final GOAWAY was submitted */
-	bool peer_goaway;     /* the client sent GOAWAY */
-	bool shutting_down;   /* first GOAWAY of a graceful shutdown sent, waiting for the PING */
-	int lib_error;	      /* last nghttp2 error reported by error_callback2 */
-	uint8_t *obuf;	      /* hb_h2_send's aggregate */
+	int fail;	    /* HB_H2_E_* decided inside a callback or by the guard */
+	uint32_t fail_code; /* its GOAWAY code */
+	const char *why;    /* static */
+	bool terminated;    /* a final GOAWAY was submitted */
+	bool peer_goaway;   /* the client sent GOAWAY */
+	bool shutting_down; /* first GOAWAY of a graceful shutdown sent, waiting for the PING */
+	int lib_error;	    /* last nghttp2 error reported by error_callback2 */
+	uint8_t *obuf;	    /* hb_h2_send's aggregate */
 	size_t ocap;
 };
 

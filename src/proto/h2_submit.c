@@ -25,7 +25,8 @@ int hb_h2_submit_response(hb_h2_t *e, int32_t sid, const hb_response_t *r, const
 	if (!st || st->responded)
 		return HB_H2_E_STREAM;
 	size_t n;
-	nghttp2_nv *nva = h2_msg_response_nv(r->status, r->headers, r->nheaders, r->flags, date, &n);
+	nghttp2_nv *nva =
+		h2_msg_response_nv(r->status, r->headers, r->nheaders, r->flags, date, &n);
 	if (!nva)
 		return HB_H2_E_NOMEM;
 	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = h2_read_body};
@@ -101,7 +102,7 @@ int hb_h2_reset(hb_h2_t *e, int32_t sid, uint32_t error_code)
 		return HB_H2_E_STREAM;
 	st->app_reset = true;
 	return nghttp2_submit_rst_stream(e->s, NGHTTP2_FLAG_NONE, sid, error_code) ? HB_H2_E_STREAM
-										    : 0;
+										   : 0;
 }
 
 int hb_h2_consume(hb_h2_t *e, int32_t sid, size_t n)
@@ -128,11 +129,12 @@ static nghttp2_nv nv(const char *name, const char *value, size_t vl)
 			    NGHTTP2_NV_FLAG_NONE};
 }
 
-int32_t hb_h2_push(hb_h2_t *e, int32_t sid, const char *path, size_t path_len,
-		   const hb_header_t *h, uint32_t n, hb_request_t **req)
+int32_t hb_h2_push(hb_h2_t *e, int32_t sid, const char *path, size_t path_len, const hb_header_t *h,
+		   uint32_t n, hb_request_t **req)
 {
 	struct h2s *parent = stream_of(e, sid);
-	if (!e->lim.push || !nghttp2_session_get_remote_settings(e->s, NGHTTP2_SETTINGS_ENABLE_PUSH))
+	if (!e->lim.push ||
+	    !nghttp2_session_get_remote_settings(e->s, NGHTTP2_SETTINGS_ENABLE_PUSH))
 		return HB_H2_E_REFUSED;
 	if (!parent || !parent->origin || (sid & 1) == 0 || path_len == 0 || path[0] != '/')
 		return HB_H2_E_STREAM;
@@ -251,6 +253,6 @@ void hb_h2_goaway(hb_h2_t *e, uint32_t error_code)
 		return;
 	e->terminated = true;
 	e->shutting_down = false;
-	nghttp2_submit_goaway(e->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(e->s),
-			      error_code, NULL, 0);
+	nghttp2_submit_goaway(e->s, NGHTTP2_FLAG_NONE,
+			      nghttp2_session_get_last_proc_stream_id(e->s), error_code, NULL, 0);
 }

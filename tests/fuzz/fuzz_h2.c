@@ -4,11 +4,8 @@
  * also drops the preface so bad prefaces are reached). A small app answers each request,
  * reads bodies, defers and resumes some responses and resets others, so the send side runs
  * too. Beyond "no crash, no sanitizer report, no leak", it checks that the engine's memory
- * stays bounded and that it holds no stream state once it is freed. Build:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_h2.c \
- *     src/proto/h2.c src/proto/h2_msg.c src/proto/h2_guard.c src/proto/h2_submit.c \
- *     src/core/request.c -lnghttp2 -o fuzz_h2
- *   ./fuzz_h2 tests/fuzz/corpus/h2
+ * stays bounded and that it holds no stream state once it is freed.
+ * Run: scripts/fuzz.sh fuzz_h2 (seeds in tests/fuzz/corpus/fuzz_h2/).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -85,8 +82,8 @@ static ssize_t on_read_body(void *ud, int32_t sid, void *sud, uint8_t *buf, size
 	return (ssize_t)n;
 }
 
-static const hb_h2_callbacks_t cb = {on_request, on_data, on_end_stream, on_close, on_read_body,
-				     NULL};
+static const hb_h2_callbacks_t cb = {on_request, on_data,      on_end_stream,
+				     on_close,	 on_read_body, NULL};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -35,10 +35,10 @@ typedef struct app {
 	hb_h2_t *e;
 	sstream_t s[MAXS];
 	int nreq, nclosed;
-	bool consume;	   /* credit body bytes to the engine as they arrive */
-	bool respond;	   /* answer each request at its end: 200 + body "hello" */
-	bool refuse;	   /* on_request returns -1 */
-	int goaways;	   /* GOAWAY frames from the client */
+	bool consume; /* credit body bytes to the engine as they arrive */
+	bool respond; /* answer each request at its end: 200 + body "hello" */
+	bool refuse;  /* on_request returns -1 */
+	int goaways;  /* GOAWAY frames from the client */
 	uint32_t goaway_code;
 	uint64_t now;
 } app_t;
@@ -138,8 +138,8 @@ static void on_goaway(void *ud, uint32_t code, int32_t last)
 	a->goaway_code = code;
 }
 
-static const hb_h2_callbacks_t app_cb = {on_request, on_data, on_end_stream, on_close,
-					 on_read_body, on_goaway};
+static const hb_h2_callbacks_t app_cb = {on_request, on_data,	   on_end_stream,
+					 on_close,   on_read_body, on_goaway};
 
 static void app_init(app_t *a, const hb_h2_limits_t *lim)
 {
@@ -189,8 +189,9 @@ static void put32(buf_t *b, uint32_t v)
 
 static void frame(buf_t *b, uint8_t type, uint8_t flags, uint32_t sid, const void *p, size_t n)
 {
-	uint8_t h[9] = {(uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n, type, flags,
-			(uint8_t)(sid >> 24), (uint8_t)(sid >> 16), (uint8_t)(sid >> 8), (uint8_t)sid};
+	uint8_t h[9] = {
+		(uint8_t)(n >> 16),   (uint8_t)(n >> 8),    (uint8_t)n,		 type,	      flags,
+		(uint8_t)(sid >> 24), (uint8_t)(sid >> 16), (uint8_t)(sid >> 8), (uint8_t)sid};
 	put(b, h, 9);
 	if (n)
 		put(b, p, n);

@@ -145,8 +145,8 @@ static void pump(app_t *a, client_t *c)
 		(uint8_t *)n, (uint8_t *)v, sizeof(n) - 1, sizeof(v) - 1, NGHTTP2_NV_FLAG_NONE     \
 	}
 
-static ssize_t c_upload(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len,
-			uint32_t *flags, nghttp2_data_source *src, void *ud)
+static ssize_t c_upload(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
+			nghttp2_data_source *src, void *ud)
 {
 	client_t *c = ud;
 	size_t n = c->upload_len - c->upload_off;
@@ -437,8 +437,7 @@ Test(h2, graceful_shutdown_sends_two_goaways_and_lets_streams_finish)
 
 /* ---- push ---- */
 
-static int32_t try_push(bool enabled, bool client_allows, hb_request_t **req, client_t *c,
-			app_t *a)
+static int32_t try_push(bool enabled, bool client_allows, hb_request_t **req, client_t *c, app_t *a)
 {
 	hb_h2_limits_t lim;
 	hb_h2_limits_default(&lim);
@@ -550,11 +549,12 @@ Test(h2, settings_carry_the_configured_limits)
 	client_init(&c, true);
 	pump(&a, &c);
 	nghttp2_session *s = c.c;
-	cr_assert_eq(nghttp2_session_get_remote_settings(s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS),
-		     7);
+	cr_assert_eq(
+		nghttp2_session_get_remote_settings(s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS), 7);
 	cr_assert_eq(nghttp2_session_get_remote_settings(s, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE),
 		     100000);
-	cr_assert_eq(nghttp2_session_get_remote_settings(s, NGHTTP2_SETTINGS_MAX_FRAME_SIZE), 32768);
+	cr_assert_eq(nghttp2_session_get_remote_settings(s, NGHTTP2_SETTINGS_MAX_FRAME_SIZE),
+		     32768);
 	cr_assert_eq(nghttp2_session_get_remote_settings(s, NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE),
 		     8192);
 	cr_assert_geq(nghttp2_session_get_remote_window_size(s), 1 << 20, "connection window");

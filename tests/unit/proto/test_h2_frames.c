@@ -339,8 +339,7 @@ BLOCK(c_no_scheme, ":method", "GET", ":path", "/", ":authority", "localhost")
 BLOCK(c_no_path, ":method", "GET", ":scheme", "http", ":authority", "localhost")
 BLOCK(c_dup_path, BASE, ":path", "/x")
 BLOCK(c_authority_host_differ, BASE, "host", "evil.example")
-BLOCK(c_bad_authority, ":method", "GET", ":scheme", "http", ":path", "/", ":authority",
-      "a b@c")
+BLOCK(c_bad_authority, ":method", "GET", ":scheme", "http", ":path", "/", ":authority", "a b@c")
 BLOCK(c_no_authority_no_host, ":method", "GET", ":scheme", "http", ":path", "/")
 BLOCK(c_space_in_name, BASE, "x a", "b")
 BLOCK(c_nul_in_value, BASE, "x-a", "b\x7f")
@@ -380,13 +379,23 @@ static void c_content_length_long(buf_t *b)
 	frame(b, T_DATA, F_ES, 1, "abc", 3);
 }
 
-#define G(n, fn, code) {n, fn, GOAWAY, code, 0, false}
-#define R(n, fn, code) {n, fn, RST, code, 1, false}
-#define E(n, fn, code, sid) {n, fn, EITHER, code, sid, false}
+#define G(n, fn, code)                                                                             \
+	{                                                                                          \
+		n, fn, GOAWAY, code, 0, false                                                      \
+	}
+#define R(n, fn, code)                                                                             \
+	{                                                                                          \
+		n, fn, RST, code, 1, false                                                         \
+	}
+#define E(n, fn, code, sid)                                                                        \
+	{                                                                                          \
+		n, fn, EITHER, code, sid, false                                                    \
+	}
 
 static const mcase_t cases[] = {
 	{"3.5 bad client magic", c_bad_magic, GOAWAY, HB_H2_PROTOCOL_ERROR, 0, true},
-	{"3.5 first frame not SETTINGS", c_no_settings_first, GOAWAY, HB_H2_PROTOCOL_ERROR, 0, true},
+	{"3.5 first frame not SETTINGS", c_no_settings_first, GOAWAY, HB_H2_PROTOCOL_ERROR, 0,
+	 true},
 	E("4.2 DATA over SETTINGS_MAX_FRAME_SIZE", c_data_too_big, HB_H2_FRAME_SIZE_ERROR, 1),
 	G("4.2 HEADERS over SETTINGS_MAX_FRAME_SIZE", c_headers_too_big, HB_H2_FRAME_SIZE_ERROR),
 	G("hpack index 0", c_hpack_index0, HB_H2_COMPRESSION_ERROR),
@@ -407,15 +416,14 @@ static const mcase_t cases[] = {
 	G("5.1.1 even stream id", c_even_stream, HB_H2_PROTOCOL_ERROR),
 	E("5.3.1 HEADERS depending on itself", c_depends_on_itself_headers, HB_H2_PROTOCOL_ERROR,
 	  1),
-	E("5.3.1 PRIORITY depending on itself", c_depends_on_itself_priority,
-	  HB_H2_PROTOCOL_ERROR, 1),
+	E("5.3.1 PRIORITY depending on itself", c_depends_on_itself_priority, HB_H2_PROTOCOL_ERROR,
+	  1),
 	G("5.5 unknown frame inside a header block", c_unknown_inside_block, HB_H2_PROTOCOL_ERROR),
 	G("6.1 DATA on stream 0", c_data_stream0, HB_H2_PROTOCOL_ERROR),
 	G("6.1 DATA padding past the payload", c_data_bad_padding, HB_H2_PROTOCOL_ERROR),
 	G("6.2 HEADERS on stream 0", c_headers_stream0, HB_H2_PROTOCOL_ERROR),
 	G("6.2 HEADERS padding past the payload", c_headers_bad_padding, HB_H2_PROTOCOL_ERROR),
-	G("6.2 HEADERS without END_HEADERS, then DATA", c_headers_then_data,
-	  HB_H2_PROTOCOL_ERROR),
+	G("6.2 HEADERS without END_HEADERS, then DATA", c_headers_then_data, HB_H2_PROTOCOL_ERROR),
 	G("6.3 PRIORITY on stream 0", c_priority_stream0, HB_H2_PROTOCOL_ERROR),
 	E("6.3 PRIORITY of 4 bytes", c_priority_len4, HB_H2_FRAME_SIZE_ERROR, 1),
 	G("6.4 RST_STREAM on stream 0", c_rst_stream0, HB_H2_PROTOCOL_ERROR),
@@ -433,10 +441,8 @@ static const mcase_t cases[] = {
 	G("6.9 WINDOW_UPDATE 0 on the connection", c_window_zero_conn, HB_H2_PROTOCOL_ERROR),
 	E("6.9 WINDOW_UPDATE 0 on a stream", c_window_zero_stream, HB_H2_PROTOCOL_ERROR, 1),
 	G("6.9 WINDOW_UPDATE of 3 bytes", c_window_len3, HB_H2_FRAME_SIZE_ERROR),
-	G("6.9.1 connection window past 2^31-1", c_window_overflow_conn,
-	  HB_H2_FLOW_CONTROL_ERROR),
-	E("6.9.1 stream window past 2^31-1", c_window_overflow_stream, HB_H2_FLOW_CONTROL_ERROR,
-	  1),
+	G("6.9.1 connection window past 2^31-1", c_window_overflow_conn, HB_H2_FLOW_CONTROL_ERROR),
+	E("6.9.1 stream window past 2^31-1", c_window_overflow_stream, HB_H2_FLOW_CONTROL_ERROR, 1),
 	E("6.9.2 INITIAL_WINDOW_SIZE pushes a window past 2^31-1", c_settings_window_overflow,
 	  HB_H2_FLOW_CONTROL_ERROR, 1),
 	G("6.10 CONTINUATION after END_HEADERS", c_cont_after_end_headers, HB_H2_PROTOCOL_ERROR),
@@ -449,8 +455,7 @@ static const mcase_t cases[] = {
 	R("8.3 :status in a request", c_status_in_request, HB_H2_PROTOCOL_ERROR),
 	R("8.3 duplicate :method", c_dup_method, HB_H2_PROTOCOL_ERROR),
 	R("8.3 duplicate :path", c_dup_path, HB_H2_PROTOCOL_ERROR),
-	R("8.3 pseudo-header after a regular field", c_pseudo_after_regular,
-	  HB_H2_PROTOCOL_ERROR),
+	R("8.3 pseudo-header after a regular field", c_pseudo_after_regular, HB_H2_PROTOCOL_ERROR),
 	R("8.2.2 connection field", c_connection_header, HB_H2_PROTOCOL_ERROR),
 	R("8.2.2 transfer-encoding field", c_transfer_encoding, HB_H2_PROTOCOL_ERROR),
 	R("8.2.2 te other than trailers", c_te_gzip, HB_H2_PROTOCOL_ERROR),
