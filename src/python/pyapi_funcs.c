@@ -174,11 +174,13 @@ void hb_pyapi_run_job(hb_pyapi_t *api, hb_job_t *j)
 	} else {
 		if (!PyErr_Occurred())
 			PyErr_NoMemory();
-		if (hb_funcs_job_kind(j) == HB_JOB_CAST) {
+		if (hb_funcs_job_kind(j) != HB_JOB_CALL) {
+			/* Nobody waits for a cast's or rpc_cast's result: log the error. */
 			char what[HB_FUNCS_MAX_NAME + 64];
 
-			snprintf(what, sizeof(what),
-				 "cast to '%s' failed:", hb_funcs_job_name(j, &nlen));
+			snprintf(what, sizeof(what), "%s to '%s' failed:",
+				 hb_funcs_job_kind(j) == HB_JOB_RPC ? "rpc_cast" : "cast",
+				 hb_funcs_job_name(j, &nlen));
 			hb_pyerr_log(HB_LOG_ERROR, what);
 			hb_funcs_job_finish(j, HB_JOB_ERROR, NULL, 0);
 		} else {

@@ -331,6 +331,19 @@ def test_node_nodes_and_rpc(srv):
     assert "'other@host' is not connected" in out["message"]
 
 
+def test_rpc_cast_failure_is_logged(srv):
+    """Nobody waits for an rpc_cast: its exception goes to the error log, as a cast's does (it
+    was dropped without a word before)."""
+    tag = uniq("rpc")
+    assert call(srv, "/rpc_cast?module=api_wsgi&function=explode", [tag]) is not None
+    deadline = time.monotonic() + 5
+    while "exploded: %s" % tag not in srv.stderr():
+        assert time.monotonic() < deadline, "rpc_cast's exception was not logged:\n" + srv.stderr()[-3000:]
+        call(srv, "/who")  # the job runs after a request
+        time.sleep(0.05)
+    assert "rpc_cast to 'api_wsgi:explode' failed" in srv.stderr()
+
+
 def test_functions_from_the_config_file(server, tmp_path):
     cfg = tmp_path / "hb.toml"
     cfg.write_text('app = "api_wsgi:app"\nworkers = 2\nnode_name = "api@test"\n\n'

@@ -253,6 +253,9 @@ def route(env, q, body):
                                                   q["function"][0], json.loads(body) if body else []))}
         except Exception as e:
             return {"error": type(e).__name__, "message": str(e)}
+    if path == "/rpc_cast":
+        hb.rpc_cast(hb.node(), q["module"][0], q["function"][0], json.loads(body) if body else [])
+        return {}
     if path == "/node":
         return {"node": hb.node(), "nodes": hb.nodes(), "native": hb.NATIVE}
     if path == "/ml":
