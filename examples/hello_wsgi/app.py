@@ -1,6 +1,6 @@
 """Hello, World as a plain WSGI callable.
 
-    hornbeam-uring app:application --bind 127.0.0.1:8000
+    hornbeam-uring app:application --pythonpath examples/hello_wsgi --bind 127.0.0.1:8000
 """
 
 BODY = b"Hello, World!"

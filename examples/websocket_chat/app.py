@@ -1,34 +1,39 @@
 """A WebSocket chat room as a raw ASGI app, with a browser page (index.html) that uses it.
 
-    hornbeam-uring app:app --worker-class asgi --pythonpath examples/websocket_chat
-    open http://127.0.0.1:8000/   (or: websocat ws://127.0.0.1:8000/chat/general)
+    hornbeam-uring app:app --worker-class asgi --workers 2 --pythonpath examples/websocket_chat
+    open http://127.0.0.1:8000/   (or: python3 -m websockets ws://127.0.0.1:8000/chat/general)
 
-Protocol (JSON text messages): {"type": "join", "username": "alice"} then
-{"type": "message", "text": "hi"}; the server answers with {"type": "system"|"message"|"error", ...}.
-Each message is echoed to its sender; the room's counters and last 100 messages live in the
-shared state (hornbeam_erlang.state_*), which every worker sees. Broadcasting to the other
-members of a room is what hornbeam_erlang.publish/subscribe are for.
+Every member of a room gets every message of that room, whichever worker interpreter holds their
+connection: a message is published with hornbeam_erlang.publish("chat:<room>", ...) and each
+connection forwards what its subscription to that topic receives (the sender included, so
+everyone sees the same order). The room's member count and last 100 messages live in the
+shared state (hornbeam_erlang.state_*), which every worker sees.
+
+Protocol (JSON text messages). The server sends {"type": "hello", "worker": <id>, "room": ...}
+first (the worker interpreter serving this connection), then the room's traffic:
+{"type": "system", "text": "alice joined #general"} and {"type": "message", "username": ...,
+"text": ...}; a bad message gets {"type": "error", "text": ...} (to its sender only).
+The client sends {"type": "join", "username": "alice"}, then {"type": "message", "text": "hi"}.
 HTTP: `/` the page, `/health`, `/rooms/<name>` (connections and recent messages).
+
+Under plain Python (uvicorn, one process) hornbeam_erlang's in-process fallback gives the same
+behaviour within that process.
 """
+import asyncio
 import json
 import os
 
+from hornbeam_erlang import publish, state_get, state_incr, state_set, subscribe
+
 try:
-    from hornbeam_erlang import state_get, state_incr, state_set
-except ImportError:  # plain Python (uvicorn): a per-process stand-in
-    _state = {}
-
-    def state_get(key):
-        return _state.get(key)
-
-    def state_set(key, value):
-        _state[key] = value
-
-    def state_incr(key, delta=1):
-        _state[key] = _state.get(key, 0) + delta
-        return _state[key]
+    from _hornbeam import interpreter_id as _interp_id  # inside hornbeam-uring
+except ImportError:
+    def _interp_id():
+        return os.getpid()
 
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "index.html")
+MAX_NAME = 40
+MAX_TEXT = 4000
 
 
 async def _reply(send, status, body, ctype):
@@ -64,39 +69,64 @@ def _remember(room, username, text):
     state_set(key, recent[-100:])
 
 
+async def _forward(sub, send):
+    """Sends what the room's subscription receives, until cancelled."""
+    async for msg in sub:
+        await send({"type": "websocket.send", "text": json.dumps(msg)})
+
+
+def _parse(message):
+    raw = message.get("text")
+    if raw is None:
+        raw = (message.get("bytes") or b"").decode("utf-8", "replace")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 async def chat(scope, receive, send):
     if not scope["path"].startswith("/chat/"):
         await send({"type": "websocket.close", "code": 1008})  # before accept: 403
         return
     room = scope["path"][len("/chat/"):] or "general"
-    username = "anonymous"
+    topic = "chat:" + room
+    username = None
     if (await receive())["type"] != "websocket.connect":
         return
     await send({"type": "websocket.accept"})
+    sub = subscribe(topic)  # before anything is published, so this member sees its own join
+    forwarder = asyncio.ensure_future(_forward(sub, send))
     state_incr("room:%s:count" % room, 1)
+    await send({"type": "websocket.send", "text": json.dumps(
+        {"type": "hello", "worker": _interp_id(), "room": room})})
     try:
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
-            raw = message.get("text")
-            if raw is None:
-                raw = (message.get("bytes") or b"").decode("utf-8", "replace")
-            try:
-                data = json.loads(raw)
-            except ValueError:
-                reply = {"type": "error", "text": "invalid JSON"}
+            data = _parse(message)
+            if data is None:
+                await send({"type": "websocket.send", "text": '{"type": "error", "text": "invalid JSON"}'})
+            elif data.get("type") == "join":
+                username = str(data.get("username") or "anonymous")[:MAX_NAME]
+                publish(topic, {"type": "system", "text": "%s joined #%s" % (username, room)})
+            elif data.get("type") == "message":
+                text = str(data.get("text", ""))[:MAX_TEXT]
+                who = username or "anonymous"
+                _remember(room, who, text)
+                publish(topic, {"type": "message", "username": who, "text": text})
             else:
-                if data.get("type") == "join":
-                    username = str(data.get("username") or "anonymous")[:40]
-                    reply = {"type": "system", "text": "%s joined #%s" % (username, room)}
-                else:
-                    text = str(data.get("text", ""))
-                    _remember(room, username, text)
-                    reply = {"type": "message", "username": username, "text": text}
-            await send({"type": "websocket.send", "text": json.dumps(reply)})
+                await send({"type": "websocket.send", "text": json.dumps(
+                    {"type": "error", "text": "unknown message type %r" % (data.get("type"),)})})
     finally:
+        forwarder.cancel()
+        await asyncio.gather(forwarder, return_exceptions=True)  # the client may be gone
+        sub.close()
         state_incr("room:%s:count" % room, -1)
+        if username is not None:
+            publish(topic, {"type": "system", "text": "%s left #%s" % (username, room)})
 
 
 async def app(scope, receive, send):

@@ -29,6 +29,8 @@ def test_websocket_chat(server):
     async def go():
         uri = "ws://127.0.0.1:%d/chat/lobby" % s.port
         async with websockets.connect(uri) as ws:
+            hello = json.loads(await ws.recv())
+            assert hello["type"] == "hello" and hello["room"] == "lobby" and isinstance(hello["worker"], int)
             await ws.send(json.dumps({"type": "join", "username": "alice"}))
             assert json.loads(await ws.recv()) == {"type": "system", "text": "alice joined #lobby"}
             await ws.send(json.dumps({"type": "message", "text": "hi"}))

@@ -4,12 +4,17 @@ docs/configuration.md: its key table is compared with the options `hornbeam-urin
 (the help is generated from the code's one table of keys, src/core/config.c): every option is a
 documented key (with its CLI spelling and HORNBEAM_ variable), no documented key is missing from the
 binary, and a default the help shows is the one the table gives.
+
+docs/python-api.md: every public name of hornbeam_erlang and hornbeam_ml (their ``__all__``) and of
+the native ``_hornbeam`` module's stubs is described.
 """
+import ast
 import re
 
 from hbtest import REPO, run_binary
 
 CONFIG_MD = REPO / "docs" / "configuration.md"
+PYAPI_MD = REPO / "docs" / "python-api.md"
 # Options of the command line that are not keys of the file.
 NOT_KEYS = {"help", "version", "config"}
 OPTION_LINE = re.compile(r"^  (?:-\w, |    )--(\[no-\])?([a-z0-9][a-z0-9-]*)(.*)$")
@@ -113,3 +118,31 @@ def test_documented_defaults_match_the_help():
         if not ok:
             wrong.append("%s: --help says %r, the table says %r" % (key, shown, cell))
     assert not wrong, "defaults differ:\n  " + "\n  ".join(wrong)
+
+
+# -- docs/python-api.md --------------------------------------------------------------------
+
+def _all(path):
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return [ast.literal_eval(e) for e in node.value.elts]
+    raise AssertionError("%s has no __all__" % path)
+
+
+def _stub_names(path):
+    tree = ast.parse(path.read_text())
+    out = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+            out.append(node.name)
+    return out
+
+
+def test_python_api_guide_covers_every_public_name():
+    assert PYAPI_MD.exists(), "docs/python-api.md is missing"
+    doc = PYAPI_MD.read_text()
+    names = set(_all(REPO / "python" / "hornbeam_erlang.py")) | set(_all(REPO / "python" / "hornbeam_ml.py"))
+    names |= set(_stub_names(REPO / "python" / "_hornbeam.pyi"))
+    missing = sorted(n for n in names if re.search(r"`(await )?(\w+\.)?%s\b" % re.escape(n), doc) is None)
+    assert not missing, "docs/python-api.md does not describe: %s" % missing
