@@ -54,7 +54,8 @@ if(HB_INSTALL_PYTHON_RUNTIME)
   # (an unprivileged user cannot write __pycache__ there, so they save every start a compile).
   install(DIRECTORY "${_hb_stdlib}" DESTINATION ${HB_PY_HOME_DEST}/lib USE_SOURCE_PERMISSIONS
     PATTERN "test" EXCLUDE PATTERN "idle_test" EXCLUDE PATTERN "idlelib" EXCLUDE
-    PATTERN "tkinter" EXCLUDE PATTERN "turtledemo" EXCLUDE PATTERN "ensurepip" EXCLUDE
+    PATTERN "tkinter" EXCLUDE PATTERN "_tkinter*" EXCLUDE PATTERN "turtledemo" EXCLUDE
+    PATTERN "ensurepip" EXCLUDE
     PATTERN "config-*" EXCLUDE PATTERN "site-packages" EXCLUDE
     PATTERN "*.opt-1.pyc" EXCLUDE PATTERN "*.opt-2.pyc" EXCLUDE)
   install(DIRECTORY DESTINATION ${HB_PY_HOME_DEST}/lib/python${HB_PY_VERSION}/site-packages)
