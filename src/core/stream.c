@@ -371,7 +371,7 @@ int hb_stream_ws_send(hb_stream_t *s, uint32_t kind, const void *data, size_t le
 		return -EAGAIN;
 	if (hb_stream_client_gone(s))
 		return -ECONNRESET;
-	return post_copy(s, HB_MSG_WS_SEND, kind, data, len);
+	return post_copy(s, HB_MSG_MESSAGE, kind, data, len);
 }
 
 int hb_stream_ws_close(hb_stream_t *s, uint16_t code, const char *reason, size_t len)
@@ -386,6 +386,6 @@ int hb_stream_ws_close(hb_stream_t *s, uint16_t code, const char *reason, size_t
 		c->len = len;
 		memcpy(c->data, reason, len);
 	}
-	post(s, HB_MSG_WS_CLOSE, code, c, 0);
+	post(s, HB_MSG_CLOSE, code, c, 0);
 	return 0;
 }

@@ -40,8 +40,10 @@ typedef enum {
 	HB_MSG_END,	    /* worker->io: response complete; aux = HB_END_* flags */
 	HB_MSG_CONTINUE,    /* worker->io: app started reading: send 100 Continue if expected */
 	HB_MSG_RESUME,	    /* worker->io: body drained below LOW: read the socket again */
-	HB_MSG_WS_SEND,	    /* worker->io: ptr = hb_chunk_t* message, aux = HB_WS_TEXT/BINARY */
-	HB_MSG_WS_CLOSE,    /* worker->io: aux = close code, ptr = hb_chunk_t* reason or NULL */
+	HB_MSG_MESSAGE,	    /* worker->io: ptr = hb_chunk_t* one whole message, aux = its kind
+			       (HB_WS_TEXT/BINARY) */
+	HB_MSG_CLOSE, /* worker->io: close a message stream: aux = code, ptr = hb_chunk_t* reason or
+			 NULL */
 } hb_msg_type_t;
 
 /* WebSocket streams (request flag HB_REQ_WEBSOCKET). The worker accepts with HB_MSG_HEAD of
@@ -81,7 +83,7 @@ enum {
 	HB_ST_BODY_ERROR = 1u << 4,    /* [io sets] body was malformed or too large: reads fail */
 	HB_ST_HEAD_SENT = 1u << 5,     /* [worker sets] HB_MSG_HEAD posted */
 	HB_ST_ENDED = 1u << 6,	       /* [worker sets] HB_MSG_END posted */
-	HB_ST_WS_OPEN = 1u << 7,       /* [io sets] the 101 was sent: frames flow */
+	HB_ST_MSG_OPEN = 1u << 7, /* [io sets] message mode is open (WebSocket: the 101 was sent) */
 };
 
 typedef struct hb_stream {
@@ -89,7 +91,8 @@ typedef struct hb_stream {
 	struct hb_hub *hub;
 	int io_idx;	/* owning io thread */
 	int worker_idx; /* set by the hub at dispatch */
-	void *conn;	/* [io] the connection; meaningless to the worker */
+	void *exchange; /* [io] the server's hb_exchange_t (its ->conn: the connection); opaque here
+			 */
 	uint64_t id;	/* [io] per-io-thread sequence, for logs */
 	_Atomic int refs;
 	_Atomic uint32_t state;	  /* HB_ST_* */

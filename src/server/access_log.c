@@ -7,7 +7,8 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "server/conn.h"
+#include "server/exchange.h"
+#include "server/io.h"
 
 typedef struct out {
 	char *p;
@@ -153,13 +154,14 @@ size_t hb_access_format(char *buf, size_t cap, const char *fmt, const hb_stream_
 	return o.len;
 }
 
-void hb_access_log(struct hb_io *io, struct hb_conn *c, const hb_stream_t *s, uint64_t now_ns)
+void hb_access_log(struct hb_io *io, const struct hb_exchange *x, const hb_stream_t *s,
+		   uint64_t now_ns)
 {
 	char line[4096];
 
 	if (!hb_log_access_enabled())
 		return;
-	size_t n = hb_access_format(line, sizeof(line), io->cfg->access_log_format, s, c->resp_body,
+	size_t n = hb_access_format(line, sizeof(line), io->cfg->access_log_format, s, x->resp_body,
 				    now_ns);
 	hb_log_access_line(line, n);
 }

@@ -16,12 +16,13 @@
 #include "core/stream.h"
 
 struct hb_io;
-struct hb_conn;
+struct hb_exchange;
 
 /* Formats `fmt` for stream `s` finished at `now_ns` into out; returns the length. */
 size_t hb_access_format(char *out, size_t cap, const char *fmt, const hb_stream_t *s,
 			uint64_t bytes, uint64_t now_ns);
 /* Writes the line for a finished exchange when the access log is on. */
-void hb_access_log(struct hb_io *io, struct hb_conn *c, const hb_stream_t *s, uint64_t now_ns);
+void hb_access_log(struct hb_io *io, const struct hb_exchange *x, const hb_stream_t *s,
+		   uint64_t now_ns);
 
 #endif

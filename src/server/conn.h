@@ -1,10 +1,23 @@
-/* conn.h: one HTTP/1.1 client connection on an io thread.
+/* conn.h: one client connection on an io thread, and the two seams a protocol plugs into.
  *
- * Owned by its io thread; nothing here is touched by another thread. The connection reads with
- * a multishot recv into the io thread's provided buffers, parses with proto/h1 one request at a
- * time (pipelined requests wait, unparsed, until the response before them is sent), hands each
- * request to a python worker as an hb_stream_t, and writes what comes back (conn_write.c).
- * It is freed when it is closed, has no op in flight and its stream has ended.
+ * Owned by its io thread; nothing here is touched by another thread. A connection is a socket
+ * with its ops in flight, an input backlog, an output queue (conn_write.c), a transport and a
+ * protocol handler:
+ *
+ *   socket --sock ops--> conn --transport->on_recv--> plaintext --handler->on_data--> exchanges
+ *   exchanges/handler --hb_conn_write*--> transport (plain: as is; TLS: encrypted) --> output
+ *   queue --sock ops (sendmsg, send_zc, splice)--> socket
+ *
+ * Socket ops (hb_sock_ops_t) are how the connection submits work: the io thread's are io_uring
+ * ops (conn_uring.c); tests drive a connection with a fake and call the hb_conn_*_done
+ * completions themselves. The connection counts its ops in flight and is freed only when it is
+ * DEAD, none remain, and no exchange is left (exchange.h).
+ *
+ * The protocol handler (hb_proto_handler_t, below) is a const table chosen when the first
+ * plaintext arrives (by ALPN where the transport negotiated one; HTTP/1.1 otherwise) and swapped
+ * by an upgrade (hb_conn_set_handler). conn.c itself knows no protocol: it reads, writes, counts
+ * ops, runs the close handshake and the write/linger deadlines, and routes worker messages to
+ * the handler of the message's exchange.
  */
 #ifndef HB_SERVER_CONN_H
 #define HB_SERVER_CONN_H
@@ -14,11 +27,15 @@
 #include <sys/uio.h>
 
 #include "core/stream.h"
-#include "proto/h1.h"
+#include "server/exchange.h"
 #include "server/io.h"
+#include "server/transport.h"
 
 #define HB_CONN_MAX_IOV 64
-#define HB_CONN_IN_MAX (64u * 1024u) /* unparsed bytes kept while a request is served */
+#define HB_CONN_IN_MAX (64u * 1024u)	      /* unparsed bytes kept while a request is served */
+#define HB_CONN_LINGER_NS (2 * 1000000000ull) /* a closing connection drains input this long */
+
+typedef struct hb_conn hb_conn_t;
 
 /* One piece of output: bytes (maybe owned), or a file region. */
 typedef struct hb_seg {
@@ -35,43 +52,90 @@ typedef struct hb_seg {
 	char inl[24]; /* small inline bytes (chunk framing) */
 } hb_seg_t;
 
+/* ---- the protocol handler table ------------------------------------------------------------
+ * One per protocol (HTTP/1.1: conn_h1.c, WebSocket: conn_ws.c; HTTP/2 adds its own); its state
+ * is c->proto, created by the handler's start function and freed by `free`. Every entry is
+ * called on the io thread, never while the connection is DEAD (except `free`), and may queue
+ * output (hb_conn_write*), pause reading (c->recv_paused + hb_conn_update_reading), start the
+ * close (hb_conn_start_closing) or abort (hb_conn_abort). The connection marks itself dirty and
+ * flushes after each entry that may have queued output. */
+typedef struct hb_proto_handler {
+	const char *name; /* "http/1.1", "websocket", "h2": logs */
+	/* Plaintext from the transport, while the connection is OPEN. p is writable and valid
+	 * only during the call: keep what is not consumed (e.g. hb_conn_in_append). */
+	void (*on_data)(hb_conn_t *c, char *p, size_t len);
+	/* A worker message for exchange x (x->conn == c). The connection has done the generic
+	 * part first: END already set x->ended and the worker's accounting. The handler owns
+	 * m->ptr (free it, queue it, or hb_exchange_drop_msg). While the connection is DEAD the
+	 * connection drops payloads itself and does not call this. */
+	void (*on_message_from_worker)(hb_conn_t *c, hb_exchange_t *x, hb_msg_t *m);
+	/* The output queue drained (nothing queued, no send in flight), connection not DEAD:
+	 * finish ended exchanges (hb_exchange_finish), go on with pipelined input. */
+	void (*on_sent)(hb_conn_t *c);
+	/* Every tick (200 ms) while OPEN and the server is not draining: protocol deadlines. */
+	void (*on_tick)(hb_conn_t *c, uint64_t now);
+	/* The server drains gracefully (every tick while OPEN): finish what is in flight, take no
+	 * more (h1: Connection: close; ws: close 1012; h2: GOAWAY). An idle connection aborts. */
+	void (*on_drain)(hb_conn_t *c);
+	/* The peer closed or reset while the connection was OPEN or CLOSING: tell the apps
+	 * (hb_exchange_client_gone). The connection aborts right after. */
+	void (*on_peer_closed)(hb_conn_t *c);
+	/* The connection is being freed (or the handler swapped out): free c->proto. Exchanges
+	 * are already released. */
+	void (*free)(hb_conn_t *c);
+} hb_proto_handler_t;
+
+/* ---- the socket ops seam --------------------------------------------------------------------
+ * What a connection submits to its socket. Each call submits one op (its completion comes later
+ * through the matching hb_conn_*_done below); op accounting (c->ops) is the connection's. */
+typedef struct hb_sock_ops {
+	/* Multishot recv into provided buffers: hb_conn_recv_done per completion. */
+	void (*recv_arm)(hb_conn_t *c);
+	/* Cancels the armed recv (its last completion still comes, usually -ECANCELED). */
+	void (*recv_cancel)(hb_conn_t *c);
+	/* sendmsg of c->msg (iovecs in c->iov): hb_conn_send_done. */
+	void (*sendmsg)(hb_conn_t *c);
+	/* send_zc of p/len: hb_conn_zc_done (res; more = a notification follows), then
+	 * hb_conn_zc_notified once the kernel released the memory. */
+	void (*send_zc)(hb_conn_t *c, const void *p, size_t len);
+	/* splice file -> c->pipefd[1] (in) or c->pipefd[0] -> socket (out): hb_conn_splice_done. */
+	void (*splice)(hb_conn_t *c, int out, int fd_in, int64_t off_in, unsigned len);
+	/* shutdown(SHUT_WR), asynchronously: hb_conn_shutdown_done. */
+	void (*shutdown_wr)(hb_conn_t *c);
+	/* Synchronous: shut the socket both ways (every op in flight completes soon). */
+	void (*abort)(hb_conn_t *c);
+	/* Synchronous: close the descriptor (the connection is being freed). */
+	void (*close)(hb_conn_t *c);
+} hb_sock_ops_t;
+
 typedef enum {
-	HB_CONN_IDLE = 0, /* between requests (or before the first) */
-	HB_CONN_HEAD,	  /* some bytes of a request head seen */
-	HB_CONN_SERVING,  /* a stream is in flight */
-	HB_CONN_WS,	  /* upgraded: WebSocket frames (conn_ws.c) */
-	HB_CONN_CLOSING,  /* error answered: shut down writing, draining input until EOF */
-	HB_CONN_DEAD,	  /* socket shut; waiting for ops and the stream to finish */
+	HB_CONN_OPEN = 0, /* the handler runs */
+	HB_CONN_CLOSING,  /* final output queued: shut down writing once sent, drain input */
+	HB_CONN_DEAD,	  /* socket shut; waiting for ops and exchanges to finish */
 } hb_conn_state_t;
 
-typedef struct hb_conn {
+struct hb_conn {
 	struct hb_conn *prev, *next;
 	struct hb_conn *dirty_next; /* io's list of connections with output to send */
 	hb_io_t *io;
+	const hb_sock_ops_t *sock;
 	int fd;
 	hb_conn_state_t state;
 	int ops; /* ops in flight */
 	hb_op_t recv_op, send_op, zc_op, splice_in_op, splice_out_op, shut_op;
 	unsigned recv_armed : 1, recv_paused : 1, send_busy : 1, peer_closed : 1;
-	unsigned addr_known : 1, keep_alive : 1, chunked : 1, no_body : 1;
-	unsigned head_sent : 1, ended : 1, abort : 1, continue_sent : 1, body_done : 1;
-	unsigned abandoned : 1, shut_sent : 1, dirty : 1, parser_paused : 1, recv_cancelling : 1;
-	unsigned eof_pending : 1; /* body complete, but its last chunk still waits in body_held */
-	hb_h1_parser_t *parser;
-	struct hb_conn_ws *ws; /* WebSocket state, from the upgrade request on */
-	/* unparsed input */
+	unsigned addr_known : 1, shut_sent : 1, dirty : 1, recv_cancelling : 1;
+	unsigned transport_shut : 1; /* transport->shutdown ran */
+	/* transport and protocol */
+	const hb_transport_t *transport;
+	void *tls;	  /* the transport's per-connection state (NULL for plain) */
+	const char *alpn; /* protocol the transport negotiated ("h2", "http/1.1"), or NULL */
+	const hb_proto_handler_t *handler; /* NULL until the first plaintext */
+	void *proto;			   /* the handler's state */
+	hb_exchange_t *exchanges;	   /* every exchange not yet released */
+	/* unparsed plaintext the handler kept */
 	char *in;
 	size_t in_len, in_cap, in_off;
-	/* body bytes parsed in the current feed, pushed to the stream as one chunk */
-	hb_chunk_t *body_acc;
-	size_t body_acc_cap;
-	hb_chunk_t *body_held; /* a chunk the stream had no room for: pushed on resume */
-	/* the exchange in flight */
-	hb_stream_t *stream;
-	hb_request_t *req_pending; /* parsed head waiting for a free worker */
-	int64_t resp_cl;	   /* Content-Length the app declared; -1 none */
-	uint64_t resp_body;	   /* body bytes accepted for sending */
-	int pending_error;	   /* status to answer once the current exchange is done */
 	/* output */
 	hb_seg_t *out_head, *out_tail;
 	hb_seg_t *zc_retired; /* sent with send_zc: kept until the kernel's notifications */
@@ -82,52 +146,81 @@ typedef struct hb_conn {
 	int pipefd[2];
 	int64_t splice_inflight; /* bytes in the pipe */
 	/* deadlines (monotonic ns; 0 = none) */
-	uint64_t deadline;
-	uint64_t resp_deadline; /* request timeout: the head must come before */
+	uint64_t start_deadline; /* no handler yet (nothing read): header_timeout */
 	uint64_t last_write_ns;
 	uint64_t drain_deadline;
 	uint64_t requests;
 	char remote[64], local[64];
 	uint16_t remote_port, local_port;
-} hb_conn_t;
+};
 
-/* [io] A new accepted socket. Returns NULL (socket closed) on ENOMEM. */
+/* [io] A new accepted socket with the plain transport and the io thread's socket ops.
+ * Returns NULL (socket closed) on ENOMEM. */
 hb_conn_t *hb_conn_new(hb_io_t *io, int fd);
-/* [io] Completion handlers, called from io.c's dispatch switch. */
-void hb_conn_on_recv(hb_conn_t *c, struct io_uring_cqe *cqe);
-void hb_conn_on_send(hb_conn_t *c, int res);
-void hb_conn_on_send_zc(hb_conn_t *c, struct io_uring_cqe *cqe);
-void hb_conn_on_splice_in(hb_conn_t *c, int res);
-void hb_conn_on_splice_out(hb_conn_t *c, int res);
-void hb_conn_on_shutdown(hb_conn_t *c, int res);
-/* [io] A message from a worker about this connection's stream. */
-void hb_conn_on_msg(hb_conn_t *c, hb_msg_t *m);
+/* [io] The same with a given transport and socket ops (tests pass fakes). */
+hb_conn_t *hb_conn_new_with(hb_io_t *io, int fd, const hb_transport_t *t,
+			    const hb_sock_ops_t *sock);
+
+/* [io] Completions of the socket ops. recv: res > 0 with p[0..res) (valid during the call),
+ * 0 EOF, < 0 error; more: the multishot recv stays armed. */
+void hb_conn_recv_done(hb_conn_t *c, int res, int more, char *p);
+void hb_conn_send_done(hb_conn_t *c, int res);
+void hb_conn_zc_done(hb_conn_t *c, int res, int more);
+void hb_conn_zc_notified(hb_conn_t *c);
+void hb_conn_splice_done(hb_conn_t *c, int out, int res);
+void hb_conn_shutdown_done(hb_conn_t *c, int res);
+
+/* [io] A worker message; m->stream->exchange finds the exchange and its connection. */
+void hb_conn_on_msg(hb_msg_t *m);
 /* [io] Deadline checks, every tick. */
 void hb_conn_tick(hb_conn_t *c, uint64_t now);
-/* [io] Server draining: close now if idle, else after the current response. */
+/* [io] Server draining: force closes now; else the handler finishes what is in flight. */
 void hb_conn_drain(hb_conn_t *c, int force);
 /* [io] Sends what was queued by messages in this loop iteration (one send per batch). */
 void hb_conn_flush_dirty(hb_conn_t *c);
 
-/* conn_write.c */
+/* ---- for transports and handlers ---- */
+/* Plaintext for the handler (transports call this from on_recv). Picks the handler on first
+ * use (by c->alpn). */
+void hb_conn_deliver(hb_conn_t *c, char *p, size_t len);
+/* Replaces the handler: the old one's `free` runs first, then c->proto = proto. */
+void hb_conn_set_handler(hb_conn_t *c, const hb_proto_handler_t *h, void *proto);
+/* Output through the transport (plaintext in). `owned` is freed once sent (or at once by a
+ * transport that copies); acct/acct_len: hb_stream_out_done when the bytes are gone. */
+void hb_conn_write(hb_conn_t *c, const char *p, size_t len, void *owned, hb_stream_t *acct,
+		   uint64_t acct_len);
+void hb_conn_write_copy(hb_conn_t *c, const char *p, size_t len);
+/* A file region; transports without HB_TRANSPORT_SPLICE read it and write the bytes. */
+void hb_conn_write_file(hb_conn_t *c, int fd, int64_t off, int64_t len);
+int hb_conn_out_empty(const hb_conn_t *c);
+/* Nothing queued and no send in flight. */
+int hb_conn_out_idle(const hb_conn_t *c);
+/* A deadline `secs` from now; 0 (none) when secs <= 0. */
+uint64_t hb_conn_after_s(const hb_conn_t *c, int64_t secs);
+void hb_conn_start_closing(hb_conn_t *c);
+void hb_conn_abort(hb_conn_t *c);
+void hb_conn_update_reading(hb_conn_t *c);
+void hb_conn_in_append(hb_conn_t *c, const char *p, size_t len);
+/* Moves the unparsed backlog out (caller frees *p); returns its length (0: none, *p NULL). */
+size_t hb_conn_in_take(hb_conn_t *c, char **p);
+void hb_conn_mark_dirty(hb_conn_t *c);
+void hb_conn_learn_addrs(hb_conn_t *c);
+
+/* ---- the output queue (conn_write.c): raw bytes after the transport ---- */
 void hb_conn_out_bytes(hb_conn_t *c, const char *p, size_t len, void *owned, hb_stream_t *acct,
 		       uint64_t acct_len);
 void hb_conn_out_copy(hb_conn_t *c, const char *p, size_t len);
 void hb_conn_out_file(hb_conn_t *c, int fd, int64_t off, int64_t len);
 void hb_conn_flush(hb_conn_t *c);
-int hb_conn_out_empty(const hb_conn_t *c);
 /* Unsent output stops counting against stream st (before the io thread drops its reference). */
 void hb_conn_out_forget(hb_conn_t *c, const hb_stream_t *st);
 void hb_conn_out_free(hb_conn_t *c);
 
-/* conn.c, used by conn_write.c and conn_ws.c */
+/* conn.c, for conn_write.c */
 void hb_conn_sent_all(hb_conn_t *c);
-void hb_conn_start_closing(hb_conn_t *c);
-void hb_conn_update_reading(hb_conn_t *c);
-void hb_conn_in_append(hb_conn_t *c, const char *p, size_t len);
-void hb_conn_mark_dirty(hb_conn_t *c);
-int hb_conn_hold_append(hb_conn_t *c, hb_chunk_t *ch);
-void hb_conn_abort(hb_conn_t *c);
 void hb_conn_maybe_free(hb_conn_t *c);
+
+/* The io thread's socket ops (conn_uring.c). */
+extern const hb_sock_ops_t hb_conn_uring_ops;
 
 #endif

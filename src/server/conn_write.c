@@ -1,12 +1,15 @@
-/* conn_write.c: a connection's output queue. Bytes go out with one sendmsg over up to
- * HB_CONN_MAX_IOV segments; a piece of at least zerocopy_threshold bytes goes alone with
- * send_zc (its memory is kept until the kernel's notification); file regions go
- * file -> pipe -> socket with two splices, so file bytes never enter user space. One send (or
- * splice) is in flight at a time, which keeps responses in order. */
+/* conn_write.c: a connection's output: handler output through the transport, then the output
+ * queue. Bytes go out with one sendmsg over up to HB_CONN_MAX_IOV segments; a piece of at least
+ * zerocopy_threshold bytes goes alone with send_zc (its memory is kept until the kernel's
+ * notification); file regions go file -> pipe -> socket with two splices, so file bytes never
+ * enter user space (send_zc and splice only where the transport allows them). One send (or
+ * splice) is in flight at a time, which keeps responses in order. Every submission goes through
+ * the connection's socket ops (c->sock), which counts it in c->ops. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "server/conn.h"
@@ -141,39 +144,32 @@ static void splice_in(hb_conn_t *c)
 		hb_conn_abort(c);
 		return;
 	}
-	struct io_uring_sqe *sqe = hb_io_sqe(c->io);
-	io_uring_prep_splice(sqe, s->file_fd, s->file_off, c->pipefd[1], -1, n, 0);
-	io_uring_sqe_set_data(sqe, &c->splice_in_op);
 	c->ops++;
 	c->send_busy = 1;
+	c->sock->splice(c, 0, s->file_fd, s->file_off, n);
 }
 
 static void splice_out(hb_conn_t *c)
 {
-	struct io_uring_sqe *sqe = hb_io_sqe(c->io);
-
-	io_uring_prep_splice(sqe, c->pipefd[0], -1, c->fd, -1, (unsigned)c->splice_inflight, 0);
-	io_uring_sqe_set_data(sqe, &c->splice_out_op);
 	c->ops++;
 	c->send_busy = 1;
+	c->sock->splice(c, 1, c->pipefd[0], -1, (unsigned)c->splice_inflight);
 }
 
 static int want_zc(const hb_conn_t *c, const hb_seg_t *s)
 {
 	int64_t t = c->io->cfg->zerocopy_threshold;
 
-	return s->zc || (t > 0 && !c->io->zc_off && s->owned && (int64_t)s->len >= t);
+	return s->zc || (t > 0 && !c->io->zc_off && s->owned && (int64_t)s->len >= t &&
+			 (c->transport->caps & HB_TRANSPORT_SEND_ZC));
 }
 
 static void send_zc(hb_conn_t *c, hb_seg_t *s)
 {
-	struct io_uring_sqe *sqe = hb_io_sqe(c->io);
-
 	s->zc = 1;
-	io_uring_prep_send_zc(sqe, c->fd, s->p, s->len, MSG_NOSIGNAL, 0);
-	io_uring_sqe_set_data(sqe, &c->zc_op);
 	c->ops++;
 	c->send_busy = 1;
+	c->sock->send_zc(c, s->p, s->len);
 }
 
 void hb_conn_flush(hb_conn_t *c)
@@ -198,11 +194,10 @@ void hb_conn_flush(hb_conn_t *c)
 	memset(&c->msg, 0, sizeof(c->msg));
 	c->msg.msg_iov = c->iov;
 	c->msg.msg_iovlen = (size_t)n;
-	struct io_uring_sqe *sqe = hb_io_sqe(c->io);
-	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
-	io_uring_sqe_set_data(sqe, &c->send_op);
+	c->niov = n;
 	c->ops++;
 	c->send_busy = 1;
+	c->sock->sendmsg(c);
 }
 
 /* Drops fully written segments and trims the first partly written one. */
@@ -232,7 +227,7 @@ static void after_write(hb_conn_t *c)
 		hb_conn_sent_all(c);
 }
 
-void hb_conn_on_send(hb_conn_t *c, int res)
+void hb_conn_send_done(hb_conn_t *c, int res)
 {
 	c->ops--;
 	c->send_busy = 0;
@@ -266,7 +261,7 @@ static void zc_advance(hb_conn_t *c, size_t n)
 	c->zc_retired = s;
 }
 
-static void zc_notified(hb_conn_t *c)
+void hb_conn_zc_notified(hb_conn_t *c)
 {
 	c->ops--;
 	if (--c->zc_pending > 0)
@@ -278,32 +273,27 @@ static void zc_notified(hb_conn_t *c)
 	c->zc_retired = NULL;
 }
 
-void hb_conn_on_send_zc(hb_conn_t *c, struct io_uring_cqe *cqe)
+void hb_conn_zc_done(hb_conn_t *c, int res, int more)
 {
-	if (cqe->flags & IORING_CQE_F_NOTIF) {
-		zc_notified(c);
-		hb_conn_maybe_free(c);
-		return;
-	}
-	if (cqe->flags & IORING_CQE_F_MORE)
+	if (more)
 		c->zc_pending++; /* the op stays counted until its notification */
 	else
 		c->ops--;
 	c->send_busy = 0;
-	if ((cqe->res == -EOPNOTSUPP || cqe->res == -EINVAL) && !(cqe->flags & IORING_CQE_F_MORE)) {
+	if ((res == -EOPNOTSUPP || res == -EINVAL) && !more) {
 		c->io->zc_off = 1; /* kernel or socket without zero copy: plain sends from now on */
 		c->out_head->zc = 0; /* nothing of it went out zero-copy */
 		hb_conn_flush(c);
-	} else if (cqe->res < 0) {
+	} else if (res < 0) {
 		hb_conn_abort(c);
 	} else if (c->state != HB_CONN_DEAD) {
-		zc_advance(c, (size_t)cqe->res);
+		zc_advance(c, (size_t)res);
 		after_write(c);
 	}
 	hb_conn_maybe_free(c);
 }
 
-void hb_conn_on_splice_in(hb_conn_t *c, int res)
+static void splice_in_done(hb_conn_t *c, int res)
 {
 	c->ops--;
 	c->send_busy = 0;
@@ -319,7 +309,7 @@ void hb_conn_on_splice_in(hb_conn_t *c, int res)
 	hb_conn_maybe_free(c);
 }
 
-void hb_conn_on_splice_out(hb_conn_t *c, int res)
+static void splice_out_done(hb_conn_t *c, int res)
 {
 	c->ops--;
 	c->send_busy = 0;
@@ -338,4 +328,65 @@ void hb_conn_on_splice_out(hb_conn_t *c, int res)
 		}
 	}
 	hb_conn_maybe_free(c);
+}
+
+void hb_conn_splice_done(hb_conn_t *c, int out, int res)
+{
+	if (out)
+		splice_out_done(c, res);
+	else
+		splice_in_done(c, res);
+}
+
+/* ---- handler output through the transport ------------------------------------------------ */
+
+void hb_conn_write(hb_conn_t *c, const char *p, size_t len, void *owned, hb_stream_t *acct,
+		   uint64_t acct_len)
+{
+	if (!c->transport->write) {
+		hb_conn_out_bytes(c, p, len, owned, acct, acct_len);
+		return;
+	}
+	if (c->transport->write(c, p, len, owned, acct, acct_len) < 0)
+		hb_conn_abort(c);
+}
+
+void hb_conn_write_copy(hb_conn_t *c, const char *p, size_t len)
+{
+	if (!c->transport->write)
+		hb_conn_out_copy(c, p, len);
+	else if (c->transport->write(c, p, len, NULL, NULL, 0) < 0)
+		hb_conn_abort(c);
+}
+
+/* A transport that must see every byte (TLS) gets the file's bytes read here. */
+static void write_file_bytes(hb_conn_t *c, int fd, int64_t off, int64_t len)
+{
+	while (len > 0 && c->state != HB_CONN_DEAD) {
+		size_t n = len < SPLICE_MAX ? (size_t)len : SPLICE_MAX;
+		char *buf = malloc(n);
+		ssize_t got = buf ? pread(fd, buf, n, off) : -1;
+		if (got <= 0) {
+			free(buf);
+			hb_conn_abort(c); /* file shorter than announced, or an error */
+			break;
+		}
+		hb_conn_write(c, buf, (size_t)got, buf, NULL, 0);
+		off += got;
+		len -= got;
+	}
+	close(fd);
+}
+
+void hb_conn_write_file(hb_conn_t *c, int fd, int64_t off, int64_t len)
+{
+	if (c->transport->caps & HB_TRANSPORT_SPLICE)
+		hb_conn_out_file(c, fd, off, len);
+	else
+		write_file_bytes(c, fd, off, len);
+}
+
+int hb_conn_out_idle(const hb_conn_t *c)
+{
+	return !c->out_head && !c->send_busy;
 }

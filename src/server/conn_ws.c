@@ -10,12 +10,23 @@
 
 #define NS 1000000000ull
 
-static hb_conn_ws_t *ws_new(hb_conn_t *c)
+typedef struct ws {
+	hb_exchange_t *x; /* the upgraded exchange (NULL once finished) */
+	hb_ws_handshake_t *hs;
+	hb_ws_parser_t *parser;
+	hb_ws_deflate_t *deflate;
+	hb_chunk_t *held; /* a message the stream had no room for */
+	uint32_t held_kind;
+	unsigned open : 1, close_sent : 1, close_received : 1, ping_out : 1;
+	uint64_t ping_sent_ns, last_recv_ns, last_active_ns;
+} ws_t;
+
+static ws_t *W(const hb_conn_t *c)
 {
-	if (!c->ws)
-		c->ws = calloc(1, sizeof(hb_conn_ws_t));
-	return c->ws;
+	return c->proto;
 }
+
+static void ws_data(hb_conn_t *c, char *p, size_t len);
 
 static void deflate_config(const hb_config_t *cfg, hb_ws_deflate_config_t *d)
 {
@@ -23,23 +34,25 @@ static void deflate_config(const hb_config_t *cfg, hb_ws_deflate_config_t *d)
 	d->enabled = cfg->websocket_deflate;
 }
 
-int hb_conn_ws_check(hb_conn_t *c, hb_request_t *req)
+int hb_conn_ws_check(hb_conn_t *c, hb_request_t *req, hb_ws_handshake_t **hsp)
 {
 	hb_ws_deflate_config_t dcfg;
 	const char *why = NULL;
-	hb_conn_ws_t *ws = ws_new(c);
+	hb_ws_handshake_t *hs = calloc(1, sizeof(*hs));
 
-	if (!ws)
+	if (!hs)
 		return -1;
 	deflate_config(c->io->cfg, &dcfg);
-	int rc = hb_ws_handshake_check_request(req, &dcfg, &ws->hs, &why);
+	int rc = hb_ws_handshake_check_request(req, &dcfg, hs, &why);
 	if (rc == 0) {
 		req->flags |= HB_REQ_WEBSOCKET;
+		*hsp = hs;
 		return 0;
 	}
+	free(hs);
 	char buf[512];
 	size_t n = hb_ws_write_reject(buf, sizeof(buf), rc, why);
-	hb_conn_out_copy(c, buf, n <= sizeof(buf) ? n : 0);
+	hb_conn_write_copy(c, buf, n <= sizeof(buf) ? n : 0);
 	hb_debug("io %d: websocket handshake refused: %s", c->io->idx, why ? why : "");
 	return hb_ws_handshake_status(rc);
 }
@@ -54,14 +67,13 @@ static const hb_header_t *find_subprotocol(const hb_response_t *r)
 	return NULL;
 }
 
-static int open_codec(hb_conn_t *c)
+static int open_codec(hb_conn_t *c, ws_t *ws)
 {
-	hb_conn_ws_t *ws = c->ws;
 	hb_ws_parser_config_t pc = {.max_message_size =
 					    (uint64_t)c->io->cfg->websocket_max_frame_size};
 
-	if (ws->hs.deflate) {
-		ws->deflate = hb_ws_deflate_new(&ws->hs.deflate_params, 6, 5);
+	if (ws->hs->deflate) {
+		ws->deflate = hb_ws_deflate_new(&ws->hs->deflate_params, 6, 5);
 		if (!ws->deflate)
 			return -ENOMEM;
 		pc.deflate = ws->deflate;
@@ -70,7 +82,7 @@ static int open_codec(hb_conn_t *c)
 	return ws->parser ? 0 : -ENOMEM;
 }
 
-static size_t write_accept(hb_conn_t *c, hb_response_t *r, char *buf, size_t cap)
+static size_t write_accept(const hb_ws_handshake_t *hs, hb_response_t *r, char *buf, size_t cap)
 {
 	const hb_header_t *sp = find_subprotocol(r);
 	hb_header_t extra[64];
@@ -79,43 +91,58 @@ static size_t write_accept(hb_conn_t *c, hb_response_t *r, char *buf, size_t cap
 	for (uint32_t i = 0; i < r->nheaders && n < 64; i++)
 		if (&r->headers[i] != sp)
 			extra[n++] = r->headers[i];
-	return hb_ws_write_accept(buf, cap, &c->ws->hs, sp ? sp->value : NULL,
-				  sp ? sp->value_len : 0, extra, n);
+	return hb_ws_write_accept(buf, cap, hs, sp ? sp->value : NULL, sp ? sp->value_len : 0,
+				  extra, n);
 }
 
-int hb_conn_ws_head(hb_conn_t *c, hb_response_t *r)
+static void ws_free(hb_conn_t *c)
+{
+	ws_t *ws = W(c);
+
+	hb_ws_parser_free(ws->parser);
+	hb_ws_deflate_free(ws->deflate);
+	free(ws->held);
+	free(ws->hs);
+	free(ws);
+	c->proto = NULL;
+}
+
+int hb_conn_ws_open(hb_conn_t *c, hb_exchange_t *x, hb_ws_handshake_t *hs, hb_response_t *r)
 {
 	char buf[4096];
+	ws_t *ws = calloc(1, sizeof(*ws));
+	size_t n = 0;
 
-	if (!c->ws || r->status != 101)
-		return 0;
-	size_t n = write_accept(c, r, buf, sizeof(buf));
-	if (n == 0 || n > sizeof(buf) || open_codec(c) < 0) {
-		hb_stream_signal(c->stream, HB_ST_CLIENT_GONE);
-		hb_conn_abort(c);
-		return 1;
+	if (ws) {
+		ws->hs = hs;
+		ws->x = x;
+		n = write_accept(hs, r, buf, sizeof(buf));
 	}
-	hb_conn_out_copy(c, buf, n);
-	c->head_sent = 1;
-	c->resp_deadline = 0;
-	c->stream->status = 101;
-	c->state = HB_CONN_WS;
-	c->keep_alive = 0;
-	c->ws->open = 1;
-	c->ws->last_recv_ns = c->ws->last_active_ns = hb_io_now(c->io);
-	c->parser_paused = 1; /* the HTTP parser is done with this connection */
-	hb_stream_signal(c->stream, HB_ST_WS_OPEN);
-	if (c->in_len > c->in_off) { /* frames that came right behind the handshake */
-		size_t len = c->in_len - c->in_off;
-		char *copy = malloc(len);
-		if (copy) {
-			memcpy(copy, c->in + c->in_off, len);
-			c->in_off = c->in_len = 0;
-			hb_conn_ws_data(c, copy, len);
-			free(copy);
+	if (!ws || n == 0 || n > sizeof(buf) || open_codec(c, ws) < 0) {
+		if (ws) {
+			hb_ws_parser_free(ws->parser);
+			hb_ws_deflate_free(ws->deflate);
+			free(ws);
 		}
+		free(hs);
+		hb_conn_abort(c); /* tells the app its client is gone */
+		return -1;
 	}
-	return 1;
+	hb_conn_write_copy(c, buf, n);
+	x->head_sent = 1;
+	x->resp_deadline = 0;
+	x->stream->status = 101;
+	hb_conn_set_handler(c, &hb_ws_handler, ws); /* the HTTP/1.1 state is freed */
+	ws->open = 1;
+	ws->last_recv_ns = ws->last_active_ns = hb_io_now(c->io);
+	hb_stream_signal(x->stream, HB_ST_MSG_OPEN);
+	char *rest;
+	size_t len = hb_conn_in_take(c, &rest); /* frames that came right behind the handshake */
+	if (len > 0) {
+		ws_data(c, rest, len);
+		free(rest);
+	}
+	return 0;
 }
 
 /* ---- sending ---------------------------------------------------------------------------- */
@@ -126,7 +153,7 @@ static void send_control(hb_conn_t *c, unsigned op, const void *p, size_t len)
 	size_t n = hb_ws_write_frame(buf, sizeof(buf), op, p, len);
 
 	if (n > 0 && n <= sizeof(buf))
-		hb_conn_out_copy(c, (const char *)buf, n);
+		hb_conn_write_copy(c, (const char *)buf, n);
 	hb_conn_mark_dirty(c);
 }
 
@@ -134,21 +161,22 @@ static void send_close(hb_conn_t *c, uint16_t code, const char *reason, size_t l
 {
 	uint8_t buf[HB_WS_MAX_HEADER + 125];
 
-	if (c->ws->close_sent)
+	if (W(c)->close_sent)
 		return;
-	c->ws->close_sent = 1;
+	W(c)->close_sent = 1;
 	size_t n = hb_ws_write_close(buf, sizeof(buf), code, reason, len);
 	if (n <= sizeof(buf))
-		hb_conn_out_copy(c, (const char *)buf, n);
+		hb_conn_write_copy(c, (const char *)buf, n);
 	hb_conn_mark_dirty(c);
 }
 
 /* Tells the app the connection is closing with `code` (websocket.disconnect). */
 static void tell_app_closed(hb_conn_t *c, uint16_t code, const uint8_t *reason, size_t len)
 {
+	hb_exchange_t *x = W(c)->x;
 	hb_chunk_t *ch;
 
-	if (!c->stream || c->ended)
+	if (!x || x->ended)
 		return;
 	ch = malloc(sizeof(*ch) + 2 + len);
 	if (ch) {
@@ -157,21 +185,21 @@ static void tell_app_closed(hb_conn_t *c, uint16_t code, const uint8_t *reason, 
 		ch->data[1] = (char)(code & 0xff);
 		if (len)
 			memcpy(ch->data + 2, reason, len);
-		if (hb_stream_ws_push(c->stream, HB_WS_CLOSE, ch) == 0)
+		if (hb_stream_ws_push(x->stream, HB_WS_CLOSE, ch) == 0)
 			return;
 		free(ch);
 	}
-	hb_stream_signal(c->stream, HB_ST_CLIENT_GONE);
+	hb_stream_signal(x->stream, HB_ST_CLIENT_GONE);
 }
 
-void hb_conn_ws_send(hb_conn_t *c, uint32_t kind, hb_chunk_t *ch, uint64_t acct)
+static void ws_send(hb_conn_t *c, hb_exchange_t *x, uint32_t kind, hb_chunk_t *ch, uint64_t acct)
 {
-	hb_conn_ws_t *ws = c->ws;
+	ws_t *ws = W(c);
 	unsigned op = kind == HB_WS_TEXT ? HB_WS_OP_TEXT : HB_WS_OP_BINARY;
 
-	if (!ws || !ws->open || ws->close_sent) {
+	if (!ws->open || ws->close_sent) {
 		free(ch);
-		hb_stream_out_done(c->stream, acct);
+		hb_stream_out_done(x->stream, acct);
 		return;
 	}
 	ws->last_active_ns = hb_io_now(c->io);
@@ -182,67 +210,66 @@ void hb_conn_ws_send(hb_conn_t *c, uint32_t kind, hb_chunk_t *ch, uint64_t acct)
 		free(ch);
 		if (rc < 0) {
 			hb_ws_buf_free(&out);
-			hb_stream_out_done(c->stream, acct);
+			hb_stream_out_done(x->stream, acct);
 			hb_conn_abort(c);
 			return;
 		}
-		hb_conn_out_bytes(c, (char *)out.data + start, out.len - start, out.data, c->stream,
-				  acct);
+		hb_conn_write(c, (char *)out.data + start, out.len - start, out.data, x->stream,
+			      acct);
 		return;
 	}
 	uint8_t hdr[HB_WS_MAX_HEADER];
 	size_t hn = hb_ws_write_header(hdr, op, 0, ch->len);
-	hb_conn_out_copy(c, (const char *)hdr, hn);
-	hb_conn_out_bytes(c, ch->data, ch->len, ch, c->stream, acct);
+	hb_conn_write_copy(c, (const char *)hdr, hn);
+	hb_conn_write(c, ch->data, ch->len, ch, x->stream, acct);
 }
 
-void hb_conn_ws_close(hb_conn_t *c, uint16_t code, hb_chunk_t *reason)
+static void ws_close(hb_conn_t *c, uint16_t code, hb_chunk_t *reason)
 {
-	if (c->ws && c->ws->open)
+	if (W(c)->open)
 		send_close(c, code, reason ? reason->data : NULL, reason ? reason->len : 0);
 	free(reason);
 }
 
-void hb_conn_ws_end(hb_conn_t *c, int aborted)
+/* The worker ended the stream (app returned): close with 1000, or 1011 when aborted. */
+static void ws_end(hb_conn_t *c, int aborted)
 {
-	hb_conn_ws_t *ws = c->ws;
-
-	if (!ws || !ws->open)
-		return;
-	send_close(c, aborted ? HB_WS_CLOSE_INTERNAL : HB_WS_CLOSE_NORMAL, NULL, 0);
+	if (W(c)->open)
+		send_close(c, aborted ? HB_WS_CLOSE_INTERNAL : HB_WS_CLOSE_NORMAL, NULL, 0);
 }
 
 /* ---- receiving --------------------------------------------------------------------------- */
 
 static int deliver(hb_conn_t *c, uint32_t kind, const uint8_t *p, size_t len)
 {
+	hb_exchange_t *x = W(c)->x;
 	hb_chunk_t *ch = malloc(sizeof(*ch) + len);
 
 	if (!ch)
 		return -ENOMEM;
 	ch->len = len;
 	memcpy(ch->data, p, len);
-	if (!c->stream || c->ended) {
+	if (!x || x->ended) {
 		free(ch);
 		return 0;
 	}
-	if (hb_stream_ws_push(c->stream, kind, ch) < 0) {
+	hb_stream_t *s = x->stream;
+	if (hb_stream_ws_push(s, kind, ch) < 0) {
 		/* No free slot: pause. If the app drained the queue before it could see the flag,
 		 * no RESUME would come: retry, and whoever clears the flag owns the resume. */
-		atomic_fetch_or(&c->stream->state, HB_ST_IO_PAUSED);
+		atomic_fetch_or(&s->state, HB_ST_IO_PAUSED);
 		c->recv_paused = 1;
-		if (hb_spsc_empty(&c->stream->body) &&
-		    hb_stream_ws_push(c->stream, kind, ch) == 0) {
-			if (atomic_fetch_and(&c->stream->state, ~(uint32_t)HB_ST_IO_PAUSED) &
+		if (hb_spsc_empty(&s->body) && hb_stream_ws_push(s, kind, ch) == 0) {
+			if (atomic_fetch_and(&s->state, ~(uint32_t)HB_ST_IO_PAUSED) &
 			    HB_ST_IO_PAUSED)
 				c->recv_paused = 0;
 			return c->recv_paused;
 		}
-		c->ws->held = ch;
-		c->ws->held_kind = kind;
+		W(c)->held = ch;
+		W(c)->held_kind = kind;
 		return 1;
 	}
-	if (hb_stream_body_full(c->stream) && hb_stream_pause_reading(c->stream)) {
+	if (hb_stream_body_full(s) && hb_stream_pause_reading(s)) {
 		c->recv_paused = 1;
 		return 1;
 	}
@@ -255,7 +282,7 @@ static void protocol_failure(hb_conn_t *c, int rc, const char *why)
 
 	hb_debug("io %d: websocket closed %u: %s", c->io->idx, code, why ? why : "");
 	send_close(c, code, why, why ? strlen(why) : 0);
-	c->ws->close_received = 1; /* nothing more will be read */
+	W(c)->close_received = 1; /* nothing more will be read */
 	tell_app_closed(c, code, NULL, 0);
 	hb_conn_start_closing(c);
 }
@@ -263,7 +290,7 @@ static void protocol_failure(hb_conn_t *c, int rc, const char *why)
 /* Handles one parsed event; returns 1 when reading must pause. */
 static int on_event(hb_conn_t *c, const hb_ws_event_t *ev)
 {
-	hb_conn_ws_t *ws = c->ws;
+	ws_t *ws = W(c);
 
 	switch (ev->type) {
 	case HB_WS_EV_TEXT:
@@ -290,12 +317,12 @@ static int on_event(hb_conn_t *c, const hb_ws_event_t *ev)
 	}
 }
 
-void hb_conn_ws_data(hb_conn_t *c, char *p, size_t len)
+static void ws_data(hb_conn_t *c, char *p, size_t len)
 {
-	hb_conn_ws_t *ws = c->ws;
+	ws_t *ws = W(c);
 
 	ws->last_recv_ns = ws->last_active_ns = hb_io_now(c->io);
-	while (len > 0 && !ws->close_received && c->state == HB_CONN_WS) {
+	while (len > 0 && !ws->close_received && c->state == HB_CONN_OPEN) {
 		if (c->recv_paused) {
 			hb_conn_in_append(c, p,
 					  len); /* the app is behind: keep the rest for later */
@@ -318,36 +345,31 @@ void hb_conn_ws_data(hb_conn_t *c, char *p, size_t len)
 	}
 }
 
-void hb_conn_ws_resume(hb_conn_t *c)
+static void ws_resume(hb_conn_t *c)
 {
-	hb_conn_ws_t *ws = c->ws;
+	ws_t *ws = W(c);
+	hb_exchange_t *x = ws->x;
 
-	if (ws->held && c->stream && !c->ended) {
-		if (hb_stream_ws_push(c->stream, ws->held_kind, ws->held) < 0)
+	if (ws->held && x && !x->ended) {
+		if (hb_stream_ws_push(x->stream, ws->held_kind, ws->held) < 0)
 			return;
 		ws->held = NULL;
 	}
 	c->recv_paused = 0;
-	if (c->in_len > c->in_off) {
-		size_t n = c->in_len - c->in_off;
-		char *copy = malloc(n);
-		if (!copy) {
-			hb_conn_abort(c);
-			return;
-		}
-		memcpy(copy, c->in + c->in_off, n);
-		c->in_off = c->in_len = 0;
-		hb_conn_ws_data(c, copy, n);
-		free(copy);
+	char *rest;
+	size_t n = hb_conn_in_take(c, &rest);
+	if (n > 0) {
+		ws_data(c, rest, n);
+		free(rest);
 	}
 	hb_conn_update_reading(c);
 }
 
 /* ---- timers ------------------------------------------------------------------------------ */
 
-void hb_conn_ws_tick(hb_conn_t *c, uint64_t now, int draining)
+static void ws_tick(hb_conn_t *c, uint64_t now, int draining)
 {
-	hb_conn_ws_t *ws = c->ws;
+	ws_t *ws = W(c);
 	const hb_config_t *cfg = c->io->cfg;
 
 	if (draining && !ws->close_sent) {
@@ -376,15 +398,80 @@ void hb_conn_ws_tick(hb_conn_t *c, uint64_t now, int draining)
 	}
 }
 
-void hb_conn_ws_free(hb_conn_t *c)
-{
-	hb_conn_ws_t *ws = c->ws;
+/* ---- the handler table ------------------------------------------------------------------- */
 
-	if (!ws)
-		return;
-	hb_ws_parser_free(ws->parser);
-	hb_ws_deflate_free(ws->deflate);
-	free(ws->held);
-	free(ws);
-	c->ws = NULL;
+static void ws_on_message(hb_conn_t *c, hb_exchange_t *x, hb_msg_t *m)
+{
+	switch ((hb_msg_type_t)m->type) {
+	case HB_MSG_MESSAGE:
+		if (c->state == HB_CONN_OPEN)
+			ws_send(c, x, m->aux, m->ptr, m->len);
+		else
+			hb_exchange_drop_msg(m);
+		break;
+	case HB_MSG_CLOSE:
+		if (c->state == HB_CONN_OPEN)
+			ws_close(c, (uint16_t)m->aux, m->ptr);
+		else
+			hb_exchange_drop_msg(m);
+		break;
+	case HB_MSG_END:
+		if (c->state == HB_CONN_OPEN)
+			ws_end(c, (m->aux & HB_END_ABORT) != 0);
+		break;
+	case HB_MSG_RESUME:
+		ws_resume(c);
+		break;
+	case HB_MSG_HEAD:
+	case HB_MSG_BODY:
+	case HB_MSG_FILE:
+	case HB_MSG_CONTINUE:
+	case HB_MSG_REQUEST:
+		hb_exchange_drop_msg(m); /* the head was the 101: HTTP is over */
+		break;
+	}
 }
+
+/* Output drained: once the app has ended, the exchange is done and the connection closes. */
+static void ws_on_sent(hb_conn_t *c)
+{
+	ws_t *ws = W(c);
+	hb_exchange_t *x = ws->x;
+
+	if (!x || !x->ended)
+		return;
+	int abort = x->abort;
+	ws->x = NULL;
+	hb_exchange_finish(x);
+	if (abort)
+		hb_conn_abort(c);
+	else
+		hb_conn_start_closing(c);
+}
+
+static void ws_on_tick(hb_conn_t *c, uint64_t now)
+{
+	ws_tick(c, now, 0);
+}
+
+static void ws_on_drain(hb_conn_t *c)
+{
+	ws_tick(c, hb_io_now(c->io), 1);
+}
+
+static void ws_on_peer_closed(hb_conn_t *c)
+{
+	if (W(c)->x)
+		hb_exchange_client_gone(W(c)->x, 0);
+}
+
+const hb_proto_handler_t hb_ws_handler = {
+	.name = "websocket",
+	.on_data = ws_data,
+	.on_message_from_worker = ws_on_message,
+	.on_sent = ws_on_sent,
+	.on_tick = ws_on_tick,
+	.on_drain = ws_on_drain,
+	.on_peer_closed = ws_on_peer_closed,
+	.free = ws_free,
+};

@@ -124,15 +124,14 @@ static void on_tick(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
 		hb_ring_tick_stop(r);
 }
 
-/* Worker messages carry the stream; the stream knows its connection. */
+/* Worker messages carry the stream; the stream knows its exchange, the exchange its connection. */
 static int drain_hub(hb_io_t *io)
 {
 	hb_msg_t m;
 	int n = 0;
 
 	while (n < 4096 && hb_hub_io_pop(io->srv->hub, io->idx, &m) == 0) {
-		hb_stream_t *s = m.stream;
-		hb_conn_on_msg(s->conn, &m);
+		hb_conn_on_msg(&m);
 		n++;
 	}
 	/* One send per connection for everything the batch queued (head + body + end). */

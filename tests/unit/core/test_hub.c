@@ -677,7 +677,7 @@ static void *rs_worker(void *arg)
 						 once */
 			atomic_store(&s->wake_pending, 0);
 			int io = s->io_idx;
-			int k = (int)(uintptr_t)s->conn;
+			int k = (int)(uintptr_t)s->exchange;
 			rs->seen[io][k] = atomic_load(&rs->posted[io][k]);
 			hb_stream_release(s);
 		}
@@ -704,7 +704,7 @@ Test(hub, ready_list_stress, .timeout = 60)
 	for (int i = 0; i < RS_NIO; i++)
 		for (int k = 0; k < RS_PER_IO; k++) {
 			rs.s[i][k] = ready_stream(rs.hub, i, 0);
-			rs.s[i][k]->conn = (void *)(uintptr_t)k;
+			rs.s[i][k]->exchange = (void *)(uintptr_t)k;
 		}
 	cr_assert_eq(pthread_create(&wt, NULL, rs_worker, &rs), 0);
 	for (int i = 0; i < RS_NIO; i++) {

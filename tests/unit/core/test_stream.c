@@ -913,7 +913,7 @@ Test(stream, ws_send_and_close_messages)
 	cr_assert_eq(hb_stream_ws_send(s, HB_WS_BINARY, "xyz", 3, 0), 0);
 	cr_assert_eq(hb_stream_ws_close(s, 1001, reason, sizeof reason), 0);
 	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
-	cr_assert_eq(m.type, HB_MSG_WS_SEND);
+	cr_assert_eq(m.type, HB_MSG_MESSAGE);
 	cr_assert_eq(m.aux, HB_WS_TEXT);
 	cr_assert_eq(m.len, 2);
 	free(m.ptr);
@@ -923,7 +923,7 @@ Test(stream, ws_send_and_close_messages)
 	cr_assert_eq(atomic_load(&s->out_pending), 5);
 	hb_stream_out_done(s, 5);
 	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
-	cr_assert_eq(m.type, HB_MSG_WS_CLOSE);
+	cr_assert_eq(m.type, HB_MSG_CLOSE);
 	cr_assert_eq(m.aux, 1001);
 	cr_assert_leq(((hb_chunk_t *)m.ptr)->len, 123, "close payload fits a control frame");
 	free(m.ptr);

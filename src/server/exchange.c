@@ -1,0 +1,173 @@
+#include "server/exchange.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/access_log.h"
+#include "server/conn.h"
+
+hb_exchange_t *hb_exchange_new(hb_conn_t *c, size_t proto_size)
+{
+	hb_exchange_t *x = calloc(1, sizeof(*x) + proto_size);
+
+	if (!x)
+		return NULL;
+	x->conn = c;
+	x->resp_cl = -1;
+	x->next = c->exchanges;
+	if (c->exchanges)
+		c->exchanges->prev = x;
+	c->exchanges = x;
+	return x;
+}
+
+void hb_exchange_attach(hb_exchange_t *x, hb_stream_t *s)
+{
+	x->stream = s;
+	s->exchange = x;
+}
+
+void hb_exchange_release(hb_exchange_t *x)
+{
+	hb_conn_t *c = x->conn;
+
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		c->exchanges = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	if (x->stream) {
+		hb_conn_out_forget(c, x->stream);
+		hb_stream_release(x->stream);
+	}
+	free(x->body_acc);
+	free(x->body_held);
+	free(x);
+}
+
+void hb_exchange_finish(hb_exchange_t *x)
+{
+	if (x->stream)
+		hb_access_log(x->conn->io, x, x->stream, hb_io_now(x->conn->io));
+	hb_exchange_release(x);
+}
+
+void hb_exchange_client_gone(hb_exchange_t *x, uint32_t extra_bits)
+{
+	if (x->stream && !x->ended)
+		hb_stream_signal(x->stream, HB_ST_CLIENT_GONE | extra_bits);
+}
+
+void hb_exchange_drop_msg(hb_msg_t *m)
+{
+	switch ((hb_msg_type_t)m->type) {
+	case HB_MSG_HEAD:
+	case HB_MSG_CLOSE:
+		free(m->ptr);
+		break;
+	case HB_MSG_BODY:
+	case HB_MSG_MESSAGE:
+		free(m->ptr);
+		hb_stream_out_done(m->stream, m->len);
+		break;
+	case HB_MSG_FILE:
+		close(((hb_file_chunk_t *)m->ptr)->fd);
+		free(m->ptr);
+		break;
+	case HB_MSG_REQUEST:
+	case HB_MSG_END:
+	case HB_MSG_CONTINUE:
+	case HB_MSG_RESUME:
+		break;
+	}
+}
+
+int hb_exchange_body_add(hb_exchange_t *x, const char *p, size_t len)
+{
+	size_t have = x->body_acc ? x->body_acc->len : 0;
+
+	if (have + len > x->body_acc_cap) {
+		size_t cap = x->body_acc_cap ? x->body_acc_cap : 16384;
+		while (cap < have + len)
+			cap *= 2;
+		hb_chunk_t *n = realloc(x->body_acc, sizeof(*n) + cap);
+		if (!n)
+			return -1;
+		n->len = have;
+		x->body_acc = n;
+		x->body_acc_cap = cap;
+	}
+	memcpy(x->body_acc->data + have, p, len);
+	x->body_acc->len = have + len;
+	return 0;
+}
+
+/* Appends ch to the chunk already waiting for room in the stream (order is kept). */
+static int hold_append(hb_exchange_t *x, hb_chunk_t *ch)
+{
+	hb_chunk_t *n = realloc(x->body_held, sizeof(*n) + x->body_held->len + ch->len);
+
+	if (!n) {
+		free(ch);
+		return -1;
+	}
+	memcpy(n->data + n->len, ch->data, ch->len);
+	n->len += ch->len;
+	x->body_held = n;
+	free(ch);
+	return 0;
+}
+
+/* The stream's body queue had no free slot: keep body_held and pause until RESUME. If the
+ * worker emptied the queue before it could see the pause flag, no RESUME would come: retry the
+ * push ourselves, and whoever clears the flag first owns the resume. */
+static int hold_and_pause(hb_exchange_t *x)
+{
+	hb_stream_t *s = x->stream;
+
+	atomic_fetch_or(&s->state, HB_ST_IO_PAUSED);
+	if (!hb_spsc_empty(&s->body) || hb_stream_body_push_chunk(s, x->body_held) < 0)
+		return 1;
+	x->body_held = NULL;
+	if (atomic_fetch_and(&s->state, ~(uint32_t)HB_ST_IO_PAUSED) & HB_ST_IO_PAUSED)
+		return 0; /* we cleared it: no RESUME is coming, read on */
+	return 1;
+}
+
+int hb_exchange_flush_body(hb_exchange_t *x)
+{
+	hb_chunk_t *ch = x->body_acc;
+
+	if (!ch || ch->len == 0)
+		return 0;
+	x->body_acc = NULL;
+	x->body_acc_cap = 0;
+	if (!x->stream || x->ended || x->abandoned) {
+		free(ch);
+		return 0;
+	}
+	if (x->body_held || hb_stream_body_push_chunk(x->stream, ch) < 0) {
+		if (x->body_held && hold_append(x, ch) < 0)
+			return -1;
+		if (!x->body_held)
+			x->body_held = ch;
+		return hold_and_pause(x);
+	}
+	return hb_stream_body_full(x->stream) && hb_stream_pause_reading(x->stream);
+}
+
+int hb_exchange_resume(hb_exchange_t *x)
+{
+	if (x->body_held && x->stream && !x->ended) {
+		if (hb_stream_body_push_chunk(x->stream, x->body_held) < 0)
+			return 1; /* still full: the worker will post RESUME again */
+		x->body_held = NULL;
+		if (x->eof_pending) {
+			x->eof_pending = 0;
+			hb_stream_signal(x->stream, HB_ST_BODY_EOF);
+		}
+	}
+	return 0;
+}

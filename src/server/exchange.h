@@ -1,0 +1,75 @@
+/* exchange.h: one request/response exchange on a connection (io thread only).
+ *
+ * A protocol handler (conn.h) creates an exchange for each request it hands to a worker: the
+ * exchange holds the io thread's reference to the hb_stream_t, the response framing state and
+ * the body bytes waiting for room in the stream. A connection carries a list of them (HTTP/1.1:
+ * at most one at a time; HTTP/2: one per stream), and is not freed while one remains.
+ *
+ * Finding an exchange from a worker message: the stream's `exchange` pointer (set by
+ * hb_exchange_attach) is the hb_exchange_t, and its `conn` the connection. The exchange lives at
+ * least until the worker's END message has been handled (after END the worker posts nothing
+ * more for the stream), so every message finds it.
+ *
+ * Ownership: the connection owns its exchanges; hb_exchange_release() drops the stream reference
+ * and frees the exchange. The handler's own per-exchange state lives in the `proto` tail
+ * allocated with the exchange (it must not own other memory, or must free it before END).
+ */
+#ifndef HB_SERVER_EXCHANGE_H
+#define HB_SERVER_EXCHANGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/stream.h"
+
+struct hb_conn;
+
+typedef struct hb_exchange {
+	struct hb_exchange *prev, *next; /* the connection's list */
+	struct hb_conn *conn;
+	hb_stream_t *stream; /* the io thread's reference; NULL before attach */
+	/* response framing (HTTP/1.1 writes Content-Length/chunked; h2 its DATA frames) */
+	int64_t resp_cl;	    /* Content-Length the app declared; -1 none */
+	uint64_t resp_body;	    /* body bytes accepted for sending */
+	unsigned ended : 1;	    /* the worker's END was handled: nothing more will come */
+	unsigned head_sent : 1;	    /* the response head was queued */
+	unsigned chunked : 1;	    /* body framed as chunks */
+	unsigned no_body : 1;	    /* HEAD request or 1xx/204/304: body bytes are dropped */
+	unsigned abort : 1;	    /* the response is broken: close the connection after it */
+	unsigned continue_sent : 1; /* 100 Continue sent */
+	unsigned body_done : 1;	    /* the whole request body was read */
+	unsigned abandoned : 1;	  /* the connection answered for the app (error): drop its output */
+	unsigned eof_pending : 1; /* body complete, but its last chunk still waits in body_held */
+	/* request body, io -> worker */
+	hb_chunk_t *body_acc; /* bytes parsed in the current feed, pushed as one chunk */
+	size_t body_acc_cap;
+	hb_chunk_t *body_held;	   /* a chunk the stream had no room for: pushed on RESUME */
+	uint64_t resp_deadline;	   /* request timeout: the head must come before (0 = none) */
+	_Alignas(16) char proto[]; /* the handler's per-exchange tail (proto_size bytes) */
+} hb_exchange_t;
+
+/* [io] A new exchange on c, zeroed, with proto_size bytes of handler tail; linked into c's list.
+ * Returns NULL on ENOMEM. */
+hb_exchange_t *hb_exchange_new(struct hb_conn *c, size_t proto_size);
+/* [io] Makes s (with its two references) the exchange's stream and s->exchange point back. */
+void hb_exchange_attach(hb_exchange_t *x, hb_stream_t *s);
+/* [io] Unlinks x, forgets its unsent output's accounting, drops the stream reference, frees x.
+ * Safe on an exchange without a stream. */
+void hb_exchange_release(hb_exchange_t *x);
+/* [io] The exchange is over: access-log line (when it had a stream), then release. */
+void hb_exchange_finish(hb_exchange_t *x);
+/* [io] Tells the app its client is gone (unless the exchange has ended). */
+void hb_exchange_client_gone(hb_exchange_t *x, uint32_t extra_bits);
+/* [io] Frees the payload of a worker message that will not be sent, with its accounting. */
+void hb_exchange_drop_msg(hb_msg_t *m);
+
+/* [io] Pushes body bytes gathered in body_acc to the stream as one chunk. Returns 1 when reading
+ * must pause (the stream is full; a RESUME will follow), 0 otherwise, -1 on ENOMEM. */
+int hb_exchange_flush_body(hb_exchange_t *x);
+/* [io] Appends len bytes to body_acc. Returns 0 or -1 on ENOMEM. */
+int hb_exchange_body_add(hb_exchange_t *x, const char *p, size_t len);
+/* [io] On RESUME: pushes the held chunk (and the pending end of body). Returns 1 if the stream
+ * is still full (keep reading paused), 0 when reading may resume. */
+int hb_exchange_resume(hb_exchange_t *x);
+
+#endif

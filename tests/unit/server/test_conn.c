@@ -1,0 +1,637 @@
+/* test_conn.c: the connection state machine driven through fake socket ops (no socket, no
+ * ring): the test completes each submitted op itself, plays the worker through the real hub and
+ * stream API, and reads what would have gone on the wire. Covers op accounting (freed only when
+ * no op is in flight), the output queue with send_zc (partial sends, notifications before free)
+ * and splice, the close handshake (shutdown after the output drains, then the linger), an
+ * HTTP/1.1 exchange, pipelining order, the WebSocket upgrade swapping the handler, and a
+ * transport without splice/send_zc getting every byte through its write. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/hub.h"
+#include "server/conn.h"
+#include "server/conn_h1.h"
+#include "server/conn_ws.h"
+
+#define NS 1000000000ull
+
+/* ---- the fake socket ---------------------------------------------------------------------- */
+
+typedef struct {
+	int recv_arms, recv_cancels, sendmsgs, zcs, splices[2], shutdowns, aborts, closes;
+	int send_pending, zc_pending; /* submitted, not completed */
+	char offer[1 << 16];	      /* bytes of the sendmsg/send_zc in flight */
+	size_t offer_len;
+	char wire[1 << 17]; /* what was sent */
+	size_t wire_len;
+	int splice_fd[2];
+	unsigned splice_len[2];
+	int64_t splice_off;
+} fake_t;
+
+static fake_t F;
+
+static void f_recv_arm(hb_conn_t *c)
+{
+	F.recv_arms++;
+}
+
+static void f_recv_cancel(hb_conn_t *c)
+{
+	F.recv_cancels++;
+}
+
+static void f_sendmsg(hb_conn_t *c)
+{
+	cr_assert_eq(F.send_pending + F.zc_pending, 0, "one send in flight at a time");
+	F.sendmsgs++;
+	F.send_pending = 1;
+	F.offer_len = 0;
+	for (size_t i = 0; i < c->msg.msg_iovlen; i++) {
+		memcpy(F.offer + F.offer_len, c->msg.msg_iov[i].iov_base,
+		       c->msg.msg_iov[i].iov_len);
+		F.offer_len += c->msg.msg_iov[i].iov_len;
+	}
+}
+
+static void f_send_zc(hb_conn_t *c, const void *p, size_t len)
+{
+	cr_assert_eq(F.send_pending + F.zc_pending, 0, "one send in flight at a time");
+	F.zcs++;
+	F.zc_pending = 1;
+	memcpy(F.offer, p, len);
+	F.offer_len = len;
+}
+
+static void f_splice(hb_conn_t *c, int out, int fd_in, int64_t off, unsigned len)
+{
+	F.splices[out]++;
+	F.splice_fd[out] = fd_in;
+	F.splice_len[out] = len;
+	if (!out)
+		F.splice_off = off;
+}
+
+static void f_shutdown_wr(hb_conn_t *c)
+{
+	F.shutdowns++;
+}
+
+static void f_abort(hb_conn_t *c)
+{
+	F.aborts++;
+}
+
+static void f_close(hb_conn_t *c)
+{
+	F.closes++;
+}
+
+static const hb_sock_ops_t fake_ops = {
+	.recv_arm = f_recv_arm,
+	.recv_cancel = f_recv_cancel,
+	.sendmsg = f_sendmsg,
+	.send_zc = f_send_zc,
+	.splice = f_splice,
+	.shutdown_wr = f_shutdown_wr,
+	.abort = f_abort,
+	.close = f_close,
+};
+
+/* ---- the fake io thread and worker --------------------------------------------------------- */
+
+static hb_config_t cfg;
+static hb_server_t srv;
+static hb_io_t io;
+
+static void setup(void)
+{
+	char *argv[] = {"hornbeam-uring", "app:app", NULL};
+	char *envp[] = {NULL};
+	char err[256];
+
+	memset(&F, 0, sizeof(F));
+	cr_assert_eq(hb_config_load(&cfg, 2, argv, envp, NULL, err, sizeof(err)), 0, "%s", err);
+	srv = (hb_server_t){.cfg = &cfg, .nio = 1};
+	srv.hub = hb_hub_new(1, 1);
+	cr_assert_not_null(srv.hub);
+	atomic_store(&hb_hub_worker(srv.hub, 0)->accepting, 1);
+	atomic_store(&srv.nconns, 1);
+	memset(&io, 0, sizeof(io));
+	io.srv = &srv;
+	io.cfg = &cfg;
+	io.ring.now_ns = 1000 * NS;
+	snprintf(io.date, sizeof(io.date), "Thu, 01 Jan 2026 00:00:00 GMT");
+}
+
+static void teardown(void)
+{
+	hb_hub_free(srv.hub);
+}
+
+TestSuite(conn, .init = setup, .fini = teardown, .timeout = 20);
+
+static hb_conn_t *open_conn(const hb_transport_t *t)
+{
+	hb_conn_t *c = hb_conn_new_with(&io, 99, t ? t : &hb_transport_plain, &fake_ops);
+
+	cr_assert_not_null(c);
+	cr_assert_eq(F.recv_arms, 1, "reading is armed at once");
+	cr_assert_eq(c->ops, 1);
+	return c;
+}
+
+/* The client sends bytes (one recv completion, the multishot recv stays armed). */
+static void client_sends(hb_conn_t *c, const char *s)
+{
+	char buf[4096];
+	size_t n = strlen(s);
+
+	memcpy(buf, s, n); /* like a provided buffer: writable, gone after the call */
+	hb_conn_recv_done(c, (int)n, 1, buf);
+	memset(buf, 'X', n);
+}
+
+/* What the io loop does with worker messages: route them, then flush dirty connections. */
+static void pump(void)
+{
+	hb_msg_t m;
+
+	while (hb_hub_io_pop(srv.hub, 0, &m) == 0)
+		hb_conn_on_msg(&m);
+	while (io.dirty) {
+		hb_conn_t *c = io.dirty;
+		io.dirty = c->dirty_next;
+		hb_conn_flush_dirty(c);
+	}
+}
+
+/* The kernel sends n bytes of the sendmsg in flight. */
+static void send_completes(hb_conn_t *c, size_t n)
+{
+	cr_assert(F.send_pending, "a sendmsg is in flight");
+	cr_assert_leq(n, F.offer_len);
+	memcpy(F.wire + F.wire_len, F.offer, n);
+	F.wire_len += n;
+	F.send_pending = 0;
+	hb_conn_send_done(c, (int)n);
+}
+
+/* Completes every sendmsg until none is submitted any more. */
+static void send_everything(hb_conn_t *c)
+{
+	while (F.send_pending)
+		send_completes(c, F.offer_len);
+}
+
+static hb_stream_t *worker_takes(void)
+{
+	hb_stream_t *s = NULL;
+
+	cr_assert_eq(hb_hub_worker_poll(srv.hub, 0, &s), 0, "a request was dispatched");
+	return s;
+}
+
+static int worker_has_request(void)
+{
+	hb_stream_t *s = NULL;
+
+	if (hb_hub_worker_poll(srv.hub, 0, &s) != 0)
+		return 0;
+	cr_assert_fail("unexpected request %.*s", (int)s->req->target_len, s->req->target);
+	return 1;
+}
+
+static hb_response_t *response(int status, int64_t cl)
+{
+	hb_response_t *r = calloc(1, sizeof(*r) + sizeof(hb_header_t) + 24);
+
+	r->status = status;
+	r->content_length = cl;
+	if (cl >= 0) { /* the app's Content-Length header, as the python layer passes it */
+		hb_header_t *h = (hb_header_t *)r->data;
+		char *v = r->data + sizeof(hb_header_t);
+		h->name = "Content-Length";
+		h->name_len = 14;
+		h->value = v;
+		h->value_len = (uint32_t)snprintf(v, 24, "%lld", (long long)cl);
+		r->headers = h;
+		r->nheaders = 1;
+	}
+	return r;
+}
+
+/* The worker answers s with status, Content-Length len (or none if len < 0) and body. */
+static void worker_answers(hb_stream_t *s, int status, const char *body, int64_t cl)
+{
+	cr_assert_eq(hb_stream_send_head(s, response(status, cl)), 0);
+	if (body)
+		cr_assert_eq(hb_stream_send_body(s, body, strlen(body)), 0);
+	cr_assert_eq(hb_stream_end(s, 0), 0);
+}
+
+static int wire_has(const char *needle)
+{
+	F.wire[F.wire_len] = 0;
+	return strstr(F.wire, needle) != NULL;
+}
+
+static const char GET_A[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+static const char GET_B[] = "GET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+Test(conn, h1_request_response_through_worker_messages)
+{
+	hb_conn_t *c = open_conn(NULL);
+
+	client_sends(c, GET_A);
+	cr_assert_eq(c->handler, &hb_h1_handler, "the first bytes chose HTTP/1.1");
+	hb_stream_t *s = worker_takes();
+	cr_assert_eq(s->req->target_len, 2);
+	cr_assert_eq(memcmp(s->req->target, "/a", 2), 0);
+	cr_assert_str_eq(s->req->scheme, "http");
+	hb_exchange_t *x = s->exchange;
+	cr_assert_eq(x->conn, c, "the stream finds its exchange and connection");
+	worker_answers(s, 200, "hello", 5);
+	pump();
+	cr_assert_eq(F.sendmsgs, 1, "head and body in one sendmsg");
+	send_everything(c);
+	cr_assert(wire_has("HTTP/1.1 200 OK\r\n"), "%s", F.wire);
+	cr_assert(wire_has("Content-Length: 5\r\n"), "%s", F.wire);
+	cr_assert(wire_has("\r\n\r\nhello"), "%s", F.wire);
+	cr_assert_null(c->exchanges, "the exchange is released once its response is sent");
+	cr_assert_eq(atomic_load(&s->out_pending), 0);
+	hb_stream_release(s);
+	/* keep-alive: the same connection serves a chunked response next */
+	client_sends(c, GET_B);
+	s = worker_takes();
+	worker_answers(s, 200, "hey", -1);
+	pump();
+	send_everything(c);
+	cr_assert(wire_has("Transfer-Encoding: chunked\r\n\r\n3\r\nhey\r\n0\r\n\r\n"), "%s",
+		  F.wire);
+	hb_stream_release(s);
+	hb_conn_recv_done(c, 0, 0, NULL); /* the client closes */
+	cr_assert_eq(F.aborts, 1);
+	cr_assert_eq(F.closes, 1, "nothing in flight: freed");
+}
+
+Test(conn, pipelined_requests_are_answered_in_order)
+{
+	char both[256];
+	hb_conn_t *c = open_conn(NULL);
+
+	snprintf(both, sizeof(both), "%s%s", GET_A, GET_B);
+	client_sends(c, both);
+	hb_stream_t *a = worker_takes();
+	cr_assert_eq(memcmp(a->req->target, "/a", 2), 0);
+	worker_has_request(); /* /b waits, unparsed, until /a's response is sent */
+	worker_answers(a, 200, "A", 1);
+	pump();
+	worker_has_request();  /* still: /a's bytes are queued, not yet sent */
+	send_completes(c, 10); /* partly sent */
+	worker_has_request();
+	send_everything(c);
+	hb_stream_t *b = worker_takes();
+	cr_assert_eq(memcmp(b->req->target, "/b", 2), 0);
+	worker_answers(b, 200, "B", 1);
+	pump();
+	send_everything(c);
+	F.wire[F.wire_len] = 0;
+	char *ra = strstr(F.wire, "\r\n\r\nA"), *rb = strstr(F.wire, "\r\n\r\nB");
+	cr_assert(ra && rb && ra < rb, "responses in request order: %s", F.wire);
+	hb_stream_release(a);
+	hb_stream_release(b);
+	hb_conn_recv_done(c, 0, 0, NULL);
+	cr_assert_eq(F.closes, 1);
+}
+
+Test(conn, freed_only_when_no_op_is_in_flight)
+{
+	hb_conn_t *c = open_conn(NULL);
+
+	client_sends(c, GET_A);
+	hb_stream_t *s = worker_takes();
+	worker_answers(s, 200, "hello", 5);
+	pump();
+	cr_assert_eq(c->ops, 2, "recv + sendmsg");
+	/* The client resets: recv ends; the sendmsg is still in flight. */
+	hb_conn_recv_done(c, -ECONNRESET, 0, NULL);
+	cr_assert_eq(F.aborts, 1);
+	cr_assert_eq(c->ops, 1);
+	cr_assert_eq(F.closes, 0, "not freed while the sendmsg is in flight");
+	cr_assert_null(c->exchanges, "the ended exchange is released at once");
+	F.send_pending = 0;
+	hb_conn_send_done(c, -EPIPE);
+	cr_assert_eq(F.closes, 1, "freed with the last completion");
+	hb_stream_release(s);
+}
+
+Test(conn, dead_connection_waits_for_the_app_to_end)
+{
+	hb_conn_t *c = open_conn(NULL);
+
+	client_sends(c, GET_A);
+	hb_stream_t *s = worker_takes();
+	hb_conn_recv_done(c, 0, 0, NULL); /* the client leaves mid-request */
+	cr_assert(atomic_load(&s->state) & HB_ST_CLIENT_GONE, "the app hears it");
+	cr_assert_eq(c->ops, 0);
+	cr_assert_eq(F.closes, 0, "the exchange is live: the connection stays");
+	hb_response_t *r = response(200, 4);
+	cr_assert_eq(hb_stream_send_head(s, r), -ECONNRESET, "the worker API refuses");
+	cr_assert_eq(hb_stream_end(s, HB_END_ABORT), 0);
+	pump();
+	cr_assert_eq(F.closes, 1, "END released the exchange and the connection");
+	cr_assert_eq(F.sendmsgs, 0);
+	hb_stream_release(s);
+}
+
+Test(conn, send_zc_partial_sends_and_notifications_before_free)
+{
+	static char body[8192 + 1];
+	hb_conn_t *c = open_conn(NULL);
+
+	cfg.zerocopy_threshold = 4096;
+	memset(body, 'z', 8192);
+	client_sends(c, GET_A);
+	hb_stream_t *s = worker_takes();
+	worker_answers(s, 200, body, 8192);
+	pump();
+	cr_assert_eq(F.sendmsgs, 1, "the small head goes with sendmsg");
+	cr_assert_eq(F.zcs, 0);
+	send_completes(c, F.offer_len);
+	cr_assert_eq(F.zcs, 1, "the large owned body goes with send_zc");
+	cr_assert_eq(F.offer_len, 8192);
+	/* Partly sent, a notification to come: the rest must go zero-copy too. */
+	F.zc_pending = 0;
+	hb_conn_zc_done(c, 3000, 1);
+	cr_assert_eq(F.zcs, 2);
+	cr_assert_eq(F.offer_len, 8192 - 3000);
+	cr_assert_neq(atomic_load(&s->out_pending), 0, "not counted as sent before it is");
+	F.zc_pending = 0;
+	hb_conn_zc_done(c, 8192 - 3000, 1);
+	cr_assert_eq(atomic_load(&s->out_pending), 0, "sent: the app may produce more");
+	cr_assert_null(c->exchanges);
+	hb_stream_release(s);
+	/* The client leaves: the memory still waits for two notifications. */
+	hb_conn_recv_done(c, 0, 0, NULL);
+	cr_assert_eq(F.aborts, 1);
+	cr_assert_eq(c->ops, 2, "one op per notification to come");
+	hb_conn_zc_notified(c);
+	hb_conn_maybe_free(c);
+	cr_assert_eq(F.closes, 0, "a notification is still to come");
+	hb_conn_zc_notified(c);
+	hb_conn_maybe_free(c);
+	cr_assert_eq(F.closes, 1);
+}
+
+static int tmp_file(size_t len)
+{
+	char path[] = "/tmp/hb-test-conn-XXXXXX";
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	for (size_t i = 0; i < len; i++)
+		cr_assert_eq(write(fd, "f", 1), 1);
+	return fd;
+}
+
+Test(conn, file_regions_go_by_splice_through_a_pipe)
+{
+	hb_conn_t *c = open_conn(NULL);
+
+	client_sends(c, GET_A);
+	hb_stream_t *s = worker_takes();
+	cr_assert_eq(hb_stream_send_head(s, response(200, 10000)), 0);
+	cr_assert_eq(hb_stream_send_file(s, tmp_file(10000), 0, 10000), 0);
+	cr_assert_eq(hb_stream_end(s, 0), 0);
+	pump();
+	send_completes(c, F.offer_len); /* the head */
+	cr_assert_eq(F.splices[0], 1, "file -> pipe");
+	cr_assert_eq(F.splice_len[0], 10000);
+	cr_assert_eq(F.splice_off, 0);
+	hb_conn_splice_done(c, 0, 4000); /* 4000 bytes reached the pipe */
+	cr_assert_eq(F.splices[1], 1, "pipe -> socket");
+	cr_assert_eq(F.splice_fd[1], c->pipefd[0]);
+	cr_assert_eq(F.splice_len[1], 4000);
+	hb_conn_splice_done(c, 1, 1500); /* the socket took part of it */
+	cr_assert_eq(F.splices[1], 2);
+	cr_assert_eq(F.splice_len[1], 2500, "the rest of the pipe first");
+	hb_conn_splice_done(c, 1, 2500);
+	cr_assert_eq(F.splices[0], 2, "then the next piece of the file");
+	cr_assert_eq(F.splice_off, 4000);
+	cr_assert_eq(F.splice_len[0], 6000);
+	cr_assert_not_null(c->exchanges, "not done before the last byte");
+	hb_conn_splice_done(c, 0, 6000);
+	hb_conn_splice_done(c, 1, 6000);
+	cr_assert_null(c->exchanges, "the response is complete");
+	cr_assert_eq(c->ops, 1);
+	hb_stream_release(s);
+	hb_conn_recv_done(c, 0, 0, NULL);
+	cr_assert_eq(F.closes, 1);
+}
+
+Test(conn, close_handshake_shuts_down_after_the_output_then_lingers)
+{
+	hb_conn_t *c = open_conn(NULL);
+
+	client_sends(c, "BAD REQUEST\r\n\r\n");
+	cr_assert_eq(c->state, HB_CONN_CLOSING);
+	pump();
+	cr_assert_eq(F.sendmsgs, 1, "the 400 is queued");
+	cr_assert_eq(F.shutdowns, 0, "no shutdown before the answer is sent");
+	send_completes(c, 5);
+	cr_assert_eq(F.shutdowns, 0, "nor while part of it waits");
+	send_everything(c);
+	cr_assert(wire_has("HTTP/1.1 400 "), "%s", F.wire);
+	cr_assert_eq(F.shutdowns, 1, "shutdown(SHUT_WR) once the output drained");
+	cr_assert_eq(c->ops, 2, "recv + shutdown");
+	hb_conn_shutdown_done(c, 0);
+	/* Input keeps being read and discarded during the linger. */
+	client_sends(c, GET_A);
+	worker_has_request();
+	cr_assert_eq(F.aborts, 0);
+	hb_conn_tick(c, io.ring.now_ns + HB_CONN_LINGER_NS / 2);
+	cr_assert_eq(F.aborts, 0, "still lingering");
+	hb_conn_tick(c, io.ring.now_ns + HB_CONN_LINGER_NS + 1);
+	cr_assert_eq(F.aborts, 1, "the linger is over");
+	cr_assert_eq(F.closes, 0, "the recv is still armed");
+	hb_conn_recv_done(c, -ECANCELED, 0, NULL);
+	cr_assert_eq(F.closes, 1);
+}
+
+/* A masked client frame (RFC 6455 5.3). */
+static size_t client_frame(char *out, unsigned op, const char *p, size_t len)
+{
+	static const unsigned char mask[4] = {1, 2, 3, 4};
+
+	out[0] = (char)(0x80 | op);
+	out[1] = (char)(0x80 | len);
+	memcpy(out + 2, mask, 4);
+	for (size_t i = 0; i < len; i++)
+		out[6 + i] = (char)(p[i] ^ mask[i % 4]);
+	return 6 + len;
+}
+
+Test(conn, websocket_upgrade_swaps_the_handler)
+{
+	cfg.worker_class = HB_WORKER_ASGI;
+	hb_conn_t *c = open_conn(NULL);
+
+	client_sends(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+			"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			"Sec-WebSocket-Version: 13\r\n\r\n");
+	hb_stream_t *s = worker_takes();
+	cr_assert(s->req->flags & HB_REQ_WEBSOCKET);
+	cr_assert_eq(c->handler, &hb_h1_handler);
+	cr_assert_eq(hb_stream_send_head(s, response(101, -1)), 0);
+	pump();
+	cr_assert_eq(c->handler, &hb_ws_handler, "the 101 swapped the handler");
+	send_everything(c);
+	cr_assert(wire_has("HTTP/1.1 101 Switching Protocols\r\n"), "%s", F.wire);
+	cr_assert(wire_has("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "%s", F.wire);
+	cr_assert(atomic_load(&s->state) & HB_ST_MSG_OPEN);
+	/* A frame from the client reaches the app as a message... */
+	char fr[64];
+	size_t n = client_frame(fr, 0x1, "hi", 2);
+	fr[n] = 0;
+	hb_conn_recv_done(c, (int)n, 1, fr);
+	hb_chunk_t *msg = NULL;
+	uint32_t kind = 0;
+	cr_assert_eq(hb_stream_ws_recv(s, &msg, &kind, 0), 0);
+	cr_assert_eq(kind, HB_WS_TEXT);
+	cr_assert_eq(msg->len, 2);
+	cr_assert_eq(memcmp(msg->data, "hi", 2), 0);
+	free(msg);
+	/* ... and the app's message goes out as a frame. */
+	size_t before = F.wire_len;
+	cr_assert_eq(hb_stream_ws_send(s, HB_WS_TEXT, "yo", 2, 1), 0);
+	pump();
+	send_everything(c);
+	cr_assert_eq(F.wire_len - before, 4);
+	cr_assert_eq(memcmp(F.wire + before, "\x81\x02yo", 4), 0);
+	/* The app returns: close 1000, then the connection closes after the output. */
+	cr_assert_eq(hb_stream_end(s, 0), 0);
+	pump();
+	send_everything(c);
+	cr_assert_eq(memcmp(F.wire + before + 4, "\x88\x02\x03\xe8", 4), 0, "close 1000");
+	cr_assert_null(c->exchanges);
+	cr_assert_eq(c->state, HB_CONN_CLOSING);
+	cr_assert_eq(F.shutdowns, 1);
+	hb_stream_release(s);
+	hb_conn_shutdown_done(c, 0);
+	hb_conn_recv_done(c, 0, 0, NULL);
+	cr_assert_eq(F.closes, 1);
+}
+
+Test(conn, websocket_close_from_the_client_waits_for_the_app)
+{
+	cfg.worker_class = HB_WORKER_ASGI;
+	hb_conn_t *c = open_conn(NULL);
+
+	client_sends(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+			"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			"Sec-WebSocket-Version: 13\r\n\r\n");
+	hb_stream_t *s = worker_takes();
+	cr_assert_eq(hb_stream_send_head(s, response(101, -1)), 0);
+	pump();
+	send_everything(c);
+	char fr[64];
+	size_t n = client_frame(fr, 0x8, "\x03\xe8", 2); /* close 1000 */
+	hb_conn_recv_done(c, (int)n, 1, fr);
+	pump();
+	send_everything(c);
+	cr_assert_eq(c->state, HB_CONN_CLOSING);
+	cr_assert_eq(memcmp(F.wire + F.wire_len - 4, "\x88\x02\x03\xe8", 4), 0, "close echoed");
+	hb_chunk_t *msg = NULL;
+	uint32_t kind = 0;
+	cr_assert_eq(hb_stream_ws_recv(s, &msg, &kind, 0), 0);
+	cr_assert_eq(kind, HB_WS_CLOSE, "the app hears the close");
+	free(msg);
+	cr_assert_eq(F.shutdowns, 0, "no shutdown while the app still runs");
+	cr_assert_eq(hb_stream_end(s, 0), 0);
+	pump();
+	cr_assert_eq(F.shutdowns, 1, "the app returned: shutdown");
+	cr_assert_null(c->exchanges);
+	hb_stream_release(s);
+	hb_conn_shutdown_done(c, 0);
+	hb_conn_recv_done(c, 0, 0, NULL);
+	cr_assert_eq(F.closes, 1);
+}
+
+/* ---- a transport that must see every byte (as TLS does) ---------------------------------- */
+
+static int t_writes;
+
+static int t_recv(hb_conn_t *c, char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (char)(p[i] ^ 0x80); /* "decrypt" */
+	hb_conn_deliver(c, p, len);
+	return 0;
+}
+
+static int t_write(hb_conn_t *c, const char *p, size_t len, void *owned, hb_stream_t *acct,
+		   uint64_t acct_len)
+{
+	char *rec = malloc(len + 1);
+
+	t_writes++;
+	rec[0] = '|'; /* a "record" marker per write */
+	memcpy(rec + 1, p, len);
+	free(owned);
+	hb_conn_out_bytes(c, rec, len + 1, rec, acct, acct_len);
+	return 0;
+}
+
+static const hb_transport_t test_transport = {
+	.name = "test",
+	.caps = 0,
+	.secure = 1,
+	.on_recv = t_recv,
+	.write = t_write,
+};
+
+Test(conn, a_transport_without_caps_gets_every_byte_through_write)
+{
+	static char body[8192 + 1];
+	char req[64];
+	hb_conn_t *c = open_conn(&test_transport);
+
+	cfg.zerocopy_threshold = 4096;
+	memset(body, 'z', 8192);
+	size_t n = strlen(GET_A);
+	for (size_t i = 0; i < n; i++)
+		req[i] = (char)(GET_A[i] ^ 0x80);
+	req[n] = 0;
+	client_sends(c, req);
+	hb_stream_t *s = worker_takes();
+	cr_assert_str_eq(s->req->scheme, "https");
+	cr_assert_eq(hb_stream_send_head(s, response(200, 8192 + 5000)), 0);
+	cr_assert_eq(hb_stream_send_body(s, body, 8192), 0);
+	cr_assert_eq(hb_stream_send_file(s, tmp_file(5000), 0, 5000), 0);
+	cr_assert_eq(hb_stream_end(s, 0), 0);
+	t_writes = 0;
+	pump();
+	send_everything(c);
+	cr_assert_eq(F.zcs, 0, "no send_zc without HB_TRANSPORT_SEND_ZC");
+	cr_assert_eq(F.splices[0] + F.splices[1], 0, "no splice without HB_TRANSPORT_SPLICE");
+	cr_assert_eq(t_writes, 3, "head, body, file: each through the transport");
+	cr_assert(wire_has("|HTTP/1.1 200 OK"), "%s", F.wire);
+	cr_assert_eq(F.wire_len,
+		     3 + (size_t)(strstr(F.wire, "\r\n\r\n") + 4 - F.wire) - 1 + 8192 + 5000,
+		     "every byte once");
+	cr_assert_eq(atomic_load(&s->out_pending), 0);
+	cr_assert_null(c->exchanges);
+	hb_stream_release(s);
+	hb_conn_recv_done(c, 0, 0, NULL);
+	cr_assert_eq(F.closes, 1);
+}
