@@ -82,6 +82,10 @@ static void log_listening(const hb_config_t *cfg, int nio)
 
 	hb_info("Using worker: %s, %d workers x %d threads, %d io threads",
 		classes[cfg->worker_class], cfg->workers, cfg->threads, nio);
+	if (cfg->timeout_ms > 0 && cfg->timeout_ms < 1000)
+		hb_warn("timeout is %lld ms, below 1 s: a request whose response has not started "
+			"by then gets 504 (a bare --timeout is seconds; 30000 ms is \"30000ms\")",
+			(long long)cfg->timeout_ms);
 }
 
 /* Waits for the signals; returns once every io thread has finished draining (or was forced). */

@@ -31,6 +31,8 @@
 enum kind {
 	K_INT,	 /* int field */
 	K_I64,	 /* int64_t field */
+	K_SECS,	 /* int64_t field in seconds: a duration (units accepted; bare number: seconds) */
+	K_MSECS, /* int64_t field in milliseconds: a duration, written as K_SECS */
 	K_BOOL,	 /* int field, 0/1 */
 	K_STR,	 /* char * field, owned */
 	K_APP,	 /* char * field, normalized to MODULE:CALLABLE */
@@ -113,15 +115,15 @@ static const struct key keys[] = {
 	 .metavar = "wsgi|asgi|auto", .help = "application protocol", .choices = worker_classes},
 	{"lifespan", K_ENUM, OFF(lifespan), .def = "auto", .metavar = "auto|on|off",
 	 .help = "ASGI lifespan protocol (auto: used when the app supports it)", .choices = lifespans},
-	{"lifespan_timeout", K_I64, OFF(lifespan_timeout_s), 1, DAY_S, "60", "S",
+	{"lifespan_timeout", K_SECS, OFF(lifespan_timeout_s), 1, DAY_S, "60", "SECONDS",
 	 "seconds each ASGI lifespan phase (startup, shutdown) may take"},
 	{"pythonpath", K_PATHS, OFF(pythonpath), .metavar = "DIR", .count_off = OFF(npythonpath),
 	 .help = "directory prepended to sys.path; repeatable (in a file: relative to the file)"},
-	{"timeout", K_I64, OFF(timeout_ms), 0, DAY_S * 1000, "30000", "MS",
-	 "milliseconds from request to response start; 0: none"},
-	{"graceful_timeout", K_I64, OFF(graceful_timeout_s), 0, DAY_S, "30", "S",
+	{"timeout", K_MSECS, OFF(timeout_ms), 0, DAY_S * 1000, "30", "SECONDS",
+	 "seconds from request to response start (\"500ms\" for less); 0: none"},
+	{"graceful_timeout", K_SECS, OFF(graceful_timeout_s), 0, DAY_S, "30", "SECONDS",
 	 "seconds to finish requests in flight at shutdown"},
-	{"keepalive", K_I64, OFF(keepalive_s), 0, 3600, "5", "S",
+	{"keepalive", K_SECS, OFF(keepalive_s), 0, 3600, "5", "SECONDS",
 	 "seconds an idle keep-alive connection is kept; 0: close after each response"},
 	{"max_requests", K_I64, OFF(max_requests), 0, 1000000000, "0", "N",
 	 "requests per worker before its interpreter is replaced; 0: never"},
@@ -137,11 +139,11 @@ static const struct key keys[] = {
 	 "largest header section in bytes (larger: 431)"},
 	{"max_body_size", K_I64, OFF(max_body_size), 0, INT64_MAX, "1073741824", "BYTES",
 	 "largest request body (larger: 413)"},
-	{"header_timeout", K_I64, OFF(header_timeout_s), 0, 3600, "10", "S",
+	{"header_timeout", K_SECS, OFF(header_timeout_s), 0, 3600, "10", "SECONDS",
 	 "seconds for the request head to arrive; 0: none"},
-	{"body_timeout", K_I64, OFF(body_timeout_s), 0, DAY_S, "30", "S",
+	{"body_timeout", K_SECS, OFF(body_timeout_s), 0, DAY_S, "30", "SECONDS",
 	 "seconds a request body read may stall; 0: none"},
-	{"write_timeout", K_I64, OFF(write_timeout_s), 0, DAY_S, "30", "S",
+	{"write_timeout", K_SECS, OFF(write_timeout_s), 0, DAY_S, "30", "SECONDS",
 	 "seconds a response write may stall; 0: none"},
 	{"max_connections", K_I64, OFF(max_connections), 1, 10000000, "10000", "N",
 	 "open connections per process; more wait in the listen backlog"},
@@ -171,13 +173,13 @@ static const struct key keys[] = {
 	 .help = "messages kept per subscriber; a slow one loses the oldest"},
 	{"node_name", K_STR, OFF(node_name), .metavar = "NAME", .flags = F_EMPTY_NULL,
 	 .help = "this node's name (default hornbeam@<hostname>)"},
-	{"websocket_timeout", K_I64, OFF(websocket_timeout_s), 0, DAY_S, "0", "S",
+	{"websocket_timeout", K_SECS, OFF(websocket_timeout_s), 0, DAY_S, "0", "SECONDS",
 	 .help = "close a WebSocket idle (no message either way) this long; 0: never"},
 	{"websocket_max_frame_size", K_I64, OFF(websocket_max_frame_size), 1, 1 << 30, "16777216",
 	 "BYTES", .help = "largest WebSocket frame or message (larger: close 1009)"},
-	{"websocket_ping_interval", K_I64, OFF(websocket_ping_interval_s), 0, DAY_S, "20", "S",
+	{"websocket_ping_interval", K_SECS, OFF(websocket_ping_interval_s), 0, DAY_S, "20", "SECONDS",
 	 .help = "seconds between server pings on an idle WebSocket; 0: no pings"},
-	{"websocket_ping_timeout", K_I64, OFF(websocket_ping_timeout_s), 1, DAY_S, "20", "S",
+	{"websocket_ping_timeout", K_SECS, OFF(websocket_ping_timeout_s), 1, DAY_S, "20", "SECONDS",
 	 .help = "close a WebSocket whose pong does not come within this"},
 	{"websocket_deflate", K_BOOL, OFF(websocket_deflate), .def = "true",
 	 .help = "negotiate permessage-deflate (RFC 7692) when the client offers it"},
@@ -545,6 +547,34 @@ static int store_int(const struct ctx *c, const struct key *k, int64_t v, const 
 	return 0;
 }
 
+/* A duration for messages: "30s", or "250ms" when not whole seconds. */
+static const char *dur_text(char *buf, size_t size, int64_t ms)
+{
+	if (ms % 1000 == 0)
+		snprintf(buf, size, "%llds", (long long)(ms / 1000));
+	else
+		snprintf(buf, size, "%lldms", (long long)ms);
+	return buf;
+}
+
+/* Stores a duration given in milliseconds into a K_SECS or K_MSECS field; min and max are in
+ * the field's unit. got is the value as the user wrote it, for messages. */
+static int store_dur(const struct ctx *c, const struct key *k, int64_t ms, const char *got)
+{
+	int64_t per = k->kind == K_SECS ? 1000 : 1;
+	char b[32];
+	if (ms < k->min * per)
+		return fail(c, k, "expected a duration >= %s, got %s",
+			    dur_text(b, sizeof b, k->min * per), got);
+	if (ms > k->max * per)
+		return fail(c, k, "expected a duration <= %s, got %s",
+			    dur_text(b, sizeof b, k->max * per), got);
+	if (ms % per)
+		return fail(c, k, "expected whole seconds, got %s", got);
+	*(int64_t *)field(c->cfg, k->off) = ms / per;
+	return 0;
+}
+
 static int store_bool(const struct ctx *c, const struct key *k, bool v)
 {
 	*(int *)field(c->cfg, k->off) = v;
@@ -737,6 +767,54 @@ static int text_int(const struct ctx *c, const struct key *k, const char *s)
 	return store_int(c, k, v, quoted(q, sizeof q, s));
 }
 
+/* "30", "1.5", "30s", "250ms", "2m", "1h": a bare number is seconds; up to 3 decimals.
+ * Returns 0 with *ms, or -EINVAL. */
+int hb_config_parse_duration(const char *s, int64_t *ms)
+{
+	static const struct {
+		const char *name;
+		int64_t ms;
+	} units[] = {{"", 1000}, {"s", 1000}, {"ms", 1}, {"m", 60000}, {"h", 3600000}};
+	const int64_t most = INT64_MAX / 3600000 / 1000 - 1; /* whole hours that fit, in ms */
+	int64_t whole = 0, frac = 0, scale = 1000;
+	const char *p = s;
+	if (!isdigit((unsigned char)*p))
+		return -EINVAL;
+	for (; isdigit((unsigned char)*p); p++)
+		if ((whole = whole * 10 + (*p - '0')) > most)
+			return -EINVAL;
+	if (*p == '.') {
+		if (!isdigit((unsigned char)*++p))
+			return -EINVAL;
+		for (; isdigit((unsigned char)*p); p++) {
+			if (scale == 1)
+				return -EINVAL; /* finer than a thousandth */
+			scale /= 10;
+			frac += (*p - '0') * scale;
+		}
+	}
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(p, units[i].name) != 0)
+			continue;
+		int64_t thousandths = (whole * 1000 + frac) * units[i].ms;
+		if (thousandths % 1000)
+			return -EINVAL; /* below a millisecond */
+		*ms = thousandths / 1000;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int text_dur(const struct ctx *c, const struct key *k, const char *s)
+{
+	char q[80];
+	int64_t ms;
+	if (hb_config_parse_duration(s, &ms) < 0)
+		return fail(c, k, "expected a duration (30, 30s, 250ms, 2m, 1h), got %s",
+			    quoted(q, sizeof q, s));
+	return store_dur(c, k, ms, quoted(q, sizeof q, s));
+}
+
 static int text_bool(const struct ctx *c, const struct key *k, const char *s)
 {
 	static const char *const yes[] = {"true", "1", "yes", "on"};
@@ -786,6 +864,9 @@ static int set_text(const struct ctx *c, const struct key *k, const char *s)
 	case K_INT:
 	case K_I64:
 		return text_int(c, k, s);
+	case K_SECS:
+	case K_MSECS:
+		return text_dur(c, k, s);
 	case K_BOOL:
 		return text_bool(c, k, s);
 	case K_STR:
@@ -825,6 +906,27 @@ static int tval_list(const struct ctx *c, const struct key *k, const hb_tval_t *
 	return rc;
 }
 
+/* A TOML duration: an integer or float (seconds) or a string with a unit. */
+static int tval_dur(const struct ctx *c, const struct key *k, const hb_tval_t *v)
+{
+	char num[40];
+	if (v->kind == HB_TV_STR)
+		return text_dur(c, k, v->str);
+	if (v->kind == HB_TV_INT) {
+		snprintf(num, sizeof num, "%lld", (long long)v->i);
+		if (v->i < 0 || v->i > INT64_MAX / 1000)
+			return store_dur(c, k, v->i < 0 ? -1 : INT64_MAX, num);
+		return store_dur(c, k, v->i * 1000, num);
+	}
+	if (v->kind == HB_TV_FLOAT) {
+		snprintf(num, sizeof num, "%g", v->f);
+		if (!(v->f >= 0) || v->f > 1e15)
+			return store_dur(c, k, v->f < 0 ? -1 : INT64_MAX, num);
+		return store_dur(c, k, (int64_t)(v->f * 1000 + 0.5), num);
+	}
+	return fail(c, k, "expected a duration (30, \"30s\", \"250ms\"), got %s", tval_type(v));
+}
+
 static int tval_scalar(const struct ctx *c, const struct key *k, const hb_tval_t *v)
 {
 	char num[32];
@@ -836,6 +938,9 @@ static int tval_scalar(const struct ctx *c, const struct key *k, const hb_tval_t
 				    tval_type(v));
 		snprintf(num, sizeof num, "%lld", (long long)v->i);
 		return store_int(c, k, v->i, num);
+	case K_SECS:
+	case K_MSECS:
+		return tval_dur(c, k, v);
 	case K_BOOL:
 		if (v->kind != HB_TV_BOOL)
 			return fail(c, k, "expected true or false, got %s", tval_type(v));
@@ -1235,6 +1340,8 @@ void hb_config_free(hb_config_t *cfg)
 			break;
 		case K_INT:
 		case K_I64:
+		case K_SECS:
+		case K_MSECS:
 		case K_BOOL:
 		case K_ENUM:
 			break;
@@ -1303,7 +1410,8 @@ void hb_config_usage(FILE *out)
 	      "MODULE:application). Every option is also a key of the TOML file given by\n"
 	      "--config (dashes written as underscores) and a HORNBEAM_<KEY> environment\n"
 	      "variable (lists comma-separated). Precedence: options > environment > file >\n"
-	      "defaults.\n\n",
+	      "defaults. A SECONDS value is a duration: a bare number is seconds, or give the\n"
+	      "unit: 250ms, 30s, 1.5s, 2m, 1h.\n\n",
 	      out);
 	for (size_t i = 0; i < NKEYS; i++)
 		usage_key(out, &keys[i], ncpus);

@@ -132,4 +132,8 @@ void hb_config_usage(FILE *out);
  * resolved. Returns 0, or -EINVAL with *why set to a static reason. */
 int hb_config_parse_bind(const char *spec, hb_bind_t *out, const char **why);
 
+/* Parses a duration: "30" or "1.5" (seconds), "30s", "250ms", "2m", "1h"; at most millisecond
+ * precision. Returns 0 with *ms set, or -EINVAL. */
+int hb_config_parse_duration(const char *s, int64_t *ms);
+
 #endif

@@ -369,7 +369,7 @@ def test_concurrent_slow_requests_overlap(srv):
 
 
 def test_timeout_gives_504_and_logs_stack(server):
-    s = server("asgi_apps:app", "--worker-class", "asgi", "--timeout", "500")
+    s = server("asgi_apps:app", "--worker-class", "asgi", "--timeout", "500ms")
     t0 = time.monotonic()
     r = http(s.port, "GET", "/hang", timeout=10)
     assert r.status == 504
@@ -380,7 +380,7 @@ def test_timeout_gives_504_and_logs_stack(server):
 
 
 def test_timeout_after_start_closes_connection(server):
-    s = server("asgi_apps:app", "--worker-class", "asgi", "--timeout", "500")
+    s = server("asgi_apps:app", "--worker-class", "asgi", "--timeout", "500ms")
     with connect(s.port) as c:
         c.sendall(request_bytes("GET", "/hang-after-start"))
         t0 = time.monotonic()
@@ -391,7 +391,7 @@ def test_timeout_after_start_closes_connection(server):
 
 
 def test_timeout_does_not_cut_progressing_stream(server):
-    s = server("asgi_apps:app", "--worker-class", "asgi", "--timeout", "300")
+    s = server("asgi_apps:app", "--worker-class", "asgi", "--timeout", "300ms")
     r = http(s.port, "GET", "/sleep?0.1")
     assert r.status == 200
 

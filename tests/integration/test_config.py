@@ -193,6 +193,40 @@ def test_env_sets_keys(server):
     assert http(s.port, "GET", "/").body == b"hello"
 
 
+# -- durations -----------------------------------------------------------------------------
+
+def test_bare_timeout_is_seconds_as_gunicorn(server):
+    """--timeout 2 is two seconds (the seed read it as 2 ms): a 0.5 s request is answered, with no
+    sub-second warning."""
+    s = server("wsgi_apps:app", "--timeout", "2", "--threads", "2")
+    r = http(s.port, "GET", "/sleep?secs=0.5", timeout=10)
+    assert r.status == 200, r
+    assert "below 1 s" not in s.stderr(), s.stderr()
+
+
+def test_timeout_with_unit_and_the_sub_second_warning(server):
+    s = server("wsgi_apps:app", "--timeout", "300ms", "--threads", "2")
+    assert "timeout is 300 ms, below 1 s" in s.stderr(), s.stderr()
+    r = http(s.port, "GET", "/sleep?secs=2", timeout=10)
+    assert r.status == 504, r
+
+
+def test_duration_units_from_env_and_file(server, tmp_path):
+    cfg = tmp_path / "hb.toml"
+    cfg.write_text('keepalive = "1m"\ntimeout = 0.4\n')
+    s = server("wsgi_apps:app", "--config", str(cfg), env={"HORNBEAM_HEADER_TIMEOUT": "2s"})
+    assert "timeout is 400 ms" in s.stderr(), s.stderr()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--timeout", "30x"], "--timeout: expected a duration (30, 30s, 250ms, 2m, 1h), got '30x'"),
+    (["--keepalive", "1500ms"], "--keepalive: expected whole seconds, got '1500ms'"),
+    (["--keepalive", "2h"], "--keepalive: expected a duration <= 3600s, got '2h'"),
+])
+def test_bad_duration(args, needle):
+    _config_error(run_binary(["simple:app"] + _base() + args, timeout=10), needle)
+
+
 def test_shipped_example_config_serves(server):
     """examples/hornbeam.toml stays valid: it loads and serves the hello app it names."""
     cfg = Path(__file__).resolve().parent.parent.parent / "examples" / "hornbeam.toml"

@@ -63,7 +63,7 @@ def test_max_connections_closes_extra_connections_quickly(server):
 
 
 def test_request_timeout_answers_504_and_server_goes_on(server):
-    srv = server("wsgi_apps:app", "--timeout", "500", "--workers", "1", "--threads", "2")
+    srv = server("wsgi_apps:app", "--timeout", "500ms", "--workers", "1", "--threads", "2")
     t0 = time.monotonic()
     r = http(srv.port, "GET", "/sleep?secs=3", timeout=10)
     took = time.monotonic() - t0

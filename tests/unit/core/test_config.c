@@ -179,9 +179,9 @@ Test(config, usage_lists_every_option)
 		"--threads K",
 		"--worker-class",
 		"--pythonpath DIR",
-		"--timeout MS",
-		"--graceful-timeout S",
-		"--keepalive S",
+		"--timeout SECONDS",
+		"--graceful-timeout SECONDS",
+		"--keepalive SECONDS",
 		"--max-requests N",
 		"--max-requests-jitter N",
 		"--limit-request-line N",
@@ -189,9 +189,9 @@ Test(config, usage_lists_every_option)
 		"--limit-request-field-size N",
 		"--limit-request-header-size N",
 		"--max-body-size BYTES",
-		"--header-timeout S",
-		"--body-timeout S",
-		"--write-timeout S",
+		"--header-timeout SECONDS",
+		"--body-timeout SECONDS",
+		"--write-timeout SECONDS",
 		"--max-connections N",
 		"--root-path P",
 		"--interpreter",
@@ -202,12 +202,102 @@ Test(config, usage_lists_every_option)
 		"--version",
 		"--help",
 		"[default: 127.0.0.1:8000]",
-		"[default: 30000]",
+		"[default: 30]",
+		"a bare number is seconds",
 		"[default: %(h)s",
 	};
 	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
 		cr_assert(strstr(text, opts[i]), "usage lacks %s", opts[i]);
 	free(text);
+}
+
+/* ---- durations ---- */
+
+Test(duration, parse_units)
+{
+	static const struct {
+		const char *text;
+		int64_t ms;
+	} ok[] = {
+		{"0", 0},
+		{"30", 30000},
+		{"30s", 30000},
+		{"250ms", 250},
+		{"1.5", 1500},
+		{"1.5s", 1500},
+		{"0.25s", 250},
+		{"2m", 120000},
+		{"1h", 3600000},
+		{"1.5m", 90000},
+		{"0.001", 1},
+		{"90ms", 90},
+		{"86400", 86400000},
+		{"0.5h", 1800000},
+	};
+	static const char *const bad[] = {
+		"",
+		"s",
+		"-1",
+		"1.",
+		"1.0001",
+		"0.5ms",
+		"30 s",
+		" 30",
+		"30x",
+		"1e3",
+		"1,5",
+		"30S",
+		"99999999999999999999",
+		"1d",
+		".5",
+	};
+	int64_t ms;
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		ms = -7;
+		cr_assert_eq(hb_config_parse_duration(ok[i].text, &ms), 0, "%s", ok[i].text);
+		cr_assert_eq(ms, ok[i].ms, "%s -> %lld", ok[i].text, (long long)ms);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		cr_assert_eq(hb_config_parse_duration(bad[i], &ms), -EINVAL, "'%s' accepted",
+			     bad[i]);
+}
+
+/* A bare --timeout is seconds, as gunicorn; the field keeps milliseconds. */
+Test(duration, timeout_bare_is_seconds, .fini = cleanup)
+{
+	cr_assert_eq(LOAD("a:b", "--timeout", "30"), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.timeout_ms, 30000);
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("a:b", "--timeout=250ms"), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.timeout_ms, 250);
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("a:b", "--timeout=2m", "--keepalive=1m", "--graceful-timeout=1500ms"),
+		     -EINVAL);
+	cr_assert(strstr(err, "--graceful-timeout: expected whole seconds, got '1500ms'"), "%s",
+		  err);
+	cr_assert_eq(LOAD("a:b", "--timeout=2m", "--keepalive=1m", "--graceful-timeout=2000ms",
+			  "--lifespan-timeout=0.5h", "--websocket-ping-interval=90s"),
+		     HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.timeout_ms, 120000);
+	cr_assert_eq(cfg.keepalive_s, 60);
+	cr_assert_eq(cfg.graceful_timeout_s, 2);
+	cr_assert_eq(cfg.lifespan_timeout_s, 1800);
+	cr_assert_eq(cfg.websocket_ping_interval_s, 90);
+}
+
+Test(duration, range_in_units, .fini = cleanup)
+{
+	assert_err(LOAD("a:b", "--keepalive=2h"),
+		   "--keepalive: expected a duration <= 3600s, got '2h'");
+	assert_err(LOAD("a:b", "--timeout=25h"),
+		   "--timeout: expected a duration <= 86400s, got '25h'");
+	assert_err(LOAD("a:b", "--lifespan-timeout=0"),
+		   "--lifespan-timeout: expected a duration >= 1s, got '0'");
+	assert_err(load_with(ARGS("a:b"), ARGS("HORNBEAM_TIMEOUT=1e3"), NULL),
+		   "HORNBEAM_TIMEOUT: expected a duration");
+	cr_assert_eq(load_with(ARGS("a:b"), ARGS("HORNBEAM_TIMEOUT=45"), NULL), HB_CONFIG_OK, "%s",
+		     err);
+	cr_assert_eq(cfg.timeout_ms, 45000, "environment: bare seconds too");
 }
 
 /* ---- CLI errors ---- */
@@ -219,9 +309,9 @@ Test(config_errors, cli_values)
 	assert_err(LOAD("a:b", "--workers=0"), "--workers: expected an integer >= 1, got '0'");
 	assert_err(LOAD("a:b", "--workers=1025"), "--workers: expected an integer <= 1024");
 	assert_err(LOAD("a:b", "--threads=257"), "--threads: expected an integer <= 256");
-	assert_err(LOAD("a:b", "--timeout=-1"), "--timeout: expected an integer >= 0, got '-1'");
-	assert_err(LOAD("a:b", "--keepalive=5s"),
-		   "--keepalive: expected an integer >= 0, got '5s'");
+	assert_err(LOAD("a:b", "--timeout=-1"),
+		   "--timeout: expected a duration (30, 30s, 250ms, 2m, 1h), got '-1'");
+	assert_err(LOAD("a:b", "--keepalive=5 s"), "--keepalive: expected a duration");
 	assert_err(LOAD("a:b", "--limit-request-line=65537"),
 		   "--limit-request-line: expected an integer <= 65536");
 	assert_err(LOAD("a:b", "--limit-request-fields=0"), "--limit-request-fields");
@@ -478,7 +568,7 @@ Test(toml, every_kind)
 		   "threads = 2\n"
 		   "worker_class = \"wsgi\"\n"
 		   "pythonpath = [\"src\", \"/abs\"]\n"
-		   "timeout = 1500\n"
+		   "timeout = \"1500ms\"\n"
 		   "graceful_timeout = 4\n"
 		   "keepalive = 0\n"
 		   "max_requests = 1000\n"
@@ -552,6 +642,23 @@ Test(toml, precedence)
 	cr_assert_eq(cfg.timeout_ms, 30000, "default");
 }
 
+Test(toml, durations)
+{
+	write_toml("app = 'a:b'\ntimeout = 30\nkeepalive = \"1m\"\nbody_timeout = 2.0\n");
+	cr_assert_eq(load_toml(NULL, NULL), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.timeout_ms, 30000, "a bare TOML number is seconds");
+	cr_assert_eq(cfg.keepalive_s, 60);
+	cr_assert_eq(cfg.body_timeout_s, 2);
+	hb_config_free(&cfg);
+	write_toml("app = 'a:b'\ntimeout = 0.25\n");
+	cr_assert_eq(load_toml(NULL, NULL), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.timeout_ms, 250);
+	hb_config_free(&cfg);
+	write_toml("app = 'a:b'\ntimeout = \"30000ms\"\n");
+	cr_assert_eq(load_toml(NULL, NULL), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.timeout_ms, 30000, "the seed's millisecond form, spelled out");
+}
+
 Test(toml, config_from_environment)
 {
 	write_toml("app = 'a:b'\nworkers = 2\n");
@@ -591,9 +698,16 @@ Test(toml, errors_name_key_and_line)
 	write_toml("workers = 2000\n");
 	assert_file_err(load_toml(NULL, NULL), 1,
 			"key 'workers': expected an integer <= 1024, got 2000");
-	write_toml("timeout = 1.5\n");
+	write_toml("timeout = true\n");
+	assert_file_err(load_toml(NULL, NULL), 1, "key 'timeout': expected a duration");
+	write_toml("keepalive = 1.5\n");
 	assert_file_err(load_toml(NULL, NULL), 1,
-			"key 'timeout': expected an integer >= 0, got float");
+			"key 'keepalive': expected whole seconds, got 1.5");
+	write_toml("keepalive = 3601\n");
+	assert_file_err(load_toml(NULL, NULL), 1,
+			"key 'keepalive': expected a duration <= 3600s, got 3601");
+	write_toml("timeout = -1\n");
+	assert_file_err(load_toml(NULL, NULL), 1, "key 'timeout': expected a duration >= 0s");
 	write_toml("cpu_affinity = 1\n");
 	assert_file_err(load_toml(NULL, NULL), 1,
 			"key 'cpu_affinity': expected true or false, got integer");
