@@ -68,6 +68,102 @@ static void arm_accept(hb_io_t *io, int b)
 	io->accept_armed[b] = 1;
 }
 
+/* Cancels the armed multishot accepts (stopping, or at max_connections). */
+static void cancel_accepts(hb_io_t *io)
+{
+	for (size_t b = 0; b < io->cfg->nbinds; b++) {
+		if (io->accept_armed[b] != 1)
+			continue;
+		hb_ring_cancel(&io->ring, &io->accept_ops[b]);
+		io->accept_armed[b] = 2;
+	}
+}
+
+static unsigned reclaim_idle(hb_io_t *io, unsigned max);
+
+/* Before each sleep: answers another io thread's call to make room (it ran out of descriptors,
+ * and this thread's idle connections hold some); at max_connections no accept stays armed (a
+ * connection past it waits in the listen backlog, as --help says, until one closes); below it,
+ * accepts are armed again unless the io thread is stopping or backing off after a failure. */
+static void update_accepting(hb_io_t *io)
+{
+	unsigned gen = atomic_load(&io->srv->reclaim_gen);
+
+	if (gen != io->reclaim_seen) {
+		io->reclaim_seen = gen;
+		atomic_fetch_add(&io->srv->reclaimed, reclaim_idle(io, HB_ACCEPT_RECLAIM));
+	}
+	if (io->stopping)
+		return;
+	if (atomic_load(&io->srv->nconns) >= io->cfg->max_connections) {
+		cancel_accepts(io);
+		return;
+	}
+	for (size_t b = 0; b < io->cfg->nbinds && !io->accept_backoff; b++)
+		if (!io->accept_armed[b])
+			arm_accept(io, (int)b);
+}
+
+/* Wakes the other io threads that sleep, so they run update_accepting() now. */
+static void wake_others(hb_io_t *io)
+{
+	for (int i = 0; i < io->srv->nio; i++) {
+		hb_io_wake_t *w = hb_hub_io_wake(io->srv->hub, i);
+		if (i != io->idx && atomic_load(&w->sleeping))
+			hb_ring_wakeup(w->efd);
+	}
+}
+
+/* Closes up to `max` idle keep-alive connections (served, waiting for the next request), the
+ * oldest first: the list is newest first, so walk it from the tail. Returns how many. */
+static unsigned reclaim_idle(hb_io_t *io, unsigned max)
+{
+	hb_conn_t *c = io->conns;
+	unsigned n = 0;
+
+	while (c && c->next)
+		c = c->next;
+	for (hb_conn_t *p; c && n < max; c = p) {
+		p = c->prev;
+		if (c->state != HB_CONN_IDLE || c->requests == 0)
+			continue;
+		hb_conn_abort(c); /* the socket is closed once its recv completes */
+		hb_conn_maybe_free(c);
+		n++;
+	}
+	return n;
+}
+
+static void accept_log(hb_io_t *io)
+{
+	if (!io->accept_errs)
+		return;
+	hb_warn("io %d: accept: %s (%llu times since the last report); retrying every %d ms, "
+		"%llu idle keep-alive connections closed to make room",
+		io->idx, strerror(io->accept_err), (unsigned long long)io->accept_errs, HB_TICK_MS,
+		(unsigned long long)atomic_exchange(&io->srv->reclaimed, 0));
+	io->accept_errs = 0;
+	io->accept_log_ns = hb_io_now(io);
+}
+
+/* A failed accept ends the multishot accept. Re-arming at once would fail again at once (out
+ * of descriptors the connection stays queued): that spun both io threads and logged ~300k
+ * lines a second. Back off until the next tick, make room (here, and in the other io threads:
+ * descriptors are the process's), and log at most once a second. */
+static void accept_failed(hb_io_t *io, int err)
+{
+	io->accept_backoff = 1;
+	io->accept_errs++;
+	io->accept_err = err;
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		io->reclaim_seen = atomic_fetch_add(&io->srv->reclaim_gen, 1) + 1;
+		atomic_fetch_add(&io->srv->reclaimed, reclaim_idle(io, HB_ACCEPT_RECLAIM));
+		wake_others(io);
+	}
+	if (!io->accept_log_ns || hb_io_now(io) - io->accept_log_ns >= HB_ACCEPT_LOG_NS)
+		accept_log(io);
+}
+
 static void on_accept(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
 {
 	hb_io_t *io = op->owner;
@@ -77,7 +173,7 @@ static void on_accept(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
 		io->accept_armed[op->arg] = 0;
 	if (cqe->res < 0) {
 		if (cqe->res != -ECANCELED)
-			hb_warn("io %d: accept: %s", io->idx, strerror(-cqe->res));
+			accept_failed(io, -cqe->res);
 		return;
 	}
 	int fd = cqe->res;
@@ -85,24 +181,24 @@ static void on_accept(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
 		close(fd);
 		return;
 	}
-	/* max_connections: refuse quickly rather than queue without bound. */
-	if (atomic_fetch_add(&io->srv->nconns, 1) >= io->cfg->max_connections) {
+	/* Accepts already completing when the cap is reached are kept: the cap may be passed by
+	 * the few the kernel accepted before the cancel, never dropped. */
+	int64_t n = atomic_fetch_add(&io->srv->nconns, 1) + 1;
+	if (!hb_conn_new(io, fd)) {
 		atomic_fetch_sub(&io->srv->nconns, 1);
-		close(fd);
 		return;
 	}
-	if (!hb_conn_new(io, fd))
-		atomic_fetch_sub(&io->srv->nconns, 1);
+	if (n >= io->cfg->max_connections) {
+		cancel_accepts(io);
+		if (n == io->cfg->max_connections)
+			wake_others(io); /* they cancel theirs now, not at their next tick */
+	}
 }
 
 static void stop_accepting(hb_io_t *io)
 {
 	io->stopping = 1;
-	for (size_t b = 0; b < io->cfg->nbinds; b++) {
-		if (!io->accept_armed[b])
-			continue;
-		hb_ring_cancel(&io->ring, &io->accept_ops[b]);
-	}
+	cancel_accepts(io);
 }
 
 static void on_tick(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
@@ -113,6 +209,9 @@ static void on_tick(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
 	(void)cqe;
 	if (draining && !io->stopping)
 		stop_accepting(io);
+	io->accept_backoff = 0; /* the accept is retried on this loop iteration */
+	if (io->accept_errs && hb_ring_now(r) - io->accept_log_ns >= HB_ACCEPT_LOG_NS)
+		accept_log(io);
 	for (hb_conn_t *c = io->conns, *n; c; c = n) {
 		n = c->next;
 		if (draining)
@@ -162,9 +261,7 @@ static int io_setup(hb_io_t *io)
 	}
 	if (io->cfg->cpu_affinity && io->cfg->ncpus > 0)
 		hb_cpu_pin(io->cfg->cpus[io->idx % io->cfg->ncpus]);
-	clock_update(io);
-	for (size_t b = 0; b < io->cfg->nbinds; b++)
-		arm_accept(io, (int)b);
+	clock_update(io); /* accepts are armed by the loop */
 	hb_debug("io %d: ring flags 0x%x", io->idx, io->ring.flags);
 	return 0;
 }
@@ -181,9 +278,7 @@ static void io_loop(hb_io_t *io)
 		 * down; their streams may wait on app code that will not return, so do not wait. */
 		if (io->stopping && (!io->conns || atomic_load(&io->srv->draining) > 1))
 			break;
-		for (size_t b = 0; !io->stopping && b < io->cfg->nbinds; b++)
-			if (!io->accept_armed[b])
-				arm_accept(io, (int)b);
+		update_accepting(io);
 		int sleep = hb_hub_io_prepare_sleep(io->srv->hub, io->idx);
 		hb_ring_wait(&io->ring, sleep);
 		if (sleep)

@@ -36,9 +36,16 @@ typedef struct hb_io {
 	const hb_config_t *cfg;
 	hb_ring_t ring;	     /* core/ring: setup, provided buffers, tick, wakeup, dispatch */
 	hb_op_t *accept_ops; /* one per bind */
-	int *accept_armed;
-	struct hb_conn *conns; /* every open connection: the tick scans it for deadlines */
-	struct hb_conn *dirty; /* connections with output queued in this iteration */
+	int *accept_armed;   /* 1: a multishot accept is armed; 2: and its cancel is on the way */
+	/* accept is held back (not re-armed) while out of descriptors, until the next tick, and
+	 * while the process is at max_connections (connections then wait in the listen backlog) */
+	int accept_backoff;
+	uint64_t accept_errs;	/* failed accepts since the last log line */
+	int accept_err;		/* the last one's errno */
+	uint64_t accept_log_ns; /* when that line was logged (0: never) */
+	unsigned reclaim_seen;	/* the srv->reclaim_gen this io thread last answered */
+	struct hb_conn *conns;	/* every open connection: the tick scans it for deadlines */
+	struct hb_conn *dirty;	/* connections with output queued in this iteration */
 	int64_t nconns;
 	time_t date_sec;
 	char date[40]; /* IMF-fixdate, refreshed each second */
@@ -48,6 +55,11 @@ typedef struct hb_io {
 } hb_io_t;
 
 #define HB_TICK_MS 200
+/* Out of descriptors, an io thread closes up to this many idle keep-alive connections per
+ * failed accept (oldest first, as nginx drains its reusable connections) and retries the accept
+ * on its next tick; the failures are logged at most once a second, with their count. */
+#define HB_ACCEPT_RECLAIM 32
+#define HB_ACCEPT_LOG_NS 1000000000ull
 
 /* [main] Allocates an io thread's state (the ring is created by the thread itself, since
  * SINGLE_ISSUER binds it to its creator). Returns NULL on ENOMEM. */

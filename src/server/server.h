@@ -3,7 +3,8 @@
  * Built by main.c before any thread starts; `cfg`, `hub` and the listener fds are read-only
  * afterwards. The atomics are the only fields that change: `draining` (main sets, io threads
  * read) asks io threads to stop accepting and finish; `nconns` counts open connections across
- * io threads for max_connections.
+ * io threads for max_connections; `reclaim_gen` (bumped by an io thread out of descriptors) asks
+ * every io thread to close idle keep-alive connections, `reclaimed` counts them for its log.
  */
 #ifndef HB_SERVER_SERVER_H
 #define HB_SERVER_SERVER_H
@@ -22,6 +23,8 @@ typedef struct hb_server {
 	_Atomic int draining; /* 1: graceful stop; 2: stop now */
 	_Atomic int64_t nconns;
 	_Atomic int io_running; /* io threads still running */
+	_Atomic unsigned reclaim_gen;
+	_Atomic uint64_t reclaimed;
 } hb_server_t;
 
 #endif

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from hbtest import http, wait_for
+from hbtest import HTTPReader, connect, http, wait_for
 
 LINGER_RST = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 
@@ -161,3 +161,100 @@ def test_max_connections_past_the_hard_limit_is_warned_once_with_numbers(server)
     # fits: no warning
     t = server("simple:app", "--max-connections", "500", preexec_fn=nofile(1024, 1024))
     assert not FD_WARNING.search(t.stderr()), t.describe()
+
+
+# -- out of descriptors: accept backs off, reclaims idle keep-alive connections ---------------
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def accept_lines(s):
+    return [l for l in s.stderr().splitlines() if "accept:" in l]
+
+
+def closed_by_server(c, timeout=5.0):
+    c.settimeout(timeout)
+    try:
+        return c.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_out_of_descriptors_backs_off_and_reclaims_idle_connections(server):
+    limit = 96
+    s = server("simple:app", "--workers", "2", "--keepalive", "60", "--header-timeout", "60",
+               preexec_fn=nofile(limit, limit))
+    base = warm_baseline(s, "/")
+    room = limit - base
+    assert room > 40, "baseline %d leaves too little room under %d" % (base, limit)
+    idle = []
+    for _ in range(16):
+        c = connect(s.port)
+        c.sendall(get("/"))
+        assert HTTPReader(c, 5).read_response("GET").status == 200
+        idle.append(c)
+    # Fill every descriptor left, and 40 more that must wait in the listen backlog.
+    waiting = [connect(s.port) for _ in range(room - 16 + 40)]
+    t0 = time.monotonic()
+    assert wait_for(lambda: accept_lines(s), 5), "no accept failure was logged\n%s" % s.describe()
+    # The idle keep-alive connections are closed to make room for new ones.
+    deadline = time.monotonic() + 5
+    gone = sum(closed_by_server(c, max(0.05, deadline - time.monotonic())) for c in idle)
+    assert gone == len(idle), "%d of %d idle keep-alive connections closed\n%s" % (
+        gone, len(idle), s.describe())
+    # Still out of descriptors: the server must not spin.
+    time.sleep(0.3)
+    cpu0, w0 = cpu_seconds(s.pid), time.monotonic()
+    time.sleep(1.5)
+    cpu = (cpu_seconds(s.pid) - cpu0) / (time.monotonic() - w0)
+    assert cpu < 0.2, "server used %.0f%% CPU while out of descriptors" % (cpu * 100)
+    lines = accept_lines(s)
+    took = time.monotonic() - t0
+    # at most one line a second per io thread (2), plus the first ones
+    assert len(lines) <= 2 * (took + 2), "%d accept lines in %.1fs:\n%s" % (
+        len(lines), took, "\n".join(lines[:20]))
+    assert any("Too many open files" in l and re.search(r"\(\d+ times", l) for l in lines), lines
+    assert any(re.search(r"[1-9]\d* idle keep-alive connections closed", l) for l in lines), lines
+    # Clients leave: the server accepts and serves again, and gives back every descriptor.
+    for c in idle + waiting:
+        c.close()
+    assert wait_for(lambda: _served(s.port), 10), "not served after the clients left\n" + s.describe()
+    assert_back_to(s, base, "after the descriptor storm")
+
+
+def _served(port):
+    try:
+        return http(port, "GET", "/", timeout=2).status == 200
+    except OSError:
+        return False
+
+
+# -- max_connections: connections past it wait in the listen backlog --------------------------
+
+def test_connections_past_max_connections_wait_in_the_backlog(server):
+    s = server("simple:app", "--workers", "2", "--max-connections", "3", "--keepalive", "30")
+    held = []
+    for _ in range(3):
+        c = connect(s.port)
+        c.sendall(get("/"))
+        assert HTTPReader(c, 5).read_response("GET").status == 200
+        held.append(c)
+    late = connect(s.port)  # the kernel completes the handshake: it waits in the backlog
+    late.sendall(get("/"))
+    late.settimeout(1.5)
+    with pytest.raises(socket.timeout):
+        data = late.recv(1)
+        raise AssertionError("a connection past max_connections=3 got %r at once" % data)
+    held.pop(0).close()
+    late.settimeout(5)
+    r = HTTPReader(late, 5).read_response("GET")
+    assert r.status == 200, r
+    late.close()
+    for c in held:
+        c.close()
+    assert wait_for(lambda: _served(s.port), 5)

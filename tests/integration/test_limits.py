@@ -1,15 +1,14 @@
-"""Limits and lifecycle edges of issue 2 not covered elsewhere: max_connections, the request
-timeout (504), forced shutdown (second signal, SIGQUIT, graceful_timeout expiring), and the
-automatic fallback to the main interpreter for single-phase extension modules."""
+"""Limits and lifecycle edges of issue 2 not covered elsewhere (max_connections: test_fds.py): the
+request timeout (504), forced shutdown (second signal, SIGQUIT, graceful_timeout expiring), and
+the automatic fallback to the main interpreter for single-phase extension modules."""
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 
-from hbtest import assert_served, connect, http, request_bytes, HTTPReader
+from hbtest import assert_served, http
 
 HERE = Path(__file__).resolve().parent
 
@@ -26,40 +25,6 @@ def _python_config():
         if line.startswith("HB_PYTHON_CONFIG:"):
             return line.split("=", 1)[1]
     raise AssertionError("HB_PYTHON_CONFIG not in %s" % cache)
-
-
-def _keepalive_conn(port):
-    s = connect(port)
-    s.sendall(request_bytes("GET", "/"))
-    r = HTTPReader(s, 5).read_response("GET")
-    assert r.status == 200
-    return s
-
-
-def _closed_without_answer(s, timeout=3.0):
-    """True when the server closes s (EOF or reset) without sending a byte."""
-    s.settimeout(timeout)
-    try:
-        s.sendall(request_bytes("GET", "/"))
-        return s.recv(1) == b""
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-    except socket.timeout:
-        return False
-
-
-def test_max_connections_closes_extra_connections_quickly(server):
-    srv = server("wsgi_apps:app", "--max-connections", "2", "--keepalive", "30")
-    a, b = _keepalive_conn(srv.port), _keepalive_conn(srv.port)
-    t0 = time.monotonic()
-    c = connect(srv.port)
-    assert _closed_without_answer(c), "a third connection past max_connections=2 was served"
-    assert time.monotonic() - t0 < 2.5, "the extra connection was not closed quickly"
-    c.close()
-    a.close()
-    time.sleep(0.3)  # the server sees a's close on its next read
-    assert_served(srv.port)
-    b.close()
 
 
 def test_request_timeout_answers_504_and_server_goes_on(server):
