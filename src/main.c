@@ -1,6 +1,8 @@
-/* main.c: the hornbeam-uring process. The main thread loads the configuration, opens the
- * listeners, starts the python workers and the io threads, then only waits for signals and
- * runs the shutdown sequence: stop accepting, drain within graceful_timeout, stop workers. */
+/* main.c: the hornbeam-uring process. The main thread loads the configuration, binds the
+ * listeners, starts the python workers, listens once every worker is ready (app imported, ASGI
+ * lifespan started: until then a connect is refused), starts the io threads, then only waits for
+ * signals and runs the shutdown sequence: stop accepting, drain within graceful_timeout, stop
+ * workers. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -203,6 +205,13 @@ int main(int argc, char **argv)
 	}
 	if (hb_pyapi_start(&cfg, srv.hub) < 0 || hb_py_start(&cfg, srv.hub, &host) < 0)
 		return 1;
+	/* Ready: only now may clients connect (a load balancer probing the port sees a refusal
+	 * while the app imports, not a connection that hangs). */
+	if (hb_listener_listen_all(&cfg, srv.nio, srv.listen_fds, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hornbeam-uring: %s\n", err);
+		fflush(NULL);
+		_exit(2); /* workers are running: do not run exit handlers under them */
+	}
 	hb_io_t **ios = calloc((size_t)srv.nio, sizeof(*ios));
 	pthread_t *th = calloc((size_t)srv.nio, sizeof(*th));
 	if (!ios || !th || start_io(&srv, ios, th) < 0)

@@ -147,6 +147,8 @@ static const struct key keys[] = {
 	 "seconds a response write may stall; 0: none"},
 	{"max_connections", K_I64, OFF(max_connections), 1, 10000000, "10000", "N",
 	 "open connections per process; more wait in the listen backlog"},
+	{"backlog", K_INT, OFF(backlog), 1, 65535, "4096", "N",
+	 "listen queue length of each listener (the kernel caps it at net.core.somaxconn)"},
 	{"root_path", K_STR, OFF(root_path), .def = "", .metavar = "P",
 	 .help = "mount point: SCRIPT_NAME / ASGI root_path", .check = check_root_path},
 	{"interpreter", K_ENUM, OFF(interpreter), .def = "isolated", .metavar = "isolated|main",

@@ -58,6 +58,7 @@ typedef struct hb_config {
 	int64_t limit_request_header_size; /* whole header section, default 65536 -> 431 */
 	int64_t max_body_size;		   /* default 1 GiB -> 413 */
 	int64_t max_connections;	   /* per process, default 10000 */
+	int backlog;			   /* listen queue per listener, default 4096 */
 	char *root_path;		   /* SCRIPT_NAME / ASGI root_path, default "" */
 	hb_interp_mode_t interpreter;
 	int cpu_affinity; /* bool */

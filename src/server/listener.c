@@ -30,7 +30,7 @@ static int resolve(const hb_bind_t *b, struct sockaddr_storage *ss, socklen_t *l
 	return 0;
 }
 
-static int open_unix(const hb_bind_t *b, int backlog, const char **why)
+static int open_unix(const hb_bind_t *b, const char **why)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct stat st;
@@ -47,23 +47,17 @@ static int open_unix(const hb_bind_t *b, int backlog, const char **why)
 		close(fd);
 		return *why = "bind", -e;
 	}
-	if (listen(fd, backlog) < 0) {
-		int e = errno;
-		close(fd);
-		return *why = "listen", -e;
-	}
 	return fd;
 }
 
-int hb_listener_open(const hb_bind_t *b, int backlog, int shared_fd, const char **why)
+int hb_listener_open(const hb_bind_t *b, int shared_fd, const char **why)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int one = 1;
 
 	if (b->family == AF_UNIX)
-		return shared_fd >= 0 ? fcntl(shared_fd, F_DUPFD_CLOEXEC, 0)
-				      : open_unix(b, backlog, why);
+		return shared_fd >= 0 ? fcntl(shared_fd, F_DUPFD_CLOEXEC, 0) : open_unix(b, why);
 	if (resolve(b, &ss, &len) < 0)
 		return *why = "resolve", -EADDRNOTAVAIL;
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -77,11 +71,6 @@ int hb_listener_open(const hb_bind_t *b, int backlog, int shared_fd, const char 
 		int e = errno;
 		close(fd);
 		return *why = "bind", -e;
-	}
-	if (listen(fd, backlog) < 0) {
-		int e = errno;
-		close(fd);
-		return *why = "listen", -e;
 	}
 	return fd;
 }
@@ -114,7 +103,7 @@ int hb_listener_open_all(const hb_config_t *cfg, int nio, int **fds, char *msg, 
 		int rc = probe_tcp(&cfg->binds[b]);
 		for (int io = 0; rc >= 0 && io < nio; io++) {
 			int shared = (io > 0 && cfg->binds[b].family == AF_UNIX) ? fds[0][b] : -1;
-			rc = hb_listener_open(&cfg->binds[b], 4096, shared, &why);
+			rc = hb_listener_open(&cfg->binds[b], shared, &why);
 			if (rc >= 0)
 				fds[io][b] = rc;
 		}
@@ -124,6 +113,19 @@ int hb_listener_open_all(const hb_config_t *cfg, int nio, int **fds, char *msg, 
 			return rc;
 		}
 	}
+	return 0;
+}
+
+int hb_listener_listen_all(const hb_config_t *cfg, int nio, int **fds, char *msg, size_t len)
+{
+	for (size_t b = 0; b < cfg->nbinds; b++)
+		for (int io = 0; io < nio; io++)
+			if (listen(fds[io][b], cfg->backlog) < 0) {
+				int e = errno;
+				snprintf(msg, len, "bind: cannot listen on %s: %s",
+					 cfg->binds[b].spec, strerror(e));
+				return -e;
+			}
 	return 0;
 }
 

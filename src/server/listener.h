@@ -2,7 +2,10 @@
  *
  * TCP binds get one SO_REUSEPORT socket per io thread, so the kernel spreads connections and a
  * connection never leaves the io thread that accepted it. A unix socket is shared by all io
- * threads. Called from the main thread only, before io threads start.
+ * threads. Called from the main thread only, before io threads start, in two steps: the sockets
+ * are bound early (an address in use fails the start at once), but listen only once the workers
+ * are ready (app imported, ASGI lifespan started): until then a connect is refused, so a load
+ * balancer or a client sends nothing to a server that cannot answer yet.
  */
 #ifndef HB_SERVER_LISTENER_H
 #define HB_SERVER_LISTENER_H
@@ -11,12 +14,15 @@
 
 #include "core/config.h"
 
-/* Opens, binds and listens. Returns a nonblocking fd, or -errno with `why` naming the failed
- * step ("bind", "listen", ...). `shared_fd`: for unix binds, the fd to reuse (dup) when >= 0. */
-int hb_listener_open(const hb_bind_t *b, int backlog, int shared_fd, const char **why);
+/* Opens and binds (does not listen). Returns a nonblocking fd, or -errno with `why` naming the
+ * failed step ("socket", "bind", ...). `shared_fd`: for unix binds, the fd to reuse (dup). */
+int hb_listener_open(const hb_bind_t *b, int shared_fd, const char **why);
 
-/* Fills fds[io][bind] for nio io threads. Returns 0 or -errno with msg set ("cannot bind ..."). */
+/* Fills fds[io][bind] for nio io threads with bound sockets. Returns 0 or -errno with msg set
+ * ("cannot bind ..."). */
 int hb_listener_open_all(const hb_config_t *cfg, int nio, int **fds, char *msg, size_t len);
+/* Starts listening on every socket of fds, with cfg->backlog. Returns 0 or -errno, msg set. */
+int hb_listener_listen_all(const hb_config_t *cfg, int nio, int **fds, char *msg, size_t len);
 void hb_listener_close_all(const hb_config_t *cfg, int nio, int **fds);
 
 #endif

@@ -8,11 +8,12 @@ import resource
 import signal
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
 
-from hbtest import HTTPReader, connect, http, wait_for
+from hbtest import HTTPReader, connect, http, read_file, wait_for
 
 LINGER_RST = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 
@@ -258,3 +259,49 @@ def test_connections_past_max_connections_wait_in_the_backlog(server):
     for c in held:
         c.close()
     assert wait_for(lambda: _served(s.port), 5)
+
+
+def listen_queues(port):
+    """Send-Q of the listening sockets on port (ss shows the backlog there)."""
+    out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], capture_output=True, text=True,
+                         check=True).stdout
+    return sorted(int(line.split()[2]) for line in out.splitlines() if line.strip())
+
+
+def test_backlog_is_a_key(server):
+    s = server("simple:app", "--workers", "2", "--backlog", "7")
+    assert listen_queues(s.port) == [7, 7]
+    t = server("simple:app", env={"HORNBEAM_BACKLOG": "33"})
+    assert listen_queues(t.port) == [33]
+    u = server("simple:app")
+    assert listen_queues(u.port) == [4096]
+    assert http(s.port, "GET", "/").status == 200
+
+
+# -- readiness: no listener before the app is imported and started -----------------------------
+
+def _refused_until_ready(server, tmp_path, app, args, marker, env=None):
+    log = tmp_path / "start.log"
+    env = dict(env or {}, HB_START_LOG=str(log), HB_IMPORT_SLEEP="3")
+    s = server(app, *args, env=env, wait=False)
+    assert wait_for(lambda: marker in read_file(log), 10), "the app never started\n" + s.describe()
+    t0 = time.monotonic()
+    refused = 0
+    while time.monotonic() - t0 < 2.0:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", s.port), timeout=1).close()
+        refused += 1
+        time.sleep(0.2)
+    s.wait_ready(15)
+    assert http(s.port, "GET", "/").body == b"ready"
+    assert time.monotonic() - t0 >= 2.5, "served before the app was ready"
+    return s
+
+
+def test_no_connection_is_accepted_while_the_app_imports(server, tmp_path):
+    _refused_until_ready(server, tmp_path, "slow_start:app", (), "import")
+
+
+def test_no_connection_is_accepted_during_lifespan_startup(server, tmp_path):
+    _refused_until_ready(server, tmp_path, "slow_start:lifespan_app", ("--worker-class", "asgi"),
+                         "startup", env={"HB_SLOW_LIFESPAN_ONLY": "1"})

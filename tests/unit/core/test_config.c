@@ -193,6 +193,7 @@ Test(config, usage_lists_every_option)
 		"--body-timeout SECONDS",
 		"--write-timeout SECONDS",
 		"--max-connections N",
+		"--backlog N",
 		"--root-path P",
 		"--interpreter",
 		"--[no-]cpu-affinity",
@@ -789,4 +790,29 @@ Test(config, h2_keys, .fini = cleanup)
 	hb_config_free(&cfg);
 	assert_err(LOAD("app", "--h2-max-frame-size", "16383"), "h2-max-frame-size");
 	assert_err(LOAD("app", "--h2-initial-window-size", "2147483648"), "h2-initial-window-size");
+}
+
+/* ---- backlog (listen queue per listener) ---- */
+
+Test(config, backlog_key, .fini = cleanup)
+{
+	cr_assert_eq(LOAD("a:b"), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.backlog, 4096, "default");
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("a:b", "--backlog", "7"), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.backlog, 7);
+	hb_config_free(&cfg);
+	const char *env[] = {"HORNBEAM_BACKLOG=9", NULL};
+	cr_assert_eq(load_with(ARGS("a:b"), env, NULL), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.backlog, 9);
+	hb_config_free(&cfg);
+	assert_err(LOAD("a:b", "--backlog", "0"), "backlog");
+	assert_err(LOAD("a:b", "--backlog", "65536"), "backlog");
+}
+
+Test(toml, backlog)
+{
+	write_toml("app = 'a:b'\nbacklog = 128\n");
+	cr_assert_eq(load_toml(NULL, NULL), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.backlog, 128);
 }
