@@ -90,14 +90,18 @@ static void unlink_conn(hb_conn_t *c)
 /* A dead connection keeps an exchange only until the worker's END: after it nothing more comes
  * for the stream. END may have been handled while the connection was still alive (the response
  * queued, not yet written) and the connection died after (the send failed, the peer reset): no
- * later message would release the exchange then, so it is released here, on every path. */
+ * later message would release the exchange then, so it is released here, on every path. One
+ * whose head went out is logged: the client may well have read all of it (it closed after a
+ * Content-Length body, before the worker's END came). */
 static void drop_ended_exchanges(hb_conn_t *c)
 {
 	if (c->state != HB_CONN_DEAD)
 		return;
 	for (hb_exchange_t *x = c->exchanges, *n; x; x = n) {
 		n = x->next;
-		if (x->ended)
+		if (x->ended && x->head_sent)
+			hb_exchange_finish(x);
+		else if (x->ended)
 			hb_exchange_release(x);
 	}
 }

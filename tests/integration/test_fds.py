@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from hbtest import HTTPReader, connect, http, read_file, wait_for
+from hbtest import HTTPReader, connect, http, read_file, request_bytes, wait_for
 
 LINGER_RST = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 
@@ -305,3 +305,17 @@ def test_no_connection_is_accepted_while_the_app_imports(server, tmp_path):
 def test_no_connection_is_accepted_during_lifespan_startup(server, tmp_path):
     _refused_until_ready(server, tmp_path, "slow_start:lifespan_app", ("--worker-class", "asgi"),
                          "startup", env={"HB_SLOW_LIFESPAN_ONLY": "1"})
+
+
+def test_a_response_read_before_the_app_ended_is_logged(server):
+    """The client reads the whole Content-Length body and closes before the app's iterable
+    ends: the connection dies with the stream still open; the exchange is logged anyway."""
+    s = server("slow_start:late_end_app", "--access-log", "-", env={"HB_IMPORT_SLEEP": "0"})
+    base = warm_baseline(s, "/")
+    with connect(s.port) as c:
+        c.sendall(request_bytes("GET", "/late-end", [("Connection", "close")]))
+        r = HTTPReader(c, 5).read_response("GET")
+        assert r.body == b"ready"
+    lines = wait_for(lambda: [l for l in s.stdout().splitlines() if "/late-end" in l], 3)
+    assert lines and '" 200 5 ' in lines[0], "no access log line: %r" % s.stdout()[-2000:]
+    assert_back_to(s, base, "after the late end")
