@@ -114,6 +114,14 @@ static void wake_others(hb_io_t *io)
 	}
 }
 
+/* Kept alive after a response, waiting for the next request: open, at least one request
+ * served, no exchange, no unparsed input, no output. */
+static int idle_keepalive(const hb_conn_t *c)
+{
+	return c->state == HB_CONN_OPEN && c->requests > 0 && !c->exchanges &&
+	       c->in_len == c->in_off && hb_conn_out_idle(c);
+}
+
 /* Closes up to `max` idle keep-alive connections (served, waiting for the next request), the
  * oldest first: the list is newest first, so walk it from the tail. Returns how many. */
 static unsigned reclaim_idle(hb_io_t *io, unsigned max)
@@ -125,7 +133,7 @@ static unsigned reclaim_idle(hb_io_t *io, unsigned max)
 		c = c->next;
 	for (hb_conn_t *p; c && n < max; c = p) {
 		p = c->prev;
-		if (c->state != HB_CONN_IDLE || c->requests == 0)
+		if (!idle_keepalive(c))
 			continue;
 		hb_conn_abort(c); /* the socket is closed once its recv completes */
 		hb_conn_maybe_free(c);
