@@ -50,7 +50,10 @@ class Skip(Exception):
 # dir), .opts (parsed CLI options). Raise Skip to skip the server with a clear reason.
 # --------------------------------------------------------------------------------------
 
-def hornbeam(app, worker_class=None):
+DIST = "/usr/lib/python3/dist-packages"  # Debian's Flask/Django/Starlette/Jinja2 (pure Python)
+
+
+def hornbeam(app, worker_class=None, frameworks=False):
     def build(ctx):
         binary = Path(ctx.opts.hornbeam_bin)
         if not binary.is_file() or not os.access(binary, os.X_OK):
@@ -58,13 +61,16 @@ def hornbeam(app, worker_class=None):
                        "(build hornbeam-uring first, or pass --hornbeam-bin)")
         cmd = [str(binary), app, "--bind", f"{LOOPBACK}:{ctx.port}",
                "--workers", str(ctx.opts.workers), "--pythonpath", str(APPS)]
+        if frameworks:  # the embedded CPython does not search Debian's dist-packages itself
+            cmd += ["--pythonpath", DIST]
         if worker_class:
             cmd += ["--worker-class", worker_class]
         return cmd
     return build
 
 
-def nginx():
+def nginx(static=None):
+    """nginx: 'return 200' hello, or (static=N) N bytes of 'x' from a file in its temp dir."""
     def build(ctx):
         exe = shutil.which("nginx") or "/usr/sbin/nginx"
         if not os.access(exe, os.X_OK):
@@ -72,15 +78,26 @@ def nginx():
         conf = (PERF / "nginx.conf.tmpl").read_text()
         conf = conf.replace("@PORT@", str(ctx.port)).replace("@TMP@", str(ctx.tmp))
         conf = conf.replace("worker_processes 2;", f"worker_processes {ctx.opts.workers};")
+        if static:
+            # nginx's workers run as 'nobody' when started as root: let them reach the files
+            www = ctx.tmp / "www"
+            www.mkdir(mode=0o755)
+            for d in (ctx.tmp.parent, ctx.tmp):
+                os.chmod(d, 0o711)
+            for name in ("64k", "1m"):
+                (www / name).write_bytes(b"x" * static)
+                os.chmod(www / name, 0o644)
+            conf = conf.replace('return 200 "Hello, World!";', f"root {ctx.tmp / 'www'};")
         (ctx.tmp / "nginx.conf").write_text(conf)
         return [exe, "-p", str(ctx.tmp), "-c", str(ctx.tmp / "nginx.conf"), "-e", "stderr"]
     return build
 
 
-def gunicorn(app, threads=4):
+def gunicorn(app, threads=4, worker_class="gthread"):
     def build(ctx):
-        return [PY, "-m", "gunicorn", "--worker-class", "gthread",
-                "--workers", str(ctx.opts.workers), "--threads", str(threads),
+        thr = ["--threads", str(threads)] if worker_class == "gthread" else []
+        return [PY, "-m", "gunicorn", "--worker-class", worker_class,
+                "--workers", str(ctx.opts.workers)] + thr + [
                 "--bind", f"{LOOPBACK}:{ctx.port}", "--chdir", str(APPS),
                 "--worker-tmp-dir", str(ctx.tmp), "--log-level", "warning",
                 "--graceful-timeout", "3", app]
@@ -96,6 +113,32 @@ def uvicorn(app):
     return build
 
 
+def uwsgi(app, threads=4):
+    """uWSGI (Debian's uwsgi + uwsgi-plugin-python3): native HTTP/1.1 keep-alive socket."""
+    def build(ctx):
+        exe = shutil.which("uwsgi") or "/usr/bin/uwsgi"
+        if not os.access(exe, os.X_OK):
+            raise Skip("uwsgi not installed (apt-get install uwsgi uwsgi-plugin-python3)")
+        module, _, callable_ = app.partition(":")
+        return [exe, "--plugin", "python3", "--http11-socket", f"{LOOPBACK}:{ctx.port}",
+                "--module", module, "--callable", callable_ or "application",
+                "--pythonpath", str(APPS), "--master", "--processes", str(ctx.opts.workers),
+                "--threads", str(threads), "--die-on-term", "--disable-logging",
+                "--buffer-size", "32768", "--post-buffering", "65536", "--listen", "1024"]
+    return build
+
+
+def hypercorn(app):
+    def build(ctx):
+        if not Path(DIST, "hypercorn").is_dir():
+            raise Skip("hypercorn not installed (apt-get install python3-hypercorn)")
+        ctx.env["PYTHONPATH"] = str(APPS)  # hypercorn 0.13 has no --app-dir
+        return [PY, "-m", "hypercorn", app, "--bind", f"{LOOPBACK}:{ctx.port}",
+                "--workers", str(ctx.opts.workers), "--worker-class", "uvloop",
+                "--log-level", "warning", "--backlog", "1024"]
+    return build
+
+
 # --------------------------------------------------------------------------------------
 # Scenarios: the table to extend. "subject" is compared against every other server.
 #   path/expect: the probe GET must return 200 with exactly this body before wrk runs.
@@ -103,46 +146,137 @@ def uvicorn(app):
 
 HELLO = b"Hello, World!"
 
+# wrk Lua snippets (perf/wrk_report.lua's done() is appended to each).
+UPLOAD_LUA = """wrk.method = "POST"
+wrk.body = string.rep("x", 1048576)
+wrk.headers["Content-Type"] = "application/octet-stream"
+"""
+PIPELINE_LUA = """-- HTTP/1.1 pipelining: each wrk request() sends DEPTH requests in one write
+local depth = 16
+init = function(args)
+  local r = {}
+  for i = 1, depth do r[i] = wrk.format(nil, wrk.path) end
+  req = table.concat(r)
+end
+request = function() return req end
+"""
+
+
+def _wsgi_peers(app, frameworks=False):
+    """The WSGI servers, all running the same app."""
+    return {"hornbeam": hornbeam(app, frameworks=frameworks),
+            "gunicorn": gunicorn(app), "gunicorn-sync": gunicorn(app, worker_class="sync"),
+            "uwsgi": uwsgi(app)}
+
+
+def _asgi_peers(app, frameworks=False):
+    return {"hornbeam": hornbeam(app, "asgi", frameworks=frameworks),
+            "uvicorn": uvicorn(app), "hypercorn": hypercorn(app)}
+
+
+HELLO_SERVERS = {
+    "hornbeam": hornbeam("hello_wsgi:application"),
+    "nginx": nginx(),
+    "gunicorn": gunicorn("hello_wsgi:application"),
+    "gunicorn-sync": gunicorn("hello_wsgi:application", worker_class="sync"),
+    "uwsgi": uwsgi("hello_wsgi:application"),
+    "uvicorn": uvicorn("hello_asgi:app"),
+    "hypercorn": hypercorn("hello_asgi:app"),
+}
+
 SCENARIOS = {
     "hello": {
         "description": "GET / -> 200 text/plain 'Hello, World!' (13 bytes), HTTP/1.1 keep-alive. "
-                       "hornbeam and gunicorn run perf/apps/hello_wsgi.py, uvicorn runs "
-                       "perf/apps/hello_asgi.py, nginx answers with 'return 200' (upper bound).",
+                       "hornbeam, gunicorn (gthread 4 threads, sync) and uWSGI run "
+                       "perf/apps/hello_wsgi.py, uvicorn and hypercorn run perf/apps/hello_asgi.py, "
+                       "nginx answers with 'return 200' (upper bound).",
         "path": "/",
         "expect": HELLO,
         "subject": "hornbeam",
-        "servers": {
-            "hornbeam": hornbeam("hello_wsgi:application"),
-            "nginx": nginx(),
-            "gunicorn": gunicorn("hello_wsgi:application"),
-            "uvicorn": uvicorn("hello_asgi:app"),
-        },
-    },
-    "ws-echo": {
-        "description": "WebSocket echo: 64 connections each send a 32-byte text message and wait "
-                       "for its echo, over and over (perf/ws/wsload.c; wrk does not speak "
-                       "WebSocket). Rates are messages/s. Both servers run perf/apps/echo_asgi.py.",
-        "path": "/",
-        "expect": b"ok",
-        "subject": "hornbeam",
-        "client": "wsload",
-        "ws_path": "/ws",
-        "servers": {
-            "hornbeam": hornbeam("echo_asgi:app", worker_class="asgi"),
-            "uvicorn": uvicorn("echo_asgi:app"),
-        },
+        "callgrind": ("hello_wsgi:application", None),
+        "servers": HELLO_SERVERS,
     },
     "hello-asgi": {
         "description": "Same hello response, ASGI on both sides: hornbeam --worker-class asgi "
-                       "vs uvicorn (uvloop+httptools), nginx as the upper bound.",
+                       "vs uvicorn (uvloop+httptools) and hypercorn (uvloop), nginx as the upper bound.",
         "path": "/",
         "expect": HELLO,
         "subject": "hornbeam",
-        "servers": {
-            "hornbeam": hornbeam("hello_asgi:app", worker_class="asgi"),
-            "nginx": nginx(),
-            "uvicorn": uvicorn("hello_asgi:app"),
-        },
+        "callgrind": ("hello_asgi:app", "asgi"),
+        "servers": {"hornbeam": hornbeam("hello_asgi:app", "asgi"), "nginx": nginx(),
+                    "uvicorn": uvicorn("hello_asgi:app"), "hypercorn": hypercorn("hello_asgi:app")},
+    },
+}
+for _c in (10, 100, 1000):
+    SCENARIOS[f"hello-c{_c}"] = {
+        "description": f"The hello scenario (WSGI) at {_c} connections (overrides -c).",
+        "path": "/", "expect": HELLO, "subject": "hornbeam", "connections": _c,
+        "servers": {k: v for k, v in HELLO_SERVERS.items() if k not in ("uvicorn", "hypercorn")},
+    }
+SCENARIOS["pipelined"] = {
+    "description": "Hello (WSGI), HTTP/1.1 pipelining: wrk sends 16 requests per write "
+                   "(perf/bench.py PIPELINE_LUA); req/s counts responses.",
+    "path": "/", "expect": HELLO, "subject": "hornbeam", "lua": PIPELINE_LUA,
+    "servers": {k: v for k, v in HELLO_SERVERS.items() if k not in ("uvicorn", "hypercorn")},
+}
+SCENARIOS["json"] = {
+    "description": "GET /json -> json.dumps of a small dict (perf/apps/raw_wsgi.py).",
+    "path": "/json", "contains": b'"message": "Hello, World!"', "subject": "hornbeam",
+    "servers": _wsgi_peers("raw_wsgi:application"),
+}
+SCENARIOS["json-asgi"] = {
+    "description": "GET /json -> json.dumps of a small dict, ASGI (perf/apps/raw_asgi.py).",
+    "path": "/json", "contains": b'"message": "Hello, World!"', "subject": "hornbeam",
+    "servers": _asgi_peers("raw_asgi:app"),
+}
+for _p, _n in (("/64k", 65536), ("/1m", 1048576)):
+    _name = "resp-" + _p[1:]
+    SCENARIOS[_name] = {
+        "description": f"GET {_p} -> {_n:,} bytes text/plain from perf/apps/raw_wsgi.py "
+                       f"(nginx serves the same bytes from a file).",
+        "path": _p, "expect": b"x" * _n, "subject": "hornbeam",
+        "servers": dict(_wsgi_peers("raw_wsgi:application"), nginx=nginx(static=_n)),
+    }
+SCENARIOS["upload-1m"] = {
+    "description": "POST /upload with a 1 MiB body (wrk Lua, perf/bench.py UPLOAD_LUA); the app "
+                   "reads it all and answers its length (perf/apps/raw_wsgi.py).",
+    "path": "/upload", "expect": b"0", "subject": "hornbeam", "lua": UPLOAD_LUA,
+    "servers": _wsgi_peers("raw_wsgi:application"),
+}
+SCENARIOS["asgi-sleep"] = {
+    "description": "An I/O-bound ASGI handler: GET /sleep awaits asyncio.sleep(0.01) "
+                   "(perf/apps/raw_asgi.py). Run it with -c 100 or more; at 64 connections "
+                   "the ceiling is 6,400 req/s.",
+    "path": "/sleep", "expect": HELLO, "subject": "hornbeam",
+    "servers": _asgi_peers("raw_asgi:app"),
+}
+for _fw, _mod, _peers in (("flask", "flask_bench:app", _wsgi_peers),
+                          ("django", "djbench.wsgi:application", _wsgi_peers),
+                          ("starlette", "starlette_bench:app", _asgi_peers)):
+    SCENARIOS[_fw] = {
+        "description": f"{_fw.title()} app perf/apps/{_mod.split(':')[0].split('.')[0]}: "
+                       "GET /hello/bench, routing with a path parameter + a Jinja2/Django "
+                       "template (perf/apps/templates/hello.html), ~250 bytes of HTML.",
+        "path": "/hello/bench", "contains": b"<h1>Hello, bench!</h1>", "subject": "hornbeam",
+        "servers": _peers(_mod, frameworks=True),
+    }
+    SCENARIOS[f"{_fw}-json"] = {
+        "description": f"{_fw.title()} app: GET /json, the framework's JSON response of a small dict.",
+        "path": "/json", "contains": b"Hello, World!", "subject": "hornbeam",
+        "servers": _peers(_mod, frameworks=True),
+    }
+SCENARIOS["ws-echo"] = {
+    "description": "WebSocket echo: 64 connections each send a 32-byte text message and wait "
+                   "for its echo, over and over (perf/ws/wsload.c; wrk does not speak "
+                   "WebSocket). Rates are messages/s. Both servers run perf/apps/echo_asgi.py.",
+    "path": "/",
+    "expect": b"ok",
+    "subject": "hornbeam",
+    "client": "wsload",
+    "ws_path": "/ws",
+    "servers": {
+        "hornbeam": hornbeam("echo_asgi:app", worker_class="asgi"),
+        "uvicorn": uvicorn("echo_asgi:app"),
     },
 }
 
@@ -202,6 +336,77 @@ def tree_cpu(root):
         rest = data[data.rfind(")") + 2:].split()
         out[(pid, start)] = int(rest[11]) + int(rest[12])
     return out
+
+
+def tree_memory(root):
+    """RSS and PSS (KiB) summed over root's tree at this moment (PSS splits shared pages)."""
+    rss = pss = 0
+    for pid in _tree(root):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except OSError:
+            continue
+    return {"server_rss_kib": rss, "server_pss_kib": pss}
+
+
+def tree_affinity(root):
+    """Distinct Cpus_allowed_list of every thread of root's tree (proves the pinning)."""
+    seen = set()
+    for pid in _tree(root):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith("Cpus_allowed_list:"):
+                            seen.add(line.split(":", 1)[1].strip())
+            except OSError:
+                pass
+    return sorted(seen)
+
+
+SYSCALL_EVENTS = ("syscalls:sys_enter_io_uring_enter", "raw_syscalls:sys_enter")
+
+
+def count_syscalls(root, run, secs):
+    """A separate short load run with `perf stat` attached to every process of the tree:
+    io_uring_enter and all syscalls per request. {} when perf cannot count here."""
+    if not shutil.which("perf"):
+        return {"syscalls_note": "perf not installed (apt-get install linux-perf)"}
+    pids = ",".join(str(x) for x in sorted(_tree(root)))
+    cmd = ["perf", "stat", "-x", ",", "-e", ",".join(SYSCALL_EVENTS), "-p", pids,
+           "--", "sleep", str(secs + 1)]
+    pp = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, process_group=0)
+    LIVE.append(pp)
+    try:
+        time.sleep(0.3)  # perf attaches
+        res = run(secs)
+        _, err = pp.communicate(timeout=secs + 15)
+    except (subprocess.TimeoutExpired, RuntimeError) as e:
+        stop(pp, grace=1.0)
+        return {"syscalls_note": f"syscall count failed: {e}"}
+    if pp in LIVE:
+        LIVE.remove(pp)
+    counts = {}
+    for line in err.decode(errors="replace").splitlines():
+        f = line.split(",")
+        if len(f) > 2 and f[2] in SYSCALL_EVENTS and f[0].strip().isdigit():
+            counts[f[2]] = int(f[0])
+    if len(counts) != len(SYSCALL_EVENTS) or not res["requests"]:
+        return {"syscalls_note": "perf stat gave no counts: " + err.decode(errors="replace")[-300:]}
+    # the run covers secs of the secs+1 that perf counted: idle syscalls outside it are few
+    return {"syscall_run_requests": res["requests"],
+            "io_uring_enter_per_req": counts[SYSCALL_EVENTS[0]] / res["requests"],
+            "syscalls_per_req": counts[SYSCALL_EVENTS[1]] / res["requests"]}
 
 
 def cpu_seconds(before, after):
@@ -367,6 +572,10 @@ def fmt_us(us):
     return "-" if us is None else f"{us:.1f}"
 
 
+def fmt_mib(kib):
+    return "-" if kib is None else f"{kib / 1024:.1f}"
+
+
 def fmt_x(x):
     return "-" if x is None else f"{x:.2f}"
 
@@ -379,10 +588,21 @@ def fmt_ms(us):
 # wrk
 # --------------------------------------------------------------------------------------
 
-def run_wrk(url, opts, duration, connections=None):
+def wrk_script(scen, tmp_root):
+    """The scenario's Lua (upload, pipelining) + the report hook, as one file for wrk -s."""
+    if not scen.get("lua"):
+        return WRK_LUA
+    path = Path(tmp_root) / f"wrk-{abs(hash(scen['lua']))}.lua"
+    if not path.exists():
+        path.write_text(scen["lua"] + "\n" + WRK_LUA.read_text())
+    return path
+
+
+def run_wrk(url, opts, duration, connections=None, script=WRK_LUA):
+    conns = connections or opts.connections
     cmd = pin_prefix(opts.wrk_cpus) + [
-        "wrk", f"-t{opts.threads}", f"-c{connections or opts.connections}", f"-d{duration}s",
-        "--latency", "--timeout", f"{opts.wrk_timeout}s", "-s", str(WRK_LUA), url]
+        "wrk", f"-t{min(opts.threads, conns)}", f"-c{conns}", f"-d{duration}s",
+        "--latency", "--timeout", f"{opts.wrk_timeout}s", "-s", str(script), url]
     p = spawn(cmd, capture=True)
     try:
         out, _ = p.communicate(timeout=duration + 30)
@@ -454,12 +674,14 @@ def run_wsload(port, scen, opts, duration, tmp_root):
 class Ctx:
     def __init__(self, port, tmp, opts):
         self.port, self.tmp, self.opts = port, tmp, opts
+        self.env = {}  # extra environment a launcher needs
 
 
 def start_server(name, build, scen, opts, tmp_root, tag):
     tmp = Path(tempfile.mkdtemp(prefix=f"{name}-{tag}-", dir=tmp_root))
     port = free_port()
-    cmd = build(Ctx(port, tmp, opts))  # may raise Skip
+    ctx = Ctx(port, tmp, opts)
+    cmd = build(ctx)  # may raise Skip
     extra = opts.extra_args.get(name)
     if extra:
         cmd += shlex.split(extra)
@@ -468,6 +690,7 @@ def start_server(name, build, scen, opts, tmp_root, tag):
     for k in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"):
         env.pop(k, None)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(ctx.env)
     log = tmp_root / f"{name}-{tag}.log"
     p = spawn(cmd, log_path=log, env=env, cwd=str(REPO))
     deadline = time.monotonic() + opts.start_timeout
@@ -478,7 +701,8 @@ def start_server(name, build, scen, opts, tmp_root, tag):
             raise StartExit(f"exited with status {p.returncode} during start-up\n{tail(log)}")
         try:
             status, headers, body = probe(port, scen["path"])
-            if status == 200 and body == scen["expect"]:
+            if status == 200 and (body == scen["expect"] if "expect" in scen
+                                  else scen["contains"] in body):
                 return p, port, cmd, log, headers
             last_err = f"unexpected response {status} {body[:80]!r}"
         except OSError as e:
@@ -506,7 +730,8 @@ def one_run(name, build, scen, opts, tmp_root, rep):
         if scen.get("client") == "wsload":
             run = lambda secs: run_wsload(port, scen, opts, secs, tmp_root)  # noqa: E731
         else:
-            run = lambda secs: run_wrk(url, opts, secs)  # noqa: E731
+            script = wrk_script(scen, tmp_root)
+            run = lambda secs: run_wrk(url, opts, secs, scen.get("connections"), script)  # noqa: E731
         if opts.warmup > 0:
             run(opts.warmup)
         cpu0 = tree_cpu(p.pid)
@@ -516,6 +741,10 @@ def one_run(name, build, scen, opts, tmp_root, rep):
         res["server_cpu_s"] = cpu
         res["server_cpu_us_per_req"] = cpu * 1e6 / res["requests"] if res["requests"] else None
         res["loadavg_1m_before"] = load0
+        res.update(tree_memory(p.pid))
+        res["cpus_allowed"] = tree_affinity(p.pid)
+        if opts.syscall_secs > 0 and p.poll() is None:
+            res.update(count_syscalls(p.pid, run, opts.syscall_secs))
         if p.poll() is not None:
             res["server_exited"] = p.returncode
             res["server_log_tail"] = tail(log)
@@ -556,6 +785,10 @@ def summarize(runs):
         "socket_errors": sum(r["socket_errors"] for r in runs),
         "non_2xx_3xx": sum(r["non_2xx_3xx"] for r in runs),
         "requests": sum(r["requests"] for r in runs),
+        "rss_kib_median": _median_opt([r.get("server_rss_kib") for r in runs]),
+        "pss_kib_median": _median_opt([r.get("server_pss_kib") for r in runs]),
+        "io_uring_enter_per_req_median": _median_opt([r.get("io_uring_enter_per_req") for r in runs]),
+        "syscalls_per_req_median": _median_opt([r.get("syscalls_per_req") for r in runs]),
     }
     if len(rps) >= 4:
         q = statistics.quantiles(rps, n=4)
@@ -596,25 +829,28 @@ def table_md(result):
         "",
         f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), kernel {m['kernel']}, "
         f"load avg at start {m['loadavg_start'][0]:.2f}, end {m.get('loadavg_end', [0])[0]:.2f}.  ",
-        f"wrk -t{cfg['threads']} -c{cfg['connections']} -d{cfg['duration']}s (+{cfg['warmup']}s warm-up), "
+        f"{cfg.get('mode', 'shared')} mode; wrk -t{cfg['threads']} -c{cfg['connections']} -d{cfg['duration']}s (+{cfg['warmup']}s warm-up), "
         f"{cfg['repeats']} repeats interleaved, {cfg['workers']} workers per server, "
         f"pin: {'server CPUs ' + cfg['server_cpus'] + ', wrk CPUs ' + cfg['wrk_cpus'] if cfg['pin'] else 'off'}."
         + ("  \n**Interrupted: partial results.**" if result.get("interrupted") else ""),
         "",
-        "| server | req/s median | min–max | spread | p50 ms | p99 ms median (min–max) | server CPU µs/req | socket err | non-2xx | runs |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | req/s median | min–max | spread | p50 ms | p99 ms median (min–max) | server CPU µs/req | RSS MiB (PSS) | io_uring_enter/req | syscalls/req | socket err | non-2xx | runs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, srv in result["servers"].items():
         s = srv.get("summary")
         if not s:
             lines.append(f"| {name} | {srv['status']}: {srv.get('reason', '').splitlines()[0] if srv.get('reason') else ''} "
-                         "| | | | | | | | 0 |")
+                         "| | | | | | | | | | | 0 |")
             continue
         lines.append(
             f"| {name} | {s['rps_median']:,.0f} | {s['rps_min']:,.0f}–{s['rps_max']:,.0f} | "
             f"±{s['rps_spread_pct'] / 2:.1f}% | {fmt_ms(s['p50_us_median'])} | "
             f"{fmt_ms(s['p99_us_median'])} ({fmt_ms(s['p99_us_min'])}–{fmt_ms(s['p99_us_max'])}) | "
-            f"{fmt_us(s['cpu_us_per_req_median'])} | {s['socket_errors']} | {s['non_2xx_3xx']} | {s['runs']} |")
+            f"{fmt_us(s['cpu_us_per_req_median'])} | {fmt_mib(s.get('rss_kib_median'))} "
+            f"({fmt_mib(s.get('pss_kib_median'))}) | {fmt_x(s.get('io_uring_enter_per_req_median'))} | "
+            f"{fmt_x(s.get('syscalls_per_req_median'))} | "
+            f"{s['socket_errors']} | {s['non_2xx_3xx']} | {s['runs']} |")
     lines += ["", "| ratio | req/s (higher is better) | p99 (lower is better) | CPU/req (lower is better) |",
               "|---|---:|---:|---:|"]
     for k, r in result["ratios"].items():
@@ -627,9 +863,9 @@ def table_md(result):
 
 def print_table(result):
     print()
-    hdr = f"{'server':<10} {'req/s med':>11} {'min–max':>19} {'spread':>8} {'p50 ms':>7} {'p99 ms':>8} {'cpu µs/req':>10} {'sockerr':>7} {'non2xx':>6} {'runs':>4}"
+    hdr = f"{'server':<13} {'req/s med':>11} {'min–max':>19} {'spread':>8} {'p50 ms':>7} {'p99 ms':>8} {'cpu µs/req':>10} {'RSS MiB':>7} {'uring/req':>9} {'sys/req':>7} {'sockerr':>7} {'non2xx':>6} {'runs':>4}"
     print(f"scenario {result['scenario']}: wrk -t{result['config']['threads']} "
-          f"-c{result['config']['connections']} -d{result['config']['duration']}s, "
+          f"-c{result['config']['connections']} ({result['config']['mode']}) -d{result['config']['duration']}s, "
           f"{result['config']['repeats']} repeats")
     print(hdr)
     print("-" * len(hdr))
@@ -637,12 +873,14 @@ def print_table(result):
         s = srv.get("summary")
         if not s:
             reason = (srv.get("reason") or "").splitlines()[0] if srv.get("reason") else ""
-            print(f"{name:<10} {srv['status'].upper()}: {reason}")
+            print(f"{name:<13} {srv['status'].upper()}: {reason}")
             continue
         mm = f"{s['rps_min']:,.0f}–{s['rps_max']:,.0f}"
-        print(f"{name:<10} {s['rps_median']:>11,.0f} {mm:>19} {'±%.1f%%' % (s['rps_spread_pct'] / 2):>8} "
+        print(f"{name:<13} {s['rps_median']:>11,.0f} {mm:>19} {'±%.1f%%' % (s['rps_spread_pct'] / 2):>8} "
               f"{fmt_ms(s['p50_us_median']):>7} {fmt_ms(s['p99_us_median']):>8} "
-              f"{fmt_us(s['cpu_us_per_req_median']):>10} {s['socket_errors']:>7} {s['non_2xx_3xx']:>6} {s['runs']:>4}")
+              f"{fmt_us(s['cpu_us_per_req_median']):>10} {fmt_mib(s.get('rss_kib_median')):>7} "
+              f"{fmt_x(s.get('io_uring_enter_per_req_median')):>9} {fmt_x(s.get('syscalls_per_req_median')):>7} "
+              f"{s['socket_errors']:>7} {s['non_2xx_3xx']:>6} {s['runs']:>4}")
     print()
     if not result["ratios"]:
         print(f"(no ratios: {result['subject']} not selected)")
@@ -662,6 +900,50 @@ def save(result, out_dir):
     return base.with_suffix(".json"), base.with_suffix(".md")
 
 
+def chart(results, path):
+    """One PNG: req/s (bars) and p99 (bars) per scenario and server. None without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no chart: python3-matplotlib is not installed (scripts/setup.sh --perf)")
+        return None
+    results = [r for r in results if any(s.get("summary") for s in r["servers"].values())]
+    if not results:
+        return None
+    servers = []
+    for r in results:
+        servers += [n for n in r["servers"] if n not in servers]
+    colors = {n: plt.cm.tab10(i % 10) for i, n in enumerate(servers)}
+    fig, axes = plt.subplots(2, len(results), figsize=(max(6, 3.2 * len(results)), 7), squeeze=False)
+    for col, r in enumerate(results):
+        names = [n for n, s in r["servers"].items() if s.get("summary")]
+        sm = [r["servers"][n]["summary"] for n in names]
+        for row, (key, label, scale) in enumerate((("rps_median", "req/s (median)", 1),
+                                                   ("p99_us_median", "p99 ms (median)", 1000))):
+            ax = axes[row][col]
+            vals = [s[key] / scale for s in sm]
+            ax.bar(range(len(names)), vals, color=[colors[n] for n in names])
+            if row == 0:  # the min-max range of req/s over the repeats
+                ax.errorbar(range(len(names)), vals, fmt="none", ecolor="black", capsize=3,
+                            yerr=[[v - s["rps_min"] for v, s in zip(vals, sm)],
+                                  [s["rps_max"] - v for v, s in zip(vals, sm)]])
+                ax.set_title(r["scenario"], fontsize=9)
+            ax.set_xticks(range(len(names)))
+            ax.set_xticklabels(names, rotation=45, ha="right", fontsize=7)
+            ax.tick_params(axis="y", labelsize=7)
+            if col == 0:
+                ax.set_ylabel(label, fontsize=8)
+    cfg = results[0]["config"]
+    fig.suptitle(f"hornbeam-uring vs peers, {cfg['mode']} mode, {cfg['repeats']} x {cfg['duration']} s, "
+                 f"{results[0]['started_utc']} (bars: median req/s with min-max, p99)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 # --------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------
@@ -678,7 +960,8 @@ def run_scenario(sname, opts, tmp_root):
         "subject": scen["subject"],
         "started_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine_info(),
-        "config": {"threads": opts.threads, "connections": opts.connections,
+        "config": {"threads": opts.threads, "connections": scen.get("connections", opts.connections),
+                   "mode": "shared" if opts.shared else "pinned",
                    "duration": opts.duration, "warmup": opts.warmup, "repeats": opts.repeats,
                    "workers": opts.workers, "pin": bool(opts.server_cpus),
                    "server_cpus": opts.server_cpus, "wrk_cpus": opts.wrk_cpus,
@@ -744,15 +1027,26 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", default="hello", help="comma list of scenarios (default hello; see --list)")
     ap.add_argument("--servers", help="comma list of servers to run, in this order (default: all of the scenario)")
-    ap.add_argument("-t", "--threads", type=int, default=2, help="wrk threads (default 2)")
+    ap.add_argument("-t", "--threads", type=int, help="wrk threads (default 1; 2 with --shared)")
     ap.add_argument("-c", "--connections", type=int, default=64, help="wrk connections (default 64)")
     ap.add_argument("-d", "--duration", type=int, default=5, help="measured seconds per run (default 5)")
     ap.add_argument("-w", "--warmup", type=int, default=1, help="warm-up seconds per run, not counted (default 1; 0 = none)")
     ap.add_argument("-r", "--repeats", type=int, default=3, help="runs per server, interleaved round-robin (default 3)")
-    ap.add_argument("--workers", type=int, default=2, help="workers/processes per server (default 2)")
+    ap.add_argument("--workers", type=int, help="workers/processes per server (default 1; 2 with --shared)")
+    ap.add_argument("--shared", action="store_true",
+                    help="no pinning: servers with 2 workers and wrk share all CPUs (the old default)")
+    ap.add_argument("--syscall-secs", type=int, default=2,
+                    help="seconds of a separate load run per server with perf stat attached, "
+                         "counting io_uring_enter and all syscalls per request (default 2; 0 = off)")
+    ap.add_argument("--callgrind", type=int, default=0, metavar="N",
+                    help="also run hornbeam under valgrind --tool=callgrind for scenarios that "
+                         "support it (hello, hello-asgi) and report instructions per request "
+                         "over N requests (e.g. 20000; default 0 = off)")
+    ap.add_argument("--chart", action=argparse.BooleanOptionalAction, default=True,
+                    help="write a PNG chart per run (needs python3-matplotlib; default on)")
     ap.add_argument("--wrk-timeout", type=int, default=2, help="wrk per-request timeout in seconds (default 2)")
     ap.add_argument("--pin", action="store_true",
-                    help="pin with taskset: wrk on the first allowed CPU, servers on the rest")
+                    help="pinning is the default now; kept so old command lines still work")
     ap.add_argument("--server-cpus", help="taskset CPU list for servers (implies --pin)")
     ap.add_argument("--wrk-cpus", help="taskset CPU list for wrk (implies --pin)")
     ap.add_argument("--start-timeout", type=float, default=20.0, help="seconds a server may take to answer (default 20)")
@@ -772,15 +1066,23 @@ def parse_args(argv):
         k, _, v = e.partition("=")
         extra[k] = (extra.get(k, "") + " " + v).strip()
     opts.extra_args = extra
-    if opts.pin or opts.server_cpus or opts.wrk_cpus:
+    if opts.shared and (opts.pin or opts.server_cpus or opts.wrk_cpus):
+        ap.error("--shared runs unpinned: it excludes --pin/--server-cpus/--wrk-cpus")
+    if opts.workers is None:
+        opts.workers = 2 if opts.shared else 1
+    if opts.threads is None:
+        opts.threads = 2 if opts.shared else 1
+    if not opts.shared:
+        # Default: the client on the first allowed CPU, each server on the second (one core
+        # each, all the server's threads and processes: taskset is inherited by the tree).
         cpus = sorted(os.sched_getaffinity(0))
         if not opts.wrk_cpus:
             opts.wrk_cpus = str(cpus[0])
         if not opts.server_cpus:
             rest = [c for c in cpus if str(c) not in opts.wrk_cpus.split(",")]
             if not rest:
-                ap.error("--pin needs at least 2 allowed CPUs")
-            opts.server_cpus = ",".join(map(str, rest))
+                ap.error("pinned mode needs at least 2 allowed CPUs (use --shared)")
+            opts.server_cpus = str(rest[0])
     for n in ("threads", "connections", "duration", "repeats", "workers"):
         if getattr(opts, n) < 1:
             ap.error(f"--{n} must be >= 1")
@@ -811,6 +1113,12 @@ def main(argv=None):
             results.append(run_scenario(sname, opts, tmp_root))
             if results[-1]["interrupted"]:
                 break
+        if opts.chart and not opts.no_save and results:
+            t = results[0]["started_utc"]
+            tag = results[0]["scenario"] if len(results) == 1 else f"{len(results)}-scenarios"
+            png = chart(results, Path(opts.out_dir) / f"{t[:10]}T{t[11:13]}{t[14:16]}Z-{tag}.png")
+            if png:
+                print(f"wrote chart {png}")
     except KeyboardInterrupt:
         print("\ninterrupted", flush=True)
         return 130
