@@ -233,7 +233,32 @@ struct arg {
 	bool positional;
 };
 
-enum action { ACT_RUN, ACT_HELP, ACT_VERSION };
+/* CHECK and PRINT load everything as RUN does, then print instead of serving. */
+enum action { ACT_RUN, ACT_HELP, ACT_VERSION, ACT_CHECK, ACT_PRINT };
+
+/* Spellings gunicorn and uvicorn users type, each the same as one key. --host/--port are
+ * handled apart: together they make one bind. */
+static const struct alias {
+	const char *option; /* without the dashes */
+	const char *key;
+} aliases[] = {
+	{"keep-alive", "keepalive"},	     /* gunicorn */
+	{"timeout-keep-alive", "keepalive"}, /* uvicorn */
+	{"access-logfile", "access_log"},    /* gunicorn */
+};
+#define NALIASES (sizeof aliases / sizeof aliases[0])
+
+/* Options that are not keys, for "did you mean". */
+static const char *const actions[] = {"help",	      "version", "check-config",
+				      "print-config", "host",	 "port"};
+
+/* --host/--port as given, made into one bind after parsing. */
+struct hostport {
+	const char *host, *port;
+	char spec[300];
+};
+
+#define SOURCE_LEN 160 /* one key's entry in cfg->sources */
 
 /* ---- small helpers ---- */
 
@@ -860,8 +885,34 @@ static int text_list(const struct ctx *c, const struct key *k, const char *s)
 	return rc;
 }
 
+/* Notes in cfg->sources where key k's value comes from: default, FILE:LINE, env NAME, cli. */
+static void note_source(const struct ctx *c, const struct key *k)
+{
+	char name[80];
+	if (!c->cfg->sources)
+		return;
+	char *out = c->cfg->sources + (size_t)(k - keys) * SOURCE_LEN;
+	switch (c->o.src) {
+	case SRC_DEFAULT:
+		snprintf(out, SOURCE_LEN, "default");
+		break;
+	case SRC_FILE:
+		snprintf(out, SOURCE_LEN, "%s:%d", c->o.file, c->o.line);
+		break;
+	case SRC_ENV:
+		env_name(k->name, name, sizeof name);
+		snprintf(out, SOURCE_LEN, "env %s", name);
+		break;
+	case SRC_CLI:
+		dashed(k->name, name, sizeof name);
+		snprintf(out, SOURCE_LEN, c->o.positional ? "cli APP" : "cli --%s", name);
+		break;
+	}
+}
+
 static int set_text(const struct ctx *c, const struct key *k, const char *s)
 {
+	note_source(c, k);
 	switch (k->kind) {
 	case K_INT:
 	case K_I64:
@@ -932,6 +983,7 @@ static int tval_dur(const struct ctx *c, const struct key *k, const hb_tval_t *v
 static int tval_scalar(const struct ctx *c, const struct key *k, const hb_tval_t *v)
 {
 	char num[32];
+	note_source(c, k);
 	switch (k->kind) {
 	case K_INT:
 	case K_I64:
@@ -1049,19 +1101,44 @@ static const struct key *option_key(const char *name, size_t len, bool *negated)
 		if (strlen(d) == len && strncmp(d, name, len) == 0)
 			return &keys[i];
 	}
+	for (size_t i = 0; i < NALIASES; i++)
+		if (strlen(aliases[i].option) == len && strncmp(aliases[i].option, name, len) == 0)
+			return key_named(aliases[i].key);
 	return NULL;
+}
+
+/* The option spelling (a key, an alias or an action) closest to a misspelled one. */
+static const char *closest_option(const char *name, char *buf, size_t size)
+{
+	const char *near = NULL;
+	int bestd = strlen(name) < 4 ? 1 : 2;
+	for (size_t i = 0; i < NALIASES + sizeof actions / sizeof actions[0]; i++) {
+		const char *o = i < NALIASES ? aliases[i].option : actions[i - NALIASES];
+		int d = distance(name, o);
+		if (d <= bestd) {
+			near = o;
+			bestd = d - 1;
+		}
+	}
+	if (near)
+		snprintf(buf, size, "%s", near);
+	return near;
 }
 
 static int unknown_option(const char *opt, size_t len, char *err, size_t errlen)
 {
 	char name[64], d[64];
 	snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), opt);
+	const char *near = NULL;
 	for (char *p = name; *p; p++)
 		*p = *p == '-' ? '_' : *p;
-	const char *near = closest_key(name, false);
+	if ((near = closest_key(name, false)))
+		dashed(near, d, sizeof d);
+	dashed(name, name, sizeof name);
+	if (!near)
+		near = closest_option(name, d, sizeof d);
 	if (!near)
 		return plain_fail(err, errlen, "unknown option '--%.*s'", (int)len, opt);
-	dashed(near, d, sizeof d);
 	return plain_fail(err, errlen, "unknown option '--%.*s' (did you mean '--%s'?)", (int)len,
 			  opt, d);
 }
@@ -1085,16 +1162,41 @@ static int take_value(int argc, char **argv, int *i, const struct key *k, const 
 }
 
 /* "--name", "--name=value", "--name value", "--no-flag". */
-static int long_option(int argc, char **argv, int *i, struct arg *a, enum action *act, char *err,
-		       size_t errlen)
+static bool is_option(const char *name, size_t len, const char *option)
+{
+	return strlen(option) == len && strncmp(name, option, len) == 0;
+}
+
+/* --host H / --port P (uvicorn's spelling), kept for one bind made after parsing. */
+static int host_or_port(int argc, char **argv, int *i, const char *eq, struct hostport *hp,
+			char *err, size_t errlen)
+{
+	bool host = argv[*i][2] == 'h';
+	const char *v = eq ? eq + 1 : NULL;
+	if (!v && (*i + 1 >= argc || looks_like_option(argv[*i + 1])))
+		return plain_fail(err, errlen, "--%s: missing value", host ? "host" : "port");
+	if (!v)
+		v = argv[++*i];
+	*(host ? &hp->host : &hp->port) = v;
+	return 0;
+}
+
+static int long_option(int argc, char **argv, int *i, struct arg *a, enum action *act,
+		       struct hostport *hp, char *err, size_t errlen)
 {
 	const char *name = argv[*i] + 2, *eq = strchr(name, '=');
 	size_t len = eq ? (size_t)(eq - name) : strlen(name);
 	bool negated;
-	if (len == 4 && strncmp(name, "help", 4) == 0)
+	if (is_option(name, len, "help"))
 		return *act = ACT_HELP, 0;
-	if (len == 7 && strncmp(name, "version", 7) == 0)
+	if (is_option(name, len, "version"))
 		return *act = ACT_VERSION, 0;
+	if (is_option(name, len, "check-config") && !eq)
+		return *act = *act == ACT_RUN ? ACT_CHECK : *act, 0;
+	if (is_option(name, len, "print-config") && !eq)
+		return *act = ACT_PRINT, 0;
+	if (is_option(name, len, "host") || is_option(name, len, "port"))
+		return host_or_port(argc, argv, i, eq, hp, err, errlen);
 	const struct key *k = option_key(name, len, &negated);
 	if (!k)
 		return unknown_option(name, len, err, errlen);
@@ -1145,13 +1247,33 @@ static int positional(const char *s, struct arg *args, int n, char *err, size_t 
 
 /* Checks the syntax of argv into args (values are validated later, in precedence order).
  * Stops at --help or --version. */
+/* --host and --port make one bind (defaults 127.0.0.1 and 8000, as uvicorn), which a --bind
+ * would contradict. args has room: --host/--port took argv slots without taking args. */
+static int add_hostport(struct hostport *hp, struct arg *args, int *n, char *err, size_t errlen)
+{
+	const struct key *bind = key_named("bind");
+	if (!hp->host && !hp->port)
+		return 0;
+	for (int j = 0; j < *n; j++)
+		if (args[j].k == bind)
+			return plain_fail(err, errlen,
+					  "--host/--port: not with --bind (give one "
+					  "or the other)");
+	const char *host = hp->host ? hp->host : "127.0.0.1";
+	bool v6 = strchr(host, ':') && host[0] != '[';
+	snprintf(hp->spec, sizeof hp->spec, "%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "",
+		 hp->port ? hp->port : "8000");
+	args[(*n)++] = (struct arg){bind, hp->spec, false};
+	return 0;
+}
+
 static int parse_argv(int argc, char **argv, struct arg *args, int *nargs, enum action *act,
-		      char *err, size_t errlen)
+		      struct hostport *hp, char *err, size_t errlen)
 {
 	bool options = true;
 	int n = 0, rc = 0;
 	*act = ACT_RUN;
-	for (int i = 1; i < argc && rc == 0 && *act == ACT_RUN; i++) {
+	for (int i = 1; i < argc && rc == 0 && *act != ACT_HELP && *act != ACT_VERSION; i++) {
 		const char *s = argv[i];
 		args[n] = (struct arg){NULL, NULL, false};
 		if (options && strcmp(s, "--") == 0) {
@@ -1159,7 +1281,7 @@ static int parse_argv(int argc, char **argv, struct arg *args, int *nargs, enum 
 			continue;
 		}
 		if (options && s[0] == '-' && s[1] == '-')
-			rc = long_option(argc, argv, &i, &args[n], act, err, errlen);
+			rc = long_option(argc, argv, &i, &args[n], act, hp, err, errlen);
 		else if (options && s[0] == '-' && s[1])
 			rc = short_option(argc, argv, &i, &args[n], act, err, errlen);
 		else
@@ -1167,6 +1289,8 @@ static int parse_argv(int argc, char **argv, struct arg *args, int *nargs, enum 
 		if (rc == 0 && args[n].k)
 			n++;
 	}
+	if (rc == 0)
+		rc = add_hostport(hp, args, &n, err, errlen);
 	*nargs = n;
 	return rc;
 }
@@ -1309,21 +1433,31 @@ int hb_config_load(hb_config_t *cfg, int argc, char **argv, char **envp, hb_toml
 {
 	enum action act;
 	int nargs = 0;
+	struct hostport hp = {NULL, NULL, ""};
 	memset(cfg, 0, sizeof *cfg);
 	if (errlen)
 		err[0] = '\0';
 	struct arg *args = calloc(argc > 0 ? (size_t)argc : 1, sizeof *args);
-	if (!args)
+	cfg->sources = calloc(NKEYS, SOURCE_LEN);
+	if (!args || !cfg->sources) {
+		free(args);
+		hb_config_free(cfg);
 		return plain_fail(err, errlen, "out of memory"), -ENOMEM;
-	int rc = parse_argv(argc, argv, args, &nargs, &act, err, errlen);
+	}
+	int rc = parse_argv(argc, argv, args, &nargs, &act, &hp, err, errlen);
+	bool load = act == ACT_RUN || act == ACT_CHECK || act == ACT_PRINT;
 	if (rc == 0 && act == ACT_HELP)
 		hb_config_usage(stdout);
 	if (rc == 0 && act == ACT_VERSION)
 		printf("hornbeam-uring %s\n", HB_VERSION);
-	if (rc == 0 && act == ACT_RUN)
+	if (rc == 0 && load)
 		rc = load_sources(cfg, args, nargs, envp, loader, err, errlen);
+	if (rc == 0 && act == ACT_CHECK)
+		printf("ok\n");
+	if (rc == 0 && act == ACT_PRINT)
+		hb_config_print(cfg, stdout);
 	free(args);
-	if (rc < 0)
+	if (rc < 0 || act != ACT_RUN)
 		hb_config_free(cfg);
 	return rc < 0 ? rc : act == ACT_RUN ? HB_CONFIG_OK : HB_CONFIG_EXIT;
 }
@@ -1355,7 +1489,100 @@ void hb_config_free(hb_config_t *cfg)
 	}
 	free(cfg->functions);
 	free(cfg->cpus);
+	free(cfg->sources);
 	memset(cfg, 0, sizeof *cfg);
+}
+
+/* ---- --print-config ---- */
+
+/* A TOML basic string. */
+static void toml_str(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			fprintf(out, "\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(out, "\\u%04x", ch);
+		else
+			fputc(ch, out);
+	}
+	fputc('"', out);
+}
+
+static void print_value(FILE *out, const hb_config_t *cfg, const struct key *k)
+{
+	const void *f = (const char *)cfg + k->off;
+	bool is_int = k->kind == K_INT || k->kind == K_BOOL || k->kind == K_ENUM;
+	int64_t v = 0;
+	if (is_int)
+		v = *(const int *)f;
+	else if (k->kind == K_I64 || k->kind == K_SECS || k->kind == K_MSECS)
+		v = *(const int64_t *)f;
+	switch (k->kind) {
+	case K_INT:
+	case K_I64:
+	case K_SECS:
+		fprintf(out, "%lld", (long long)v);
+		break;
+	case K_MSECS:
+		if (v % 1000)
+			fprintf(out, "\"%lldms\"", (long long)v);
+		else
+			fprintf(out, "%lld", (long long)(v / 1000));
+		break;
+	case K_BOOL:
+		fputs(v ? "true" : "false", out);
+		break;
+	case K_ENUM:
+		for (const struct choice *ch = k->choices; ch->name; ch++)
+			if (ch->value == v) {
+				toml_str(out, ch->name);
+				break;
+			}
+		break;
+	case K_STR:
+	case K_APP:
+		toml_str(out, *(char *const *)f);
+		break;
+	case K_BINDS:
+	case K_PATHS:
+		fputc('[', out);
+		for (size_t i = 0; i < *(const size_t *)((const char *)cfg + k->count_off); i++) {
+			fputs(i ? ", " : "", out);
+			toml_str(out, k->kind == K_BINDS ? cfg->binds[i].spec : cfg->pythonpath[i]);
+		}
+		fputc(']', out);
+		break;
+	}
+}
+
+void hb_config_print(const hb_config_t *cfg, FILE *out)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+		const char *src = cfg->sources ? cfg->sources + i * SOURCE_LEN : "";
+		if (k->flags & F_NOFILE) {
+			if (cfg->config_file)
+				fprintf(out, "# %s: %s\n", k->name, cfg->config_file);
+			continue;
+		}
+		fprintf(out, "%s = ", k->name);
+		print_value(out, cfg, k);
+		fprintf(out, "  # %s\n",
+			*src			 ? src
+			: k->off == OFF(workers) ? "default (CPUs)"
+						 : "default");
+	}
+	if (cfg->nfunctions)
+		fputs("\n[functions]\n", out);
+	for (size_t i = 0; i < cfg->nfunctions; i++) {
+		toml_str(out, cfg->functions[i].name);
+		fputs(" = ", out);
+		toml_str(out, cfg->functions[i].target);
+		fputc('\n', out);
+	}
 }
 
 /* ---- --help ---- */
@@ -1417,7 +1644,21 @@ void hb_config_usage(FILE *out)
 	      out);
 	for (size_t i = 0; i < NKEYS; i++)
 		usage_key(out, &keys[i], ncpus);
-	fputs("  -h, --help\n        this text\n"
+	fputs("      --host HOST\n        alias, with --port, of one --bind HOST:PORT (not with "
+	      "--bind)\n        [default: 127.0.0.1]\n"
+	      "      --port PORT\n        alias, with --host, of one --bind HOST:PORT (not with "
+	      "--bind)\n        [default: 8000]\n",
+	      out);
+	for (size_t i = 0; i < NALIASES; i++) {
+		char d[64];
+		dashed(aliases[i].key, d, sizeof d);
+		fprintf(out, "      --%s\n        alias of --%s\n", aliases[i].option, d);
+	}
+	fputs("      --check-config\n        load and validate the configuration, print ok, "
+	      "exit\n        (0; 2 with the error)\n"
+	      "      --print-config\n        print the effective configuration as TOML, each "
+	      "value with\n        where it came from (default, FILE:LINE, env, cli)\n"
+	      "  -h, --help\n        this text\n"
 	      "      --version\n        print the version and exit\n",
 	      out);
 }

@@ -86,6 +86,7 @@ typedef struct hb_config {
 	char *node_name;		   /* default hornbeam@<hostname> (NULL: derive) */
 	hb_config_function_t *functions;   /* [functions] table */
 	size_t nfunctions;
+	char *sources; /* private to config.c: where each key's value came from (--print-config) */
 	/* derived */
 	int ncpus; /* CPUs this process may use: min(affinity mask, cgroup quota) */
 	int *cpus; /* their ids (the first ncpus of the affinity mask), ncpus entries */
@@ -118,13 +119,16 @@ typedef int (*hb_config_set_fn)(hb_config_t *cfg, const char *key, const hb_tval
 typedef int (*hb_toml_loader_fn)(const char *path, hb_config_t *cfg, hb_config_set_fn set,
 				 char *err, size_t errlen);
 
-enum { HB_CONFIG_OK = 0, HB_CONFIG_EXIT = 1 /* --help/--version printed: exit 0 */ };
+/* HB_CONFIG_EXIT: --help, --version, --check-config or --print-config printed: exit 0. */
+enum { HB_CONFIG_OK = 0, HB_CONFIG_EXIT = 1 };
 
 /* Builds cfg from defaults, the file (via loader), envp and argv. Returns HB_CONFIG_OK,
  * HB_CONFIG_EXIT, or -EINVAL with one message in err naming the key (and file/line). */
 int hb_config_load(hb_config_t *cfg, int argc, char **argv, char **envp, hb_toml_loader_fn loader,
 		   char *err, size_t errlen);
 void hb_config_free(hb_config_t *cfg);
+/* Writes the effective configuration as TOML, each key with where its value came from. */
+void hb_config_print(const hb_config_t *cfg, FILE *out);
 /* Writes the --help text. */
 void hb_config_usage(FILE *out);
 

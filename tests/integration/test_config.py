@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hbtest import APPS, DIST_PACKAGES, assert_no_sanitizer, free_port, http, run_binary
+from hbtest import APPS, DIST_PACKAGES, assert_no_sanitizer, free_port, http, run_binary, wait_for
 
 
 def _base(port=None):
@@ -225,6 +225,50 @@ def test_duration_units_from_env_and_file(server, tmp_path):
 ])
 def test_bad_duration(args, needle):
     _config_error(run_binary(["simple:app"] + _base() + args, timeout=10), needle)
+
+
+# -- gunicorn/uvicorn spellings, --check-config, --print-config ---------------------------------
+
+def test_check_config_ok_and_error(tmp_path):
+    res = run_binary(["simple:app", "--check-config"] + _base(), timeout=10)
+    assert res.returncode == 0 and res.stdout.decode().strip() == "ok", _err(res)
+    cfg = tmp_path / "hb.toml"
+    cfg.write_text('app = "simple:app"\nkeepalive = "1500ms"\n')
+    _config_error(run_binary(["--config", str(cfg), "--check-config"], timeout=10),
+                  "%s:2: key 'keepalive': expected whole seconds" % cfg)
+
+
+def test_print_config_names_each_source(tmp_path):
+    cfg = tmp_path / "hb.toml"
+    cfg.write_text('app = "simple:app"\n\nthreads = 3\n')
+    res = run_binary(["--config", str(cfg), "--print-config", "--timeout-keep-alive", "1m", "--port", "9123"],
+                     env={"HORNBEAM_TIMEOUT": "250ms"}, timeout=10)
+    out = _err(res)
+    assert res.returncode == 0, out
+    for line in ('app = "simple:app"  # %s:1' % cfg, "threads = 3  # %s:3" % cfg,
+                 'timeout = "250ms"  # env HORNBEAM_TIMEOUT', "keepalive = 60  # cli --keepalive",
+                 'bind = ["127.0.0.1:9123"]  # cli --bind', "max_requests = 0  # default"):
+        assert line + "\n" in out, "no %r in:\n%s" % (line, out)
+    # what it prints is a configuration the binary reads back
+    back = tmp_path / "back.toml"
+    back.write_text(res.stdout.decode())
+    again = run_binary(["--config", str(back), "--print-config"], timeout=10)
+    assert again.returncode == 0, _err(again)
+    assert 'keepalive = 60  # %s:' % back in again.stdout.decode()
+
+
+def test_host_port_and_aliases_serve(server):
+    port = free_port()
+    s = server("simple:app", "--host", "127.0.0.1", "--port", str(port), "--keep-alive", "1",
+               "--access-logfile", "-", bind=False, port=port)
+    r = http(s.port, "GET", "/")
+    assert r.status == 200 and r.body == b"hello"
+    assert wait_for(lambda: '"GET / HTTP/1.1" 200' in s.stdout()), s.stdout()
+
+
+def test_alias_typo_gets_a_hint():
+    _config_error(run_binary(["simple:app", "--timeout-keep-alvie", "5"] + _base(), timeout=10),
+                  "did you mean '--timeout-keep-alive'?")
 
 
 def test_shipped_example_config_serves(server):

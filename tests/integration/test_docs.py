@@ -16,7 +16,7 @@ from hbtest import REPO, run_binary
 CONFIG_MD = REPO / "docs" / "configuration.md"
 PYAPI_MD = REPO / "docs" / "python-api.md"
 # Options of the command line that are not keys of the file.
-NOT_KEYS = {"help", "version", "config"}
+NOT_KEYS = {"help", "version", "config", "check_config", "print_config"}
 OPTION_LINE = re.compile(r"^  (?:-\w, |    )--(\[no-\])?([a-z0-9][a-z0-9-]*)(.*)$")
 
 

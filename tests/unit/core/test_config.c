@@ -301,6 +301,96 @@ Test(duration, range_in_units, .fini = cleanup)
 	cr_assert_eq(cfg.timeout_ms, 45000, "environment: bare seconds too");
 }
 
+/* ---- gunicorn/uvicorn spellings, --check-config, --print-config ---- */
+
+Test(aliases, same_keys, .fini = cleanup)
+{
+	cr_assert_eq(LOAD("a:b", "--keep-alive", "7", "--access-logfile=-"), HB_CONFIG_OK, "%s",
+		     err);
+	cr_assert_eq(cfg.keepalive_s, 7);
+	cr_assert_str_eq(cfg.access_log, "-");
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("a:b", "--timeout-keep-alive=1m"), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.keepalive_s, 60);
+	assert_err(LOAD("a:b", "--keep-alive=2h"), "--keepalive: expected a duration <= 3600s");
+}
+
+Test(aliases, host_and_port_make_one_bind, .fini = cleanup)
+{
+	cr_assert_eq(LOAD("a:b", "--host", "0.0.0.0", "--port", "9001"), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.nbinds, 1);
+	cr_assert_str_eq(cfg.binds[0].host, "0.0.0.0");
+	cr_assert_eq(cfg.binds[0].port, 9001);
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("a:b", "--port=9002"), HB_CONFIG_OK, "%s", err);
+	cr_assert_str_eq(cfg.binds[0].spec, "127.0.0.1:9002");
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("a:b", "--host=::1"), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.binds[0].family, AF_INET6);
+	cr_assert_eq(cfg.binds[0].port, 8000);
+	hb_config_free(&cfg);
+	assert_err(LOAD("a:b", "--host", "h", "-b", ":1"), "--host/--port: not with --bind");
+	assert_err(LOAD("a:b", "--port"), "--port: missing value");
+	assert_err(LOAD("a:b", "--port", "x"), "invalid address '127.0.0.1:x'");
+}
+
+Test(aliases, misspelled_alias_hints)
+{
+	assert_err(LOAD("a:b", "--acess-logfile", "-"), "did you mean '--access-logfile'?");
+	assert_err(LOAD("a:b", "--prnt-config"), "did you mean '--print-config'?");
+	assert_err(LOAD("a:b", "--hots", "x"), "did you mean '--host'?");
+}
+
+Test(aliases, check_config, .init = cr_redirect_stdout)
+{
+	cr_assert_eq(LOAD("a:b", "--check-config", "--workers", "3"), HB_CONFIG_EXIT, "%s", err);
+	cr_assert_null(cfg.app, "freed: nothing to serve");
+	fflush(stdout);
+	cr_assert_stdout_eq_str("ok\n");
+}
+
+Test(aliases, check_config_error)
+{
+	assert_err(LOAD("a:b", "--check-config", "--workers", "0"), "--workers: expected");
+}
+
+static char *printed_with(const char *const *args, const char *const *env, hb_toml_loader_fn loader)
+{
+	static char buf[8192];
+	FILE *f = tmpfile();
+	int saved = dup(1);
+	fflush(stdout);
+	dup2(fileno(f), 1);
+	int rc = load_with(args, env, loader);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	cr_assert_eq(rc, HB_CONFIG_EXIT, "%s", err);
+	rewind(f);
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+#define printed(args, env) printed_with(args, env, NULL)
+
+Test(aliases, print_config_names_each_source)
+{
+	const char *out = printed(ARGS("a:b", "--print-config", "--timeout", "250ms", "-w", "3"),
+				  ARGS("HORNBEAM_KEEPALIVE=9", "HORNBEAM_ROOT_PATH=/x\"y"));
+	cr_assert(strstr(out, "app = \"a:b\"  # cli APP\n"), "%s", out);
+	cr_assert(strstr(out, "workers = 3  # cli --workers\n"), "%s", out);
+	cr_assert(strstr(out, "timeout = \"250ms\"  # cli --timeout\n"), "%s", out);
+	cr_assert(strstr(out, "keepalive = 9  # env HORNBEAM_KEEPALIVE\n"), "%s", out);
+	cr_assert(strstr(out, "root_path = \"/x\\\"y\"  # env HORNBEAM_ROOT_PATH\n"), "%s", out);
+	cr_assert(strstr(out, "bind = [\"127.0.0.1:8000\"]  # default\n"), "%s", out);
+	cr_assert(strstr(out, "graceful_timeout = 30  # default\n"), "%s", out);
+	cr_assert(strstr(out, "cpu_affinity = false  # default\n"), "%s", out);
+	cr_assert(strstr(out, "worker_class = \""), "%s", out);
+	out = printed(ARGS("a:b", "--print-config", "--timeout=2m"), NULL);
+	cr_assert(strstr(out, "timeout = 120  # cli --timeout\n"), "whole seconds bare: %s", out);
+}
+
 /* ---- CLI errors ---- */
 
 Test(config_errors, cli_values)
@@ -658,6 +748,18 @@ Test(toml, durations)
 	write_toml("app = 'a:b'\ntimeout = \"30000ms\"\n");
 	cr_assert_eq(load_toml(NULL, NULL), HB_CONFIG_OK, "%s", err);
 	cr_assert_eq(cfg.timeout_ms, 30000, "the seed's millisecond form, spelled out");
+}
+
+Test(toml, print_config_names_file_and_line)
+{
+	write_toml("app = 'a:b'\n\nkeepalive = \"2m\"\n");
+	const char *out =
+		printed_with(ARGS("--config", toml, "--print-config"), NULL, hb_py_toml_load);
+	char want[PATH_MAX + 64];
+	snprintf(want, sizeof want, "keepalive = 120  # %s:3\n", toml);
+	cr_assert(strstr(out, want), "no '%s' in:\n%s", want, out);
+	snprintf(want, sizeof want, "# config: %s\n", toml);
+	cr_assert(strstr(out, want), "no '%s' in:\n%s", want, out);
 }
 
 Test(toml, config_from_environment)
