@@ -2,9 +2,10 @@
  * ring): the test completes each submitted op itself, plays the worker through the real hub and
  * stream API, and reads what would have gone on the wire. Covers op accounting (freed only when
  * no op is in flight), the output queue with send_zc (partial sends, notifications before free)
- * and splice, the close handshake (shutdown after the output drains, then the linger), an
- * HTTP/1.1 exchange, pipelining order, the WebSocket upgrade swapping the handler, and a
- * transport without splice/send_zc getting every byte through its write. */
+ * and splice, the close handshake (shutdown after the output drains, then the linger), reading
+ * paused by an unread body until RESUME, an HTTP/1.1 exchange, pipelining order, the WebSocket
+ * upgrade swapping the handler, and a transport without splice/send_zc getting every byte
+ * through its write. */
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -309,6 +310,44 @@ Test(conn, pipelined_requests_are_answered_in_order)
 	cr_assert(ra && rb && ra < rb, "responses in request order: %s", F.wire);
 	hb_stream_release(a);
 	hb_stream_release(b);
+	hb_conn_recv_done(c, 0, 0, NULL);
+	cr_assert_eq(F.closes, 1);
+}
+
+Test(conn, a_body_the_app_does_not_read_pauses_reading_until_resume)
+{
+	static char chunk[16384];
+	hb_conn_t *c = open_conn(NULL);
+
+	client_sends(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n");
+	hb_stream_t *s = worker_takes();
+	memset(chunk, 'b', sizeof(chunk));
+	int sent = 0;
+	while (!c->recv_paused && sent < 64) {
+		hb_conn_recv_done(c, (int)sizeof(chunk), 1, chunk);
+		sent++;
+	}
+	cr_assert(c->recv_paused, "reading pauses");
+	cr_assert_geq((uint64_t)sent * sizeof(chunk), HB_STREAM_BODY_HIGH,
+		      "not before the watermark");
+	cr_assert_eq(F.recv_cancels, 1, "the armed recv is cancelled");
+	hb_conn_recv_done(c, -ECANCELED, 0, NULL);
+	cr_assert_eq(F.recv_arms, 1, "and not armed again while paused");
+	/* The app reads: below the low watermark it posts RESUME, and reading goes on. */
+	char buf[65536];
+	while (atomic_load(&s->body_queued) > HB_STREAM_BODY_LOW)
+		cr_assert_gt(hb_stream_body_read(s, buf, sizeof(buf), 0), 0);
+	cr_assert_gt(hb_stream_body_read(s, buf, sizeof(buf), 0), 0);
+	pump();
+	cr_assert_not(c->recv_paused);
+	cr_assert_eq(F.recv_arms, 2, "reading again after RESUME");
+	cr_assert_eq(hb_stream_end(s, 0), 0); /* the app returns without a head */
+	pump();
+	send_everything(c);
+	cr_assert(wire_has("HTTP/1.1 500 "), "%s", F.wire);
+	cr_assert_eq(F.shutdowns, 1, "the unread body is not waited for: close");
+	hb_stream_release(s);
+	hb_conn_shutdown_done(c, 0);
 	hb_conn_recv_done(c, 0, 0, NULL);
 	cr_assert_eq(F.closes, 1);
 }
