@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "core/cpu.h"
@@ -1409,6 +1410,23 @@ static int load_file(hb_config_t *cfg, const char *path, hb_toml_loader_fn loade
 	return rc < 0 ? rc : 0;
 }
 
+/* Every pythonpath entry must be a directory: a typo would otherwise surface later as an
+ * ImportError far from its cause. */
+static int check_pythonpath(const hb_config_t *cfg, char *err, size_t errlen)
+{
+	const struct key *k = key_named("pythonpath");
+	const char *src = cfg->sources ? cfg->sources + (size_t)(k - keys) * SOURCE_LEN : "";
+	struct stat st;
+	for (size_t i = 0; i < cfg->npythonpath; i++) {
+		const char *p = cfg->pythonpath[i];
+		if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+			return plain_fail(
+				err, errlen, "pythonpath: '%s' is not a directory (%s; from %s)", p,
+				stat(p, &st) < 0 ? strerror(errno) : "not a directory", src);
+	}
+	return 0;
+}
+
 static int load_sources(hb_config_t *cfg, const struct arg *args, int nargs, char **envp,
 			hb_toml_loader_fn loader, char *err, size_t errlen)
 {
@@ -1423,6 +1441,8 @@ static int load_sources(hb_config_t *cfg, const struct arg *args, int nargs, cha
 	if (rc == 0 && !cfg->app)
 		rc = plain_fail(err, errlen,
 				"no application given: pass MODULE:CALLABLE or set 'app'");
+	if (rc == 0)
+		rc = check_pythonpath(cfg, err, errlen);
 	if (rc == 0)
 		rc = derive_cpus(cfg, err, errlen);
 	return rc;

@@ -266,6 +266,12 @@ def test_host_port_and_aliases_serve(server):
     assert wait_for(lambda: '"GET / HTTP/1.1" 200' in s.stdout()), s.stdout()
 
 
+def test_missing_pythonpath_is_an_error_naming_it(tmp_path):
+    gone = tmp_path / "no_such_dir"
+    _config_error(run_binary(["simple:app", "--pythonpath", str(gone)] + _base(), timeout=10),
+                  "pythonpath: '%s' is not a directory" % gone, "from cli --pythonpath")
+
+
 def test_alias_typo_gets_a_hint():
     _config_error(run_binary(["simple:app", "--timeout-keep-alvie", "5"] + _base(), timeout=10),
                   "did you mean '--timeout-keep-alive'?")

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -113,8 +114,8 @@ Test(config, cli_forms, .fini = cleanup)
 	int rc = LOAD("--workers", "3", "--threads=4", "-b", "0.0.0.0:9000", "-b[::1]:9001",
 		      "--bind=unix:/tmp/hb.sock", "--cpu-affinity", "--log-level", "DEBUG",
 		      "--timeout=0", "--access-log", "-", "--root-path", "/api/", "--pythonpath",
-		      "src", "--pythonpath=/opt/lib", "--interpreter", "main", "--max-body-size",
-		      "1024", "--", "pkg.mod:create_app()");
+		      ".", "--pythonpath=/tmp", "--interpreter", "main", "--max-body-size", "1024",
+		      "--", "pkg.mod:create_app()");
 	cr_assert_eq(rc, HB_CONFIG_OK, "%s", err);
 	cr_assert_str_eq(cfg.app, "pkg.mod:create_app()");
 	cr_assert_eq(cfg.workers, 3);
@@ -129,8 +130,8 @@ Test(config, cli_forms, .fini = cleanup)
 	cr_assert_str_eq(cfg.access_log, "-");
 	cr_assert_str_eq(cfg.root_path, "/api", "trailing slash dropped");
 	cr_assert_eq(cfg.npythonpath, 2);
-	cr_assert_str_eq(cfg.pythonpath[0], "src", "CLI paths stay as given");
-	cr_assert_str_eq(cfg.pythonpath[1], "/opt/lib");
+	cr_assert_str_eq(cfg.pythonpath[0], ".", "CLI paths stay as given");
+	cr_assert_str_eq(cfg.pythonpath[1], "/tmp");
 	cr_assert_eq(cfg.interpreter, HB_INTERP_MAIN);
 	cr_assert_eq(cfg.max_body_size, 1024);
 }
@@ -391,6 +392,16 @@ Test(aliases, print_config_names_each_source)
 	cr_assert(strstr(out, "timeout = 120  # cli --timeout\n"), "whole seconds bare: %s", out);
 }
 
+Test(config_errors, pythonpath_must_exist)
+{
+	assert_err(LOAD("a:b", "--pythonpath", "/tmp", "--pythonpath", "/no/such/hb-dir"),
+		   "pythonpath: '/no/such/hb-dir' is not a directory (No such file or directory; "
+		   "from cli --pythonpath)");
+	assert_err(load_with(ARGS("a:b"), ARGS("HORNBEAM_PYTHONPATH=/etc/passwd"), NULL),
+		   "pythonpath: '/etc/passwd' is not a directory (not a directory; from env "
+		   "HORNBEAM_PYTHONPATH)");
+}
+
 /* ---- CLI errors ---- */
 
 Test(config_errors, cli_values)
@@ -525,7 +536,7 @@ Test(config, environment, .fini = cleanup)
 			     "HORNBEAM_WORKERS=5",
 			     "HORNBEAM_BIND= 0.0.0.0:81 ,unix:/tmp/x.sock,",
 			     "HORNBEAM_CPU_AFFINITY=Yes",
-			     "HORNBEAM_PYTHONPATH=a,/b",
+			     "HORNBEAM_PYTHONPATH=.,/tmp",
 			     "HORNBEAM_LOG_LEVEL=warning",
 			     "HORNBEAM_MAX_REQUESTS=",
 			     "HORNBEAM_PORT=tcp://10.0.0.1:80",
@@ -541,7 +552,7 @@ Test(config, environment, .fini = cleanup)
 	cr_assert_str_eq(cfg.binds[1].path, "/tmp/x.sock");
 	cr_assert_eq(cfg.cpu_affinity, 1);
 	cr_assert_eq(cfg.npythonpath, 2);
-	cr_assert_str_eq(cfg.pythonpath[0], "a");
+	cr_assert_str_eq(cfg.pythonpath[0], ".");
 	cr_assert_eq(cfg.log_level, HB_LOG_WARNING);
 	cr_assert_eq(cfg.max_requests, 0, "empty variable: unset");
 	cr_assert_str_eq(cfg.access_log_format, "%(h)s %(r)s");
@@ -652,13 +663,16 @@ TestSuite(toml, .init = py_up, .fini = py_down);
 
 Test(toml, every_kind)
 {
+	char src[PATH_MAX + 8];
+	snprintf(src, sizeof src, "%s/src", dir);
+	cr_assert(mkdir(src, 0700) == 0 || errno == EEXIST, "mkdir %s", src);
 	write_toml("# hornbeam\n"
 		   "app = \"site.wsgi:application\"\n"
 		   "bind = [\"0.0.0.0:8080\", \"[::]:8080\", \"unix:/tmp/s\"]\n"
 		   "workers = 3\n"
 		   "threads = 2\n"
 		   "worker_class = \"wsgi\"\n"
-		   "pythonpath = [\"src\", \"/abs\"]\n"
+		   "pythonpath = [\"src\", \"/tmp\"]\n"
 		   "timeout = \"1500ms\"\n"
 		   "graceful_timeout = 4\n"
 		   "keepalive = 0\n"
@@ -691,7 +705,7 @@ Test(toml, every_kind)
 	snprintf(want, sizeof want, "%s/src", real);
 	free(real);
 	cr_assert_str_eq(cfg.pythonpath[0], want, "relative to the file's directory");
-	cr_assert_str_eq(cfg.pythonpath[1], "/abs");
+	cr_assert_str_eq(cfg.pythonpath[1], "/tmp");
 	cr_assert_eq(cfg.timeout_ms, 1500);
 	cr_assert_eq(cfg.graceful_timeout_s, 4);
 	cr_assert_eq(cfg.keepalive_s, 0);
