@@ -12,9 +12,9 @@
 
 enum {
 	ST_INIT,
-	ST_HELLO_SENT,	/* client: waits for CHALLENGE */
-	ST_PROOF_SENT,	/* client: waits for the server's PROOF */
-	ST_CHALLENGED,	/* server: waits for the client's PROOF */
+	ST_HELLO_SENT, /* client: waits for CHALLENGE */
+	ST_PROOF_SENT, /* client: waits for the server's PROOF */
+	ST_CHALLENGED, /* server: waits for the client's PROOF */
 	ST_DONE,
 	ST_FAILED,
 };
@@ -94,8 +94,7 @@ static int read_hello(hb_auth_t *a, const void *data, size_t len, const char **w
 		return -EPROTO;
 	memcpy(a->peer, t.data, t.len);
 	a->peer[t.len] = 0;
-	if (hb_codec_next(&r, &t) != 1 || t.type != HB_CODEC_BYTES ||
-	    t.len != HB_AUTH_NONCE_SIZE)
+	if (hb_codec_next(&r, &t) != 1 || t.type != HB_CODEC_BYTES || t.len != HB_AUTH_NONCE_SIZE)
 		return -EPROTO;
 	memcpy(a->peer_nonce, t.data, HB_AUTH_NONCE_SIZE);
 	if (hb_codec_next(&r, &t) != 0)
@@ -201,8 +200,8 @@ int hb_auth_start(hb_auth_t *a, hb_cbuf_t *out, uint8_t *out_type)
 	return 0;
 }
 
-static int on_hello(hb_auth_t *a, const void *data, size_t len, hb_cbuf_t *out,
-		    uint8_t *out_type, const char **why)
+static int on_hello(hb_auth_t *a, const void *data, size_t len, hb_cbuf_t *out, uint8_t *out_type,
+		    const char **why)
 {
 	int rc = read_hello(a, data, len, why);
 	if (rc < 0)
@@ -266,8 +265,7 @@ int hb_auth_input(hb_auth_t *a, uint8_t type, const void *data, size_t len, hb_c
 		rc = check_proof(a, LABEL_SERVER, data, len, why);
 		if (rc == 0)
 			rc = HB_AUTH_DONE;
-	}
-	else if (a->role == HB_AUTH_SERVER && a->state == ST_INIT && type == HB_FRAME_HELLO)
+	} else if (a->role == HB_AUTH_SERVER && a->state == ST_INIT && type == HB_FRAME_HELLO)
 		rc = on_hello(a, data, len, out, out_type, why);
 	else if (a->state == ST_CHALLENGED && type == HB_FRAME_PROOF)
 		rc = on_client_proof(a, data, len, out, out_type, why);

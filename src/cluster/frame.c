@@ -45,12 +45,12 @@ typedef struct partial {
 struct hb_frame_parser {
 	hb_frame_limits_t lim;
 	uint8_t hdr[HB_FRAME_HEADER_SIZE];
-	uint32_t hlen;	  /* header bytes collected */
-	int in_payload;	  /* the header is parsed; payload bytes follow */
+	uint32_t hlen;	/* header bytes collected */
+	int in_payload; /* the header is parsed; payload bytes follow */
 	uint8_t type, flags;
 	uint32_t stream, flen, got;
-	partial_t *dst;	  /* reassembly target of this frame, or NULL (a one-frame message) */
-	uint8_t *one;	  /* a one-frame message split across feeds */
+	partial_t *dst; /* reassembly target of this frame, or NULL (a one-frame message) */
+	uint8_t *one;	/* a one-frame message split across feeds */
 	size_t one_cap;
 	partial_t *release; /* delivered last time: emptied on the next feed */
 	partial_t *parts;
@@ -210,7 +210,9 @@ static int deliver(hb_frame_parser_t *p, const uint8_t *data, size_t len, hb_fra
 static int payload(hb_frame_parser_t *p, const uint8_t *in, size_t n, hb_frame_msg_t *msg)
 {
 	partial_t *pt = p->dst;
-	if (pt) {
+	if (n == 0) {
+		/* nothing to copy (a header that ended the piece, or an empty last fragment) */
+	} else if (pt) {
 		if (grow(&pt->buf, &pt->cap, pt->len + n) < 0)
 			return fail(p, -ENOMEM, "out of memory reassembling a message");
 		memcpy(pt->buf + pt->len, in, n);

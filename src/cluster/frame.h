@@ -31,10 +31,10 @@
 #include <stdint.h>
 
 #define HB_FRAME_HEADER_SIZE 12u
-#define HB_FRAME_DEFAULT_MAX_FRAME (1u << 20)	  /* cluster.max_frame_size */
-#define HB_FRAME_DEFAULT_CHUNK (64u << 10)	  /* sender's fragment size */
+#define HB_FRAME_DEFAULT_MAX_FRAME (1u << 20)	 /* cluster.max_frame_size */
+#define HB_FRAME_DEFAULT_CHUNK (64u << 10)	 /* sender's fragment size */
 #define HB_FRAME_DEFAULT_MAX_MESSAGE (64u << 20) /* reassembled message ceiling */
-#define HB_FRAME_DEFAULT_MAX_STREAMS 64u	  /* messages being reassembled at once */
+#define HB_FRAME_DEFAULT_MAX_STREAMS 64u	 /* messages being reassembled at once */
 
 /* Frame types. The frame layer checks only that a type is one of these. */
 enum hb_frame_type {

@@ -3,17 +3,21 @@
  *
  * Input: byte 0 picks the limits (low bits: max_frame, max_streams), byte 1 the feed step
  * (0: all at once), the rest is fed to a parser. Every message it yields is also handed to a
- * server-side and a client-side auth state machine as whatever frame type it came in.
+ * server-side and a client-side auth state machine as whatever frame type it came in, and a
+ * SWIM frame to a membership state machine.
  * Invariants checked: a message never exceeds the limits and is a valid codec value, errors carry
  * a reason and are sticky, reassembly never holds more than max_streams messages.
  * Build: clang -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_cluster_frame.c
- *        src/cluster/frame.c src/cluster/auth.c src/core/codec.c -lwolfssl
+ *        src/cluster/frame.c src/cluster/auth.c src/cluster/swim.c src/cluster/swim_msg.c
+ *        src/core/codec.c -lwolfssl -lm
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cluster/auth.h"
 #include "cluster/frame.h"
+#include "cluster/swim.h"
 #include "core/codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -39,6 +43,26 @@ static void poke_auth(const hb_frame_msg_t *m)
 		hb_auth_clear(&a);
 	}
 	hb_cbuf_free(&b);
+}
+
+static void poke_swim(const hb_frame_msg_t *m)
+{
+	hb_swim_config_t c = {.name = "fuzz@x", .addr = "127.0.0.1:7946", .seed = 1};
+	hb_swim_t *s = hb_swim_new(&c, 0);
+	if (!s)
+		return;
+	int rc = hb_swim_input(s, 0, m->data, m->len);
+	if (rc != 0 && rc != -EBADMSG && rc != -ENOMEM)
+		abort();
+	for (int64_t t = 0; t < 3000; t += 250)
+		hb_swim_tick(s, t);
+	hb_swim_out_t *o;
+	while ((o = hb_swim_pop_out(s))) {
+		if (hb_codec_validate(o->data, o->len, 0) != 0)
+			abort();
+		free(o);
+	}
+	hb_swim_free(s);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -85,6 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (hb_codec_validate(m.data, m.len, 0) != 0)
 				abort();
 			poke_auth(&m);
+			if (m.type == HB_FRAME_SWIM)
+				poke_swim(&m);
 		}
 		if (hb_frame_parser_partial(p) > lim.max_streams)
 			abort();
