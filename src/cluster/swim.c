@@ -18,10 +18,10 @@ typedef struct member {
 	char addr[HB_SWIM_MAX_ADDR + 1];
 	uint64_t inc;
 	hb_swim_state_t state;
-	int64_t since;	     /* when it entered its state */
-	int64_t susp_start;  /* SUSPECT: when we started suspecting it */
-	uint32_t susp_k;     /* confirmations that bring the timeout down to min */
-	uint32_t susp_n;     /* confirmations received */
+	int64_t since;	    /* when it entered its state */
+	int64_t susp_start; /* SUSPECT: when we started suspecting it */
+	uint32_t susp_k;    /* confirmations that bring the timeout down to min */
+	uint32_t susp_n;    /* confirmations received */
 	uint32_t nfrom;
 	uint64_t from[MAX_CONFIRM]; /* hashes of who accused it (each counts once) */
 	int probe_soon;		    /* newly suspected: probe it next, out of turn */
@@ -336,8 +336,7 @@ static void send_msg(hb_swim_t *s, const char *addr, int type, uint32_t seq, con
 /* Sends our whole member list (ourselves included) as a PUSH_PULL or its reply. */
 static void send_state(hb_swim_t *s, const char *addr, int type)
 {
-	hb_swim_msg_t m = {
-		.type = type, .from_name = zstr(s->name), .from_addr = zstr(s->addr)};
+	hb_swim_msg_t m = {.type = type, .from_name = zstr(s->name), .from_addr = zstr(s->addr)};
 	hb_cbuf_t b;
 	hb_cbuf_init(&b, NULL, 0);
 	hb_swim_msg_begin(&b, &m, s->nm + 1);
@@ -429,7 +428,8 @@ static void on_alive(hb_swim_t *s, int64_t now, const hb_swim_item_t *it)
 {
 	if (str_is(it->name, s->name)) {
 		if (it->inc > s->inc)
-			refute(s, it->inc, it->from); /* someone knows a later us: a previous life */
+			refute(s, it->inc,
+			       it->from); /* someone knows a later us: a previous life */
 		return;
 	}
 	member_t *m = find(s, it->name.p, it->name.n);
@@ -665,8 +665,7 @@ static void probe_tick(hb_swim_t *s, int64_t now)
 
 /* ---- relays: pings we send for another member's ping-req ---- */
 
-static void relay_add(hb_swim_t *s, int64_t now, uint32_t seq, uint32_t orig_seq,
-		      hb_swim_str_t to)
+static void relay_add(hb_swim_t *s, int64_t now, uint32_t seq, uint32_t orig_seq, hb_swim_str_t to)
 {
 	if (s->nrelays == s->cap_relays) {
 		uint32_t cap = s->cap_relays ? s->cap_relays * 2 : 8;
@@ -781,12 +780,14 @@ int hb_swim_input(hb_swim_t *s, int64_t now, const void *data, size_t len)
 	int stale = 0;
 	for (uint32_t i = 0; i < msg.nitems; i++) {
 		const hb_swim_item_t *it = &msg.items[i];
-		stale |= it->state != HB_SWIM_ALIVE && it->inc < s->inc && str_is(it->name, s->name);
+		stale |=
+			it->state != HB_SWIM_ALIVE && it->inc < s->inc && str_is(it->name, s->name);
 		apply_item(s, now, it, sync);
 	}
 	dispatch(s, now, &msg);
 	/* The sender still gossips an accusation we already refuted: the refutation missed it, so
-	 * tell it directly (a ping's ack already carries our entry; a sync reply our whole state). */
+	 * tell it directly (a ping's ack already carries our entry; a sync reply our whole state).
+	 */
 	if (stale && !s->leaving && msg.type != HB_SWIM_MSG_PING && !sync) {
 		char to[HB_SWIM_MAX_ADDR + 1];
 		copy_str(to, sizeof to, msg.from_addr.p, msg.from_addr.n);

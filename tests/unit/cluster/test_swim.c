@@ -156,7 +156,8 @@ static void step(net_t *w)
 			continue;
 		}
 		if (w->up[p->to])
-			cr_assert_eq(hb_swim_input(w->node[p->to], w->now, p->o->data, p->o->len), 0);
+			cr_assert_eq(hb_swim_input(w->node[p->to], w->now, p->o->data, p->o->len),
+				     0);
 		free(p->o);
 	}
 	w->nq = keep;
@@ -292,7 +293,8 @@ Test(swim, paused_node_refutes_suspicion)
 		for (int i = 0; i < 5; i++)
 			s += w->suspect[i][2];
 		if (s)
-			cr_assert_gt(hb_swim_incarnation(w->node[2]), inc0, "suspected, not refuted");
+			cr_assert_gt(hb_swim_incarnation(w->node[2]), inc0,
+				     "suspected, not refuted");
 		suspects += s;
 		cr_assert(alive_everywhere(w, 4));
 		net_free(w);
