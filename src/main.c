@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/node.h"
 #include "core/config.h"
 #include "core/hub.h"
 #include "core/log.h"
@@ -212,12 +213,20 @@ int main(int argc, char **argv)
 		fflush(NULL);
 		_exit(2); /* workers are running: do not run exit handlers under them */
 	}
+	hb_cluster_t *cluster = NULL;
+	if (cfg.cluster_enabled && (rc = hb_cluster_start_config(&cfg, NULL, NULL, &cluster)) < 0) {
+		fprintf(stderr, "hornbeam-uring: cluster: cannot start on %s: %s\n",
+			cfg.cluster_bind, strerror(-rc));
+		fflush(NULL);
+		_exit(1); /* workers are running: do not run exit handlers under them */
+	}
 	hb_io_t **ios = calloc((size_t)srv.nio, sizeof(*ios));
 	pthread_t *th = calloc((size_t)srv.nio, sizeof(*th));
 	if (!ios || !th || start_io(&srv, ios, th) < 0)
 		return 1;
 	log_listening(&cfg, srv.nio);
 	supervise(&srv, &set);
+	hb_cluster_stop(cluster, 1); /* leave first: the others mark this node left, not dead */
 	int forced = atomic_load(&srv.draining) == 2;
 	for (int i = 0; i < srv.nio; i++) {
 		pthread_join(th[i], NULL);

@@ -40,6 +40,7 @@ enum kind {
 	K_ENUM,	 /* int-sized enum field, one of choices */
 	K_BINDS, /* hb_bind_t * field + size_t count */
 	K_PATHS, /* char ** field + size_t count */
+	K_STRS,	 /* char ** field + size_t count, taken as given (cluster seeds) */
 };
 
 enum {
@@ -69,6 +70,7 @@ struct key {
 };
 
 static const char *check_root_path(char *s);
+static const char *check_cluster_addr(char *s);
 
 static const struct choice worker_classes[] = {
 	{"wsgi", HB_WORKER_WSGI, false},
@@ -202,6 +204,28 @@ static const struct key keys[] = {
 	 .help = "HTTP/2 SETTINGS, PING, PRIORITY and empty frames per second before GOAWAY"},
 	{"h2_max_continuations", K_I64, OFF(h2_max_continuations), 0, 1024, "8", "N",
 	 .help = "CONTINUATION frames per HTTP/2 header block (more: GOAWAY)"},
+	{"cluster_enabled", K_BOOL, OFF(cluster_enabled), .def = "false",
+	 .help = "join a cluster ([cluster] enabled in a file; needs a cookie)"},
+	{"cluster_bind", K_STR, OFF(cluster_bind), .def = "0.0.0.0:7946", .metavar = "HOST:PORT",
+	 .help = "numeric address the cluster listener binds", .check = check_cluster_addr},
+	{"cluster_advertise", K_STR, OFF(cluster_advertise), .metavar = "HOST:PORT",
+	 .flags = F_EMPTY_NULL, .check = check_cluster_addr,
+	 .help = "address other nodes dial (default: the bind address, or this host's)"},
+	{"cluster_seeds", K_STRS, OFF(cluster_seeds), .metavar = "HOST:PORT",
+	 .count_off = OFF(ncluster_seeds),
+	 .help = "a node to join through; a name means every address it has; repeatable"},
+	{"cluster_cookie", K_STR, OFF(cluster_cookie), .metavar = "SECRET", .flags = F_EMPTY_NULL,
+	 .help = "shared secret of the cluster's nodes (never sent)"},
+	{"cluster_cookie_file", K_STR, OFF(cluster_cookie_file), .metavar = "FILE",
+	 .flags = F_EMPTY_NULL, .help = "file holding the cookie (trailing newline ignored)"},
+	{"cluster_max_frame_size", K_I64, OFF(cluster_max_frame_size), 64, 1 << 30, "1048576",
+	 "BYTES", .help = "largest frame a peer may send (larger: the link closes)"},
+	{"cluster_probe_interval", K_I64, OFF(cluster_probe_interval_ms), 10, 60000, "1000", "MS",
+	 .help = "milliseconds between failure-detector probes"},
+	{"cluster_probe_timeout", K_I64, OFF(cluster_probe_timeout_ms), 5, 60000, "500", "MS",
+	 .help = "milliseconds to wait for a probe's ack before asking others"},
+	{"cluster_indirect_checks", K_I64, OFF(cluster_indirect_checks), 1, 16, "3", "N",
+	 .help = "members asked to probe a node that did not answer"},
 };
 /* clang-format on */
 
@@ -673,6 +697,20 @@ static int store_app(const struct ctx *c, const struct key *k, const char *s)
 	return replace_str(c, k, app);
 }
 
+/* The cluster listener and the address others dial are numeric HOST:PORT ([V6]:PORT). */
+static const char *check_cluster_addr(char *s)
+{
+	hb_bind_t b;
+	const char *why = NULL;
+	if (!strchr(s, ':'))
+		return "expected HOST:PORT";
+	if (hb_config_parse_bind(s, &b, &why) < 0)
+		return why;
+	if (b.family != AF_INET && b.family != AF_INET6)
+		return "expected a numeric address (an IP, not a name)";
+	return NULL;
+}
+
 static const char *check_root_path(char *s)
 {
 	size_t n = strlen(s);
@@ -711,7 +749,7 @@ static int store_string_kind(const struct ctx *c, const struct key *k, const cha
 static void clear_list(hb_config_t *cfg, const struct key *k)
 {
 	size_t *n = count_field(cfg, k);
-	if (k->kind == K_PATHS) {
+	if (k->kind == K_PATHS || k->kind == K_STRS) {
 		char **paths = *(char ***)field(cfg, k->off);
 		for (size_t i = 0; i < *n; i++)
 			free(paths[i]);
@@ -767,6 +805,23 @@ static int add_path(const struct ctx *c, const struct key *k, const char *p)
 	return 0;
 }
 
+static int add_str(const struct ctx *c, const struct key *k, const char *s)
+{
+	if (!*s)
+		return fail(c, k, "empty value");
+	size_t *n = count_field(c->cfg, k);
+	char ***v = (char ***)field(c->cfg, k->off);
+	char *copy = strdup(s);
+	char **grown = copy ? realloc(*v, (*n + 1) * sizeof **v) : NULL;
+	if (!grown) {
+		free(copy);
+		return no_memory(c);
+	}
+	grown[(*n)++] = copy;
+	*v = grown;
+	return 0;
+}
+
 /* A source's list replaces the lists of the sources below it; c->append adds to its own. */
 static int store_list(const struct ctx *c, const struct key *k, const char *const *items, size_t n)
 {
@@ -775,7 +830,9 @@ static int store_list(const struct ctx *c, const struct key *k, const char *cons
 	if (k->kind == K_BINDS && n == 0 && c->cfg->nbinds == 0)
 		return fail(c, k, "expected at least one address");
 	for (size_t i = 0; i < n; i++) {
-		int rc = k->kind == K_BINDS ? add_bind(c, k, items[i]) : add_path(c, k, items[i]);
+		int rc = k->kind == K_BINDS  ? add_bind(c, k, items[i])
+			 : k->kind == K_STRS ? add_str(c, k, items[i])
+					     : add_path(c, k, items[i]);
 		if (rc < 0)
 			return rc;
 	}
@@ -929,6 +986,7 @@ static int set_text(const struct ctx *c, const struct key *k, const char *s)
 		return store_string_kind(c, k, s);
 	case K_BINDS:
 	case K_PATHS:
+	case K_STRS:
 		if (c->o.src == SRC_ENV)
 			return text_list(c, k, s);
 		return store_list(c, k, &s, 1);
@@ -1010,6 +1068,7 @@ static int tval_scalar(const struct ctx *c, const struct key *k, const hb_tval_t
 		return fail(c, k, "expected a string, got %s", tval_type(v));
 	case K_BINDS:
 	case K_PATHS:
+	case K_STRS:
 		return tval_list(c, k, v);
 	}
 	return -EINVAL;
@@ -1061,6 +1120,12 @@ static int set_from_file(hb_config_t *cfg, const char *name, const hb_tval_t *v,
 {
 	if (strncmp(name, "functions.", 10) == 0)
 		return add_function(cfg, name + 10, v, file, line, err, errlen);
+	char cname[64];
+	if (strncmp(name, "cluster.", 8) == 0 && strlen(name) < sizeof cname) {
+		/* [cluster] enabled = ... is the key cluster_enabled */
+		snprintf(cname, sizeof cname, "cluster_%s", name + 8);
+		name = cname;
+	}
 	const struct key *k = key_named(name);
 	if (!k || (k->flags & F_NOFILE)) {
 		const char *near = closest_key(name, true);
@@ -1382,6 +1447,33 @@ static int derive_cpus(hb_config_t *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* A cluster needs its cookie: given, or read from cluster_cookie_file. */
+static int check_cluster(hb_config_t *cfg, char *err, size_t errlen)
+{
+	if (!cfg->cluster_enabled)
+		return 0;
+	if (!cfg->cluster_cookie && cfg->cluster_cookie_file) {
+		FILE *f = fopen(cfg->cluster_cookie_file, "r");
+		char buf[1025];
+		size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+		if (f)
+			fclose(f);
+		if (!f)
+			return plain_fail(err, errlen, "cluster_cookie_file: cannot read '%s': %s",
+					  cfg->cluster_cookie_file, strerror(errno));
+		while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+			n--;
+		buf[n] = '\0';
+		if (n && !(cfg->cluster_cookie = strdup(buf)))
+			return plain_fail(err, errlen, "out of memory"), -ENOMEM;
+	}
+	if (!cfg->cluster_cookie)
+		return plain_fail(err, errlen,
+				  "cluster enabled without a cookie: set cluster.cookie, "
+				  "cluster.cookie_file or HORNBEAM_CLUSTER_COOKIE");
+	return 0;
+}
+
 static const char *config_path(const struct arg *args, int n, char **envp)
 {
 	const char *path = NULL;
@@ -1445,6 +1537,8 @@ static int load_sources(hb_config_t *cfg, const struct arg *args, int nargs, cha
 		rc = check_pythonpath(cfg, err, errlen);
 	if (rc == 0)
 		rc = derive_cpus(cfg, err, errlen);
+	if (rc == 0)
+		rc = check_cluster(cfg, err, errlen);
 	return rc;
 }
 
@@ -1492,6 +1586,7 @@ void hb_config_free(hb_config_t *cfg)
 			break;
 		case K_BINDS:
 		case K_PATHS:
+		case K_STRS:
 			clear_list(cfg, &keys[i]);
 			break;
 		case K_INT:

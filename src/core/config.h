@@ -84,6 +84,18 @@ typedef struct hb_config {
 	int64_t h2_max_control_frames;	   /* SETTINGS/PING/PRIORITY/empty frames per second */
 	int64_t h2_max_continuations;	   /* CONTINUATION frames per header block, 8 */
 	char *node_name;		   /* default hornbeam@<hostname> (NULL: derive) */
+	/* [cluster] (docs/cluster.md); file keys in a [cluster] table, env HORNBEAM_CLUSTER_* */
+	int cluster_enabled;	 /* default false */
+	char *cluster_bind;	 /* numeric HOST:PORT, default 0.0.0.0:7946 */
+	char *cluster_advertise; /* HOST:PORT others dial; NULL: derived */
+	char **cluster_seeds;	 /* HOST:PORT, a name means all its addresses */
+	size_t ncluster_seeds;
+	char *cluster_cookie;		   /* required when enabled (or cluster_cookie_file) */
+	char *cluster_cookie_file;	   /* read into cluster_cookie at load */
+	int64_t cluster_max_frame_size;	   /* default 1 MiB */
+	int64_t cluster_probe_interval_ms; /* default 1000 */
+	int64_t cluster_probe_timeout_ms;  /* default 500 */
+	int64_t cluster_indirect_checks;   /* default 3 */
 	hb_config_function_t *functions;   /* [functions] table */
 	size_t nfunctions;
 	char *sources; /* private to config.c: where each key's value came from (--print-config) */

@@ -241,6 +241,36 @@ static int emit_functions(PyObject *table, const char *path, const char *text, h
 	return 0;
 }
 
+/* A table whose keys go to set() as "PREFIX.key" ([cluster] enabled -> "cluster.enabled"). */
+static int emit_prefixed(PyObject *table, const char *prefix, const char *path, const char *text,
+			 hb_config_t *cfg, hb_config_set_fn set, char *err, size_t errlen)
+{
+	PyObject *k, *o;
+	Py_ssize_t pos = 0;
+	while (PyDict_Next(table, &pos, &k, &o)) {
+		hb_tval_t v;
+		char name[128];
+		const char *key = PyUnicode_AsUTF8(k);
+		if (!key) {
+			PyErr_Clear();
+			snprintf(err, errlen, "%s: a key is not valid UTF-8", path);
+			return -EINVAL;
+		}
+		snprintf(name, sizeof name, "%s%s", prefix, key);
+		int rc = convert(o, &v);
+		if (rc == 0) {
+			rc = set(cfg, name, &v, path, key_line(text, key), err, errlen);
+		} else {
+			snprintf(err, errlen, "%s: out of memory", path);
+			rc = -ENOMEM;
+		}
+		free_tval(&v);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int emit_table(PyObject *table, const char *path, const char *text, hb_config_t *cfg,
 		      hb_config_set_fn set, char *err, size_t errlen)
 {
@@ -256,6 +286,12 @@ static int emit_table(PyObject *table, const char *path, const char *text, hb_co
 		}
 		if (strcmp(key, "functions") == 0 && PyDict_Check(o)) {
 			int rc = emit_functions(o, path, text, cfg, set, err, errlen);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (strcmp(key, "cluster") == 0 && PyDict_Check(o)) {
+			int rc = emit_prefixed(o, "cluster.", path, text, cfg, set, err, errlen);
 			if (rc < 0)
 				return rc;
 			continue;

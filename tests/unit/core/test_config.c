@@ -852,10 +852,33 @@ Test(toml, errors_name_key_and_line)
 	assert_file_err(load_toml(NULL, NULL), 1, "unknown key 'config'");
 }
 
-Test(toml, tables_are_refused_for_now)
+Test(toml, cluster_table)
 {
+	write_toml("app = 'a:b'\n\n[cluster]\nenabled = true\ncookie = 'c00kie'\n"
+		   "seeds = ['10.0.0.1:7946', 'hb.svc.local:7946']\nbind = '127.0.0.1:7000'\n"
+		   "probe_interval = 250\n");
+	cr_assert_eq(load_toml(NULL, NULL), 0, "%s", err);
+	cr_assert(cfg.cluster_enabled);
+	cr_assert_str_eq(cfg.cluster_cookie, "c00kie");
+	cr_assert_eq(cfg.ncluster_seeds, 2);
+	cr_assert_str_eq(cfg.cluster_seeds[1], "hb.svc.local:7946");
+	cr_assert_str_eq(cfg.cluster_bind, "127.0.0.1:7000");
+	cr_assert_eq(cfg.cluster_probe_interval_ms, 250);
+	cr_assert_eq(cfg.cluster_probe_timeout_ms, 500);
+	cr_assert_eq(cfg.cluster_max_frame_size, 1 << 20);
+	hb_config_free(&cfg);
+	/* the environment overrides the file, as for every key */
+	cr_assert_eq(load_toml(NULL, ARGS("HORNBEAM_CLUSTER_COOKIE=from-env")), 0, "%s", err);
+	cr_assert_str_eq(cfg.cluster_cookie, "from-env");
+	hb_config_free(&cfg);
 	write_toml("app = 'a:b'\n\n[cluster]\nname = 'x'\n");
-	assert_file_err(load_toml(NULL, NULL), 3, "unknown key 'cluster'");
+	assert_file_err(load_toml(NULL, NULL), 4, "unknown key 'cluster_name'");
+	write_toml("app = 'a:b'\n\n[cluster]\nenabled = true\n");
+	cr_assert_eq(load_toml(NULL, NULL), -EINVAL);
+	cr_assert(strstr(err, "HORNBEAM_CLUSTER_COOKIE"), "%s", err);
+	write_toml("app = 'a:b'\n\n[cluster]\nbind = 'example.com:7946'\n");
+	cr_assert_eq(load_toml(NULL, NULL), -EINVAL);
+	cr_assert(strstr(err, "numeric"), "%s", err);
 }
 
 Test(toml, syntax_error_line)

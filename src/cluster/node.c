@@ -1,0 +1,872 @@
+/* node.c: the cluster thread (see node.h). One ring, one listener, a list of links; every
+ * completion goes through on_op's switch. */
+#include "cluster/node.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cluster/auth.h"
+#include "cluster/frame.h"
+#include "core/codec.h"
+#include "core/log.h"
+#include "core/ring.h"
+
+#define RBUF_SIZE (64u << 10)
+#define WBUF_SIZE (2 * (HB_FRAME_HEADER_SIZE + HB_FRAME_DEFAULT_CHUNK))
+#define TICK_MS 10
+#define MAX_QUEUED 4096u /* messages waiting on one link (e.g. while it connects) */
+
+enum { L_CONNECTING, L_AUTH, L_UP, L_CLOSING };
+enum { OP_CONNECT, OP_RECV, OP_SEND, OP_ACCEPT };
+
+typedef struct link {
+	struct link *next;
+	hb_cluster_t *cl;
+	int fd, state, outgoing;
+	int busy; /* ops in flight; the link is freed only at zero */
+	int sending;
+	char addr[HB_SWIM_MAX_ADDR + 1]; /* outgoing: the address dialled */
+	char peer[HB_AUTH_MAX_NAME + 1]; /* once authenticated */
+	hb_auth_t auth;
+	hb_frame_parser_t *parser;
+	hb_frame_out_t *out;
+	uint8_t *rbuf, *wbuf;
+	size_t wlen, woff;
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	int64_t born;
+	hb_ring_op_t op_connect, op_recv, op_send;
+} link_t;
+
+struct hb_cluster {
+	hb_cluster_config_t c;
+	char name[HB_SWIM_MAX_NAME + 1];
+	char advertise[HB_SWIM_MAX_ADDR + 1];
+	char bind_host[INET6_ADDRSTRLEN + 1];
+	char **seeds;
+	size_t nseeds;
+	uint8_t cookie[HB_AUTH_MAX_COOKIE];
+	int lfd;
+	uint16_t port;
+	pthread_t th;
+	_Atomic int stop;
+	int leave;
+	hb_ring_t ring;
+	hb_ring_op_t op_accept;
+	int accept_armed;
+	hb_swim_t *swim;
+	link_t *links;
+	int64_t next_join;
+	pthread_mutex_t mu; /* guards live/nlive */
+	char **live;
+	int nlive;
+	sem_t started;
+	int start_rc;
+};
+
+static void on_op(hb_ring_t *r, hb_ring_op_t *op, struct io_uring_cqe *cqe);
+
+static int64_t now_ms(hb_cluster_t *cl)
+{
+	return (int64_t)(hb_ring_clock(&cl->ring) / 1000000u);
+}
+
+/* ---- addresses ---- */
+
+/* "1.2.3.4:5" or "[::1]:5" into a sockaddr. */
+static int addr_parse(const char *s, struct sockaddr_storage *sa, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon = strrchr(s, ':');
+	if (!colon)
+		return -EINVAL;
+	const char *h = s;
+	size_t n = (size_t)(colon - s);
+	if (*h == '[' && n >= 2 && h[n - 1] == ']') {
+		h++;
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof host)
+		return -EINVAL;
+	memcpy(host, h, n);
+	host[n] = 0;
+	long port = strtol(colon + 1, NULL, 10);
+	if (port < 1 || port > 65535)
+		return -EINVAL;
+	memset(sa, 0, sizeof *sa);
+	struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
+	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)port);
+		*len = sizeof *v4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)port);
+		*len = sizeof *v6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static void addr_format(const struct sockaddr *sa, char *out, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN];
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
+		snprintf(out, cap, "[%s]:%u", host, ntohs(v6->sin6_port));
+	} else {
+		const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
+		snprintf(out, cap, "%s:%u", host, ntohs(v4->sin_port));
+	}
+}
+
+/* ---- links ---- */
+
+/* Who is at the other end, for log lines: the authenticated name, else the name it claimed and
+ * its address. */
+static const char *link_name(link_t *l, char *buf, size_t cap)
+{
+	if (l->peer[0])
+		return l->peer;
+	if (l->auth.peer[0])
+		snprintf(buf, cap, "%s (unverified) at %s", l->auth.peer, l->addr);
+	else
+		snprintf(buf, cap, "%s", l->addr[0] ? l->addr : "an unknown peer");
+	return buf;
+}
+
+static link_t *link_new(hb_cluster_t *cl, int fd, int outgoing)
+{
+	hb_frame_limits_t lim = {.max_frame = cl->c.max_frame_size};
+	link_t *l = calloc(1, sizeof *l);
+	if (!l)
+		return NULL;
+	l->cl = cl;
+	l->fd = fd;
+	l->outgoing = outgoing;
+	l->parser = hb_frame_parser_new(&lim);
+	l->out = hb_frame_out_new(0);
+	l->rbuf = malloc(RBUF_SIZE);
+	l->wbuf = malloc(WBUF_SIZE);
+	if (!l->parser || !l->out || !l->rbuf || !l->wbuf) {
+		hb_frame_parser_free(l->parser);
+		hb_frame_out_free(l->out);
+		free(l->rbuf);
+		free(l->wbuf);
+		free(l);
+		return NULL;
+	}
+	l->op_connect = (hb_ring_op_t){.cb = on_op, .owner = l, .kind = OP_CONNECT};
+	l->op_recv = (hb_ring_op_t){.cb = on_op, .owner = l, .kind = OP_RECV};
+	l->op_send = (hb_ring_op_t){.cb = on_op, .owner = l, .kind = OP_SEND};
+	l->born = now_ms(cl);
+	l->next = cl->links;
+	cl->links = l;
+	return l;
+}
+
+static void link_free_if_idle(link_t *l)
+{
+	if (l->state != L_CLOSING || l->busy)
+		return;
+	hb_cluster_t *cl = l->cl;
+	for (link_t **p = &cl->links; *p; p = &(*p)->next) {
+		if (*p == l) {
+			*p = l->next;
+			break;
+		}
+	}
+	close(l->fd);
+	hb_auth_clear(&l->auth);
+	hb_frame_parser_free(l->parser);
+	hb_frame_out_free(l->out);
+	free(l->rbuf);
+	free(l->wbuf);
+	free(l);
+}
+
+/* Closes a link; `why` (static) is logged as a warning naming the peer, NULL closes quietly. */
+static void link_close(link_t *l, const char *why)
+{
+	if (l->state == L_CLOSING)
+		return;
+	char who[HB_AUTH_MAX_NAME + HB_SWIM_MAX_ADDR + 32];
+	if (why)
+		hb_warn("cluster: closing the link with %s: %s", link_name(l, who, sizeof who),
+			why);
+	l->state = L_CLOSING;
+	shutdown(l->fd, SHUT_RDWR);
+	if (l->busy) {
+		hb_ring_cancel(&l->cl->ring, &l->op_connect);
+		hb_ring_cancel(&l->cl->ring, &l->op_recv);
+	}
+	link_free_if_idle(l);
+}
+
+static void arm_recv(link_t *l)
+{
+	struct io_uring_sqe *sqe = hb_ring_sqe_for(&l->cl->ring, &l->op_recv);
+	io_uring_prep_recv(sqe, l->fd, l->rbuf, RBUF_SIZE, 0);
+	l->busy++;
+}
+
+/* Sends what is buffered, refilling the buffer from the frame queue once authenticated. */
+static void flush(link_t *l)
+{
+	if (l->sending || l->state == L_CLOSING || l->state == L_CONNECTING)
+		return;
+	if (l->woff == l->wlen) {
+		l->woff = l->wlen = 0;
+		if (l->state == L_UP)
+			l->wlen = hb_frame_out_fill(l->out, l->wbuf, WBUF_SIZE);
+	}
+	if (l->woff == l->wlen)
+		return;
+	struct io_uring_sqe *sqe = hb_ring_sqe_for(&l->cl->ring, &l->op_send);
+	io_uring_prep_send(sqe, l->fd, l->wbuf + l->woff, l->wlen - l->woff, MSG_NOSIGNAL);
+	l->sending = 1;
+	l->busy++;
+}
+
+/* Appends one small frame (the handshake) to the write buffer. */
+static int send_raw(link_t *l, uint8_t type, const uint8_t *p, size_t len)
+{
+	if (l->sending || WBUF_SIZE - l->wlen < HB_FRAME_HEADER_SIZE + len)
+		return -ENOBUFS; /* cannot happen in the handshake's lock step; checked anyway */
+	hb_frame_header_encode(l->wbuf + l->wlen, type, 0, 0, (uint32_t)len);
+	memcpy(l->wbuf + l->wlen + HB_FRAME_HEADER_SIZE, p, len);
+	l->wlen += HB_FRAME_HEADER_SIZE + len;
+	return 0;
+}
+
+static int auth_begin(link_t *l, hb_auth_role_t role)
+{
+	hb_cluster_t *cl = l->cl;
+	uint8_t nonce[HB_AUTH_NONCE_SIZE];
+	if (hb_auth_nonce(nonce) < 0 ||
+	    hb_auth_init(&l->auth, role, cl->name, cl->cookie, cl->c.cookie_len, nonce) < 0)
+		return -EIO;
+	l->state = L_AUTH;
+	if (role == HB_AUTH_SERVER)
+		return 0;
+	uint8_t stack[512], type;
+	hb_cbuf_t b;
+	hb_cbuf_init(&b, stack, sizeof stack);
+	int rc = hb_auth_start(&l->auth, &b, &type);
+	if (rc == 0)
+		rc = send_raw(l, type, b.data, b.len);
+	hb_cbuf_free(&b);
+	return rc;
+}
+
+/* The address a member advertises, to find links by peer name. */
+typedef struct by_addr {
+	const char *addr;
+	char name[HB_SWIM_MAX_NAME + 1];
+} by_addr_t;
+
+static void match_addr(const char *name, const char *addr, hb_swim_state_t st, uint64_t inc,
+		       void *ud)
+{
+	by_addr_t *b = ud;
+	(void)st;
+	(void)inc;
+	if (!strcmp(addr, b->addr))
+		snprintf(b->name, sizeof b->name, "%s", name);
+}
+
+static link_t *link_to(hb_cluster_t *cl, const char *addr)
+{
+	by_addr_t b = {.addr = addr};
+	hb_swim_members(cl->swim, match_addr, &b);
+	link_t *dial = NULL;
+	for (link_t *l = cl->links; l; l = l->next) {
+		if (l->state == L_CLOSING)
+			continue;
+		if (b.name[0] && l->state == L_UP && !strcmp(l->peer, b.name))
+			return l;
+		if (l->outgoing && !strcmp(l->addr, addr))
+			dial = l;
+	}
+	if (dial)
+		return dial;
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	if (addr_parse(addr, &sa, &salen) < 0)
+		return NULL;
+	int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	link_t *l = link_new(cl, fd, 1);
+	if (!l) {
+		close(fd);
+		return NULL;
+	}
+	snprintf(l->addr, sizeof l->addr, "%s", addr);
+	l->sa = sa;
+	l->salen = salen;
+	l->state = L_CONNECTING;
+	struct io_uring_sqe *sqe = hb_ring_sqe_for(&cl->ring, &l->op_connect);
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&l->sa, l->salen);
+	l->busy++;
+	return l;
+}
+
+/* ---- membership ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+typedef struct live_acc {
+	char **v;
+	int n, cap, err;
+} live_acc_t;
+
+static void add_live(const char *name, const char *addr, hb_swim_state_t st, uint64_t inc, void *ud)
+{
+	live_acc_t *a = ud;
+	(void)addr;
+	(void)inc;
+	if (st > HB_SWIM_SUSPECT || a->err)
+		return;
+	if (a->n == a->cap) {
+		int cap = a->cap ? a->cap * 2 : 8;
+		char **v = realloc(a->v, (size_t)cap * sizeof *v);
+		if (!v) {
+			a->err = 1;
+			return;
+		}
+		a->v = v;
+		a->cap = cap;
+	}
+	if (!(a->v[a->n] = strdup(name)))
+		a->err = 1;
+	else
+		a->n++;
+}
+
+static void snapshot(hb_cluster_t *cl)
+{
+	live_acc_t a = {0};
+	hb_swim_members(cl->swim, add_live, &a);
+	if (a.err) {
+		hb_cluster_names_free(a.v, a.n);
+		return; /* keep the previous snapshot */
+	}
+	if (a.n) /* qsort(NULL, 0) is undefined */
+		qsort(a.v, (size_t)a.n, sizeof *a.v, cmp_str);
+	pthread_mutex_lock(&cl->mu);
+	char **old = cl->live;
+	int nold = cl->nlive;
+	cl->live = a.v;
+	cl->nlive = a.n;
+	pthread_mutex_unlock(&cl->mu);
+	hb_cluster_names_free(old, nold);
+}
+
+/* Moves SWIM's output onto links and its events to the caller. */
+static void pump(hb_cluster_t *cl)
+{
+	hb_swim_out_t *o;
+	while ((o = hb_swim_pop_out(cl->swim))) {
+		link_t *l = link_to(cl, o->addr);
+		if (l && hb_frame_out_count(l->out) < MAX_QUEUED &&
+		    hb_frame_out_push(l->out, HB_FRAME_SWIM, 0, 0, o->data, o->len) == 0)
+			flush(l);
+		free(o);
+	}
+	hb_swim_event_t ev;
+	int changed = 0;
+	while (hb_swim_pop_event(cl->swim, &ev)) {
+		static const char *const names[] = {"join", "suspect", "alive", "dead", "leave"};
+		hb_info("cluster: %s %s (%s, incarnation %llu)", names[ev.type], ev.name, ev.addr,
+			(unsigned long long)ev.incarnation);
+		if (cl->c.on_event)
+			cl->c.on_event(&ev, cl->c.ud);
+		changed = 1;
+	}
+	if (changed)
+		snapshot(cl);
+}
+
+static void join_seeds(hb_cluster_t *cl, int64_t now)
+{
+	for (size_t i = 0; i < cl->nseeds; i++) {
+		char host[256];
+		const char *s = cl->seeds[i], *colon = strrchr(s, ':');
+		if (!colon || (size_t)(colon - s) >= sizeof host)
+			continue;
+		size_t n = (size_t)(colon - s);
+		if (s[0] == '[' && n >= 2) { /* [v6]:port */
+			memcpy(host, s + 1, n - 2);
+			host[n - 2] = 0;
+		} else {
+			memcpy(host, s, n);
+			host[n] = 0;
+		}
+		struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+		if (getaddrinfo(host, colon + 1, &hints, &res) != 0) {
+			hb_warn("cluster: seed %s does not resolve", s);
+			continue;
+		}
+		for (struct addrinfo *a = res; a; a = a->ai_next) {
+			char addr[HB_SWIM_MAX_ADDR + 1];
+			addr_format(a->ai_addr, addr, sizeof addr);
+			hb_swim_join(cl->swim, now, addr);
+		}
+		freeaddrinfo(res);
+	}
+}
+
+/* ---- completions ---- */
+
+static void handle(link_t *l, const hb_frame_msg_t *m)
+{
+	hb_cluster_t *cl = l->cl;
+	if (l->state == L_AUTH) {
+		uint8_t stack[512], type = 0;
+		const char *why = NULL;
+		hb_cbuf_t b;
+		hb_cbuf_init(&b, stack, sizeof stack);
+		int rc = hb_auth_input(&l->auth, m->type, m->data, m->len, &b, &type, &why);
+		if (rc >= 0 && (rc & HB_AUTH_SEND) && send_raw(l, type, b.data, b.len) < 0)
+			rc = -ENOBUFS, why = "handshake buffer full";
+		hb_cbuf_free(&b);
+		if (rc < 0) {
+			link_close(l, why);
+			return;
+		}
+		if (rc & HB_AUTH_DONE) {
+			snprintf(l->peer, sizeof l->peer, "%s", hb_auth_peer(&l->auth));
+			l->state = L_UP;
+			hb_debug("cluster: link with %s up", l->peer);
+		}
+		return;
+	}
+	switch (m->type) {
+	case HB_FRAME_SWIM:
+		hb_swim_input(cl->swim, now_ms(cl), m->data, m->len);
+		break;
+	case HB_FRAME_CLOSE:
+		link_close(l, NULL);
+		break;
+	default: /* calls and publishes: not served by this node yet */
+		hb_debug("cluster: %s sent frame type %u, ignored", l->peer, m->type);
+		break;
+	}
+}
+
+static void on_recv(link_t *l, int res)
+{
+	if (l->state == L_CLOSING)
+		return;
+	if (res <= 0) {
+		link_close(l, res == 0 || res == -ECONNRESET ? NULL : "receive failed");
+		return;
+	}
+	size_t off = 0;
+	while (off < (size_t)res && l->state != L_CLOSING) {
+		hb_frame_msg_t m;
+		size_t used;
+		const char *why = NULL;
+		int rc =
+			hb_frame_feed(l->parser, l->rbuf + off, (size_t)res - off, &used, &m, &why);
+		off += used;
+		if (rc < 0) {
+			link_close(l, why);
+			return;
+		}
+		if (rc == 1)
+			handle(l, &m);
+	}
+	if (l->state != L_CLOSING) {
+		arm_recv(l);
+		flush(l);
+	}
+}
+
+static void on_accept(hb_cluster_t *cl, struct io_uring_cqe *cqe)
+{
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		cl->accept_armed = 0;
+	if (cqe->res < 0)
+		return;
+	int one = 1;
+	setsockopt(cqe->res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	link_t *l = link_new(cl, cqe->res, 0);
+	if (!l) {
+		close(cqe->res);
+		return;
+	}
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof sa;
+	if (getpeername(l->fd, (struct sockaddr *)&sa, &salen) == 0)
+		addr_format((struct sockaddr *)&sa, l->addr, sizeof l->addr);
+	if (auth_begin(l, HB_AUTH_SERVER) < 0) {
+		link_close(l, "cannot start the handshake");
+		return;
+	}
+	arm_recv(l);
+}
+
+static void on_op(hb_ring_t *r, hb_ring_op_t *op, struct io_uring_cqe *cqe)
+{
+	(void)r;
+	if (op->kind == OP_ACCEPT) {
+		on_accept(op->owner, cqe);
+		return;
+	}
+	link_t *l = op->owner;
+	/* this op still counts as busy while it is handled, so a close inside cannot free l */
+	switch (op->kind) {
+	case OP_CONNECT:
+		if (l->state != L_CLOSING && cqe->res < 0)
+			link_close(l, NULL); /* a member that is down: SWIM notices */
+		else if (l->state != L_CLOSING && auth_begin(l, HB_AUTH_CLIENT) < 0)
+			link_close(l, "cannot start the handshake");
+		else if (l->state != L_CLOSING) {
+			arm_recv(l);
+			flush(l);
+		}
+		break;
+	case OP_RECV:
+		on_recv(l, cqe->res);
+		break;
+	case OP_SEND:
+		l->sending = 0;
+		if (cqe->res < 0)
+			link_close(l, NULL);
+		else {
+			l->woff += (size_t)cqe->res;
+			flush(l);
+		}
+		break;
+	}
+	l->busy--;
+	link_free_if_idle(l);
+}
+
+/* ---- the thread ---- */
+
+static void arm_accept(hb_cluster_t *cl)
+{
+	struct io_uring_sqe *sqe = hb_ring_sqe_for(&cl->ring, &cl->op_accept);
+	io_uring_prep_multishot_accept(sqe, cl->lfd, NULL, NULL, SOCK_CLOEXEC);
+	cl->accept_armed = 1;
+}
+
+static void housekeeping(hb_cluster_t *cl, int64_t now)
+{
+	uint32_t auth_ms = cl->c.auth_timeout_ms ? cl->c.auth_timeout_ms : 5000;
+	for (link_t *l = cl->links, *next; l; l = next) {
+		next = l->next;
+		if ((l->state == L_AUTH || l->state == L_CONNECTING) && now - l->born > auth_ms)
+			link_close(l, "not authenticated in time");
+	}
+	if (now >= cl->next_join) {
+		cl->next_join = now + (cl->c.rejoin_ms ? cl->c.rejoin_ms : 5000);
+		if (hb_swim_count(cl->swim, HB_SWIM_ALIVE) +
+			    hb_swim_count(cl->swim, HB_SWIM_SUSPECT) ==
+		    0)
+			join_seeds(cl, now);
+	}
+	if (!cl->accept_armed && !atomic_load(&cl->stop))
+		arm_accept(cl);
+}
+
+static void tick_cb(hb_ring_t *r, hb_ring_op_t *op, struct io_uring_cqe *cqe)
+{
+	(void)r;
+	(void)op;
+	(void)cqe; /* the loop does the work after every reap */
+}
+
+static int thread_init(hb_cluster_t *cl)
+{
+	hb_ring_config_t rc = {.entries = 256,
+			       .tick_ms = TICK_MS,
+			       .on_tick = tick_cb,
+			       .tick_owner = cl,
+			       .wake_fd = -1};
+	int err = hb_ring_init(&cl->ring, &rc);
+	if (err < 0)
+		return err;
+	hb_swim_config_t sc = cl->c.swim;
+	uint8_t seed[HB_AUTH_NONCE_SIZE];
+	sc.name = cl->name;
+	sc.addr = cl->advertise;
+	if (hb_auth_nonce(seed) == 0)
+		memcpy(&sc.seed, seed, sizeof sc.seed);
+	cl->swim = hb_swim_new(&sc, now_ms(cl));
+	if (!cl->swim) {
+		hb_ring_exit(&cl->ring);
+		return -ENOMEM;
+	}
+	cl->op_accept = (hb_ring_op_t){.cb = on_op, .owner = cl, .kind = OP_ACCEPT};
+	arm_accept(cl);
+	return 0;
+}
+
+/* Leaving: the "left" gossip goes out, then we wait until the links drained (bounded). */
+static void drain_and_close(hb_cluster_t *cl)
+{
+	int64_t until =
+		now_ms(cl) + (cl->leave ? (cl->c.leave_wait_ms ? cl->c.leave_wait_ms : 500) : 0);
+	if (cl->leave) {
+		hb_swim_leave(cl->swim, now_ms(cl));
+		pump(cl);
+	}
+	for (;;) {
+		int pending = 0;
+		for (link_t *l = cl->links; l; l = l->next) /* links still connecting count too */
+			pending |=
+				l->state != L_CLOSING && (l->sending || hb_frame_out_count(l->out));
+		if (!pending || now_ms(cl) >= until)
+			break;
+		hb_ring_reap(&cl->ring);
+		pump(cl);
+		hb_ring_wait(&cl->ring, 1);
+	}
+	for (link_t *l = cl->links, *next; l; l = next) {
+		next = l->next;
+		link_close(l, NULL);
+	}
+	if (cl->accept_armed)
+		hb_ring_cancel(&cl->ring, &cl->op_accept);
+	int64_t deadline = now_ms(cl) + 2000;
+	while ((cl->links || cl->accept_armed) && now_ms(cl) < deadline) {
+		hb_ring_wait(&cl->ring, 1);
+		hb_ring_reap(&cl->ring);
+	}
+}
+
+static void *thread_main(void *arg)
+{
+	hb_cluster_t *cl = arg;
+	cl->start_rc = thread_init(cl);
+	sem_post(&cl->started);
+	if (cl->start_rc < 0)
+		return NULL;
+	join_seeds(cl, now_ms(cl));
+	cl->next_join = now_ms(cl) + (cl->c.rejoin_ms ? cl->c.rejoin_ms : 5000);
+	while (!atomic_load(&cl->stop)) {
+		int64_t now = now_ms(cl);
+		hb_swim_tick(cl->swim, now);
+		housekeeping(cl, now);
+		pump(cl);
+		hb_ring_reap(&cl->ring);
+		pump(cl);
+		hb_ring_wait(&cl->ring, 1);
+	}
+	drain_and_close(cl);
+	hb_swim_free(cl->swim);
+	hb_ring_exit(&cl->ring);
+	return NULL;
+}
+
+/* ---- control ---- */
+
+static int listen_on(hb_cluster_t *cl)
+{
+	char spec[INET6_ADDRSTRLEN + 16];
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	snprintf(spec, sizeof spec, strchr(cl->bind_host, ':') ? "[%s]:%u" : "%s:%u", cl->bind_host,
+		 cl->c.bind_port ? cl->c.bind_port : 1);
+	if (addr_parse(spec, &sa, &salen) < 0)
+		return -EINVAL;
+	if (!cl->c.bind_port)
+		((struct sockaddr_in *)&sa)->sin_port = 0; /* same offset in sockaddr_in6 */
+	int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&sa, salen) < 0 || listen(fd, 128) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	salen = sizeof sa;
+	getsockname(fd, (struct sockaddr *)&sa, &salen);
+	cl->port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+	cl->lfd = fd;
+	return 0;
+}
+
+/* Without `advertise`: the bind address, or for a wildcard bind the first address the host
+ * name resolves to (what a peer on the network would dial), else loopback. */
+static void default_advertise(hb_cluster_t *cl)
+{
+	const char *h = cl->bind_host;
+	char host[INET6_ADDRSTRLEN + 1] = "127.0.0.1";
+	if (strcmp(h, "0.0.0.0") && strcmp(h, "::")) {
+		snprintf(host, sizeof host, "%s", h);
+	} else {
+		char name[256];
+		struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
+		if (gethostname(name, sizeof name) == 0 &&
+		    getaddrinfo(name, NULL, &hints, &res) == 0) {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, host,
+				  sizeof host);
+			freeaddrinfo(res);
+		}
+	}
+	snprintf(cl->advertise, sizeof cl->advertise, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+		 cl->port);
+}
+
+static void cluster_free(hb_cluster_t *cl)
+{
+	if (cl->lfd >= 0)
+		close(cl->lfd);
+	for (size_t i = 0; i < cl->nseeds; i++)
+		free(cl->seeds[i]);
+	free(cl->seeds);
+	hb_cluster_names_free(cl->live, cl->nlive);
+	pthread_mutex_destroy(&cl->mu);
+	sem_destroy(&cl->started);
+	memset(cl->cookie, 0, sizeof cl->cookie);
+	free(cl);
+}
+
+int hb_cluster_start(const hb_cluster_config_t *c, hb_cluster_t **out)
+{
+	if (!c->node_name || !*c->node_name || strlen(c->node_name) > HB_SWIM_MAX_NAME ||
+	    !c->cookie || !c->cookie_len || c->cookie_len > HB_AUTH_MAX_COOKIE)
+		return -EINVAL;
+	hb_cluster_t *cl = calloc(1, sizeof *cl);
+	if (!cl)
+		return -ENOMEM;
+	cl->lfd = -1;
+	cl->c = *c;
+	pthread_mutex_init(&cl->mu, NULL);
+	sem_init(&cl->started, 0, 0);
+	snprintf(cl->name, sizeof cl->name, "%s", c->node_name);
+	snprintf(cl->bind_host, sizeof cl->bind_host, "%s",
+		 c->bind_host ? c->bind_host : "0.0.0.0");
+	memcpy(cl->cookie, c->cookie, c->cookie_len);
+	cl->c.cookie = cl->cookie;
+	cl->seeds = calloc(c->nseeds ? c->nseeds : 1, sizeof *cl->seeds);
+	int rc = cl->seeds ? 0 : -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < c->nseeds; i++, cl->nseeds++)
+		if (!(cl->seeds[i] = strdup(c->seeds[i])))
+			rc = -ENOMEM;
+	if (rc == 0)
+		rc = listen_on(cl);
+	if (rc < 0)
+		goto fail;
+	if (c->advertise && *c->advertise)
+		snprintf(cl->advertise, sizeof cl->advertise, "%s", c->advertise);
+	else
+		default_advertise(cl);
+	rc = -pthread_create(&cl->th, NULL, thread_main, cl);
+	if (rc < 0)
+		goto fail;
+	sem_wait(&cl->started);
+	if (cl->start_rc < 0) {
+		rc = cl->start_rc;
+		pthread_join(cl->th, NULL);
+		goto fail;
+	}
+	*out = cl;
+	return 0;
+fail:
+	cluster_free(cl);
+	return rc;
+}
+
+void hb_cluster_stop(hb_cluster_t *cl, int leave)
+{
+	if (!cl)
+		return;
+	cl->leave = leave;
+	atomic_store(&cl->stop, 1);
+	hb_ring_wakeup(hb_ring_wake_fd(&cl->ring));
+	pthread_join(cl->th, NULL);
+	cluster_free(cl);
+}
+
+uint16_t hb_cluster_port(const hb_cluster_t *cl)
+{
+	return cl->port;
+}
+
+int hb_cluster_nodes(hb_cluster_t *cl, char ***names)
+{
+	pthread_mutex_lock(&cl->mu);
+	int n = cl->nlive;
+	char **v = malloc((size_t)(n ? n : 1) * sizeof *v);
+	int i = 0;
+	for (; v && i < n; i++)
+		if (!(v[i] = strdup(cl->live[i])))
+			break;
+	pthread_mutex_unlock(&cl->mu);
+	if (!v || i < n) {
+		hb_cluster_names_free(v, i);
+		return -ENOMEM;
+	}
+	*names = v;
+	return n;
+}
+
+void hb_cluster_names_free(char **names, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+int hb_cluster_start_config(const hb_config_t *cfg, hb_cluster_event_fn fn, void *ud,
+			    hb_cluster_t **out)
+{
+	hb_bind_t b;
+	const char *why = NULL;
+	char name[HB_SWIM_MAX_NAME + 1], host[200];
+	if (!cfg->cluster_bind || hb_config_parse_bind(cfg->cluster_bind, &b, &why) < 0 ||
+	    !cfg->cluster_cookie)
+		return -EINVAL;
+	if (cfg->node_name) {
+		snprintf(name, sizeof name, "%s", cfg->node_name);
+	} else {
+		if (gethostname(host, sizeof host) < 0)
+			snprintf(host, sizeof host, "localhost");
+		host[sizeof host - 1] = 0;
+		snprintf(name, sizeof name, "hornbeam@%s", host);
+	}
+	hb_cluster_config_t c = {.node_name = name,
+				 .bind_host = b.host,
+				 .bind_port = b.port,
+				 .advertise = cfg->cluster_advertise,
+				 .seeds = (const char *const *)cfg->cluster_seeds,
+				 .nseeds = cfg->ncluster_seeds,
+				 .cookie = cfg->cluster_cookie,
+				 .cookie_len = strlen(cfg->cluster_cookie),
+				 .max_frame_size = (uint32_t)cfg->cluster_max_frame_size,
+				 .on_event = fn,
+				 .ud = ud};
+	c.swim.probe_interval_ms = (uint32_t)cfg->cluster_probe_interval_ms;
+	c.swim.probe_timeout_ms = (uint32_t)cfg->cluster_probe_timeout_ms;
+	c.swim.indirect_checks = (uint32_t)cfg->cluster_indirect_checks;
+	return hb_cluster_start(&c, out);
+}

@@ -1,0 +1,65 @@
+/* node.h: the cluster thread: TCP links between nodes on core's ring, the cookie handshake on
+ * each, and SWIM membership carried over them.
+ *
+ * hb_cluster_start() binds the listener (so a busy port fails at once), then starts one thread
+ * that owns an hb_ring_t, the listener, every link and the hb_swim_t. A link is a TCP
+ * connection to one peer; before anything else both ends run auth.h's handshake, then frames
+ * (frame.h) flow both ways. SWIM messages to a member go over any authenticated link to it
+ * (looked up by name), else over a link the thread opens to the member's address. A link that
+ * sends a garbled frame, a frame over max_frame_size or a wrong proof is closed with a warning
+ * naming the peer; nothing else is affected. Seeds are resolved with getaddrinfo (every address
+ * of a name) and joined at start and again every `rejoin_ms` while no member is alive.
+ *
+ * Threads: hb_cluster_start/stop from one controlling thread (main); hb_cluster_nodes and
+ * hb_cluster_name from any thread (a mutex guards the live-member snapshot). on_event runs on the
+ * cluster thread. Errors: 0 / -errno.
+ */
+#ifndef HB_CLUSTER_NODE_H
+#define HB_CLUSTER_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/swim.h"
+#include "core/config.h"
+
+typedef struct hb_cluster hb_cluster_t;
+
+typedef void (*hb_cluster_event_fn)(const hb_swim_event_t *ev, void *ud);
+
+typedef struct hb_cluster_config {
+	const char *node_name;	  /* required */
+	const char *bind_host;	  /* numeric address to listen on, default "0.0.0.0" */
+	uint16_t bind_port;	  /* 0: any (tests); see hb_cluster_port */
+	const char *advertise;	  /* "ip:port" others dial; default the bind address */
+	const char *const *seeds; /* "host:port", a host name means all its addresses */
+	size_t nseeds;
+	const void *cookie; /* required, 1..HB_AUTH_MAX_COOKIE bytes */
+	size_t cookie_len;
+	uint32_t max_frame_size;      /* 0: HB_FRAME_DEFAULT_MAX_FRAME */
+	uint32_t auth_timeout_ms;     /* a link not authenticated by then is closed; 0: 5000 */
+	uint32_t rejoin_ms;	      /* seed retry while alone; 0: 5000 */
+	uint32_t leave_wait_ms;	      /* hb_cluster_stop(leave) flushes this long; 0: 500 */
+	hb_swim_config_t swim;	      /* probe_interval_ms etc. (name/addr/seed filled in) */
+	hb_cluster_event_fn on_event; /* membership events, on the cluster thread; may be NULL */
+	void *ud;
+} hb_cluster_config_t;
+
+/* Binds, listens and starts the thread. Returns 0 with *out, or -errno (-EINVAL for a missing
+ * name or cookie, -EADDRINUSE, ...). */
+int hb_cluster_start(const hb_cluster_config_t *c, hb_cluster_t **out);
+/* hb_cluster_start from the [cluster] keys of the configuration (node_name defaults to
+ * hornbeam@<hostname>). Returns 0 or -errno. */
+int hb_cluster_start_config(const hb_config_t *cfg, hb_cluster_event_fn fn, void *ud,
+			    hb_cluster_t **out);
+/* Stops the thread: with leave, first tells every member this node leaves and flushes for up to
+ * leave_wait_ms; without, links just close (as a crash looks to the others). Frees everything. */
+void hb_cluster_stop(hb_cluster_t *cl, int leave);
+/* The port actually bound (useful with bind_port 0). */
+uint16_t hb_cluster_port(const hb_cluster_t *cl);
+/* A snapshot of the live members' names (alive or suspect), sorted: a malloc'd array of
+ * malloc'd strings the caller frees with hb_cluster_names_free. Returns the count or -ENOMEM. */
+int hb_cluster_nodes(hb_cluster_t *cl, char ***names);
+void hb_cluster_names_free(char **names, int n);
+
+#endif

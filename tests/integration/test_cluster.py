@@ -1,0 +1,88 @@
+"""test_cluster.py: real hornbeam-uring processes form a cluster on loopback ports.
+
+Three nodes join through a seed (numeric, and a host name), see each other, see a kill -9 as
+"dead" and a SIGTERM as "leave"; a node with a wrong cookie is refused with a log line naming
+it. SWIM runs with a 200 ms probe interval (cluster_probe_interval) so this takes seconds.
+Membership is read from the nodes' logs ("cluster: join NAME ..."): the Python side of the
+cluster (nodes(), rpc across nodes) is not wired yet.
+"""
+import signal
+import time
+
+from hbtest import free_port
+
+COOKIE = "integration-cookie"
+
+
+def node(server, name, seeds=(), cookie=COOKIE, port=None):
+    port = port or free_port()
+    args = ["--node-name", name, "--cluster-enabled",
+            "--cluster-bind", "127.0.0.1:%d" % port,
+            "--cluster-probe-interval", "200", "--cluster-probe-timeout", "100"]
+    for s in seeds:
+        args += ["--cluster-seeds", s]
+    s = server("wsgi_apps:app", *args, env={"HORNBEAM_CLUSTER_COOKIE": cookie})
+    s.cluster_port = port
+    return s
+
+
+def wait_log(s, text, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if text in s.stderr():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_three_nodes_join_see_kill_and_leave(server):
+    n0 = node(server, "n0@it")
+    seed = "127.0.0.1:%d" % n0.cluster_port
+    n1 = node(server, "n1@it", [seed])
+    n2 = node(server, "n2@it", ["localhost:%d" % n0.cluster_port])
+    for s, others in ((n0, ("n1@it", "n2@it")), (n1, ("n0@it", "n2@it")),
+                      (n2, ("n0@it", "n1@it"))):
+        for o in others:
+            assert wait_log(s, "cluster: join %s" % o), "%s never saw %s\n%s" % (
+                s.cmd, o, s.stderr()[-3000:])
+    # kill -9: the others declare it dead (not left)
+    server.servers.remove(n2)
+    n2.signal(signal.SIGKILL)
+    n2.wait_exit(5)
+    n2.stop()
+    t0 = time.monotonic()
+    for s in (n0, n1):
+        assert wait_log(s, "cluster: dead n2@it", 15.0), s.stderr()[-3000:]
+    detect = time.monotonic() - t0
+    assert detect < 10.0, "detection took %.1fs" % detect
+    # SIGTERM: a graceful leave, seen as such
+    assert n1.stop() == 0
+    assert wait_log(n0, "cluster: leave n1@it", 3.0), n0.stderr()[-3000:]
+    assert "cluster: dead n1@it" not in n0.stderr()
+
+
+def test_wrong_cookie_is_refused(server):
+    n0 = node(server, "n0@it")
+    seed = "127.0.0.1:%d" % n0.cluster_port
+    n1 = node(server, "n1@it", [seed])
+    bad = node(server, "intruder@it", [seed], cookie="not-the-cookie")
+    assert wait_log(n0, "cluster: join n1@it")
+    assert wait_log(n0, "intruder@it (unverified)", 10.0), n0.stderr()[-3000:]
+    assert "peer's proof does not match our cookie" in n0.stderr()
+    time.sleep(1.0)
+    assert "cluster: join intruder@it" not in n0.stderr()
+    assert "cluster: join intruder@it" not in n1.stderr()
+    assert "cluster: join" not in bad.stderr()
+
+
+def test_cluster_needs_a_cookie(server, tmp_path):
+    from hbtest import run_binary
+    r = run_binary(["wsgi_apps:app", "--cluster-enabled"])
+    assert r.returncode == 2
+    assert b"HORNBEAM_CLUSTER_COOKIE" in r.stderr
+    cookie = tmp_path / "cookie"
+    cookie.write_text("from-a-file\n")
+    port = free_port()
+    s = server("wsgi_apps:app", "--node-name", "f@it", "--cluster-enabled",
+               "--cluster-bind", "127.0.0.1:%d" % port, "--cluster-cookie-file", str(cookie))
+    assert s.alive()
