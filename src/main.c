@@ -43,6 +43,18 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Cluster membership (cluster thread) -> nodes() and the "hornbeam:nodes" topic. */
+static void node_event(const hb_swim_event_t *ev, void *ud)
+{
+	(void)ud;
+	if (ev->type == HB_SWIM_EV_JOIN || ev->type == HB_SWIM_EV_DEAD ||
+	    ev->type == HB_SWIM_EV_LEAVE)
+		hb_pyapi_node_event(ev->type == HB_SWIM_EV_JOIN	  ? "join"
+				    : ev->type == HB_SWIM_EV_DEAD ? "dead"
+								  : "leave",
+				    ev->name);
+}
+
 static void block_signals(sigset_t *set)
 {
 	sigemptyset(set);
@@ -214,7 +226,8 @@ int main(int argc, char **argv)
 		_exit(2); /* workers are running: do not run exit handlers under them */
 	}
 	hb_cluster_t *cluster = NULL;
-	if (cfg.cluster_enabled && (rc = hb_cluster_start_config(&cfg, NULL, NULL, &cluster)) < 0) {
+	if (cfg.cluster_enabled &&
+	    (rc = hb_cluster_start_config(&cfg, node_event, NULL, &cluster)) < 0) {
 		fprintf(stderr, "hornbeam-uring: cluster: cannot start on %s: %s\n",
 			cfg.cluster_bind, strerror(-rc));
 		fflush(NULL);

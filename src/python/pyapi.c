@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/codec.h"
 #include "core/log.h"
 #include "python/pylocate.h"
 
@@ -66,6 +67,7 @@ int hb_pyapi_start(const hb_config_t *cfg, hb_hub_t *hub)
 		goto oom;
 	sh->hub = hub;
 	sh->cfg = cfg;
+	pthread_mutex_init(&sh->nodes_mu, NULL);
 	if (cfg->node_name && cfg->node_name[0])
 		snprintf(sh->node, sizeof(sh->node), "%s", cfg->node_name);
 	else
@@ -103,7 +105,58 @@ void hb_pyapi_stop(void)
 	hb_funcs_free(sh->funcs);
 	hb_pubsub_free(sh->ps);
 	hb_shmap_destroy(sh->map);
+	for (size_t i = 0; i < sh->nnodes; i++)
+		free(sh->nodes[i]);
+	free(sh->nodes);
+	pthread_mutex_destroy(&sh->nodes_mu);
 	free(sh);
+}
+
+/* Adds or removes a name in the live list (under nodes_mu). */
+static void nodes_update(hb_pyapi_shared_t *sh, const char *node, int add)
+{
+	size_t i = 0;
+	while (i < sh->nnodes && strcmp(sh->nodes[i], node) != 0)
+		i++;
+	if (!add && i < sh->nnodes) {
+		free(sh->nodes[i]);
+		sh->nodes[i] = sh->nodes[--sh->nnodes];
+	} else if (add && i == sh->nnodes) {
+		if (sh->nnodes == sh->cap_nodes) {
+			size_t cap = sh->cap_nodes ? sh->cap_nodes * 2 : 8;
+			char **v = realloc(sh->nodes, cap * sizeof(*v));
+			if (!v)
+				return;
+			sh->nodes = v;
+			sh->cap_nodes = cap;
+		}
+		if ((sh->nodes[sh->nnodes] = strdup(node)))
+			sh->nnodes++;
+	}
+}
+
+void hb_pyapi_node_event(const char *event, const char *node)
+{
+	hb_pyapi_shared_t *sh = (hb_pyapi_shared_t *)shared;
+	uint8_t stack[512];
+	hb_cbuf_t b;
+	static const char topic[] = "hornbeam:nodes";
+
+	if (!sh)
+		return;
+	pthread_mutex_lock(&sh->nodes_mu);
+	nodes_update(sh, node, strcmp(event, "join") == 0);
+	pthread_mutex_unlock(&sh->nodes_mu);
+	hb_cbuf_init(&b, stack, sizeof(stack));
+	hb_codec_begin(&b);
+	hb_codec_put_dict_begin(&b, 2);
+	hb_codec_put_str(&b, "event", 5);
+	hb_codec_put_str(&b, event, strlen(event));
+	hb_codec_put_str(&b, "node", 4);
+	hb_codec_put_str(&b, node, strlen(node));
+	if (!b.err)
+		hb_pubsub_publish(sh->ps, topic, sizeof(topic) - 1, b.data, b.len);
+	hb_cbuf_free(&b);
 }
 
 const hb_pyapi_shared_t *hb_pyapi_need(hb_pyapi_t *api)

@@ -42,6 +42,11 @@ void hb_pyapi_stop(void);
  * async iterators return; later subscribes fail. */
 void hb_pyapi_shutdown(void);
 
+/* [any thread, between hb_pyapi_start and hb_pyapi_stop] A cluster membership change: `event`
+ * is "join", "leave" or "dead". Keeps the list nodes() returns and publishes
+ * {"event": event, "node": node} on the topic "hornbeam:nodes". No-op without a start. */
+void hb_pyapi_node_event(const char *event, const char *node);
+
 /* [GIL] Adds the API functions, types and exceptions to a `_hornbeam` module being executed.
  * Returns 0 or -1 with an exception set. */
 int hb_pyapi_add(PyObject *module);

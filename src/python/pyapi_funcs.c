@@ -438,9 +438,29 @@ static PyObject *node(PyObject *self, PyObject *unused)
 	return PyUnicode_FromString(api->sh->node);
 }
 
+/* The cluster's live members (join, not yet dead or left); [] without a cluster. */
 static PyObject *nodes(PyObject *self, PyObject *unused)
 {
-	return PyList_New(0); /* no clustering yet: no other node is ever connected */
+	hb_pyapi_t *api = (hb_pyapi_t *)self;
+	hb_pyapi_shared_t *sh = (hb_pyapi_shared_t *)api->sh;
+
+	if (!sh)
+		return PyList_New(0);
+	pthread_mutex_lock(&sh->nodes_mu);
+	PyObject *l = PyList_New((Py_ssize_t)sh->nnodes);
+	for (size_t i = 0; l && i < sh->nnodes; i++) {
+		PyObject *s = PyUnicode_DecodeUTF8(sh->nodes[i], (Py_ssize_t)strlen(sh->nodes[i]),
+						   "replace");
+		if (!s) {
+			Py_CLEAR(l);
+			break;
+		}
+		PyList_SET_ITEM(l, (Py_ssize_t)i, s);
+	}
+	pthread_mutex_unlock(&sh->nodes_mu);
+	if (l && PyList_Sort(l) < 0)
+		Py_CLEAR(l);
+	return l;
 }
 
 /* Checks node and builds "module:function". Returns a new str or NULL. */
@@ -529,7 +549,7 @@ PyMethodDef hb_pyapi_funcs_methods[] = {
 	{"cast", (PyCFunction)(void (*)(void))cast, METH_FASTCALL | METH_KEYWORDS,
 	 "cast(name, *args): like call, without waiting (errors go to the error log)."},
 	{"node", node, METH_NOARGS, "node() -> this node's name (config node_name)."},
-	{"nodes", nodes, METH_NOARGS, "nodes() -> connected nodes (none: no clustering yet)."},
+	{"nodes", nodes, METH_NOARGS, "nodes() -> the cluster's live nodes, this one excluded."},
 	{"rpc_call", (PyCFunction)(void (*)(void))rpc_call, METH_FASTCALL | METH_KEYWORDS,
 	 "rpc_call(node, module, function, args, timeout_ms=5000): module.function(*args) on "
 	 "node (only this node for now)."},

@@ -26,6 +26,10 @@ typedef struct hb_pyapi_shared {
 	size_t max_key; /* user-visible key limit (the map's limit minus the tag byte) */
 	size_t max_value;
 	char node[256];
+	/* the cluster's live members (hb_pyapi_node_event), for nodes(); guarded by nodes_mu */
+	pthread_mutex_t nodes_mu;
+	char **nodes;
+	size_t nnodes, cap_nodes;
 } hb_pyapi_shared_t;
 
 /* Where a job posted to this interpreter's inbox rings: its hub slots. Written only by

@@ -3,8 +3,8 @@
 Three nodes join through a seed (numeric, and a host name), see each other, see a kill -9 as
 "dead" and a SIGTERM as "leave"; a node with a wrong cookie is refused with a log line naming
 it. SWIM runs with a 200 ms probe interval (cluster_probe_interval) so this takes seconds.
-Membership is read from the nodes' logs ("cluster: join NAME ..."): the Python side of the
-cluster (nodes(), rpc across nodes) is not wired yet.
+Membership is read from the nodes' logs ("cluster: join NAME ...") and, from Python, through
+nodes() and the "hornbeam:nodes" topic (apps/api_wsgi.py). rpc across nodes is not wired yet.
 """
 import signal
 import time
@@ -86,3 +86,55 @@ def test_cluster_needs_a_cookie(server, tmp_path):
     s = server("wsgi_apps:app", "--node-name", "f@it", "--cluster-enabled",
                "--cluster-bind", "127.0.0.1:%d" % port, "--cluster-cookie-file", str(cookie))
     assert s.alive()
+
+
+def _get(s, path):
+    from hbtest import http
+    r = http(s.port, "GET", path, [], b"", timeout=10)
+    assert r.status == 200, r
+    return r.json()
+
+
+def _api_node(server, name, seeds=()):
+    port = free_port()
+    args = ["--node-name", name, "--cluster-enabled", "--cluster-bind", "127.0.0.1:%d" % port,
+            "--cluster-probe-interval", "200", "--cluster-probe-timeout", "100"]
+    for s in seeds:
+        args += ["--cluster-seeds", s]
+    s = server("api_wsgi:app", *args, env={"HORNBEAM_CLUSTER_COOKIE": COOKIE})
+    s.cluster_port = port
+    return s
+
+
+def _wait_nodes(s, want, timeout=10.0):
+    end = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < end:
+        got = _get(s, "/node")["nodes"]
+        if got == want:
+            return got
+        time.sleep(0.05)
+    return got
+
+
+def test_nodes_and_the_hornbeam_nodes_topic(server):
+    """Python sees the cluster: nodes() lists the live others, hornbeam:nodes carries events."""
+    n0 = _api_node(server, "a0@it")
+    _get(n0, "/sub_open?topic=hornbeam:nodes")
+    seed = "127.0.0.1:%d" % n0.cluster_port
+    n1 = _api_node(server, "a1@it", [seed])
+    n2 = _api_node(server, "a2@it", [seed])
+    assert _wait_nodes(n0, ["a1@it", "a2@it"]) == ["a1@it", "a2@it"]
+    assert _wait_nodes(n1, ["a0@it", "a2@it"]) == ["a0@it", "a2@it"]
+    assert _get(n0, "/node")["node"] == "a0@it"
+    server.servers.remove(n2)
+    n2.signal(signal.SIGKILL)
+    n2.wait_exit(5)
+    n2.stop()
+    assert _wait_nodes(n0, ["a1@it"], 15.0) == ["a1@it"]
+    assert n1.stop() == 0
+    assert _wait_nodes(n0, [], 5.0) == []
+    got = _get(n0, "/sub_drain?topic=hornbeam:nodes")["got"]
+    assert sorted(got[:2], key=lambda e: e["node"]) == [
+        {"event": "join", "node": "a1@it"}, {"event": "join", "node": "a2@it"}], got
+    assert got[2:] == [{"event": "dead", "node": "a2@it"}, {"event": "leave", "node": "a1@it"}], got
