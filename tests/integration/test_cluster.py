@@ -18,7 +18,7 @@ def node(server, name, seeds=(), cookie=COOKIE, port=None):
     port = port or free_port()
     args = ["--node-name", name, "--cluster-enabled",
             "--cluster-bind", "127.0.0.1:%d" % port,
-            "--cluster-probe-interval", "200", "--cluster-probe-timeout", "100"]
+            "--cluster-probe-interval", "200ms", "--cluster-probe-timeout", "100ms"]
     for s in seeds:
         args += ["--cluster-seeds", s]
     s = server("wsgi_apps:app", *args, env={"HORNBEAM_CLUSTER_COOKIE": cookie})
@@ -98,7 +98,7 @@ def _get(s, path):
 def _api_node(server, name, seeds=()):
     port = free_port()
     args = ["--node-name", name, "--cluster-enabled", "--cluster-bind", "127.0.0.1:%d" % port,
-            "--cluster-probe-interval", "200", "--cluster-probe-timeout", "100"]
+            "--cluster-probe-interval", "200ms", "--cluster-probe-timeout", "100ms"]
     for s in seeds:
         args += ["--cluster-seeds", s]
     s = server("api_wsgi:app", *args, env={"HORNBEAM_CLUSTER_COOKIE": COOKIE})

@@ -856,7 +856,7 @@ Test(toml, cluster_table)
 {
 	write_toml("app = 'a:b'\n\n[cluster]\nenabled = true\ncookie = 'c00kie'\n"
 		   "seeds = ['10.0.0.1:7946', 'hb.svc.local:7946']\nbind = '127.0.0.1:7000'\n"
-		   "probe_interval = 250\n");
+		   "probe_interval = '250ms'\n");
 	cr_assert_eq(load_toml(NULL, NULL), 0, "%s", err);
 	cr_assert(cfg.cluster_enabled);
 	cr_assert_str_eq(cfg.cluster_cookie, "c00kie");
