@@ -1670,6 +1670,14 @@ static void print_value(FILE *out, const hb_config_t *cfg, const struct key *k)
 		}
 		fputc(']', out);
 		break;
+	case K_STRS:
+		fputc('[', out);
+		for (size_t i = 0; i < *(const size_t *)((const char *)cfg + k->count_off); i++) {
+			fputs(i ? ", " : "", out);
+			toml_str(out, (*(char *const *const *)f)[i]);
+		}
+		fputc(']', out);
+		break;
 	}
 }
 
