@@ -193,7 +193,6 @@ SCENARIOS = {
         "path": "/",
         "expect": HELLO,
         "subject": "hornbeam",
-        "callgrind": ("hello_wsgi:application", None),
         "servers": HELLO_SERVERS,
     },
     "hello-asgi": {
@@ -202,7 +201,6 @@ SCENARIOS = {
         "path": "/",
         "expect": HELLO,
         "subject": "hornbeam",
-        "callgrind": ("hello_asgi:app", "asgi"),
         "servers": {"hornbeam": hornbeam("hello_asgi:app", "asgi"), "nginx": nginx(),
                     "uvicorn": uvicorn("hello_asgi:app"), "hypercorn": hypercorn("hello_asgi:app")},
     },
@@ -1025,7 +1023,7 @@ def run_scenario(sname, opts, tmp_root):
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scenario", default="hello", help="comma list of scenarios (default hello; see --list)")
+    ap.add_argument("--scenario", default="hello", help="comma list of scenarios, or all (default hello; see --list)")
     ap.add_argument("--servers", help="comma list of servers to run, in this order (default: all of the scenario)")
     ap.add_argument("-t", "--threads", type=int, help="wrk threads (default 1; 2 with --shared)")
     ap.add_argument("-c", "--connections", type=int, default=64, help="wrk connections (default 64)")
@@ -1038,10 +1036,6 @@ def parse_args(argv):
     ap.add_argument("--syscall-secs", type=int, default=2,
                     help="seconds of a separate load run per server with perf stat attached, "
                          "counting io_uring_enter and all syscalls per request (default 2; 0 = off)")
-    ap.add_argument("--callgrind", type=int, default=0, metavar="N",
-                    help="also run hornbeam under valgrind --tool=callgrind for scenarios that "
-                         "support it (hello, hello-asgi) and report instructions per request "
-                         "over N requests (e.g. 20000; default 0 = off)")
     ap.add_argument("--chart", action=argparse.BooleanOptionalAction, default=True,
                     help="write a PNG chart per run (needs python3-matplotlib; default on)")
     ap.add_argument("--wrk-timeout", type=int, default=2, help="wrk per-request timeout in seconds (default 2)")
@@ -1061,6 +1055,8 @@ def parse_args(argv):
     opts = ap.parse_args(argv)
     opts.servers = [s.strip() for s in opts.servers.split(",") if s.strip()] if opts.servers else None
     opts.scenarios = [s.strip() for s in opts.scenario.split(",") if s.strip()]
+    if opts.scenarios == ["all"]:
+        opts.scenarios = list(SCENARIOS)
     extra = {}
     for e in opts.extra_args:
         k, _, v = e.partition("=")
