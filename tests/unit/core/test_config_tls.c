@@ -79,10 +79,9 @@ Test(config_tls, plain_and_tls_listeners, .fini = cleanup)
 			     NULL};
 	cr_assert_eq(load_with(ARGS("a:b", "--bind", ":8080", "--certfile", "c.pem", "--keyfile",
 				    "k.pem", "--verify-client", "optional", "--cacertfile",
-				    "ca.pem", "--ssl-min-version", "1.3", "--alpn",
-				    "http/1.1, h2", "--ssl-handshake-timeout", "3",
-				    "--ssl-ticket-lifetime", "600", "--ssl-ciphers",
-				    "TLS13-AES128-GCM-SHA256"),
+				    "ca.pem", "--ssl-min-version", "1.3", "--alpn", "http/1.1, h2",
+				    "--ssl-handshake-timeout", "3", "--ssl-ticket-lifetime", "600",
+				    "--ssl-ciphers", "TLS13-AES128-GCM-SHA256"),
 			       env, NULL),
 		     HB_CONFIG_OK, "%s", err);
 	cr_assert_eq(cfg.nbinds, 1);
@@ -209,7 +208,8 @@ Test(toml_tls, sni_table_errors)
 	assert_err(load_toml(), "[[tls.certificate]] number 1 lacks keyfile");
 	write_toml("app = 'a:b'\ncertfile = 'c'\nkeyfile = 'k'\n"
 		   "[[tls.certificate]]\nserver_name = 3\n");
-	assert_file_err(load_toml(), 4, "[[tls.certificate]] server_name: expected a non-empty string");
+	assert_file_err(load_toml(), 4,
+			"[[tls.certificate]] server_name: expected a non-empty string");
 	write_toml("app = 'a:b'\n[tls]\nversion = 3\n");
 	assert_file_err(load_toml(), 2, "[tls] holds only [[tls.certificate]] tables");
 	write_toml("app = 'a:b'\n[[tls.certificate]]\nserver_name = 'a'\ncertfile = 'x'\n"
