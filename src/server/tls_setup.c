@@ -106,6 +106,24 @@ int hb_tls_setup_reload(hb_tls_setup_t *st, const hb_config_t *cfg, const char *
 	return 0;
 }
 
+hb_request_tls_t *hb_tls_setup_request_info(hb_tls_t *t)
+{
+	hb_tls_info_t info;
+	hb_request_tls_t *r = calloc(1, sizeof *r);
+	if (!r || hb_tls_get_info(t, &info) != HB_TLS_OK) {
+		free(r);
+		return NULL;
+	}
+	atomic_init(&r->refs, 1);
+	r->version = (uint16_t)info.version;
+	r->cipher_suite = (uint16_t)info.cipher_suite;
+	if (hb_tls_peer_cert(t, &r->client_cert_name, &r->client_cert_pem) < 0) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
 void hb_tls_setup_free(hb_tls_setup_t *st)
 {
 	hb_tls_live_free(st->live);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "core/request.h"
 #include "proto/tls.h"
 
 typedef struct hb_tls_setup {
@@ -34,6 +35,10 @@ int hb_tls_setup_init(hb_tls_setup_t *st, const hb_config_t *cfg, const char *se
  * keep theirs. Returns 0, or -EINVAL with err set and the old context still live. */
 int hb_tls_setup_reload(hb_tls_setup_t *st, const hb_config_t *cfg, const char *served, char *err,
 			size_t errlen);
+/* [io] What a connection's requests are told about TLS, once its handshake is done: a new
+ * hb_request_tls_t (one reference, the caller's), or NULL on ENOMEM. */
+hb_request_tls_t *hb_tls_setup_request_info(hb_tls_t *t);
+
 /* [main] After the io threads are gone. */
 void hb_tls_setup_free(hb_tls_setup_t *st);
 
