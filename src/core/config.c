@@ -1547,6 +1547,20 @@ static int derive_tls(hb_config_t *cfg, char *err, size_t errlen)
 		return plain_fail(err, errlen, "verify_client = %s needs cacertfile",
 				  cfg->verify_client == HB_VERIFY_REQUIRED ? "required"
 									   : "optional");
+	if (cfg->nssl_binds == 0) { /* gunicorn's rule: certfile makes every bind TLS */
+		for (size_t i = 0; i < cfg->nbinds; i++)
+			cfg->binds[i].tls = 1;
+	} else { /* the listeners are binds (plain) then ssl_binds (TLS), in one list */
+		hb_bind_t *b = realloc(cfg->binds, (cfg->nbinds + cfg->nssl_binds) * sizeof *b);
+		if (!b)
+			return plain_fail(err, errlen, "out of memory"), -ENOMEM;
+		for (size_t i = 0; i < cfg->nssl_binds; i++) {
+			b[cfg->nbinds + i] = cfg->ssl_binds[i];
+			b[cfg->nbinds + i].tls = 1;
+		}
+		cfg->binds = b;
+		cfg->nbinds += cfg->nssl_binds;
+	}
 	for (size_t i = 0; i < cfg->nssl_certs; i++) {
 		const hb_config_cert_t *c = &cfg->ssl_certs[i];
 		const char *miss = !c->server_name ? "server_name"

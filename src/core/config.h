@@ -24,6 +24,8 @@ typedef struct hb_bind {
 	char host[256]; /* numeric or name (lower case, no brackets); empty for unix */
 	uint16_t port;
 	char path[108]; /* unix socket path */
+	int tls;	/* derived: a TLS listener (every bind with ssl on and no ssl_bind; the
+			 * ssl_bind entries, appended to binds, otherwise) */
 } hb_bind_t;
 
 typedef enum { HB_VERIFY_NONE = 0, HB_VERIFY_OPTIONAL, HB_VERIFY_REQUIRED } hb_verify_client_t;
@@ -99,7 +101,7 @@ typedef struct hb_config {
 	size_t nfunctions;
 	/* TLS (docs/tls.md) */
 	int ssl;	      /* bool; certfile implies it */
-	hb_bind_t *ssl_binds; /* TLS listeners; none while ssl is on: every bind is TLS */
+	hb_bind_t *ssl_binds; /* as configured; also appended to binds with tls = 1 */
 	size_t nssl_binds;
 	char *certfile; /* the default pair; NULL when TLS is off */
 	char *keyfile;

@@ -51,6 +51,7 @@ Test(config_tls, off_by_default, .fini = cleanup)
 {
 	cr_assert_eq(LOAD("a:b"), HB_CONFIG_OK, "%s", err);
 	cr_assert_eq(cfg.ssl, 0);
+	cr_assert_eq(cfg.binds[0].tls, 0);
 	cr_assert_null(cfg.certfile);
 	cr_assert_eq(cfg.nssl_binds, 0);
 	cr_assert_eq(cfg.verify_client, HB_VERIFY_NONE);
@@ -71,6 +72,7 @@ Test(config_tls, certfile_implies_ssl_on_every_bind, .fini = cleanup)
 	cr_assert_str_eq(cfg.keyfile, "/k.pem");
 	cr_assert_eq(cfg.nbinds, 1);
 	cr_assert_eq(cfg.nssl_binds, 0, "no ssl_bind: the bind list itself is TLS");
+	cr_assert_eq(cfg.binds[0].tls, 1);
 }
 
 Test(config_tls, plain_and_tls_listeners, .fini = cleanup)
@@ -84,8 +86,12 @@ Test(config_tls, plain_and_tls_listeners, .fini = cleanup)
 				    "--ssl-ciphers", "TLS13-AES128-GCM-SHA256"),
 			       env, NULL),
 		     HB_CONFIG_OK, "%s", err);
-	cr_assert_eq(cfg.nbinds, 1);
+	cr_assert_eq(cfg.nbinds, 3, "listeners: the plain bind, then the ssl_bind ones");
 	cr_assert_eq(cfg.binds[0].port, 8080);
+	cr_assert_eq(cfg.binds[0].tls, 0);
+	cr_assert_eq(cfg.binds[1].port, 8443);
+	cr_assert_eq(cfg.binds[1].tls, 1);
+	cr_assert_eq(cfg.binds[2].tls, 1);
 	cr_assert_eq(cfg.nssl_binds, 2);
 	cr_assert_eq(cfg.ssl_binds[0].port, 8443);
 	cr_assert_eq(cfg.ssl_binds[1].port, 9443);
