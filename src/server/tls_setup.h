@@ -19,6 +19,8 @@
 
 typedef struct hb_tls_setup {
 	hb_tls_live_t *live; /* NULL when TLS is off */
+	/* handshakes: done; failed (bad hello, version, cipher, certificate); ended unfinished
+	 * (handshake timeout, or the client left) */
 	_Atomic uint64_t handshakes_ok, handshakes_failed, handshakes_timed_out;
 	_Atomic uint64_t reloads, reloads_failed;
 } hb_tls_setup_t;
