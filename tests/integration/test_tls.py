@@ -26,6 +26,34 @@ def certs(tmp_path_factory):
     return d
 
 
+def tls_server(server, app, *args, probe_cert=None, **kw):
+    """server(...) for a server whose --bind is TLS: ready once it answers HTTPS (the suite's
+    readiness probe speaks plain HTTP). probe_cert: a certificate directory whose client pair
+    the probe presents (verify_client = required)."""
+    srv = server(app, *args, wait=False, **kw)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if probe_cert:
+        ctx.load_cert_chain(str(probe_cert / "client.pem"), str(probe_cert / "client.key"))
+    deadline = time.monotonic() + 15
+    last = None
+    while time.monotonic() < deadline:
+        if not srv.alive():
+            pytest.fail("server exited with %s\n%s" % (srv.proc.returncode, srv.describe()))
+        try:
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=1) as raw_sock:
+                with ctx.wrap_socket(raw_sock) as s:
+                    s.settimeout(10)
+                    s.sendall(b"GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    if s.recv(16).startswith(b"HTTP/1.1 "):
+                        return srv
+        except (OSError, ssl.SSLError) as e:
+            last = e
+        time.sleep(0.05)
+    pytest.fail("server did not answer HTTPS within 15s (last: %r)\n%s" % (last, srv.describe()))
+
+
 def tls_args(certs, *extra):
     return ["--certfile", str(certs / "server.pem"), "--keyfile", str(certs / "server.key"),
             *extra]
@@ -71,7 +99,7 @@ def s_client(port, *args, stdin=HELLO, timeout=10):
 # ---- basics ----------------------------------------------------------------------------
 
 def test_curl_and_requests_over_https(server, certs):
-    srv = server("tls_apps:wsgi", *tls_args(certs))
+    srv = tls_server(server, "tls_apps:wsgi", *tls_args(certs))
     out = subprocess.run(["curl", "-sS", "--cacert", str(certs / "ca.pem"),
                           "https://localhost:%d/x" % srv.port], capture_output=True, timeout=20)
     assert out.returncode == 0, out.stderr
@@ -92,7 +120,7 @@ def test_curl_and_requests_over_https(server, certs):
 
 
 def test_tls12_and_tls13_and_old_versions_refused(server, certs):
-    srv = server("tls_apps:wsgi", *tls_args(certs))
+    srv = tls_server(server, "tls_apps:wsgi", *tls_args(certs))
     status, _, info = https_get(srv.port, certs, version=ssl.TLSVersion.TLSv1_2)
     assert status.endswith("200 OK") and info["version"] == "TLSv1.2"
     assert "GCM" in info["cipher"] or "CHACHA20" in info["cipher"], info
@@ -104,14 +132,14 @@ def test_tls12_and_tls13_and_old_versions_refused(server, certs):
 
 
 def test_min_version_13(server, certs):
-    srv = server("tls_apps:wsgi", *tls_args(certs, "--ssl-min-version", "1.3"))
+    srv = tls_server(server, "tls_apps:wsgi", *tls_args(certs, "--ssl-min-version", "1.3"))
     with pytest.raises(ssl.SSLError):
         https_get(srv.port, certs, version=ssl.TLSVersion.TLSv1_2)
     assert https_get(srv.port, certs)[2]["version"] == "TLSv1.3"
 
 
 def test_alpn(server, certs):
-    srv = server("tls_apps:wsgi", *tls_args(certs))
+    srv = tls_server(server, "tls_apps:wsgi", *tls_args(certs))
     rc, out = s_client(srv.port, "-alpn", "http/1.1")
     assert "ALPN protocol: http/1.1" in out, out
     rc, out = s_client(srv.port)
@@ -129,7 +157,7 @@ def test_sni_picks_the_pair(server, certs, tmp_path):
                     "server_name = 'other.test'\ncertfile = '%s'\nkeyfile = '%s'\n" % (
                         certs / "server.pem", certs / "server.key", certs / "other.pem",
                         certs / "other.key"))
-    srv = server("tls_apps:wsgi", "--config", str(conf))
+    srv = tls_server(server, "tls_apps:wsgi", "--config", str(conf))
     assert https_get(srv.port, certs, sni="other.test")[2]["subject"]["commonName"] == "other.test"
     assert https_get(srv.port, certs, sni="localhost")[2]["subject"]["commonName"] == "localhost"
     rc, out = s_client(srv.port, "-servername", "other.test")
@@ -140,7 +168,7 @@ def test_sni_picks_the_pair(server, certs, tmp_path):
 
 @pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
 def test_resumption_with_s_client(server, certs, tmp_path, version):
-    srv = server("tls_apps:wsgi", *tls_args(certs), "--workers", "2")
+    srv = tls_server(server, "tls_apps:wsgi", *tls_args(certs), "--workers", "2")
     sess = tmp_path / "sess.pem"
     rc, out = s_client(srv.port, version, "-sess_out", str(sess))
     assert "HTTP/1.1 200 OK" in out and sess.exists(), out
@@ -153,8 +181,9 @@ def test_resumption_with_s_client(server, certs, tmp_path, version):
 
 
 def test_mutual_tls(server, certs):
-    srv = server("tls_apps:wsgi", *tls_args(certs, "--cacertfile", str(certs / "ca.pem"),
-                                            "--verify-client", "required"))
+    srv = tls_server(server, "tls_apps:wsgi", *tls_args(certs, "--cacertfile", str(certs / "ca.pem"),
+                                                        "--verify-client", "required"),
+                     probe_cert=certs)
     _, body, _ = https_get(srv.port, certs, cert="client")
     env = json.loads(body)
     assert "CN=client.test" in env["SSL_CLIENT_S_DN"], env
@@ -169,7 +198,7 @@ def test_mutual_tls(server, certs):
 
 
 def test_mutual_tls_optional(server, certs):
-    srv = server("tls_apps:wsgi", *tls_args(certs, "--cacertfile", str(certs / "ca.pem"),
+    srv = tls_server(server, "tls_apps:wsgi", *tls_args(certs, "--cacertfile", str(certs / "ca.pem"),
                                             "--verify-client", "optional"))
     assert json.loads(https_get(srv.port, certs)[1])["SSL_CLIENT_S_DN"] is None
     assert "client.test" in json.loads(https_get(srv.port, certs, cert="client")[1])["SSL_CLIENT_S_DN"]
@@ -193,7 +222,7 @@ def test_plain_and_tls_listeners_in_one_server(server, certs):
 # ---- hostile clients -------------------------------------------------------------------
 
 def test_handshake_timeout_closes_a_silent_client(server, certs):
-    srv = server("tls_apps:wsgi", *tls_args(certs, "--ssl-handshake-timeout", "1"))
+    srv = tls_server(server, "tls_apps:wsgi", *tls_args(certs, "--ssl-handshake-timeout", "1"))
     with connect(srv.port, timeout=10) as s:
         t0 = time.monotonic()
         assert s.recv(100) == b""  # closed without a byte from us
@@ -209,7 +238,7 @@ def test_handshake_timeout_closes_a_silent_client(server, certs):
 
 
 def test_plaintext_http_on_the_tls_port_gets_an_alert_or_close(server, certs):
-    srv = server("tls_apps:wsgi", *tls_args(certs))
+    srv = tls_server(server, "tls_apps:wsgi", *tls_args(certs))
     with connect(srv.port, timeout=10) as s:
         s.sendall(HELLO)
         data = b""
@@ -224,7 +253,7 @@ def test_plaintext_http_on_the_tls_port_gets_an_alert_or_close(server, certs):
 
 
 def test_garbage_and_aborted_handshakes_do_not_hurt(server, certs):
-    srv = server("tls_apps:wsgi", *tls_args(certs))
+    srv = tls_server(server, "tls_apps:wsgi", *tls_args(certs))
     import random
     rnd = random.Random(5)
     for i in range(30):
@@ -248,7 +277,7 @@ def test_garbage_and_aborted_handshakes_do_not_hurt(server, certs):
 # ---- ASGI and WebSocket ----------------------------------------------------------------
 
 def test_asgi_scope_and_tls_extension(server, certs):
-    srv = server("tls_apps:asgi", "--worker-class", "asgi",
+    srv = tls_server(server, "tls_apps:asgi", "--worker-class", "asgi",
                  *tls_args(certs, "--cacertfile", str(certs / "ca.pem"), "--verify-client",
                            "optional"))
     body = json.loads(https_get(srv.port, certs, cert="client", version=ssl.TLSVersion.TLSv1_3)[1])
@@ -266,7 +295,7 @@ def test_asgi_scope_and_tls_extension(server, certs):
 def test_websocket_over_wss(server, certs):
     import asyncio
     import websockets
-    srv = server("tls_apps:asgi", "--worker-class", "asgi", *tls_args(certs))
+    srv = tls_server(server, "tls_apps:asgi", "--worker-class", "asgi", *tls_args(certs))
 
     async def go():
         async with websockets.connect("wss://localhost:%d/ws" % srv.port,
@@ -285,7 +314,7 @@ def test_sighup_reloads_certificates_and_keeps_the_old_on_error(server, certs, t
     cert, key = tmp_path / "live.pem", tmp_path / "live.key"
     shutil.copy(certs / "server.pem", cert)
     shutil.copy(certs / "server.key", key)
-    srv = server("tls_apps:wsgi", "--certfile", str(cert), "--keyfile", str(key))
+    srv = tls_server(server, "tls_apps:wsgi", "--certfile", str(cert), "--keyfile", str(key))
     assert https_get(srv.port, certs, sni="localhost")[2]["subject"]["commonName"] == "localhost"
     ctx = client_ctx(certs)
     held = ctx.wrap_socket(socket.create_connection(("127.0.0.1", srv.port), timeout=10),
@@ -329,7 +358,7 @@ def test_flask_over_https(server, certs):
     pytest.importorskip("flask")
     import requests
     from hbtest import EXAMPLES
-    srv = server("app:app", *tls_args(certs), pythonpath=[EXAMPLES / "flask_app"])
+    srv = tls_server(server, "app:app", *tls_args(certs), pythonpath=[EXAMPLES / "flask_app"])
     base = "https://localhost:%d" % srv.port
     ca = str(certs / "ca.pem")  # per request: REQUESTS_CA_BUNDLE would override a session's
     with requests.Session() as sess:
@@ -345,7 +374,7 @@ def test_starlette_over_https_and_wss(server, certs):
     import asyncio
     import httpx
     import websockets
-    srv = server("asgi_starlette:app", "--worker-class", "asgi", *tls_args(certs))
+    srv = tls_server(server, "asgi_starlette:app", "--worker-class", "asgi", *tls_args(certs))
     with httpx.Client(verify=str(certs / "ca.pem"), base_url="https://localhost:%d" % srv.port) as c:
         assert c.get("/").text == "Hello, Starlette!"
         assert c.get("/items/7?q=z").json()["id"] == 7

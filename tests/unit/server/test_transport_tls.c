@@ -359,8 +359,7 @@ static void handshake(hb_conn_t *c)
 		to_conn(c);
 		flush(c);
 	}
-	cr_assert_eq(r, WOLFSSL_SUCCESS, "client handshake: %d",
-		     wolfSSL_get_error(CL.ssl, r));
+	cr_assert_eq(r, WOLFSSL_SUCCESS, "client handshake: %d", wolfSSL_get_error(CL.ssl, r));
 }
 
 static void client_write(hb_conn_t *c, const char *s)
