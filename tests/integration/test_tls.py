@@ -355,7 +355,6 @@ def test_sighup_reloads_certificates_and_keeps_the_old_on_error(server, certs, t
 # ---- frameworks over TLS ---------------------------------------------------------------
 
 def test_flask_over_https(server, certs):
-    pytest.importorskip("flask")
     import requests
     from hbtest import EXAMPLES
     srv = tls_server(server, "app:app", *tls_args(certs), pythonpath=[EXAMPLES / "flask_app"])
@@ -370,7 +369,6 @@ def test_flask_over_https(server, certs):
 
 
 def test_starlette_over_https_and_wss(server, certs):
-    pytest.importorskip("starlette")
     import asyncio
     import httpx
     import websockets
