@@ -241,9 +241,9 @@ static const struct key keys[] = {
 	{"alpn", K_STR, OFF(alpn), .def = "h2,http/1.1", .metavar = "LIST", .flags = F_JOIN,
 	 .help = "ALPN protocols, in preference order (the ones this build serves)",
 	 .check = check_alpn},
-	{"ssl_handshake_timeout", K_I64, OFF(ssl_handshake_timeout_s), 1, 3600, "10", "S",
+	{"ssl_handshake_timeout", K_SECS, OFF(ssl_handshake_timeout_s), 1, 3600, "10", "SECONDS",
 	 "seconds a TLS handshake may take"},
-	{"ssl_ticket_lifetime", K_I64, OFF(ssl_ticket_lifetime_s), 60, 7 * DAY_S, "3600", "S",
+	{"ssl_ticket_lifetime", K_SECS, OFF(ssl_ticket_lifetime_s), 60, 7 * DAY_S, "3600", "SECONDS",
 	 "session ticket lifetime and ticket key rotation period"},
 };
 /* clang-format on */
