@@ -23,6 +23,7 @@
 #include "server/io.h"
 #include "server/listener.h"
 #include "server/server.h"
+#include "server/tls_setup.h"
 
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/lsan_interface.h>
@@ -91,7 +92,10 @@ static void log_listening(const hb_config_t *cfg, int nio)
 {
 	hb_info("Starting hornbeam-uring %s", HB_VERSION);
 	for (size_t b = 0; b < cfg->nbinds; b++)
-		hb_info("Listening at: %s%s (%d)", cfg->binds[b].family == AF_UNIX ? "" : "http://",
+		hb_info("Listening at: %s%s (%d)",
+			cfg->binds[b].family == AF_UNIX ? (cfg->binds[b].tls ? "tls+" : "")
+			: cfg->binds[b].tls		? "https://"
+							: "http://",
 			cfg->binds[b].spec, (int)getpid());
 	static const char *const classes[] = {"wsgi", "asgi", "auto"};
 
@@ -103,6 +107,21 @@ static void log_listening(const hb_config_t *cfg, int nio)
 			(long long)cfg->timeout_ms);
 }
 
+/* SIGHUP: the certificates and keys are read again; new connections get them, open ones keep
+ * theirs, a bad file leaves the current ones serving. (Issue 9 makes HUP a full reload.) */
+static void reload(hb_server_t *srv)
+{
+	char err[1024] = "";
+	if (!srv->tls || !srv->tls->live) {
+		hb_info("SIGHUP: nothing to reload (TLS is off)");
+		return;
+	}
+	if (hb_tls_setup_reload(srv->tls, srv->cfg, HB_TLS_SERVED_ALPN, err, sizeof(err)) < 0)
+		hb_error("SIGHUP: TLS reload failed, the current certificates stay: %s", err);
+	else
+		hb_info("SIGHUP: TLS certificates and keys reloaded");
+}
+
 /* Waits for the signals; returns once every io thread has finished draining (or was forced). */
 static void supervise(hb_server_t *srv, const sigset_t *set)
 {
@@ -112,7 +131,9 @@ static void supervise(hb_server_t *srv, const sigset_t *set)
 	while (atomic_load(&srv->io_running) > 0) {
 		int sig = sigtimedwait(set, NULL, &tick);
 		int draining = atomic_load(&srv->draining);
-		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+		if (sig == SIGHUP) {
+			reload(srv);
+		} else if (sig == SIGTERM || sig == SIGINT) {
 			if (draining == 0) {
 				hb_info("Shutting down: graceful (%s), up to %llds", strsignal(sig),
 					(long long)srv->cfg->graceful_timeout_s);
@@ -203,7 +224,12 @@ int main(int argc, char **argv)
 			cfg.access_log, strerror(errno));
 		return 2;
 	}
-	hb_server_t srv = {.cfg = &cfg, .nio = cfg.workers};
+	hb_tls_setup_t tls;
+	if (hb_tls_setup_init(&tls, &cfg, HB_TLS_SERVED_ALPN, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hornbeam-uring: %s\n", err);
+		return 2;
+	}
+	hb_server_t srv = {.cfg = &cfg, .nio = cfg.workers, .tls = &tls};
 	check_fd_limit(&cfg, srv.nio);
 	srv.listen_fds = alloc_fds(srv.nio, cfg.nbinds);
 	if (!srv.listen_fds ||
@@ -246,6 +272,7 @@ int main(int argc, char **argv)
 		hb_io_free(ios[i]);
 	}
 	hb_listener_close_all(&cfg, srv.nio, srv.listen_fds);
+	hb_tls_setup_free(&tls);
 	uint64_t stop_by = mono_ns() + (forced ? 1 : 5) * 1000000000ull;
 	hb_pyapi_shutdown(); /* again: idempotent, and the first signal may have been SIGQUIT */
 	hb_py_stop(host, stop_by);

@@ -46,6 +46,8 @@ enum kind {
 enum {
 	F_NOFILE = 1,	  /* not a TOML key (the config file itself) */
 	F_EMPTY_NULL = 2, /* an empty string stores NULL (access_log: off) */
+	F_PATH = 4,	  /* K_STR: a relative path from a file is taken relative to the file */
+	F_JOIN = 8,	  /* K_STR: a TOML list of strings is accepted, joined with commas */
 };
 
 struct choice {
@@ -71,6 +73,8 @@ struct key {
 
 static const char *check_root_path(char *s);
 static const char *check_cluster_addr(char *s);
+static const char *check_alpn(char *s);
+static char *resolve_path(const char *basedir, const char *p);
 
 static const struct choice worker_classes[] = {
 	{"wsgi", HB_WORKER_WSGI, false},
@@ -96,6 +100,19 @@ static const struct choice log_levels[] = {
 	{"debug", HB_LOG_DEBUG, false},	      {"info", HB_LOG_INFO, false},
 	{"warning", HB_LOG_WARNING, false},   {"error", HB_LOG_ERROR, false},
 	{"critical", HB_LOG_CRITICAL, false}, {NULL, 0, false},
+};
+
+static const struct choice verify_modes[] = {
+	{"none", HB_VERIFY_NONE, false},
+	{"optional", HB_VERIFY_OPTIONAL, false},
+	{"required", HB_VERIFY_REQUIRED, false},
+	{NULL, 0, false},
+};
+
+static const struct choice tls_versions[] = {
+	{"1.2", 12, false},
+	{"1.3", 13, false},
+	{NULL, 0, false},
 };
 
 #define OFF(f) offsetof(hb_config_t, f)
@@ -226,6 +243,33 @@ static const struct key keys[] = {
 	 "SECONDS", .help = "time to wait for a probe's ack before asking others to probe"},
 	{"cluster_indirect_checks", K_I64, OFF(cluster_indirect_checks), 1, 16, "3", "N",
 	 .help = "members asked to probe a node that did not answer"},
+	{"ssl", K_BOOL, OFF(ssl), .def = "false",
+	 .help = "serve TLS (certfile turns it on too): on every bind, or on the ssl_bind ones"},
+	{"ssl_bind", K_BINDS, OFF(ssl_binds), .metavar = "ADDR", .count_off = OFF(nssl_binds),
+	 .help = "a TLS listener beside the plain bind ones; repeatable (without it, TLS makes "
+		 "every bind TLS)"},
+	{"certfile", K_STR, OFF(certfile), .metavar = "FILE", .flags = F_EMPTY_NULL | F_PATH,
+	 .help = "PEM certificate (then its chain) of the default TLS pair; turns TLS on"},
+	{"keyfile", K_STR, OFF(keyfile), .metavar = "FILE", .flags = F_EMPTY_NULL | F_PATH,
+	 .help = "PEM private key of certfile, maybe encrypted"},
+	{"keyfile_password", K_STR, OFF(keyfile_password), .metavar = "PW", .flags = F_EMPTY_NULL,
+	 .help = "password of an encrypted keyfile (prefer the environment or the file to the CLI)"},
+	{"cacertfile", K_STR, OFF(cacertfile), .metavar = "FILE", .flags = F_EMPTY_NULL | F_PATH,
+	 .help = "PEM CA certificates that client certificates must chain to (verify_client)"},
+	{"verify_client", K_ENUM, OFF(verify_client), .def = "none",
+	 .metavar = "none|optional|required", .help = "ask TLS clients for a certificate (mutual TLS)",
+	 .choices = verify_modes},
+	{"ssl_min_version", K_ENUM, OFF(ssl_min_version), .def = "1.2", .metavar = "1.2|1.3",
+	 .help = "oldest TLS version accepted", .choices = tls_versions},
+	{"ssl_ciphers", K_STR, OFF(ssl_ciphers), .metavar = "LIST", .flags = F_EMPTY_NULL,
+	 .help = "wolfSSL cipher list (default: TLS 1.3 suites, then ECDHE with AES-GCM or ChaCha20)"},
+	{"alpn", K_STR, OFF(alpn), .def = "h2,http/1.1", .metavar = "LIST", .flags = F_JOIN,
+	 .help = "ALPN protocols, in preference order (the ones this build serves)",
+	 .check = check_alpn},
+	{"ssl_handshake_timeout", K_SECS, OFF(ssl_handshake_timeout_s), 1, 3600, "10", "SECONDS",
+	 "seconds a TLS handshake may take"},
+	{"ssl_ticket_lifetime", K_SECS, OFF(ssl_ticket_lifetime_s), 60, 7 * DAY_S, "3600", "SECONDS",
+	 "session ticket lifetime and ticket key rotation period"},
 };
 /* clang-format on */
 
@@ -711,6 +755,30 @@ static const char *check_cluster_addr(char *s)
 	return NULL;
 }
 
+/* "h2, http/1.1" -> "h2,http/1.1": 1 to 8 names of 1 to 255 bytes. */
+static const char *check_alpn(char *s)
+{
+	char *w = s;
+	size_t names = 0, len = 0;
+	for (const char *r = s;; r++) {
+		if (*r == ' ' || *r == '\t')
+			continue;
+		if (*r == ',' || !*r) {
+			if (len == 0)
+				return "expected protocol names separated by commas";
+			names++;
+			len = 0;
+			if (!*r)
+				break;
+		} else if (++len > 255) {
+			return "a protocol name is longer than 255 bytes";
+		}
+		*w++ = *r;
+	}
+	*w = '\0';
+	return names > 8 ? "at most 8 protocols" : NULL;
+}
+
 static const char *check_root_path(char *s)
 {
 	size_t n = strlen(s);
@@ -726,7 +794,7 @@ static int store_str(const struct ctx *c, const struct key *k, const char *s)
 	char q[80];
 	if ((k->flags & F_EMPTY_NULL) && !*s)
 		return replace_str(c, k, NULL);
-	char *copy = strdup(s);
+	char *copy = (k->flags & F_PATH) ? resolve_path(c->basedir, s) : strdup(s);
 	if (!copy)
 		return no_memory(c);
 	const char *why = k->check ? k->check(copy) : NULL;
@@ -766,13 +834,14 @@ static int add_bind(const struct ctx *c, const struct key *k, const char *spec)
 	char q[80];
 	if (hb_config_parse_bind(spec, &b, &why) < 0)
 		return fail(c, k, "invalid address %s: %s", quoted(q, sizeof q, spec), why);
-	size_t n = c->cfg->nbinds;
-	hb_bind_t *binds = realloc(c->cfg->binds, (n + 1) * sizeof *binds);
+	hb_bind_t **slot = field(c->cfg, k->off);
+	size_t n = *count_field(c->cfg, k);
+	hb_bind_t *binds = realloc(*slot, (n + 1) * sizeof *binds);
 	if (!binds)
 		return no_memory(c);
 	binds[n] = b;
-	c->cfg->binds = binds;
-	c->cfg->nbinds = n + 1;
+	*slot = binds;
+	*count_field(c->cfg, k) = n + 1;
 	return 0;
 }
 
@@ -827,7 +896,7 @@ static int store_list(const struct ctx *c, const struct key *k, const char *cons
 {
 	if (!c->append)
 		clear_list(c->cfg, k);
-	if (k->kind == K_BINDS && n == 0 && c->cfg->nbinds == 0)
+	if (k->off == OFF(binds) && n == 0 && c->cfg->nbinds == 0)
 		return fail(c, k, "expected at least one address");
 	for (size_t i = 0; i < n; i++) {
 		int rc = k->kind == K_BINDS  ? add_bind(c, k, items[i])
@@ -1039,6 +1108,30 @@ static int tval_dur(const struct ctx *c, const struct key *k, const hb_tval_t *v
 	return fail(c, k, "expected a duration (30, \"30s\", \"250ms\"), got %s", tval_type(v));
 }
 
+/* ["h2", "http/1.1"] -> "h2,http/1.1" (F_JOIN keys). */
+static int tval_joined(const struct ctx *c, const struct key *k, const hb_tval_t *v)
+{
+	size_t n = 1;
+	for (size_t i = 0; i < v->nitems; i++) {
+		if (v->items[i].kind != HB_TV_STR)
+			return fail(c, k, "expected a list of strings, got an array holding %s",
+				    tval_type(&v->items[i]));
+		n += strlen(v->items[i].str) + 1;
+	}
+	char *s = malloc(n);
+	if (!s)
+		return no_memory(c);
+	s[0] = '\0';
+	for (size_t i = 0; i < v->nitems; i++) {
+		if (i)
+			strcat(s, ",");
+		strcat(s, v->items[i].str);
+	}
+	int rc = store_string_kind(c, k, s);
+	free(s);
+	return rc;
+}
+
 static int tval_scalar(const struct ctx *c, const struct key *k, const hb_tval_t *v)
 {
 	char num[32];
@@ -1063,6 +1156,8 @@ static int tval_scalar(const struct ctx *c, const struct key *k, const hb_tval_t
 	case K_ENUM:
 		if (v->kind == HB_TV_STR)
 			return store_string_kind(c, k, v->str);
+		if (v->kind == HB_TV_LIST && (k->flags & F_JOIN))
+			return tval_joined(c, k, v);
 		if (k->kind == K_ENUM)
 			return fail_choice(c, k, tval_type(v));
 		return fail(c, k, "expected a string, got %s", tval_type(v));
@@ -1114,6 +1209,54 @@ static int add_function(hb_config_t *cfg, const char *name, const hb_tval_t *v, 
 	return 0;
 }
 
+/* One field of the file's N-th [[tls.certificate]] table (toml_load.c passes
+ * "tls.certificate.N.FIELD"); derive_tls checks that each table is whole. */
+static int add_cert_field(hb_config_t *cfg, const char *rest, const hb_tval_t *v, const char *file,
+			  int line, char *err, size_t errlen)
+{
+	static const char *const names[] = {"server_name", "certfile", "keyfile",
+					    "keyfile_password"};
+	char *end;
+	unsigned long i = strtoul(rest, &end, 10);
+	if (end == rest || *end != '.' || i >= 64)
+		return plain_fail(err, errlen, "%s:%d: at most 64 [[tls.certificate]] tables", file,
+				  line);
+	const char *fname = end + 1;
+	size_t f = 0;
+	while (f < 4 && strcmp(names[f], fname) != 0)
+		f++;
+	if (f == 4)
+		return plain_fail(err, errlen,
+				  "%s:%d: [[tls.certificate]]: unknown key '%s' (server_name, "
+				  "certfile, keyfile, keyfile_password)",
+				  file, line, fname);
+	if (v->kind != HB_TV_STR || !*v->str)
+		return plain_fail(err, errlen,
+				  "%s:%d: [[tls.certificate]] %s: expected a non-empty string",
+				  file, line, fname);
+	if (i >= cfg->nssl_certs) {
+		hb_config_cert_t *certs = realloc(cfg->ssl_certs, (i + 1) * sizeof *certs);
+		if (!certs)
+			return plain_fail(err, errlen, "%s: out of memory", file);
+		memset(certs + cfg->nssl_certs, 0, (i + 1 - cfg->nssl_certs) * sizeof *certs);
+		cfg->ssl_certs = certs;
+		cfg->nssl_certs = i + 1;
+	}
+	hb_config_cert_t *c = &cfg->ssl_certs[i];
+	char **slot = f == 0   ? &c->server_name
+		      : f == 1 ? &c->certfile
+		      : f == 2 ? &c->keyfile
+			       : &c->keyfile_password;
+	char *dir = f == 1 || f == 2 ? file_dir(file) : NULL;
+	char *val = f == 1 || f == 2 ? (dir ? resolve_path(dir, v->str) : NULL) : strdup(v->str);
+	free(dir);
+	if (!val)
+		return plain_fail(err, errlen, "%s: out of memory", file);
+	free(*slot);
+	*slot = val;
+	return 0;
+}
+
 /* The hb_config_set_fn handed to the TOML loader. */
 static int set_from_file(hb_config_t *cfg, const char *name, const hb_tval_t *v, const char *file,
 			 int line, char *err, size_t errlen)
@@ -1126,6 +1269,8 @@ static int set_from_file(hb_config_t *cfg, const char *name, const hb_tval_t *v,
 		snprintf(cname, sizeof cname, "cluster_%s", name + 8);
 		name = cname;
 	}
+	if (strncmp(name, "tls.certificate.", 16) == 0)
+		return add_cert_field(cfg, name + 16, v, file, line, err, errlen);
 	const struct key *k = key_named(name);
 	if (!k || (k->flags & F_NOFILE)) {
 		const char *near = closest_key(name, true);
@@ -1141,7 +1286,7 @@ static int set_from_file(hb_config_t *cfg, const char *name, const hb_tval_t *v,
 	}
 	struct ctx c = {cfg, {SRC_FILE, file, line, false}, err, errlen, false, NULL};
 	char *dir = NULL;
-	if (k->kind == K_PATHS && !(dir = file_dir(file)))
+	if ((k->kind == K_PATHS || (k->flags & F_PATH)) && !(dir = file_dir(file)))
 		return no_memory(&c);
 	c.basedir = dir;
 	int rc = tval_scalar(&c, k, v);
@@ -1474,6 +1619,54 @@ static int check_cluster(hb_config_t *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* certfile turns TLS on; TLS on needs the default pair, verify_client its CA file, and every
+ * [[tls.certificate]] table its three keys. The files themselves are read when the server
+ * builds its TLS context (src/proto/tls.c), which names a bad one. */
+static int derive_tls(hb_config_t *cfg, char *err, size_t errlen)
+{
+	if (cfg->certfile)
+		cfg->ssl = 1;
+	if (!cfg->ssl) {
+		if (cfg->nssl_binds || cfg->nssl_certs || cfg->keyfile)
+			return plain_fail(err, errlen,
+					  "TLS settings (ssl_bind, keyfile, [[tls.certificate]]) "
+					  "need certfile, the default certificate");
+		return 0;
+	}
+	if (!cfg->certfile || !cfg->keyfile)
+		return plain_fail(err, errlen,
+				  "ssl needs certfile and keyfile (the default certificate pair)");
+	if (cfg->verify_client != HB_VERIFY_NONE && !cfg->cacertfile)
+		return plain_fail(err, errlen, "verify_client = %s needs cacertfile",
+				  cfg->verify_client == HB_VERIFY_REQUIRED ? "required"
+									   : "optional");
+	if (cfg->nssl_binds == 0) { /* gunicorn's rule: certfile makes every bind TLS */
+		for (size_t i = 0; i < cfg->nbinds; i++)
+			cfg->binds[i].tls = 1;
+	} else { /* the listeners are binds (plain) then ssl_binds (TLS), in one list */
+		hb_bind_t *b = realloc(cfg->binds, (cfg->nbinds + cfg->nssl_binds) * sizeof *b);
+		if (!b)
+			return plain_fail(err, errlen, "out of memory"), -ENOMEM;
+		for (size_t i = 0; i < cfg->nssl_binds; i++) {
+			b[cfg->nbinds + i] = cfg->ssl_binds[i];
+			b[cfg->nbinds + i].tls = 1;
+		}
+		cfg->binds = b;
+		cfg->nbinds += cfg->nssl_binds;
+	}
+	for (size_t i = 0; i < cfg->nssl_certs; i++) {
+		const hb_config_cert_t *c = &cfg->ssl_certs[i];
+		const char *miss = !c->server_name ? "server_name"
+				   : !c->certfile  ? "certfile"
+				   : !c->keyfile   ? "keyfile"
+						   : NULL;
+		if (miss)
+			return plain_fail(err, errlen, "[[tls.certificate]] number %zu lacks %s",
+					  i + 1, miss);
+	}
+	return 0;
+}
+
 static const char *config_path(const struct arg *args, int n, char **envp)
 {
 	const char *path = NULL;
@@ -1539,6 +1732,8 @@ static int load_sources(hb_config_t *cfg, const struct arg *args, int nargs, cha
 		rc = derive_cpus(cfg, err, errlen);
 	if (rc == 0)
 		rc = check_cluster(cfg, err, errlen);
+	if (rc == 0)
+		rc = derive_tls(cfg, err, errlen);
 	return rc;
 }
 
@@ -1603,6 +1798,13 @@ void hb_config_free(hb_config_t *cfg)
 		free(cfg->functions[i].target);
 	}
 	free(cfg->functions);
+	for (size_t i = 0; i < cfg->nssl_certs; i++) {
+		free(cfg->ssl_certs[i].server_name);
+		free(cfg->ssl_certs[i].certfile);
+		free(cfg->ssl_certs[i].keyfile);
+		free(cfg->ssl_certs[i].keyfile_password);
+	}
+	free(cfg->ssl_certs);
 	free(cfg->cpus);
 	free(cfg->sources);
 	memset(cfg, 0, sizeof *cfg);

@@ -24,7 +24,20 @@ typedef struct hb_bind {
 	char host[256]; /* numeric or name (lower case, no brackets); empty for unix */
 	uint16_t port;
 	char path[108]; /* unix socket path */
+	int tls;	/* derived: a TLS listener (every bind with ssl on and no ssl_bind; the
+			 * ssl_bind entries, appended to binds, otherwise) */
 } hb_bind_t;
+
+typedef enum { HB_VERIFY_NONE = 0, HB_VERIFY_OPTIONAL, HB_VERIFY_REQUIRED } hb_verify_client_t;
+
+/* One [[tls.certificate]] table of the file: a pair served to clients whose SNI names
+ * server_name ("*.example.com" matches one label). */
+typedef struct hb_config_cert {
+	char *server_name;
+	char *certfile;
+	char *keyfile;
+	char *keyfile_password; /* NULL: the top-level keyfile_password */
+} hb_config_cert_t;
 
 /* A function registered from the file's [functions] table: name = "module:function". */
 typedef struct hb_config_function {
@@ -98,6 +111,22 @@ typedef struct hb_config {
 	int64_t cluster_indirect_checks;   /* default 3 */
 	hb_config_function_t *functions;   /* [functions] table */
 	size_t nfunctions;
+	/* TLS (docs/tls.md) */
+	int ssl;	      /* bool; certfile implies it */
+	hb_bind_t *ssl_binds; /* as configured; also appended to binds with tls = 1 */
+	size_t nssl_binds;
+	char *certfile; /* the default pair; NULL when TLS is off */
+	char *keyfile;
+	char *keyfile_password;
+	char *cacertfile;
+	int verify_client;		 /* hb_verify_client_t */
+	int ssl_min_version;		 /* 12 or 13 */
+	char *ssl_ciphers;		 /* NULL: the built-in list (HB_TLS_DEFAULT_CIPHERS) */
+	char *alpn;			 /* comma-separated, in preference order */
+	int64_t ssl_handshake_timeout_s; /* default 10 */
+	int64_t ssl_ticket_lifetime_s;	 /* default 3600 */
+	hb_config_cert_t *ssl_certs;	 /* [[tls.certificate]] SNI pairs */
+	size_t nssl_certs;
 	char *sources; /* private to config.c: where each key's value came from (--print-config) */
 	/* derived */
 	int ncpus; /* CPUs this process may use: min(affinity mask, cgroup quota) */

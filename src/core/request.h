@@ -28,6 +28,18 @@ enum {
 	HB_REQ_WEBSOCKET = 1u << 6,	  /* a valid WebSocket upgrade (set by the connection) */
 };
 
+/* What a TLS connection tells its requests (WSGI HTTPS and SSL_* keys, the ASGI `tls`
+ * extension). Built once per connection by its io thread after the handshake, then immutable;
+ * the connection and each request dispatched on it hold a reference (atomic: workers drop
+ * theirs), and the last hb_request_tls_unref frees it. */
+typedef struct hb_request_tls {
+	_Atomic int refs;
+	uint16_t version;	/* 0x0303 TLS 1.2, 0x0304 TLS 1.3 */
+	uint16_t cipher_suite;	/* IANA number, e.g. 0x1301 */
+	char *client_cert_name; /* RFC 4514 subject of a verified client certificate, or NULL */
+	char *client_cert_pem;	/* that certificate in PEM, or NULL */
+} hb_request_tls_t;
+
 typedef struct hb_request {
 	const char *method;
 	const char *target; /* request-target exactly as sent */
@@ -45,6 +57,8 @@ typedef struct hb_request {
 	uint16_t remote_port;
 	char server_addr[64];
 	uint16_t server_port;
+	hb_request_tls_t
+		*tls; /* NULL on a plain connection; a reference (hb_request_free drops it) */
 	_Alignas(8) char data[]; /* storage the pointers above point into */
 } hb_request_t;
 
@@ -62,6 +76,14 @@ enum {
 	HB_RESP_HAS_SERVER = 1u << 1, /* app set Server */
 	HB_RESP_CLOSE = 1u << 2,      /* app set Connection: close */
 };
+
+/* Frees a request and drops its TLS reference. */
+void hb_request_free(hb_request_t *r);
+/* A new reference to t (NULL stays NULL). */
+hb_request_tls_t *hb_request_tls_ref(hb_request_tls_t *t);
+void hb_request_tls_unref(hb_request_tls_t *t);
+/* "TLSv1.2", "TLSv1.3", or "TLS" for another version (static). */
+const char *hb_request_tls_version_name(int version);
 
 /* Finds the first header named `name` (ASCII case-insensitive). NULL when absent. */
 const hb_header_t *hb_request_header(const hb_request_t *r, const char *name);

@@ -41,7 +41,7 @@ void hb_stream_release(hb_stream_t *s)
 		free(m.ptr);
 	free(s->cur);
 	hb_spsc_destroy(&s->body);
-	free(s->req);
+	hb_request_free(s->req);
 	free(s);
 }
 

@@ -149,6 +149,39 @@ static int common(hb_asgi_worker_t *w, PyObject *d, const hb_request_t *q)
 	       set(d, HB_ASGI_S(w, state), PyDict_Copy(w->state));
 }
 
+/* The ASGI `tls` extension: {"server_cert": None, "client_cert_chain": [pem] or [],
+ * "client_cert_name": str or None, "client_cert_error": None, "tls_version": int,
+ * "cipher_suite": int}. A client certificate is only there once verified, so there is never an
+ * error to report. */
+static PyObject *tls_ext(const hb_request_tls_t *t)
+{
+	PyObject *chain =
+		t->client_cert_pem ? Py_BuildValue("[s]", t->client_cert_pem) : PyList_New(0);
+	PyObject *name = t->client_cert_name ? PyUnicode_FromString(t->client_cert_name)
+					     : Py_NewRef(Py_None);
+	PyObject *d = chain && name
+			      ? Py_BuildValue("{s:O,s:O,s:O,s:O,s:i,s:i}", "server_cert", Py_None,
+					      "client_cert_chain", chain, "client_cert_name", name,
+					      "client_cert_error", Py_None, "tls_version",
+					      (int)t->version, "cipher_suite", (int)t->cipher_suite)
+			      : NULL;
+	Py_XDECREF(chain);
+	Py_XDECREF(name);
+	return d;
+}
+
+/* The worker's shared extensions dict, or for a TLS request a copy with "tls" added. */
+static PyObject *extensions(PyObject *shared, const hb_request_t *q)
+{
+	if (!q->tls)
+		return Py_NewRef(shared);
+	PyObject *d = PyDict_Copy(shared), *t = d ? tls_ext(q->tls) : NULL;
+	if (!t || PyDict_SetItemString(d, "tls", t) < 0)
+		Py_CLEAR(d);
+	Py_XDECREF(t);
+	return d;
+}
+
 PyObject *hb_asgi_scope_new(hb_asgi_worker_t *w, const hb_request_t *q, int websocket)
 {
 	PyObject *d = PyDict_New();
@@ -162,14 +195,14 @@ PyObject *hb_asgi_scope_new(hb_asgi_worker_t *w, const hb_request_t *q, int webs
 		     set(d, HB_ASGI_S(w, scheme),
 			 Py_NewRef(https ? HB_ASGI_S(w, v_wss) : HB_ASGI_S(w, v_ws))) ||
 		     set(d, HB_ASGI_S(w, subprotocols), subprotocols(q)) ||
-		     set(d, HB_ASGI_S(w, extensions), Py_NewRef(w->ext_ws));
+		     set(d, HB_ASGI_S(w, extensions), extensions(w->ext_ws, q));
 	else
 		rc = set(d, HB_ASGI_S(w, type), Py_NewRef(HB_ASGI_S(w, v_http))) ||
 		     set(d, HB_ASGI_S(w, method),
 			 PyUnicode_DecodeLatin1(q->method, (Py_ssize_t)q->method_len, NULL)) ||
 		     set(d, HB_ASGI_S(w, scheme),
 			 Py_NewRef(https ? HB_ASGI_S(w, v_https) : HB_ASGI_S(w, v_http))) ||
-		     set(d, HB_ASGI_S(w, extensions), Py_NewRef(w->ext_http));
+		     set(d, HB_ASGI_S(w, extensions), extensions(w->ext_http, q));
 	if (rc || common(w, d, q))
 		Py_CLEAR(d);
 	return d;

@@ -271,6 +271,63 @@ static int emit_prefixed(PyObject *table, const char *prefix, const char *path, 
 	return 0;
 }
 
+/* The line of the n-th (0-based) "[[tls.certificate]]" header, for messages. */
+static int cert_table_line(const char *text, Py_ssize_t n)
+{
+	int line = 1;
+	for (const char *p = text; p && *p; line++) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strncmp(p, "[[tls.certificate]]", 19) == 0 && n-- == 0)
+			return line;
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return 0;
+}
+
+/* [tls]: only [[tls.certificate]] tables, each field going to set() as
+ * "tls.certificate.N.FIELD" (config.c keeps them in cfg->ssl_certs). */
+static int emit_tls(PyObject *table, const char *path, const char *text, hb_config_t *cfg,
+		    hb_config_set_fn set, char *err, size_t errlen)
+{
+	PyObject *certs = PyDict_GetItemString(table, "certificate");
+	if (PyDict_Size(table) != 1 || !certs || !PyList_Check(certs)) {
+		snprintf(err, errlen, "%s:%d: [tls] holds only [[tls.certificate]] tables", path,
+			 key_line(text, "tls"));
+		return -EINVAL;
+	}
+	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(certs); i++) {
+		PyObject *t = PyList_GET_ITEM(certs, i), *k, *o;
+		Py_ssize_t pos = 0;
+		int line = cert_table_line(text, i);
+		if (!PyDict_Check(t) || PyDict_Size(t) == 0) {
+			snprintf(err, errlen, "%s:%d: [[tls.certificate]] number %zd is empty",
+				 path, line, i + 1);
+			return -EINVAL;
+		}
+		while (PyDict_Next(t, &pos, &k, &o)) {
+			char name[256];
+			hb_tval_t v;
+			const char *key = PyUnicode_AsUTF8(k);
+			if (!key) {
+				PyErr_Clear();
+				snprintf(err, errlen, "%s: a key is not valid UTF-8", path);
+				return -EINVAL;
+			}
+			snprintf(name, sizeof name, "tls.certificate.%zd.%s", i, key);
+			int rc = convert(o, &v);
+			if (rc == 0)
+				rc = set(cfg, name, &v, path, line, err, errlen);
+			free_tval(&v);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
 static int emit_table(PyObject *table, const char *path, const char *text, hb_config_t *cfg,
 		      hb_config_set_fn set, char *err, size_t errlen)
 {
@@ -292,6 +349,12 @@ static int emit_table(PyObject *table, const char *path, const char *text, hb_co
 		}
 		if (strcmp(key, "cluster") == 0 && PyDict_Check(o)) {
 			int rc = emit_prefixed(o, "cluster.", path, text, cfg, set, err, errlen);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (strcmp(key, "tls") == 0 && PyDict_Check(o)) {
+			int rc = emit_tls(o, path, text, cfg, set, err, errlen);
 			if (rc < 0)
 				return rc;
 			continue;

@@ -267,6 +267,32 @@ static int set_owned(PyObject *env, PyObject *key, PyObject *v)
 }
 
 /* The request's environ, input included. Returns a new dict or NULL. */
+/* HTTPS=on and mod_ssl's names for what TLS told the connection. */
+static int set_tls(PyObject *env, const hb_request_tls_t *t)
+{
+	PyObject *v;
+	int rc;
+	if (!t)
+		return 0;
+	rc = PyDict_SetItemString(env, "HTTPS", (v = PyUnicode_FromString("on"))) < 0;
+	Py_XDECREF(v);
+	rc = rc || PyDict_SetItemString(
+			   env, "SSL_PROTOCOL",
+			   (v = PyUnicode_FromString(hb_request_tls_version_name(t->version)))) < 0;
+	Py_XDECREF(v);
+	if (!rc && t->client_cert_name) {
+		rc = PyDict_SetItemString(env, "SSL_CLIENT_S_DN",
+					  (v = PyUnicode_FromString(t->client_cert_name))) < 0;
+		Py_XDECREF(v);
+	}
+	if (!rc && t->client_cert_pem) {
+		rc = PyDict_SetItemString(env, "SSL_CLIENT_CERT",
+					  (v = PyUnicode_FromString(t->client_cert_pem))) < 0;
+		Py_XDECREF(v);
+	}
+	return rc ? -1 : 0;
+}
+
 static PyObject *build_environ(hb_wsgi_app_t *a, hb_stream_t *s, PyObject *input)
 {
 	const hb_request_t *r = s->req;
@@ -285,7 +311,8 @@ static PyObject *build_environ(hb_wsgi_app_t *a, hb_stream_t *s, PyObject *input
 	    set_str(env, k[HB_S_REMOTE_ADDR], r->remote_addr, strlen(r->remote_addr)) ||
 	    set_port(env, k[HB_S_REMOTE_PORT], r->remote_port) || set_server(a, env, r, https) ||
 	    PyDict_SetItem(env, k[HB_S_wsgi_url_scheme], k[https ? HB_S_v_https : HB_S_v_http]) ||
-	    PyDict_SetItem(env, k[HB_S_wsgi_input], input) || set_headers(a, env, r)) {
+	    PyDict_SetItem(env, k[HB_S_wsgi_input], input) || set_headers(a, env, r) ||
+	    set_tls(env, r->tls)) {
 		Py_DECREF(env);
 		return NULL;
 	}

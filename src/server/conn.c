@@ -65,12 +65,12 @@ hb_conn_t *hb_conn_new_with(hb_io_t *io, int fd, const hb_transport_t *t, const 
 	return c;
 }
 
-hb_conn_t *hb_conn_new(hb_io_t *io, int fd)
+hb_conn_t *hb_conn_new(hb_io_t *io, int fd, const hb_transport_t *t)
 {
 	int one = 1;
 
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return hb_conn_new_with(io, fd, &hb_transport_plain, &hb_conn_uring_ops);
+	return hb_conn_new_with(io, fd, t, &hb_conn_uring_ops);
 }
 
 /* ---- lifetime ---------------------------------------------------------------------------- */

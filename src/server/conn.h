@@ -154,9 +154,9 @@ struct hb_conn {
 	uint16_t remote_port, local_port;
 };
 
-/* [io] A new accepted socket with the plain transport and the io thread's socket ops.
- * Returns NULL (socket closed) on ENOMEM. */
-hb_conn_t *hb_conn_new(hb_io_t *io, int fd);
+/* [io] A new accepted socket with transport t (the listener's: plain or TLS) and the io
+ * thread's socket ops. Returns NULL (socket closed) on ENOMEM or when t's init fails. */
+hb_conn_t *hb_conn_new(hb_io_t *io, int fd, const hb_transport_t *t);
 /* [io] The same with a given transport and socket ops (tests pass fakes). */
 hb_conn_t *hb_conn_new_with(hb_io_t *io, int fd, const hb_transport_t *t,
 			    const hb_sock_ops_t *sock);

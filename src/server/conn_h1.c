@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "proto/h1.h"
 #include "server/conn_ws.h"
+#include "server/transport_tls.h"
 
 typedef enum {
 	H1_IDLE = 0, /* between requests (or before the first) */
@@ -205,6 +206,7 @@ static void fill_request(hb_conn_t *c, hb_request_t *req)
 {
 	hb_conn_learn_addrs(c);
 	req->scheme = c->transport->secure ? "https" : "http";
+	req->tls = hb_request_tls_ref(hb_transport_tls_info(c));
 	memcpy(req->remote_addr, c->remote, sizeof(req->remote_addr));
 	req->remote_port = c->remote_port;
 	memcpy(req->server_addr, c->local, sizeof(req->server_addr));
@@ -222,7 +224,7 @@ static int start_exchange(hb_conn_t *c, h1_t *h, hb_request_t *req)
 	if (!s) {
 		if (x)
 			hb_exchange_release(x);
-		free(req);
+		hb_request_free(req);
 		h->pending_error = 500;
 		return -1;
 	}
@@ -261,7 +263,7 @@ static int on_request(void *ud, hb_request_t *req)
 		h->ws_hs = NULL;
 		int st = hb_conn_ws_check(c, req, &h->ws_hs);
 		if (st != 0) {
-			free(req);
+			hb_request_free(req);
 			h->pending_error = st > 0 ? -1 : 500;
 			return -1;
 		}

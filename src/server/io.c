@@ -10,6 +10,7 @@
 #include "core/cpu.h"
 #include "core/log.h"
 #include "server/conn.h"
+#include "server/transport_tls.h"
 
 #define RING_ENTRIES 1024
 #define BUF_COUNT 512 /* power of two */
@@ -192,7 +193,9 @@ static void on_accept(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
 	/* Accepts already completing when the cap is reached are kept: the cap may be passed by
 	 * the few the kernel accepted before the cancel, never dropped. */
 	int64_t n = atomic_fetch_add(&io->srv->nconns, 1) + 1;
-	if (!hb_conn_new(io, fd)) {
+	const hb_transport_t *t =
+		io->cfg->binds[op->arg].tls ? &hb_transport_tls : &hb_transport_plain;
+	if (!hb_conn_new(io, fd, t)) {
 		atomic_fetch_sub(&io->srv->nconns, 1);
 		return;
 	}
@@ -306,6 +309,7 @@ void *hb_io_main(void *arg)
 	else
 		atomic_store(&io->srv->draining, 2);
 	hb_ring_exit(&io->ring);
+	hb_tls_thread_cleanup(); /* this thread's wolfSSL caches */
 	atomic_fetch_sub(&io->srv->io_running, 1);
 	return NULL;
 }

@@ -14,6 +14,7 @@
 
 #include "core/config.h"
 #include "core/hub.h"
+#include "server/tls_setup.h"
 
 typedef struct hb_server {
 	const hb_config_t *cfg;
@@ -25,6 +26,7 @@ typedef struct hb_server {
 	_Atomic int io_running; /* io threads still running */
 	_Atomic unsigned reclaim_gen;
 	_Atomic uint64_t reclaimed;
+	hb_tls_setup_t *tls; /* TLS context of the TLS listeners (tls->live NULL: none) */
 } hb_server_t;
 
 #endif

@@ -45,7 +45,8 @@ static hb_hub_t *hub;
 static hb_pyhost_t *host;
 static char *pypath[2];
 static char srcdir[PATH_MAX];
-static uint32_t extra_flags; /* HB_REQ_* added to the next requests */
+static uint32_t extra_flags;	    /* HB_REQ_* added to the next requests */
+static hb_request_tls_t *extra_tls; /* set: the next requests come over TLS */
 
 static uint64_t now_ns(void)
 {
@@ -148,6 +149,10 @@ static void submit(xreq_t *x, const char *method, const char *target, const char
 	hb_request_t *r = make_req(method, target, hdrs, clen, flags);
 	int rc;
 
+	if (extra_tls) {
+		r->scheme = "https";
+		r->tls = hb_request_tls_ref(extra_tls);
+	}
 	memset(x, 0, sizeof(*x));
 	x->body = body;
 	x->body_len = body_len;
@@ -345,6 +350,33 @@ Test(wsgi, environ_basics)
 	cr_assert_null(strstr(x.out, "HTTP_CONTENT_TYPE"));
 	cr_assert_null(strstr(x.out, "CONTENT_LENGTH"));
 	done(&x);
+	stop_host();
+}
+
+Test(wsgi, tls_environ)
+{
+	const char *h[] = {"Host", "example.com", NULL};
+	hb_request_tls_t *t = calloc(1, sizeof(*t));
+	xreq_t x;
+
+	t->refs = 1;
+	t->version = 0x0304;
+	t->cipher_suite = 0x1301;
+	t->client_cert_name = strdup("CN=client.test,O=Hornbeam Test");
+	t->client_cert_pem =
+		strdup("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n");
+	extra_tls = t;
+	start_host();
+	run1(&x, "GET", "/env", h, NULL, 0);
+	extra_tls = NULL;
+	cr_assert_eq(x.head->status, 200);
+	HAS(&x, "('wsgi.url_scheme', 'https')");
+	HAS(&x, "('HTTPS', 'on')");
+	HAS(&x, "('SSL_PROTOCOL', 'TLSv1.3')");
+	HAS(&x, "('SSL_CLIENT_S_DN', 'CN=client.test,O=Hornbeam Test')");
+	HAS(&x, "('SSL_CLIENT_CERT', '-----BEGIN CERTIFICATE-----\\nAA==");
+	done(&x);
+	hb_request_tls_unref(t); /* the request's reference went with its stream */
 	stop_host();
 }
 
