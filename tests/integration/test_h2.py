@@ -181,7 +181,6 @@ def test_h2c_upgrade_with_a_bad_settings_value_is_served_as_http1(asrv):
     assert data.startswith(b"HTTP/1.1 200"), data
 
 
-@pytest.mark.skipif(shutil.which("nghttp") is None, reason="nghttp (nghttp2-client) missing")
 def test_nghttp(asrv):
     r = subprocess.run(["nghttp", "-n", "-s", "http://127.0.0.1:%d/hello" % asrv.port,
                         "http://127.0.0.1:%d/stream?3" % asrv.port],
