@@ -75,6 +75,7 @@ static const char *check_root_path(char *s);
 static const char *check_cluster_addr(char *s);
 static const char *check_alpn(char *s);
 static char *resolve_path(const char *basedir, const char *p);
+static const char *check_http_version(char *s);
 
 static const struct choice worker_classes[] = {
 	{"wsgi", HB_WORKER_WSGI, false},
@@ -205,6 +206,9 @@ static const struct key keys[] = {
 	 .help = "close a WebSocket whose pong does not come within this"},
 	{"websocket_deflate", K_BOOL, OFF(websocket_deflate), .def = "true",
 	 .help = "negotiate permessage-deflate (RFC 7692) when the client offers it"},
+	{"http_version", K_STR, OFF(http_version), .def = "h1,h2", .metavar = "LIST",
+	 .help = "protocols served, comma-separated: h1 (HTTP/1.1) and/or h2 (HTTP/2)",
+	 .check = check_http_version},
 	{"h2_max_concurrent_streams", K_I64, OFF(h2_max_concurrent_streams), 1, 1 << 20, "100", "N",
 	 .help = "HTTP/2 streams a client may have open at once (more: REFUSED_STREAM)"},
 	{"h2_max_header_list_size", K_I64, OFF(h2_max_header_list_size), 1024, 16 * MIB, "65536",
@@ -777,6 +781,67 @@ static const char *check_alpn(char *s)
 	}
 	*w = '\0';
 	return names > 8 ? "at most 8 protocols" : NULL;
+}
+
+/* Calls fn on each token of a comma/space-separated list; stops at the first non-zero return. */
+static int each_token(const char *s, int (*fn)(const char *t, size_t n, void *arg), void *arg)
+{
+	while (*s) {
+		s += strspn(s, ", \t");
+		size_t n = strcspn(s, ", \t");
+		int rc = n ? fn(s, n, arg) : 0;
+		if (rc)
+			return rc;
+		s += n;
+	}
+	return 0;
+}
+
+/* 1: HTTP/1.1, 2: HTTP/2, -1: unknown. */
+static int version_token(const char *t, size_t n)
+{
+	if ((n == 2 && !strncasecmp(t, "h1", 2)) || (n == 8 && !strncasecmp(t, "http/1.1", 8)) ||
+	    (n == 3 && !strncmp(t, "1.1", 3)))
+		return 1;
+	if ((n == 2 && !strncasecmp(t, "h2", 2)) || (n == 1 && t[0] == '2'))
+		return 2;
+	return -1;
+}
+
+static int collect_version(const char *t, size_t n, void *arg)
+{
+	int v = version_token(t, n);
+	if (v < 0)
+		return -1;
+	*(unsigned *)arg |= 1u << v;
+	return 0;
+}
+
+/* http_version: h1 (also http/1.1, 1.1) and/or h2 (also 2), comma-separated; kept as written. */
+static const char *check_http_version(char *s)
+{
+	unsigned seen = 0;
+	if (each_token(s, collect_version, &seen) != 0 || !seen)
+		return "must list h1 and/or h2";
+	return NULL;
+}
+
+static unsigned http_versions(const hb_config_t *cfg)
+{
+	unsigned seen = 0;
+	if (!cfg->http_version || each_token(cfg->http_version, collect_version, &seen) != 0)
+		return 1u << 1 | 1u << 2;
+	return seen;
+}
+
+int hb_config_http1(const hb_config_t *cfg)
+{
+	return (http_versions(cfg) >> 1) & 1;
+}
+
+int hb_config_http2(const hb_config_t *cfg)
+{
+	return (http_versions(cfg) >> 2) & 1;
 }
 
 static const char *check_root_path(char *s)

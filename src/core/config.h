@@ -88,6 +88,7 @@ typedef struct hb_config {
 	int64_t state_max_key_size;	   /* default 1024 */
 	int64_t state_max_value_size;	   /* default 64 MiB */
 	int64_t pubsub_queue_size;	   /* messages per subscriber, default 1000 */
+	char *http_version;		   /* "h1,h2" (default), "h1" or "h2", as written */
 	int64_t h2_max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS, default 100 */
 	int64_t h2_max_header_list_size;   /* decoded request fields, default 65536 */
 	int64_t h2_initial_window_size;	   /* per-stream receive window, default 65535 */
@@ -170,6 +171,9 @@ int hb_config_load(hb_config_t *cfg, int argc, char **argv, char **envp, hb_toml
 void hb_config_free(hb_config_t *cfg);
 /* Writes the effective configuration as TOML, each key with where its value came from. */
 void hb_config_print(const hb_config_t *cfg, FILE *out);
+/* Whether http_version lets HTTP/1.1 / HTTP/2 be served. */
+int hb_config_http1(const hb_config_t *cfg);
+int hb_config_http2(const hb_config_t *cfg);
 /* Writes the --help text. */
 void hb_config_usage(FILE *out);
 

@@ -54,6 +54,7 @@
 	X(v_websocket, "websocket")                                                                \
 	X(v_10, "1.0")                                                                             \
 	X(v_11, "1.1")                                                                             \
+	X(v_2, "2")                                                                                \
 	X(http_request, "http.request")                                                            \
 	X(http_disconnect, "http.disconnect")                                                      \
 	X(http_response_start, "http.response.start")                                              \

@@ -136,7 +136,9 @@ static int common(hb_asgi_worker_t *w, PyObject *d, const hb_request_t *q)
 {
 	return set(d, HB_ASGI_S(w, asgi), Py_NewRef(w->asgi_info)) ||
 	       set(d, HB_ASGI_S(w, http_version),
-		   Py_NewRef(q->http_minor == 0 ? HB_ASGI_S(w, v_10) : HB_ASGI_S(w, v_11))) ||
+		   Py_NewRef(q->http_major == 2	  ? HB_ASGI_S(w, v_2)
+			     : q->http_minor == 0 ? HB_ASGI_S(w, v_10)
+						  : HB_ASGI_S(w, v_11))) ||
 	       set(d, HB_ASGI_S(w, path), decoded_path(q)) ||
 	       set(d, HB_ASGI_S(w, raw_path),
 		   PyBytes_FromStringAndSize(q->path, (Py_ssize_t)q->path_len)) ||

@@ -44,6 +44,7 @@
 	X(v_https, "https")                                                                        \
 	X(v_HTTP11, "HTTP/1.1")                                                                    \
 	X(v_HTTP10, "HTTP/1.0")                                                                    \
+	X(v_HTTP2, "HTTP/2")                                                                       \
 	X(v_empty, "")                                                                             \
 	X(close, "close")                                                                          \
 	X(read, "read")                                                                            \

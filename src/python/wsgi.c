@@ -307,7 +307,9 @@ static PyObject *build_environ(hb_wsgi_app_t *a, hb_stream_t *s, PyObject *input
 	    set_str(env, k[HB_S_QUERY_STRING], r->query, r->query_len) ||
 	    set_str(env, k[HB_S_RAW_URI], r->target, r->target_len) ||
 	    PyDict_SetItem(env, k[HB_S_SERVER_PROTOCOL],
-			   k[http10 ? HB_S_v_HTTP10 : HB_S_v_HTTP11]) ||
+			   k[r->http_major == 2 ? HB_S_v_HTTP2
+			     : http10		? HB_S_v_HTTP10
+						: HB_S_v_HTTP11]) ||
 	    set_str(env, k[HB_S_REMOTE_ADDR], r->remote_addr, strlen(r->remote_addr)) ||
 	    set_port(env, k[HB_S_REMOTE_PORT], r->remote_port) || set_server(a, env, r, https) ||
 	    PyDict_SetItem(env, k[HB_S_wsgi_url_scheme], k[https ? HB_S_v_https : HB_S_v_http]) ||

@@ -16,6 +16,7 @@
 #include "core/hub.h"
 #include "core/log.h"
 #include "server/conn_h1.h"
+#include "server/conn_h2.h"
 
 #define NS 1000000000ull
 
@@ -267,11 +268,15 @@ size_t hb_conn_in_take(hb_conn_t *c, char **p)
 	return n;
 }
 
-/* The first plaintext chooses the protocol: ALPN where the transport negotiated one. An h2
- * handler adds its row here. */
-static int start_handler(hb_conn_t *c)
+/* The first plaintext chooses the protocol: ALPN where the transport negotiated one, else the
+ * HTTP/2 connection preface (prior knowledge), else HTTP/1.1 (unless http_version is h2 only). */
+static int start_handler(hb_conn_t *c, const char *p, size_t len)
 {
 	c->start_deadline = 0;
+	if (c->alpn ? strcmp(c->alpn, "h2") == 0 : hb_conn_h2_sniff(c, p, len))
+		return hb_conn_h2_start(c);
+	if (!hb_config_http1(c->io->cfg))
+		return -EPROTONOSUPPORT;
 	return hb_conn_h1_start(c);
 }
 
@@ -279,7 +284,7 @@ void hb_conn_deliver(hb_conn_t *c, char *p, size_t len)
 {
 	if (c->state != HB_CONN_OPEN)
 		return; /* closing: input is drained and discarded */
-	if (!c->handler && start_handler(c) < 0) {
+	if (!c->handler && start_handler(c, p, len) < 0) {
 		hb_conn_abort(c);
 		return;
 	}

@@ -10,6 +10,7 @@
 #include "core/hub.h"
 #include "core/log.h"
 #include "proto/h1.h"
+#include "server/conn_h2.h"
 #include "server/conn_ws.h"
 #include "server/transport_tls.h"
 
@@ -27,6 +28,7 @@ typedef struct h1 {
 	unsigned keep_alive : 1;  /* the connection may serve another request after this one */
 	unsigned parser_paused : 1;
 	int pending_error; /* status to answer on the parser error that follows; -1: queued */
+	hb_request_t *h2c; /* a complete request with Upgrade: h2c, switched after the feed */
 	uint64_t deadline; /* header, body or keep-alive deadline (0 = none) */
 } h1_t;
 
@@ -79,6 +81,7 @@ static void h1_free(hb_conn_t *c)
 
 	hb_h1_free(h->parser);
 	free(h->ws_hs);
+	free(h->h2c);
 	free(h);
 	c->proto = NULL;
 }
@@ -157,11 +160,52 @@ static size_t feed(hb_conn_t *c, const char *p, size_t len)
 	return used;
 }
 
+static int start_exchange(hb_conn_t *c, h1_t *h, hb_request_t *req);
+
+/* Upgrade: h2c (RFC 7540 3.2) on a request without a body: the switch happens after the feed
+ * that completed it (the parser is not freed under its own callback); the bytes after the
+ * request are the HTTP/2 connection's. Returns 1 when the handler was swapped. */
+static int switch_to_h2c(hb_conn_t *c, const char *rest, size_t n)
+{
+	h1_t *h = H(c);
+	hb_request_t *req = h->h2c;
+	if (!req)
+		return 0;
+	h->h2c = NULL;
+	const hb_header_t *st = hb_request_header(req, "http2-settings");
+	char *backlog = NULL;
+	size_t blen = hb_conn_in_take(c, &backlog);
+	if (hb_conn_h2_upgrade(c, req, st->value, st->value_len) != 0) {
+		/* a bad HTTP2-Settings: served as HTTP/1.1, the upgrade ignored */
+		if (blen)
+			hb_conn_in_append(c, backlog, blen);
+		free(backlog);
+		if (start_exchange(c, h, req) != 0) {
+			respond_error(c, h->pending_error);
+			return 1;
+		}
+		h->x->body_done = 1;
+		hb_stream_signal(h->x->stream, HB_ST_BODY_EOF);
+		return 0;
+	}
+	/* h is freed: the HTTP/2 handler takes the rest */
+	if (n)
+		c->handler->on_data(c, (char *)rest, n);
+	if (blen && c->state == HB_CONN_OPEN)
+		c->handler->on_data(c, backlog, blen);
+	free(backlog);
+	return 1;
+}
+
 static void parse_input(hb_conn_t *c)
 {
 	while (c->state == HB_CONN_OPEN && !H(c)->parser_paused && c->in_off < c->in_len) {
 		size_t used = feed(c, c->in + c->in_off, c->in_len - c->in_off);
 		c->in_off += used;
+		if (H(c)->h2c) {
+			switch_to_h2c(c, NULL, 0); /* the backlog after the request goes along */
+			return;
+		}
 		if (used == 0)
 			break;
 	}
@@ -176,6 +220,8 @@ static void h1_on_data(hb_conn_t *c, char *p, size_t len)
 		parse_input(c);
 	} else {
 		size_t used = feed(c, p, len);
+		if (H(c)->h2c && switch_to_h2c(c, p + used, len - used))
+			return;
 		if (used < len && c->state == HB_CONN_OPEN)
 			hb_conn_in_append(c, p + used, len - used);
 	}
@@ -258,6 +304,11 @@ static int on_request(void *ud, hb_request_t *req)
 	h1_t *h = H(c);
 
 	fill_request(c, req);
+	if (hb_conn_h2_wants_upgrade(c, req)) {
+		free(h->h2c);
+		h->h2c = req; /* switched once the feed returns */
+		return 0;
+	}
 	if (is_websocket_upgrade(c->io, req)) {
 		free(h->ws_hs);
 		h->ws_hs = NULL;

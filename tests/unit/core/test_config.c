@@ -955,3 +955,22 @@ Test(toml, backlog)
 	cr_assert_eq(load_toml(NULL, NULL), HB_CONFIG_OK, "%s", err);
 	cr_assert_eq(cfg.backlog, 128);
 }
+
+Test(config, http_version, .fini = cleanup)
+{
+	cr_assert_eq(LOAD("app"), HB_CONFIG_OK, "%s", err);
+	cr_assert_str_eq(cfg.http_version, "h1,h2");
+	cr_assert(hb_config_http1(&cfg) && hb_config_http2(&cfg));
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("app", "--http-version", "2"), HB_CONFIG_OK, "%s", err);
+	cr_assert(!hb_config_http1(&cfg) && hb_config_http2(&cfg));
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("app", "--http-version", "http/1.1"), HB_CONFIG_OK, "%s", err);
+	cr_assert(hb_config_http1(&cfg) && !hb_config_http2(&cfg));
+	hb_config_free(&cfg);
+	assert_err(LOAD("app", "--http-version", "h3"), "http-version");
+	assert_err(LOAD("app", "--http-version", ","), "http-version");
+	assert_err(LOAD("app", "--http-version", "h1,h3"), "http-version");
+	cr_assert_eq(LOAD("app", "--http-version", "H2, h1"), HB_CONFIG_OK, "%s", err);
+	cr_assert(hb_config_http1(&cfg) && hb_config_http2(&cfg));
+}
