@@ -116,7 +116,8 @@ static void reload(hb_server_t *srv)
 		hb_info("SIGHUP: nothing to reload (TLS is off)");
 		return;
 	}
-	if (hb_tls_setup_reload(srv->tls, srv->cfg, HB_TLS_SERVED_ALPN, err, sizeof(err)) < 0)
+	if (hb_tls_setup_reload(srv->tls, srv->cfg, hb_tls_setup_served(srv->cfg), err,
+				sizeof(err)) < 0)
 		hb_error("SIGHUP: TLS reload failed, the current certificates stay: %s", err);
 	else
 		hb_info("SIGHUP: TLS certificates and keys reloaded");
@@ -225,7 +226,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	hb_tls_setup_t tls;
-	if (hb_tls_setup_init(&tls, &cfg, HB_TLS_SERVED_ALPN, err, sizeof(err)) < 0) {
+	if (hb_tls_setup_init(&tls, &cfg, hb_tls_setup_served(&cfg), err, sizeof(err)) < 0) {
 		fprintf(stderr, "hornbeam-uring: %s\n", err);
 		return 2;
 	}

@@ -9,6 +9,7 @@
 
 #include "core/hub.h"
 #include "core/log.h"
+#include "server/transport_tls.h"
 
 #define OUT_BATCH (256u * 1024u) /* engine output queued per flush; the rest after on_sent */
 
@@ -199,6 +200,7 @@ static void fill_request(hb_conn_t *c, hb_request_t *req)
 {
 	hb_conn_learn_addrs(c);
 	req->scheme = c->transport->secure ? "https" : "http";
+	req->tls = hb_request_tls_ref(hb_transport_tls_info(c)); /* TLS facts for the app */
 	memcpy(req->remote_addr, c->remote, sizeof(req->remote_addr));
 	req->remote_port = c->remote_port;
 	memcpy(req->server_addr, c->local, sizeof(req->server_addr));

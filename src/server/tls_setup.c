@@ -7,6 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *hb_tls_setup_served(const hb_config_t *cfg)
+{
+	int h1 = hb_config_http1(cfg), h2 = hb_config_http2(cfg);
+	return h1 && h2 ? "h2,http/1.1" : h2 ? "h2" : "http/1.1";
+}
+
 /* Keeps the configured order, drops what `served` (comma-separated) does not list. */
 static size_t served_alpn(const char *want, const char *served, char *buf, size_t cap,
 			  const char **out)

@@ -25,9 +25,9 @@ typedef struct hb_tls_setup {
 	_Atomic uint64_t reloads, reloads_failed;
 } hb_tls_setup_t;
 
-/* The ALPN protocols this build can serve, for filtering `alpn` ("h2" once its handler
- * exists). */
-#define HB_TLS_SERVED_ALPN "http/1.1"
+/* The ALPN protocols the server serves under cfg's http_version ("h2,http/1.1", "h2" or
+ * "http/1.1"), for filtering `alpn`. A static string. */
+const char *hb_tls_setup_served(const hb_config_t *cfg);
 
 /* [main] Builds the context when cfg->ssl. Returns 0 (also when TLS is off) or -EINVAL with a
  * message naming the file or key in err. */

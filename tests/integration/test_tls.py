@@ -151,6 +151,24 @@ def test_alpn(server, certs):
     assert info["alpn"] == "http/1.1"
 
 
+def test_alpn_h2_serves_http2_over_tls(server, certs):
+    srv = tls_server(server, "tls_apps:wsgi", *tls_args(certs))
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw_sock:
+        with client_ctx(certs, alpn=["h2", "http/1.1"]).wrap_socket(
+                raw_sock, server_hostname="localhost") as s:
+            assert s.selected_alpn_protocol() == "h2"
+    res = subprocess.run(["curl", "-sS", "--http2", "--cacert", str(certs / "ca.pem"),
+                          "--resolve", "localhost:%d:127.0.0.1" % srv.port,
+                          "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                          "https://localhost:%d/" % srv.port],
+                         capture_output=True, timeout=20)
+    assert res.stdout.decode() == "2 200", res.stdout + res.stderr
+    # http_version = h1: h2 is not offered, the same client gets HTTP/1.1
+    srv1 = tls_server(server, "tls_apps:wsgi", *tls_args(certs, "--http-version", "h1"))
+    rc, out = s_client(srv1.port, "-alpn", "h2,http/1.1")
+    assert "ALPN protocol: http/1.1" in out, out
+
+
 def test_sni_picks_the_pair(server, certs, tmp_path):
     conf = tmp_path / "hb.toml"
     conf.write_text("certfile = '%s'\nkeyfile = '%s'\n\n[[tls.certificate]]\n"

@@ -58,9 +58,9 @@ Test(tls_setup, off_builds_nothing)
 	hb_tls_setup_t st;
 	hb_config_t cfg = {0};
 	char err[256];
-	cr_assert_eq(hb_tls_setup_init(&st, &cfg, HB_TLS_SERVED_ALPN, err, sizeof err), 0);
+	cr_assert_eq(hb_tls_setup_init(&st, &cfg, "h2,http/1.1", err, sizeof err), 0);
 	cr_assert_null(st.live);
-	cr_assert_eq(hb_tls_setup_reload(&st, &cfg, HB_TLS_SERVED_ALPN, err, sizeof err), 0);
+	cr_assert_eq(hb_tls_setup_reload(&st, &cfg, "h2,http/1.1", err, sizeof err), 0);
 	hb_tls_setup_free(&st);
 }
 
@@ -69,13 +69,11 @@ Test(tls_setup, reload_swaps_and_a_bad_file_keeps_the_old_context)
 	hb_tls_setup_t st;
 	hb_config_t cfg = tls_config();
 	char err[256] = "";
-	cr_assert_eq(hb_tls_setup_init(&st, &cfg, HB_TLS_SERVED_ALPN, err, sizeof err), 0, "%s",
-		     err);
+	cr_assert_eq(hb_tls_setup_init(&st, &cfg, "h2,http/1.1", err, sizeof err), 0, "%s", err);
 	hb_tls_ctx_t *first = hb_tls_live_acquire(st.live);
 	hb_tls_t *open = hb_tls_new(first); /* an open connection of the first generation */
 
-	cr_assert_eq(hb_tls_setup_reload(&st, &cfg, HB_TLS_SERVED_ALPN, err, sizeof err), 0, "%s",
-		     err);
+	cr_assert_eq(hb_tls_setup_reload(&st, &cfg, "h2,http/1.1", err, sizeof err), 0, "%s", err);
 	hb_tls_ctx_t *second = hb_tls_live_acquire(st.live);
 	cr_assert_neq(second, first);
 	cr_assert_eq(st.reloads, 1);
@@ -84,7 +82,7 @@ Test(tls_setup, reload_swaps_and_a_bad_file_keeps_the_old_context)
 	FILE *f = fopen(cfg.certfile, "w");
 	fputs("not a certificate\n", f);
 	fclose(f);
-	cr_assert_eq(hb_tls_setup_reload(&st, &cfg, HB_TLS_SERVED_ALPN, err, sizeof err), -EINVAL);
+	cr_assert_eq(hb_tls_setup_reload(&st, &cfg, "h2,http/1.1", err, sizeof err), -EINVAL);
 	cr_assert(strstr(err, cfg.certfile) != NULL, "%s", err);
 	hb_tls_ctx_t *still = hb_tls_live_acquire(st.live);
 	cr_assert_eq(still, second, "the old context stays live");
@@ -114,7 +112,7 @@ Test(tls_setup, a_bad_sni_pair_is_named)
 	hb_config_t cfg = tls_config();
 	char err[256] = "";
 	cfg.ssl_certs[0].keyfile = file(4, "server.key");
-	cr_assert_eq(hb_tls_setup_init(&st, &cfg, HB_TLS_SERVED_ALPN, err, sizeof err), -EINVAL);
+	cr_assert_eq(hb_tls_setup_init(&st, &cfg, "h2,http/1.1", err, sizeof err), -EINVAL);
 	cr_assert(strstr(err, "does not match") != NULL, "%s", err);
 	cr_assert_null(st.live);
 }

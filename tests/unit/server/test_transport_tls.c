@@ -48,8 +48,8 @@ static void tls_up(void)
 	cfg.ssl = 1;
 	cfg.certfile = strdup(cert);
 	cfg.keyfile = strdup(key);
-	cr_assert_eq(hb_tls_setup_init(&tls_setup, &cfg, HB_TLS_SERVED_ALPN, err, sizeof err), 0,
-		     "%s", err);
+	cr_assert_eq(hb_tls_setup_init(&tls_setup, &cfg, "h2,http/1.1", err, sizeof err), 0, "%s",
+		     err);
 	srv.tls = &tls_setup;
 }
 
