@@ -313,6 +313,7 @@ Test(aliases, same_keys, .fini = cleanup)
 	hb_config_free(&cfg);
 	cr_assert_eq(LOAD("a:b", "--timeout-keep-alive=1m"), HB_CONFIG_OK, "%s", err);
 	cr_assert_eq(cfg.keepalive_s, 60);
+	hb_config_free(&cfg);
 	assert_err(LOAD("a:b", "--keep-alive=2h"), "--keepalive: expected a duration <= 3600s");
 }
 
