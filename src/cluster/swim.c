@@ -299,7 +299,8 @@ static void send_msg(hb_swim_t *s, const char *addr, int type, uint32_t seq, con
 		with_lead = 0;
 	if (with_lead)
 		used += hb_swim_item_size(&lead);
-	qsort(s->bc, s->nbc, sizeof *s->bc, by_transmits);
+	if (s->nbc > 1) /* qsort(NULL, 0) is undefined (no broadcast queued yet) */
+		qsort(s->bc, s->nbc, sizeof *s->bc, by_transmits);
 	uint32_t take = 0;
 	for (; take < s->nbc; take++) {
 		hb_swim_item_t it = bcast_item(s->bc[take]);
