@@ -25,7 +25,7 @@ enum {
 	HB_REQ_UPGRADE = 1u << 3,	  /* Connection: upgrade with an Upgrade header */
 	HB_REQ_HAS_BODY = 1u << 4,	  /* a body follows (chunked or content_length > 0) */
 	HB_REQ_HEAD = 1u << 5,		  /* method is HEAD: the response carries no body */
-	HB_REQ_WEBSOCKET = 1u << 6,	  /* a valid WebSocket upgrade (set by the connection) */
+	HB_REQ_CHANNEL = 1u << 6,	  /* a message channel (stream.h), set by the connection */
 };
 
 /* What a TLS connection tells its requests (WSGI HTTPS and SSL_* keys, the ASGI `tls`

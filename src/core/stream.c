@@ -18,7 +18,7 @@ hb_stream_t *hb_stream_new(struct hb_hub *hub, int io_idx, hb_request_t *req)
 		return NULL;
 	/* Only requests that can carry bytes after the head get a body queue: a bodyless GET
 	 * costs no 8 KiB allocation. An empty queue (no slots) pops -EAGAIN and is never pushed. */
-	if ((req->flags & (HB_REQ_HAS_BODY | HB_REQ_WEBSOCKET)) &&
+	if ((req->flags & (HB_REQ_HAS_BODY | HB_REQ_CHANNEL)) &&
 	    hb_spsc_init(&s->body, HB_STREAM_BODY_SLOTS) < 0) {
 		free(s);
 		return NULL;
@@ -65,7 +65,7 @@ static void wait_change(hb_stream_t *s, uint32_t seen)
 	atomic_store(&s->waiting, 0);
 }
 
-/* Queues a chunk for the worker; aux carries the WebSocket message kind (0 for HTTP bodies). */
+/* Queues a chunk for the worker; aux carries a channel message's kind (0 for body bytes). */
 static int push_chunk(hb_stream_t *s, uint32_t kind, hb_chunk_t *c)
 {
 	hb_msg_t m = {.type = HB_MSG_BODY, .aux = kind, .stream = s, .ptr = c, .len = c->len};
@@ -330,12 +330,12 @@ int hb_stream_send_body_nb(hb_stream_t *s, const void *data, size_t len)
 	return post_copy(s, HB_MSG_BODY, 0, data, len);
 }
 
-int hb_stream_ws_push(hb_stream_t *s, uint32_t kind, hb_chunk_t *c)
+int hb_stream_msg_push(hb_stream_t *s, uint32_t kind, hb_chunk_t *c)
 {
 	return push_chunk(s, kind, c);
 }
 
-int hb_stream_ws_recv(hb_stream_t *s, hb_chunk_t **msg, uint32_t *kind, int block)
+int hb_stream_msg_recv(hb_stream_t *s, hb_chunk_t **msg, uint32_t *kind, int block)
 {
 	hb_msg_t m;
 
@@ -361,7 +361,7 @@ int hb_stream_ws_recv(hb_stream_t *s, hb_chunk_t **msg, uint32_t *kind, int bloc
 	}
 }
 
-int hb_stream_ws_send(hb_stream_t *s, uint32_t kind, const void *data, size_t len, int block)
+int hb_stream_msg_send(hb_stream_t *s, uint32_t kind, const void *data, size_t len, int block)
 {
 	int rc = block ? wait_out_space(s) : 0;
 
@@ -374,14 +374,12 @@ int hb_stream_ws_send(hb_stream_t *s, uint32_t kind, const void *data, size_t le
 	return post_copy(s, HB_MSG_MESSAGE, kind, data, len);
 }
 
-int hb_stream_ws_close(hb_stream_t *s, uint16_t code, const char *reason, size_t len)
+int hb_stream_msg_close(hb_stream_t *s, uint16_t code, const char *reason, size_t len)
 {
 	hb_chunk_t *c = NULL;
 
 	if (hb_stream_client_gone(s))
 		return -ECONNRESET;
-	if (len > 123)
-		len = 123; /* a close payload is at most 125 bytes with its code */
 	if (len && (c = malloc(sizeof(*c) + len))) {
 		c->len = len;
 		memcpy(c->data, reason, len);

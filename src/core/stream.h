@@ -41,20 +41,21 @@ typedef enum {
 	HB_MSG_CONTINUE,    /* worker->io: app started reading: send 100 Continue if expected */
 	HB_MSG_RESUME,	    /* worker->io: body drained below LOW: read the socket again */
 	HB_MSG_MESSAGE,	    /* worker->io: ptr = hb_chunk_t* one whole message, aux = its kind
-			       (HB_WS_TEXT/BINARY) */
-	HB_MSG_CLOSE, /* worker->io: close a message stream: aux = code, ptr = hb_chunk_t* reason or
-			 NULL */
+			       (HB_MSGK_TEXT/BINARY) */
+	HB_MSG_CLOSE, /* worker->io: close a message channel: aux = code, ptr = hb_chunk_t* reason
+			 (whole, the connection cuts it to what its protocol carries) or NULL */
 } hb_msg_type_t;
 
-/* WebSocket streams (request flag HB_REQ_WEBSOCKET). The worker accepts with HB_MSG_HEAD of
- * status 101 (extra headers, Sec-WebSocket-Protocol for the chosen subprotocol); any other head
- * is a denial response sent as plain HTTP. Incoming messages are body chunks whose queue entry
- * carries the kind in aux (see hb_stream_ws_recv). */
+/* Message channels (request flag HB_REQ_CHANNEL): after its head the exchange carries whole
+ * messages both ways instead of a body. The worker accepts with an HB_MSG_HEAD of status 101
+ * (its extra headers, e.g. the chosen subprotocol, go with the acceptance; each connection
+ * protocol writes acceptance in its own form); any other head is a denial, sent as a plain
+ * response. Incoming messages are body chunks whose queue entry carries the kind in aux (see
+ * hb_stream_msg_recv). */
 enum {
-	HB_WS_TEXT = 1,
-	HB_WS_BINARY = 2,
-	HB_WS_CLOSE =
-		8, /* peer sent close (or the connection died): chunk = 2-byte code + reason */
+	HB_MSGK_TEXT = 1,
+	HB_MSGK_BINARY = 2,
+	HB_MSGK_CLOSE = 8, /* peer closed (or the connection died): chunk = 2-byte code + reason */
 };
 
 enum {
@@ -83,7 +84,7 @@ enum {
 	HB_ST_BODY_ERROR = 1u << 4,    /* [io sets] body was malformed or too large: reads fail */
 	HB_ST_HEAD_SENT = 1u << 5,     /* [worker sets] HB_MSG_HEAD posted */
 	HB_ST_ENDED = 1u << 6,	       /* [worker sets] HB_MSG_END posted */
-	HB_ST_MSG_OPEN = 1u << 7, /* [io sets] message mode is open (WebSocket: the 101 was sent) */
+	HB_ST_MSG_OPEN = 1u << 7,      /* [io sets] the channel is open (acceptance sent) */
 };
 
 typedef struct hb_stream {
@@ -160,17 +161,18 @@ int hb_stream_end(hb_stream_t *s, uint32_t flags);
  * -EAGAIN without posting when more than HB_STREAM_OUT_HIGH bytes wait (the stream is put on
  * the ready list once they drain below LOW), or -ECONNRESET. */
 int hb_stream_send_body_nb(hb_stream_t *s, const void *data, size_t len);
-/* [worker] Takes one whole incoming WebSocket message: 0 with *msg (caller frees) and *kind
+/* [worker] Takes one whole incoming message: 0 with *msg (caller frees) and *kind
  * (HB_WS_*), -EAGAIN (block = 0 and none queued), or -ECONNRESET (gone without a close frame). */
-int hb_stream_ws_recv(hb_stream_t *s, hb_chunk_t **msg, uint32_t *kind, int block);
-/* [worker] Sends one WebSocket message (kind HB_WS_TEXT/BINARY, bytes copied). With block = 0
+int hb_stream_msg_recv(hb_stream_t *s, hb_chunk_t **msg, uint32_t *kind, int block);
+/* [worker] Sends one message (kind HB_MSGK_TEXT/BINARY, bytes copied). With block = 0
  * behaves like hb_stream_send_body_nb. Returns 0, -EAGAIN or -ECONNRESET. */
-int hb_stream_ws_send(hb_stream_t *s, uint32_t kind, const void *data, size_t len, int block);
-/* [worker] Sends a close frame with code and reason (copied). Returns 0 or -ECONNRESET. */
-int hb_stream_ws_close(hb_stream_t *s, uint16_t code, const char *reason, size_t len);
-/* [io] Queues one incoming WebSocket message (ownership of c passes on success).
+int hb_stream_msg_send(hb_stream_t *s, uint32_t kind, const void *data, size_t len, int block);
+/* [worker] Closes the channel with a code and a reason (copied whole). Returns 0 or
+ * -ECONNRESET. */
+int hb_stream_msg_close(hb_stream_t *s, uint16_t code, const char *reason, size_t len);
+/* [io] Queues one incoming message (ownership of c passes on success).
  * Returns 0 or -EAGAIN (queue full). */
-int hb_stream_ws_push(hb_stream_t *s, uint32_t kind, hb_chunk_t *c);
+int hb_stream_msg_push(hb_stream_t *s, uint32_t kind, hb_chunk_t *c);
 
 /* [worker] Sends what was posted now: wakes io threads whose wake was deferred (hub.h). Call
  * before handing control back to app code that may block between chunks. */

@@ -322,7 +322,7 @@ static hb_asgi_req_t *req_new(hb_asgi_worker_t *w, hb_stream_t *s)
 	r->s = s;
 	r->declared_len = -1;
 	r->last_ns = hb_asgi_now_ns();
-	r->websocket = (s->req->flags & HB_REQ_WEBSOCKET) != 0;
+	r->websocket = (s->req->flags & HB_REQ_CHANNEL) != 0;
 	r->is_head = (s->req->flags & HB_REQ_HEAD) != 0;
 	return r;
 }

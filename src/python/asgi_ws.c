@@ -44,10 +44,10 @@ static int peer_close(hb_asgi_req_t *r, const hb_chunk_t *c, PyObject **out)
 static int message(hb_asgi_req_t *r, hb_chunk_t *c, uint32_t kind, PyObject **out)
 {
 	hb_asgi_worker_t *w = r->w;
-	int text = kind == HB_WS_TEXT;
+	int text = kind == HB_MSGK_TEXT;
 	PyObject *v;
 
-	if (kind == HB_WS_CLOSE)
+	if (kind == HB_MSGK_CLOSE)
 		return peer_close(r, c, out);
 	v = text ? PyUnicode_DecodeUTF8(c->data, (Py_ssize_t)c->len, "surrogateescape")
 		 : PyBytes_FromStringAndSize(c->data, (Py_ssize_t)c->len);
@@ -76,7 +76,7 @@ int hb_asgi_ws_receive(hb_asgi_req_t *r, PyObject **out)
 		r->gone = 1;
 		return disconnect(r, out, 1006, NULL);
 	}
-	rc = hb_stream_ws_recv(r->s, &c, &kind, 0);
+	rc = hb_stream_msg_recv(r->s, &c, &kind, 0);
 	if (rc == -EAGAIN)
 		return HB_ASGI_WAIT_RECV;
 	if (rc < 0) {
@@ -178,12 +178,12 @@ static int send_ws(hb_asgi_req_t *r, PyObject *msg)
 	if (b) {
 		if (PyObject_GetBuffer(b, &view, PyBUF_SIMPLE) < 0)
 			return HB_ASGI_ERR;
-		rc = hb_stream_ws_send(r->s, HB_WS_BINARY, view.buf, (size_t)view.len, 0);
+		rc = hb_stream_msg_send(r->s, HB_MSGK_BINARY, view.buf, (size_t)view.len, 0);
 		PyBuffer_Release(&view);
 	} else if (t && PyUnicode_Check(t)) {
 		if (!(data = PyUnicode_AsUTF8AndSize(t, &len)))
 			return HB_ASGI_ERR;
-		rc = hb_stream_ws_send(r->s, HB_WS_TEXT, data, (size_t)len, 0);
+		rc = hb_stream_msg_send(r->s, HB_MSGK_TEXT, data, (size_t)len, 0);
 	} else {
 		PyErr_SetString(PyExc_TypeError, "websocket.send needs 'bytes' or 'text' (str)");
 		return HB_ASGI_ERR;
@@ -232,7 +232,7 @@ static int close_ws(hb_asgi_req_t *r, PyObject *msg)
 	if (r->closed || r->peer_closed || r->gone)
 		return HB_ASGI_DONE; /* already closing or closed: nothing to say */
 	r->closed = 1;
-	if (hb_stream_ws_close(r->s, (uint16_t)code, reason, (size_t)len) < 0)
+	if (hb_stream_msg_close(r->s, (uint16_t)code, reason, (size_t)len) < 0)
 		r->gone = 1;
 	return HB_ASGI_DONE;
 }

@@ -366,7 +366,7 @@ static void on_head(hb_conn_t *c, h1_t *h, hb_exchange_t *x, hb_response_t *r)
 	hb_request_t *req = x->stream->req;
 	char buf[2048];
 
-	if ((req->flags & HB_REQ_WEBSOCKET) && h->ws_hs && r->status == 101) {
+	if ((req->flags & HB_REQ_CHANNEL) && h->ws_hs && r->status == 101) {
 		hb_ws_handshake_t *hs = h->ws_hs;
 		h->ws_hs = NULL;
 		h->x = NULL;

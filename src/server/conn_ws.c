@@ -45,7 +45,7 @@ int hb_conn_ws_check(hb_conn_t *c, hb_request_t *req, hb_ws_handshake_t **hsp)
 	deflate_config(c->io->cfg, &dcfg);
 	int rc = hb_ws_handshake_check_request(req, &dcfg, hs, &why);
 	if (rc == 0) {
-		req->flags |= HB_REQ_WEBSOCKET;
+		req->flags |= HB_REQ_CHANNEL;
 		*hsp = hs;
 		return 0;
 	}
@@ -185,7 +185,7 @@ static void tell_app_closed(hb_conn_t *c, uint16_t code, const uint8_t *reason, 
 		ch->data[1] = (char)(code & 0xff);
 		if (len)
 			memcpy(ch->data + 2, reason, len);
-		if (hb_stream_ws_push(x->stream, HB_WS_CLOSE, ch) == 0)
+		if (hb_stream_msg_push(x->stream, HB_MSGK_CLOSE, ch) == 0)
 			return;
 		free(ch);
 	}
@@ -195,7 +195,7 @@ static void tell_app_closed(hb_conn_t *c, uint16_t code, const uint8_t *reason, 
 static void ws_send(hb_conn_t *c, hb_exchange_t *x, uint32_t kind, hb_chunk_t *ch, uint64_t acct)
 {
 	ws_t *ws = W(c);
-	unsigned op = kind == HB_WS_TEXT ? HB_WS_OP_TEXT : HB_WS_OP_BINARY;
+	unsigned op = kind == HB_MSGK_TEXT ? HB_WS_OP_TEXT : HB_WS_OP_BINARY;
 
 	if (!ws->open || ws->close_sent) {
 		free(ch);
@@ -254,12 +254,12 @@ static int deliver(hb_conn_t *c, uint32_t kind, const uint8_t *p, size_t len)
 		return 0;
 	}
 	hb_stream_t *s = x->stream;
-	if (hb_stream_ws_push(s, kind, ch) < 0) {
+	if (hb_stream_msg_push(s, kind, ch) < 0) {
 		/* No free slot: pause. If the app drained the queue before it could see the flag,
 		 * no RESUME would come: retry, and whoever clears the flag owns the resume. */
 		atomic_fetch_or(&s->state, HB_ST_IO_PAUSED);
 		c->recv_paused = 1;
-		if (hb_spsc_empty(&s->body) && hb_stream_ws_push(s, kind, ch) == 0) {
+		if (hb_spsc_empty(&s->body) && hb_stream_msg_push(s, kind, ch) == 0) {
 			if (atomic_fetch_and(&s->state, ~(uint32_t)HB_ST_IO_PAUSED) &
 			    HB_ST_IO_PAUSED)
 				c->recv_paused = 0;
@@ -294,9 +294,9 @@ static int on_event(hb_conn_t *c, const hb_ws_event_t *ev)
 
 	switch (ev->type) {
 	case HB_WS_EV_TEXT:
-		return deliver(c, HB_WS_TEXT, ev->data, ev->len);
+		return deliver(c, HB_MSGK_TEXT, ev->data, ev->len);
 	case HB_WS_EV_BINARY:
-		return deliver(c, HB_WS_BINARY, ev->data, ev->len);
+		return deliver(c, HB_MSGK_BINARY, ev->data, ev->len);
 	case HB_WS_EV_PING:
 		if (!ws->close_sent)
 			send_control(c, HB_WS_OP_PONG, ev->data, ev->len);
@@ -351,7 +351,7 @@ static void ws_resume(hb_conn_t *c)
 	hb_exchange_t *x = ws->x;
 
 	if (ws->held && x && !x->ended) {
-		if (hb_stream_ws_push(x->stream, ws->held_kind, ws->held) < 0)
+		if (hb_stream_msg_push(x->stream, ws->held_kind, ws->held) < 0)
 			return;
 		ws->held = NULL;
 	}

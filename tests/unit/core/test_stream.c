@@ -874,63 +874,65 @@ static hb_chunk_t *chunk_of(const char *text)
 	return c;
 }
 
-Test(stream, ws_recv_whole_messages_in_order)
+Test(stream, channel_recv_whole_messages_in_order)
 {
 	hb_hub_t *hub = hb_hub_new(1, 1);
-	hb_stream_t *s = new_stream(hub, HB_REQ_WEBSOCKET);
+	hb_stream_t *s = new_stream(hub, HB_REQ_CHANNEL);
 	hb_chunk_t *msg;
 	uint32_t kind;
 
-	cr_assert_eq(hb_stream_ws_recv(s, &msg, &kind, 0), -EAGAIN);
-	cr_assert_eq(hb_stream_ws_push(s, HB_WS_TEXT, chunk_of("hello")), 0);
-	cr_assert_eq(hb_stream_ws_push(s, HB_WS_BINARY, chunk_of("\x01\x02")), 0);
+	cr_assert_eq(hb_stream_msg_recv(s, &msg, &kind, 0), -EAGAIN);
+	cr_assert_eq(hb_stream_msg_push(s, HB_MSGK_TEXT, chunk_of("hello")), 0);
+	cr_assert_eq(hb_stream_msg_push(s, HB_MSGK_BINARY, chunk_of("\x01\x02")), 0);
 	cr_assert_eq(atomic_load(&s->body_queued), 7);
-	cr_assert_eq(hb_stream_ws_recv(s, &msg, &kind, 1), 0);
-	cr_assert_eq(kind, HB_WS_TEXT);
+	cr_assert_eq(hb_stream_msg_recv(s, &msg, &kind, 1), 0);
+	cr_assert_eq(kind, HB_MSGK_TEXT);
 	cr_assert_eq(msg->len, 5);
 	cr_assert_arr_eq(msg->data, "hello", 5);
 	free(msg);
 	/* Gone: what was queued is still delivered, then -ECONNRESET. */
 	hb_stream_signal(s, HB_ST_CLIENT_GONE);
-	cr_assert_eq(hb_stream_ws_recv(s, &msg, &kind, 1), 0);
-	cr_assert_eq(kind, HB_WS_BINARY);
+	cr_assert_eq(hb_stream_msg_recv(s, &msg, &kind, 1), 0);
+	cr_assert_eq(kind, HB_MSGK_BINARY);
 	free(msg);
-	cr_assert_eq(hb_stream_ws_recv(s, &msg, &kind, 1), -ECONNRESET);
+	cr_assert_eq(hb_stream_msg_recv(s, &msg, &kind, 1), -ECONNRESET);
 	cr_assert_eq(atomic_load(&s->body_queued), 0);
 	release_both(s);
 	hb_hub_free(hub);
 }
 
-Test(stream, ws_send_and_close_messages)
+Test(stream, channel_send_and_close_messages)
 {
 	hb_hub_t *hub = hb_hub_new(1, 1);
-	hb_stream_t *s = new_stream(hub, HB_REQ_WEBSOCKET);
+	hb_stream_t *s = new_stream(hub, HB_REQ_CHANNEL);
 	char reason[200];
 	hb_msg_t m;
 
 	memset(reason, 'r', sizeof reason);
-	cr_assert_eq(hb_stream_ws_send(s, HB_WS_TEXT, "hi", 2, 1), 0);
-	cr_assert_eq(hb_stream_ws_send(s, HB_WS_BINARY, "xyz", 3, 0), 0);
-	cr_assert_eq(hb_stream_ws_close(s, 1001, reason, sizeof reason), 0);
+	cr_assert_eq(hb_stream_msg_send(s, HB_MSGK_TEXT, "hi", 2, 1), 0);
+	cr_assert_eq(hb_stream_msg_send(s, HB_MSGK_BINARY, "xyz", 3, 0), 0);
+	cr_assert_eq(hb_stream_msg_close(s, 1001, reason, sizeof reason), 0);
 	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
 	cr_assert_eq(m.type, HB_MSG_MESSAGE);
-	cr_assert_eq(m.aux, HB_WS_TEXT);
+	cr_assert_eq(m.aux, HB_MSGK_TEXT);
 	cr_assert_eq(m.len, 2);
 	free(m.ptr);
 	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
-	cr_assert_eq(m.aux, HB_WS_BINARY);
+	cr_assert_eq(m.aux, HB_MSGK_BINARY);
 	free(m.ptr);
 	cr_assert_eq(atomic_load(&s->out_pending), 5);
 	hb_stream_out_done(s, 5);
 	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
 	cr_assert_eq(m.type, HB_MSG_CLOSE);
 	cr_assert_eq(m.aux, 1001);
-	cr_assert_leq(((hb_chunk_t *)m.ptr)->len, 123, "close payload fits a control frame");
+	/* whole: cutting it here could split a UTF-8 code point; the connection's protocol cuts
+	 * it at a character boundary (hb_ws_write_close) */
+	cr_assert_eq(((hb_chunk_t *)m.ptr)->len, sizeof reason, "the reason arrives whole");
 	free(m.ptr);
 	hb_stream_signal(s, HB_ST_CLIENT_GONE);
-	cr_assert_eq(hb_stream_ws_send(s, HB_WS_TEXT, "hi", 2, 1), -ECONNRESET);
-	cr_assert_eq(hb_stream_ws_send(s, HB_WS_TEXT, "hi", 2, 0), -ECONNRESET);
-	cr_assert_eq(hb_stream_ws_close(s, 1000, NULL, 0), -ECONNRESET);
+	cr_assert_eq(hb_stream_msg_send(s, HB_MSGK_TEXT, "hi", 2, 1), -ECONNRESET);
+	cr_assert_eq(hb_stream_msg_send(s, HB_MSGK_TEXT, "hi", 2, 0), -ECONNRESET);
+	cr_assert_eq(hb_stream_msg_close(s, 1000, NULL, 0), -ECONNRESET);
 	cr_assert_eq(drain_count(hub, 0), 0);
 	release_both(s);
 	hb_hub_free(hub);

@@ -310,7 +310,7 @@ Test(conn, websocket_upgrade_swaps_the_handler)
 			"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 			"Sec-WebSocket-Version: 13\r\n\r\n");
 	hb_stream_t *s = worker_takes();
-	cr_assert(s->req->flags & HB_REQ_WEBSOCKET);
+	cr_assert(s->req->flags & HB_REQ_CHANNEL);
 	cr_assert_eq(c->handler, &hb_h1_handler);
 	cr_assert_eq(hb_stream_send_head(s, response(101, -1)), 0);
 	pump();
@@ -326,14 +326,14 @@ Test(conn, websocket_upgrade_swaps_the_handler)
 	hb_conn_recv_done(c, (int)n, 1, fr);
 	hb_chunk_t *msg = NULL;
 	uint32_t kind = 0;
-	cr_assert_eq(hb_stream_ws_recv(s, &msg, &kind, 0), 0);
-	cr_assert_eq(kind, HB_WS_TEXT);
+	cr_assert_eq(hb_stream_msg_recv(s, &msg, &kind, 0), 0);
+	cr_assert_eq(kind, HB_MSGK_TEXT);
 	cr_assert_eq(msg->len, 2);
 	cr_assert_eq(memcmp(msg->data, "hi", 2), 0);
 	free(msg);
 	/* ... and the app's message goes out as a frame. */
 	size_t before = F.wire_len;
-	cr_assert_eq(hb_stream_ws_send(s, HB_WS_TEXT, "yo", 2, 1), 0);
+	cr_assert_eq(hb_stream_msg_send(s, HB_MSGK_TEXT, "yo", 2, 1), 0);
 	pump();
 	send_everything(c);
 	cr_assert_eq(F.wire_len - before, 4);
@@ -373,8 +373,8 @@ Test(conn, websocket_close_from_the_client_waits_for_the_app)
 	cr_assert_eq(memcmp(F.wire + F.wire_len - 4, "\x88\x02\x03\xe8", 4), 0, "close echoed");
 	hb_chunk_t *msg = NULL;
 	uint32_t kind = 0;
-	cr_assert_eq(hb_stream_ws_recv(s, &msg, &kind, 0), 0);
-	cr_assert_eq(kind, HB_WS_CLOSE, "the app hears the close");
+	cr_assert_eq(hb_stream_msg_recv(s, &msg, &kind, 0), 0);
+	cr_assert_eq(kind, HB_MSGK_CLOSE, "the app hears the close");
 	free(msg);
 	cr_assert_eq(F.shutdowns, 0, "no shutdown while the app still runs");
 	cr_assert_eq(hb_stream_end(s, 0), 0);
