@@ -412,11 +412,28 @@ static void run_primary(hb_pythread_t *t)
 		return;
 	}
 	pi->interp = PyThreadState_GetInterpreter(t->ts);
+	/* The app runs on a second thread state of this thread, cleared while the interpreter is
+	 * whole. Its thread-local data (threading.local, and the _DummyThread that
+	 * threading.current_thread() makes for a thread `threading` did not start: logging asks
+	 * for one per record) is released by PyThreadState_Clear, as a peer's is. Left on the
+	 * state Py_EndInterpreter ends, it would be released after the modules are torn down,
+	 * where _DeleteDummyThreadOnDel.__del__ fails ("Exception ignored in: ..."). */
+	PyThreadState *work = PyThreadState_New(pi->interp);
+	if (!work) {
+		report(pi, HB_PYW_FAIL_START, strdup("cannot create a thread state\n"), NULL);
+		Py_EndInterpreter(t->ts);
+		t->ts = NULL;
+		return;
+	}
+	PyThreadState_Swap(work);
 	if (primary_setup(t) < 0 || run_app(t) < 0)
 		stop_slots(pi); /* peers already started see -ESHUTDOWN */
 	wait_peers(pi);
 	hb_wsgi_app_clear(&t->app);
 	Py_CLEAR(pi->app);
+	PyThreadState_Swap(t->ts);
+	PyThreadState_Clear(work);
+	PyThreadState_Delete(work);
 	Py_EndInterpreter(t->ts);
 	t->ts = NULL;
 }
