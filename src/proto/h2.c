@@ -23,6 +23,7 @@ void hb_h2_limits_default(hb_h2_limits_t *lim)
 		.max_resets = 100,
 		.max_control = 1000,
 		.max_continuations = 8,
+		.connect_protocol = 1,
 	};
 }
 
@@ -131,6 +132,7 @@ static void stream_free(hb_h2_t *e, struct h2s *st)
 	h2_msg_reset(e, st);
 	h2_free(e, st->trailers);
 	h2_free(e, st->origin);
+	h2_free(e, st->protocol);
 	h2_free(e, st);
 }
 
@@ -173,7 +175,14 @@ static void deliver(hb_h2_t *e, struct h2s *st, bool end)
 		return;
 	}
 	st->delivered = true;
-	if (e->cb.on_request(e->ud, st->id, r) != 0) {
+	int rc = e->cb.on_request(e->ud, st->id, r);
+	if (rc > 0) { /* the caller answered it alone: nothing more reaches it */
+		st->delivered = false;
+		if (!st->responded)
+			answer(e, st, 500);
+		return;
+	}
+	if (rc != 0) {
 		st->delivered = false;
 		app_reset(e, st, st->id, HB_H2_REFUSED_STREAM);
 		return;
@@ -271,7 +280,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const u
 		return 0;
 	}
 	st->body_rx += len;
-	if (st->body_rx > e->lim.max_body) {
+	if (st->body_rx > e->lim.max_body && !st->protocol) { /* a tunnel's bytes are no body */
 		nghttp2_session_consume_stream(s, sid, len);
 		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, sid, HB_H2_CANCEL);
 		return 0;
@@ -384,8 +393,10 @@ static int submit_settings(hb_h2_t *e)
 		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, l->initial_window},
 		{NGHTTP2_SETTINGS_MAX_FRAME_SIZE, l->max_frame_size},
 		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, l->max_header_list},
+		{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}, /* RFC 8441: WebSocket over h2 */
 	};
-	if (nghttp2_submit_settings(e->s, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0)
+	size_t n = sizeof iv / sizeof iv[0] - (l->connect_protocol ? 0 : 1);
+	if (nghttp2_submit_settings(e->s, NGHTTP2_FLAG_NONE, iv, n) != 0)
 		return -1;
 	int32_t win = (int32_t)(l->initial_window > CONN_WINDOW_MIN ? l->initial_window
 								    : CONN_WINDOW_MIN);
@@ -558,6 +569,13 @@ int hb_h2_failure(const hb_h2_t *e, uint32_t *code, const char **why)
 	if (why)
 		*why = e->why;
 	return e->fail;
+}
+
+const char *hb_h2_stream_protocol(const hb_h2_t *e, int32_t sid, size_t *len)
+{
+	const struct h2s *st = stream_of(e, sid);
+	*len = st && st->protocol ? st->protocol_len : 0;
+	return st ? st->protocol : NULL;
 }
 
 uint32_t hb_h2_nstreams(const hb_h2_t *e)

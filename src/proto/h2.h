@@ -63,12 +63,17 @@ typedef struct hb_h2_limits {
 	uint32_t max_resets;	    /* client resets + resets it provoked, per second; 100 */
 	uint32_t max_control;	    /* SETTINGS/PING/PRIORITY/empty frames per second; 1000 */
 	uint32_t max_continuations; /* CONTINUATION frames per header block; 8 */
+	int connect_protocol;	    /* SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441); 1 */
 } hb_h2_limits_t;
 
 typedef struct hb_h2_callbacks {
 	/* A stream's request head is valid. `req` (one malloc block) passes to the callee, also
-	 * when it returns non-zero, which resets the stream with REFUSED_STREAM. The request has
-	 * HB_REQ_HAS_BODY unless the HEADERS frame ended the stream. */
+	 * when it returns non-zero: negative resets the stream with REFUSED_STREAM; positive says
+	 * the callee answered it alone (hb_h2_submit_response without a body; else a 500 goes)
+	 * and wants no more events for it. The request has HB_REQ_HAS_BODY unless the HEADERS
+	 * frame ended the stream. An extended CONNECT (RFC 8441) comes with method CONNECT and
+	 * its :protocol from hb_h2_stream_protocol(); its DATA is a tunnel, not held to max_body.
+	 */
 	int (*on_request)(void *ud, int32_t sid, hb_request_t *req);
 	/* Request body bytes of a stream on_request accepted. Returning non-zero resets the stream
 	 * (INTERNAL_ERROR). Call hb_h2_consume() once the app has read them. */
@@ -161,6 +166,10 @@ int32_t hb_h2_push(hb_h2_t *e, int32_t sid, const char *path, size_t path_len, c
 void hb_h2_shutdown(hb_h2_t *e);
 /* Ends the connection now: GOAWAY(error_code) with the last stream processed. */
 void hb_h2_goaway(hb_h2_t *e, uint32_t error_code);
+
+/* The :protocol of a stream's extended CONNECT (len bytes, not NUL-ended), or NULL (*len 0)
+ * for any other request. Valid from on_request until the stream closes. */
+const char *hb_h2_stream_protocol(const hb_h2_t *e, int32_t sid, size_t *len);
 
 /* Streams the engine holds state for (open, or closing). */
 uint32_t hb_h2_nstreams(const hb_h2_t *e);

@@ -37,7 +37,8 @@ static int64_t append(hb_h2_t *e, struct h2s *st, const void *p, size_t n)
 
 static int pseudo_index(const uint8_t *name, size_t nl)
 {
-	static const char *const names[PS_COUNT] = {":method", ":scheme", ":authority", ":path"};
+	static const char *const names[PS_COUNT] = {":method", ":scheme", ":authority", ":path",
+						    ":protocol"};
 	for (int i = 0; i < PS_COUNT; i++)
 		if (ieq((const char *)name, nl, names[i]))
 			return i;
@@ -60,8 +61,7 @@ int h2_msg_field(hb_h2_t *e, struct h2s *st, const uint8_t *name, size_t nl, con
 		return 0; /* checked by nghttp2, then dropped, as HTTP/1.1 trailers are */
 	int ps = nl && name[0] == ':' ? pseudo_index(name, nl) : -1;
 	if (nl && name[0] == ':' && ps < 0)
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* :protocol without CONNECT support
-							       */
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* a pseudo-header nghttp2 let by */
 	if (ps < 0 && st->nf >= e->lim.max_fields)
 		return too_much(e, "too many header fields");
 	int64_t no = append(e, st, name, nl), vo = append(e, st, value, vl);
@@ -150,11 +150,26 @@ static int64_t parse_length(const char *s, size_t n)
 	return v;
 }
 
-/* Checks what nghttp2 leaves to us; sets *why and returns false when malformed. */
+static bool is_connect(const struct h2s *st)
+{
+	const struct h2_field *m = &st->ps[PS_METHOD];
+	return (st->have_ps & 1u << PS_METHOD) && m->vl == 7 &&
+	       memcmp(st->buf + m->vo, "CONNECT", 7) == 0;
+}
+
+/* Checks what nghttp2 leaves to us; sets *why and returns false when malformed. An extended
+ * CONNECT (RFC 8441 4: :protocol, only when we sent SETTINGS_ENABLE_CONNECT_PROTOCOL) carries
+ * :scheme, :path and :authority like any request; a plain CONNECT (a tunnel) is refused. */
 static bool check_request(const struct h2s *st, const char **why)
 {
 	const uint8_t need = 1u << PS_METHOD | 1u << PS_SCHEME | 1u << PS_PATH;
-	if ((st->have_ps & need) != need) {
+	bool ext = st->have_ps & 1u << PS_PROTOCOL;
+	if (ext && (!is_connect(st) || !(st->have_ps & 1u << PS_AUTHORITY) ||
+		    st->ps[PS_PROTOCOL].vl == 0)) {
+		*why = ":protocol needs CONNECT with :authority";
+		return false;
+	}
+	if ((st->have_ps & need) != need || (is_connect(st) && !ext)) {
 		*why = "CONNECT (or a request without :scheme/:path) is not supported";
 		return false;
 	}
@@ -257,6 +272,17 @@ hb_request_t *h2_msg_request(hb_h2_t *e, struct h2s *st, bool end, const char **
 	const hb_header_t *ex = hb_request_header(r, "expect");
 	if (ex && ieq(ex->value, ex->value_len, "100-continue") && !end)
 		r->flags |= HB_REQ_EXPECT_CONTINUE;
+	if (st->have_ps & 1u << PS_PROTOCOL) {
+		const struct h2_field *pr = &st->ps[PS_PROTOCOL];
+		st->protocol = h2_alloc(e, pr->vl);
+		if (!st->protocol) {
+			free(r);
+			*why = "out of memory";
+			return NULL;
+		}
+		memcpy(st->protocol, st->buf + pr->vo, pr->vl);
+		st->protocol_len = pr->vl;
+	}
 	const hb_header_t *host = hb_request_header(r, "host");
 	const struct h2_field *sc = &st->ps[PS_SCHEME];
 	if (h2_msg_keep_origin(e, st, st->buf + sc->vo, sc->vl, host ? host->value : "",

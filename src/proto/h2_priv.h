@@ -17,7 +17,7 @@ struct h2_field {
 	uint32_t no, nl, vo, vl;
 };
 
-enum { PS_METHOD, PS_SCHEME, PS_AUTHORITY, PS_PATH, PS_COUNT };
+enum { PS_METHOD, PS_SCHEME, PS_AUTHORITY, PS_PATH, PS_PROTOCOL, PS_COUNT };
 
 /* Per-stream state, from the first HEADERS until nghttp2 closes the stream. */
 struct h2s {
@@ -43,6 +43,9 @@ struct h2s {
 	/* response trailers, one block: the nv array then the strings */
 	nghttp2_nv *trailers;
 	size_t ntrailers;
+	/* the request's :protocol (RFC 8441 extended CONNECT), or NULL */
+	char *protocol;
+	uint32_t protocol_len;
 	/* kept for pushes: "scheme\0authority" of the request */
 	char *origin;
 	uint32_t scheme_len, authority_len;

@@ -322,6 +322,30 @@ int hb_ws_handshake_check(const char *method, size_t method_len, int http_major,
 	return 0;
 }
 
+/* RFC 8441 5: over HTTP/2 the extended CONNECT replaces the method, Upgrade, Connection and
+ * key checks (the engine validated :protocol); version, subprotocols and extensions stay. */
+static int (*const hs_steps_h2[])(const hs_req_t *r, hb_ws_handshake_t *hs, const char **why) = {
+	check_version,
+	read_protocols,
+	read_extensions,
+};
+
+int hb_ws_handshake_check_h2(const hb_header_t *headers, size_t nheaders,
+			     const hb_ws_deflate_config_t *dcfg, hb_ws_handshake_t *hs,
+			     const char **why)
+{
+	hs_req_t r = {"CONNECT", 7, 2, 0, headers, nheaders, dcfg};
+	int rc;
+
+	memset(hs, 0, sizeof(*hs));
+	for (size_t i = 0; i < sizeof(hs_steps_h2) / sizeof(hs_steps_h2[0]); i++) {
+		rc = hs_steps_h2[i](&r, hs, why);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 int hb_ws_handshake_check_request(const hb_request_t *r, const hb_ws_deflate_config_t *dcfg,
 				  hb_ws_handshake_t *hs, const char **why)
 {

@@ -87,6 +87,12 @@ int hb_ws_handshake_check(const char *method, size_t method_len, int http_major,
 /* The same, reading a parsed request. */
 int hb_ws_handshake_check_request(const hb_request_t *r, const hb_ws_deflate_config_t *dcfg,
 				  hb_ws_handshake_t *hs, const char **why);
+/* The same for an HTTP/2 extended CONNECT with :protocol websocket (RFC 8441 5): only
+ * Sec-WebSocket-Version (13, else HB_WS_E_HS_VERSION), the offered subprotocols and
+ * permessage-deflate; there is no key, and hs->accept stays empty. */
+int hb_ws_handshake_check_h2(const hb_header_t *headers, size_t nheaders,
+			     const hb_ws_deflate_config_t *dcfg, hb_ws_handshake_t *hs,
+			     const char **why);
 /* Computes Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)), 28 chars + NUL in out. */
 void hb_ws_accept_key(const char *key, size_t key_len, char out[29]);
 /* Writes the 101 response head: Upgrade, Connection, Sec-WebSocket-Accept, the chosen

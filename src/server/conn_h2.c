@@ -9,50 +9,19 @@
 
 #include "core/hub.h"
 #include "core/log.h"
+#include "server/conn_h2_priv.h"
 #include "server/transport_tls.h"
 
 #define OUT_BATCH (256u * 1024u) /* engine output queued per flush; the rest after on_sent */
 
-/* A piece of response body waiting for the stream's window: bytes or a file region. Every item
- * is also on the connection's list, so the handler's free releases what a dead connection's
- * exchanges (released by conn.c at END) left behind. */
-typedef struct qitem {
-	struct qitem *next;	     /* the exchange's queue */
-	struct qitem *cprev, *cnext; /* the connection's list */
-	hb_chunk_t *ch;		     /* bytes (NULL: a file region) */
-	size_t off;
-	int fd;
-	int64_t foff, fleft;
-	uint64_t acct; /* the stream's output accounting, ended when the item is sent */
-} qitem_t;
-
-/* The handler's tail of each exchange. */
-typedef struct h2x {
-	int32_t sid;
-	qitem_t *qhead, *qtail;
-	unsigned closed : 1;	/* the h2 stream is closed (sent, or reset) */
-	unsigned eof : 1;	/* the worker's END: nothing more is queued */
-	unsigned expect : 1;	/* the request asked for 100-continue */
-	uint64_t held_bytes;	/* request body bytes held for room, not yet credited */
-	uint64_t body_deadline; /* the next body bytes must come before (body_timeout; 0 = none) */
-} h2x_t;
-
-typedef struct h2c {
-	hb_h2_t *e;
-	qitem_t *items;
-	unsigned dying : 1;    /* free() runs: the exchanges are gone, ignore on_close */
-	unsigned draining : 1; /* the double GOAWAY has started */
-	uint64_t idle_deadline;
-} h2c_t;
-
 static h2c_t *C(const hb_conn_t *c)
 {
-	return c->proto;
+	return hb_h2c(c);
 }
 
 static h2x_t *X(hb_exchange_t *x)
 {
-	return (h2x_t *)x->proto;
+	return hb_h2x(x);
 }
 
 void hb_conn_h2_limits(const hb_config_t *cfg, hb_h2_limits_t *lim)
@@ -239,14 +208,41 @@ static hb_exchange_t *start_exchange(hb_conn_t *c, int32_t sid, hb_request_t *re
 	return x;
 }
 
+/* The exchange is over: its WebSocket state goes with it. */
+static void finish(hb_conn_t *c, hb_exchange_t *x)
+{
+	if (X(x)->ws) {
+		hb_h2ws_free(c, X(x)->ws);
+		X(x)->ws = NULL;
+	}
+	hb_exchange_finish(x);
+}
+
 static int on_request(void *ud, int32_t sid, hb_request_t *req)
 {
 	hb_conn_t *c = ud;
+	struct h2ws *ws = NULL;
+	size_t plen;
+	const char *proto = hb_h2_stream_protocol(C(c)->e, sid, &plen);
 
 	fill_request(c, req);
+	if (proto) { /* RFC 8441 extended CONNECT */
+		int rc = hb_h2ws_check(c, sid, req, proto, plen, &ws);
+		if (rc != 0) {
+			free(req);
+			return rc;
+		}
+	}
 	hb_exchange_t *x = start_exchange(c, sid, req);
-	if (!x)
+	if (!x) {
+		if (ws)
+			hb_h2ws_free(c, ws);
 		return -1; /* REFUSED_STREAM: the client may retry it */
+	}
+	if (ws) {
+		X(x)->ws = ws;
+		hb_h2ws_bind(ws, x);
+	}
 	hb_h2_set_stream_data(C(c)->e, sid, x);
 	C(c)->idle_deadline = 0;
 	return 0;
@@ -280,6 +276,10 @@ static int on_data(void *ud, int32_t sid, void *sud, const uint8_t *d, size_t le
 			      len); /* the app is done: discard, keep the window open */
 		return 0;
 	}
+	if (X(x)->ws) {
+		hb_h2ws_data(c, x, d, len);
+		return 0;
+	}
 	if (X(x)->body_deadline)
 		X(x)->body_deadline = hb_conn_after_s(c, c->io->cfg->body_timeout_s);
 	if (hb_exchange_body_add(x, (const char *)d, len) < 0)
@@ -292,6 +292,10 @@ static void on_end_stream(void *ud, int32_t sid, void *sud)
 {
 	hb_exchange_t *x = sud;
 
+	if (X(x)->ws) {
+		hb_h2ws_end_stream(ud, x);
+		return;
+	}
 	push_body(ud, x);
 	x->body_done = 1;
 	X(x)->body_deadline = 0;
@@ -314,7 +318,7 @@ static void on_close(void *ud, int32_t sid, void *sud, uint32_t code, int by_pee
 		hb_exchange_client_gone(x, 0); /* reset, or the response was cut: stop the app */
 		return;
 	}
-	hb_exchange_finish(x);
+	finish(c, x);
 }
 
 static void on_goaway(void *ud, uint32_t code, int32_t last_sid)
@@ -445,10 +449,9 @@ static int status_has_body(int status)
 
 static void on_head(hb_conn_t *c, hb_exchange_t *x, hb_response_t *r)
 {
-	h2c_t *h = C(c);
 	hb_request_t *req = x->stream->req;
 
-	if (r->status == 101) { /* no WebSocket over h2 (yet): an upgrade answer is an error */
+	if (r->status == 101) { /* an upgrade answer to a request that asked for none */
 		r->status = 500;
 		r->nheaders = 0;
 		r->content_length = -1;
@@ -456,13 +459,21 @@ static void on_head(hb_conn_t *c, hb_exchange_t *x, hb_response_t *r)
 	x->stream->status = r->status;
 	x->no_body = (req->flags & HB_REQ_HEAD) || !status_has_body(r->status);
 	x->resp_cl = r->content_length;
-	if (hb_h2_submit_response(h->e, X(x)->sid, r, c->io->date, !x->no_body) != 0) {
+	hb_h2c_head(c, x, r, !x->no_body);
+}
+
+int hb_h2c_head(hb_conn_t *c, hb_exchange_t *x, hb_response_t *r, int has_body)
+{
+	h2c_t *h = C(c);
+
+	if (hb_h2_submit_response(h->e, X(x)->sid, r, c->io->date, has_body) != 0) {
 		hb_h2_reset(h->e, X(x)->sid, HB_H2_INTERNAL_ERROR);
 		x->abandoned = 1;
-		return;
+		return -1;
 	}
 	x->head_sent = 1;
 	x->resp_deadline = 0;
+	return 0;
 }
 
 static void queue_bytes(hb_conn_t *c, hb_exchange_t *x, hb_chunk_t *ch, uint64_t acct)
@@ -473,14 +484,18 @@ static void queue_bytes(hb_conn_t *c, hb_exchange_t *x, hb_chunk_t *ch, uint64_t
 		x->abort = 1;
 	}
 	x->resp_body += n;
-	qitem_t *q = calloc(1, sizeof(*q));
-	if (!q || n == 0) {
-		free(q);
+	ch->len = n;
+	hb_h2c_queue(c, x, ch, acct);
+}
+
+void hb_h2c_queue(hb_conn_t *c, hb_exchange_t *x, hb_chunk_t *ch, uint64_t acct)
+{
+	qitem_t *q = ch->len ? calloc(1, sizeof(*q)) : NULL;
+	if (!q) {
 		free(ch);
 		hb_stream_out_done(x->stream, acct);
 		return;
 	}
-	ch->len = n;
 	*q = (qitem_t){.ch = ch, .fd = -1, .acct = acct};
 	enqueue(C(c), X(x), q);
 	hb_h2_resume(C(c)->e, X(x)->sid);
@@ -515,7 +530,7 @@ static void on_end(hb_conn_t *c, hb_exchange_t *x, uint32_t flags)
 	h2x_t *hx = X(x);
 
 	if (hx->closed) {
-		hb_exchange_finish(x); /* reset before the app ended: nothing more to send */
+		finish(c, x); /* reset before the app ended: nothing more to send */
 		return;
 	}
 	if (x->abandoned)
@@ -555,6 +570,11 @@ static void h2_on_message(hb_conn_t *c, hb_exchange_t *x, hb_msg_t *m)
 	h2x_t *hx = X(x);
 	int live = !x->abandoned && !hx->closed;
 
+	if (hx->ws && hb_h2ws_message(c, x, m)) {
+		if (c->state != HB_CONN_DEAD)
+			pump(c);
+		return;
+	}
 	switch ((hb_msg_type_t)m->type) {
 	case HB_MSG_HEAD:
 		if (live && !x->head_sent)
@@ -622,6 +642,8 @@ static void h2_on_tick(hb_conn_t *c, uint64_t now)
 			x->abandoned = 1;
 		}
 		h2x_t *hx = X(x);
+		if (hx->ws)
+			hb_h2ws_tick(c, x, now);
 		if (hx->body_deadline && !x->body_done && !x->body_held &&
 		    now >= hx->body_deadline && !hx->closed) {
 			/* the request body stalled (body_timeout): this stream only */
@@ -645,6 +667,9 @@ static void h2_on_drain(hb_conn_t *c)
 	if (!h->draining) {
 		h->draining = 1;
 		hb_h2_shutdown(h->e);
+		for (hb_exchange_t *x = c->exchanges; x; x = x->next)
+			if (X(x)->ws)
+				hb_h2ws_drain(c, x);
 	}
 	if (!c->exchanges && !hb_h2_nstreams(h->e))
 		hb_h2_goaway(h->e, HB_H2_NO_ERROR);
@@ -664,6 +689,8 @@ static void h2_free(hb_conn_t *c)
 	hb_h2_free(h->e);
 	while (h->items)
 		item_free(h, h->items);
+	while (h->wss)
+		hb_h2ws_free(c, h->wss);
 	free(h);
 	c->proto = NULL;
 }

@@ -698,3 +698,39 @@ Test(ws_write, encode_round_trip)
 	free(payload);
 	free(in);
 }
+
+/* ---- RFC 8441: the WebSocket part of an HTTP/2 extended CONNECT ---- */
+
+Test(ws_handshake, h2_needs_only_version_13)
+{
+	hb_header_t h[] = {
+		H("sec-websocket-version", "13"),
+		H("sec-websocket-protocol", "chat, v2"),
+		H("sec-websocket-extensions", "permessage-deflate"),
+	};
+	hb_ws_handshake_t out;
+	const char *why = NULL;
+
+	cr_assert_eq(hb_ws_handshake_check_h2(h, 3, NULL, &out, &why), 0, "%s", why);
+	cr_assert_str_eq(out.accept, "", "no key, no accept over HTTP/2");
+	cr_assert_eq(out.nprotocols, 2);
+	cr_assert(out.protocols[1].len == 2 && !memcmp(out.protocols[1].ptr, "v2", 2));
+	cr_assert_eq(out.deflate, 1);
+	cr_assert_str_eq(out.extensions, "permessage-deflate; server_max_window_bits=12");
+	cr_assert_eq(hb_ws_handshake_check_h2(h, 1, NULL, &out, &why), 0);
+	cr_assert_eq(out.nprotocols, 0);
+	cr_assert_eq(out.deflate, 0);
+}
+
+Test(ws_handshake, h2_other_versions_are_426)
+{
+	hb_header_t v8[] = {H("sec-websocket-version", "8")};
+	hb_header_t twice[] = {H("sec-websocket-version", "13"), H("sec-websocket-version", "13")};
+	hb_ws_handshake_t out;
+	const char *why = NULL;
+
+	cr_assert_eq(hb_ws_handshake_check_h2(v8, 1, NULL, &out, &why), HB_WS_E_HS_VERSION);
+	cr_assert_eq(hb_ws_handshake_check_h2(twice, 2, NULL, &out, &why), HB_WS_E_HS_VERSION);
+	cr_assert_eq(hb_ws_handshake_check_h2(NULL, 0, NULL, &out, &why), HB_WS_E_HS_VERSION);
+	cr_assert_eq(hb_ws_handshake_status(HB_WS_E_HS_VERSION), 426);
+}
