@@ -152,6 +152,9 @@ const struct key keys[] = {
 	 .help = "largest shared-state value (encoded)"},
 	{"pubsub_queue_size", K_I64, OFF(pubsub_queue_size), 1, 1 << 24, "1000", "N",
 	 .help = "messages kept per subscriber; a slow one loses the oldest"},
+	{"process_bus_timeout", K_MSECS, OFF(process_bus_timeout_ms), 1, 60000, "1", "SECONDS",
+	 .help = "worker processes: how long publish waits for the others' counts, and a send for "
+		 "a full peer"},
 	{"node_name", K_STR, OFF(node_name), .metavar = "NAME", .flags = F_EMPTY_NULL,
 	 .help = "this node's name (default hornbeam@<hostname>)"},
 	{"websocket_timeout", K_SECS, OFF(websocket_timeout_s), 0, DAY_S, "0", "SECONDS",

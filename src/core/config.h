@@ -88,6 +88,7 @@ typedef struct hb_config {
 	int64_t state_max_key_size;	   /* default 1024 */
 	int64_t state_max_value_size;	   /* default 64 MiB */
 	int64_t pubsub_queue_size;	   /* messages per subscriber, default 1000 */
+	int64_t process_bus_timeout_ms;	   /* publish answers / full peer queue, default 1000 */
 	char *http_version;		   /* "h1,h2" (default), "h1" or "h2", as written */
 	int64_t h2_max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS, default 100 */
 	int64_t h2_max_header_list_size;   /* decoded request fields, default 65536 */

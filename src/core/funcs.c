@@ -29,6 +29,9 @@ struct hb_job {
 	size_t alen;
 	uint8_t *result;
 	size_t rlen;
+	hb_job_done_fn done;
+	void *done_arg;
+	uint64_t reply_to, reply_id;
 	size_t nlen;
 	char name[];
 };
@@ -83,6 +86,11 @@ hb_job_t *hb_funcs_job_new(hb_job_kind_t kind, const void *name, size_t nlen, co
 	return j;
 }
 
+void hb_funcs_job_ref(hb_job_t *j)
+{
+	atomic_fetch_add_explicit(&j->refs, 1, memory_order_relaxed);
+}
+
 void hb_funcs_job_release(hb_job_t *j)
 {
 	if (!j || atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) != 1)
@@ -104,6 +112,8 @@ static void finish(hb_job_t *j, hb_job_status_t status, void *result, size_t len
 	j->status = status;
 	j->result = result;
 	j->rlen = len;
+	if (j->done)
+		j->done(j, j->done_arg);
 	atomic_store(&j->state, ST_DONE); /* release: publishes status and result */
 	hb_futex_wake(&j->state, INT_MAX);
 }
@@ -111,6 +121,21 @@ static void finish(hb_job_t *j, hb_job_status_t status, void *result, size_t len
 void hb_funcs_job_finish(hb_job_t *j, hb_job_status_t status, void *result, size_t len)
 {
 	finish(j, status, result, len);
+}
+
+void hb_funcs_job_set_done(hb_job_t *j, hb_job_done_fn done, void *arg, uint64_t reply_to,
+			   uint64_t reply_id)
+{
+	j->done = done;
+	j->done_arg = arg;
+	j->reply_to = reply_to;
+	j->reply_id = reply_id;
+}
+
+void hb_funcs_job_reply(const hb_job_t *j, uint64_t *reply_to, uint64_t *reply_id)
+{
+	*reply_to = j->reply_to;
+	*reply_id = j->reply_id;
 }
 
 int hb_funcs_job_cancel(hb_job_t *j)

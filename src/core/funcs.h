@@ -11,7 +11,9 @@
  * Threads: any thread may call anything; an inbox may have several consumer threads (a WSGI
  * worker with threads = K). The registry is a mutex-guarded list (calls are not the request
  * path); an inbox has its own mutex and an atomic count for the consumers' cheap "anything to
- * do?" check. Like pubsub.h, this lives in process memory with process-private futexes.
+ * do?" check. Like pubsub.h, this lives in process memory with process-private futexes; jobs
+ * for another worker process travel over the process bus (xbus.h), which posts them here with a
+ * completion hook (hb_funcs_job_set_done) that sends the result back.
  *
  * Ownership: inboxes and jobs are reference counted. The registry holds a reference to each
  * owner inbox; hb_funcs_lookup gives the caller one. A posted job is referenced by the poster
@@ -33,6 +35,10 @@ typedef struct hb_job hb_job_t;
  * after hb_funcs_inbox_set_wake(in, NULL, NULL) returns no call is in progress): it must be
  * quick and must not use the inbox. */
 typedef void (*hb_inbox_wake_fn)(void *arg);
+/* Called by hb_funcs_job_finish (and by an inbox close that fails the job) on the finishing
+ * thread, after status and result are set: core/xbus sends the result of a job that came from
+ * another process back to it. Must not release the job. */
+typedef void (*hb_job_done_fn)(hb_job_t *j, void *arg);
 /* Called once per registered name by hb_funcs_names; non-zero stops the walk. */
 typedef int (*hb_funcs_name_cb)(const char *name, size_t len, void *ud);
 
@@ -105,6 +111,12 @@ int hb_funcs_job_wait(hb_job_t *j, int timeout_ms);
  * runs or ran; its result is discarded when the last reference goes). */
 int hb_funcs_job_cancel(hb_job_t *j);
 void hb_funcs_job_release(hb_job_t *j);
+void hb_funcs_job_ref(hb_job_t *j);
+/* [creator, before posting] Calls done(j, arg) when the job finishes; reply_to and reply_id are
+ * the creator's data, read back with hb_funcs_job_reply. */
+void hb_funcs_job_set_done(hb_job_t *j, hb_job_done_fn done, void *arg, uint64_t reply_to,
+			   uint64_t reply_id);
+void hb_funcs_job_reply(const hb_job_t *j, uint64_t *reply_to, uint64_t *reply_id);
 
 hb_job_kind_t hb_funcs_job_kind(const hb_job_t *j);
 const char *hb_funcs_job_name(const hb_job_t *j, size_t *len); /* NUL-terminated too */

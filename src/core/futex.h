@@ -1,5 +1,6 @@
-/* futex.h: the two futex calls the stream uses to park a worker thread on a 32-bit word.
- * Any thread may call them; they never allocate. */
+/* futex.h: the futex calls that park a thread on a 32-bit word: process-private ones (the
+ * stream, pubsub, funcs) and process-shared ones for words in a MAP_SHARED region that other
+ * processes wake (core/xbus). Any thread may call them; they never allocate. */
 #ifndef HB_CORE_FUTEX_H
 #define HB_CORE_FUTEX_H
 
@@ -28,6 +29,24 @@ static inline void hb_futex_wait(_Atomic uint32_t *word, uint32_t seen, int time
 static inline void hb_futex_wake(_Atomic uint32_t *word, int n)
 {
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+/* The same on a word in shared memory, woken from any process mapping it. */
+static inline void hb_futex_wait_shared(_Atomic uint32_t *word, uint32_t seen, int timeout_ms)
+{
+	struct timespec ts, *tp = NULL;
+
+	if (timeout_ms >= 0) {
+		ts.tv_sec = timeout_ms / 1000;
+		ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+		tp = &ts;
+	}
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, seen, tp, NULL, 0);
+}
+
+static inline void hb_futex_wake_shared(_Atomic uint32_t *word, int n)
+{
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
 #endif

@@ -16,8 +16,8 @@
  * threads only publish. Waking a subscriber: a process-private futex word (hb_pubsub_wait) and,
  * once hb_pubsub_fd was called, an eventfd that is readable exactly while the queue is not empty
  * or the subscriber is closed (level-triggered, so an event loop can watch it with add_reader).
- * The registry lives in ordinary process memory: forked workers would need it moved into the
- * shared mapping (as shmap.h does) together with FUTEX_WAIT (not _PRIVATE).
+ * The registry lives in ordinary process memory: worker processes are joined by the process
+ * bus (xbus.h), whose bus thread publishes here what another process published.
  *
  * Ownership: the creator owns the registry and frees it after every subscriber was freed.
  * Errors are 0 / -errno; nothing prints, nothing sets errno.

@@ -5,6 +5,7 @@
 #include "python/pyapi_priv.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@
 /* The one process-wide pointer: written on the main thread while no worker runs (start and
  * stop), read-only in between. */
 static const hb_pyapi_shared_t *shared;
+/* Made by hb_pyapi_prepare_bus in the master before fork; read-only afterwards. */
+static hb_xbus_t *bus;
 
 /* ---- process-wide ---- */
 
@@ -36,6 +39,37 @@ static size_t clamp(int64_t v, size_t dflt, size_t max)
 	if (v <= 0)
 		return dflt;
 	return (uint64_t)v > max ? max : (size_t)v;
+}
+
+int hb_pyapi_prepare_bus(const hb_config_t *cfg)
+{
+	hb_xbus_opts_t o = {0};
+
+	o.timeout_ms = (int)clamp(cfg->process_bus_timeout_ms, HB_XBUS_DEFAULT_TIMEOUT_MS, INT_MAX);
+	if (!bus)
+		bus = hb_xbus_create(&o);
+	return bus ? 0 : -ENOMEM;
+}
+
+hb_xbus_t *hb_pyapi_bus(void)
+{
+	return bus;
+}
+
+/* Joins the process bus (when there is one). Returns 0 or -1 after printing why. */
+static int join_bus(hb_pyapi_shared_t *sh)
+{
+	int rc;
+
+	if (!bus)
+		return 0;
+	rc = hb_xbus_attach(bus, sh->ps, sh->funcs);
+	if (rc < 0) {
+		fprintf(stderr, "hornbeam-uring: cannot join the process bus: %s\n", strerror(-rc));
+		return -1;
+	}
+	sh->bus = bus;
+	return 0;
 }
 
 int hb_pyapi_start(const hb_config_t *cfg, hb_hub_t *hub)
@@ -65,6 +99,13 @@ int hb_pyapi_start(const hb_config_t *cfg, hb_hub_t *hub)
 	sh->funcs = hb_funcs_new();
 	if (!sh->ps || !sh->funcs)
 		goto oom;
+	if (join_bus(sh) < 0) {
+		hb_shmap_destroy(sh->map);
+		hb_pubsub_free(sh->ps);
+		hb_funcs_free(sh->funcs);
+		free(sh);
+		return -1;
+	}
 	sh->hub = hub;
 	sh->cfg = cfg;
 	pthread_mutex_init(&sh->nodes_mu, NULL);
@@ -98,6 +139,8 @@ void hb_pyapi_stop(void)
 	if (!sh)
 		return;
 	shared = NULL;
+	/* This process leaves the bus first: its names go, the bus thread stops using ps/funcs. */
+	hb_xbus_detach(sh->bus);
 	/* A worker that did not end before the stop deadline may still use the registries: the
 	 * process is exiting, so leave them to it rather than free them under its feet. */
 	if (atomic_load_explicit(&sh->live, memory_order_acquire) > 0)
@@ -210,6 +253,28 @@ static int api_clear(PyObject *self)
 	return 0;
 }
 
+/* The process bus forgets the names this interpreter registered, unless another interpreter
+ * of this process owns them now. */
+static void unregister_bus_names(hb_pyapi_shared_t *sh, PyObject *functions)
+{
+	PyObject *key, *value;
+	Py_ssize_t pos = 0, n;
+
+	while (PyDict_Next(functions, &pos, &key, &value)) {
+		const char *s = PyUnicode_Check(key) ? PyUnicode_AsUTF8AndSize(key, &n) : NULL;
+		hb_inbox_t *in;
+
+		if (!s) {
+			PyErr_Clear();
+			continue;
+		}
+		in = hb_funcs_lookup(sh->funcs, s, (size_t)n);
+		if (!in)
+			hb_xbus_unregister_mine(sh->bus, s, (size_t)n);
+		hb_funcs_inbox_release(in);
+	}
+}
+
 static void api_dealloc(PyObject *self)
 {
 	hb_pyapi_t *api = (hb_pyapi_t *)self;
@@ -220,6 +285,8 @@ static void api_dealloc(PyObject *self)
 	if (api->inbox) {
 		/* The interpreter is ending: its registrations go, queued calls fail (LOST). */
 		hb_funcs_inbox_close(api->sh ? api->sh->funcs : NULL, api->inbox);
+		if (sh && sh->bus && api->functions)
+			unregister_bus_names(sh, api->functions);
 		hb_funcs_inbox_set_wake(api->inbox, NULL, NULL);
 		hb_funcs_inbox_release(api->inbox);
 	}

@@ -31,8 +31,17 @@
 
 typedef struct hb_pyapi_jobs hb_pyapi_jobs_t;
 
+/* [master process, before it forks the worker processes] Creates the process bus
+ * (core/xbus.h; process_bus_timeout): hb_pyapi_start in each forked process attaches to it, so
+ * that publish and call()/cast() span every worker process. Without it (one process) they are
+ * process-local. Needs no interpreter. Returns 0 or -ENOMEM. */
+int hb_pyapi_prepare_bus(const hb_config_t *cfg);
+/* [master] That bus (NULL before): hb_xbus_reap(bus, pid) for every worker process reaped. */
+struct hb_xbus *hb_pyapi_bus(void);
+
 /* [main thread, before workers] Creates the shared map, pub/sub and function registries from
- * the config (state_max_*, pubsub_queue_size, node_name). Returns 0 or -1 after printing why. */
+ * the config (state_max_*, pubsub_queue_size, node_name), and joins the process bus if the
+ * master made one. Returns 0 or -1 after printing why. */
 int hb_pyapi_start(const hb_config_t *cfg, hb_hub_t *hub);
 /* [main thread, after every worker ended] Frees them; if some interpreter still holds the API
  * (a worker that outlived the stop deadline) they are left to the exiting process instead.

@@ -7,6 +7,9 @@
  * at once, but its arguments and result still go through the codec and its exception still
  * becomes RuntimeError, so an app behaves the same whichever worker serves it.
  * Two single-threaded workers calling each other wait for each other: both get TimeoutError.
+ * With worker processes (a process bus, core/xbus.h), the bus's shared table says which process
+ * owns a name: another process's function is called over the bus (the same job, the same
+ * errors); this process's goes through the local registry as before.
  */
 #include "python/pyapi_priv.h"
 
@@ -217,6 +220,15 @@ int hb_pyapi_register(hb_pyapi_t *api, PyObject *name, PyObject *fn)
 	if (!s || PyDict_SetItem(api->functions, name, fn) < 0)
 		return -1;
 	rc = hb_funcs_register(api->sh->funcs, s, (size_t)n, api->inbox);
+	if (rc == 0 && api->sh->bus && (rc = hb_xbus_register(api->sh->bus, s, (size_t)n)) < 0)
+		hb_funcs_unregister(api->sh->funcs, s, (size_t)n);
+	if (rc == -ENOSPC) {
+		PyDict_DelItem(api->functions, name);
+		PyErr_Format(PyExc_RuntimeError,
+			     "cannot register %R: the process bus holds %u names at most", name,
+			     HB_XBUS_DEFAULT_NAMES);
+		return -1;
+	}
 	if (rc < 0) {
 		PyDict_DelItem(api->functions, name);
 		if (rc == -EINVAL)
@@ -258,6 +270,8 @@ static PyObject *unregister_function(PyObject *self, PyObject *name)
 	if (!s)
 		return NULL;
 	rc = hb_funcs_unregister(api->sh->funcs, s, (size_t)n);
+	if (api->sh->bus && hb_xbus_unregister(api->sh->bus, s, (size_t)n) == 0)
+		rc = 0;
 	if (PyDict_DelItem(api->functions, name) < 0) {
 		if (!PyErr_ExceptionMatches(PyExc_KeyError))
 			return NULL;
@@ -282,7 +296,8 @@ static PyObject *registered_functions(PyObject *self, PyObject *unused)
 
 	if (!hb_pyapi_need(api) || !(out = PyList_New(0)))
 		return NULL;
-	if (hb_funcs_names(api->sh->funcs, add_name, out) != 0)
+	if ((api->sh->bus ? hb_xbus_names(api->sh->bus, add_name, out)
+			  : hb_funcs_names(api->sh->funcs, add_name, out)) != 0)
 		Py_CLEAR(out);
 	return out;
 }
@@ -290,8 +305,9 @@ static PyObject *registered_functions(PyObject *self, PyObject *unused)
 /* ---- calling ---- */
 
 /* Posts a job to another interpreter; for a call, waits and returns the decoded result. */
-static PyObject *remote(hb_pyapi_t *api, hb_inbox_t *in, hb_job_kind_t kind, PyObject *name,
-			PyObject *args, int timeout_ms, int wait)
+static PyObject *remote(hb_pyapi_t *api, hb_inbox_t *in, const hb_xbus_peer_t *peer,
+			hb_job_kind_t kind, PyObject *name, PyObject *args, int timeout_ms,
+			int wait)
 {
 	uint8_t stack[512];
 	hb_cbuf_t b;
@@ -311,16 +327,30 @@ static PyObject *remote(hb_pyapi_t *api, hb_inbox_t *in, hb_job_kind_t kind, PyO
 		PyErr_NoMemory();
 		goto out;
 	}
-	if (hb_funcs_post(in, j) < 0) {
-		PyErr_Format(PyExc_RuntimeError, "function %R is gone: its worker is exiting",
-			     name);
+	if (peer) {
+		Py_BEGIN_ALLOW_THREADS rc = hb_xbus_post(api->sh->bus, peer, j);
+		Py_END_ALLOW_THREADS
+	} else {
+		rc = hb_funcs_post(in, j);
+	}
+	if (rc == -ETIMEDOUT) {
+		PyErr_Format(PyExc_TimeoutError,
+			     "%s to %R timed out: the worker process that registered it does not "
+			     "take messages",
+			     wait ? "call" : "cast", name);
+		goto out;
+	}
+	if (rc < 0) {
+		PyErr_Format(PyExc_RuntimeError, "function %R is gone: its worker %s", name,
+			     peer ? "process exited" : "is exiting");
 		goto out;
 	}
 	if (!wait) {
 		out = Py_NewRef(Py_None);
 		goto out;
 	}
-	Py_BEGIN_ALLOW_THREADS rc = hb_funcs_job_wait(j, timeout_ms);
+	Py_BEGIN_ALLOW_THREADS rc = peer ? hb_xbus_wait(api->sh->bus, peer, j, timeout_ms)
+					 : hb_funcs_job_wait(j, timeout_ms);
 	Py_END_ALLOW_THREADS if (rc == -ETIMEDOUT)
 	{
 		hb_funcs_job_cancel(j);
@@ -349,6 +379,21 @@ static PyObject *remote(hb_pyapi_t *api, hb_inbox_t *in, hb_job_kind_t kind, PyO
 out:
 	hb_funcs_job_release(j);
 	hb_cbuf_free(&b);
+	return out;
+}
+
+/* call()/cast() of a function another worker process registered. */
+static PyObject *call_peer(hb_pyapi_t *api, const hb_xbus_peer_t *peer, hb_job_kind_t kind,
+			   PyObject *name, PyObject *const *args, Py_ssize_t nargs, int timeout_ms)
+{
+	PyObject *tuple = PyTuple_New(nargs - 1), *out;
+
+	for (Py_ssize_t i = 1; tuple && i < nargs; i++)
+		PyTuple_SET_ITEM(tuple, i - 1, Py_NewRef(args[i]));
+	if (!tuple)
+		return NULL;
+	out = remote(api, NULL, peer, kind, name, tuple, timeout_ms, kind == HB_JOB_CALL);
+	Py_DECREF(tuple);
 	return out;
 }
 
@@ -388,6 +433,18 @@ static PyObject *call_or_cast(hb_pyapi_t *api, hb_job_kind_t kind, PyObject *con
 	s = PyUnicode_AsUTF8AndSize(name, &n);
 	if (!s)
 		return NULL;
+	if (api->sh->bus) {
+		hb_xbus_peer_t peer;
+		int owner = hb_xbus_owner(api->sh->bus, s, (size_t)n, &peer);
+
+		if (owner == 0)
+			return call_peer(api, &peer, kind, name, args, nargs, timeout_ms);
+		if (owner < 0) {
+			PyErr_Format(api->FunctionNotRegistered, "no function registered as %R",
+				     name);
+			return NULL;
+		}
+	}
 	in = hb_funcs_lookup(api->sh->funcs, s, (size_t)n);
 	if (!in) {
 		PyErr_Format(api->FunctionNotRegistered, "no function registered as %R", name);
@@ -410,7 +467,7 @@ static PyObject *call_or_cast(hb_pyapi_t *api, hb_job_kind_t kind, PyObject *con
 				     name);
 	} else {
 		/* A cast to ourselves is queued too: it runs after the current request. */
-		out = remote(api, in, kind, name, tuple, timeout_ms, kind == HB_JOB_CALL);
+		out = remote(api, in, NULL, kind, name, tuple, timeout_ms, kind == HB_JOB_CALL);
 	}
 	Py_DECREF(tuple);
 	hb_funcs_inbox_release(in);
@@ -521,7 +578,7 @@ static PyObject *rpc_cast(PyObject *self, PyObject *const *args, Py_ssize_t narg
 	/* Queued on this worker: it runs after the current request. */
 	if (tuple) {
 		hb_funcs_inbox_ref(api->inbox);
-		out = remote(api, api->inbox, HB_JOB_RPC, spec, tuple, 0, 0);
+		out = remote(api, api->inbox, NULL, HB_JOB_RPC, spec, tuple, 0, 0);
 		hb_funcs_inbox_release(api->inbox);
 	}
 	Py_XDECREF(tuple);

@@ -12,6 +12,7 @@
 #include "core/funcs.h"
 #include "core/pubsub.h"
 #include "core/shmap.h"
+#include "core/xbus.h"
 
 #define HB_PYAPI_CALL_TIMEOUT_MS 30000 /* call(name, ...) without timeout_ms */
 
@@ -21,6 +22,7 @@ typedef struct hb_pyapi_shared {
 	hb_shmap_t *map;
 	hb_pubsub_t *ps;
 	hb_funcs_t *funcs;
+	hb_xbus_t *bus; /* NULL unless worker processes share one (hb_pyapi_prepare_bus) */
 	hb_hub_t *hub;
 	const hb_config_t *cfg;
 	size_t max_key; /* user-visible key limit (the map's limit minus the tag byte) */

@@ -1,0 +1,131 @@
+/* xbus.h: the process bus: pub/sub and registered functions across the worker processes of one
+ * server (pubsub.h and funcs.h stay per process; this joins them).
+ *
+ * One MAP_SHARED|MAP_ANONYMOUS region, created by hb_xbus_create BEFORE the worker processes
+ * are forked (the master does it; tests fork after it), holds:
+ *  - a table of process slots (max_procs): state, pid, generation, and 256 acknowledgement
+ *    cells per slot (see publish below);
+ *  - the table of registered function names (max_names), each naming its owner (slot,
+ *    generation), guarded by a robust process-shared mutex: a process that dies holding it does
+ *    not wedge the others (the next locker gets EOWNERDEAD and makes it consistent; every entry
+ *    is written so that a half-written one is harmless).
+ * Each worker process attaches once (hb_xbus_attach, after fork): it claims a free slot (or one
+ * whose process is gone), binds an abstract unix datagram socket named after the region's random
+ * id, the slot and its generation, and starts one receiving thread (the "bus thread"). Messages
+ * are datagrams carrying the sender's credentials (SO_PASSCRED): the bus thread drops any whose
+ * sender is not this user's process in the slot it claims. Payloads over 48 KiB travel in a
+ * sealed-by-convention memfd passed with SCM_RIGHTS, so messages have no size limit but the
+ * callers' own (state_max_value_size).
+ *
+ * publish: the local registry first (pubsub.h), then one PUB datagram to every other live slot;
+ * each bus thread queues it on its own subscribers (dropping oldest in full queues, counted
+ * there) and adds its count to an acknowledgement cell in the PUBLISHER's slot (a 64-bit word:
+ * token, peers still to answer, total; a process-shared futex wakes the publisher). publish
+ * returns the total, waiting at most timeout_ms for the answers (a peer that does not answer in
+ * time counts 0). Datagrams from one sending process to one receiver keep their order, and a
+ * publish returns only after sending, so one thread's messages reach each subscriber in order.
+ *
+ * call/cast: the shared name table says which process owns a name. A job for another process
+ * is sent as a JOB datagram; that process's bus thread posts it to the local inbox that owns the
+ * name (funcs.h) with a completion hook; the worker that runs it sends the REPLY datagram
+ * (result bytes, error text, or LOST) back, where the bus thread finishes the caller's own job
+ * object, so the caller waits on it exactly as on a local job (hb_xbus_wait also notices a peer
+ * that died: the job ends LOST). Bus threads never block on a send (the only send they make, a
+ * LOST reply for a name that just went away, is non-blocking), so two processes cannot wedge
+ * each other; a sending worker thread waits at most timeout_ms (SO_SNDTIMEO) for a peer's queue.
+ *
+ * Threads: any thread of an attached process may call publish/register/unregister/owner/names/
+ * post/wait; attach/detach from one thread (the process's main thread). hb_xbus_reap is for the
+ * master (which never attaches) after it reaped a worker. Local state lives in the handle, so a
+ * process that forks after attaching must not use the bus in the child (calls there act as if
+ * not attached).
+ * Ownership: the creator owns the handle; every process's copy refers to the same region.
+ * Errors are 0 / -errno; nothing prints.
+ */
+#ifndef HB_CORE_XBUS_H
+#define HB_CORE_XBUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/funcs.h"
+#include "core/pubsub.h"
+
+#define HB_XBUS_MAX_PROCS 255u
+#define HB_XBUS_DEFAULT_PROCS 64u
+#define HB_XBUS_DEFAULT_NAMES 1024u
+#define HB_XBUS_DEFAULT_TIMEOUT_MS 1000
+#define HB_XBUS_INLINE_MAX (48u << 10)
+
+typedef struct hb_xbus hb_xbus_t;
+
+typedef struct hb_xbus_opts {
+	uint32_t max_procs; /* slots (worker processes alive at once); 0 = 64; at most 255 */
+	uint32_t max_names; /* registered names, all processes together; 0 = 1024 */
+	int timeout_ms;	    /* publish acknowledgements and sends to a full peer; 0 = 1000 */
+} hb_xbus_opts_t;
+
+/* Where a name lives: a slot and the generation of the process in it. */
+typedef struct hb_xbus_peer {
+	uint32_t slot, gen;
+} hb_xbus_peer_t;
+
+typedef struct hb_xbus_stats {
+	uint64_t sent, received, rejected; /* datagrams; rejected: bad sender or header */
+	uint64_t send_errors;		   /* peer gone, or its queue full past timeout_ms */
+} hb_xbus_stats_t;
+
+/* Called once per registered name by hb_xbus_names (with no lock held). */
+typedef int (*hb_xbus_name_cb)(const char *name, size_t len, void *ud);
+
+/* [before fork] Maps the region. NULL on bad options or no memory. */
+hb_xbus_t *hb_xbus_create(const hb_xbus_opts_t *o);
+/* Detaches if attached and unmaps this process's view. NULL is a no-op. */
+void hb_xbus_destroy(hb_xbus_t *b);
+
+/* [worker process, once] Claims a slot, binds the socket and starts the bus thread, which
+ * delivers to ps and runs jobs through funcs (both must outlive the attachment). Returns 0,
+ * -EBUSY (attached already), -ENOSPC (every slot is taken) or another -errno. */
+int hb_xbus_attach(hb_xbus_t *b, hb_pubsub_t *ps, hb_funcs_t *funcs);
+/* Stops the bus thread, drops this process's names, fails calls still waiting (LOST), frees
+ * the slot. No-op when not attached. */
+void hb_xbus_detach(hb_xbus_t *b);
+/* This process's slot, or -1 when it is not attached. */
+int hb_xbus_slot(const hb_xbus_t *b);
+/* Other processes attached now (racy). */
+int hb_xbus_peers(hb_xbus_t *b);
+/* [master, after waitpid] Frees the slot of a process that is gone, and its names. */
+void hb_xbus_reap(hb_xbus_t *b, pid_t pid);
+
+/* Queues data on every subscriber of topic in the OTHER attached processes; returns how many
+ * (>= 0), or -EINVAL (bad topic). 0 when not attached. */
+int hb_xbus_publish(hb_xbus_t *b, const void *topic, size_t tlen, const void *data, size_t len);
+
+/* Makes this process the owner of name (replacing any owner). 0, -EINVAL, -ENOSPC, -ENOTCONN. */
+int hb_xbus_register(hb_xbus_t *b, const void *name, size_t len);
+/* Removes name whoever owns it. 0 or -ENOENT. */
+int hb_xbus_unregister(hb_xbus_t *b, const void *name, size_t len);
+/* Removes name if this process owns it. 0 or -ENOENT. */
+int hb_xbus_unregister_mine(hb_xbus_t *b, const void *name, size_t len);
+/* 1: this process owns name; 0: the live process *out owns it; -ENOENT: nobody (alive) does. */
+int hb_xbus_owner(hb_xbus_t *b, const void *name, size_t len, hb_xbus_peer_t *out);
+/* Calls cb for every name whose owner is alive; cb's non-zero return stops and is returned. */
+int hb_xbus_names(hb_xbus_t *b, hb_xbus_name_cb cb, void *ud);
+
+/* Sends a job (funcs.h) to the process `to`. For HB_JOB_CALL the bus keeps a reference until
+ * the reply finishes the job (hb_funcs_job_wait / hb_xbus_wait). Returns 0, -ENOTCONN (not
+ * attached), -ECONNREFUSED (the peer is gone), -ETIMEDOUT (its queue stayed full) or -ENOMEM. */
+int hb_xbus_post(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j);
+/* Waits for a posted call like hb_funcs_job_wait, and ends it LOST when the peer dies
+ * meanwhile. Returns 0 (the job finished) or -ETIMEDOUT (the bus forgot it: a late reply is
+ * dropped). */
+int hb_xbus_wait(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j, int timeout_ms);
+
+void hb_xbus_stats(hb_xbus_t *b, hb_xbus_stats_t *st);
+
+/* [tests] Takes the name-table lock and keeps it: a test kills the process holding it to show
+ * the next locker recovers. */
+void hb_xbus_debug_hold_lock(hb_xbus_t *b);
+
+#endif
