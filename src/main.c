@@ -88,7 +88,7 @@ static void wake_io(hb_server_t *srv)
 		hb_ring_wakeup(hb_hub_io_wake(srv->hub, i)->efd);
 }
 
-static void log_listening(const hb_config_t *cfg, int nio)
+static void log_listening(const hb_config_t *cfg, int nio, hb_worker_class_t cls, const char *why)
 {
 	hb_info("Starting hornbeam-uring %s", HB_VERSION);
 	for (size_t b = 0; b < cfg->nbinds; b++)
@@ -97,10 +97,10 @@ static void log_listening(const hb_config_t *cfg, int nio)
 			: cfg->binds[b].tls		? "https://"
 							: "http://",
 			cfg->binds[b].spec, (int)getpid());
-	static const char *const classes[] = {"wsgi", "asgi", "auto"};
-
-	hb_info("Using worker: %s, %d workers x %d threads, %d io threads",
-		classes[cfg->worker_class], cfg->workers, cfg->threads, nio);
+	hb_info("Using worker: %s (%s%s), %d workers x %d threads, %d io threads",
+		cls == HB_WORKER_ASGI ? "asgi" : "wsgi",
+		cfg->worker_class == HB_WORKER_AUTO ? "worker_class = auto: " : "", why,
+		cfg->workers, cfg->threads, nio);
 	if (cfg->timeout_ms > 0 && cfg->timeout_ms < 1000)
 		hb_warn("timeout is %lld ms, below 1 s: a request whose response has not started "
 			"by then gets 504 (a bare --timeout is seconds; 30000 ms is \"30000ms\")",
@@ -245,6 +245,9 @@ int main(int argc, char **argv)
 	}
 	if (hb_pyapi_start(&cfg, srv.hub) < 0 || hb_py_start(&cfg, srv.hub, &host) < 0)
 		return 1;
+	/* The io threads route WebSocket upgrades by the class the workers serve. */
+	char class_why[200];
+	srv.app_class = hb_py_app_class(host, class_why, sizeof(class_why));
 	/* Ready: only now may clients connect (a load balancer probing the port sees a refusal
 	 * while the app imports, not a connection that hangs). */
 	if (hb_listener_listen_all(&cfg, srv.nio, srv.listen_fds, err, sizeof(err)) < 0) {
@@ -264,7 +267,7 @@ int main(int argc, char **argv)
 	pthread_t *th = calloc((size_t)srv.nio, sizeof(*th));
 	if (!ios || !th || start_io(&srv, ios, th) < 0)
 		return 1;
-	log_listening(&cfg, srv.nio);
+	log_listening(&cfg, srv.nio, srv.app_class, class_why);
 	supervise(&srv, &set);
 	hb_cluster_stop(cluster, 1); /* leave first: the others mark this node left, not dead */
 	int forced = atomic_load(&srv.draining) == 2;

@@ -90,8 +90,11 @@ const struct key keys[] = {
 	{"workers", K_INT, OFF(workers), 1, 1024, NULL, "N", .shortopt = 'w',
 	 .help = "worker interpreters (default: the CPUs this process may use)"},
 	{"threads", K_INT, OFF(threads), 1, 256, "1", "K", "WSGI threads per worker"},
-	{"worker_class", K_ENUM, OFF(worker_class), .def = "wsgi", .shortopt = 'k',
-	 .metavar = "wsgi|asgi|auto", .help = "application protocol", .choices = worker_classes},
+	{"worker_class", K_ENUM, OFF(worker_class), .def = "auto", .shortopt = 'k',
+	 .metavar = "wsgi|asgi|auto",
+	 .help = "application protocol; auto: ASGI when the app is a coroutine function, has an "
+		 "async __call__ or takes 3 arguments, else WSGI (the log says which and why)",
+	 .choices = worker_classes},
 	{"lifespan", K_ENUM, OFF(lifespan), .def = "auto", .metavar = "auto|on|off",
 	 .help = "ASGI lifespan protocol (auto: used when the app supports it)", .choices = lifespans},
 	{"lifespan_timeout", K_SECS, OFF(lifespan_timeout_s), 1, DAY_S, "60", "SECONDS",

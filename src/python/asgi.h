@@ -57,8 +57,8 @@ int hb_asgi_module_exec(PyObject *module);
 
 /* [GIL held] worker_class = auto: 1 if app looks like an ASGI callable (a coroutine function,
  * an object whose __call__ is one, or a callable of three required positional parameters),
- * 0 otherwise (WSGI). Never leaves an exception set. */
-int hb_asgi_detect(PyObject *app);
+ * 0 otherwise (WSGI); why gets the reason, for the startup log. Never leaves an exception set. */
+int hb_asgi_detect(PyObject *app, char *why, size_t len);
 
 /* [worker thread, GIL held] Creates the loop, runs lifespan startup, marks the hub slot async
  * and calls hooks->ready(ud, NULL), then serves until the slot is stopping and every task

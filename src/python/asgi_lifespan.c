@@ -3,6 +3,7 @@
  * These run once per worker (or once per timed-out request), so they are written in Python:
  * the source below is compiled into a fresh namespace in each interpreter. The request path
  * (asgi.c, asgi_http.c, asgi_ws.c) never calls into it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,16 +18,19 @@ static const char helpers_src[] =
 	"def is_asgi(app):\n"
 	"    try:\n"
 	"        if inspect.iscoroutinefunction(app):\n"
-	"            return True\n"
+	"            return True, 'the app is a coroutine function'\n"
 	"        call = getattr(type(app), '__call__', None)\n"
 	"        if not inspect.isclass(app) and inspect.iscoroutinefunction(call):\n"
-	"            return True\n"
+	"            return True, 'the app\\'s __call__ is a coroutine function'\n"
 	"        req = [p for p in inspect.signature(app).parameters.values()\n"
 	"               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)\n"
 	"               and p.default is p.empty]\n"
-	"        return len(req) == 3\n"
-	"    except (TypeError, ValueError):\n"
-	"        return False\n"
+	"        if len(req) == 3:\n"
+	"            return True, 'the app takes 3 arguments (scope, receive, send)'\n"
+	"        return False, ('the app is a plain callable of %d required arguments (WSGI: '\n"
+	"                       'environ, start_response)' % len(req))\n"
+	"    except (TypeError, ValueError) as e:\n"
+	"        return False, 'the app\\'s signature cannot be inspected (%s)' % e\n"
 	"\n"
 	"def stack_text(task):\n"
 	"    f = io.StringIO()\n"
@@ -137,17 +141,24 @@ PyObject *hb_asgi_helpers_new(void)
 	return ns;
 }
 
-int hb_asgi_detect(PyObject *app)
+int hb_asgi_detect(PyObject *app, char *why, size_t len)
 {
 	PyObject *ns = hb_asgi_helpers_new();
 	PyObject *fn = ns ? PyDict_GetItemString(ns, "is_asgi") : NULL;
 	PyObject *res = fn ? PyObject_CallOneArg(fn, app) : NULL;
-	int rc = res ? PyObject_IsTrue(res) : -1;
+	int rc = -1;
 
+	if (res && PyTuple_Check(res) && PyTuple_GET_SIZE(res) == 2) {
+		const char *w = PyUnicode_AsUTF8(PyTuple_GET_ITEM(res, 1));
+
+		rc = PyObject_IsTrue(PyTuple_GET_ITEM(res, 0));
+		snprintf(why, len, "%s", w ? w : "");
+	}
 	Py_XDECREF(res);
 	Py_XDECREF(ns);
 	if (rc < 0) {
 		hb_pyerr_log(HB_LOG_WARNING, "asgi: cannot tell if the app is ASGI: serving WSGI");
+		snprintf(why, len, "detection failed (see the warning above)");
 		rc = 0;
 	}
 	return rc;

@@ -424,6 +424,18 @@ int hb_py_start(const hb_config_t *cfg, hb_hub_t *hub, hb_pyhost_t **out)
 	return 0;
 }
 
+hb_worker_class_t hb_py_app_class(const hb_pyhost_t *h, char *why, size_t len)
+{
+	hb_pyinterp_t *pi = h->workers[0];
+	hb_worker_class_t cls;
+
+	pthread_mutex_lock(&pi->mu);
+	cls = pi->asgi ? HB_WORKER_ASGI : HB_WORKER_WSGI;
+	snprintf(why, len, "%s", pi->class_why);
+	pthread_mutex_unlock(&pi->mu);
+	return cls;
+}
+
 void hb_py_stop(hb_pyhost_t *h, uint64_t deadline_ns)
 {
 	int clean = 0;

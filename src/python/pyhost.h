@@ -33,6 +33,10 @@ int hb_py_max_workers(const hb_config_t *cfg);
  * module name and traceback when its import failed). */
 int hb_py_start(const hb_config_t *cfg, hb_hub_t *hub, hb_pyhost_t **out);
 
+/* After hb_py_start: the class the app is served as, HB_WORKER_WSGI or HB_WORKER_ASGI (for
+ * worker_class = auto, what the workers detected), with the reason in why. */
+hb_worker_class_t hb_py_app_class(const hb_pyhost_t *host, char *why, size_t len);
+
 /* Stops taking new requests, lets workers finish what they hold until deadline_ns
  * (CLOCK_MONOTONIC), then stops them; joins the threads and ends the interpreters. */
 void hb_py_stop(hb_pyhost_t *host, uint64_t deadline_ns);

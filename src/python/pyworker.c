@@ -268,11 +268,26 @@ static void asgi_wake(void *ud)
 		hb_pyapi_run_jobs(t->pi->jobs);
 }
 
-static int use_asgi(const hb_pyinterp_t *pi)
+/* The class this worker serves; the first thread to decide records it with the reason, for
+ * the startup log and the io threads (hb_py_app_class). */
+static int use_asgi(hb_pyinterp_t *pi)
 {
-	if (pi->cfg->worker_class == HB_WORKER_AUTO)
-		return hb_asgi_detect(pi->app);
-	return pi->cfg->worker_class == HB_WORKER_ASGI;
+	char why[200];
+	int asgi;
+
+	if (pi->cfg->worker_class == HB_WORKER_AUTO) {
+		asgi = hb_asgi_detect(pi->app, why, sizeof(why));
+	} else {
+		asgi = pi->cfg->worker_class == HB_WORKER_ASGI;
+		snprintf(why, sizeof(why), "configured");
+	}
+	pthread_mutex_lock(&pi->mu);
+	if (!pi->class_why[0]) {
+		pi->asgi = asgi;
+		snprintf(pi->class_why, sizeof(pi->class_why), "%s", why);
+	}
+	pthread_mutex_unlock(&pi->mu);
+	return asgi;
 }
 
 /* [GIL held] Serves the imported app until stopped: ASGI on its event loop (asgi.h), WSGI

@@ -64,11 +64,13 @@ struct hb_pyinterp {
 	void *on_limit_ud;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int nready;	  /* threads accepting requests */
-	int peers_done;	  /* non-primary threads that deleted their thread state */
-	int failed;	  /* HB_PYW_* */
-	char *error;	  /* malloc'd text for stderr when failed */
-	char *bad_module; /* malloc'd module name for HB_PYW_FAIL_SUBINTERP */
+	int nready;	     /* threads accepting requests */
+	int peers_done;	     /* non-primary threads that deleted their thread state */
+	int failed;	     /* HB_PYW_* */
+	char *error;	     /* malloc'd text for stderr when failed */
+	char *bad_module;    /* malloc'd module name for HB_PYW_FAIL_SUBINTERP */
+	int asgi;	     /* the class its threads serve (worker_class auto: detected) */
+	char class_why[200]; /* why that class; empty until a thread decided */
 };
 
 /* Allocates a worker over hub slots slots[0..nthreads). In main mode, app (a new reference is

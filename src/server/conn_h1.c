@@ -244,7 +244,7 @@ static int is_websocket_upgrade(hb_io_t *io, const hb_request_t *req)
 {
 	const hb_header_t *h = hb_request_header(req, "upgrade");
 
-	return io->cfg->worker_class != HB_WORKER_WSGI && h && h->value_len == 9 &&
+	return io->srv->app_class == HB_WORKER_ASGI && h && h->value_len == 9 &&
 	       strncasecmp(h->value, "websocket", 9) == 0;
 }
 

@@ -26,7 +26,9 @@ typedef struct hb_server {
 	_Atomic int io_running; /* io threads still running */
 	_Atomic unsigned reclaim_gen;
 	_Atomic uint64_t reclaimed;
-	hb_tls_setup_t *tls; /* TLS context of the TLS listeners (tls->live NULL: none) */
+	hb_tls_setup_t *tls;	     /* TLS context of the TLS listeners (tls->live NULL: none) */
+	hb_worker_class_t app_class; /* WSGI or ASGI as served (auto resolved), set before
+				      * the io threads start */
 } hb_server_t;
 
 #endif

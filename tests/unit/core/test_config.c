@@ -68,7 +68,7 @@ Test(config, defaults, .fini = cleanup)
 	cr_assert_eq(cfg.ncpus, hb_cpu_count());
 	cr_assert_not_null(cfg.cpus);
 	cr_assert_eq(cfg.threads, 1);
-	cr_assert_eq(cfg.worker_class, HB_WORKER_WSGI);
+	cr_assert_eq(cfg.worker_class, HB_WORKER_AUTO);
 	cr_assert_eq(cfg.npythonpath, 0);
 	cr_assert_eq(cfg.timeout_ms, 30000);
 	cr_assert_eq(cfg.graceful_timeout_s, 30);

@@ -303,7 +303,7 @@ static size_t client_frame(char *out, unsigned op, const char *p, size_t len)
 
 Test(conn, websocket_upgrade_swaps_the_handler)
 {
-	cfg.worker_class = HB_WORKER_ASGI;
+	srv.app_class = HB_WORKER_ASGI;
 	hb_conn_t *c = open_conn(NULL);
 
 	client_sends(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
@@ -354,7 +354,7 @@ Test(conn, websocket_upgrade_swaps_the_handler)
 
 Test(conn, websocket_close_from_the_client_waits_for_the_app)
 {
-	cfg.worker_class = HB_WORKER_ASGI;
+	srv.app_class = HB_WORKER_ASGI;
 	hb_conn_t *c = open_conn(NULL);
 
 	client_sends(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
