@@ -88,18 +88,30 @@ static void wake_io(hb_server_t *srv)
 		hb_ring_wakeup(hb_hub_io_wake(srv->hub, i)->efd);
 }
 
-static void log_listening(const hb_config_t *cfg, int nio, hb_worker_class_t cls, const char *why)
+static void log_listening(const hb_server_t *srv, const char *class_why)
 {
+	const hb_config_t *cfg = srv->cfg;
+	hb_worker_class_t cls = srv->app_class;
+	int nio = srv->nio;
+
 	hb_info("Starting hornbeam-uring %s", HB_VERSION);
-	for (size_t b = 0; b < cfg->nbinds; b++)
-		hb_info("Listening at: %s%s (%d)",
-			cfg->binds[b].family == AF_UNIX ? (cfg->binds[b].tls ? "tls+" : "")
-			: cfg->binds[b].tls		? "https://"
-							: "http://",
-			cfg->binds[b].spec, (int)getpid());
+	for (size_t b = 0; b < cfg->nbinds; b++) {
+		char addr[320];
+		const hb_bind_t *bd = &cfg->binds[b];
+
+		/* The address as bound: the port the kernel chose for :0, 8000 for a bare host. */
+		if (hb_listener_address(srv->listen_fds[0][b], addr, sizeof(addr)) < 0)
+			snprintf(addr, sizeof(addr), "%s", bd->spec);
+		hb_info("Listening at: %s%s%s%s%s (%d)",
+			addr[0] == 'u' ? (bd->tls ? "tls+" : "")
+			: bd->tls      ? "https://"
+				       : "http://",
+			addr, bd->fd_bind ? " (" : "", bd->fd_bind ? bd->spec : "",
+			bd->fd_bind ? ")" : "", (int)getpid());
+	}
 	hb_info("Using worker: %s (%s%s), %d workers x %d threads, %d io threads",
 		cls == HB_WORKER_ASGI ? "asgi" : "wsgi",
-		cfg->worker_class == HB_WORKER_AUTO ? "worker_class = auto: " : "", why,
+		cfg->worker_class == HB_WORKER_AUTO ? "worker_class = auto: " : "", class_why,
 		cfg->workers, cfg->threads, nio);
 	if (cfg->timeout_ms > 0 && cfg->timeout_ms < 1000)
 		hb_warn("timeout is %lld ms, below 1 s: a request whose response has not started "
@@ -267,7 +279,7 @@ int main(int argc, char **argv)
 	pthread_t *th = calloc((size_t)srv.nio, sizeof(*th));
 	if (!ios || !th || start_io(&srv, ios, th) < 0)
 		return 1;
-	log_listening(&cfg, srv.nio, srv.app_class, class_why);
+	log_listening(&srv, class_why);
 	supervise(&srv, &set);
 	hb_cluster_stop(cluster, 1); /* leave first: the others mark this node left, not dead */
 	int forced = atomic_load(&srv.draining) == 2;

@@ -422,7 +422,7 @@ static int port_of(const char *s, uint16_t *port)
 			return -EINVAL;
 		v = v * 10 + (*s - '0');
 	}
-	if (v < 1 || v > 65535)
+	if (v > 65535)
 		return -EINVAL;
 	*port = (uint16_t)v;
 	return 0;
@@ -463,6 +463,21 @@ static int parse_unix(const char *path, hb_bind_t *b, const char **why)
 	return 0;
 }
 
+/* "fd://N": a socket the parent process opened and left open (systemd, a supervisor). */
+static int parse_fd(const char *s, hb_bind_t *b, const char **why)
+{
+	long v = 0;
+	if (!*s || strlen(s) > 9 || !all_digits(s))
+		return *why = "fd:// must be followed by a descriptor number", -EINVAL;
+	v = strtol(s, NULL, 10);
+	if (v < 3)
+		return *why = "descriptors 0, 1 and 2 are stdin, stdout and stderr", -EINVAL;
+	b->family = AF_UNSPEC;
+	b->fd = (int)v;
+	b->fd_bind = 1;
+	return 0;
+}
+
 /* "[v6]" or "[v6]:port"; a zone ("%eth0") is kept for the listener. */
 static int parse_v6(const char *s, hb_bind_t *b, const char **why)
 {
@@ -490,7 +505,7 @@ static int parse_v6(const char *s, hb_bind_t *b, const char **why)
 	if (close[1] != ':')
 		return *why = "expected ':PORT' after ']'", -EINVAL;
 	if (port_of(close + 2, &b->port) < 0)
-		return *why = "port must be a number from 1 to 65535", -EINVAL;
+		return *why = "port must be a number from 0 to 65535 (0: any free port)", -EINVAL;
 	return 0;
 }
 
@@ -509,7 +524,7 @@ static int parse_host(const char *s, hb_bind_t *b, const char **why)
 	b->host[n] = '\0';
 	b->port = DEFAULT_PORT;
 	if (colon && port_of(colon + 1, &b->port) < 0)
-		return *why = "port must be a number from 1 to 65535", -EINVAL;
+		return *why = "port must be a number from 0 to 65535 (0: any free port)", -EINVAL;
 	if (!colon && all_digits(b->host))
 		return *why = "a port alone is not an address: write :PORT or HOST:PORT", -EINVAL;
 	if (n == 0)
@@ -533,6 +548,8 @@ int hb_config_parse_bind(const char *spec, hb_bind_t *b, const char **why)
 	strcpy(b->spec, spec);
 	if (strncmp(s, "unix:", 5) == 0)
 		return parse_unix(s + 5, b, why);
+	if (strncmp(s, "fd://", 5) == 0)
+		return parse_fd(s + 5, b, why);
 	if (strncmp(s, "tcp://", 6) == 0)
 		s += 6;
 	if (!*s)
@@ -666,6 +683,8 @@ static const char *check_cluster_addr(char *s)
 		return why;
 	if (b.family != AF_INET && b.family != AF_INET6)
 		return "expected a numeric address (an IP, not a name)";
+	if (b.port == 0)
+		return "port 0 is not a port other nodes can dial";
 	return NULL;
 }
 
@@ -1528,6 +1547,8 @@ int hb_config_load(hb_config_t *cfg, int argc, char **argv, char **envp, hb_toml
 		printf("ok\n");
 	if (rc == 0 && act == ACT_PRINT)
 		hb_config_print(cfg, stdout);
+	for (int i = 0; i < argc; i++)
+		free(args[i].owned);
 	free(args);
 	if (rc < 0 || act != ACT_RUN)
 		hb_config_free(cfg);

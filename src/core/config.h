@@ -24,8 +24,10 @@ typedef struct hb_bind {
 	char host[256]; /* numeric or name (lower case, no brackets); empty for unix */
 	uint16_t port;
 	char path[108]; /* unix socket path */
-	int tls;	/* derived: a TLS listener (every bind with ssl on and no ssl_bind; the
-			 * ssl_bind entries, appended to binds, otherwise) */
+	int fd_bind;	/* fd://N: listen on the inherited socket fd (family learnt then) */
+	int fd;
+	int tls; /* derived: a TLS listener (every bind with ssl on and no ssl_bind; the
+		  * ssl_bind entries, appended to binds, otherwise) */
 } hb_bind_t;
 
 typedef enum { HB_VERIFY_NONE = 0, HB_VERIFY_OPTIONAL, HB_VERIFY_REQUIRED } hb_verify_client_t;
@@ -179,8 +181,9 @@ int hb_config_http2(const hb_config_t *cfg);
 void hb_config_usage(FILE *out);
 
 /* Parses one bind address: HOST[:PORT], [IPV6][:PORT], :PORT (all IPv4 interfaces),
- * tcp://..., unix:PATH or unix://PATH; PORT defaults to 8000. Syntax only: names are not
- * resolved. Returns 0, or -EINVAL with *why set to a static reason. */
+ * tcp://..., unix:PATH, unix://PATH or fd://N (an inherited socket); PORT defaults to 8000,
+ * 0 means any free port. Syntax only: names are not resolved. Returns 0, or -EINVAL with *why set
+ * to a static reason. */
 int hb_config_parse_bind(const char *spec, hb_bind_t *out, const char **why);
 
 /* Parses a duration: "30" or "1.5" (seconds), "30s", "250ms", "2m", "1h"; at most millisecond

@@ -1,8 +1,10 @@
 /* config_cli.c: the command line: argv into options (aliases, --host/--port, "did you mean"),
  * and the two texts it prints: --help and --print-config.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/config.h"
@@ -16,10 +18,13 @@
 static const struct alias {
 	const char *option; /* without the dashes */
 	const char *key;
+	const char *prefix; /* put before the value: --uds P is --bind unix:P */
 } aliases[] = {
-	{"keep-alive", "keepalive"},	     /* gunicorn */
-	{"timeout-keep-alive", "keepalive"}, /* uvicorn */
-	{"access-logfile", "access_log"},    /* gunicorn */
+	{"keep-alive", "keepalive", NULL},	   /* gunicorn */
+	{"timeout-keep-alive", "keepalive", NULL}, /* uvicorn */
+	{"access-logfile", "access_log", NULL},	   /* gunicorn */
+	{"uds", "bind", "unix:"},		   /* uvicorn */
+	{"fd", "bind", "fd://"},		   /* uvicorn */
 };
 #define NALIASES (sizeof aliases / sizeof aliases[0])
 
@@ -49,6 +54,26 @@ static const struct key *option_key(const char *name, size_t len, bool *negated)
 		if (strlen(aliases[i].option) == len && strncmp(aliases[i].option, name, len) == 0)
 			return key_named(aliases[i].key);
 	return NULL;
+}
+
+/* The value prefix of an alias option ("unix:" for --uds), NULL for the others. */
+static const char *alias_prefix(const char *name, size_t len)
+{
+	for (size_t i = 0; i < NALIASES; i++)
+		if (strlen(aliases[i].option) == len && strncmp(aliases[i].option, name, len) == 0)
+			return aliases[i].prefix;
+	return NULL;
+}
+
+/* a->val = prefix + a->val, owned by a (freed with the args). */
+static int prefixed(struct arg *a, const char *prefix, char *err, size_t errlen)
+{
+	size_t n = strlen(prefix) + strlen(a->val) + 1;
+	if (!(a->owned = malloc(n)))
+		return plain_fail(err, errlen, "out of memory"), -ENOMEM;
+	snprintf(a->owned, n, "%s%s", prefix, a->val);
+	a->val = a->owned;
+	return 0;
 }
 
 /* The option spelling (a key, an alias or an action) closest to a misspelled one. */
@@ -151,11 +176,13 @@ static int long_option(int argc, char **argv, int *i, struct arg *a, enum action
 		a->val = eq ? eq + 1 : negated ? "false" : "true";
 		return 0;
 	}
-	if (eq) {
+	const char *prefix = alias_prefix(name, len);
+	int rc = 0;
+	if (eq)
 		a->val = eq + 1;
-		return 0;
-	}
-	return take_value(argc, argv, i, k, &a->val, err, errlen);
+	else
+		rc = take_value(argc, argv, i, k, &a->val, err, errlen);
+	return rc == 0 && prefix ? prefixed(a, prefix, err, errlen) : rc;
 }
 
 /* "-b ADDR", "-bADDR" and friends, for the options gunicorn users type by hand. */
@@ -406,7 +433,11 @@ void hb_config_usage(FILE *out)
 	for (size_t i = 0; i < NALIASES; i++) {
 		char d[64];
 		dashed(aliases[i].key, d, sizeof d);
-		fprintf(out, "      --%s\n        alias of --%s\n", aliases[i].option, d);
+		if (aliases[i].prefix)
+			fprintf(out, "      --%s VALUE\n        alias of --%s %sVALUE\n",
+				aliases[i].option, d, aliases[i].prefix);
+		else
+			fprintf(out, "      --%s\n        alias of --%s\n", aliases[i].option, d);
 	}
 	fputs("      --check-config\n        load and validate the configuration, print ok, "
 	      "exit\n        (0; 2 with the error)\n"

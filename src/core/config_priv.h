@@ -80,6 +80,7 @@ struct arg {
 	const struct key *k;
 	const char *val;
 	bool positional;
+	char *owned; /* val when it was built (an alias's prefix added); freed with the args */
 };
 
 /* CHECK and PRINT load everything as RUN does, then print instead of serving. */

@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -50,12 +51,50 @@ static int open_unix(const hb_bind_t *b, const char **why)
 	return fd;
 }
 
+/* fd://N: the socket must be a stream socket; it is made nonblocking and close-on-exec (the
+ * io threads own it from now on). */
+static int adopt_fd(int fd, const char **why)
+{
+	int type = 0;
+	socklen_t tl = sizeof(type);
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return *why = "use inherited descriptor", -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return *why = "use inherited descriptor (not a socket)", -ENOTSOCK;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM)
+		return *why = "use inherited descriptor (not a stream socket)", -EPROTOTYPE;
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return *why = "use inherited descriptor", -errno;
+	return fd;
+}
+
+/* A TCP bind to port 0: the kernel picks a port for the first io thread's socket; the others
+ * join that port's SO_REUSEPORT group. */
+static uint16_t bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
 int hb_listener_open(const hb_bind_t *b, int shared_fd, const char **why)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int one = 1;
 
+	if (b->fd_bind)
+		return shared_fd >= 0 ? fcntl(shared_fd, F_DUPFD_CLOEXEC, 0) : adopt_fd(b->fd, why);
 	if (b->family == AF_UNIX)
 		return shared_fd >= 0 ? fcntl(shared_fd, F_DUPFD_CLOEXEC, 0) : open_unix(b, why);
 	if (resolve(b, &ss, &len) < 0)
@@ -83,7 +122,7 @@ static int probe_tcp(const hb_bind_t *b)
 	socklen_t len;
 	int one = 1;
 
-	if (b->family == AF_UNIX || resolve(b, &ss, &len) < 0)
+	if (b->family == AF_UNIX || b->fd_bind || b->port == 0 || resolve(b, &ss, &len) < 0)
 		return 0;
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -100,12 +139,16 @@ int hb_listener_open_all(const hb_config_t *cfg, int nio, int **fds, char *msg, 
 {
 	for (size_t b = 0; b < cfg->nbinds; b++) {
 		const char *why = "bind";
-		int rc = probe_tcp(&cfg->binds[b]);
+		hb_bind_t bind = cfg->binds[b];
+		int rc = probe_tcp(&bind);
 		for (int io = 0; rc >= 0 && io < nio; io++) {
-			int shared = (io > 0 && cfg->binds[b].family == AF_UNIX) ? fds[0][b] : -1;
-			rc = hb_listener_open(&cfg->binds[b], shared, &why);
+			int one_socket = bind.family == AF_UNIX || bind.fd_bind;
+			int shared = (io > 0 && one_socket) ? fds[0][b] : -1;
+			rc = hb_listener_open(&bind, shared, &why);
 			if (rc >= 0)
 				fds[io][b] = rc;
+			if (rc >= 0 && io == 0 && !one_socket && bind.port == 0)
+				bind.port = bound_port(rc);
 		}
 		if (rc < 0) {
 			snprintf(msg, len, "bind: cannot %s %s: %s", why, cfg->binds[b].spec,
@@ -129,8 +172,38 @@ int hb_listener_listen_all(const hb_config_t *cfg, int nio, int **fds, char *msg
 	return 0;
 }
 
+int hb_listener_address(int fd, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return -errno;
+	if (ss.ss_family == AF_UNIX) {
+		const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
+		size_t n = sl > offsetof(struct sockaddr_un, sun_path)
+				   ? sl - offsetof(struct sockaddr_un, sun_path)
+				   : 0;
+
+		snprintf(out, len, "unix:%.*s", (int)strnlen(sun->sun_path, n), sun->sun_path);
+	} else if (ss.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
+		snprintf(out, len, "[%s]:%u", host, bound_port(fd));
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+		snprintf(out, len, "%s:%u", host, bound_port(fd));
+	}
+	return 0;
+}
+
 void hb_listener_close_all(const hb_config_t *cfg, int nio, int **fds)
 {
+	/* The socket file goes with the server, as gunicorn's does (not an inherited one's). */
+	for (size_t b = 0; b < cfg->nbinds; b++)
+		if (cfg->binds[b].family == AF_UNIX && !cfg->binds[b].fd_bind && nio > 0 &&
+		    fds[0][b] >= 0)
+			unlink(cfg->binds[b].path);
 	for (int io = 0; io < nio; io++)
 		for (size_t b = 0; b < cfg->nbinds; b++)
 			if (fds[io][b] >= 0) {

@@ -495,6 +495,29 @@ Test(bind, forms)
 	cr_assert_eq(hb_config_parse_bind("tcp://127.0.0.1:1", &b, &why), 0);
 	cr_assert_eq(b.port, 1);
 	cr_assert_eq(hb_config_parse_bind("10.0.0.1:65535", &b, &why), 0);
+	cr_assert_eq(hb_config_parse_bind("127.0.0.1:0", &b, &why), 0, "port 0: any free port");
+	cr_assert_eq(b.port, 0);
+	cr_assert_eq(hb_config_parse_bind("[::1]:0", &b, &why), 0);
+	cr_assert_eq(b.port, 0);
+	cr_assert_eq(hb_config_parse_bind("fd://7", &b, &why), 0);
+	cr_assert(b.fd_bind);
+	cr_assert_eq(b.fd, 7);
+	cr_assert_str_eq(b.spec, "fd://7");
+}
+
+Test(aliases, uds_and_fd_are_binds, .fini = cleanup)
+{
+	cr_assert_eq(LOAD("a:b", "--uds", "/tmp/x.sock", "--fd=5"), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.nbinds, 2);
+	cr_assert_str_eq(cfg.binds[0].spec, "unix:/tmp/x.sock");
+	cr_assert_eq(cfg.binds[0].family, AF_UNIX);
+	cr_assert_str_eq(cfg.binds[0].path, "/tmp/x.sock");
+	cr_assert_str_eq(cfg.binds[1].spec, "fd://5");
+	cr_assert_eq(cfg.binds[1].fd, 5);
+	hb_config_free(&cfg);
+	assert_err(LOAD("a:b", "--uds"), "--bind: missing value");
+	assert_err(LOAD("a:b", "--fd", "1"), "descriptors 0, 1 and 2");
+	assert_err(LOAD("a:b", "--cluster-bind", "0.0.0.0:0"), "port 0 is not a port");
 }
 
 Test(bind, errors)
@@ -502,9 +525,9 @@ Test(bind, errors)
 	hb_bind_t b;
 	const char *why = NULL;
 	static const char *const bad[] = {
-		"",	    "1.2.3.4:0", "1.2.3.4:65536", "1.2.3.4:http", "host:",
-		"::1:8000", "[::1",	 "[::1]8000",	  "[nope]:80",	  "[::1]:0",
-		"unix:",    "8000",	 "bad host:80",
+		"",	     "1.2.3.4:65536", "1.2.3.4:http", "host:", "::1:8000",    "[::1",
+		"[::1]8000", "[nope]:80",     "unix:",	      "8000",  "bad host:80", "fd://",
+		"fd://x",    "fd://2",	      "fd://3x",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		why = NULL;
@@ -525,7 +548,7 @@ Test(config_errors, bind_message)
 	assert_err(LOAD("a:b", "--bind", "::1:8000"),
 		   "--bind: invalid address '::1:8000': an IPv6 address must be in brackets");
 	assert_err(LOAD("a:b", "-b", "host:99999"),
-		   "invalid address 'host:99999': port must be a number from 1 to 65535");
+		   "invalid address 'host:99999': port must be a number from 0 to 65535");
 	assert_err(LOAD("a:b", "-b", "8000"), "write :PORT or HOST:PORT");
 }
 
