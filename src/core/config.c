@@ -81,7 +81,11 @@ static const struct choice tls_versions[] = {
 /* clang-format off */
 const struct key keys[] = {
 	{"app", K_APP, OFF(app), .metavar = "MODULE:CALLABLE",
-	 .help = "the WSGI application (also the first argument); MODULE alone means MODULE:application"},
+	 .help = "the WSGI or ASGI application (also the first argument); MODULE alone means "
+		 "MODULE:application; MODULE:create_app() or create_app('arg') calls a factory"},
+	{"factory", K_BOOL, OFF(factory), .def = "false",
+	 .help = "the app's attribute is a factory: call it with no arguments to get the app "
+		 "(uvicorn's --factory; MODULE:create_app() says the same in the app)"},
 	{"config", K_STR, OFF(config_file), .shortopt = 'c', .flags = F_NOFILE, .metavar = "FILE",
 	 .help = "TOML configuration file (env HORNBEAM_CONFIG)"},
 	{"bind", K_BINDS, OFF(binds), .def = "127.0.0.1:8000", .shortopt = 'b', .metavar = "ADDR",
@@ -661,7 +665,7 @@ static int store_app(const struct ctx *c, const struct key *k, const char *s)
 	char q[80];
 	const char *colon = strchr(s, ':');
 	size_t mlen = colon ? (size_t)(colon - s) : strlen(s);
-	bool bad = !module_ok(s, mlen) || (colon && !colon[1]) || strpbrk(s, " \t\r\n");
+	bool bad = !module_ok(s, mlen) || (colon && !colon[1]) || strpbrk(s, "\t\r\n");
 	if (bad)
 		return fail(c, k, "expected MODULE:CALLABLE, got %s", quoted(q, sizeof q, s));
 	size_t n = strlen(s) + sizeof ":application";

@@ -49,6 +49,7 @@ typedef struct hb_config_function {
 
 typedef struct hb_config {
 	char *app;	   /* "module:callable"; required */
+	int factory;	   /* bool: the callable is a factory of the app (--factory) */
 	char *config_file; /* NULL when none */
 	hb_bind_t *binds;  /* default: one, 127.0.0.1:8000 */
 	size_t nbinds;

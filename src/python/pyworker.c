@@ -47,22 +47,84 @@ static int setup_sys_path(const hb_config_t *cfg)
 	return 0;
 }
 
-/* Follows "a.b.c" from obj. Returns a new reference or NULL. */
-static PyObject *get_dotted(PyObject *obj, const char *path)
+/* MODULE:EXPR, resolved in the module as gunicorn does: EXPR is a dotted name, or a call of
+ * one with literal arguments ("create_app()", "create_app('prod', debug=False)"), which is made
+ * (a factory). With --factory (uvicorn) the named attribute is called with no arguments. Errors
+ * name the module and the attribute. */
+static const char resolve_src[] =
+	"import ast\n"
+	"def resolve(mod, modname, expr, factory):\n"
+	"    where = '%s:%s' % (modname, expr)\n"
+	"    try:\n"
+	"        node = ast.parse(expr.strip(), mode='eval').body\n"
+	"    except SyntaxError:\n"
+	"        raise ValueError('app %s: %r is not an attribute name or a call of one'\n"
+	"                         % (where, expr)) from None\n"
+	"    call, args, kwargs = False, [], {}\n"
+	"    if isinstance(node, ast.Call):\n"
+	"        call = True\n"
+	"        try:\n"
+	"            args = [ast.literal_eval(a) for a in node.args]\n"
+	"            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}\n"
+	"        except ValueError:\n"
+	"            raise ValueError('app %s: the factory arguments must be literals (strings, '\n"
+	"                             'numbers, tuples, lists, dicts, True/False/None)'\n"
+	"                             % where) from None\n"
+	"        if None in kwargs:\n"
+	"            raise ValueError('app %s: **kwargs is not a literal argument' % where)\n"
+	"        node = node.func\n"
+	"    names = []\n"
+	"    while isinstance(node, ast.Attribute):\n"
+	"        names.insert(0, node.attr)\n"
+	"        node = node.value\n"
+	"    if not isinstance(node, ast.Name):\n"
+	"        raise ValueError('app %s: %r is not an attribute name or a call of one'\n"
+	"                         % (where, expr))\n"
+	"    names.insert(0, node.id)\n"
+	"    obj = mod\n"
+	"    for i, n in enumerate(names):\n"
+	"        try:\n"
+	"            obj = getattr(obj, n)\n"
+	"        except AttributeError:\n"
+	"            raise AttributeError(\"app %s: module '%s' has no attribute '%s'\"\n"
+	"                                 % (where, modname, '.'.join(names[:i + 1]))) from None\n"
+	"    attr = '.'.join(names)\n"
+	"    if call or factory:\n"
+	"        if not callable(obj):\n"
+	"            raise TypeError(\"app %s: '%s' in module '%s' is not callable, so not a "
+	"factory\"\n"
+	"                            % (where, attr, modname))\n"
+	"        made = obj(*args, **kwargs)\n"
+	"        if not callable(made):\n"
+	"            raise TypeError(\"app %s: the factory '%s' of module '%s' returned %s, not a "
+	"\"\n"
+	"                            'callable app' % (where, attr, modname, "
+	"type(made).__name__))\n"
+	"        return made\n"
+	"    if not callable(obj):\n"
+	"        raise TypeError(\"app %s: '%s' in module '%s' is a %s, not callable\"\n"
+	"                        % (where, attr, modname, type(obj).__name__))\n"
+	"    return obj\n";
+
+/* [GIL held] resolve(mod, modname, expr, factory) of resolve_src. New reference or NULL. */
+static PyObject *resolve_app(PyObject *mod, PyObject *modname, const char *expr, int factory)
 {
-	PyObject *cur = Py_NewRef(obj);
-	const char *p = path;
+	PyObject *ns = PyDict_New(), *code = NULL, *res = NULL, *fn, *app = NULL;
 
-	while (cur && *p) {
-		const char *dot = strchr(p, '.');
-		size_t n = dot ? (size_t)(dot - p) : strlen(p);
-		PyObject *name = PyUnicode_FromStringAndSize(p, (Py_ssize_t)n);
-
-		Py_SETREF(cur, name ? PyObject_GetAttr(cur, name) : NULL);
-		Py_XDECREF(name);
-		p += n + (dot ? 1 : 0);
-	}
-	return cur;
+	if (!ns || PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0)
+		goto out;
+	code = Py_CompileString(resolve_src, "<hornbeam app>", Py_file_input);
+	if (!code || !(res = PyEval_EvalCode(code, ns, ns)))
+		goto out;
+	fn = PyDict_GetItemString(ns, "resolve"); /* borrowed */
+	if (fn)
+		app = PyObject_CallFunction(fn, "OOsO", mod, modname, expr,
+					    factory ? Py_True : Py_False);
+out:
+	Py_XDECREF(res);
+	Py_XDECREF(code);
+	Py_XDECREF(ns);
+	return app;
 }
 
 PyObject *hb_pyinterp_import_app(const hb_config_t *cfg)
@@ -79,17 +141,9 @@ PyObject *hb_pyinterp_import_app(const hb_config_t *cfg)
 	if (!modname)
 		return NULL;
 	mod = PyImport_Import(modname);
+	app = mod ? resolve_app(mod, modname, attr, cfg->factory) : NULL;
 	Py_DECREF(modname);
-	if (!mod)
-		return NULL;
-	app = *attr ? get_dotted(mod, attr) : NULL;
-	if (!*attr)
-		PyErr_Format(PyExc_ValueError, "empty callable name in %s", spec);
-	Py_DECREF(mod);
-	if (app && !PyCallable_Check(app)) {
-		PyErr_Format(PyExc_TypeError, "%s is not callable", spec);
-		Py_CLEAR(app);
-	}
+	Py_XDECREF(mod);
 	return app;
 }
 

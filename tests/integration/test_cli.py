@@ -181,3 +181,39 @@ def test_fd_that_is_not_a_socket_is_an_error(tmp_path):
                            capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
     assert p.returncode == 2
     assert "cannot use inherited descriptor (not a socket) fd://%d" % fd in p.stderr.decode(), p.stderr
+
+
+# -- app factories -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec,args,body", [
+    ("cli_apps:create_app()", [], b"factory x1 pid-env=t"),
+    ("cli_apps:create_app('prod', times=3)", [], b"prod x3 pid-env=t"),
+    ("cli_apps:create_app", ["--factory"], b"factory x1 pid-env=t"),
+    ("cli_apps:Holder.make()", [], b"nested"),
+])
+def test_factory_forms(server, spec, args, body):
+    s = server(spec, *args, env={"CLI_APPS_TAG": "t"})
+    assert http(s.port, "GET", "/").body == body
+
+
+def test_factory_of_an_asgi_app_is_detected_as_asgi(server):
+    s = server("cli_apps:create_asgi_app()", "--workers", "2")
+    assert http(s.port, "GET", "/").body == b"asgi"
+    assert "Using worker: asgi (worker_class = auto" in s.stderr()
+
+
+@pytest.mark.parametrize("spec,args,message", [
+    ("cli_apps:nope", [], "app cli_apps:nope: module 'cli_apps' has no attribute 'nope'"),
+    ("cli_apps:Holder.nope()", [], "module 'cli_apps' has no attribute 'Holder.nope'"),
+    ("cli_apps:bad_factory()", [], "the factory 'bad_factory' of module 'cli_apps' returned NoneType, not a callable app"),
+    ("cli_apps:bad_factory", ["--factory"], "the factory 'bad_factory' of module 'cli_apps' returned NoneType"),
+    ("cli_apps:raising_factory()", [], "RuntimeError: the factory failed on purpose"),
+    ("cli_apps:create_app(os.environ)", [], "the factory arguments must be literals"),
+    ("cli_apps:create_app(", [], "is not an attribute name or a call of one"),
+    ("cli_apps:__doc__", [], "'__doc__' in module 'cli_apps' is a str, not callable"),
+])
+def test_factory_errors_name_module_and_attribute(spec, args, message):
+    res = run_binary([spec, "--pythonpath", str(APPS), "--workers", "1"] + args)
+    err = res.stderr.decode()
+    assert res.returncode != 0 and message in err, err
+    assert "cannot import app '%s'" % spec in err, err
