@@ -19,6 +19,8 @@
 #include "core/ring.h"
 #include "python/pyapi.h"
 #include "python/pyhost.h"
+#include "python/venv.h"
+#include "server/about.h"
 #include "server/fdlimit.h"
 #include "server/io.h"
 #include "server/listener.h"
@@ -226,8 +228,15 @@ int main(int argc, char **argv)
 	if (hb_py_init() < 0)
 		return 1;
 	int rc = hb_config_load(&cfg, argc, argv, environ, hb_py_toml_load, err, sizeof(err));
-	if (rc == HB_CONFIG_EXIT)
+	char python[600], libs[300], site[4200];
+	hb_py_describe(python, sizeof(python));
+	hb_about_libs(libs, sizeof(libs));
+	if (rc == HB_CONFIG_VERSION)
+		printf("%s\n%s\n", python, libs);
+	if (rc == HB_CONFIG_EXIT || rc == HB_CONFIG_VERSION)
 		return 0;
+	if (rc == 0 && hb_venv_site_packages(&cfg, site, sizeof(site), err, sizeof(err)) < 0)
+		rc = -EINVAL;
 	if (rc < 0) {
 		fprintf(stderr, "hornbeam-uring: %s\n", err);
 		return 2;
@@ -280,6 +289,7 @@ int main(int argc, char **argv)
 	if (!ios || !th || start_io(&srv, ios, th) < 0)
 		return 1;
 	log_listening(&srv, class_why);
+	hb_info("Embedded %s; %s%s%s", python, libs, site[0] ? "; venv site-packages " : "", site);
 	supervise(&srv, &set);
 	hb_cluster_stop(cluster, 1); /* leave first: the others mark this node left, not dead */
 	int forced = atomic_load(&srv.draining) == 2;

@@ -105,6 +105,9 @@ const struct key keys[] = {
 	 "seconds each ASGI lifespan phase (startup, shutdown) may take"},
 	{"pythonpath", K_PATHS, OFF(pythonpath), .metavar = "DIR", .count_off = OFF(npythonpath),
 	 .help = "directory prepended to sys.path; repeatable (in a file: relative to the file)"},
+	{"venv", K_STR, OFF(venv), .metavar = "DIR", .flags = F_EMPTY_NULL | F_PATH,
+	 .help = "a virtualenv whose site-packages the app imports from (default: an activated one, "
+		 "$VIRTUAL_ENV); its Python must be the embedded one's version"},
 	{"timeout", K_MSECS, OFF(timeout_ms), 0, DAY_S * 1000, "30", "SECONDS",
 	 "seconds from request to response start (\"500ms\" for less); 0: none"},
 	{"graceful_timeout", K_SECS, OFF(graceful_timeout_s), 0, DAY_S, "30", "SECONDS",
@@ -1556,7 +1559,10 @@ int hb_config_load(hb_config_t *cfg, int argc, char **argv, char **envp, hb_toml
 	free(args);
 	if (rc < 0 || act != ACT_RUN)
 		hb_config_free(cfg);
-	return rc < 0 ? rc : act == ACT_RUN ? HB_CONFIG_OK : HB_CONFIG_EXIT;
+	return rc < 0		    ? rc
+	       : act == ACT_RUN	    ? HB_CONFIG_OK
+	       : act == ACT_VERSION ? HB_CONFIG_VERSION
+				    : HB_CONFIG_EXIT;
 }
 
 void hb_config_free(hb_config_t *cfg)

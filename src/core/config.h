@@ -60,6 +60,7 @@ typedef struct hb_config {
 	int64_t lifespan_timeout_s; /* each lifespan phase; default 60 */
 	char **pythonpath;
 	size_t npythonpath;
+	char *venv;		    /* virtualenv directory (NULL: $VIRTUAL_ENV when set) */
 	int64_t timeout_ms;	    /* request -> response start; 0 = none; default 30000 */
 	int64_t graceful_timeout_s; /* default 30 */
 	int64_t keepalive_s;	    /* idle keep-alive; default 5 */
@@ -165,8 +166,9 @@ typedef int (*hb_config_set_fn)(hb_config_t *cfg, const char *key, const hb_tval
 typedef int (*hb_toml_loader_fn)(const char *path, hb_config_t *cfg, hb_config_set_fn set,
 				 char *err, size_t errlen);
 
-/* HB_CONFIG_EXIT: --help, --version, --check-config or --print-config printed: exit 0. */
-enum { HB_CONFIG_OK = 0, HB_CONFIG_EXIT = 1 };
+/* HB_CONFIG_EXIT: --help, --check-config or --print-config printed: exit 0.
+ * HB_CONFIG_VERSION: --version printed the first line; the caller adds the libraries, exits 0. */
+enum { HB_CONFIG_OK = 0, HB_CONFIG_EXIT = 1, HB_CONFIG_VERSION = 2 };
 
 /* Builds cfg from defaults, the file (via loader), envp and argv. Returns HB_CONFIG_OK,
  * HB_CONFIG_EXIT, or -EINVAL with one message in err naming the key (and file/line). */

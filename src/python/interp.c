@@ -89,6 +89,17 @@ int hb_py_init(void)
 	return 0;
 }
 
+void hb_py_describe(char *out, size_t len)
+{
+	PyObject *prefix = PySys_GetObject("prefix"); /* borrowed */
+	const char *p = prefix && PyUnicode_Check(prefix) ? PyUnicode_AsUTF8(prefix) : NULL;
+	const char *v = Py_GetVersion();
+
+	if (!p)
+		PyErr_Clear();
+	snprintf(out, len, "Python %.*s (prefix %s)", (int)strcspn(v, " "), v, p ? p : "?");
+}
+
 int hb_py_max_workers(const hb_config_t *cfg)
 {
 	int w = cfg->workers > 0 ? cfg->workers : 1, t = cfg->threads > 0 ? cfg->threads : 1;

@@ -21,6 +21,10 @@ typedef struct hb_pyhost hb_pyhost_t;
 /* Initializes the main interpreter. Returns 0 or -1 (message printed on stderr). */
 int hb_py_init(void);
 
+/* [after hb_py_init, before hb_py_start] Writes "Python 3.13.1 (prefix /usr/local)" into out:
+ * the embedded runtime's version and sys.prefix. */
+void hb_py_describe(char *out, size_t len);
+
 /* The hb_toml_loader_fn for hb_config_load (tomllib in the main interpreter). */
 int hb_py_toml_load(const char *path, hb_config_t *cfg, hb_config_set_fn set, char *err,
 		    size_t errlen);

@@ -13,10 +13,41 @@
 #include "core/log.h"
 #include "python/asgi.h"
 #include "python/pyerr.h"
+#include "python/venv.h"
 
 /* ---- the app ---- */
 
-/* sys.path = pythonpath + [cwd] + sys.path, as gunicorn does (it chdirs first). */
+/* The venv's site-packages (and what its .pth files add) go first, before the embedded
+ * Python's own site-packages, as in the venv's own interpreter. */
+static int add_venv(const hb_config_t *cfg)
+{
+	static const char src[] = "import site, sys\n"
+				  "n = len(sys.path)\n"
+				  "site.addsitedir(DIR)\n"
+				  "new = sys.path[n:]\n"
+				  "del sys.path[n:]\n"
+				  "sys.path[0:0] = new\n";
+	char dir[4200], err[1024];
+	PyObject *ns, *d, *res = NULL;
+
+	if (hb_venv_site_packages(cfg, dir, sizeof(dir), err, sizeof(err)) < 0) {
+		PyErr_SetString(PyExc_RuntimeError, err); /* main checked it: changed since */
+		return -1;
+	}
+	if (!dir[0])
+		return 0;
+	ns = PyDict_New();
+	d = PyUnicode_DecodeFSDefault(dir);
+	if (ns && d && PyDict_SetItemString(ns, "DIR", d) == 0 &&
+	    PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) == 0)
+		res = PyRun_String(src, Py_file_input, ns, ns);
+	Py_XDECREF(d);
+	Py_XDECREF(ns);
+	Py_XDECREF(res);
+	return res ? 0 : -1;
+}
+
+/* sys.path = pythonpath + [cwd] + venv + sys.path, as gunicorn does (it chdirs first). */
 static int setup_sys_path(const hb_config_t *cfg)
 {
 	PyObject *path = PySys_GetObject("path"); /* borrowed */
@@ -26,6 +57,8 @@ static int setup_sys_path(const hb_config_t *cfg)
 		PyErr_SetString(PyExc_RuntimeError, "sys.path is not a list");
 		return -1;
 	}
+	if (add_venv(cfg) < 0)
+		return -1;
 	if (getcwd(cwd, sizeof(cwd))) {
 		PyObject *p = PyUnicode_DecodeFSDefault(cwd);
 

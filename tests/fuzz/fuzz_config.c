@@ -201,7 +201,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* --help and --version print to stdout: scripts/fuzz.sh runs with -close_fd_mask=1. */
 	int rc = hb_config_load(&cfg, argc, argv, envp, fake_loader, err, errlen);
-	CHECK(rc == HB_CONFIG_OK || rc == HB_CONFIG_EXIT || rc == -EINVAL || rc == -ENOMEM);
+	CHECK(rc == HB_CONFIG_OK || rc == HB_CONFIG_EXIT || rc == HB_CONFIG_VERSION ||
+	      rc == -EINVAL || rc == -ENOMEM);
 	if (rc < 0)
 		CHECK(errlen == 0 || memchr(err, '\0', errlen));
 	if (rc < 0 && errlen > 1)

@@ -50,7 +50,8 @@ def free_port():
 
 def server_env(extra=None):
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("HORNBEAM_") and k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+           if not k.startswith("HORNBEAM_")
+           and k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV")}
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
     env.setdefault("LSAN_OPTIONS", "suppressions=%s:print_suppressions=0" % (REPO / "tests" / "lsan-server.supp"))
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")

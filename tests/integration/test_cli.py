@@ -3,6 +3,7 @@ with its reason in the log and WebSocket routing by the detected class, app fact
 (ephemeral port, no port, unix socket, inherited fd), --version, venv, alias hints.
 Apps: apps/cli_apps.py."""
 import asyncio
+import os
 import re
 import signal
 import socket
@@ -217,3 +218,100 @@ def test_factory_errors_name_module_and_attribute(spec, args, message):
     err = res.stderr.decode()
     assert res.returncode != 0 and message in err, err
     assert "cannot import app '%s'" % spec in err, err
+
+
+# -- versions and virtualenvs ----------------------------------------------------------------
+
+VERSION_RE = re.compile(r"^Python (\d+)\.(\d+)\.\d+\S* \(prefix (/\S+)\)$", re.M)
+
+
+def embedded_python():
+    """(major, minor, prefix) of the Python the binary embeds, from --version."""
+    res = run_binary(["--version"], timeout=10)
+    m = VERSION_RE.search(res.stdout.decode())
+    assert m, res.stdout
+    return int(m.group(1)), int(m.group(2)), m.group(3)
+
+
+def test_version_names_python_and_the_libraries():
+    res = run_binary(["--version"], timeout=10)
+    out = res.stdout.decode()
+    assert res.returncode == 0, out
+    lines = out.splitlines()
+    assert re.fullmatch(r"hornbeam-uring \d+\.\d+\.\d+", lines[0]), out
+    major, minor, prefix = embedded_python()
+    assert os.path.isdir(prefix), prefix
+    assert re.fullmatch(r"liburing \d+\.\d+(\.\d+)?, llhttp \d+\.\d+\.\d+, nghttp2 \d+\.\d+\.\d+, "
+                        r"wolfSSL \d+\.\d+\.\d+", lines[2]), out
+
+
+def test_startup_log_names_python_and_the_libraries(server):
+    s = server("cli_apps:wsgi_app")
+    major, minor, prefix = embedded_python()
+    assert re.search(r"Embedded Python %d\.%d\.\d+\S* \(prefix %s\); liburing " % (major, minor, re.escape(prefix)),
+                     s.stderr()), s.stderr()
+
+
+def make_venv(python, where):
+    subprocess.run([python, "-m", "venv", "--without-pip", str(where)], check=True, timeout=60,
+                   capture_output=True)
+    return where
+
+
+@pytest.fixture(scope="module")
+def embedded_venv(tmp_path_factory):
+    """A venv made by the embedded Python's own interpreter, holding a module nothing else has."""
+    major, minor, prefix = embedded_python()
+    python = os.path.join(prefix, "bin", "python%d.%d" % (major, minor))
+    if not os.access(python, os.X_OK):
+        pytest.fail("the embedded Python's interpreter %s is missing" % python)
+    v = make_venv(python, tmp_path_factory.mktemp("venv") / "v")
+    site = v / "lib" / ("python%d.%d" % (major, minor)) / "site-packages"
+    (site / "venv_marker.py").write_text("import os\nVALUE = 'from-venv'\nSITE = os.path.dirname(__file__)\n")
+    return v
+
+
+@pytest.fixture(scope="module")
+def other_venv(tmp_path_factory):
+    """A venv of Debian's python3 (3.11), not the embedded version."""
+    v = make_venv("/usr/bin/python3", tmp_path_factory.mktemp("venv311") / "v")
+    return v
+
+
+def test_venv_key_puts_its_site_packages_first(server, embedded_venv):
+    s = server("cli_apps:venv_app", "--venv", str(embedded_venv))
+    r = http(s.port, "GET", "/")
+    value, index = r.body.decode().split()
+    assert value == "from-venv"
+    assert "venv site-packages %s" % embedded_venv in s.stderr()
+
+
+def test_activated_venv_is_used(server, embedded_venv):
+    s = server("cli_apps:venv_app", env={"VIRTUAL_ENV": str(embedded_venv)})
+    assert http(s.port, "GET", "/").body.startswith(b"from-venv ")
+
+
+@pytest.mark.parametrize("how", ["key", "activated"])
+def test_venv_of_another_python_is_an_error(other_venv, how):
+    major, minor, _ = embedded_python()
+    pyver = subprocess.run(["/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert pyver != "%d.%d" % (major, minor), "this test needs a Python other than the embedded one"
+    args = ["cli_apps:wsgi_app", "--pythonpath", str(APPS)]
+    env = None
+    if how == "key":
+        args += ["--venv", str(other_venv)]
+    else:
+        env = {"VIRTUAL_ENV": str(other_venv)}
+    res = run_binary(args, env=env)
+    err = res.stderr.decode()
+    assert res.returncode == 2, err
+    assert ("%s: the virtualenv '%s' is for Python %s (version = %s" %
+            ("venv" if how == "key" else "VIRTUAL_ENV", other_venv, pyver, pyver)) in err, err
+    assert "but hornbeam-uring embeds Python %d.%d" % (major, minor) in err, err
+
+
+def test_venv_that_is_not_one(tmp_path):
+    res = run_binary(["cli_apps:wsgi_app", "--venv", str(tmp_path)])
+    assert res.returncode == 2
+    assert "venv: '%s' is not a virtualenv (no pyvenv.cfg" % tmp_path in res.stderr.decode()

@@ -57,3 +57,13 @@ class Holder:
     @staticmethod
     def make():
         return _tagged("nested")
+
+
+def venv_app(environ, start_response):
+    """Answers where venv_marker (a module only the test's virtualenv has) came from."""
+    import sys
+
+    import venv_marker
+    body = ("%s %s" % (venv_marker.VALUE, sys.path.index(venv_marker.SITE))).encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]

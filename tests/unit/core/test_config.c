@@ -152,7 +152,7 @@ Test(config, cli_short_and_bool_forms, .fini = cleanup)
 
 Test(config, help_and_version, .init = cr_redirect_stdout)
 {
-	cr_assert_eq(LOAD("--version"), HB_CONFIG_EXIT);
+	cr_assert_eq(LOAD("--version"), HB_CONFIG_VERSION);
 	cr_assert_eq(LOAD("--workers", "2", "--help"), HB_CONFIG_EXIT);
 	cr_assert_eq(LOAD("-h"), HB_CONFIG_EXIT);
 	fflush(stdout);
@@ -161,7 +161,7 @@ Test(config, help_and_version, .init = cr_redirect_stdout)
 
 Test(config, version_text, .init = cr_redirect_stdout)
 {
-	cr_assert_eq(LOAD("--version"), HB_CONFIG_EXIT);
+	cr_assert_eq(LOAD("--version"), HB_CONFIG_VERSION);
 	fflush(stdout);
 	cr_assert_stdout_eq_str("hornbeam-uring " HB_VERSION "\n");
 }
