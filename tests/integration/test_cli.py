@@ -315,3 +315,53 @@ def test_venv_that_is_not_one(tmp_path):
     res = run_binary(["cli_apps:wsgi_app", "--venv", str(tmp_path)])
     assert res.returncode == 2
     assert "venv: '%s' is not a virtualenv (no pyvenv.cfg" % tmp_path in res.stderr.decode()
+
+
+# -- aliases -----------------------------------------------------------------------------------
+
+def help_aliases():
+    """{alias option: the key option it stands for} from --help ("alias of --key ...", and
+    --host/--port, which stand for --bind)."""
+    out = run_binary(["--help"], timeout=10).stdout.decode()
+    found = {}
+    for m in re.finditer(r"^      --([a-z0-9-]+)[^\n]*\n\s+alias(?: of|, with --[a-z-]+, of one)? --([a-z0-9-]+)",
+                         out, re.M):
+        found[m.group(1)] = m.group(2)
+    return found
+
+
+def misspelled(name):
+    if len(name) < 4:
+        return name + "x"
+    i = next(i for i in range(1, len(name) - 1) if name[i] != name[i + 1])
+    return name[:i] + name[i + 1] + name[i] + name[i + 2:]
+
+
+def test_help_lists_the_aliases():
+    aliases = help_aliases()
+    for a in ("keep-alive", "timeout-keep-alive", "access-logfile", "uds", "fd", "host", "port"):
+        assert a in aliases, aliases
+
+
+def test_every_alias_gets_a_did_you_mean():
+    aliases = help_aliases()
+    bad = []
+    for alias, key in sorted(aliases.items()):
+        miss = misspelled(alias)
+        res = run_binary(["a:b", "--" + miss, "1"], timeout=10)
+        err = res.stderr.decode()
+        m = re.search(r"unknown option '--%s' \(did you mean '--([a-z0-9-]+)'\?\)" % re.escape(miss), err)
+        if res.returncode != 2 or not m or m.group(1) not in (alias, key):
+            bad.append("--%s (for --%s): %s" % (miss, alias, err.strip()))
+    assert not bad, "\n".join(bad)
+
+
+def test_worker_class_short_and_long_spelling():
+    for args in (["-k", "asgi"], ["--worker-class", "asgi"], ["--worker-class=asgi"], ["-kasgi"]):
+        res = run_binary(["cli_apps:asgi_app", "--print-config"] + args, timeout=10)
+        assert res.returncode == 0 and 'worker_class = "asgi"  # cli' in res.stdout.decode(), (args, res.stdout)
+    res = run_binary(["a:b", "-k", "gevent"], timeout=10)
+    assert res.returncode == 2
+    assert "--worker-class: expected one of wsgi, asgi, auto, got 'gevent'" in res.stderr.decode()
+    res = run_binary(["a:b", "--worker-clas", "asgi"], timeout=10)
+    assert "did you mean '--worker-class'" in res.stderr.decode()
