@@ -23,7 +23,8 @@ static int cfg_version(FILE *f, int *major, int *minor, char *line, size_t len)
 		char *eq = strchr(line, '=');
 		size_t k = strcspn(line, " =");
 
-		if (!eq || (strncmp(line, "version", k) != 0 && strncmp(line, "version_info", k) != 0))
+		if (!eq ||
+		    (strncmp(line, "version", k) != 0 && strncmp(line, "version_info", k) != 0))
 			continue;
 		line[strcspn(line, "\r\n")] = '\0';
 		if (sscanf(eq + 1, " %d.%d", major, minor) == 2)
@@ -32,8 +33,8 @@ static int cfg_version(FILE *f, int *major, int *minor, char *line, size_t len)
 	return -ENOENT;
 }
 
-int hb_venv_check(const char *dir, const char *source, int major, int minor, char *out,
-		  size_t len, char *err, size_t errlen)
+int hb_venv_check(const char *dir, const char *source, int major, int minor, char *out, size_t len,
+		  char *err, size_t errlen)
 {
 	char path[4200], line[512];
 	int vmaj = 0, vmin = 0, rc;
@@ -72,8 +73,7 @@ int hb_venv_check(const char *dir, const char *source, int major, int minor, cha
 	return 0;
 }
 
-int hb_venv_site_packages(const hb_config_t *cfg, char *out, size_t len, char *err,
-			  size_t errlen)
+int hb_venv_site_packages(const hb_config_t *cfg, char *out, size_t len, char *err, size_t errlen)
 {
 	const char *dir = cfg->venv, *source = "venv";
 

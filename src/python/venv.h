@@ -13,12 +13,11 @@
 /* Writes the venv's site-packages directory into out ("" when no venv is configured or active).
  * Returns 0, or -EINVAL with err naming the venv, where it came from and what is wrong (no
  * pyvenv.cfg, another Python version, no site-packages). */
-int hb_venv_site_packages(const hb_config_t *cfg, char *out, size_t len, char *err,
-			  size_t errlen);
+int hb_venv_site_packages(const hb_config_t *cfg, char *out, size_t len, char *err, size_t errlen);
 
 /* The same check on a given directory and embedded version (for tests): source names where the
  * directory came from ("venv", "VIRTUAL_ENV"). */
-int hb_venv_check(const char *dir, const char *source, int major, int minor, char *out,
-		  size_t len, char *err, size_t errlen);
+int hb_venv_check(const char *dir, const char *source, int major, int minor, char *out, size_t len,
+		  char *err, size_t errlen);
 
 #endif
