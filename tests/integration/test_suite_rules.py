@@ -29,6 +29,7 @@ OWN_MODULES = {"_hornbeam", "hornbeam_erlang", "hornbeam_ml", "hbtest", "conftes
 # Imports that are optional by design, each with its fallback.
 OPTIONAL = {
     "sentence_transformers",  # examples/embedding_service: falls back to its HashEmbedder
+    "venv_marker",  # apps/cli_apps.py: only in the virtualenv test_cli.py makes and writes it into
 }
 
 
