@@ -1,16 +1,19 @@
 #!/usr/bin/python3
-"""HTTP/2 (h2c, prior knowledge) benchmark: h2load against hornbeam-uring (hello WSGI and ASGI)
-and nginx's h2c on the same hello response, side by side in one run.
+"""HTTP/2 benchmark: h2load against hornbeam-uring (hello WSGI and ASGI) and nginx on the same
+hello response, side by side in one run, over h2c (prior knowledge) and over TLS (ALPN h2, the
+EC P-256 certificate of tests/tls/make_certs.sh for every server).
 
-Each server is pinned to one CPU (taskset -c SERVER_CPU, one worker / one nginx worker), h2load
-to another (taskset -c CLIENT_CPU), -c 64 -m 10 by default. Rounds go round-robin (A B C A B C)
-so machine noise hits every server alike; the median of the rounds is reported with hornbeam's
-ratio to nginx.
+Each server is pinned to one CPU (taskset -c SERVER_CPU, one worker / one nginx worker, started
+in its own process group of this session), h2load to another (taskset -c CLIENT_CPU), -c 64 -m 10
+by default. Rounds go round-robin (A B C A B C) so machine noise hits every server alike; the
+median of the rounds is reported with its spread and hornbeam's ratio to nginx, and saved to
+perf/results/<time>-h2load.{json,md}.
 
-    /usr/bin/python3 perf/h2load_bench.py                 # 3 rounds of 5 s, cpus 1 (servers), 0 (client)
-    /usr/bin/python3 perf/h2load_bench.py -r 5 -d 10 --hornbeam-bin build/hornbeam-uring
+    /usr/bin/python3 perf/h2load_bench.py                 # h2c and TLS, 3 rounds of 5 s
+    /usr/bin/python3 perf/h2load_bench.py --transports tls -r 5 -d 10
 """
 import argparse
+import json
 import os
 import re
 import shutil
@@ -25,6 +28,7 @@ from pathlib import Path
 PERF = Path(__file__).resolve().parent
 REPO = PERF.parent
 APPS = PERF / "apps"
+CERTS_SCRIPT = REPO / "tests" / "tls" / "make_certs.sh"
 
 NGINX_CONF = """worker_processes 1;
 daemon off;
@@ -39,11 +43,17 @@ http {{
     keepalive_requests 1000000;
     http2_max_requests 1000000;
     server {{
-        listen 127.0.0.1:{port} http2;
+        listen 127.0.0.1:{port} {listen};
+        {tls}
         location / {{ default_type text/plain; return 200 "Hello, World!"; }}
     }}
 }}
 """
+
+# the suite wolfSSL picks (AES-128-GCM first), so both sides encrypt alike
+NGINX_TLS = """ssl_certificate {certs}/server.pem; ssl_certificate_key {certs}/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3; ssl_prefer_server_ciphers on;
+        ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;"""
 
 
 def free_port():
@@ -63,19 +73,26 @@ def wait_port(port, timeout=20):
     raise RuntimeError("port %d never opened" % port)
 
 
-def start(name, opts, port, tmp):
+def start(name, opts, port, tmp, tls):
     pin = ["taskset", "-c", opts.server_cpu]
     if name == "nginx":
         conf = Path(tmp) / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port))
+        conf.write_text(NGINX_CONF.format(
+            tmp=tmp, port=port, listen="ssl http2" if tls else "http2",
+            tls=NGINX_TLS.format(certs=opts.certs) if tls else ""))
         cmd = pin + ["nginx", "-p", tmp, "-c", str(conf), "-e", "stderr"]
     else:
         app, cls = ("hello_wsgi:application", "wsgi") if name == "hornbeam-wsgi" else \
             ("hello_asgi:app", "asgi")
         cmd = pin + [opts.hornbeam_bin, app, "--bind", "127.0.0.1:%d" % port, "--workers", "1",
                      "--worker-class", cls, "--pythonpath", str(APPS), "--log-level", "warning"]
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         start_new_session=True)
+        if tls:
+            cmd += ["--certfile", "%s/server.pem" % opts.certs,
+                    "--keyfile", "%s/server.key" % opts.certs]
+    # its own process group in this session: a new session would get its own scheduler
+    # autogroup and a different share of the CPU (perf/README.md, "Scheduler autogroups")
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL, process_group=0)
     wait_port(port)
     return p
 
@@ -89,9 +106,10 @@ def stop(p):
         p.wait()
 
 
-def h2load(opts, port, secs):
+def h2load(opts, port, secs, tls):
     cmd = ["taskset", "-c", opts.client_cpu, "h2load", "-c", str(opts.connections), "-m",
-           str(opts.streams), "-D", str(secs), "-t", "1", "http://127.0.0.1:%d/" % port]
+           str(opts.streams), "-D", str(secs), "-t", "1",
+           "%s://127.0.0.1:%d/" % ("https" if tls else "http", port)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60).stdout
     m = re.search(r"finished in .*?, ([\d.]+) req/s", out)
     ok = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed",
@@ -110,37 +128,72 @@ def main():
     ap.add_argument("--server-cpu", default="1")
     ap.add_argument("--client-cpu", default="0")
     ap.add_argument("--servers", default="nginx,hornbeam-wsgi,hornbeam-asgi")
+    ap.add_argument("--transports", default="h2c,tls", help="h2c (prior knowledge), tls (ALPN h2)")
     ap.add_argument("--hornbeam-bin", default=str(REPO / "build" / "hornbeam-uring"))
+    ap.add_argument("--out-dir", default=str(PERF / "results"))
+    ap.add_argument("--no-save", action="store_true")
     opts = ap.parse_args()
     for tool in ("h2load", "taskset"):
         if not shutil.which(tool):
             sys.exit("%s not found (apt-get install nghttp2-client util-linux)" % tool)
     servers = opts.servers.split(",")
+    transports = opts.transports.split(",")
     if "nginx" in servers and not shutil.which("nginx"):
         sys.exit("nginx not found (apt-get install nginx-light)")
-    results = {s: [] for s in servers}
+    with tempfile.TemporaryDirectory() as certs:
+        opts.certs = certs
+        if "tls" in transports:
+            subprocess.run([str(CERTS_SCRIPT), certs], check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        run(opts, servers, transports)
+
+
+def run(opts, servers, transports):
+    stamp = time.strftime("%Y-%m-%dT%H%MZ", time.gmtime())
+    load0 = os.getloadavg()[0]
+    keys = [(t, s) for t in transports for s in servers]
+    results = {k: [] for k in keys}
     for rnd in range(opts.rounds):
-        for name in servers:
+        for t, name in keys:
             with tempfile.TemporaryDirectory() as tmp:
+                os.chmod(tmp, 0o755)
                 port = free_port()
-                p = start(name, opts, port, tmp)
+                p = start(name, opts, port, tmp, t == "tls")
                 try:
-                    h2load(opts, port, 1)  # warm-up, not counted
-                    rps = h2load(opts, port, opts.duration)
+                    h2load(opts, port, 1, t == "tls")  # warm-up, not counted
+                    rps = h2load(opts, port, opts.duration, t == "tls")
                 finally:
                     stop(p)
-            results[name].append(rps)
-            print("round %d %-14s %10.0f req/s" % (rnd + 1, name, rps), flush=True)
-    print("\nh2load -c %d -m %d, %d s x %d rounds, server on cpu %s, client on cpu %s" % (
-        opts.connections, opts.streams, opts.duration, opts.rounds, opts.server_cpu,
-        opts.client_cpu))
-    med = {s: statistics.median(v) for s, v in results.items()}
-    for s in servers:
-        line = "%-14s median %10.0f req/s  (min %.0f, max %.0f)" % (
-            s, med[s], min(results[s]), max(results[s]))
-        if "nginx" in med and s != "nginx":
-            line += "  %.2fx nginx" % (med[s] / med["nginx"])
-        print(line)
+            results[(t, name)].append(rps)
+            print("round %d %-4s %-14s %10.0f req/s" % (rnd + 1, t, name, rps), flush=True)
+    lines = ["# h2load — %s" % time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "",
+             "h2load -c %d -m %d -t 1, %d s (+1 s warm-up) x %d rounds interleaved, one worker "
+             "per server, server on cpu %s, client on cpu %s; load avg %.2f at start, %.2f at end "
+             "(other work shared the machine: read the ratios)." % (
+                 opts.connections, opts.streams, opts.duration, opts.rounds, opts.server_cpu,
+                 opts.client_cpu, load0, os.getloadavg()[0]), "",
+             "| transport | server | req/s median | min–max | spread | x nginx |",
+             "|---|---|---:|---:|---:|---:|"]
+    med = {k: statistics.median(v) for k, v in results.items()}
+    for t, s in keys:
+        v = results[(t, s)]
+        ng = med.get((t, "nginx"))
+        lines.append("| %s | %s | %s | %s–%s | ±%.1f%% | %s |" % (
+            t, s, "{:,.0f}".format(med[(t, s)]), "{:,.0f}".format(min(v)),
+            "{:,.0f}".format(max(v)), (max(v) - min(v)) / med[(t, s)] * 50,
+            "%.2f" % (med[(t, s)] / ng) if ng and s != "nginx" else "-"))
+    md = "\n".join(lines) + "\n"
+    print("\n" + md)
+    if not opts.no_save:
+        out = Path(opts.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ("%s-h2load.md" % stamp)).write_text(md)
+        (out / ("%s-h2load.json" % stamp)).write_text(json.dumps({
+            "connections": opts.connections, "streams": opts.streams,
+            "duration": opts.duration, "rounds": opts.rounds, "server_cpu": opts.server_cpu,
+            "client_cpu": opts.client_cpu, "loadavg_start": load0,
+            "rps": {"%s/%s" % k: v for k, v in results.items()},
+            "median": {"%s/%s" % k: v for k, v in med.items()}}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
