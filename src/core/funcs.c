@@ -56,6 +56,9 @@ struct entry {
 struct hb_funcs {
 	pthread_mutex_t mu;
 	struct entry *list;
+	_Atomic uint64_t gen;
+	hb_inbox_t **pool; /* rpc workers (referenced) */
+	size_t npool, cappool, rr;
 };
 
 static int name_ok(size_t len)
@@ -317,6 +320,9 @@ void hb_funcs_free(hb_funcs_t *f)
 		hb_funcs_inbox_release(e->owner);
 		free(e);
 	}
+	for (size_t i = 0; i < f->npool; i++)
+		hb_funcs_inbox_release(f->pool[i]);
+	free(f->pool);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
 }
@@ -354,6 +360,7 @@ int hb_funcs_register(hb_funcs_t *f, const void *name, size_t len, hb_inbox_t *i
 		return -ENOMEM;
 	}
 	hb_funcs_inbox_ref(in);
+	atomic_fetch_add(&f->gen, 1);
 	pthread_mutex_unlock(&f->mu);
 	hb_funcs_inbox_release(old);
 	return 0;
@@ -366,8 +373,10 @@ int hb_funcs_unregister(hb_funcs_t *f, const void *name, size_t len)
 	pthread_mutex_lock(&f->mu);
 	pp = find(f, name, len);
 	e = *pp;
-	if (e)
+	if (e) {
 		*pp = e->next;
+		atomic_fetch_add(&f->gen, 1);
+	}
 	pthread_mutex_unlock(&f->mu);
 	if (!e)
 		return -ENOENT;
@@ -419,6 +428,15 @@ static void drop_owned(hb_funcs_t *f, hb_inbox_t *in)
 			pp = &e->next;
 		}
 	}
+	for (size_t i = 0; i < f->npool; i++) {
+		if (f->pool[i] == in) {
+			f->pool[i] = f->pool[--f->npool];
+			hb_funcs_inbox_release(
+				in); /* not the last reference: the closer holds one */
+			break;
+		}
+	}
+	atomic_fetch_add(&f->gen, 1);
 	pthread_mutex_unlock(&f->mu);
 	while (gone) {
 		struct entry *next = gone->next;
@@ -448,5 +466,72 @@ void hb_funcs_inbox_close(hb_funcs_t *f, hb_inbox_t *in)
 			finish(jobs, HB_JOB_LOST, NULL, 0);
 		hb_funcs_job_release(jobs);
 		jobs = next;
+	}
+}
+
+uint64_t hb_funcs_generation(hb_funcs_t *f)
+{
+	return atomic_load(&f->gen);
+}
+
+int hb_funcs_pool_add(hb_funcs_t *f, hb_inbox_t *in)
+{
+	pthread_mutex_lock(&f->mu);
+	if (f->npool == f->cappool) {
+		size_t cap = f->cappool ? f->cappool * 2 : 8;
+		hb_inbox_t **p = realloc(f->pool, cap * sizeof(*p));
+
+		if (!p) {
+			pthread_mutex_unlock(&f->mu);
+			return -ENOMEM;
+		}
+		f->pool = p;
+		f->cappool = cap;
+	}
+	hb_funcs_inbox_ref(in);
+	f->pool[f->npool++] = in;
+	pthread_mutex_unlock(&f->mu);
+	return 0;
+}
+
+int hb_funcs_post_any(hb_funcs_t *f, hb_job_t *j)
+{
+	for (;;) {
+		hb_inbox_t *best = NULL;
+		uint32_t least = UINT32_MAX;
+
+		pthread_mutex_lock(&f->mu);
+		for (size_t k = 0; k < f->npool; k++) {
+			hb_inbox_t *in = f->pool[(f->rr + k) % f->npool];
+			uint32_t n = hb_funcs_inbox_pending(in);
+
+			if (n < least) {
+				least = n;
+				best = in;
+			}
+		}
+		f->rr++;
+		if (best)
+			hb_funcs_inbox_ref(best);
+		pthread_mutex_unlock(&f->mu);
+		if (!best)
+			return -ESHUTDOWN;
+		int rc = hb_funcs_post(best, j);
+
+		if (rc == 0) {
+			hb_funcs_inbox_release(best);
+			return 0;
+		}
+		/* closing under us: inbox_close drops it from the pool, then we try again */
+		pthread_mutex_lock(&f->mu);
+		for (size_t k = 0; k < f->npool; k++) {
+			if (f->pool[k] == best) {
+				f->pool[k] = f->pool[--f->npool];
+				hb_funcs_inbox_release(best);
+				break;
+			}
+		}
+		pthread_mutex_unlock(&f->mu);
+		hb_funcs_inbox_release(best);
 	}
 }

@@ -43,9 +43,10 @@ typedef void (*hb_job_done_fn)(hb_job_t *j, void *arg);
 typedef int (*hb_funcs_name_cb)(const char *name, size_t len, void *ud);
 
 typedef enum hb_job_kind {
-	HB_JOB_CALL, /* run the registered function `name`, the caller waits for the result */
-	HB_JOB_CAST, /* the same, nobody waits */
-	HB_JOB_RPC,  /* `name` is "module:function": import and call it; result as for CALL */
+	HB_JOB_CALL,	 /* run the registered function `name`, the caller waits for the result */
+	HB_JOB_CAST,	 /* the same, nobody waits */
+	HB_JOB_RPC,	 /* `name` is "module:function": import and call it; result as for CALL */
+	HB_JOB_RPC_CAST, /* the same, nobody waits (rpc_cast) */
 } hb_job_kind_t;
 
 typedef enum hb_job_status {
@@ -86,6 +87,19 @@ int hb_funcs_unregister(hb_funcs_t *f, const void *name, size_t len);
 hb_inbox_t *hb_funcs_lookup(hb_funcs_t *f, const void *name, size_t len);
 /* Calls cb for every registered name (under the registry mutex: cb must not call back). */
 int hb_funcs_names(hb_funcs_t *f, hb_funcs_name_cb cb, void *ud);
+
+/* Changes with every register, unregister and inbox close: a cheap "did the names change?"
+ * (the cluster announces the names to other nodes when it moves). */
+uint64_t hb_funcs_generation(hb_funcs_t *f);
+
+/* ---- the pool of workers that run rpc jobs from other nodes ---- */
+
+/* Adds an inbox to the pool (a reference is taken; hb_funcs_inbox_close removes it). Returns 0
+ * or -ENOMEM. */
+int hb_funcs_pool_add(hb_funcs_t *f, hb_inbox_t *in);
+/* Posts j to the pooled inbox with the fewest queued jobs (ties: round robin). Returns 0 or
+ * -ESHUTDOWN when no open inbox is pooled. */
+int hb_funcs_post_any(hb_funcs_t *f, hb_job_t *j);
 
 /* ---- jobs ---- */
 

@@ -40,6 +40,7 @@ struct hb_pubsub {
 	uint32_t default_cap;
 	int shutdown;
 	_Atomic uint64_t nsubs, published, delivered, dropped;
+	_Atomic uint64_t gen;
 };
 
 struct hb_ps_sub {
@@ -287,6 +288,7 @@ int hb_pubsub_subscribe(hb_pubsub_t *ps, const void *topic, size_t tlen, uint32_
 		return -ENOMEM;
 	}
 	s->topic = t;
+	atomic_fetch_add(&ps->gen, 1);
 	pthread_rwlock_unlock(&ps->lock);
 	atomic_fetch_add_explicit(&ps->nsubs, 1, memory_order_relaxed);
 	*out = s;
@@ -493,6 +495,7 @@ static void leave_topic(hb_ps_sub_t *s)
 	}
 	if (t && t->nsubs == 0)
 		drop_topic(ps, t);
+	atomic_fetch_add(&ps->gen, 1);
 	pthread_rwlock_unlock(&ps->lock);
 	if (t)
 		atomic_fetch_sub_explicit(&ps->nsubs, 1, memory_order_relaxed);
@@ -547,6 +550,7 @@ void hb_pubsub_shutdown(hb_pubsub_t *ps)
 	shut_chain(ps, ps->patterns);
 	ps->patterns = NULL;
 	ps->ntopics = ps->npatterns = 0;
+	atomic_fetch_add(&ps->gen, 1);
 	pthread_rwlock_unlock(&ps->lock);
 }
 
@@ -609,4 +613,23 @@ void hb_pubsub_stats(hb_pubsub_t *ps, hb_pubsub_stats_t *st)
 	st->published = atomic_load_explicit(&ps->published, memory_order_relaxed);
 	st->delivered = atomic_load_explicit(&ps->delivered, memory_order_relaxed);
 	st->dropped = atomic_load_explicit(&ps->dropped, memory_order_relaxed);
+}
+
+uint64_t hb_pubsub_generation(hb_pubsub_t *ps)
+{
+	return atomic_load(&ps->gen);
+}
+
+int hb_pubsub_topics(hb_pubsub_t *ps, hb_pubsub_topic_cb cb, void *ud)
+{
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&ps->lock);
+	for (size_t i = 0; rc == 0 && i < ps->nbuckets; i++)
+		for (struct topic *t = ps->buckets[i]; rc == 0 && t; t = t->next)
+			rc = cb(t->name, t->tlen, t->nsubs, ud);
+	for (struct topic *t = ps->patterns; rc == 0 && t; t = t->next)
+		rc = cb(t->name, t->tlen, t->nsubs, ud);
+	pthread_rwlock_unlock(&ps->lock);
+	return rc;
 }

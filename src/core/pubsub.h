@@ -93,6 +93,16 @@ int hb_pubsub_closed(hb_ps_sub_t *s);
 /* The subscriber's topic (not NUL-terminated) and its length. */
 const char *hb_pubsub_topic(const hb_ps_sub_t *s, size_t *len);
 
+/* Changes with every subscribe, close and shutdown (the cluster announces this node's topics to
+ * the others when it moves). */
+uint64_t hb_pubsub_generation(hb_pubsub_t *ps);
+/* Called by hb_pubsub_topics for each exact topic and pattern with its subscriber count
+ * (name NUL-terminated). Non-zero stops the walk. */
+typedef int (*hb_pubsub_topic_cb)(const char *name, size_t len, uint32_t nsubs, void *ud);
+/* Walks the topics under the registry's read lock (cb must not call back). Returns cb's
+ * non-zero value or 0. */
+int hb_pubsub_topics(hb_pubsub_t *ps, hb_pubsub_topic_cb cb, void *ud);
+
 /* Drops one reference to a message, freeing it at zero. NULL is a no-op. */
 void hb_ps_msg_release(hb_ps_msg_t *m);
 

@@ -246,3 +246,72 @@ Test(funcs, threads_many_callers_many_consumers)
 	pthread_cond_destroy(&s.cv);
 	pthread_mutex_destroy(&s.mu);
 }
+
+static void note_done(hb_job_t *j, void *arg)
+{
+	/* runs after the status is set, before waiters wake */
+	*(int *)arg = (int)hb_funcs_job_status(j);
+}
+
+Test(funcs, on_done_runs_once_with_the_status)
+{
+	hb_job_t *j = hb_funcs_job_new(HB_JOB_CALL, "x", 1, "", 0);
+	int seen = -1;
+
+	hb_funcs_job_set_done(j, note_done, &seen, 0, 0);
+	cr_assert(hb_funcs_job_start(j));
+	hb_funcs_job_finish(j, HB_JOB_ERROR, NULL, 0);
+	cr_assert_eq(seen, HB_JOB_ERROR);
+	cr_assert_eq(hb_funcs_job_wait(j, 0), 0);
+	hb_funcs_job_release(j);
+}
+
+Test(funcs, pool_posts_to_the_least_busy_and_forgets_closed)
+{
+	hb_funcs_t *f = hb_funcs_new();
+	hb_inbox_t *a = hb_funcs_inbox_new(NULL, NULL), *b = hb_funcs_inbox_new(NULL, NULL);
+	hb_job_t *j[4];
+
+	for (int i = 0; i < 4; i++)
+		j[i] = hb_funcs_job_new(HB_JOB_RPC, "m:f", 3, "", 0);
+	cr_assert_eq(hb_funcs_post_any(f, j[0]), -ESHUTDOWN); /* no worker pooled */
+	cr_assert_eq(hb_funcs_pool_add(f, a), 0);
+	cr_assert_eq(hb_funcs_pool_add(f, b), 0);
+	cr_assert_eq(hb_funcs_post_any(f, j[0]), 0);
+	cr_assert_eq(hb_funcs_post_any(f, j[1]), 0);
+	cr_assert_eq(hb_funcs_inbox_pending(a), 1); /* one each: the least busy wins */
+	cr_assert_eq(hb_funcs_inbox_pending(b), 1);
+	uint64_t gen = hb_funcs_generation(f);
+	hb_funcs_inbox_close(f, a); /* its queued job is lost, it leaves the pool */
+	cr_assert_eq(hb_funcs_job_status(j[0]) == HB_JOB_LOST ||
+			     hb_funcs_job_status(j[1]) == HB_JOB_LOST,
+		     1);
+	cr_assert_neq(hb_funcs_generation(f), gen);
+	cr_assert_eq(hb_funcs_post_any(f, j[2]), 0);
+	cr_assert_eq(hb_funcs_post_any(f, j[3]), 0);
+	cr_assert_eq(hb_funcs_inbox_pending(b), 3);
+	for (hb_job_t *t; (t = hb_funcs_take(b));)
+		hb_funcs_job_release(t);
+	hb_funcs_inbox_close(f, b);
+	for (int i = 0; i < 4; i++)
+		hb_funcs_job_release(j[i]);
+	hb_funcs_inbox_release(a);
+	hb_funcs_inbox_release(b);
+	hb_funcs_free(f);
+}
+
+Test(funcs, generation_moves_with_the_names)
+{
+	hb_funcs_t *f = hb_funcs_new();
+	hb_inbox_t *in = hb_funcs_inbox_new(NULL, NULL);
+	uint64_t g0 = hb_funcs_generation(f);
+
+	cr_assert_eq(hb_funcs_register(f, "a", 1, in), 0);
+	uint64_t g1 = hb_funcs_generation(f);
+	cr_assert_neq(g1, g0);
+	cr_assert_eq(hb_funcs_unregister(f, "a", 1), 0);
+	cr_assert_neq(hb_funcs_generation(f), g1);
+	hb_funcs_inbox_close(f, in);
+	hb_funcs_inbox_release(in);
+	hb_funcs_free(f);
+}

@@ -383,3 +383,41 @@ Test(pubsub, shutdown_closes_everyone)
 	cr_assert_eq(st.subscribers, 0);
 	hb_pubsub_free(ps);
 }
+
+static int sum_topics(const char *name, size_t len, uint32_t nsubs, void *ud)
+{
+	char *out = ud;
+	char one[64];
+
+	snprintf(one, sizeof one, "%.*s=%u;", (int)len, name, nsubs);
+	strcat(out, one);
+	return 0;
+}
+
+Test(pubsub, topics_walk_and_generation)
+{
+	hb_pubsub_t *ps = hb_pubsub_new(0);
+	hb_ps_sub_t *a, *b, *p;
+	char seen[256] = "";
+	uint64_t g0 = hb_pubsub_generation(ps);
+
+	cr_assert_eq(hb_pubsub_subscribe(ps, "t", 1, 0, &a), 0);
+	cr_assert_eq(hb_pubsub_subscribe(ps, "t", 1, 0, &b), 0);
+	cr_assert_eq(hb_pubsub_subscribe(ps, "x*", 2, 0, &p), 0);
+	uint64_t g1 = hb_pubsub_generation(ps);
+	cr_assert_neq(g1, g0);
+	cr_assert_eq(hb_pubsub_topics(ps, sum_topics, seen), 0);
+	cr_assert_str_eq(seen, "t=2;x*=1;");
+	hb_pubsub_close(a);
+	cr_assert_neq(hb_pubsub_generation(ps), g1);
+	seen[0] = 0;
+	hb_pubsub_topics(ps, sum_topics, seen);
+	cr_assert_str_eq(seen, "t=1;x*=1;");
+	hb_pubsub_sub_free(a);
+	hb_pubsub_sub_free(b);
+	hb_pubsub_sub_free(p);
+	seen[0] = 0;
+	hb_pubsub_topics(ps, sum_topics, seen);
+	cr_assert_str_eq(seen, "");
+	hb_pubsub_free(ps);
+}
