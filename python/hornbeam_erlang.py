@@ -46,8 +46,9 @@ __all__ = [
     "NATIVE", "state_get", "state_set", "state_delete", "state_incr", "state_decr",
     "state_get_multi", "state_keys", "state_stats", "publish", "subscribe", "Subscription",
     "register_function", "unregister_function", "registered_functions", "call", "acall", "cast",
-    "node", "nodes", "rpc_call", "rpc_cast", "StateLimitError", "StateFullError",
-    "NodeNotConnected", "SubscriptionClosed", "FunctionNotRegistered",
+    "node", "nodes", "rpc_call", "rpc_cast", "arpc_call", "cluster_stats", "StateLimitError",
+    "StateFullError", "NodeNotConnected", "NodeDown", "RemoteError", "SubscriptionClosed",
+    "FunctionNotRegistered",
 ]
 
 _EMPTY = object()
@@ -192,6 +193,8 @@ if NATIVE:
     NodeNotConnected = _hb.NodeNotConnected
     SubscriptionClosed = _hb.SubscriptionClosed
     FunctionNotRegistered = _hb.FunctionNotRegistered
+    RemoteError = _hb.RemoteError
+    NodeDown = _hb.NodeDown
 
     state_get = _hb.state_get
     state_set = _hb.state_set
@@ -211,6 +214,7 @@ if NATIVE:
     nodes = _hb.nodes
     rpc_call = _hb.rpc_call
     rpc_cast = _hb.rpc_cast
+    cluster_stats = _hb.cluster_stats
 
     def subscribe(topic, queue_size=None):
         """Subscribes to ``topic`` (a str; with ``*``, an fnmatch pattern) in every worker's
@@ -233,6 +237,12 @@ else:
 
     class FunctionNotRegistered(LookupError):
         """call()/cast() of a name nobody registered."""
+
+    class RemoteError(RuntimeError):
+        """The function called on another node raised; the message holds its traceback."""
+
+    class NodeDown(NodeNotConnected):
+        """The node went down (died, left, or its link closed) before it replied."""
 
     _MAX_KEY = int(os.environ.get("HORNBEAM_STATE_MAX_KEY_SIZE", "1024"))
     _INT64 = (-(1 << 63), (1 << 63) - 1)
@@ -553,6 +563,10 @@ else:
         fn = _target(node, module, function)
         return _run("rpc_call", "%s:%s" % (module, function), fn, args or ())
 
+    def cluster_stats():
+        """Counters of the cluster's data plane (none: no clustering)."""
+        return {}
+
     def rpc_cast(node, module, function, args=()):
         fn = _target(node, module, function)
         try:
@@ -568,6 +582,16 @@ async def acall(name, *args, timeout_ms=30000):
     import functools
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, functools.partial(call, name, *args, timeout_ms=timeout_ms))
+
+
+async def arpc_call(node, module, function, args=(), timeout_ms=5000):
+    """``rpc_call`` for async code (ASGI): waits in a thread of the loop's default executor, so
+    the event loop keeps serving while the other node computes."""
+    import asyncio
+    import functools
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, functools.partial(
+        rpc_call, node, module, function, args, timeout_ms=timeout_ms))
 
 
 # Hornbeam's shortcuts.

@@ -14,7 +14,13 @@ class StateFullError(MemoryError):
     """The shared state reached state_max_bytes."""
 
 class NodeNotConnected(ConnectionError):
-    """rpc_call/rpc_cast to a node that is not connected (no clustering yet)."""
+    """rpc_call/rpc_cast/call to a node that is not in nodes() (nor node())."""
+
+class NodeDown(NodeNotConnected):
+    """The node went down (died, left, or its link closed) before it replied."""
+
+class RemoteError(RuntimeError):
+    """The function called on another node raised; the message holds its traceback text."""
 
 class SubscriptionClosed(EOFError):
     """get() on a subscription that is closed and has no message left."""
@@ -75,8 +81,14 @@ def cast(name: str, *args: Value) -> None: ...
 def node() -> str: ...
 def nodes() -> List[str]: ...
 def rpc_call(node: str, module: str, function: str, args: Iterable[Value] = ..., timeout_ms: int = 5000) -> Value:
-    """NodeNotConnected for any node but node()."""
+    """module.function(*args) in a worker of node: RemoteError when it raised, TimeoutError after
+    timeout_ms, NodeNotConnected for a node not in nodes(), NodeDown when it died mid-call."""
+async def arpc_call(node: str, module: str, function: str, args: Iterable[Value] = ..., timeout_ms: int = 5000) -> Value:
+    """rpc_call() for async code: waits in the loop's default executor."""
 def rpc_cast(node: str, module: str, function: str, args: Iterable[Value] = ...) -> None: ...
+def cluster_stats() -> Dict[str, int]:
+    """calls_sent, calls_served, calls_refused, publish_sent, publish_received, publish_dropped
+    ({} without a cluster)."""
 
 # Hornbeam's shortcuts
 get = state_get

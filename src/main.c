@@ -277,13 +277,18 @@ int main(int argc, char **argv)
 		_exit(2); /* workers are running: do not run exit handlers under them */
 	}
 	hb_cluster_t *cluster = NULL;
+	hb_funcs_t *funcs;
+	hb_pubsub_t *ps;
+	hb_pyapi_registries(&funcs, &ps);
 	if (cfg.cluster_enabled &&
-	    (rc = hb_cluster_start_config(&cfg, node_event, NULL, &cluster)) < 0) {
+	    (rc = hb_cluster_start_config(&cfg, node_event, NULL, funcs, ps, &cluster)) < 0) {
 		fprintf(stderr, "hornbeam-uring: cluster: cannot start on %s: %s\n",
 			cfg.cluster_bind, strerror(-rc));
 		fflush(NULL);
 		_exit(1); /* workers are running: do not run exit handlers under them */
 	}
+	if (cluster)
+		hb_pyapi_set_remote(hb_cluster_remote(cluster));
 	hb_io_t **ios = calloc((size_t)srv.nio, sizeof(*ios));
 	pthread_t *th = calloc((size_t)srv.nio, sizeof(*th));
 	if (!ios || !th || start_io(&srv, ios, th) < 0)
@@ -291,6 +296,7 @@ int main(int argc, char **argv)
 	log_listening(&srv, class_why);
 	hb_info("Embedded %s; %s%s%s", python, libs, site[0] ? "; venv site-packages " : "", site);
 	supervise(&srv, &set);
+	hb_pyapi_set_remote(NULL);   /* waits for workers inside a cluster call */
 	hb_cluster_stop(cluster, 1); /* leave first: the others mark this node left, not dead */
 	int forced = atomic_load(&srv.draining) == 2;
 	for (int i = 0; i < srv.nio; i++) {

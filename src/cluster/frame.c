@@ -419,6 +419,45 @@ size_t hb_frame_out_fill(hb_frame_out_t *q, uint8_t *buf, size_t cap)
 	return w;
 }
 
+int hb_frame_out_drop_oldest(hb_frame_out_t *q, uint32_t lane)
+{
+	outmsg_t *prev = NULL, *h = q->head;
+
+	while (h && h->lane != lane) {
+		prev = h;
+		h = h->next;
+	}
+	if (!h || !lane)
+		return 0;
+	outmsg_t *victim;
+	if (h->off == 0) { /* the lane's head has not started: its successor takes its place */
+		victim = h;
+		outmsg_t *succ = h->lane_next;
+		if (succ) {
+			succ->lane_tail = h->lane_tail;
+			succ->next = h->next;
+		}
+		outmsg_t *repl = succ ? succ : h->next;
+		if (prev)
+			prev->next = repl;
+		else
+			q->head = repl;
+		if (q->tail == h)
+			q->tail = succ ? succ : prev;
+	} else { /* the head is partly sent: drop the one after it */
+		victim = h->lane_next;
+		if (!victim)
+			return 0;
+		h->lane_next = victim->lane_next;
+		if (h->lane_tail == victim)
+			h->lane_tail = h;
+	}
+	q->count--;
+	q->bytes -= victim->len - victim->off;
+	free(victim);
+	return 1;
+}
+
 uint32_t hb_frame_out_count(const hb_frame_out_t *q)
 {
 	return q->count;

@@ -47,7 +47,8 @@ enum hb_frame_type {
 	HB_FRAME_REPLY = 7,	/* the answer to a CALL, same stream id */
 	HB_FRAME_PUBLISH = 8,	/* a pub/sub message for the peer's subscribers */
 	HB_FRAME_CLOSE = 9,	/* the sender closes the link (payload: reason text) */
-	HB_FRAME_TYPE_MAX = 9,
+	HB_FRAME_TABLES = 10,	/* the sender's registered names and subscribed topics */
+	HB_FRAME_TYPE_MAX = 10,
 };
 
 #define HB_FRAME_F_MORE 0x01u /* more frames of this message follow */
@@ -103,6 +104,9 @@ int hb_frame_out_push(hb_frame_out_t *q, uint8_t type, uint32_t stream, uint32_t
 /* Writes whole frames into buf[0..cap) and returns the bytes written. It stops at the first frame
  * that does not fit, so a cap of at least HB_FRAME_HEADER_SIZE + chunk always makes progress. */
 size_t hb_frame_out_fill(hb_frame_out_t *q, uint8_t *buf, size_t cap);
+/* Drops the oldest message of `lane` that has not started to leave (a slow peer's oldest
+ * publish). Returns 1 when one was dropped, else 0. */
+int hb_frame_out_drop_oldest(hb_frame_out_t *q, uint32_t lane);
 /* Messages queued (including one partly sent) and their unsent payload bytes. */
 uint32_t hb_frame_out_count(const hb_frame_out_t *q);
 uint64_t hb_frame_out_bytes(const hb_frame_out_t *q);

@@ -1,6 +1,7 @@
 /* node.c: the cluster thread (see node.h). One ring, one listener, a list of links; every
  * completion goes through on_op's switch. */
 #include "cluster/node.h"
+#include "cluster/node_priv.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,62 +23,9 @@
 #include "core/log.h"
 #include "core/ring.h"
 
-#define RBUF_SIZE (64u << 10)
-#define WBUF_SIZE (2 * (HB_FRAME_HEADER_SIZE + HB_FRAME_DEFAULT_CHUNK))
-#define TICK_MS 10
-#define MAX_QUEUED 4096u /* messages waiting on one link (e.g. while it connects) */
-
-enum { L_CONNECTING, L_AUTH, L_UP, L_CLOSING };
-enum { OP_CONNECT, OP_RECV, OP_SEND, OP_ACCEPT };
-
-typedef struct link {
-	struct link *next;
-	hb_cluster_t *cl;
-	int fd, state, outgoing;
-	int busy; /* ops in flight; the link is freed only at zero */
-	int sending;
-	char addr[HB_SWIM_MAX_ADDR + 1]; /* outgoing: the address dialled */
-	char peer[HB_AUTH_MAX_NAME + 1]; /* once authenticated */
-	hb_auth_t auth;
-	hb_frame_parser_t *parser;
-	hb_frame_out_t *out;
-	uint8_t *rbuf, *wbuf;
-	size_t wlen, woff;
-	struct sockaddr_storage sa;
-	socklen_t salen;
-	int64_t born;
-	hb_ring_op_t op_connect, op_recv, op_send;
-} link_t;
-
-struct hb_cluster {
-	hb_cluster_config_t c;
-	char name[HB_SWIM_MAX_NAME + 1];
-	char advertise[HB_SWIM_MAX_ADDR + 1];
-	char bind_host[INET6_ADDRSTRLEN + 1];
-	char **seeds;
-	size_t nseeds;
-	uint8_t cookie[HB_AUTH_MAX_COOKIE];
-	int lfd;
-	uint16_t port;
-	pthread_t th;
-	_Atomic int stop;
-	int leave;
-	hb_ring_t ring;
-	hb_ring_op_t op_accept;
-	int accept_armed;
-	hb_swim_t *swim;
-	link_t *links;
-	int64_t next_join;
-	pthread_mutex_t mu; /* guards live/nlive */
-	char **live;
-	int nlive;
-	sem_t started;
-	int start_rc;
-};
-
 static void on_op(hb_ring_t *r, hb_ring_op_t *op, struct io_uring_cqe *cqe);
 
-static int64_t now_ms(hb_cluster_t *cl)
+int64_t hb_cl_now_ms(hb_cluster_t *cl)
 {
 	return (int64_t)(hb_ring_clock(&cl->ring) / 1000000u);
 }
@@ -175,7 +123,9 @@ static link_t *link_new(hb_cluster_t *cl, int fd, int outgoing)
 	l->op_connect = (hb_ring_op_t){.cb = on_op, .owner = l, .kind = OP_CONNECT};
 	l->op_recv = (hb_ring_op_t){.cb = on_op, .owner = l, .kind = OP_RECV};
 	l->op_send = (hb_ring_op_t){.cb = on_op, .owner = l, .kind = OP_SEND};
-	l->born = now_ms(cl);
+	l->born = hb_cl_now_ms(cl);
+	l->serial = ++cl->link_serial;
+	l->next_stream = outgoing ? 1 : 2;
 	l->next = cl->links;
 	cl->links = l;
 	return l;
@@ -202,7 +152,7 @@ static void link_free_if_idle(link_t *l)
 }
 
 /* Closes a link; `why` (static) is logged as a warning naming the peer, NULL closes quietly. */
-static void link_close(link_t *l, const char *why)
+void hb_cl_link_close(link_t *l, const char *why)
 {
 	if (l->state == L_CLOSING)
 		return;
@@ -211,6 +161,7 @@ static void link_close(link_t *l, const char *why)
 		hb_warn("cluster: closing the link with %s: %s", link_name(l, who, sizeof who),
 			why);
 	l->state = L_CLOSING;
+	hb_dp_link_closed(l);
 	shutdown(l->fd, SHUT_RDWR);
 	if (l->busy) {
 		hb_ring_cancel(&l->cl->ring, &l->op_connect);
@@ -227,7 +178,7 @@ static void arm_recv(link_t *l)
 }
 
 /* Sends what is buffered, refilling the buffer from the frame queue once authenticated. */
-static void flush(link_t *l)
+void hb_cl_flush(link_t *l)
 {
 	if (l->sending || l->state == L_CLOSING || l->state == L_CONNECTING)
 		return;
@@ -291,7 +242,7 @@ static void match_addr(const char *name, const char *addr, hb_swim_state_t st, u
 		snprintf(b->name, sizeof b->name, "%s", name);
 }
 
-static link_t *link_to(hb_cluster_t *cl, const char *addr)
+link_t *hb_cl_link_to(hb_cluster_t *cl, const char *addr)
 {
 	by_addr_t b = {.addr = addr};
 	hb_swim_members(cl->swim, match_addr, &b);
@@ -389,10 +340,10 @@ static void pump(hb_cluster_t *cl)
 {
 	hb_swim_out_t *o;
 	while ((o = hb_swim_pop_out(cl->swim))) {
-		link_t *l = link_to(cl, o->addr);
+		link_t *l = hb_cl_link_to(cl, o->addr);
 		if (l && hb_frame_out_count(l->out) < MAX_QUEUED &&
 		    hb_frame_out_push(l->out, HB_FRAME_SWIM, 0, 0, o->data, o->len) == 0)
-			flush(l);
+			hb_cl_flush(l);
 		free(o);
 	}
 	hb_swim_event_t ev;
@@ -401,6 +352,10 @@ static void pump(hb_cluster_t *cl)
 		static const char *const names[] = {"join", "suspect", "alive", "dead", "leave"};
 		hb_info("cluster: %s %s (%s, incarnation %llu)", names[ev.type], ev.name, ev.addr,
 			(unsigned long long)ev.incarnation);
+		if (ev.type == HB_SWIM_EV_JOIN)
+			hb_dp_member_join(cl, ev.name, ev.addr);
+		else if (ev.type == HB_SWIM_EV_DEAD || ev.type == HB_SWIM_EV_LEAVE)
+			hb_dp_member_gone(cl, ev.name);
 		if (cl->c.on_event)
 			cl->c.on_event(&ev, cl->c.ud);
 		changed = 1;
@@ -453,24 +408,32 @@ static void handle(link_t *l, const hb_frame_msg_t *m)
 			rc = -ENOBUFS, why = "handshake buffer full";
 		hb_cbuf_free(&b);
 		if (rc < 0) {
-			link_close(l, why);
+			hb_cl_link_close(l, why);
 			return;
 		}
 		if (rc & HB_AUTH_DONE) {
 			snprintf(l->peer, sizeof l->peer, "%s", hb_auth_peer(&l->auth));
 			l->state = L_UP;
 			hb_debug("cluster: link with %s up", l->peer);
+			hb_dp_link_up(l);
 		}
 		return;
 	}
 	switch (m->type) {
 	case HB_FRAME_SWIM:
-		hb_swim_input(cl->swim, now_ms(cl), m->data, m->len);
+		hb_swim_input(cl->swim, hb_cl_now_ms(cl), m->data, m->len);
 		break;
 	case HB_FRAME_CLOSE:
-		link_close(l, NULL);
+		hb_cl_link_close(l, NULL);
 		break;
-	default: /* calls and publishes: not served by this node yet */
+	case HB_FRAME_CALL:
+	case HB_FRAME_CAST:
+	case HB_FRAME_REPLY:
+	case HB_FRAME_PUBLISH:
+	case HB_FRAME_TABLES:
+		hb_dp_input(l, m);
+		break;
+	default: /* a handshake frame after the handshake */
 		hb_debug("cluster: %s sent frame type %u, ignored", l->peer, m->type);
 		break;
 	}
@@ -481,7 +444,7 @@ static void on_recv(link_t *l, int res)
 	if (l->state == L_CLOSING)
 		return;
 	if (res <= 0) {
-		link_close(l, res == 0 || res == -ECONNRESET ? NULL : "receive failed");
+		hb_cl_link_close(l, res == 0 || res == -ECONNRESET ? NULL : "receive failed");
 		return;
 	}
 	size_t off = 0;
@@ -493,7 +456,7 @@ static void on_recv(link_t *l, int res)
 			hb_frame_feed(l->parser, l->rbuf + off, (size_t)res - off, &used, &m, &why);
 		off += used;
 		if (rc < 0) {
-			link_close(l, why);
+			hb_cl_link_close(l, why);
 			return;
 		}
 		if (rc == 1)
@@ -501,7 +464,7 @@ static void on_recv(link_t *l, int res)
 	}
 	if (l->state != L_CLOSING) {
 		arm_recv(l);
-		flush(l);
+		hb_cl_flush(l);
 	}
 }
 
@@ -523,7 +486,7 @@ static void on_accept(hb_cluster_t *cl, struct io_uring_cqe *cqe)
 	if (getpeername(l->fd, (struct sockaddr *)&sa, &salen) == 0)
 		addr_format((struct sockaddr *)&sa, l->addr, sizeof l->addr);
 	if (auth_begin(l, HB_AUTH_SERVER) < 0) {
-		link_close(l, "cannot start the handshake");
+		hb_cl_link_close(l, "cannot start the handshake");
 		return;
 	}
 	arm_recv(l);
@@ -541,12 +504,12 @@ static void on_op(hb_ring_t *r, hb_ring_op_t *op, struct io_uring_cqe *cqe)
 	switch (op->kind) {
 	case OP_CONNECT:
 		if (l->state != L_CLOSING && cqe->res < 0)
-			link_close(l, NULL); /* a member that is down: SWIM notices */
+			hb_cl_link_close(l, NULL); /* a member that is down: SWIM notices */
 		else if (l->state != L_CLOSING && auth_begin(l, HB_AUTH_CLIENT) < 0)
-			link_close(l, "cannot start the handshake");
+			hb_cl_link_close(l, "cannot start the handshake");
 		else if (l->state != L_CLOSING) {
 			arm_recv(l);
-			flush(l);
+			hb_cl_flush(l);
 		}
 		break;
 	case OP_RECV:
@@ -555,10 +518,10 @@ static void on_op(hb_ring_t *r, hb_ring_op_t *op, struct io_uring_cqe *cqe)
 	case OP_SEND:
 		l->sending = 0;
 		if (cqe->res < 0)
-			link_close(l, NULL);
+			hb_cl_link_close(l, NULL);
 		else {
 			l->woff += (size_t)cqe->res;
-			flush(l);
+			hb_cl_flush(l);
 		}
 		break;
 	}
@@ -581,7 +544,7 @@ static void housekeeping(hb_cluster_t *cl, int64_t now)
 	for (link_t *l = cl->links, *next; l; l = next) {
 		next = l->next;
 		if ((l->state == L_AUTH || l->state == L_CONNECTING) && now - l->born > auth_ms)
-			link_close(l, "not authenticated in time");
+			hb_cl_link_close(l, "not authenticated in time");
 	}
 	if (now >= cl->next_join) {
 		cl->next_join = now + (cl->c.rejoin_ms ? cl->c.rejoin_ms : 5000);
@@ -617,7 +580,7 @@ static int thread_init(hb_cluster_t *cl)
 	sc.addr = cl->advertise;
 	if (hb_auth_nonce(seed) == 0)
 		memcpy(&sc.seed, seed, sizeof sc.seed);
-	cl->swim = hb_swim_new(&sc, now_ms(cl));
+	cl->swim = hb_swim_new(&sc, hb_cl_now_ms(cl));
 	if (!cl->swim) {
 		hb_ring_exit(&cl->ring);
 		return -ENOMEM;
@@ -630,10 +593,10 @@ static int thread_init(hb_cluster_t *cl)
 /* Leaving: the "left" gossip goes out, then we wait until the links drained (bounded). */
 static void drain_and_close(hb_cluster_t *cl)
 {
-	int64_t until =
-		now_ms(cl) + (cl->leave ? (cl->c.leave_wait_ms ? cl->c.leave_wait_ms : 500) : 0);
+	int64_t until = hb_cl_now_ms(cl) +
+			(cl->leave ? (cl->c.leave_wait_ms ? cl->c.leave_wait_ms : 500) : 0);
 	if (cl->leave) {
-		hb_swim_leave(cl->swim, now_ms(cl));
+		hb_swim_leave(cl->swim, hb_cl_now_ms(cl));
 		pump(cl);
 	}
 	for (;;) {
@@ -641,7 +604,7 @@ static void drain_and_close(hb_cluster_t *cl)
 		for (link_t *l = cl->links; l; l = l->next) /* links still connecting count too */
 			pending |=
 				l->state != L_CLOSING && (l->sending || hb_frame_out_count(l->out));
-		if (!pending || now_ms(cl) >= until)
+		if (!pending || hb_cl_now_ms(cl) >= until)
 			break;
 		hb_ring_reap(&cl->ring);
 		pump(cl);
@@ -649,12 +612,12 @@ static void drain_and_close(hb_cluster_t *cl)
 	}
 	for (link_t *l = cl->links, *next; l; l = next) {
 		next = l->next;
-		link_close(l, NULL);
+		hb_cl_link_close(l, NULL);
 	}
 	if (cl->accept_armed)
 		hb_ring_cancel(&cl->ring, &cl->op_accept);
-	int64_t deadline = now_ms(cl) + 2000;
-	while ((cl->links || cl->accept_armed) && now_ms(cl) < deadline) {
+	int64_t deadline = hb_cl_now_ms(cl) + 2000;
+	while ((cl->links || cl->accept_armed) && hb_cl_now_ms(cl) < deadline) {
 		hb_ring_wait(&cl->ring, 1);
 		hb_ring_reap(&cl->ring);
 	}
@@ -667,18 +630,26 @@ static void *thread_main(void *arg)
 	sem_post(&cl->started);
 	if (cl->start_rc < 0)
 		return NULL;
-	join_seeds(cl, now_ms(cl));
-	cl->next_join = now_ms(cl) + (cl->c.rejoin_ms ? cl->c.rejoin_ms : 5000);
+	join_seeds(cl, hb_cl_now_ms(cl));
+	cl->next_join = hb_cl_now_ms(cl) + (cl->c.rejoin_ms ? cl->c.rejoin_ms : 5000);
 	while (!atomic_load(&cl->stop)) {
-		int64_t now = now_ms(cl);
+		int64_t now = hb_cl_now_ms(cl);
 		hb_swim_tick(cl->swim, now);
 		housekeeping(cl, now);
 		pump(cl);
+		hb_dp_pump(cl, now);
 		hb_ring_reap(&cl->ring);
 		pump(cl);
+		hb_dp_pump(cl, hb_cl_now_ms(cl));
 		hb_ring_wait(&cl->ring, 1);
 	}
 	drain_and_close(cl);
+	if (hb_dp_stop(cl) < 0) {
+		/* a worker still runs a call served for another node and will touch the ring */
+		hb_warn("cluster: calls from other nodes still running at stop; not freeing");
+		cl->busy_at_stop = 1;
+		return NULL;
+	}
 	hb_swim_free(cl->swim);
 	hb_ring_exit(&cl->ring);
 	return NULL;
@@ -738,6 +709,12 @@ static void default_advertise(hb_cluster_t *cl)
 
 static void cluster_free(hb_cluster_t *cl)
 {
+	if (cl->busy_at_stop)
+		return; /* the process is exiting: leave it to the workers still using it */
+	hb_dp_free(cl);
+	for (size_t i = 0; i < cl->nallow; i++)
+		free(cl->allow[i]);
+	free(cl->allow);
 	if (cl->lfd >= 0)
 		close(cl->lfd);
 	for (size_t i = 0; i < cl->nseeds; i++)
@@ -762,15 +739,22 @@ int hb_cluster_start(const hb_cluster_config_t *c, hb_cluster_t **out)
 	cl->c = *c;
 	pthread_mutex_init(&cl->mu, NULL);
 	sem_init(&cl->started, 0, 0);
+	int dprc = hb_dp_init(cl);
 	snprintf(cl->name, sizeof cl->name, "%s", c->node_name);
 	snprintf(cl->bind_host, sizeof cl->bind_host, "%s",
 		 c->bind_host ? c->bind_host : "0.0.0.0");
 	memcpy(cl->cookie, c->cookie, c->cookie_len);
 	cl->c.cookie = cl->cookie;
 	cl->seeds = calloc(c->nseeds ? c->nseeds : 1, sizeof *cl->seeds);
-	int rc = cl->seeds ? 0 : -ENOMEM;
+	int rc = cl->seeds && dprc == 0 ? 0 : -ENOMEM;
 	for (size_t i = 0; rc == 0 && i < c->nseeds; i++, cl->nseeds++)
 		if (!(cl->seeds[i] = strdup(c->seeds[i])))
+			rc = -ENOMEM;
+	cl->allow = calloc(c->nrpc_allow ? c->nrpc_allow : 1, sizeof *cl->allow);
+	if (!cl->allow)
+		rc = -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < c->nrpc_allow; i++, cl->nallow++)
+		if (!(cl->allow[i] = strdup(c->rpc_allow[i])))
 			rc = -ENOMEM;
 	if (rc == 0)
 		rc = listen_on(cl);
@@ -838,7 +822,7 @@ void hb_cluster_names_free(char **names, int n)
 }
 
 int hb_cluster_start_config(const hb_config_t *cfg, hb_cluster_event_fn fn, void *ud,
-			    hb_cluster_t **out)
+			    hb_funcs_t *funcs, hb_pubsub_t *ps, hb_cluster_t **out)
 {
 	hb_bind_t b;
 	const char *why = NULL;
@@ -864,7 +848,12 @@ int hb_cluster_start_config(const hb_config_t *cfg, hb_cluster_event_fn fn, void
 				 .cookie_len = strlen(cfg->cluster_cookie),
 				 .max_frame_size = (uint32_t)cfg->cluster_max_frame_size,
 				 .on_event = fn,
-				 .ud = ud};
+				 .ud = ud,
+				 .funcs = funcs,
+				 .ps = ps,
+				 .rpc_allow = (const char *const *)cfg->cluster_rpc_allow,
+				 .nrpc_allow = cfg->ncluster_rpc_allow,
+				 .link_queue = (uint32_t)cfg->cluster_link_queue};
 	c.swim.probe_interval_ms = (uint32_t)cfg->cluster_probe_interval_ms;
 	c.swim.probe_timeout_ms = (uint32_t)cfg->cluster_probe_timeout_ms;
 	c.swim.indirect_checks = (uint32_t)cfg->cluster_indirect_checks;

@@ -10,9 +10,12 @@
  * naming the peer; nothing else is affected. Seeds are resolved with getaddrinfo (every address
  * of a name) and joined at start and again every `rejoin_ms` while no member is alive.
  *
- * Threads: hb_cluster_start/stop from one controlling thread (main); hb_cluster_nodes and
- * hb_cluster_name from any thread (a mutex guards the live-member snapshot). on_event runs on the
- * cluster thread. Errors: 0 / -errno.
+ * Calls and publishes between nodes (dataplane.c, rpc.h) ride the same links: see
+ * hb_cluster_remote.
+ *
+ * Threads: hb_cluster_start/stop from one controlling thread (main); hb_cluster_nodes, the
+ * hb_remote_t functions and hb_cluster_name from any thread (a mutex guards the live-member
+ * snapshot). on_event runs on the cluster thread. Errors: 0 / -errno.
  */
 #ifndef HB_CLUSTER_NODE_H
 #define HB_CLUSTER_NODE_H
@@ -22,6 +25,9 @@
 
 #include "cluster/swim.h"
 #include "core/config.h"
+#include "core/funcs.h"
+#include "core/pubsub.h"
+#include "core/remote.h"
 
 typedef struct hb_cluster hb_cluster_t;
 
@@ -43,6 +49,13 @@ typedef struct hb_cluster_config {
 	hb_swim_config_t swim;	      /* probe_interval_ms etc. (name/addr/seed filled in) */
 	hb_cluster_event_fn on_event; /* membership events, on the cluster thread; may be NULL */
 	void *ud;
+	/* the data plane (dataplane.c): calls from other nodes run in these registries' workers,
+	 * their publishes reach ps's subscribers; NULL: this node serves none */
+	hb_funcs_t *funcs;
+	hb_pubsub_t *ps;
+	const char *const *rpc_allow; /* modules other nodes may rpc_call; none: every module */
+	size_t nrpc_allow;
+	uint32_t link_queue; /* messages queued on one link; 0: 4096 */
 } hb_cluster_config_t;
 
 /* Binds, listens and starts the thread. Returns 0 with *out, or -errno (-EINVAL for a missing
@@ -51,7 +64,10 @@ int hb_cluster_start(const hb_cluster_config_t *c, hb_cluster_t **out);
 /* hb_cluster_start from the [cluster] keys of the configuration (node_name defaults to
  * hornbeam@<hostname>). Returns 0 or -errno. */
 int hb_cluster_start_config(const hb_config_t *cfg, hb_cluster_event_fn fn, void *ud,
-			    hb_cluster_t **out);
+			    hb_funcs_t *funcs, hb_pubsub_t *ps, hb_cluster_t **out);
+/* How other layers reach other nodes through this cluster (core/remote.h); valid until
+ * hb_cluster_stop. */
+const hb_remote_t *hb_cluster_remote(hb_cluster_t *cl);
 /* Stops the thread: with leave, first tells every member this node leaves and flushes for up to
  * leave_wait_ms; without, links just close (as a crash looks to the others). Frees everything. */
 void hb_cluster_stop(hb_cluster_t *cl, int leave);

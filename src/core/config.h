@@ -115,7 +115,10 @@ typedef struct hb_config {
 	int64_t cluster_probe_interval_ms; /* default 1000 */
 	int64_t cluster_probe_timeout_ms;  /* default 500 */
 	int64_t cluster_indirect_checks;   /* default 3 */
-	hb_config_function_t *functions;   /* [functions] table */
+	char **cluster_rpc_allow;	   /* modules other nodes may rpc_call; none: all */
+	size_t ncluster_rpc_allow;
+	int64_t cluster_link_queue;	 /* messages queued on one link, default 4096 */
+	hb_config_function_t *functions; /* [functions] table */
 	size_t nfunctions;
 	/* TLS (docs/tls.md) */
 	int ssl;	      /* bool; certfile implies it */

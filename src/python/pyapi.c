@@ -202,6 +202,44 @@ void hb_pyapi_node_event(const char *event, const char *node)
 	hb_cbuf_free(&b);
 }
 
+void hb_pyapi_registries(hb_funcs_t **funcs, hb_pubsub_t **ps)
+{
+	*funcs = shared ? shared->funcs : NULL;
+	*ps = shared ? shared->ps : NULL;
+}
+
+void hb_pyapi_set_remote(const hb_remote_t *r)
+{
+	hb_pyapi_shared_t *sh = (hb_pyapi_shared_t *)shared;
+
+	if (!sh)
+		return;
+	atomic_store(&sh->remote, r);
+	if (r)
+		return;
+	while (atomic_load(&sh->remote_users) > 0) /* a worker inside a call: microseconds */
+		usleep(1000);
+}
+
+const hb_remote_t *hb_pyapi_remote_get(const hb_pyapi_shared_t *sh)
+{
+	hb_pyapi_shared_t *s = (hb_pyapi_shared_t *)sh;
+	const hb_remote_t *r;
+
+	if (!s || !atomic_load(&s->remote))
+		return NULL;
+	atomic_fetch_add(&s->remote_users, 1);
+	r = atomic_load(&s->remote); /* again: set_remote(NULL) may have run in between */
+	if (!r)
+		atomic_fetch_sub(&s->remote_users, 1);
+	return r;
+}
+
+void hb_pyapi_remote_put(const hb_pyapi_shared_t *sh)
+{
+	atomic_fetch_sub(&((hb_pyapi_shared_t *)sh)->remote_users, 1);
+}
+
 const hb_pyapi_shared_t *hb_pyapi_need(hb_pyapi_t *api)
 {
 	if (!api->sh)
@@ -235,6 +273,8 @@ static int api_traverse(PyObject *self, visitproc visit, void *arg)
 	Py_VISIT(api->NodeNotConnected);
 	Py_VISIT(api->SubscriptionClosed);
 	Py_VISIT(api->FunctionNotRegistered);
+	Py_VISIT(api->RemoteError);
+	Py_VISIT(api->NodeDown);
 	Py_VISIT(Py_TYPE(self));
 	return 0;
 }
@@ -250,6 +290,8 @@ static int api_clear(PyObject *self)
 	Py_CLEAR(api->NodeNotConnected);
 	Py_CLEAR(api->SubscriptionClosed);
 	Py_CLEAR(api->FunctionNotRegistered);
+	Py_CLEAR(api->RemoteError);
+	Py_CLEAR(api->NodeDown);
 	return 0;
 }
 
@@ -338,7 +380,12 @@ static int add_excs(PyObject *m, hb_pyapi_t *api)
 	    add_exc(m, &api->SubscriptionClosed, "SubscriptionClosed", PyExc_EOFError,
 		    "get() on a subscription that is closed and has no message left.") < 0 ||
 	    add_exc(m, &api->FunctionNotRegistered, "FunctionNotRegistered", PyExc_LookupError,
-		    "call()/cast() of a name no worker registered.") < 0)
+		    "call()/cast() of a name no worker registered.") < 0 ||
+	    add_exc(m, &api->RemoteError, "RemoteError", PyExc_RuntimeError,
+		    "The function called on another node raised: the message holds its "
+		    "traceback.") < 0 ||
+	    add_exc(m, &api->NodeDown, "NodeDown", api->NodeNotConnected,
+		    "The node went down (died, left, or its link closed) before it replied.") < 0)
 		return -1;
 	return 0;
 }
@@ -522,6 +569,11 @@ hb_pyapi_jobs_t *hb_pyapi_worker_bind(const hb_config_t *cfg, hb_hub_t *hub, con
 		return NULL;
 	if (position == 0 && api->sh && register_config_functions(api, cfg) < 0)
 		return NULL;
+	/* this interpreter runs rpc calls from other nodes too (once, however many workers) */
+	if (position == 0 && api->sh && hb_funcs_pool_add(api->sh->funcs, api->inbox) < 0) {
+		PyErr_NoMemory();
+		return NULL;
+	}
 	return api;
 }
 

@@ -27,7 +27,10 @@
 #include <Python.h>
 
 #include "core/config.h"
+#include "core/funcs.h"
 #include "core/hub.h"
+#include "core/pubsub.h"
+#include "core/remote.h"
 
 typedef struct hb_pyapi_jobs hb_pyapi_jobs_t;
 
@@ -55,6 +58,13 @@ void hb_pyapi_shutdown(void);
  * is "join", "leave" or "dead". Keeps the list nodes() returns and publishes
  * {"event": event, "node": node} on the topic "hornbeam:nodes". No-op without a start. */
 void hb_pyapi_node_event(const char *event, const char *node);
+
+/* [main thread, after hb_pyapi_start] The registries the cluster serves other nodes from. */
+void hb_pyapi_registries(hb_funcs_t **funcs, hb_pubsub_t **ps);
+/* [main thread] Routes rpc_call/call/publish for other nodes through r (core/remote.h), or stops
+ * doing so (NULL): then it waits until no worker is still inside r's functions, so the cluster
+ * may be stopped. No-op without a start. */
+void hb_pyapi_set_remote(const hb_remote_t *r);
 
 /* [GIL] Adds the API functions, types and exceptions to a `_hornbeam` module being executed.
  * Returns 0 or -1 with an exception set. */

@@ -127,7 +127,7 @@ static PyObject *job_target(hb_pyapi_t *api, hb_job_t *j)
 	const char *name = hb_funcs_job_name(j, &nlen);
 	PyObject *key, *fn;
 
-	if (hb_funcs_job_kind(j) == HB_JOB_RPC)
+	if (hb_funcs_job_kind(j) == HB_JOB_RPC || hb_funcs_job_kind(j) == HB_JOB_RPC_CAST)
 		return hb_pyapi_import_target(name);
 	key = PyUnicode_DecodeUTF8(name, (Py_ssize_t)nlen, "strict");
 	fn = key ? PyDict_GetItemWithError(api->functions, key) : NULL;
@@ -177,12 +177,13 @@ void hb_pyapi_run_job(hb_pyapi_t *api, hb_job_t *j)
 	} else {
 		if (!PyErr_Occurred())
 			PyErr_NoMemory();
-		if (hb_funcs_job_kind(j) != HB_JOB_CALL) {
+		if (hb_funcs_job_kind(j) == HB_JOB_CAST ||
+		    hb_funcs_job_kind(j) == HB_JOB_RPC_CAST) {
 			/* Nobody waits for a cast's or rpc_cast's result: log the error. */
 			char what[HB_FUNCS_MAX_NAME + 64];
 
 			snprintf(what, sizeof(what), "%s to '%s' failed:",
-				 hb_funcs_job_kind(j) == HB_JOB_RPC ? "rpc_cast" : "cast",
+				 hb_funcs_job_kind(j) == HB_JOB_RPC_CAST ? "rpc_cast" : "cast",
 				 hb_funcs_job_name(j, &nlen));
 			hb_pyerr_log(HB_LOG_ERROR, what);
 			hb_funcs_job_finish(j, HB_JOB_ERROR, NULL, 0);
@@ -397,6 +398,87 @@ static PyObject *call_peer(hb_pyapi_t *api, const hb_xbus_peer_t *peer, hb_job_k
 	return out;
 }
 
+/* A job to another node through the cluster (core/remote.h): sends it and, for a call, waits
+ * (GIL released) and maps the outcome: the result, RemoteError (the remote traceback), NodeDown
+ * (the node went away or could not be reached), TimeoutError. */
+static PyObject *node_call(hb_pyapi_t *api, const char *node, hb_job_kind_t kind, PyObject *name,
+			   PyObject *args, int timeout_ms, int wait)
+{
+	uint8_t stack[512];
+	hb_cbuf_t b;
+	Py_ssize_t nlen;
+	const char *n = PyUnicode_AsUTF8AndSize(name, &nlen);
+	const char *what = kind == HB_JOB_RPC	     ? "rpc_call"
+			   : kind == HB_JOB_RPC_CAST ? "rpc_cast"
+			   : wait		     ? "call"
+						     : "cast";
+	const hb_remote_t *r = NULL;
+	hb_job_t *j = NULL;
+	PyObject *out = NULL;
+	size_t rlen;
+	const uint8_t *res;
+	int rc;
+
+	hb_cbuf_init(&b, stack, sizeof(stack));
+	if (!n || hb_pyapi_encode(args, &b) < 0)
+		goto out;
+	j = hb_funcs_job_new(kind, n, (size_t)nlen, b.data, b.len);
+	if (!j) {
+		PyErr_NoMemory();
+		goto out;
+	}
+	r = hb_pyapi_remote_get(api->sh);
+	if (!r || !r->connected(r->ctx, node)) {
+		PyErr_Format(api->NodeNotConnected,
+			     "node '%s' is not connected (nodes() lists "
+			     "the connected ones)",
+			     node);
+		goto out;
+	}
+	Py_BEGIN_ALLOW_THREADS rc = r->send(r->ctx, node, j, wait, timeout_ms);
+	Py_END_ALLOW_THREADS if (rc < 0)
+	{
+		PyErr_Format(api->NodeDown, "%s %R to node '%s': this node's cluster is stopping",
+			     what, name, node);
+		goto out;
+	}
+	hb_pyapi_remote_put(api->sh);
+	r = NULL;
+	if (!wait) {
+		out = Py_NewRef(Py_None);
+		goto out;
+	}
+	Py_BEGIN_ALLOW_THREADS rc = hb_funcs_job_wait(j, timeout_ms);
+	Py_END_ALLOW_THREADS if (rc == -ETIMEDOUT)
+	{
+		hb_funcs_job_cancel(j);
+		PyErr_Format(PyExc_TimeoutError, "%s %R on node '%s' timed out after %d ms", what,
+			     name, node, timeout_ms);
+		goto out;
+	}
+	res = hb_funcs_job_result(j, &rlen);
+	switch (hb_funcs_job_status(j)) {
+	case HB_JOB_OK:
+		out = hb_pyapi_decode(res, rlen);
+		break;
+	case HB_JOB_ERROR:
+		PyErr_Format(api->RemoteError, "%s %R failed on node '%s':\n%.*s", what, name, node,
+			     (int)rlen, res ? (const char *)res : "");
+		break;
+	case HB_JOB_LOST:
+	case HB_JOB_PENDING:
+		PyErr_Format(api->NodeDown, "%s %R: %.*s", what, name, (int)rlen,
+			     res ? (const char *)res : "the node did not answer");
+		break;
+	}
+out:
+	if (r)
+		hb_pyapi_remote_put(api->sh);
+	hb_funcs_job_release(j);
+	hb_cbuf_free(&b);
+	return out;
+}
+
 /* call() and cast(): name, then the function's positional arguments. */
 static PyObject *call_or_cast(hb_pyapi_t *api, hb_job_kind_t kind, PyObject *const *args,
 			      Py_ssize_t nargs, PyObject *kwnames)
@@ -439,23 +521,31 @@ static PyObject *call_or_cast(hb_pyapi_t *api, hb_job_kind_t kind, PyObject *con
 
 		if (owner == 0)
 			return call_peer(api, &peer, kind, name, args, nargs, timeout_ms);
-		if (owner < 0) {
-			PyErr_Format(api->FunctionNotRegistered, "no function registered as %R",
-				     name);
-			return NULL;
-		}
+		/* owner < 0: no process of this node has it; another node may (below) */
 	}
 	in = hb_funcs_lookup(api->sh->funcs, s, (size_t)n);
-	if (!in) {
-		PyErr_Format(api->FunctionNotRegistered, "no function registered as %R", name);
-		return NULL;
-	}
 	tuple = PyTuple_New(nargs - 1);
 	for (Py_ssize_t i = 1; tuple && i < nargs; i++)
 		PyTuple_SET_ITEM(tuple, i - 1, Py_NewRef(args[i]));
 	if (!tuple) {
 		hb_funcs_inbox_release(in);
 		return NULL;
+	}
+	if (!in) { /* not on this node: the node that registered it, as its tables say */
+		const hb_remote_t *r = hb_pyapi_remote_get(api->sh);
+		char owner[256];
+		int found = r && r->owner(r->ctx, s, (size_t)n, owner, sizeof(owner)) == 0;
+
+		if (r)
+			hb_pyapi_remote_put(api->sh);
+		if (found)
+			out = node_call(api, owner, kind, name, tuple, timeout_ms,
+					kind == HB_JOB_CALL);
+		else
+			PyErr_Format(api->FunctionNotRegistered, "no function registered as %R",
+				     name);
+		Py_DECREF(tuple);
+		return out;
 	}
 	if (in == api->inbox && kind == HB_JOB_CALL) {
 		PyObject *fn = PyDict_GetItemWithError(api->functions, name);
@@ -520,8 +610,10 @@ static PyObject *nodes(PyObject *self, PyObject *unused)
 	return l;
 }
 
-/* Checks node and builds "module:function". Returns a new str or NULL. */
-static PyObject *rpc_target(hb_pyapi_t *api, PyObject *node_name, PyObject *mod, PyObject *fn)
+/* Checks the arguments and builds "module:function"; *local is 1 for this node. Returns a new
+ * str or NULL. */
+static PyObject *rpc_target(hb_pyapi_t *api, PyObject *node_name, PyObject *mod, PyObject *fn,
+			    int *local)
 {
 	if (!hb_pyapi_need(api))
 		return NULL;
@@ -529,14 +621,15 @@ static PyObject *rpc_target(hb_pyapi_t *api, PyObject *node_name, PyObject *mod,
 		PyErr_SetString(PyExc_TypeError, "node, module and function must be str");
 		return NULL;
 	}
-	if (PyUnicode_CompareWithASCIIString(node_name, api->sh->node) != 0) {
-		PyErr_Format(api->NodeNotConnected,
-			     "node %R is not connected (clustering is not enabled; this node is "
-			     "'%s')",
-			     node_name, api->sh->node);
+	*local = PyUnicode_CompareWithASCIIString(node_name, api->sh->node) == 0;
+	if (!*local && !PyUnicode_AsUTF8(node_name))
 		return NULL;
-	}
 	return PyUnicode_FromFormat("%U:%U", mod, fn);
+}
+
+static PyObject *args_tuple(PyObject *a)
+{
+	return a && a != Py_None ? PySequence_Tuple(a) : PyTuple_New(0);
 }
 
 static PyObject *rpc_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -546,12 +639,29 @@ static PyObject *rpc_call(PyObject *self, PyObject *const *args, Py_ssize_t narg
 	hb_pyapi_t *api = (hb_pyapi_t *)self;
 	PyObject *a[5], *spec, *fn, *tuple, *out = NULL;
 
+	int local, timeout_ms = 5000;
+
 	if (hb_pyapi_args("rpc_call", args, nargs, kwnames, names, 3, 5, a) < 0)
 		return NULL;
-	spec = rpc_target(api, a[0], a[1], a[2]);
+	if (a[4] && a[4] != Py_None) {
+		long ms = PyLong_AsLong(a[4]);
+
+		if (ms == -1 && PyErr_Occurred())
+			return NULL;
+		timeout_ms = ms < 0 ? -1 : ms > INT32_MAX ? INT32_MAX : (int)ms;
+	}
+	spec = rpc_target(api, a[0], a[1], a[2], &local);
 	if (!spec)
 		return NULL;
-	tuple = a[3] && a[3] != Py_None ? PySequence_Tuple(a[3]) : PyTuple_New(0);
+	tuple = args_tuple(a[3]);
+	if (!local) {
+		out = tuple ? node_call(api, PyUnicode_AsUTF8(a[0]), HB_JOB_RPC, spec, tuple,
+					timeout_ms, 1)
+			    : NULL;
+		Py_XDECREF(tuple);
+		Py_DECREF(spec);
+		return out;
+	}
 	fn = tuple ? hb_pyapi_import_target(PyUnicode_AsUTF8(spec)) : NULL;
 	/* This node is the caller's own: the current worker runs it (timeout_ms cannot fire). */
 	if (fn)
@@ -569,16 +679,19 @@ static PyObject *rpc_cast(PyObject *self, PyObject *const *args, Py_ssize_t narg
 	hb_pyapi_t *api = (hb_pyapi_t *)self;
 	PyObject *a[4], *spec, *tuple, *out = NULL;
 
+	int local;
+
 	if (hb_pyapi_args("rpc_cast", args, nargs, kwnames, names, 3, 4, a) < 0)
 		return NULL;
-	spec = rpc_target(api, a[0], a[1], a[2]);
+	spec = rpc_target(api, a[0], a[1], a[2], &local);
 	if (!spec)
 		return NULL;
-	tuple = a[3] && a[3] != Py_None ? PySequence_Tuple(a[3]) : PyTuple_New(0);
-	/* Queued on this worker: it runs after the current request. */
-	if (tuple) {
+	tuple = args_tuple(a[3]);
+	if (tuple && !local) {
+		out = node_call(api, PyUnicode_AsUTF8(a[0]), HB_JOB_RPC_CAST, spec, tuple, 0, 0);
+	} else if (tuple) { /* Queued on this worker: it runs after the current request. */
 		hb_funcs_inbox_ref(api->inbox);
-		out = remote(api, api->inbox, NULL, HB_JOB_RPC, spec, tuple, 0, 0);
+		out = remote(api, api->inbox, NULL, HB_JOB_RPC_CAST, spec, tuple, 0, 0);
 		hb_funcs_inbox_release(api->inbox);
 	}
 	Py_XDECREF(tuple);
@@ -586,6 +699,28 @@ static PyObject *rpc_cast(PyObject *self, PyObject *const *args, Py_ssize_t narg
 	if (out)
 		Py_SETREF(out, Py_NewRef(Py_None));
 	return out;
+}
+
+/* Counters of the cluster's data plane; {} without a cluster. */
+static PyObject *cluster_stats(PyObject *self, PyObject *unused)
+{
+	hb_pyapi_t *api = (hb_pyapi_t *)self;
+	const hb_remote_t *r;
+	hb_remote_stats_t st;
+
+	if (!hb_pyapi_need(api))
+		return NULL;
+	r = hb_pyapi_remote_get(api->sh);
+	if (!r)
+		return PyDict_New();
+	r->stats(r->ctx, &st);
+	hb_pyapi_remote_put(api->sh);
+	return Py_BuildValue("{sKsKsKsKsKsK}", "calls_sent", (unsigned long long)st.calls_sent,
+			     "calls_served", (unsigned long long)st.calls_served, "calls_refused",
+			     (unsigned long long)st.calls_refused, "publish_sent",
+			     (unsigned long long)st.publish_sent, "publish_received",
+			     (unsigned long long)st.publish_received, "publish_dropped",
+			     (unsigned long long)st.publish_dropped);
 }
 
 static PyObject *interpreter_id(PyObject *self, PyObject *unused)
@@ -609,9 +744,11 @@ PyMethodDef hb_pyapi_funcs_methods[] = {
 	{"nodes", nodes, METH_NOARGS, "nodes() -> the cluster's live nodes, this one excluded."},
 	{"rpc_call", (PyCFunction)(void (*)(void))rpc_call, METH_FASTCALL | METH_KEYWORDS,
 	 "rpc_call(node, module, function, args, timeout_ms=5000): module.function(*args) on "
-	 "node (only this node for now)."},
+	 "node (this one or another node of the cluster)."},
 	{"rpc_cast", (PyCFunction)(void (*)(void))rpc_cast, METH_FASTCALL | METH_KEYWORDS,
 	 "rpc_cast(node, module, function, args): rpc_call without waiting."},
+	{"cluster_stats", cluster_stats, METH_NOARGS,
+	 "cluster_stats() -> dict of the cluster data plane's counters ({} without a cluster)."},
 	{"interpreter_id", interpreter_id, METH_NOARGS,
 	 "interpreter_id() -> the id of the calling interpreter (one per worker)."},
 	{NULL, NULL, 0, NULL},

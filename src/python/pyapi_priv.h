@@ -11,6 +11,7 @@
 
 #include "core/funcs.h"
 #include "core/pubsub.h"
+#include "core/remote.h"
 #include "core/shmap.h"
 #include "core/xbus.h"
 
@@ -32,6 +33,9 @@ typedef struct hb_pyapi_shared {
 	pthread_mutex_t nodes_mu;
 	char **nodes;
 	size_t nnodes, cap_nodes;
+	/* the cluster's side (hb_pyapi_set_remote): read with hb_pyapi_remote_get/put */
+	_Atomic(const hb_remote_t *) remote;
+	_Atomic int remote_users;
 } hb_pyapi_shared_t;
 
 /* Where a job posted to this interpreter's inbox rings: its hub slots. Written only by
@@ -55,6 +59,8 @@ struct hb_pyapi_jobs {
 	PyObject *NodeNotConnected;	 /* ConnectionError: rpc to a node that is not connected */
 	PyObject *SubscriptionClosed;	 /* EOFError: get() on a closed, drained subscription */
 	PyObject *FunctionNotRegistered; /* LookupError: call() of an unknown name */
+	PyObject *RemoteError;		 /* RuntimeError: the remote function raised */
+	PyObject *NodeDown;		 /* NodeNotConnected: the node went away mid-call */
 	int running_jobs;
 };
 
@@ -67,6 +73,11 @@ const hb_pyapi_shared_t *hb_pyapi_need(hb_pyapi_t *api);
 extern PyMethodDef hb_pyapi_state_methods[];
 extern PyMethodDef hb_pyapi_pubsub_methods[];
 extern PyMethodDef hb_pyapi_funcs_methods[];
+
+/* The cluster (core/remote.h) while one runs, else NULL; every non-NULL get is paired with a
+ * put (hb_pyapi_set_remote(NULL) waits for them). */
+const hb_remote_t *hb_pyapi_remote_get(const hb_pyapi_shared_t *sh);
+void hb_pyapi_remote_put(const hb_pyapi_shared_t *sh);
 
 /* pyapi_pubsub.c: the Subscription heap type of this module. */
 PyTypeObject *hb_pyapi_sub_type_new(PyObject *module);

@@ -312,6 +312,9 @@ static PyObject *publish(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 		hb_cbuf_free(&b);
 		return NULL;
 	}
+	const hb_remote_t *r = hb_pyapi_remote_get(api->sh);
+	int rn = 0;
+
 	Py_BEGIN_ALLOW_THREADS n = hb_pubsub_publish(api->sh->ps, t, (size_t)tlen, b.data, b.len);
 	/* Then the other worker processes (none without a process bus): their counts add up. */
 	if (n >= 0 && api->sh->bus) {
@@ -319,12 +322,17 @@ static PyObject *publish(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 
 		n += k > 0 && k <= INT_MAX - n ? k : 0;
 	}
+	/* other nodes' subscribers, as their last announced tables count them */
+	if (r && n >= 0)
+		rn = r->publish(r->ctx, t, (size_t)tlen, b.data, b.len);
 	Py_END_ALLOW_THREADS hb_cbuf_free(&b);
+	if (r)
+		hb_pyapi_remote_put(api->sh);
 	if (n == -EINVAL)
 		return bad_topic(args[0]);
-	if (n < 0)
+	if (n < 0 || rn < 0)
 		return PyErr_NoMemory();
-	return PyLong_FromLong(n);
+	return PyLong_FromLong((long)n + rn);
 }
 
 static PyObject *subscribe(PyObject *self, PyObject *const *args, Py_ssize_t nargs,

@@ -304,3 +304,61 @@ Test(frame, sender_checks)
 	cr_assert_eq(hb_frame_out_count(q), 0);
 	hb_frame_out_free(q);
 }
+
+Test(frame, drop_oldest_of_a_lane)
+{
+	hb_frame_out_t *q = hb_frame_out_new(1024);
+	hb_cbuf_t big, s1, s2, s3;
+	value(&big, 3000, 1);
+	value(&s1, 3, 2);
+	value(&s2, 4, 3);
+	value(&s3, 5, 4);
+	/* lane 1: big (partly sent below), s1, s2; lane 0: s3 */
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_PUBLISH, 1, 1, big.data, big.len), 0);
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_PUBLISH, 3, 1, s1.data, s1.len), 0);
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_PUBLISH, 5, 1, s2.data, s2.len), 0);
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_CALL, 7, 0, s3.data, s3.len), 0);
+	cr_assert_eq(hb_frame_out_drop_oldest(q, 2), 0); /* no such lane */
+	/* one chunk of big leaves: it is started, so the next one of its lane goes */
+	uint8_t chunk[HB_FRAME_HEADER_SIZE + 1024];
+	size_t first = hb_frame_out_fill(q, chunk, sizeof chunk);
+	cr_assert_eq(first, sizeof chunk);
+	cr_assert_eq(hb_frame_out_drop_oldest(q, 1), 1);
+	cr_assert_eq(hb_frame_out_count(q), 3);
+	uint8_t *wire;
+	size_t len = drain(q, &wire);
+	uint8_t *all = malloc(first + len);
+	memcpy(all, chunk, first);
+	memcpy(all + first, wire, len);
+	hb_frame_parser_t *p = hb_frame_parser_new(NULL);
+	got_t g = {0};
+	const char *why = NULL;
+	uint64_t seed = 3;
+	cr_assert_eq(feed_all(p, all, first + len, 0, &seed, &g, &why), 0, "%s", why);
+	cr_assert_eq(g.n, 3);
+	cr_assert_eq(g.stream[0], 7); /* lane 0 went between big's chunks */
+	cr_assert_eq(g.stream[1], 1);
+	cr_assert_eq(g.stream[2], 5); /* s1 (stream 3) was dropped */
+	got_free(&g);
+	/* a lane whose head has not started loses its head */
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_PUBLISH, 9, 1, s1.data, s1.len), 0);
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_PUBLISH, 11, 1, s2.data, s2.len), 0);
+	cr_assert_eq(hb_frame_out_drop_oldest(q, 1), 1);
+	cr_assert_eq(hb_frame_out_bytes(q), s2.len);
+	free(wire);
+	len = drain(q, &wire);
+	g = (got_t){0};
+	cr_assert_eq(feed_all(p, wire, len, 0, &seed, &g, &why), 0, "%s", why);
+	cr_assert_eq(g.n, 1);
+	cr_assert_eq(g.stream[0], 11);
+	cr_assert_eq(hb_frame_out_drop_oldest(q, 1), 0); /* empty */
+	got_free(&g);
+	free(wire);
+	free(all);
+	hb_cbuf_free(&big);
+	hb_cbuf_free(&s1);
+	hb_cbuf_free(&s2);
+	hb_cbuf_free(&s3);
+	hb_frame_parser_free(p);
+	hb_frame_out_free(q);
+}
