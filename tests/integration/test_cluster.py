@@ -4,7 +4,8 @@ Three nodes join through a seed (numeric, and a host name), see each other, see 
 "dead" and a SIGTERM as "leave"; a node with a wrong cookie is refused with a log line naming
 it. SWIM runs with a 200 ms probe interval (cluster_probe_interval) so this takes seconds.
 Membership is read from the nodes' logs ("cluster: join NAME ...") and, from Python, through
-nodes() and the "hornbeam:nodes" topic (apps/api_wsgi.py). rpc across nodes is not wired yet.
+nodes() and the "hornbeam:nodes" topic (apps/api_wsgi.py). Calls and publishes across nodes:
+test_cluster_rpc.py.
 """
 import signal
 import time
