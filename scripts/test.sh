@@ -19,6 +19,14 @@ scripts/build.sh release
 run ctest --test-dir build --output-on-failure -j2
 run /usr/bin/python3 -m pytest -q tests/integration
 
+# The build against Debian's Python 3.11 (workers in the main interpreter): only what is
+# specific to it (FastAPI, pydantic, numpy; WSGI and ASGI basics), not the whole suite again.
+cmake -S . -B build-py311 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHB_WERROR=ON \
+	-DHB_PYTHON_CONFIG=/usr/bin/python3.11-config >/dev/null
+cmake --build build-py311 -j"$(nproc)" --target hornbeam-uring
+run env HB_PY311=1 HB_BINARY="$PWD/build-py311/hornbeam-uring" /usr/bin/python3 -m pytest -q \
+	tests/integration/test_py311.py
+
 scripts/build.sh asan
 # A small quarantine: the RSS bounds the tests check should measure us, not ASan holding freed
 # memory (256 MiB by default). LeakSanitizer checks every (forked) unit test, and the server at

@@ -26,6 +26,11 @@
 #define HB_VERSION "unknown"
 #endif
 
+/* "main" in a build against Python 3.11, which has no per-interpreter GIL (CMake sets it). */
+#ifndef HB_DEFAULT_INTERPRETER
+#define HB_DEFAULT_INTERPRETER "isolated"
+#endif
+
 #define DEFAULT_PORT 8000
 #define ENV_PREFIX "HORNBEAM_"
 #define GUNICORN_ACCESS_FORMAT "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\""
@@ -140,7 +145,7 @@ const struct key keys[] = {
 	 "listen queue length of each listener (the kernel caps it at net.core.somaxconn)"},
 	{"root_path", K_STR, OFF(root_path), .def = "", .metavar = "P",
 	 .help = "mount point: SCRIPT_NAME / ASGI root_path", .check = check_root_path},
-	{"interpreter", K_ENUM, OFF(interpreter), .def = "isolated", .metavar = "isolated|main",
+	{"interpreter", K_ENUM, OFF(interpreter), .def = HB_DEFAULT_INTERPRETER, .metavar = "isolated|main",
 	 .help = "isolated: a sub-interpreter with its own GIL per worker; main: the main interpreter",
 	 .choices = interpreters},
 	{"cpu_affinity", K_BOOL, OFF(cpu_affinity), .def = "false",

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "python/asgi_priv.h"
 #include "python/module.h"
+#include "python/pycompat.h"
 #include "python/pyerr.h"
 #include "python/wsgi_response.h"
 
@@ -767,7 +768,11 @@ static int task_parts(hb_asgi_worker_t *w)
 
 	w->task_type = asyncio ? PyObject_GetAttrString(asyncio, "Task") : NULL;
 	Py_XDECREF(asyncio);
+#if PY_VERSION_HEX >= 0x030C0000
 	w->task_kwnames = Py_BuildValue("(ss)", "loop", "eager_start");
+#else /* no eager tasks before 3.12: the app's first step runs on the next loop turn */
+	w->task_kwnames = Py_BuildValue("(s)", "loop");
+#endif
 	return w->task_type && w->task_kwnames ? 0 : -1;
 }
 

@@ -18,6 +18,7 @@
 
 #include "core/log.h"
 #include "python/module.h"
+#include "python/pycompat.h"
 #include "python/pyerr.h"
 #include "python/pylocate.h"
 #include "python/pyworker.h"

@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "python/asgi.h"
 #include "python/pyapi.h"
+#include "python/pycompat.h"
 #include "python/wsgi_input.h"
 #include "python/wsgi_response.h"
 
@@ -272,7 +273,9 @@ static void module_free(void *m)
 
 static PyModuleDef_Slot module_slots[] = {
 	{Py_mod_exec, (void *)module_exec},
+#if HB_PY_SUBINTERPRETERS
 	{Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
 	{0, NULL},
 };
 

@@ -3,6 +3,7 @@
  * pyapi_funcs.c.
  */
 #include "python/pyapi_priv.h"
+#include "python/pycompat.h"
 
 #include <errno.h>
 #include <limits.h>

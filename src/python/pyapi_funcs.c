@@ -12,6 +12,7 @@
  * errors); this process's goes through the local registry as before.
  */
 #include "python/pyapi_priv.h"
+#include "python/pycompat.h"
 
 #include <errno.h>
 #include <stdio.h>

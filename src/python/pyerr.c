@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "python/pycompat.h"
 #include "python/pyerr.h"
 
 /* "".join(traceback.format_exception(exc)) as a new str, or NULL with an exception set. */

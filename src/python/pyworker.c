@@ -12,6 +12,7 @@
 #include "core/cpu.h"
 #include "core/log.h"
 #include "python/asgi.h"
+#include "python/pycompat.h"
 #include "python/pyerr.h"
 #include "python/venv.h"
 
@@ -443,6 +444,11 @@ static void run_peer(hb_pythread_t *t)
 /* A sub-interpreter with its own GIL, current on this thread. NULL with *why set. */
 static PyThreadState *new_subinterpreter(const char **why)
 {
+#if !HB_PY_SUBINTERPRETERS
+	*why = "this build embeds Python " PY_VERSION ", which has no per-interpreter GIL "
+	       "(3.12+): use interpreter = \"main\"";
+	return NULL;
+#else
 	PyInterpreterConfig config = {
 		.use_main_obmalloc = 0,
 		.allow_fork = 0,
@@ -460,6 +466,7 @@ static PyThreadState *new_subinterpreter(const char **why)
 		return NULL;
 	}
 	return ts;
+#endif
 }
 
 /* Imports the app and starts the other threads. Returns 0, or -1 after reporting. */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "python/pycompat.h"
 #include "python/pyhost.h"
 
 /* The file, NUL-terminated, or NULL with err set. */

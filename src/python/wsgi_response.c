@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "python/pycompat.h"
 #include "python/resphead.h"
 #include "python/wsgi.h"
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "python/pyapi_codec.h"
+#include "python/pycompat.h"
 
 static void py_start(void)
 {
