@@ -1,4 +1,6 @@
-# Finds a CPython >= 3.12 built with a shared libpython, for embedding.
+# Finds a CPython >= 3.11 built with a shared libpython, for embedding (3.11, e.g. Debian's
+# /usr/bin/python3.11-config, only when chosen: it has no per-interpreter GIL, so workers share
+# the main interpreter there).
 # Order: $HB_PYTHON_CONFIG (a pythonX.Y-config path) or -DHB_PYTHON_CONFIG=, then
 # python3.13-config and python3.12-config on PATH, then the pyenv installs
 # ($PYENV_ROOT or ~/.pyenv)/versions/3.13*/3.12*. 3.13 is preferred: 3.12's
@@ -33,7 +35,7 @@ if(NOT HB_PYTHON_CONFIG)
 endif()
 if(NOT HB_PYTHON_CONFIG OR NOT EXISTS "${HB_PYTHON_CONFIG}")
   string(REPLACE ";" "\n  " _l "${_hb_looked}")
-  message(FATAL_ERROR "hornbeam-uring needs CPython >= 3.12 with a shared libpython "
+  message(FATAL_ERROR "hornbeam-uring needs CPython >= 3.11 (3.12+ for per-interpreter GILs) with a shared libpython "
     "(python3.13-config preferred). Looked for:\n  ${_l}\n"
     "Set HB_PYTHON_CONFIG=/path/to/python3.X-config to choose one.")
 endif()
