@@ -85,7 +85,11 @@ Test(config, defaults, .fini = cleanup)
 	cr_assert_eq(cfg.max_body_size, INT64_C(1) << 30);
 	cr_assert_eq(cfg.max_connections, 10000);
 	cr_assert_str_eq(cfg.root_path, "");
+#ifdef HB_DEFAULT_INTERPRETER /* a build against Python 3.11: no per-interpreter GIL */
+	cr_assert_eq(cfg.interpreter, HB_INTERP_MAIN);
+#else
 	cr_assert_eq(cfg.interpreter, HB_INTERP_ISOLATED);
+#endif
 	cr_assert_eq(cfg.cpu_affinity, 0);
 	cr_assert_eq(cfg.log_level, HB_LOG_INFO);
 	cr_assert_null(cfg.access_log);
