@@ -106,6 +106,25 @@ def stop(p):
         p.wait()
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_ticks(pgid):
+    """utime+stime of every process of the group (threads included)."""
+    total = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(rest[2]) == pgid:
+            total += int(rest[11]) + int(rest[12])
+    return total
+
+
 def h2load(opts, port, secs, tls):
     cmd = ["taskset", "-c", opts.client_cpu, "h2load", "-c", str(opts.connections), "-m",
            str(opts.streams), "-D", str(secs), "-t", "1",
@@ -116,7 +135,7 @@ def h2load(opts, port, secs, tls):
                    out)
     if not m or not ok or int(ok.group(2)) > 0:
         raise RuntimeError("h2load failed:\n" + out[-2000:])
-    return float(m.group(1))
+    return float(m.group(1)), int(ok.group(1))
 
 
 def main():
@@ -153,6 +172,7 @@ def run(opts, servers, transports):
     load0 = os.getloadavg()[0]
     keys = [(t, s) for t in transports for s in servers]
     results = {k: [] for k in keys}
+    cpu = {k: [] for k in keys}  # server CPU microseconds per request
     for rnd in range(opts.rounds):
         for t, name in keys:
             with tempfile.TemporaryDirectory() as tmp:
@@ -161,10 +181,13 @@ def run(opts, servers, transports):
                 p = start(name, opts, port, tmp, t == "tls")
                 try:
                     h2load(opts, port, 1, t == "tls")  # warm-up, not counted
-                    rps = h2load(opts, port, opts.duration, t == "tls")
+                    t0 = group_cpu_ticks(p.pid)
+                    rps, done = h2load(opts, port, opts.duration, t == "tls")
+                    used = (group_cpu_ticks(p.pid) - t0) / CLK_TCK
                 finally:
                     stop(p)
             results[(t, name)].append(rps)
+            cpu[(t, name)].append(used * 1e6 / done if done else None)
             print("round %d %-4s %-14s %10.0f req/s" % (rnd + 1, t, name, rps), flush=True)
     lines = ["# h2load — %s" % time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "",
              "h2load -c %d -m %d -t 1, %d s (+1 s warm-up) x %d rounds interleaved, one worker "
@@ -172,16 +195,19 @@ def run(opts, servers, transports):
              "(other work shared the machine: read the ratios)." % (
                  opts.connections, opts.streams, opts.duration, opts.rounds, opts.server_cpu,
                  opts.client_cpu, load0, os.getloadavg()[0]), "",
-             "| transport | server | req/s median | min–max | spread | x nginx |",
-             "|---|---|---:|---:|---:|---:|"]
+             "| transport | server | req/s median | min–max | spread | x nginx | server CPU "
+             "µs/req | CPU/req x nginx |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     med = {k: statistics.median(v) for k, v in results.items()}
+    cmed = {k: statistics.median([x for x in v if x] or [0]) for k, v in cpu.items()}
     for t, s in keys:
         v = results[(t, s)]
-        ng = med.get((t, "nginx"))
-        lines.append("| %s | %s | %s | %s–%s | ±%.1f%% | %s |" % (
+        ng, cng = med.get((t, "nginx")), cmed.get((t, "nginx"))
+        lines.append("| %s | %s | %s | %s–%s | ±%.1f%% | %s | %.1f | %s |" % (
             t, s, "{:,.0f}".format(med[(t, s)]), "{:,.0f}".format(min(v)),
             "{:,.0f}".format(max(v)), (max(v) - min(v)) / med[(t, s)] * 50,
-            "%.2f" % (med[(t, s)] / ng) if ng and s != "nginx" else "-"))
+            "%.2f" % (med[(t, s)] / ng) if ng and s != "nginx" else "-", cmed[(t, s)],
+            "%.2f" % (cmed[(t, s)] / cng) if cng and s != "nginx" else "-"))
     md = "\n".join(lines) + "\n"
     print("\n" + md)
     if not opts.no_save:
@@ -193,6 +219,7 @@ def run(opts, servers, transports):
             "duration": opts.duration, "rounds": opts.rounds, "server_cpu": opts.server_cpu,
             "client_cpu": opts.client_cpu, "loadavg_start": load0,
             "rps": {"%s/%s" % k: v for k, v in results.items()},
+            "server_cpu_us_per_req": {"%s/%s" % k: v for k, v in cpu.items()},
             "median": {"%s/%s" % k: v for k, v in med.items()}}, indent=1) + "\n")
 
 
