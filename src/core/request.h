@@ -26,6 +26,9 @@ enum {
 	HB_REQ_HAS_BODY = 1u << 4,	  /* a body follows (chunked or content_length > 0) */
 	HB_REQ_HEAD = 1u << 5,		  /* method is HEAD: the response carries no body */
 	HB_REQ_CHANNEL = 1u << 6,	  /* a message channel (stream.h), set by the connection */
+	HB_REQ_TRAILERS = 1u << 7,	  /* the client takes trailing fields after the body */
+	HB_REQ_CAN_PROMISE = 1u << 8,	  /* the connection can start associated exchanges itself
+					     (HB_MSG_PROMISE: HTTP/2 server push, allowed by both) */
 };
 
 /* What a TLS connection tells its requests (WSGI HTTPS and SSL_* keys, the ASGI `tls`
@@ -75,6 +78,7 @@ enum {
 	HB_RESP_HAS_DATE = 1u << 0,   /* app set Date: the server does not add one */
 	HB_RESP_HAS_SERVER = 1u << 1, /* app set Server */
 	HB_RESP_CLOSE = 1u << 2,      /* app set Connection: close */
+	HB_RESP_TRAILERS = 1u << 3,   /* trailing fields follow the body (HB_MSG_TRAILERS) */
 };
 
 /* Frees a request and drops its TLS reference. */

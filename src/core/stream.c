@@ -260,6 +260,65 @@ int hb_stream_send_head(hb_stream_t *s, hb_response_t *resp)
 	return 0;
 }
 
+int hb_stream_send_interim(hb_stream_t *s, hb_response_t *resp)
+{
+	if (atomic_load(&s->state) & HB_ST_HEAD_SENT) {
+		free(resp);
+		return -EALREADY;
+	}
+	if (hb_stream_client_gone(s)) {
+		free(resp);
+		return -ECONNRESET;
+	}
+	post(s, HB_MSG_INTERIM, 0, resp, 0);
+	return 0;
+}
+
+int hb_stream_send_trailers(hb_stream_t *s, hb_response_t *fields)
+{
+	uint32_t st = atomic_load(&s->state);
+	int rc = !(st & HB_ST_HEAD_SENT) || (st & HB_ST_ENDED) ? -EALREADY
+		 : hb_stream_client_gone(s)		       ? -ECONNRESET
+							       : 0;
+	if (rc < 0) {
+		free(fields);
+		return rc;
+	}
+	post(s, HB_MSG_TRAILERS, 0, fields, 0);
+	return 0;
+}
+
+void hb_promise_free(hb_promise_t *p)
+{
+	if (p)
+		free(p->fields);
+	free(p);
+}
+
+int hb_stream_promise(hb_stream_t *s, const char *target, size_t len, hb_response_t *fields)
+{
+	if (!(s->req->flags & HB_REQ_CAN_PROMISE) || (atomic_load(&s->state) & HB_ST_ENDED)) {
+		free(fields);
+		return -EPERM;
+	}
+	if (hb_stream_client_gone(s)) {
+		free(fields);
+		return -ECONNRESET;
+	}
+	hb_promise_t *p = malloc(sizeof(*p) + len + 1);
+	if (!p) {
+		free(fields);
+		return -ENOMEM;
+	}
+	p->fields = fields;
+	p->target_len = (uint32_t)len;
+	if (len)
+		memcpy(p->target, target, len);
+	p->target[len] = '\0';
+	post(s, HB_MSG_PROMISE, 0, p, 0);
+	return 0;
+}
+
 /* Blocks while too much output waits to be written; then resumes below the low watermark. */
 static int wait_out_space(hb_stream_t *s)
 {

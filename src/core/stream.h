@@ -42,8 +42,11 @@ typedef enum {
 	HB_MSG_RESUME,	    /* worker->io: body drained below LOW: read the socket again */
 	HB_MSG_MESSAGE,	    /* worker->io: ptr = hb_chunk_t* one whole message, aux = its kind
 			       (HB_MSGK_TEXT/BINARY) */
-	HB_MSG_CLOSE, /* worker->io: close a message channel: aux = code, ptr = hb_chunk_t* reason
-			 (whole, the connection cuts it to what its protocol carries) or NULL */
+	HB_MSG_CLOSE,	/* worker->io: close a message channel: aux = code, ptr = hb_chunk_t* reason
+			   (whole, the connection cuts it to what its protocol carries) or NULL */
+	HB_MSG_INTERIM, /* worker->io: ptr = hb_response_t* an interim head (1xx) before HEAD */
+	HB_MSG_TRAILERS, /* worker->io: ptr = hb_response_t* fields after the body, before END */
+	HB_MSG_PROMISE,	 /* worker->io: ptr = hb_promise_t*: start an associated exchange */
 } hb_msg_type_t;
 
 /* Message channels (request flag HB_REQ_CHANNEL): after its head the exchange carries whole
@@ -74,6 +77,15 @@ typedef struct hb_file_chunk {
 	int64_t offset;
 	int64_t len; /* -1: to end of file */
 } hb_file_chunk_t;
+
+/* HB_MSG_PROMISE's payload: an exchange the worker asks its connection to start on its own (an
+ * HTTP/2 server push), for `target` with extra request fields; the new exchange is dispatched
+ * to a worker like a client's. One allocation with its fields (free() frees both). */
+typedef struct hb_promise {
+	hb_response_t *fields; /* status unused; a separate allocation owned by the promise */
+	uint32_t target_len;
+	char target[]; /* NUL-terminated */
+} hb_promise_t;
 
 /* Stream state bits (hb_stream_t.state). */
 enum {
@@ -154,6 +166,21 @@ int hb_stream_send_body(hb_stream_t *s, const void *data, size_t len);
 /* [worker] Posts a file region to send by splice; takes ownership of fd (closed on error).
  * Returns 0 or -ECONNRESET. */
 int hb_stream_send_file(hb_stream_t *s, int fd, int64_t offset, int64_t len);
+/* [worker] Posts an interim head (status 100..199, not 101) before the response head; ownership
+ * of resp passes. Returns 0, -EALREADY after the head (resp freed), -ECONNRESET (gone). */
+int hb_stream_send_interim(hb_stream_t *s, hb_response_t *resp);
+/* [worker] Posts trailing fields after the body, before END (the head carried
+ * HB_RESP_TRAILERS); ownership passes. The io side drops them when the client did not ask
+ * (HB_REQ_TRAILERS) or the framing cannot carry them. Returns 0, -EALREADY (before the head or
+ * after END: freed), -ECONNRESET. */
+int hb_stream_send_trailers(hb_stream_t *s, hb_response_t *fields);
+/* [worker] Asks the connection to start an associated exchange for target (copied) with
+ * fields (ownership passes; may be NULL), only when the request has HB_REQ_CAN_PROMISE. The
+ * connection drops it when the peer's limits refuse it by then. Returns 0, -EPERM (no
+ * HB_REQ_CAN_PROMISE, or after END), -ECONNRESET, -ENOMEM; fields is freed on error. */
+int hb_stream_promise(hb_stream_t *s, const char *target, size_t len, hb_response_t *fields);
+/* [io] Frees a promise and its fields. */
+void hb_promise_free(hb_promise_t *p);
 /* [worker] Posts HB_MSG_END (flags HB_END_*). After it the worker must only release. */
 int hb_stream_end(hb_stream_t *s, uint32_t flags);
 

@@ -1017,6 +1017,7 @@ static const struct {
 } reasons[] = {
 	{100, "Continue"},
 	{101, "Switching Protocols"},
+	{103, "Early Hints"},
 	{200, "OK"},
 	{201, "Created"},
 	{202, "Accepted"},
@@ -1139,6 +1140,52 @@ size_t hb_h1_write_head(char *out, size_t cap, const hb_response_t *r, int minor
 		put_header(&o, "Connection", "close");
 	else if (keep_alive && minor_version == 0)
 		put_header(&o, "Connection", "keep-alive");
+	put(&o, "\r\n", 2);
+	return o.len;
+}
+
+static void put_fields(struct out *o, const hb_response_t *r, int trailer)
+{
+	static const char *const banned[] = {
+		"content-length",
+		"transfer-encoding",
+		"trailer",
+		"te",
+		"host",
+		"connection",
+		"keep-alive",
+		"upgrade",
+		"proxy-connection",
+	};
+	for (uint32_t i = 0; i < r->nheaders; i++) {
+		const hb_header_t *h = &r->headers[i];
+		int skip = 0;
+		for (size_t b = 0; trailer && b < sizeof(banned) / sizeof(banned[0]); b++)
+			skip |= h->name_len == strlen(banned[b]) &&
+				strncasecmp(h->name, banned[b], h->name_len) == 0;
+		if (skip)
+			continue;
+		put(o, h->name, h->name_len);
+		put(o, ": ", 2);
+		put(o, h->value, h->value_len);
+		put(o, "\r\n", 2);
+	}
+}
+
+size_t hb_h1_write_interim(char *out, size_t cap, const hb_response_t *r)
+{
+	struct out o = {out, cap, 0};
+	put_status_line(&o, r->status);
+	put_fields(&o, r, 0);
+	put(&o, "\r\n", 2);
+	return o.len;
+}
+
+size_t hb_h1_write_trailers(char *out, size_t cap, const hb_response_t *r)
+{
+	struct out o = {out, cap, 0};
+	put(&o, "0\r\n", 3);
+	put_fields(&o, r, 1);
 	put(&o, "\r\n", 2);
 	return o.len;
 }

@@ -81,6 +81,13 @@ const char *hb_h1_reason(int status);
  * and the blank line. Returns the bytes written, or the bytes needed if cap is too small. */
 size_t hb_h1_write_head(char *out, size_t cap, const hb_response_t *r, int minor_version,
 			int chunked, int keep_alive, const char *date_str);
+/* Serializes an interim head (1xx, e.g. 103 Early Hints): the status line, r's headers and the
+ * blank line, nothing added. Returns the bytes written, or needed if cap is too small. */
+size_t hb_h1_write_interim(char *out, size_t cap, const hb_response_t *r);
+/* Serializes the end of a chunked body with a trailer section (RFC 9112 7.1.2): "0\r\n", r's
+ * fields except those a trailer must not carry (framing, connection, Host), the blank line.
+ * Returns the bytes written, or needed if cap is too small. */
+size_t hb_h1_write_trailers(char *out, size_t cap, const hb_response_t *r);
 /* Writes a simple complete error response (text/plain body, Connection: close). */
 size_t hb_h1_write_error(char *out, size_t cap, int status, const char *date_str);
 /* Chunk framing: writes "<hex>\r\n" into out (>= 20 bytes); returns its length. */

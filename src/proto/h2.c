@@ -129,6 +129,8 @@ static void stream_free(hb_h2_t *e, struct h2s *st)
 	if (st->next)
 		st->next->prev = st->prev;
 	e->nstreams--;
+	if (st->pushed)
+		e->npushed--;
 	h2_msg_reset(e, st);
 	h2_free(e, st->trailers);
 	h2_free(e, st->origin);

@@ -153,10 +153,15 @@ int hb_h2_consume(hb_h2_t *e, int32_t sid, size_t n);
  * such stream. */
 int64_t hb_h2_send_window(const hb_h2_t *e, int32_t sid);
 
+/* True when a push could be promised now: push on in config, the client's SETTINGS_ENABLE_PUSH
+ * is 1, and the connection is not ending (GOAWAY either way, or a graceful shutdown). */
+int hb_h2_can_push(const hb_h2_t *e);
 /* Server push (RFC 9113 8.4): promises a GET of path (with the parent's :authority and scheme
  * and the extra headers) on stream sid. On success returns the promised stream id and the
  * request to serve on it in *req (the caller's, as from on_request; no on_end_stream follows).
- * HB_H2_E_REFUSED when push is off or the client disabled it, HB_H2_E_STREAM, HB_H2_E_NOMEM. */
+ * HB_H2_E_REFUSED when hb_h2_can_push() is false or as many promised streams are open as the
+ * client's SETTINGS_MAX_CONCURRENT_STREAMS (or our own limit, if lower) allows;
+ * HB_H2_E_STREAM, HB_H2_E_NOMEM. */
 int32_t hb_h2_push(hb_h2_t *e, int32_t sid, const char *path, size_t path_len, const hb_header_t *h,
 		   uint32_t n, hb_request_t **req);
 

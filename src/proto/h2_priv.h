@@ -30,6 +30,7 @@ struct h2s {
 	bool responded;	  /* a final response head was submitted */
 	bool app_reset;	  /* the server's own RST_STREAM (app failure): not the client's fault */
 	bool peer_reset;  /* the client sent RST_STREAM */
+	bool pushed;	  /* a stream the server promised (counted in hb_h2.npushed) */
 	/* header block being decoded */
 	char *buf;
 	uint32_t len, cap;
@@ -70,7 +71,8 @@ struct hb_h2 {
 	void *ud;
 	struct h2s *streams;
 	uint32_t nstreams;
-	size_t mem; /* bytes allocated through h2_alloc / nghttp2_mem */
+	uint32_t npushed; /* promised streams not yet closed */
+	size_t mem;	  /* bytes allocated through h2_alloc / nghttp2_mem */
 	struct h2_guard g;
 	uint64_t now_ms;
 	/* the end of the connection */

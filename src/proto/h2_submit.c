@@ -129,12 +129,28 @@ static nghttp2_nv nv(const char *name, const char *value, size_t vl)
 			    NGHTTP2_NV_FLAG_NONE};
 }
 
+int hb_h2_can_push(const hb_h2_t *e)
+{
+	return e->lim.push && !e->terminated && !e->shutting_down && !e->peer_goaway &&
+	       nghttp2_session_get_remote_settings(e->s, NGHTTP2_SETTINGS_ENABLE_PUSH);
+}
+
+/* Promised streams count against the client's SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 5.1.2)
+ * and, so that pushes cannot crowd out requests, against our own limit too. */
+static int push_room(const hb_h2_t *e)
+{
+	uint32_t max =
+		nghttp2_session_get_remote_settings(e->s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+	if (max > e->lim.max_concurrent_streams)
+		max = e->lim.max_concurrent_streams;
+	return e->npushed < max;
+}
+
 int32_t hb_h2_push(hb_h2_t *e, int32_t sid, const char *path, size_t path_len, const hb_header_t *h,
 		   uint32_t n, hb_request_t **req)
 {
 	struct h2s *parent = stream_of(e, sid);
-	if (!e->lim.push ||
-	    !nghttp2_session_get_remote_settings(e->s, NGHTTP2_SETTINGS_ENABLE_PUSH))
+	if (!hb_h2_can_push(e) || !push_room(e))
 		return HB_H2_E_REFUSED;
 	if (!parent || !parent->origin || (sid & 1) == 0 || path_len == 0 || path[0] != '/')
 		return HB_H2_E_STREAM;
@@ -161,6 +177,8 @@ int32_t hb_h2_push(hb_h2_t *e, int32_t sid, const char *path, size_t path_len, c
 				      parent->origin + parent->scheme_len + 1,
 				      parent->authority_len) == 0) {
 		pst->delivered = true;
+		pst->pushed = true;
+		e->npushed++;
 		*req = r;
 		r = NULL;
 	} else if (psid > 0) {

@@ -298,12 +298,39 @@ static int start_exchange(hb_conn_t *c, h1_t *h, hb_request_t *req)
 	return 0;
 }
 
+/* True when a TE header lists "trailers" (RFC 9110 10.1.4), ASCII case-insensitive. */
+static int te_trailers(const hb_request_t *req)
+{
+	for (uint32_t i = 0; i < req->nheaders; i++) {
+		const hb_header_t *h = &req->headers[i];
+		if (h->name_len != 2 || strncasecmp(h->name, "te", 2) != 0)
+			continue;
+		for (const char *p = h->value, *end = p + h->value_len; p < end;) {
+			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+				p++;
+			const char *q = p;
+			while (q < end && *q != ',' && *q != ';' && *q != ' ' && *q != '\t')
+				q++;
+			if (q - p == 8 && strncasecmp(p, "trailers", 8) == 0)
+				return 1;
+			while (q < end && *q != ',')
+				q++;
+			p = q;
+		}
+	}
+	return 0;
+}
+
 static int on_request(void *ud, hb_request_t *req)
 {
 	hb_conn_t *c = ud;
 	h1_t *h = H(c);
 
 	fill_request(c, req);
+	/* A trailer section needs chunked framing (HTTP/1.1) and a client that said it takes one:
+	 * without TE: trailers the app's trailers are dropped, as uvicorn and hypercorn do. */
+	if (req->http_minor >= 1 && te_trailers(req))
+		req->flags |= HB_REQ_TRAILERS;
 	if (hb_conn_h2_wants_upgrade(c, req)) {
 		free(h->h2c);
 		h->h2c = req; /* switched once the feed returns */
@@ -361,6 +388,46 @@ static int status_has_body(int status)
 	return !(status < 200 || status == 204 || status == 304);
 }
 
+/* Trailers go after a chunked body: a Content-Length the app set gives way to chunking. */
+static void use_trailers(hb_exchange_t *x, hb_response_t *r)
+{
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < r->nheaders; i++)
+		if (r->headers[i].name_len != 14 ||
+		    strncasecmp(r->headers[i].name, "content-length", 14) != 0)
+			r->headers[kept++] = r->headers[i];
+	r->nheaders = kept;
+	r->content_length = -1;
+	x->trailers = 1;
+}
+
+/* 103 Early Hints and other interim heads: HTTP/1.1 clients only (RFC 9110 15.2). */
+static void on_interim(hb_conn_t *c, hb_exchange_t *x, const hb_response_t *r)
+{
+	const hb_request_t *req = x->stream->req;
+	if (req->http_minor < 1 || r->status < 100 || r->status > 199 || r->status == 101)
+		return;
+	size_t n = hb_h1_write_interim(NULL, 0, r);
+	char *buf = malloc(n);
+	if (!buf)
+		return; /* a hint only: the response goes on without it */
+	hb_h1_write_interim(buf, n, r);
+	hb_conn_write(c, buf, n, buf, NULL, 0);
+}
+
+/* The trailer section ends the chunked body now: what the worker posts after it is dropped. */
+static void on_trailers(hb_conn_t *c, hb_exchange_t *x, const hb_response_t *r)
+{
+	size_t n = hb_h1_write_trailers(NULL, 0, r);
+	char *buf = malloc(n);
+	if (!buf)
+		return; /* END writes the plain last chunk */
+	hb_h1_write_trailers(buf, n, r);
+	hb_conn_write(c, buf, n, buf, NULL, 0);
+	x->chunked = 0;
+	x->no_body = 1;
+}
+
 static void on_head(hb_conn_t *c, h1_t *h, hb_exchange_t *x, hb_response_t *r)
 {
 	hb_request_t *req = x->stream->req;
@@ -375,6 +442,8 @@ static void on_head(hb_conn_t *c, h1_t *h, hb_exchange_t *x, hb_response_t *r)
 	}
 	x->stream->status = r->status;
 	x->no_body = (req->flags & HB_REQ_HEAD) || !status_has_body(r->status);
+	if ((r->flags & HB_RESP_TRAILERS) && (req->flags & HB_REQ_TRAILERS) && !x->no_body)
+		use_trailers(x, r);
 	x->resp_cl = r->content_length;
 	if (r->content_length < 0 && !x->no_body) {
 		if (req->http_minor >= 1)
@@ -519,10 +588,21 @@ static void h1_on_message(hb_conn_t *c, hb_exchange_t *x, hb_msg_t *m)
 		if (live)
 			on_resume(c, x);
 		break;
+	case HB_MSG_INTERIM:
+		if (live && !x->head_sent)
+			on_interim(c, x, m->ptr);
+		free(m->ptr);
+		break;
+	case HB_MSG_TRAILERS:
+		if (live && x->head_sent && x->trailers && x->chunked)
+			on_trailers(c, x, m->ptr);
+		free(m->ptr);
+		break;
 	case HB_MSG_MESSAGE:
 	case HB_MSG_CLOSE:
 	case HB_MSG_REQUEST:
-		hb_exchange_drop_msg(m); /* message mode is the WebSocket handler's */
+	case HB_MSG_PROMISE:
+		hb_exchange_drop_msg(m); /* message mode is the WebSocket handler's; no promises */
 		break;
 	}
 }

@@ -169,6 +169,7 @@ static void fill_request(hb_conn_t *c, hb_request_t *req)
 {
 	hb_conn_learn_addrs(c);
 	req->scheme = c->transport->secure ? "https" : "http";
+	req->flags |= HB_REQ_TRAILERS; /* HTTP/2 always frames trailers (a HEADERS after DATA) */
 	req->tls = hb_request_tls_ref(hb_transport_tls_info(c)); /* TLS facts for the app */
 	memcpy(req->remote_addr, c->remote, sizeof(req->remote_addr));
 	req->remote_port = c->remote_port;
@@ -232,7 +233,8 @@ static int on_request(void *ud, int32_t sid, hb_request_t *req)
 			free(req);
 			return rc;
 		}
-	}
+	} else if (hb_h2_can_push(C(c)->e))
+		req->flags |= HB_REQ_CAN_PROMISE;
 	hb_exchange_t *x = start_exchange(c, sid, req);
 	if (!x) {
 		if (ws)
@@ -416,6 +418,8 @@ int hb_conn_h2_upgrade(hb_conn_t *c, hb_request_t *req, const char *settings, si
 		free(h);
 		return -1;
 	}
+	if (hb_h2_can_push(h->e))
+		req->flags |= HB_REQ_CAN_PROMISE;
 	hb_conn_write_copy(c, switching, sizeof(switching) - 1);
 	hb_conn_set_handler(c, &hb_h2_handler, h);
 	hb_exchange_t *x = start_exchange(c, 1, req);
@@ -565,6 +569,44 @@ static void on_resume(hb_conn_t *c, hb_exchange_t *x)
 	}
 }
 
+/* ---- interim heads, trailers, pushes ---- */
+
+static void on_interim(hb_conn_t *c, hb_exchange_t *x, const hb_response_t *r)
+{
+	hb_h2_submit_info(C(c)->e, X(x)->sid, r->status, r->headers, r->nheaders);
+}
+
+static void on_trailers(hb_conn_t *c, hb_exchange_t *x, const hb_response_t *r)
+{
+	hb_h2_submit_trailers(C(c)->e, X(x)->sid, r->headers, r->nheaders);
+}
+
+/* A push the app asked for: a promised stream whose GET is served like a client's request. The
+ * client's limits may refuse it by now (ENABLE_PUSH turned 0, streams at its maximum): then it
+ * is dropped, as the app was told it might be. */
+static void on_promise(hb_conn_t *c, hb_exchange_t *x, const hb_promise_t *p)
+{
+	h2c_t *h = C(c);
+	const hb_response_t *f = p->fields;
+	hb_request_t *req = NULL;
+	int32_t psid = hb_h2_push(h->e, X(x)->sid, p->target, p->target_len, f ? f->headers : NULL,
+				  f ? f->nheaders : 0, &req);
+	if (psid < 0) {
+		hb_debug("h2: push of %s on stream %d dropped (%d)", p->target, X(x)->sid,
+			 (int)psid);
+		return;
+	}
+	fill_request(c, req);
+	hb_exchange_t *px = start_exchange(c, psid, req);
+	if (!px) {
+		hb_h2_reset(h->e, psid, HB_H2_REFUSED_STREAM);
+		return;
+	}
+	hb_h2_set_stream_data(h->e, psid, px);
+	px->body_done = 1;
+	hb_stream_signal(px->stream, HB_ST_BODY_EOF);
+}
+
 static void h2_on_message(hb_conn_t *c, hb_exchange_t *x, hb_msg_t *m)
 {
 	h2x_t *hx = X(x);
@@ -605,6 +647,21 @@ static void h2_on_message(hb_conn_t *c, hb_exchange_t *x, hb_msg_t *m)
 	case HB_MSG_RESUME:
 		if (live)
 			on_resume(c, x);
+		break;
+	case HB_MSG_INTERIM:
+		if (live && !x->head_sent)
+			on_interim(c, x, m->ptr);
+		free(m->ptr);
+		break;
+	case HB_MSG_TRAILERS:
+		if (live && x->head_sent && !x->no_body && !hx->eof)
+			on_trailers(c, x, m->ptr);
+		free(m->ptr);
+		break;
+	case HB_MSG_PROMISE:
+		if (live && !hx->eof && !x->no_body)
+			on_promise(c, x, m->ptr);
+		hb_promise_free(m->ptr);
 		break;
 	case HB_MSG_MESSAGE:
 	case HB_MSG_CLOSE:

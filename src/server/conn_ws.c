@@ -427,6 +427,9 @@ static void ws_on_message(hb_conn_t *c, hb_exchange_t *x, hb_msg_t *m)
 	case HB_MSG_FILE:
 	case HB_MSG_CONTINUE:
 	case HB_MSG_REQUEST:
+	case HB_MSG_INTERIM:
+	case HB_MSG_TRAILERS:
+	case HB_MSG_PROMISE:
 		hb_exchange_drop_msg(m); /* the head was the 101: HTTP is over */
 		break;
 	}

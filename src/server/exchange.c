@@ -65,7 +65,12 @@ void hb_exchange_drop_msg(hb_msg_t *m)
 	switch ((hb_msg_type_t)m->type) {
 	case HB_MSG_HEAD:
 	case HB_MSG_CLOSE:
+	case HB_MSG_INTERIM:
+	case HB_MSG_TRAILERS:
 		free(m->ptr);
+		break;
+	case HB_MSG_PROMISE:
+		hb_promise_free(m->ptr);
 		break;
 	case HB_MSG_BODY:
 	case HB_MSG_MESSAGE:

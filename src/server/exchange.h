@@ -40,6 +40,7 @@ typedef struct hb_exchange {
 	unsigned body_done : 1;	    /* the whole request body was read */
 	unsigned abandoned : 1;	  /* the connection answered for the app (error): drop its output */
 	unsigned eof_pending : 1; /* body complete, but its last chunk still waits in body_held */
+	unsigned trailers : 1;	  /* the head declared trailers and the framing can carry them */
 	/* request body, io -> worker */
 	hb_chunk_t *body_acc; /* bytes parsed in the current feed, pushed as one chunk */
 	size_t body_acc_cap;

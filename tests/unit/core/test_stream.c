@@ -721,6 +721,82 @@ Test(stream, head_body_file_end_messages)
 	hb_hub_free(hub);
 }
 
+static hb_response_t *fields(int status)
+{
+	hb_response_t *r = calloc(1, sizeof(*r));
+	cr_assert_not_null(r);
+	r->status = status;
+	r->content_length = -1;
+	return r;
+}
+
+Test(stream, interim_before_head_trailers_between_head_and_end)
+{
+	hb_hub_t *hub = hb_hub_new(1, 1);
+	hb_stream_t *s = new_stream(hub, 0);
+	hb_msg_t m;
+
+	cr_assert_eq(hb_stream_send_trailers(s, fields(0)), -EALREADY, "no trailers before a head");
+	cr_assert_eq(hb_stream_send_interim(s, fields(103)), 0);
+	cr_assert_eq(hb_stream_send_head(s, fields(200)), 0);
+	cr_assert_eq(hb_stream_send_interim(s, fields(103)), -EALREADY, "too late for a hint");
+	cr_assert_eq(hb_stream_send_trailers(s, fields(0)), 0);
+	cr_assert_eq(hb_stream_end(s, 0), 0);
+	cr_assert_eq(hb_stream_send_trailers(s, fields(0)), -EALREADY, "nothing after END");
+	static const uint32_t want[] = {HB_MSG_INTERIM, HB_MSG_HEAD, HB_MSG_TRAILERS, HB_MSG_END};
+	for (size_t i = 0; i < 4; i++) {
+		cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
+		cr_assert_eq(m.type, want[i], "message %zu", i);
+		if (i == 0)
+			cr_assert_eq(((hb_response_t *)m.ptr)->status, 103);
+		free(m.ptr);
+	}
+	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), -EAGAIN);
+	release_both(s);
+	hb_hub_free(hub);
+}
+
+Test(stream, interim_after_client_gone_is_refused)
+{
+	hb_hub_t *hub = hb_hub_new(1, 1);
+	hb_stream_t *s = new_stream(hub, 0);
+
+	hb_stream_signal(s, HB_ST_CLIENT_GONE);
+	cr_assert_eq(hb_stream_send_interim(s, fields(103)), -ECONNRESET);
+	cr_assert_eq(drain_count(hub, 0), 0);
+	release_both(s);
+	hb_hub_free(hub);
+}
+
+Test(stream, promise_needs_the_connections_consent)
+{
+	hb_hub_t *hub = hb_hub_new(1, 1);
+	hb_stream_t *no = new_stream(hub, 0), *yes = new_stream(hub, HB_REQ_CAN_PROMISE);
+	hb_msg_t m;
+
+	cr_assert_eq(hb_stream_promise(no, "/a.css", 6, fields(0)), -EPERM);
+	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), -EAGAIN);
+	cr_assert_eq(hb_stream_promise(yes, "/a.css?v=2", 10, fields(0)), 0);
+	cr_assert_eq(hb_stream_promise(yes, "/b.js", 5, NULL), 0);
+	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
+	cr_assert_eq(m.type, HB_MSG_PROMISE);
+	hb_promise_t *p = m.ptr;
+	cr_assert_eq(p->target_len, 10);
+	cr_assert_str_eq(p->target, "/a.css?v=2");
+	cr_assert_not_null(p->fields);
+	hb_promise_free(p);
+	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
+	cr_assert_null(((hb_promise_t *)m.ptr)->fields);
+	cr_assert_str_eq(((hb_promise_t *)m.ptr)->target, "/b.js");
+	hb_promise_free(m.ptr);
+	cr_assert_eq(hb_stream_end(yes, 0), 0);
+	cr_assert_eq(hb_stream_promise(yes, "/c", 2, fields(0)), -EPERM, "not after END");
+	drain_count(hub, 0);
+	release_both(no);
+	release_both(yes);
+	hb_hub_free(hub);
+}
+
 /* Bytes the sanitizer allocator holds, or (size_t)-1 when not built with one
  * (jemalloc or glibc: no portable figure). Used to see that a release frees
  * everything it owns. */

@@ -997,6 +997,36 @@ Test(h1_write, chunk_prefix)
 	cr_assert_eq(hb_h1_chunk_prefix(out, SIZE_MAX), 18);
 }
 
+Test(h1_write, interim_head_carries_only_its_fields)
+{
+	hb_header_t h[2] = {{"Link", "</a.css>; rel=preload", 4, 21}, {"Link", "</b.js>", 4, 7}};
+	hb_response_t r = {.status = 103, .headers = h, .nheaders = 2, .content_length = -1};
+	char out[256];
+	static const char want[] = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n"
+				   "Link: </b.js>\r\n\r\n";
+	size_t n = hb_h1_write_interim(out, sizeof(out), &r);
+	cr_assert_eq(n, sizeof(want) - 1);
+	cr_assert(memcmp(out, want, n) == 0, "got:\n%.*s", (int)n, out);
+	cr_assert_eq(hb_h1_write_interim(out, 8, &r), n, "counts what it needs");
+}
+
+Test(h1_write, trailer_section_ends_the_chunked_body_without_framing_fields)
+{
+	hb_header_t h[4] = {{"X-Checksum", "abc", 10, 3},
+			    {"Content-Length", "5", 14, 1},
+			    {"transfer-encoding", "chunked", 17, 7},
+			    {"Server-Timing", "app;dur=3", 13, 9}};
+	hb_response_t r = {.headers = h, .nheaders = 4, .content_length = -1};
+	char out[256];
+	static const char want[] = "0\r\nX-Checksum: abc\r\nServer-Timing: app;dur=3\r\n\r\n";
+	size_t n = hb_h1_write_trailers(out, sizeof(out), &r);
+	cr_assert_eq(n, sizeof(want) - 1);
+	cr_assert(memcmp(out, want, n) == 0, "got:\n%.*s", (int)n, out);
+	hb_response_t none = {.content_length = -1};
+	cr_assert_eq(hb_h1_write_trailers(out, sizeof(out), &none), 5);
+	cr_assert(memcmp(out, "0\r\n\r\n", 5) == 0);
+}
+
 Test(h1_write, status_and_reason_maps)
 {
 	cr_assert_eq(hb_h1_error_status(HB_H1_E_BAD), 400);
@@ -1008,6 +1038,7 @@ Test(h1_write, status_and_reason_maps)
 	cr_assert_eq(hb_h1_error_status(HB_H1_E_NOMEM), 500);
 	cr_assert_str_eq(hb_h1_reason(413), "Content Too Large");
 	cr_assert_str_eq(hb_h1_reason(100), "Continue");
+	cr_assert_str_eq(hb_h1_reason(103), "Early Hints");
 	cr_assert_str_eq(hb_h1_reason(799), "Unknown");
 }
 

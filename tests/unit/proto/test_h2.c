@@ -491,6 +491,60 @@ Test(h2, push_is_refused_when_off_or_disabled_by_the_client)
 	app_free(&a);
 	cr_assert_eq(try_push(true, false, &req, &c, &a), HB_H2_E_REFUSED, "ENABLE_PUSH 0");
 	cr_assert_null(req);
+	cr_assert_not(hb_h2_can_push(a.e));
+	nghttp2_session_del(c.c);
+	app_free(&a);
+}
+
+Test(h2, can_push_follows_config_client_settings_and_the_end)
+{
+	app_t a;
+	client_t c;
+	hb_request_t *req = NULL;
+	int32_t psid = try_push(true, true, &req, &c, &a);
+	cr_assert_gt(psid, 0);
+	cr_assert_eq(on_request(&a, psid, req), 0);
+	cr_assert(hb_h2_can_push(a.e));
+	hb_h2_shutdown(a.e);
+	cr_assert_not(hb_h2_can_push(a.e), "no promises once the GOAWAY went out");
+	nghttp2_session_del(c.c);
+	app_free(&a);
+	cr_assert_eq(try_push(false, true, &req, &c, &a), HB_H2_E_REFUSED);
+	cr_assert_not(hb_h2_can_push(a.e));
+	nghttp2_session_del(c.c);
+	app_free(&a);
+}
+
+Test(h2, pushes_stop_at_the_clients_concurrent_stream_limit)
+{
+	hb_h2_limits_t lim;
+	hb_h2_limits_default(&lim);
+	lim.push = 1;
+	app_t a;
+	client_t c;
+	app_init(&a, &lim);
+	a.respond = false;
+	client_init(&c, true);
+	nghttp2_settings_entry iv = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 2};
+	nghttp2_submit_settings(c.c, NGHTTP2_FLAG_NONE, &iv, 1);
+	int32_t sid = request(&c, "GET", "/page", false);
+	pump(&a, &c);
+	hb_request_t *r1 = NULL, *r2 = NULL, *r3 = NULL;
+	int32_t p1 = hb_h2_push(a.e, sid, "/a.css", 6, NULL, 0, &r1);
+	int32_t p2 = hb_h2_push(a.e, sid, "/b.css", 6, NULL, 0, &r2);
+	cr_assert(p1 > 0 && p2 > 0);
+	cr_assert_eq(hb_h2_push(a.e, sid, "/c.css", 6, NULL, 0, &r3), HB_H2_E_REFUSED,
+		     "a third promised stream is over the client's limit of 2");
+	cr_assert_null(r3);
+	/* once a promised stream is done, there is room for another */
+	cr_assert_eq(on_request(&a, p1, r1), 0);
+	app_respond(&a, only(&a, p1), "a", 1, true);
+	pump(&a, &c);
+	cr_assert(only(&a, p1)->closed);
+	int32_t p3 = hb_h2_push(a.e, sid, "/c.css", 6, NULL, 0, &r3);
+	cr_assert_gt(p3, p2);
+	cr_assert_eq(on_request(&a, p2, r2), 0);
+	cr_assert_eq(on_request(&a, p3, r3), 0);
 	nghttp2_session_del(c.c);
 	app_free(&a);
 }
