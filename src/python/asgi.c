@@ -269,6 +269,7 @@ static int req_traverse(PyObject *self, visitproc visit, void *arg)
 	Py_VISIT(r->timer);
 	Py_VISIT(r->recv_waiter);
 	Py_VISIT(r->send_waiter);
+	Py_VISIT(r->trailer_list);
 	Py_VISIT(Py_TYPE(self));
 	return 0;
 }
@@ -281,6 +282,7 @@ static int req_clear(PyObject *self)
 	Py_CLEAR(r->timer);
 	Py_CLEAR(r->recv_waiter);
 	Py_CLEAR(r->send_waiter);
+	Py_CLEAR(r->trailer_list);
 	Py_CLEAR(r->w);
 	return 0;
 }
@@ -755,7 +757,8 @@ static int worker_init_scope_parts(hb_asgi_worker_t *w)
 
 	w->state = PyDict_New();
 	w->asgi_info = Py_BuildValue("{s:s,s:s}", "version", "3.0", "spec_version", "2.4");
-	w->ext_http = Py_BuildValue("{s:{}}", "http.response.pathsend");
+	w->ext_http = Py_BuildValue("{s:{},s:{},s:{}}", "http.response.pathsend",
+				    "http.response.trailers", "http.response.early_hint");
 	w->ext_ws = Py_BuildValue("{s:{}}", "websocket.http.response");
 	w->root_path = PyUnicode_DecodeUTF8(root, (Py_ssize_t)strlen(root), "surrogateescape");
 	return w->state && w->asgi_info && w->ext_http && w->ext_ws && w->root_path ? 0 : -1;

@@ -256,6 +256,14 @@ int hb_asgi_http_start(hb_asgi_req_t *r, PyObject *msg)
 	Py_XDECREF(empty);
 	if (!r->resp)
 		return HB_ASGI_ERR;
+	PyObject *tr = r->websocket ? NULL : PyDict_GetItemWithError(msg, HB_ASGI_S(w, trailers));
+	int want_trailers = tr ? PyObject_IsTrue(tr) : PyErr_Occurred() ? -1 : 0;
+	if (want_trailers < 0)
+		return HB_ASGI_ERR;
+	if (want_trailers) {
+		r->trailers = 1;
+		r->resp->flags |= HB_RESP_TRAILERS;
+	}
 	r->started = 1;
 	r->declared_len = r->resp->content_length;
 	r->last_ns = hb_asgi_now_ns();
@@ -296,11 +304,25 @@ static void complete(hb_asgi_req_t *r)
 	hb_asgi_req_wake(r); /* a pending receive() now gets http.disconnect */
 }
 
-static int more_body(hb_asgi_worker_t *w, PyObject *msg)
+/* The last body bytes are out: the response is complete, unless trailers were declared. */
+static void body_complete(hb_asgi_req_t *r)
 {
-	PyObject *v = PyDict_GetItemWithError(msg, HB_ASGI_S(w, more_body));
+	if (r->trailers)
+		r->body_done = 1;
+	else
+		complete(r);
+}
+
+static int more_flag(PyObject *msg, PyObject *key)
+{
+	PyObject *v = PyDict_GetItemWithError(msg, key);
 
 	return v ? PyObject_IsTrue(v) : PyErr_Occurred() ? -1 : 0;
+}
+
+static int more_body(hb_asgi_worker_t *w, PyObject *msg)
+{
+	return more_flag(msg, HB_ASGI_S(w, more_body));
 }
 
 /* Posts view's bytes unless HEAD. Returns DONE, WAIT_SEND or ERR. */
@@ -331,8 +353,9 @@ int hb_asgi_http_body(hb_asgi_req_t *r, PyObject *msg)
 	Py_buffer view = {.buf = NULL, .len = 0};
 	int more, rc;
 
-	if (!r->started || r->complete)
-		return bad_state("http.response.body: no response started, or it is complete");
+	if (!r->started || r->complete || r->body_done)
+		return bad_state(
+			"http.response.body: no response started, or its body is complete");
 	if (r->gone || hb_stream_client_gone(r->s)) {
 		r->gone = 1;
 		return hb_asgi_raise_gone(r);
@@ -353,7 +376,7 @@ int hb_asgi_http_body(hb_asgi_req_t *r, PyObject *msg)
 	r->body_sent += (uint64_t)view.len;
 	r->last_ns = hb_asgi_now_ns();
 	if (!more)
-		complete(r);
+		body_complete(r);
 	return HB_ASGI_DONE;
 }
 
@@ -364,8 +387,9 @@ static int pathsend(hb_asgi_req_t *r, PyObject *msg)
 	struct stat st;
 	int fd;
 
-	if (!r->started || r->complete)
-		return bad_state("http.response.pathsend: no response started, or it is complete");
+	if (!r->started || r->complete || r->body_done)
+		return bad_state(
+			"http.response.pathsend: no response started, or its body is complete");
 	if (!path) {
 		if (!PyErr_Occurred())
 			PyErr_SetString(PyExc_KeyError, "http.response.pathsend without 'path'");
@@ -392,8 +416,187 @@ static int pathsend(hb_asgi_req_t *r, PyObject *msg)
 		r->gone = 1;
 		return hb_asgi_raise_gone(r);
 	}
+	body_complete(r);
+	return HB_ASGI_DONE;
+}
+
+/* ---- extensions: trailers, early hints, server push ---- */
+
+/* http.response.trailers: gathered while more_trailers, then posted at once; the io side sends
+ * them when the client takes them (HTTP/2; HTTP/1.1 with TE: trailers), else drops them. */
+static int trailers(hb_asgi_req_t *r, PyObject *msg)
+{
+	hb_asgi_worker_t *w = r->w;
+	PyObject *headers, *seq;
+	int more;
+
+	if (!r->trailers || !r->body_done || r->complete)
+		return bad_state("http.response.trailers: not declared (trailers: true in "
+				 "http.response.start), before the last body, or after the end");
+	if (r->gone || hb_stream_client_gone(r->s)) {
+		r->gone = 1;
+		return hb_asgi_raise_gone(r);
+	}
+	headers = PyDict_GetItemWithError(msg, HB_ASGI_S(w, headers));
+	if (!headers && PyErr_Occurred())
+		return HB_ASGI_ERR;
+	more = more_flag(msg, HB_ASGI_S(w, more_trailers));
+	if (more < 0 || (!r->trailer_list && !(r->trailer_list = PyList_New(0))))
+		return HB_ASGI_ERR;
+	if (headers) {
+		if (!(seq = PySequence_Fast(headers, "ASGI trailers must be iterable")))
+			return HB_ASGI_ERR;
+		for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++)
+			if (PyList_Append(r->trailer_list, PySequence_Fast_GET_ITEM(seq, i)) < 0) {
+				Py_DECREF(seq);
+				return HB_ASGI_ERR;
+			}
+		Py_DECREF(seq);
+	}
+	if (more)
+		return HB_ASGI_DONE;
+	hb_response_t *t = hb_asgi_response_new(0, r->trailer_list, NULL, NULL, 0);
+	Py_CLEAR(r->trailer_list);
+	if (!t)
+		return HB_ASGI_ERR;
+	if (r->is_head)
+		free(t);
+	else if (hb_stream_send_trailers(r->s, t) == -ECONNRESET) {
+		r->gone = 1;
+		return hb_asgi_raise_gone(r);
+	}
 	complete(r);
 	return HB_ASGI_DONE;
+}
+
+/* A header value as RFC 9110 allows it (no CR, LF, NUL or other controls but HTAB). */
+static int field_value_ok(const char *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
+/* http.response.early_hint: a 103 with one Link field per entry of links, before the head.
+ * Once the head went out (or for an HTTP/1.0 client, which the io side knows) it is dropped. */
+static int early_hint(hb_asgi_req_t *r, PyObject *msg)
+{
+	PyObject *links = PyDict_GetItemWithError(msg, HB_ASGI_S(r->w, links)), *seq;
+	hb_resphead_hdr_t *h = NULL;
+	Py_ssize_t n;
+	int rc = HB_ASGI_ERR;
+
+	if (!links) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_KeyError, "http.response.early_hint without 'links'");
+		return HB_ASGI_ERR;
+	}
+	if (!(seq = PySequence_Fast(links, "early hint links must be a list of bytes")))
+		return HB_ASGI_ERR;
+	n = PySequence_Fast_GET_SIZE(seq);
+	if (n > 0 && !(h = PyMem_Calloc((size_t)n, sizeof(*h)))) {
+		PyErr_NoMemory();
+		goto out;
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *l = PySequence_Fast_GET_ITEM(seq, i);
+		if (!PyBytes_Check(l) ||
+		    !field_value_ok(PyBytes_AS_STRING(l), (size_t)PyBytes_GET_SIZE(l))) {
+			PyErr_Format(PyExc_ValueError,
+				     "invalid early hint link %R (bytes, no CR/LF)", l);
+			goto out;
+		}
+		h[i] = (hb_resphead_hdr_t){"link", PyBytes_AS_STRING(l), 4,
+					   (size_t)PyBytes_GET_SIZE(l)};
+	}
+	rc = HB_ASGI_DONE;
+	if (n == 0 || r->head_posted || r->gone)
+		goto out;
+	hb_response_t *hint = hb_resphead_pack(103, h, (size_t)n, HB_RESP_HAS_SERVER, -1);
+	if (!hint) {
+		PyErr_NoMemory();
+		rc = HB_ASGI_ERR;
+	} else if (hb_stream_send_interim(r->s, hint) == -ECONNRESET) {
+		r->gone = 1;
+		rc = hb_asgi_raise_gone(r);
+	}
+out:
+	PyMem_Free(h);
+	Py_DECREF(seq);
+	return rc;
+}
+
+/* The request-target of a push: the path as UTF-8, with what a target cannot carry
+ * (controls, space, non-ASCII) percent-encoded. NULL with an exception set. */
+static PyObject *push_target(PyObject *path)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	Py_ssize_t n;
+	const char *p = PyUnicode_Check(path) ? PyUnicode_AsUTF8AndSize(path, &n) : NULL;
+	if (!p) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_TypeError, "http.response.push 'path' must be a str");
+		return NULL;
+	}
+	if (n == 0 || p[0] != '/') {
+		PyErr_Format(PyExc_ValueError, "http.response.push path %R must start with '/'",
+			     path);
+		return NULL;
+	}
+	PyObject *out = PyBytes_FromStringAndSize(NULL, n * 3);
+	if (!out)
+		return NULL;
+	char *o = PyBytes_AS_STRING(out), *start = o;
+	for (Py_ssize_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c <= 0x20 || c >= 0x7f || c == '#') {
+			*o++ = '%';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		} else {
+			*o++ = (char)c;
+		}
+	}
+	if (_PyBytes_Resize(&out, o - start) < 0)
+		return NULL;
+	return out;
+}
+
+/* http.response.push: the connection promises a GET of path and serves it like a request.
+ * Ignored where the scope has no "http.response.push" extension or the response is complete;
+ * the io side also drops it when the client's limits refuse it by then. */
+static int push(hb_asgi_req_t *r, PyObject *msg)
+{
+	hb_asgi_worker_t *w = r->w;
+	PyObject *path = PyDict_GetItemWithError(msg, HB_ASGI_S(w, path)), *target, *headers;
+	hb_response_t *fields = NULL;
+
+	if (!path) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_KeyError, "http.response.push without 'path'");
+		return HB_ASGI_ERR;
+	}
+	if (!(target = push_target(path)))
+		return HB_ASGI_ERR;
+	headers = PyDict_GetItemWithError(msg, HB_ASGI_S(w, headers));
+	if ((!headers && PyErr_Occurred()) ||
+	    (headers && !(fields = hb_asgi_response_new(0, headers, NULL, NULL, 0)))) {
+		Py_DECREF(target);
+		return HB_ASGI_ERR;
+	}
+	int rc = HB_ASGI_DONE;
+	if (!(r->s->req->flags & HB_REQ_CAN_PROMISE) || r->complete || r->gone)
+		free(fields);
+	else if (hb_stream_promise(r->s, PyBytes_AS_STRING(target),
+				   (size_t)PyBytes_GET_SIZE(target), fields) == -ECONNRESET) {
+		r->gone = 1;
+		rc = hb_asgi_raise_gone(r);
+	}
+	Py_DECREF(target);
+	return rc;
 }
 
 int hb_asgi_http_send(hb_asgi_req_t *r, PyObject *msg)
@@ -415,6 +618,12 @@ int hb_asgi_http_send(hb_asgi_req_t *r, PyObject *msg)
 		return hb_asgi_http_body(r, msg);
 	if (hb_asgi_is(type, HB_ASGI_S(w, http_response_pathsend)))
 		return pathsend(r, msg);
+	if (hb_asgi_is(type, HB_ASGI_S(w, http_response_trailers)))
+		return trailers(r, msg);
+	if (hb_asgi_is(type, HB_ASGI_S(w, http_response_early_hint)))
+		return early_hint(r, msg);
+	if (hb_asgi_is(type, HB_ASGI_S(w, http_response_push)))
+		return push(r, msg);
 	PyErr_Format(PyExc_RuntimeError, "unexpected ASGI message type %R in an HTTP scope", type);
 	return HB_ASGI_ERR;
 }
@@ -425,6 +634,10 @@ void hb_asgi_http_finish(hb_asgi_req_t *r, int failed)
 {
 	if (r->complete)
 		return;
+	if (r->body_done && !failed) { /* declared trailers never sent: the body is whole */
+		complete(r);
+		return;
+	}
 	if (hb_stream_client_gone(r->s))
 		r->gone = 1;
 	if (!failed && !r->gone)

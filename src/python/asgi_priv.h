@@ -60,6 +60,12 @@
 	X(http_response_start, "http.response.start")                                              \
 	X(http_response_body, "http.response.body")                                                \
 	X(http_response_pathsend, "http.response.pathsend")                                        \
+	X(http_response_trailers, "http.response.trailers")                                        \
+	X(http_response_early_hint, "http.response.early_hint")                                    \
+	X(http_response_push, "http.response.push")                                                \
+	X(trailers, "trailers")                                                                    \
+	X(more_trailers, "more_trailers")                                                          \
+	X(links, "links")                                                                          \
 	X(ws_connect, "websocket.connect")                                                         \
 	X(ws_accept, "websocket.accept")                                                           \
 	X(ws_receive, "websocket.receive")                                                         \
@@ -120,15 +126,16 @@ typedef struct hb_asgi_worker {
 } hb_asgi_worker_t;
 
 typedef struct hb_asgi_req {
-	PyObject ob_base;      /* PyObject_HEAD */
-	hb_asgi_worker_t *w;   /* strong */
-	hb_stream_t *s;	       /* our stream reference; NULL once the task finished */
-	PyObject *task;	       /* the app's task; NULL once finished */
-	PyObject *timer;       /* TimerHandle of the request timeout, or NULL */
-	PyObject *recv_waiter; /* future receive() waits on, or NULL */
-	PyObject *send_waiter; /* future send() waits on, or NULL */
-	hb_response_t *resp;   /* head from *.response.start, not posted yet (owned) */
-	int64_t declared_len;  /* Content-Length the app set, -1 when none */
+	PyObject ob_base;	/* PyObject_HEAD */
+	hb_asgi_worker_t *w;	/* strong */
+	hb_stream_t *s;		/* our stream reference; NULL once the task finished */
+	PyObject *task;		/* the app's task; NULL once finished */
+	PyObject *timer;	/* TimerHandle of the request timeout, or NULL */
+	PyObject *recv_waiter;	/* future receive() waits on, or NULL */
+	PyObject *send_waiter;	/* future send() waits on, or NULL */
+	hb_response_t *resp;	/* head from *.response.start, not posted yet (owned) */
+	PyObject *trailer_list; /* http.response.trailers headers gathered while more_trailers */
+	int64_t declared_len;	/* Content-Length the app set, -1 when none */
 	uint64_t body_sent;
 	uint64_t last_ns;	   /* start, then last send: the timeout counts from here */
 	int close_code;		   /* websocket.disconnect code once known */
@@ -145,6 +152,8 @@ typedef struct hb_asgi_req {
 	unsigned accepted : 1;	   /* websocket.accept posted */
 	unsigned closed : 1;	   /* websocket.close sent by the app */
 	unsigned peer_closed : 1;  /* websocket.disconnect delivered */
+	unsigned trailers : 1;	   /* http.response.start said trailers: true */
+	unsigned body_done : 1;	   /* the last body message came; the trailers are awaited */
 } hb_asgi_req_t;
 
 /* The outcome of one receive/send step. */

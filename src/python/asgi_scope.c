@@ -172,15 +172,22 @@ static PyObject *tls_ext(const hb_request_tls_t *t)
 	return d;
 }
 
-/* The worker's shared extensions dict, or for a TLS request a copy with "tls" added. */
-static PyObject *extensions(PyObject *shared, const hb_request_t *q)
+/* The worker's shared extensions dict, or a copy with "tls" added for a TLS request and
+ * "http.response.push" for one whose connection can push (HTTP/2, h2_push on, the client's
+ * SETTINGS_ENABLE_PUSH 1). */
+static PyObject *extensions(PyObject *shared, const hb_request_t *q, int websocket)
 {
-	if (!q->tls)
+	int push = !websocket && (q->flags & HB_REQ_CAN_PROMISE);
+	if (!q->tls && !push)
 		return Py_NewRef(shared);
-	PyObject *d = PyDict_Copy(shared), *t = d ? tls_ext(q->tls) : NULL;
-	if (!t || PyDict_SetItemString(d, "tls", t) < 0)
+	PyObject *d = PyDict_Copy(shared), *t = d && q->tls ? tls_ext(q->tls) : NULL;
+	if (d && q->tls && (!t || PyDict_SetItemString(d, "tls", t) < 0))
 		Py_CLEAR(d);
 	Py_XDECREF(t);
+	PyObject *e = d && push ? PyDict_New() : NULL;
+	if (d && push && (!e || PyDict_SetItemString(d, "http.response.push", e) < 0))
+		Py_CLEAR(d);
+	Py_XDECREF(e);
 	return d;
 }
 
@@ -197,14 +204,14 @@ PyObject *hb_asgi_scope_new(hb_asgi_worker_t *w, const hb_request_t *q, int webs
 		     set(d, HB_ASGI_S(w, scheme),
 			 Py_NewRef(https ? HB_ASGI_S(w, v_wss) : HB_ASGI_S(w, v_ws))) ||
 		     set(d, HB_ASGI_S(w, subprotocols), subprotocols(q)) ||
-		     set(d, HB_ASGI_S(w, extensions), extensions(w->ext_ws, q));
+		     set(d, HB_ASGI_S(w, extensions), extensions(w->ext_ws, q, 1));
 	else
 		rc = set(d, HB_ASGI_S(w, type), Py_NewRef(HB_ASGI_S(w, v_http))) ||
 		     set(d, HB_ASGI_S(w, method),
 			 PyUnicode_DecodeLatin1(q->method, (Py_ssize_t)q->method_len, NULL)) ||
 		     set(d, HB_ASGI_S(w, scheme),
 			 Py_NewRef(https ? HB_ASGI_S(w, v_https) : HB_ASGI_S(w, v_http))) ||
-		     set(d, HB_ASGI_S(w, extensions), extensions(w->ext_http, q));
+		     set(d, HB_ASGI_S(w, extensions), extensions(w->ext_http, q, 0));
 	if (rc || common(w, d, q))
 		Py_CLEAR(d);
 	return d;

@@ -615,6 +615,23 @@ static void close_result(hb_wsgi_req_t *req, PyObject *result)
 		app_failed(req, "exception in the result's close()");
 }
 
+/* environ["hornbeam.early_hint"] always, environ["hornbeam.push"] only where the connection can
+ * push (HTTP/2, h2_push on, the client's SETTINGS_ENABLE_PUSH 1): bound methods of the
+ * start_response object, so they die with the request. */
+static int set_extensions(PyObject *env, PyObject *sr, const hb_stream_t *s)
+{
+	PyObject *hint = PyObject_GetAttrString(sr, "early_hint"), *push = NULL;
+	int rc = hint ? PyDict_SetItemString(env, "hornbeam.early_hint", hint) : -1;
+
+	if (rc == 0 && (s->req->flags & HB_REQ_CAN_PROMISE)) {
+		push = PyObject_GetAttrString(sr, "push");
+		rc = push ? PyDict_SetItemString(env, "hornbeam.push", push) : -1;
+	}
+	Py_XDECREF(hint);
+	Py_XDECREF(push);
+	return rc;
+}
+
 void hb_wsgi_serve(hb_wsgi_app_t *a, hb_stream_t *s)
 {
 	hb_wsgi_req_t req = {.s = s,
@@ -626,6 +643,8 @@ void hb_wsgi_serve(hb_wsgi_app_t *a, hb_stream_t *s)
 	PyObject *env = input ? build_environ(a, s, input) : NULL;
 	PyObject *result = NULL;
 
+	if (env && sr && set_extensions(env, sr, s) < 0)
+		Py_CLEAR(env);
 	if (env && sr)
 		result = PyObject_CallFunctionObjArgs(a->app, env, sr, NULL);
 	if (!result) {

@@ -93,18 +93,16 @@ bad:
 	return -1;
 }
 
-/* Validates status and headers into a response head. NULL with an exception set. */
-static hb_response_t *build_response(PyObject *status, PyObject *headers)
+/* Validates a list of (name, value) headers into a head of status code. NULL with an exception
+ * set. */
+static hb_response_t *pack_headers(int code, PyObject *headers)
 {
 	hdr_view_t stackv[32], *h = stackv;
 	hb_response_t *r = NULL;
 	uint32_t flags = 0;
 	int64_t clen = -1;
 	Py_ssize_t n, kept;
-	int code;
 
-	if (parse_status(status, &code) < 0)
-		return NULL;
 	if (!PyList_Check(headers)) {
 		PyErr_Format(PyExc_TypeError, "headers must be a list, not %.100s",
 			     Py_TYPE(headers)->tp_name);
@@ -128,6 +126,14 @@ out:
 	if (h != stackv)
 		PyMem_Free(h);
 	return r;
+}
+
+/* Validates status and headers into a response head. NULL with an exception set. */
+static hb_response_t *build_response(PyObject *status, PyObject *headers)
+{
+	int code;
+
+	return parse_status(status, &code) < 0 ? NULL : pack_headers(code, headers);
 }
 
 hb_response_t *hb_wsgi_response_plain(int status, const char *body)
@@ -246,8 +252,106 @@ static PyObject *sr_write(PyObject *self, PyObject *arg)
 	Py_RETURN_NONE;
 }
 
+static PyObject *detached(void)
+{
+	PyErr_SetString(PyExc_RuntimeError, "called after the response");
+	return NULL;
+}
+
+/* environ["hornbeam.early_hint"](links): a 103 Early Hints interim response with one Link field
+ * per str, before the head. False when it cannot go out any more (the head went, the client
+ * left); the io side also drops it for an HTTP/1.0 client. */
+static PyObject *sr_early_hint(PyObject *self, PyObject *links)
+{
+	hb_wsgi_req_t *req = ((sr_t *)self)->req;
+	PyObject *seq;
+	hdr_view_t *h = NULL;
+	hb_response_t *hint = NULL;
+	int rc = -1;
+
+	if (!req)
+		return detached();
+	if (PyUnicode_Check(links) ||
+	    !(seq = PySequence_Fast(links, "early_hint() takes a list of Link values (str)")))
+		return PyErr_Occurred()
+			       ? NULL
+			       : (PyErr_SetString(PyExc_TypeError,
+						  "early_hint() takes a list of str, not a str"),
+				  NULL);
+	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+	if (n && !(h = PyMem_Calloc((size_t)n, sizeof(*h)))) {
+		PyErr_NoMemory();
+		goto out;
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *l = PySequence_Fast_GET_ITEM(seq, i);
+		h[i] = (hdr_view_t){.name = "Link", .name_len = 4};
+		h[i].value = latin1_view(l, &h[i].value_len);
+		for (size_t k = 0; h[i].value && k < h[i].value_len; k++)
+			if (bad_value_byte((unsigned char)h[i].value[k]))
+				h[i].value = NULL;
+		if (!h[i].value) {
+			PyErr_Format(PyExc_ValueError, "invalid Link value %R (latin-1, no CR/LF)",
+				     l);
+			goto out;
+		}
+	}
+	rc = 0;
+	if (n == 0 || req->head_sent || req->gone || req->ended)
+		goto out;
+	if (!(hint = hb_resphead_pack(103, h, (size_t)n, HB_RESP_HAS_SERVER, -1))) {
+		PyErr_NoMemory();
+		rc = -1;
+		goto out;
+	}
+	Py_BEGIN_ALLOW_THREADS rc = hb_stream_send_interim(req->s, hint) == 0 ? 1 : 0;
+	Py_END_ALLOW_THREADS out : PyMem_Free(h);
+	Py_DECREF(seq);
+	return rc < 0 ? NULL : PyBool_FromLong(rc);
+}
+
+/* environ["hornbeam.push"](path, headers=None): asks the HTTP/2 connection to push a GET of
+ * path (a WSGI latin-1 str, with an optional query) that the app then serves like a request.
+ * True when asked; False when it cannot be (no push on this request, the response ended, the
+ * client left). The connection may still drop it when the client's limits refuse it. */
+static PyObject *sr_push(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"path", "headers", NULL};
+	hb_wsgi_req_t *req = ((sr_t *)self)->req;
+	PyObject *path, *headers = Py_None;
+	hb_response_t *fields = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|O:push", kwlist, &path, &headers))
+		return NULL;
+	if (!req)
+		return detached();
+	const char *p = latin1_view(path, &len);
+	for (size_t i = 0; p && i < len; i++)
+		if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] == 0x7f)
+			p = NULL;
+	if (!p || len == 0 || p[0] != '/') {
+		PyErr_Format(PyExc_ValueError, "invalid push path %R (latin-1, starts with '/')",
+			     path);
+		return NULL;
+	}
+	if (headers != Py_None && !(fields = pack_headers(0, headers)))
+		return NULL;
+	if (!(req->s->req->flags & HB_REQ_CAN_PROMISE) || req->gone || req->ended) {
+		free(fields);
+		Py_RETURN_FALSE;
+	}
+	Py_BEGIN_ALLOW_THREADS rc = hb_stream_promise(req->s, p, len, fields);
+	Py_END_ALLOW_THREADS return PyBool_FromLong(rc == 0);
+}
+
 static PyMethodDef sr_methods[] = {
 	{"write", sr_write, METH_O, "write(data): send body bytes (PEP 3333 write callable)."},
+	{"early_hint", sr_early_hint, METH_O,
+	 "early_hint(links): a 103 Early Hints response with these Link values."},
+	{"push", (PyCFunction)(void (*)(void))sr_push, METH_VARARGS | METH_KEYWORDS,
+	 "push(path, headers=None): HTTP/2 server push of a GET of path."},
 	{NULL, NULL, 0, NULL},
 };
 
