@@ -36,6 +36,9 @@ typedef struct {
 	char *out;
 	size_t out_len;
 	int nbody, nfile, ncontinue;
+	int ninterim, nlinks; /* interim heads before the head, their fields */
+	char promised[64];    /* target of the last promise */
+	int promise_fields;
 	int ended;
 	uint32_t end_flags;
 } xreq_t;
@@ -236,6 +239,22 @@ static void on_msg(xreq_t *x, const hb_msg_t *m)
 	case HB_MSG_CONTINUE:
 		x->ncontinue++;
 		break;
+	case HB_MSG_INTERIM: {
+		hb_response_t *r = m->ptr;
+		cr_assert_null(x->head, "an interim head after the head");
+		cr_assert_eq(r->status, 103);
+		x->ninterim++;
+		x->nlinks += (int)r->nheaders;
+		free(r);
+		break;
+	}
+	case HB_MSG_PROMISE: {
+		hb_promise_t *p = m->ptr;
+		snprintf(x->promised, sizeof(x->promised), "%s", p->target);
+		x->promise_fields = p->fields ? (int)p->fields->nheaders : -1;
+		hb_promise_free(p);
+		break;
+	}
 	default:
 		break;
 	}
@@ -380,6 +399,29 @@ Test(wsgi, tls_environ)
 	HAS(&x, "('SSL_CLIENT_CERT', '-----BEGIN CERTIFICATE-----\\nAA==");
 	done(&x);
 	hb_request_tls_unref(t); /* the request's reference went with its stream */
+	stop_host();
+}
+
+Test(wsgi, early_hint_and_push_callables)
+{
+	const char *h[] = {"Host", "example.com", NULL};
+	xreq_t x;
+
+	start_host();
+	run1(&x, "GET", "/extras", h, NULL, 0);
+	cr_assert_eq(x.head->status, 200);
+	HAS(&x, "(True, None, False, 'TypeError')");
+	cr_assert_eq(x.ninterim, 1);
+	cr_assert_eq(x.nlinks, 2);
+	cr_assert_eq(x.promised[0], '\0', "no hornbeam.push without HB_REQ_CAN_PROMISE");
+	done(&x);
+	extra_flags = HB_REQ_CAN_PROMISE;
+	run1(&x, "GET", "/extras", h, NULL, 0);
+	extra_flags = 0;
+	HAS(&x, "(True, True, False, 'TypeError')");
+	cr_assert_str_eq(x.promised, "/a.css?v=1");
+	cr_assert_eq(x.promise_fields, 1);
+	done(&x);
 	stop_host();
 }
 

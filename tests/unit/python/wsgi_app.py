@@ -179,6 +179,22 @@ def route_write(environ, start_response):
     return [b"", b"world"]
 
 
+def route_extras(environ, start_response):
+    # hints before the head go out; pushes only where the environ offers them
+    hinted = environ["hornbeam.early_hint"](["</a.css>; rel=preload", "</b.js>; rel=preload"])
+    push = environ.get("hornbeam.push")
+    pushed = push("/a.css?v=1", [("Accept", "text/css")]) if push else None
+    try:
+        environ["hornbeam.early_hint"]("not a list")
+        bad = "accepted a str"
+    except TypeError:
+        bad = "TypeError"
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"x")
+    late = environ["hornbeam.early_hint"](["</c.css>"])  # the head went with the first bytes
+    return [repr((hinted, pushed, late, bad)).encode()]
+
+
 def route_empty(environ, start_response):
     start_response("204 No Content", [("X-Empty", "yes")])
     return []
