@@ -188,7 +188,7 @@ static hb_exchange_t *start_exchange(hb_conn_t *c, int32_t sid, hb_request_t *re
 	if (!s) {
 		if (x)
 			hb_exchange_release(x);
-		free(req);
+		hb_request_free(req); /* and its TLS reference */
 		return NULL;
 	}
 	X(x)->sid = sid;
@@ -230,7 +230,7 @@ static int on_request(void *ud, int32_t sid, hb_request_t *req)
 	if (proto) { /* RFC 8441 extended CONNECT */
 		int rc = hb_h2ws_check(c, sid, req, proto, plen, &ws);
 		if (rc != 0) {
-			free(req);
+			hb_request_free(req);
 			return rc;
 		}
 	} else if (hb_h2_can_push(C(c)->e))
