@@ -303,6 +303,10 @@ struct hb_frame_out {
 	outmsg_t *head, *tail;
 	uint32_t count;
 	uint64_t bytes;
+	/* stream ids of the queued messages longer than a chunk: a short message only has to
+	 * avoid these (a full scan per push made a backed-up queue quadratic) */
+	uint32_t *long_ids;
+	uint32_t nlong, caplong;
 };
 
 hb_frame_out_t *hb_frame_out_new(uint32_t chunk)
@@ -327,6 +331,7 @@ void hb_frame_out_free(hb_frame_out_t *q)
 		free(m);
 		m = next;
 	}
+	free(q->long_ids);
 	free(q);
 }
 
@@ -340,13 +345,45 @@ static void run_append(hb_frame_out_t *q, outmsg_t *m)
 	q->tail = m;
 }
 
-static int stream_busy(const hb_frame_out_t *q, uint32_t stream)
+static int stream_busy(const hb_frame_out_t *q, uint32_t stream, int whole_queue)
 {
+	for (uint32_t i = 0; i < q->nlong; i++)
+		if (q->long_ids[i] == stream)
+			return 1;
+	if (!whole_queue)
+		return 0;
 	for (const outmsg_t *m = q->head; m; m = m->next)
 		for (const outmsg_t *l = m; l; l = l->lane_next)
 			if (l->stream == stream)
 				return 1;
 	return 0;
+}
+
+static int long_add(hb_frame_out_t *q, uint32_t stream)
+{
+	if (q->nlong == q->caplong) {
+		uint32_t cap = q->caplong ? q->caplong * 2 : 8;
+		uint32_t *v = realloc(q->long_ids, cap * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		q->long_ids = v;
+		q->caplong = cap;
+	}
+	q->long_ids[q->nlong++] = stream;
+	return 0;
+}
+
+/* A message leaves the queue (sent or dropped). */
+static void gone(hb_frame_out_t *q, outmsg_t *m)
+{
+	if (m->len <= q->chunk)
+		return;
+	for (uint32_t i = 0; i < q->nlong; i++) {
+		if (q->long_ids[i] == m->stream) {
+			q->long_ids[i] = q->long_ids[--q->nlong];
+			return;
+		}
+	}
 }
 
 int hb_frame_out_push(hb_frame_out_t *q, uint8_t type, uint32_t stream, uint32_t lane,
@@ -356,11 +393,18 @@ int hb_frame_out_push(hb_frame_out_t *q, uint8_t type, uint32_t stream, uint32_t
 		return -EINVAL;
 	if (len > q->chunk && !stream)
 		return -EINVAL;
-	if (stream && stream_busy(q, stream))
+	/* a long message must not share its id with anything queued; a short one only with the
+	 * long ones (whose fragments the peer reassembles by stream id) */
+	if (stream && stream_busy(q, stream, len > q->chunk))
 		return -EBUSY;
-	outmsg_t *m = malloc(sizeof *m + len);
-	if (!m)
+	if (len > q->chunk && long_add(q, stream) < 0)
 		return -ENOMEM;
+	outmsg_t *m = malloc(sizeof *m + len);
+	if (!m) {
+		if (len > q->chunk)
+			q->nlong--;
+		return -ENOMEM;
+	}
 	memset(m, 0, sizeof *m);
 	m->type = type;
 	m->stream = stream;
@@ -413,6 +457,7 @@ size_t hb_frame_out_fill(hb_frame_out_t *q, uint8_t *buf, size_t cap)
 			succ->lane_tail = m->lane_tail;
 			run_append(q, succ);
 		}
+		gone(q, m);
 		free(m);
 		q->count--;
 	}
@@ -454,6 +499,7 @@ int hb_frame_out_drop_oldest(hb_frame_out_t *q, uint32_t lane)
 	}
 	q->count--;
 	q->bytes -= victim->len - victim->off;
+	gone(q, victim);
 	free(victim);
 	return 1;
 }

@@ -97,8 +97,10 @@ hb_frame_out_t *hb_frame_out_new(uint32_t chunk);
 /* Frees the queue and every queued message. */
 void hb_frame_out_free(hb_frame_out_t *q);
 /* Queues a copy of data[0..len) as one message. A message longer than the chunk needs a stream
- * id that no other queued message uses. Returns 0, -EINVAL (bad type, len >= 4 GiB, a long
- * message on stream 0), -EBUSY (stream id in use) or -ENOMEM. */
+ * id that no other queued message uses; a short one, an id that no queued long one uses (short
+ * ones may share ids: each is one frame). Checking costs O(long messages queued) for a short
+ * message, O(queue) for a long one. Returns 0, -EINVAL (bad type, len >= 4 GiB, a long message
+ * on stream 0), -EBUSY (stream id in use, as above) or -ENOMEM. */
 int hb_frame_out_push(hb_frame_out_t *q, uint8_t type, uint32_t stream, uint32_t lane,
 		      const void *data, size_t len);
 /* Writes whole frames into buf[0..cap) and returns the bytes written. It stops at the first frame

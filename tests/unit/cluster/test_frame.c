@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -360,5 +361,47 @@ Test(frame, drop_oldest_of_a_lane)
 	hb_cbuf_free(&s2);
 	hb_cbuf_free(&s3);
 	hb_frame_parser_free(p);
+	hb_frame_out_free(q);
+}
+
+Test(frame, stream_ids_checked_against_long_messages_only)
+{
+	hb_frame_out_t *q = hb_frame_out_new(100);
+	uint8_t d[300] = {HB_CODEC_VERSION};
+	/* short messages may share an id (each is one frame, nothing to reassemble) ... */
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_PUBLISH, 3, 1, d, 10), 0);
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_PUBLISH, 3, 1, d, 10), 0);
+	/* ... but a long one needs an id no queued message has, and then owns it */
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_CALL, 3, 0, d, 300), -EBUSY);
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_CALL, 9, 0, d, 300), 0);
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_CAST, 9, 0, d, 10), -EBUSY);
+	/* once the long one left (or was dropped), its id is free again */
+	uint8_t *wire;
+	size_t len = drain(q, &wire);
+	cr_assert_gt(len, 300);
+	free(wire);
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_CAST, 9, 0, d, 10), 0);
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_PUBLISH, 11, 1, d, 300), 0);
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_PUBLISH, 13, 1, d, 300), 0);
+	cr_assert_eq(hb_frame_out_drop_oldest(q, 1), 1); /* 11 had not started: dropped */
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_CALL, 11, 0, d, 300), 0);
+	cr_assert_eq(hb_frame_out_push(q, HB_FRAME_CALL, 13, 0, d, 10), -EBUSY);
+	hb_frame_out_free(q);
+}
+
+Test(frame, a_backed_up_queue_stays_linear)
+{
+	/* 200000 short messages queued behind each other: each push is O(long messages), not
+	 * O(queue) (it was a scan of the whole queue per push) */
+	hb_frame_out_t *q = hb_frame_out_new(0);
+	uint8_t d[16] = {HB_CODEC_VERSION};
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (uint32_t i = 0; i < 200000; i++)
+		cr_assert_eq(hb_frame_out_push(q, HB_FRAME_PUBLISH, 2 * i + 1, 1, d, sizeof d), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	cr_assert_eq(hb_frame_out_count(q), 200000);
+	cr_assert_lt(secs, 5.0, "200000 pushes took %.2f s", secs); /* quadratic: minutes */
 	hb_frame_out_free(q);
 }
