@@ -11,7 +11,8 @@ TEST_PKGS="python3 python3-pytest python3-requests python3-httpx python3-h2 pyth
   python3-yaml python3-kubernetes python3-wsproto libpython3.11-dev python3-fastapi python3-pydantic
   python3-numpy"
 PERF_PKGS="wrk nginx-light gunicorn python3-uvicorn python3-uvloop python3-httptools
-  uwsgi uwsgi-plugin-python3 python3-hypercorn python3-matplotlib linux-perf valgrind"
+  uwsgi uwsgi-plugin-python3 python3-hypercorn python3-matplotlib linux-perf valgrind
+  redis-server python3-redis"
 
 want="$BUILD_PKGS $TEST_PKGS"
 [ "${1:-}" = "--perf" ] && want="$want $PERF_PKGS"
