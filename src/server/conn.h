@@ -32,7 +32,8 @@
 #include "server/transport.h"
 
 #define HB_CONN_MAX_IOV 64
-#define HB_CONN_IN_MAX (64u * 1024u)	      /* unparsed bytes kept while a request is served */
+#define HB_CONN_GATHER_MAX 16384u    /* small writes gathered for a transport's write: one record */
+#define HB_CONN_IN_MAX (64u * 1024u) /* unparsed bytes kept while a request is served */
 #define HB_CONN_LINGER_NS (2 * 1000000000ull) /* a closing connection drains input this long */
 
 typedef struct hb_conn hb_conn_t;
@@ -140,6 +141,12 @@ struct hb_conn {
 	hb_seg_t *out_head, *out_tail;
 	hb_seg_t *zc_retired; /* sent with send_zc: kept until the kernel's notifications */
 	int zc_pending;	      /* notifications still to come */
+	/* small plaintext writes gathered for transport->write until the next flush (TLS: one
+	 * record for a response head, its body and framing instead of one each) */
+	char *gather;
+	size_t gather_len, gather_cap;
+	hb_stream_t *gather_acct; /* the one stream the gathered bytes count against, or NULL */
+	uint64_t gather_acct_len;
 	struct msghdr msg;
 	struct iovec iov[HB_CONN_MAX_IOV];
 	int niov;

@@ -4,7 +4,14 @@
  * notification); file regions go file -> pipe -> socket with two splices, so file bytes never
  * enter user space (send_zc and splice only where the transport allows them). One send (or
  * splice) is in flight at a time, which keeps responses in order. Every submission goes through
- * the connection's socket ops (c->sock), which counts it in c->ops. */
+ * the connection's socket ops (c->sock), which counts it in c->ops.
+ *
+ * A transport with its own `write` (TLS) pays per call (a record: header, AEAD, a wolfSSL call),
+ * so small writes are gathered here (c->gather, up to HB_CONN_GATHER_MAX bytes, counted against
+ * at most one stream) and handed to it as one at the next flush; anything that asks whether the
+ * output is empty or idle counts the gathered bytes, so the transport's close_notify still comes
+ * after them. A write of HB_CONN_GATHER_MAX or more goes straight through (after what is
+ * gathered). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -104,11 +111,27 @@ void hb_conn_out_forget(hb_conn_t *c, const hb_stream_t *st)
 	for (hb_seg_t *s = c->zc_retired; s; s = s->next)
 		if (s->acct == st)
 			s->acct = NULL;
+	if (c->gather_acct == st)
+		c->gather_acct = NULL;
 }
 
 int hb_conn_out_empty(const hb_conn_t *c)
 {
-	return c->out_head == NULL;
+	return c->out_head == NULL && c->gather_len == 0;
+}
+
+/* Hands the gathered plaintext to the transport as one write (-errno: the caller aborts). */
+static int gather_seal(hb_conn_t *c)
+{
+	if (c->gather_len == 0)
+		return 0;
+	hb_stream_t *acct = c->gather_acct;
+	uint64_t acct_len = c->gather_acct_len;
+	size_t len = c->gather_len;
+	c->gather_len = 0;
+	c->gather_acct = NULL;
+	c->gather_acct_len = 0;
+	return c->transport->write(c, c->gather, len, NULL, acct, acct_len);
 }
 
 void hb_conn_out_free(hb_conn_t *c)
@@ -123,6 +146,12 @@ void hb_conn_out_free(hb_conn_t *c)
 		seg_free(s);
 	}
 	c->out_head = c->out_tail = NULL;
+	if (c->gather_acct)
+		hb_stream_out_done(c->gather_acct, c->gather_acct_len);
+	free(c->gather);
+	c->gather = NULL;
+	c->gather_len = c->gather_cap = 0;
+	c->gather_acct = NULL;
 }
 
 static void pop_seg(hb_conn_t *c)
@@ -174,6 +203,8 @@ static void send_zc(hb_conn_t *c, hb_seg_t *s)
 
 void hb_conn_flush(hb_conn_t *c)
 {
+	if (c->state != HB_CONN_DEAD && gather_seal(c) < 0)
+		hb_conn_abort(c);
 	if (c->send_busy || !c->out_head || c->state == HB_CONN_DEAD)
 		return;
 	if (c->out_head->file_fd >= 0) {
@@ -221,7 +252,7 @@ static void advance(hb_conn_t *c, size_t n)
 static void after_write(hb_conn_t *c)
 {
 	c->last_write_ns = hb_io_now(c->io);
-	if (c->out_head)
+	if (c->out_head || c->gather_len)
 		hb_conn_flush(c);
 	else
 		hb_conn_sent_all(c);
@@ -340,23 +371,76 @@ void hb_conn_splice_done(hb_conn_t *c, int out, int res)
 
 /* ---- handler output through the transport ------------------------------------------------ */
 
+/* Appends a small write to c->gather (sealing first when it would not fit or counts against
+ * another stream). -errno: the caller aborts; the bytes and `owned` are dropped. */
+static int gather_add(hb_conn_t *c, const char *p, size_t len, hb_stream_t *acct, uint64_t acct_len)
+{
+	if (c->gather_len + len > HB_CONN_GATHER_MAX ||
+	    (acct && c->gather_acct && acct != c->gather_acct)) {
+		int rc = gather_seal(c);
+		if (rc < 0)
+			return rc;
+	}
+	if (c->gather_len + len > c->gather_cap) {
+		size_t cap = c->gather_cap ? c->gather_cap : 1024;
+		while (cap < c->gather_len + len)
+			cap *= 2;
+		if (cap > HB_CONN_GATHER_MAX)
+			cap = HB_CONN_GATHER_MAX;
+		char *g = realloc(c->gather, cap);
+		if (!g)
+			return -ENOMEM;
+		c->gather = g;
+		c->gather_cap = cap;
+	}
+	memcpy(c->gather + c->gather_len, p, len);
+	c->gather_len += len;
+	if (acct) {
+		c->gather_acct = acct;
+		c->gather_acct_len += acct_len;
+	}
+	return 0;
+}
+
 void hb_conn_write(hb_conn_t *c, const char *p, size_t len, void *owned, hb_stream_t *acct,
 		   uint64_t acct_len)
 {
+	int rc;
+
 	if (!c->transport->write) {
 		hb_conn_out_bytes(c, p, len, owned, acct, acct_len);
 		return;
 	}
-	if (c->transport->write(c, p, len, owned, acct, acct_len) < 0)
-		hb_conn_abort(c);
+	if (len == 0) { /* nothing to encrypt: the bytes are as good as gone */
+		free(owned);
+		if (acct)
+			hb_stream_out_done(acct, acct_len);
+		return;
+	}
+	if (len < HB_CONN_GATHER_MAX && c->state != HB_CONN_DEAD) {
+		rc = gather_add(c, p, len, acct, acct_len);
+		free(owned);
+		if (rc == 0)
+			return;
+		if (acct)
+			hb_stream_out_done(acct, acct_len);
+	} else if ((rc = gather_seal(c)) == 0) {
+		if (c->transport->write(c, p, len, owned, acct, acct_len) == 0)
+			return; /* else it freed owned and ended acct itself */
+	} else {
+		free(owned);
+		if (acct)
+			hb_stream_out_done(acct, acct_len);
+	}
+	hb_conn_abort(c);
 }
 
 void hb_conn_write_copy(hb_conn_t *c, const char *p, size_t len)
 {
 	if (!c->transport->write)
 		hb_conn_out_copy(c, p, len);
-	else if (c->transport->write(c, p, len, NULL, NULL, 0) < 0)
-		hb_conn_abort(c);
+	else
+		hb_conn_write(c, p, len, NULL, NULL, 0);
 }
 
 /* A transport that must see every byte (TLS) gets the file's bytes read here. */
@@ -388,5 +472,5 @@ void hb_conn_write_file(hb_conn_t *c, int fd, int64_t off, int64_t len)
 
 int hb_conn_out_idle(const hb_conn_t *c)
 {
-	return !c->out_head && !c->send_busy;
+	return !c->out_head && !c->send_busy && !c->gather_len;
 }

@@ -26,7 +26,12 @@
  *    transport encrypts at once into its own buffer (p need not outlive the call; owned may be
  *    NULL), queues that with hb_conn_out_bytes (passing acct/acct_len on with the ciphertext,
  *    so the stream's output accounting ends when the bytes leave) and frees `owned`. Returns 0
- *    or -errno (the connection aborts).
+ *    or -errno (the connection aborts). The connection gathers the handler's small writes
+ *    (conn_write.c: up to HB_CONN_GATHER_MAX bytes, one stream's accounting) and calls `write`
+ *    once with them at its next flush, so one loop iteration's response is one record, not
+ *    one per piece; writes of HB_CONN_GATHER_MAX bytes or more come through at once, after
+ *    what was gathered. Output the transport queues itself from on_recv may go out before
+ *    plaintext gathered in the same call (the cipher keeps its own order).
  *  - shutdown(c): the connection is about to shut its write side after the output drained:
  *    queue a close_notify (or nothing). Called once, may be NULL.
  *  - free(c): frees c->tls. May be NULL.

@@ -299,3 +299,107 @@ Test(tls_transport, plaintext_http_is_refused_and_counted)
 	cr_assert_eq(F.closes, 1);
 	client_free();
 }
+
+/* ---- small writes gathered into records ---------------------------------------------------- */
+
+/* Counts the TLS records on the wire from `off` (each whole, none over a record's size). */
+static int records_since(size_t off)
+{
+	int n = 0;
+	while (off < F.wire_len) {
+		cr_assert_leq(off + 5, F.wire_len, "a whole record header");
+		size_t len = ((size_t)(uint8_t)F.wire[off + 3] << 8) | (uint8_t)F.wire[off + 4];
+		cr_assert_leq(len, 16384 + 256, "a record within TLS's limit");
+		off += 5 + len;
+		n++;
+	}
+	cr_assert_eq(off, F.wire_len, "whole records only");
+	return n;
+}
+
+static hb_conn_t *open_and_ask(const char *req)
+{
+	hb_conn_t *c = open_tls();
+	handshake(c);
+	client_write(c, req);
+	return c;
+}
+
+Test(tls_transport, small_writes_of_one_iteration_go_out_as_one_record)
+{
+	hb_conn_t *c = open_and_ask(GET_A);
+	char got[4096];
+	hb_stream_t *s = worker_takes();
+
+	/* no Content-Length: chunked, so head, and prefix + data + CRLF per chunk, and the last
+	 * chunk: 17 writes of the handler, all in one loop iteration */
+	cr_assert_eq(hb_stream_send_head(s, response(200, -1)), 0);
+	for (int i = 0; i < 5; i++) {
+		char part[16];
+		snprintf(part, sizeof part, "part%d;", i);
+		cr_assert_eq(hb_stream_send_body(s, part, strlen(part)), 0);
+	}
+	cr_assert_eq(hb_stream_end(s, 0), 0);
+	size_t before = F.wire_len;
+	flush(c);
+	cr_assert_eq(records_since(before), 1, "one record for the whole response");
+	cr_assert_eq(atomic_load(&s->out_pending), 0, "the body's bytes were accounted as sent");
+	client_read(got, sizeof got);
+	cr_assert(strstr(got, "HTTP/1.1 200 OK\r\n") &&
+			  strstr(got, "\r\n\r\n6\r\npart0;\r\n6\r\npart1;\r\n6\r\npart2;\r\n6\r\n"
+				      "part3;\r\n6\r\npart4;\r\n0\r\n\r\n"),
+		  "intact and in order: %s", got);
+	hb_stream_release(s);
+	hb_conn_recv_done(c, 0, 0, NULL);
+	client_free();
+}
+
+Test(tls_transport, large_writes_go_through_in_full_records_after_what_was_gathered)
+{
+	hb_conn_t *c = open_and_ask(GET_A);
+	static char got[1 << 17];
+	size_t big = 40000, mid = 6000;
+	char *body = malloc(big + 3 * mid);
+	for (size_t i = 0; i < big + 3 * mid; i++)
+		body[i] = (char)('a' + i % 26);
+	hb_stream_t *s = worker_takes();
+
+	cr_assert_eq(hb_stream_send_head(s, response(200, (int64_t)(big + 3 * mid))), 0);
+	cr_assert_eq(hb_stream_send_body(s, body, big), 0); /* straight through: 3 records */
+	for (int i = 0; i < 3; i++)			    /* gathered: 12000 + 6000 > 16 KiB */
+		cr_assert_eq(hb_stream_send_body(s, body + big + (size_t)i * mid, mid), 0);
+	cr_assert_eq(hb_stream_end(s, 0), 0);
+	size_t before = F.wire_len;
+	flush(c);
+	cr_assert_eq(records_since(before), 1 + 3 + 2, "head, 16K+16K+7232, then 12000 and 6000");
+	cr_assert_eq(atomic_load(&s->out_pending), 0);
+	size_t n = client_read(got, sizeof got);
+	cr_assert_gt(n, big + 3 * mid);
+	cr_assert_eq(memcmp(got + n - (big + 3 * mid), body, big + 3 * mid), 0, "intact, in order");
+	free(body);
+	hb_stream_release(s);
+	hb_conn_recv_done(c, 0, 0, NULL);
+	client_free();
+}
+
+Test(tls_transport, close_notify_comes_after_the_gathered_response)
+{
+	hb_conn_t *c = open_and_ask("GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	char got[4096];
+	hb_stream_t *s = worker_takes();
+
+	worker_answers(s, 200, "bye", 3);
+	size_t before = F.wire_len;
+	flush(c);
+	cr_assert_eq(records_since(before), 2, "the response, then the close_notify");
+	cr_assert_eq(F.shutdowns, 1, "then the write side is shut");
+	client_read(got, sizeof got);
+	cr_assert(strstr(got, "Connection: close\r\n") && strstr(got, "\r\n\r\nbye"), "%s", got);
+	cr_assert_eq(wolfSSL_get_error(CL.ssl, 0), WOLFSSL_ERROR_ZERO_RETURN,
+		     "the session ended with close_notify after the data");
+	hb_stream_release(s);
+	hb_conn_shutdown_done(c, 0);
+	hb_conn_recv_done(c, 0, 0, NULL);
+	cr_assert_eq(F.closes, 1);
+	client_free();
+}
