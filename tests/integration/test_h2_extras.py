@@ -175,6 +175,30 @@ def test_no_trailers_on_http11_without_te(asrv):
     assert raw.endswith(b"hello world") and b"abc123" not in raw, raw
 
 
+def test_head_request_gets_neither_body_nor_trailers(asrv):
+    c = Client(asrv.port)
+    sid = c.c.get_next_available_stream_id()
+    c.c.send_headers(sid, [(":method", "HEAD"), (":scheme", "http"), (":path", "/trailers"),
+                           (":authority", "localhost")], end_stream=True)
+    c.sock.sendall(c.c.data_to_send())
+    c.stream(sid)
+    c.wait(lambda: c.s[sid]["ended"] or c.s[sid]["reset"] is not None)
+    st = c.s[sid]
+    assert st["status"] == 200 and st["body"] == b"" and st["trailers"] is None, st
+    c.close()
+
+
+def test_misused_extensions_fail_the_app_not_the_connection(asrv):
+    c = Client(asrv.port)
+    for path in ("/trailers-undeclared", "/bad-hint"):
+        st = c.s[c.get(path)]
+        assert st["status"] == 500 and st["info"] == [] and st["trailers"] is None, (path, st)
+    assert c.s[c.get("/trailers")]["trailers"], "the connection serves on"
+    c.close()
+    raw = h1(asrv.port, b"GET /bad-hint HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 500 ") and b"x-evil" not in raw, raw
+
+
 def test_scope_lists_the_extensions(asrv, push_srv):
     assert json.loads(h1(asrv.port, b"GET /ext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                       .partition(b"\r\n\r\n")[2]) == [

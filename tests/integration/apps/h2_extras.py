@@ -41,6 +41,12 @@ async def app(scope, receive, send):
                     "headers": headers + [(b"content-length", b"5")]})
         await send({"type": "http.response.body", "body": b"12345"})
         await send({"type": "http.response.trailers", "headers": [(b"x-done", b"yes")]})
+    elif path == "/trailers-undeclared":
+        # trailers without trailers: true in the start: the send raises, the app fails: 500
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.trailers", "headers": [(b"x-late", b"1")]})
+    elif path == "/bad-hint":
+        await send({"type": "http.response.early_hint", "links": [b"</a.css>\r\nx-evil: 1"]})
     elif path == "/hints":
         await send({"type": "http.response.early_hint",
                     "links": [b"</style.css>; rel=preload; as=style",
