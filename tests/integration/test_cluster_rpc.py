@@ -161,6 +161,11 @@ def test_call_finds_a_function_registered_on_another_node(server):
     # registered on a too now: this node's own first
     assert get(a, "/register", name="double") == {"ok": True}
     assert get(a, "/call", name="double", args=[1])["ok"] == ["a@rpc", 2]
+    # cast() of a name registered on b runs there
+    assert get(b, "/register", name="keep", fn="remember") == {"ok": True}
+    until(lambda: get(a, "/ccast", name="keep", args=["cast-named", 5]) == {"ok": None},
+          what="a finds b's keep")
+    until(lambda: get(b, "/state", key="cast-named")["ok"] == 5, what="the cast ran on b")
 
 
 def test_publish_reaches_every_node_in_order_with_the_total_count(server):

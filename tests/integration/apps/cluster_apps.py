@@ -78,7 +78,7 @@ def route(path, qs):
     if path == "/ccast":
         return _result(lambda: hb.cast(_q(qs, "name"), *args))
     if path == "/register":
-        hb.register_function(_q(qs, "name"), double)
+        hb.register_function(_q(qs, "name"), remember if _q(qs, "fn") == "remember" else double)
         return {"ok": True}
     if path == "/state":
         return {"ok": hb.state_get(_q(qs, "key"))}
