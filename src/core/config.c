@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "core/cidr.h"
 #include "core/cpu.h"
 #include "core/log.h"
 
@@ -40,6 +41,7 @@ static const char *check_cluster_addr(char *s);
 static const char *check_alpn(char *s);
 static char *resolve_path(const char *basedir, const char *p);
 static const char *check_http_version(char *s);
+static const char *check_cidrs(char *s);
 
 static const struct choice worker_classes[] = {
 	{"wsgi", HB_WORKER_WSGI, false},
@@ -228,6 +230,12 @@ const struct key keys[] = {
 	 .help = "a module (and its submodules) other nodes may rpc_call; repeatable; none: all"},
 	{"cluster_link_queue", K_I64, OFF(cluster_link_queue), 16, 1 << 20, "4096", "N",
 	 .help = "messages queued on one node link (full: oldest publish dropped, calls fail)"},
+	{"forwarded_allow_ips", K_STR, OFF(forwarded_allow_ips), .def = "127.0.0.1,::1",
+	 .metavar = "LIST", .flags = F_JOIN, .check = check_cidrs,
+	 .help = "proxies trusted with forwarding headers and the PROXY protocol: addresses or "
+		 "CIDRs, comma-separated; '*': all"},
+	{"proxy_headers", K_BOOL, OFF(proxy_headers), .def = "true",
+	 .help = "from a trusted peer, apply X-Forwarded-For/-Proto/-Host/-Port and Forwarded"},
 	{"ssl", K_BOOL, OFF(ssl), .def = "false",
 	 .help = "serve TLS (certfile turns it on too): on every bind, or on the ssl_bind ones"},
 	{"ssl_bind", K_BINDS, OFF(ssl_binds), .metavar = "ADDR", .count_off = OFF(nssl_binds),
@@ -706,6 +714,18 @@ static const char *check_cluster_addr(char *s)
 }
 
 /* "h2, http/1.1" -> "h2,http/1.1": 1 to 8 names of 1 to 255 bytes. */
+/* forwarded_allow_ips: every item an address, ADDR/BITS or "*". */
+static const char *check_cidrs(char *s)
+{
+	hb_cidr_set_t set;
+	const char *why = NULL;
+
+	if (hb_cidr_set_parse(s, &set, &why) < 0)
+		return why;
+	hb_cidr_set_free(&set);
+	return NULL;
+}
+
 static const char *check_alpn(char *s)
 {
 	char *w = s;

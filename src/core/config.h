@@ -136,6 +136,9 @@ typedef struct hb_config {
 	int64_t ssl_ticket_lifetime_s;	 /* default 3600 */
 	hb_config_cert_t *ssl_certs;	 /* [[tls.certificate]] SNI pairs */
 	size_t nssl_certs;
+	/* behind a proxy (docs/proxies.md) */
+	char *forwarded_allow_ips; /* comma-separated addresses/CIDRs, "*"; "127.0.0.1,::1" */
+	int proxy_headers;	   /* bool, default true */
 	char *sources; /* private to config.c: where each key's value came from (--print-config) */
 	/* derived */
 	int ncpus; /* CPUs this process may use: min(affinity mask, cgroup quota) */

@@ -8,8 +8,10 @@
 
 void hb_request_free(hb_request_t *r)
 {
-	if (r)
-		hb_request_tls_unref(r->tls);
+	if (!r)
+		return;
+	hb_request_tls_unref(r->tls);
+	free(r->extra);
 	free(r);
 }
 

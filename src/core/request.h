@@ -62,6 +62,8 @@ typedef struct hb_request {
 	uint16_t server_port;
 	hb_request_tls_t
 		*tls; /* NULL on a plain connection; a reference (hb_request_free drops it) */
+	void *extra;  /* owned, freed with the request: a header array rewritten by the connection
+		       * layer (a trusted proxy's Host), with the bytes it points to */
 	_Alignas(8) char data[]; /* storage the pointers above point into */
 } hb_request_t;
 

@@ -359,8 +359,10 @@ void hb_conn_learn_addrs(hb_conn_t *c)
 	if (c->addr_known)
 		return;
 	c->addr_known = 1;
-	if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0)
+	if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0) {
 		fill_addr(&ss, c->remote, sizeof(c->remote), &c->remote_port);
+		c->peer_unix = ss.ss_family == AF_UNIX;
+	}
 	len = sizeof(ss);
 	if (getsockname(c->fd, (struct sockaddr *)&ss, &len) == 0)
 		fill_addr(&ss, c->local, sizeof(c->local), &c->local_port);

@@ -127,6 +127,7 @@ struct hb_conn {
 	unsigned recv_armed : 1, recv_paused : 1, send_busy : 1, peer_closed : 1;
 	unsigned addr_known : 1, shut_sent : 1, dirty : 1, recv_cancelling : 1;
 	unsigned transport_shut : 1; /* transport->shutdown ran */
+	unsigned peer_unix : 1;	     /* the peer is on a unix socket (trusted as a proxy) */
 	/* transport and protocol */
 	const hb_transport_t *transport;
 	void *tls;	  /* the transport's per-connection state (NULL for plain) */

@@ -10,6 +10,7 @@
 #include "core/hub.h"
 #include "core/log.h"
 #include "proto/h1.h"
+#include "server/conn_addr.h"
 #include "server/conn_h2.h"
 #include "server/conn_ws.h"
 #include "server/transport_tls.h"
@@ -81,7 +82,7 @@ static void h1_free(hb_conn_t *c)
 
 	hb_h1_free(h->parser);
 	free(h->ws_hs);
-	free(h->h2c);
+	hb_request_free(h->h2c);
 	free(h);
 	c->proto = NULL;
 }
@@ -248,17 +249,6 @@ static int is_websocket_upgrade(hb_io_t *io, const hb_request_t *req)
 	       strncasecmp(h->value, "websocket", 9) == 0;
 }
 
-static void fill_request(hb_conn_t *c, hb_request_t *req)
-{
-	hb_conn_learn_addrs(c);
-	req->scheme = c->transport->secure ? "https" : "http";
-	req->tls = hb_request_tls_ref(hb_transport_tls_info(c));
-	memcpy(req->remote_addr, c->remote, sizeof(req->remote_addr));
-	req->remote_port = c->remote_port;
-	memcpy(req->server_addr, c->local, sizeof(req->server_addr));
-	req->server_port = c->local_port;
-}
-
 /* A new exchange for req, dispatched to a worker. Returns 0, or -1 with pending_error set. */
 static int start_exchange(hb_conn_t *c, h1_t *h, hb_request_t *req)
 {
@@ -326,13 +316,13 @@ static int on_request(void *ud, hb_request_t *req)
 	hb_conn_t *c = ud;
 	h1_t *h = H(c);
 
-	fill_request(c, req);
+	hb_conn_fill_request(c, req);
 	/* A trailer section needs chunked framing (HTTP/1.1) and a client that said it takes one:
 	 * without TE: trailers the app's trailers are dropped, as uvicorn and hypercorn do. */
 	if (req->http_minor >= 1 && te_trailers(req))
 		req->flags |= HB_REQ_TRAILERS;
 	if (hb_conn_h2_wants_upgrade(c, req)) {
-		free(h->h2c);
+		hb_request_free(h->h2c);
 		h->h2c = req; /* switched once the feed returns */
 		return 0;
 	}

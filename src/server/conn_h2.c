@@ -9,6 +9,7 @@
 
 #include "core/hub.h"
 #include "core/log.h"
+#include "server/conn_addr.h"
 #include "server/conn_h2_priv.h"
 #include "server/transport_tls.h"
 
@@ -165,16 +166,12 @@ static void pump(hb_conn_t *c)
 
 /* ---- engine events ---- */
 
+/* The connection's facts (conn_addr.h), and trailers: HTTP/2 always frames them (a HEADERS
+ * after DATA). */
 static void fill_request(hb_conn_t *c, hb_request_t *req)
 {
-	hb_conn_learn_addrs(c);
-	req->scheme = c->transport->secure ? "https" : "http";
-	req->flags |= HB_REQ_TRAILERS; /* HTTP/2 always frames trailers (a HEADERS after DATA) */
-	req->tls = hb_request_tls_ref(hb_transport_tls_info(c)); /* TLS facts for the app */
-	memcpy(req->remote_addr, c->remote, sizeof(req->remote_addr));
-	req->remote_port = c->remote_port;
-	memcpy(req->server_addr, c->local, sizeof(req->server_addr));
-	req->server_port = c->local_port;
+	hb_conn_fill_request(c, req);
+	req->flags |= HB_REQ_TRAILERS;
 }
 
 /* A new exchange for req on stream sid, dispatched to a worker; NULL when it cannot be. */
@@ -188,7 +185,7 @@ static hb_exchange_t *start_exchange(hb_conn_t *c, int32_t sid, hb_request_t *re
 	if (!s) {
 		if (x)
 			hb_exchange_release(x);
-		hb_request_free(req); /* and its TLS reference */
+		hb_request_free(req); /* filled: it holds a TLS reference */
 		return NULL;
 	}
 	X(x)->sid = sid;
@@ -230,7 +227,7 @@ static int on_request(void *ud, int32_t sid, hb_request_t *req)
 	if (proto) { /* RFC 8441 extended CONNECT */
 		int rc = hb_h2ws_check(c, sid, req, proto, plen, &ws);
 		if (rc != 0) {
-			hb_request_free(req);
+			hb_request_free(req); /* filled: it holds a TLS reference */
 			return rc;
 		}
 	} else if (hb_h2_can_push(C(c)->e))

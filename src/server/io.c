@@ -27,7 +27,10 @@ hb_io_t *hb_io_new(hb_server_t *srv, int idx)
 	io->cfg = srv->cfg;
 	io->accept_ops = calloc(srv->cfg->nbinds, sizeof(hb_op_t));
 	io->accept_armed = calloc(srv->cfg->nbinds, sizeof(int));
-	if (!io->accept_ops || !io->accept_armed) {
+	const char *why = NULL;
+	if (!io->accept_ops || !io->accept_armed ||
+	    (srv->cfg->forwarded_allow_ips &&
+	     hb_cidr_set_parse(srv->cfg->forwarded_allow_ips, &io->trusted, &why) < 0)) {
 		hb_io_free(io);
 		return NULL;
 	}
@@ -40,6 +43,7 @@ void hb_io_free(hb_io_t *io)
 		return;
 	free(io->accept_ops);
 	free(io->accept_armed);
+	hb_cidr_set_free(&io->trusted);
 	free(io);
 }
 

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "core/cidr.h"
 #include "core/ring.h"
 #include "server/server.h"
 
@@ -50,8 +51,9 @@ typedef struct hb_io {
 	time_t date_sec;
 	char date[40]; /* IMF-fixdate, refreshed each second */
 	uint64_t next_id;
-	int stopping; /* accepting stopped */
-	int zc_off;   /* the kernel refused send_zc once: plain sends only */
+	int stopping;	       /* accepting stopped */
+	int zc_off;	       /* the kernel refused send_zc once: plain sends only */
+	hb_cidr_set_t trusted; /* forwarded_allow_ips, parsed (read-only) */
 } hb_io_t;
 
 #define HB_TICK_MS 200
