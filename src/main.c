@@ -264,6 +264,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hornbeam-uring: cannot create the worker hub\n");
 		return 1;
 	}
+	hb_overload_t *ov = hb_hub_overload(srv.hub);
+	ov->limit_concurrency = cfg.limit_concurrency;
+	ov->max_queue_wait_ns = (uint64_t)cfg.max_queue_wait_ms * 1000000ull;
+	ov->retry_after_s = cfg.retry_after_s;
 	if (hb_pyapi_start(&cfg, srv.hub) < 0 || hb_py_start(&cfg, srv.hub, &host) < 0)
 		return 1;
 	/* The io threads route WebSocket upgrades by the class the workers serve. */

@@ -236,6 +236,14 @@ const struct key keys[] = {
 		 "CIDRs, comma-separated; '*': all"},
 	{"proxy_headers", K_BOOL, OFF(proxy_headers), .def = "true",
 	 .help = "from a trusted peer, apply X-Forwarded-For/-Proto/-Host/-Port and Forwarded"},
+	{"limit_concurrency", K_I64, OFF(limit_concurrency), 0, 100000000, "0", "N",
+	 .help = "requests (and WebSockets) in flight per process past which a new one is answered "
+		 "503 at once; 0: no limit"},
+	{"max_queue_wait", K_MSECS, OFF(max_queue_wait_ms), 0, 3600000, "0", "SECONDS",
+	 .help = "a request that waited this long for a worker is answered 503 instead of run "
+		 "late (\"250ms\" for less than a second); 0: no limit"},
+	{"retry_after", K_SECS, OFF(retry_after_s), 0, 86400, "1", "SECONDS",
+	 .help = "Retry-After of the 503s answered for limit_concurrency and max_queue_wait"},
 	{"ssl", K_BOOL, OFF(ssl), .def = "false",
 	 .help = "serve TLS (certfile turns it on too): on every bind, or on the ssl_bind ones"},
 	{"ssl_bind", K_BINDS, OFF(ssl_binds), .metavar = "ADDR", .count_off = OFF(nssl_binds),

@@ -139,6 +139,10 @@ typedef struct hb_config {
 	/* behind a proxy (docs/proxies.md) */
 	char *forwarded_allow_ips; /* comma-separated addresses/CIDRs, "*"; "127.0.0.1,::1" */
 	int proxy_headers;	   /* bool, default true */
+	/* backpressure (core/overload.h) */
+	int64_t limit_concurrency; /* requests in flight per process; 0 = off */
+	int64_t max_queue_wait_ms; /* wait for a worker before 503; 0 = off */
+	int64_t retry_after_s;	   /* Retry-After of those 503s; default 1 */
 	char *sources; /* private to config.c: where each key's value came from (--print-config) */
 	/* derived */
 	int ncpus; /* CPUs this process may use: min(affinity mask, cgroup quota) */

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Per io thread, written only by that io thread. */
@@ -21,6 +22,7 @@ struct hb_hub {
 	io_slot_t *slots;     /* nio */
 	hb_spsc_t *to_worker; /* [io * maxw + w] */
 	hb_spsc_t *to_io;     /* [w * nio + io] */
+	hb_overload_t ov;     /* limit_concurrency, max_queue_wait and their counters */
 };
 
 static hb_spsc_t *q_to_worker(hb_hub_t *h, int io, int w)
@@ -158,6 +160,20 @@ hb_worker_t *hb_hub_worker(hb_hub_t *h, int w)
 hb_io_wake_t *hb_hub_io_wake(hb_hub_t *h, int io)
 {
 	return &h->io[io];
+}
+
+hb_overload_t *hb_hub_overload(hb_hub_t *h)
+{
+	return &h->ov;
+}
+
+int64_t hb_hub_inflight(hb_hub_t *h)
+{
+	int64_t n = 0;
+
+	for (int w = 0; w < h->maxw; w++)
+		n += atomic_load_explicit(&h->workers[w].inflight, memory_order_relaxed);
+	return n;
 }
 
 /* The accepting worker with the fewest requests in flight; ties rotate. -1 if none. */
@@ -327,12 +343,31 @@ int hb_hub_worker_push(hb_hub_t *h, int w, int io, const hb_msg_t *m)
 	return 0;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A request that waited for this worker past max_queue_wait is answered 503 here, on the
+ * worker's thread through its stream (so the io thread sends and logs it as any response), and
+ * the next one is taken: a backlog drains at the speed of a 503, not of the app. */
 static int worker_pop(hb_hub_t *h, int w, hb_stream_t **out)
 {
 	hb_msg_t m;
+	uint64_t now = 0;
 
 	for (int io = 0; io < h->nio; io++)
-		if (hb_spsc_pop(q_to_worker(h, io, w), &m) == 0) {
+		while (hb_spsc_pop(q_to_worker(h, io, w), &m) == 0) {
+			if (h->ov.max_queue_wait_ns) {
+				now = now ? now : mono_ns();
+				if (hb_overload_reject_late(&h->ov, m.stream, now)) {
+					hb_stream_release(m.stream);
+					continue;
+				}
+			}
 			*out = m.stream;
 			return 0;
 		}

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "core/overload.h"
 #include "core/spsc.h"
 #include "core/stream.h"
 
@@ -79,10 +80,11 @@ int hb_hub_worker_push(hb_hub_t *hub, int w, int io, const hb_msg_t *m);
  * block for long (a streaming app's next chunk). */
 void hb_hub_worker_flush(hb_hub_t *hub, int w);
 
-/* [worker w] Takes the next request. Blocks up to timeout_ms (-1: forever) without needing the
- * GIL. Returns 0 with *out set, -ETIMEDOUT, or -ESHUTDOWN when the worker is stopping, its
- * queues are empty and nothing dispatched to it is still unfinished (inflight == 0). A wake with
- * nothing queued (hb_hub_worker_kick) returns -EINTR. */
+/* [worker w] Takes the next request (a request that waited past max_queue_wait is answered 503
+ * here, through its stream, and the next one taken: overload.h). Blocks up to timeout_ms (-1:
+ * forever) without needing the GIL. Returns 0 with *out set, -ETIMEDOUT, or -ESHUTDOWN when the
+ * worker is stopping, its queues are empty and nothing dispatched to it is still unfinished
+ * (inflight == 0). A wake with nothing queued (hb_hub_worker_kick) returns -EINTR. */
 int hb_hub_worker_next(hb_hub_t *hub, int w, hb_stream_t **out, int timeout_ms);
 /* [worker w] Non-blocking: takes the next request. Returns 0 or -EAGAIN. */
 int hb_hub_worker_poll(hb_hub_t *hub, int w, hb_stream_t **out);
@@ -99,6 +101,13 @@ void hb_hub_worker_awake(hb_hub_t *hub, int w);
 /* [io] Puts an async stream on its worker's ready list (once until the worker clears
  * wake_pending) and wakes the worker if it sleeps. */
 void hb_hub_stream_ready(hb_hub_t *hub, hb_stream_t *s);
+
+/* [any] The process's backpressure settings and counters (overload.h). The main thread sets
+ * the settings before io and worker threads start. */
+hb_overload_t *hb_hub_overload(hb_hub_t *hub);
+/* [any] Requests (and WebSockets) in flight in the process: the sum of the workers' inflight
+ * (relaxed loads: a snapshot, exact enough for limit_concurrency). */
+int64_t hb_hub_inflight(hb_hub_t *hub);
 
 /* [any] Wakes worker w so that a blocked hb_hub_worker_next returns (-EINTR or -ESHUTDOWN). */
 void hb_hub_worker_kick(hb_hub_t *hub, int w);

@@ -162,6 +162,9 @@ static size_t feed(hb_conn_t *c, const char *p, size_t len)
 }
 
 static int start_exchange(hb_conn_t *c, h1_t *h, hb_request_t *req);
+static void on_head(hb_conn_t *c, h1_t *h, hb_exchange_t *x, hb_response_t *r);
+static void on_body_msg(hb_conn_t *c, hb_exchange_t *x, hb_chunk_t *ch, uint64_t len);
+static void on_end(hb_conn_t *c, hb_exchange_t *x, uint32_t flags);
 
 /* Upgrade: h2c (RFC 7540 3.2) on a request without a body: the switch happens after the feed
  * that completed it (the parser is not freed under its own callback); the bytes after the
@@ -249,6 +252,24 @@ static int is_websocket_upgrade(hb_io_t *io, const hb_request_t *req)
 	       strncasecmp(h->value, "websocket", 9) == 0;
 }
 
+/* limit_concurrency: the request is answered here, as a worker would answer it (head, body,
+ * end), and logged; the connection stays open when the request has no body to skip. */
+static int answer_busy(hb_conn_t *c, h1_t *h, hb_exchange_t *x)
+{
+	hb_response_t *r;
+	hb_chunk_t *ch;
+
+	if (hb_exchange_busy_response(c->io, &r, &ch) < 0)
+		return -1;
+	x->ended = 1; /* no worker: nothing more will come */
+	x->body_done = !(x->stream->req->flags & HB_REQ_HAS_BODY);
+	on_head(c, h, x, r);
+	free(r);
+	on_body_msg(c, x, ch, 0);
+	on_end(c, x, 0);
+	return 0;
+}
+
 /* A new exchange for req, dispatched to a worker. Returns 0, or -1 with pending_error set. */
 static int start_exchange(hb_conn_t *c, h1_t *h, hb_request_t *req)
 {
@@ -277,6 +298,15 @@ static int start_exchange(hb_conn_t *c, h1_t *h, hb_request_t *req)
 		(req->flags & HB_REQ_HAS_BODY) ? hb_conn_after_s(c, io->cfg->body_timeout_s) : 0;
 	x->resp_deadline =
 		io->cfg->timeout_ms ? now + (uint64_t)io->cfg->timeout_ms * 1000000ull : 0;
+	if (hb_exchange_over_limit(io)) {
+		hb_stream_release(s); /* never dispatched: the worker's reference goes now */
+		if (answer_busy(c, h, x) == 0)
+			return 0;
+		hb_exchange_release(x);
+		h->x = NULL;
+		h->pending_error = 503;
+		return -1;
+	}
 	if (hb_hub_dispatch(io->srv->hub, io->idx, s) < 0) {
 		/* No worker can take it (all queues full, or none ready): overload answer. */
 		hb_stream_release(s); /* the worker's reference; the exchange drops the other */

@@ -174,6 +174,30 @@ static void fill_request(hb_conn_t *c, hb_request_t *req)
 	req->flags |= HB_REQ_TRAILERS;
 }
 
+static void on_head(hb_conn_t *c, hb_exchange_t *x, hb_response_t *r);
+static void queue_bytes(hb_conn_t *c, hb_exchange_t *x, hb_chunk_t *ch, uint64_t acct);
+static void on_end(hb_conn_t *c, hb_exchange_t *x, uint32_t flags);
+
+/* limit_concurrency: the stream is answered here, as a worker would answer it, and logged. */
+static void answer_busy(hb_conn_t *c, hb_exchange_t *x)
+{
+	hb_response_t *r;
+	hb_chunk_t *ch;
+
+	x->ended = 1; /* no worker: nothing more will come */
+	if (hb_exchange_busy_response(c->io, &r, &ch) < 0) {
+		hb_h2_reset(C(c)->e, X(x)->sid, HB_H2_REFUSED_STREAM);
+		return;
+	}
+	on_head(c, x, r);
+	free(r);
+	if (x->head_sent && !x->no_body)
+		queue_bytes(c, x, ch, 0);
+	else
+		free(ch);
+	on_end(c, x, 0);
+}
+
 /* A new exchange for req on stream sid, dispatched to a worker; NULL when it cannot be. */
 static hb_exchange_t *start_exchange(hb_conn_t *c, int32_t sid, hb_request_t *req)
 {
@@ -198,6 +222,11 @@ static hb_exchange_t *start_exchange(hb_conn_t *c, int32_t sid, hb_request_t *re
 	c->requests++;
 	x->resp_deadline =
 		io->cfg->timeout_ms ? now + (uint64_t)io->cfg->timeout_ms * 1000000ull : 0;
+	if (hb_exchange_over_limit(io)) {
+		hb_stream_release(s); /* never dispatched: the worker's reference goes now */
+		X(x)->busy = 1;	      /* answered by on_request once the stream knows x */
+		return x;
+	}
 	if (hb_hub_dispatch(io->srv->hub, io->idx, s) < 0) {
 		hb_stream_release(s); /* the worker's reference; the exchange drops the other */
 		hb_exchange_release(x);
@@ -238,12 +267,16 @@ static int on_request(void *ud, int32_t sid, hb_request_t *req)
 			hb_h2ws_free(c, ws);
 		return -1; /* REFUSED_STREAM: the client may retry it */
 	}
-	if (ws) {
+	if (ws && X(x)->busy) {
+		hb_h2ws_free(c, ws); /* answered 503: no WebSocket */
+	} else if (ws) {
 		X(x)->ws = ws;
 		hb_h2ws_bind(ws, x);
 	}
 	hb_h2_set_stream_data(C(c)->e, sid, x);
 	C(c)->idle_deadline = 0;
+	if (X(x)->busy)
+		answer_busy(c, x);
 	return 0;
 }
 

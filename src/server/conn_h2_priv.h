@@ -34,6 +34,7 @@ typedef struct h2x {
 	unsigned closed : 1;	/* the h2 stream is closed (sent, or reset) */
 	unsigned eof : 1;	/* the worker's END: nothing more is queued */
 	unsigned expect : 1;	/* the request asked for 100-continue */
+	unsigned busy : 1;	/* over limit_concurrency: answered 503 by the connection */
 	uint64_t held_bytes;	/* request body bytes held for room, not yet credited */
 	uint64_t body_deadline; /* the next body bytes must come before (body_timeout; 0 = none) */
 	struct h2ws *ws;	/* a WebSocket (extended CONNECT) stream's state, else NULL */

@@ -1,9 +1,12 @@
 #include "server/exchange.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/hub.h"
+#include "core/overload.h"
 #include "server/access_log.h"
 #include "server/conn.h"
 
@@ -174,5 +177,32 @@ int hb_exchange_resume(hb_exchange_t *x)
 			hb_stream_signal(x->stream, HB_ST_BODY_EOF);
 		}
 	}
+	return 0;
+}
+
+int hb_exchange_over_limit(hb_io_t *io)
+{
+	hb_overload_t *ov = hb_hub_overload(io->srv->hub);
+
+	if (io->cfg->limit_concurrency <= 0 ||
+	    hb_hub_inflight(io->srv->hub) < io->cfg->limit_concurrency)
+		return 0;
+	atomic_fetch_add_explicit(&ov->rejected_concurrency, 1, memory_order_relaxed);
+	return 1;
+}
+
+int hb_exchange_busy_response(hb_io_t *io, hb_response_t **r, hb_chunk_t **ch)
+{
+	size_t n = sizeof(HB_OVERLOAD_BODY) - 1;
+
+	*r = hb_overload_response(io->cfg->retry_after_s);
+	*ch = malloc(sizeof(hb_chunk_t) + n);
+	if (!*r || !*ch) {
+		free(*r);
+		free(*ch);
+		return -ENOMEM;
+	}
+	(*ch)->len = n;
+	memcpy((*ch)->data, HB_OVERLOAD_BODY, n);
 	return 0;
 }

@@ -23,6 +23,7 @@
 #include "core/stream.h"
 
 struct hb_conn;
+struct hb_io;
 
 typedef struct hb_exchange {
 	struct hb_exchange *prev, *next; /* the connection's list */
@@ -63,6 +64,13 @@ void hb_exchange_finish(hb_exchange_t *x);
 void hb_exchange_client_gone(hb_exchange_t *x, uint32_t extra_bits);
 /* [io] Frees the payload of a worker message that will not be sent, with its accounting. */
 void hb_exchange_drop_msg(hb_msg_t *m);
+
+/* [io] limit_concurrency (overload.h): returns 1, counted, when a new request on io must be
+ * answered 503 at once instead of dispatched; 0 when the limit is off or not reached. */
+int hb_exchange_over_limit(struct hb_io *io);
+/* [io] The 503 a handler answers then, as a worker would: a head (*r) and its body (*ch), both
+ * for free(). Returns 0 or -ENOMEM. */
+int hb_exchange_busy_response(struct hb_io *io, hb_response_t **r, hb_chunk_t **ch);
 
 /* [io] Pushes body bytes gathered in body_acc to the stream as one chunk. Returns 1 when reading
  * must pause (the stream is full; a RESUME will follow), 0 otherwise, -1 on ENOMEM. */

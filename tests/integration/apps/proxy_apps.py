@@ -1,5 +1,6 @@
 """Apps for tests/integration/test_proxy.py and test_backpressure.py: each answers with what it
-was told about the client (JSON), and /slow?s=SECONDS sleeps first (a slow app under load)."""
+was told about the client (JSON); /slow?s=SECONDS sleeps first (a slow app under load), and
+the ASGI /block?s=SECONDS blocks its event loop that long."""
 import asyncio
 import json
 import time
@@ -45,6 +46,8 @@ async def asgi(scope, receive, send):
         return
     if scope["path"] == "/slow":
         await asyncio.sleep(_secs(scope["query_string"].decode()))
+    elif scope["path"] == "/block":  # holds the event loop: later requests wait for the worker
+        time.sleep(_secs(scope["query_string"].decode()))
     body = json.dumps(_view(scope)).encode()
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json")]})
