@@ -236,6 +236,13 @@ const struct key keys[] = {
 		 "CIDRs, comma-separated; '*': all"},
 	{"proxy_headers", K_BOOL, OFF(proxy_headers), .def = "true",
 	 .help = "from a trusted peer, apply X-Forwarded-For/-Proto/-Host/-Port and Forwarded"},
+	{"proxy_protocol", K_BOOL, OFF(proxy_protocol), .def = "false",
+	 .help = "every listener expects a PROXY protocol header (v1 or v2) from a trusted peer "
+		 "before TLS or HTTP"},
+	{"proxy_protocol_bind", K_BINDS, OFF(proxy_binds), .metavar = "ADDR",
+	 .count_off = OFF(nproxy_binds),
+	 .help = "one of the bind/ssl_bind addresses whose connections start with a PROXY "
+		 "header; repeatable"},
 	{"limit_concurrency", K_I64, OFF(limit_concurrency), 0, 100000000, "0", "N",
 	 .help = "requests (and WebSockets) in flight per process past which a new one is answered "
 		 "503 at once; 0: no limit"},
@@ -1494,6 +1501,35 @@ static int derive_tls(hb_config_t *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+static int same_bind(const hb_bind_t *a, const hb_bind_t *b)
+{
+	if (a->fd_bind || b->fd_bind) /* fd://N: the family is learnt from the socket later */
+		return a->fd_bind && b->fd_bind && a->fd == b->fd;
+	return a->family == b->family && a->port == b->port && strcmp(a->host, b->host) == 0 &&
+	       strcmp(a->path, b->path) == 0;
+}
+
+/* Which listeners expect a PROXY header: all with proxy_protocol, else those named by
+ * proxy_protocol_bind (each must be one of bind/ssl_bind, compared as parsed). */
+static int derive_proxy(hb_config_t *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < cfg->nbinds; i++)
+		cfg->binds[i].proxy = cfg->proxy_protocol;
+	for (size_t k = 0; k < cfg->nproxy_binds; k++) {
+		int hit = 0;
+		for (size_t i = 0; i < cfg->nbinds; i++)
+			if (same_bind(&cfg->binds[i], &cfg->proxy_binds[k]))
+				hit = cfg->binds[i].proxy = 1;
+		if (!hit)
+			return plain_fail(
+				err, errlen,
+				"proxy_protocol_bind %s is not one of the bind or ssl_bind "
+				"addresses",
+				cfg->proxy_binds[k].spec);
+	}
+	return 0;
+}
+
 static const char *config_path(const struct arg *args, int n, char **envp)
 {
 	const char *path = NULL;
@@ -1561,6 +1597,8 @@ static int load_sources(hb_config_t *cfg, const struct arg *args, int nargs, cha
 		rc = check_cluster(cfg, err, errlen);
 	if (rc == 0)
 		rc = derive_tls(cfg, err, errlen);
+	if (rc == 0)
+		rc = derive_proxy(cfg, err, errlen);
 	return rc;
 }
 

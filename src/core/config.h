@@ -26,6 +26,7 @@ typedef struct hb_bind {
 	char path[108]; /* unix socket path */
 	int fd_bind;	/* fd://N: listen on the inherited socket fd (family learnt then) */
 	int fd;
+	int proxy; /* derived: a PROXY protocol header comes first (proxy_protocol) */
 	int tls; /* derived: a TLS listener (every bind with ssl on and no ssl_bind; the
 		  * ssl_bind entries, appended to binds, otherwise) */
 } hb_bind_t;
@@ -139,6 +140,9 @@ typedef struct hb_config {
 	/* behind a proxy (docs/proxies.md) */
 	char *forwarded_allow_ips; /* comma-separated addresses/CIDRs, "*"; "127.0.0.1,::1" */
 	int proxy_headers;	   /* bool, default true */
+	int proxy_protocol;	   /* bool: every listener expects a PROXY header */
+	hb_bind_t *proxy_binds;	   /* proxy_protocol_bind: those listeners expect one */
+	size_t nproxy_binds;
 	/* backpressure (core/overload.h) */
 	int64_t limit_concurrency; /* requests in flight per process; 0 = off */
 	int64_t max_queue_wait_ms; /* wait for a worker before 503; 0 = off */

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "server/conn_h1.h"
 #include "server/conn_h2.h"
+#include "server/conn_proxy.h"
 
 #define NS 1000000000ull
 
@@ -299,10 +300,8 @@ static void peer_closed(hb_conn_t *c)
 	hb_conn_abort(c);
 }
 
-static void on_bytes(hb_conn_t *c, char *p, size_t len)
+static void transport_bytes(hb_conn_t *c, char *p, size_t len)
 {
-	if (c->state == HB_CONN_DEAD)
-		return;
 	int rc = c->transport->on_recv(c, p, len);
 	if (rc == HB_TRANSPORT_CLOSED) {
 		peer_closed(c);
@@ -317,6 +316,26 @@ static void on_bytes(hb_conn_t *c, char *p, size_t len)
 	}
 	if (c->state != HB_CONN_DEAD && !hb_conn_out_empty(c))
 		hb_conn_mark_dirty(c);
+}
+
+/* Socket bytes: through the PROXY protocol step first when the listener wants one. */
+static void on_bytes(hb_conn_t *c, char *p, size_t len)
+{
+	char *own = NULL;
+
+	if (c->state == HB_CONN_DEAD)
+		return;
+	if (c->proxy_pending) {
+		int rc = hb_conn_proxy_recv(c, &p, &len, &own);
+		if (rc < 0)
+			hb_conn_abort(c);
+		if (rc != 0 || len == 0) {
+			free(own);
+			return;
+		}
+	}
+	transport_bytes(c, p, len);
+	free(own);
 }
 
 void hb_conn_recv_done(hb_conn_t *c, int res, int more, char *p)

@@ -128,6 +128,7 @@ struct hb_conn {
 	unsigned addr_known : 1, shut_sent : 1, dirty : 1, recv_cancelling : 1;
 	unsigned transport_shut : 1; /* transport->shutdown ran */
 	unsigned peer_unix : 1;	     /* the peer is on a unix socket (trusted as a proxy) */
+	unsigned proxy_pending : 1;  /* a PROXY protocol header must come first (conn_proxy.c) */
 	/* transport and protocol */
 	const hb_transport_t *transport;
 	void *tls;	  /* the transport's per-connection state (NULL for plain) */

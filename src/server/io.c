@@ -199,10 +199,12 @@ static void on_accept(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
 	int64_t n = atomic_fetch_add(&io->srv->nconns, 1) + 1;
 	const hb_transport_t *t =
 		io->cfg->binds[op->arg].tls ? &hb_transport_tls : &hb_transport_plain;
-	if (!hb_conn_new(io, fd, t)) {
+	hb_conn_t *c = hb_conn_new(io, fd, t);
+	if (!c) {
 		atomic_fetch_sub(&io->srv->nconns, 1);
 		return;
 	}
+	c->proxy_pending = io->cfg->binds[op->arg].proxy; /* before any byte is read */
 	if (n >= io->cfg->max_connections) {
 		cancel_accepts(io);
 		if (n == io->cfg->max_connections)

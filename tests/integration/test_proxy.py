@@ -8,6 +8,7 @@ import asyncio
 import json
 import shutil
 import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from hbtest import HTTPReader, free_port, run_binary
+from hbtest import ConnectionClosed, HTTPReader, free_port, run_binary
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
@@ -265,3 +266,172 @@ def test_nginx_not_trusted_passes_headers_through(server, nginx):
     assert v["REMOTE_ADDR"] == "127.0.0.1"  # nginx itself
     assert v["wsgi.url_scheme"] == "http"
     assert v["HTTP_X_FORWARDED_FOR"] == "127.0.0.2"
+
+
+# -- the PROXY protocol -------------------------------------------------------------------------
+
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def v2_header(src, dst, sport, dport, cmd=0x21, tlv=b""):
+    fam = socket.AF_INET6 if ":" in src else socket.AF_INET
+    addrs = socket.inet_pton(fam, src) + socket.inet_pton(fam, dst) + struct.pack("!HH", sport, dport)
+    body = addrs + tlv
+    return V2_SIG + bytes([cmd, 0x21 if fam == socket.AF_INET6 else 0x11]) + struct.pack("!H", len(body)) + body
+
+
+V2_LOCAL = V2_SIG + b"\x20\x00\x00\x00"
+
+
+def exchange(port, data, src="127.0.0.1", timeout=10, split=False):
+    """Sends data (a PROXY header and a request) from src; returns the response, or None when
+    the server closed the connection without one."""
+    with socket.socket() as s:
+        s.settimeout(timeout)
+        s.bind((src, 0))
+        s.connect(("127.0.0.1", port))
+        if split:
+            for i in range(len(data)):
+                s.sendall(data[i:i + 1])
+                time.sleep(0.001)
+        else:
+            s.sendall(data)
+        try:
+            return HTTPReader(s, timeout=timeout).read_response()
+        except (ConnectionClosed, ConnectionResetError):
+            return None
+
+
+GET = b"GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+
+
+def wait_ready_pp(s, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert s.alive(), s.describe()
+        try:
+            r = exchange(s.port, V2_LOCAL + GET, timeout=2)
+            if r is not None:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    pytest.fail("server with proxy_protocol not ready\n" + s.describe())
+
+
+def test_pp_v1_v2_wsgi(server):
+    s = server("proxy_apps:wsgi", "--proxy-protocol", wait=False)
+    wait_ready_pp(s)
+    r = exchange(s.port, b"PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n" + GET)
+    e = json.loads(r.body)
+    assert (e["REMOTE_ADDR"], e["REMOTE_PORT"]) == ("203.0.113.7", "56324")
+    r = exchange(s.port, v2_header("2001:db8::7", "2001:db8::1", 4711, 8443, tlv=b"\x01\x00\x02h2") + GET,
+                 split=True)
+    e = json.loads(r.body)
+    assert (e["REMOTE_ADDR"], e["REMOTE_PORT"]) == ("2001:db8::7", "4711")
+    r = exchange(s.port, b"PROXY UNKNOWN\r\n" + GET)
+    assert json.loads(r.body)["REMOTE_ADDR"] == "127.0.0.1"
+    r = exchange(s.port, V2_LOCAL + GET)
+    assert json.loads(r.body)["REMOTE_ADDR"] == "127.0.0.1"
+
+
+def test_pp_asgi_client_and_server(server):
+    s = server("proxy_apps:asgi", "--worker-class", "asgi", "--proxy-protocol", wait=False)
+    wait_ready_pp(s)
+    r = exchange(s.port, v2_header("203.0.113.9", "192.0.2.1", 5000, 443) + GET)
+    v = json.loads(r.body)
+    assert v["client"] == ["203.0.113.9", 5000]
+    assert v["server"] == ["192.0.2.1", 443]  # where the client connected: the proxy's front
+
+
+MALFORMED = [
+    GET,                                                    # no header at all
+    b"PROXY TCP4 203.0.113.7 192.0.2.1 56324\r\n" + GET,    # a port missing
+    b"PROXY TCP4 203.0.113.7 192.0.2.1 56324 99999\r\n" + GET,  # bad port
+    b"PROXY TCP4 203.0.113.7 192.0.2.1 1 2\n" + GET,         # LF without CR
+    b"PROXY TCP6 203.0.113.7 192.0.2.1 1 2\r\n" + GET,       # family mismatch
+    b"PROXY UNKNOWN " + b"x" * 200 + b"\r\n" + GET,          # longer than 107 bytes
+    b"\r\n\r\n\x00\r\nQUIT\x0b\x21\x11\x00\x0c" + b"\x00" * 12 + GET,  # bad v2 signature
+    V2_SIG + b"\x21\x11\x00\x08" + b"\x00" * 8 + GET,        # v2 length too short for INET
+    V2_SIG + b"\x23\x11\x00\x0c" + b"\x00" * 12 + GET,       # v2 command 3
+    V2_SIG + b"\x21\x51\x00\x0c" + b"\x00" * 12 + GET,       # v2 family 5
+    v2_header("1.2.3.4", "5.6.7.8", 1, 2, tlv=b"\x01\x00\x09h2") + GET,  # TLV past the end
+]
+
+
+def test_pp_malformed_closed(server):
+    s = server("proxy_apps:wsgi", "--proxy-protocol", wait=False)
+    wait_ready_pp(s)
+    for data in MALFORMED:
+        assert exchange(s.port, data) is None, data[:60]
+    r = exchange(s.port, b"PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n" + GET)
+    assert json.loads(r.body)["REMOTE_ADDR"] == "203.0.113.7"  # still serving
+
+
+def test_pp_untrusted_peer_and_timeout(server):
+    s = server("proxy_apps:wsgi", "--proxy-protocol", "--header-timeout", "1", wait=False)
+    wait_ready_pp(s)
+    assert exchange(s.port, b"PROXY TCP4 203.0.113.7 192.0.2.1 1 2\r\n" + GET, src="127.0.0.2") is None
+    with socket.socket() as c:  # half a header, then nothing: closed at header_timeout
+        c.settimeout(10)
+        c.connect(("127.0.0.1", s.port))
+        c.sendall(b"PROXY TCP4 203.0")
+        t0 = time.monotonic()
+        assert c.recv(100) == b""
+        assert 0.5 < time.monotonic() - t0 < 5
+
+
+def test_pp_headers_of_the_client_not_trusted(server):
+    # the PROXY header names the client; a client is no trusted proxy: its X-Forwarded-For is
+    # passed through untouched
+    s = server("proxy_apps:wsgi", "--proxy-protocol", wait=False)
+    wait_ready_pp(s)
+    r = exchange(s.port, b"PROXY TCP4 203.0.113.7 192.0.2.1 1 2\r\n"
+                 b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n")
+    e = json.loads(r.body)
+    assert e["REMOTE_ADDR"] == "203.0.113.7"
+    assert e["HTTP_X_FORWARDED_FOR"] == "6.6.6.6"
+
+
+def test_pp_per_bind(server):
+    plain, pp_port = free_port(), free_port()
+    s = server("proxy_apps:wsgi", "--bind", "127.0.0.1:%d" % plain, "--bind", "127.0.0.1:%d" % pp_port,
+               "--proxy-protocol-bind", "127.0.0.1:%d" % pp_port, port=plain, wait=False)
+    s.wait_ready()  # the plain bind (s.port) needs no header
+    r = exchange(pp_port, b"PROXY TCP4 203.0.113.7 192.0.2.1 1 2\r\n" + GET)
+    assert json.loads(r.body)["REMOTE_ADDR"] == "203.0.113.7"
+    assert exchange(pp_port, GET) is None
+    r = exchange(s.port, GET)
+    assert json.loads(r.body)["REMOTE_ADDR"] == "127.0.0.1"
+
+
+def test_pp_bind_must_be_a_listener():
+    r = run_binary(["proxy_apps:wsgi", "--bind", "127.0.0.1:1", "--proxy-protocol-bind", "127.0.0.1:2"])
+    assert r.returncode != 0
+    assert "proxy_protocol_bind 127.0.0.1:2 is not one of" in r.stderr.decode()
+
+
+STREAM_PROXY = """stream {
+  server {
+    listen 127.0.0.1:%(front)d;
+    proxy_pass 127.0.0.1:%(back)d;
+    proxy_protocol on;
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_pp_behind_nginx_stream(server, nginx, kind):
+    s = server("proxy_apps:" + kind, "--proxy-protocol",
+               *(["--worker-class", "asgi"] if kind == "asgi" else []), wait=False)
+    wait_ready_pp(s)
+    front = free_port()
+    nginx(STREAM_PROXY % {"front": front, "back": s.port}, [front], stream=True)
+    _, v = get(front, src="127.0.0.2", headers=[("X-Forwarded-For", "6.6.6.6")])
+    if kind == "wsgi":
+        assert v["REMOTE_ADDR"] == "127.0.0.2"
+        assert v["SERVER_PORT"] == str(front)  # Host: app.test:<front>
+    else:
+        assert v["client"][0] == "127.0.0.2"
+        assert v["server"] == ["127.0.0.1", front]
