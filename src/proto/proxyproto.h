@@ -26,9 +26,9 @@
 #define HB_PP_V2_MAX (16u + 65535u)
 
 typedef struct hb_pp {
-	int version; /* 1 or 2 */
-	int local;   /* keep the socket's addresses */
-	int family;  /* AF_INET or AF_INET6 when !local */
+	int version;	       /* 1 or 2 */
+	int local;	       /* keep the socket's addresses */
+	int family;	       /* AF_INET or AF_INET6 when !local */
 	char src[46], dst[46]; /* numeric (inet_ntop) */
 	uint16_t src_port, dst_port;
 } hb_pp_t;

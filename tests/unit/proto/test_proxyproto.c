@@ -62,31 +62,32 @@ Test(pp, v1_tcp6_and_unknown)
 Test(pp, v1_malformed)
 {
 	static const char *bad[] = {
-		"GET / HTTP/1.1\r\n",				  /* no header at all */
-		"PROXY\r\n",					  /* no protocol */
-		"proxy TCP4 1.2.3.4 5.6.7.8 1 2\r\n",		  /* case */
-		"PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",		  /* protocol */
-		"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",		  /* missing port */
-		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n",		  /* extra field */
-		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 \r\n",		  /* trailing space */
-		"PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n",		  /* double space */
-		"PROXY TCP4 1.2.3.4 2001:db8::1 1 2\r\n",	  /* family mismatch */
-		"PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n",		  /* family mismatch */
-		"PROXY TCP4 1.2.3.256 5.6.7.8 1 2\r\n",		  /* bad address */
-		"PROXY TCP4 host 5.6.7.8 1 2\r\n",		  /* a name */
-		"PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n",	  /* port too big */
-		"PROXY TCP4 1.2.3.4 5.6.7.8 -1 2\r\n",		  /* sign */
-		"PROXY TCP4 1.2.3.4 5.6.7.8 080 2\r\n",		  /* leading zero */
-		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",		  /* LF without CR */
-		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rX",		  /* CR without LF */
-		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\r\n",		  /* CR CR LF */
-		"PROXY UNKNOWNX\r\n",				  /* not UNKNOWN */
-		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2x\r\n",		  /* port garbage */
-		"PROXY \r\n",					  /* empty protocol */
+		"GET / HTTP/1.1\r\n",			  /* no header at all */
+		"PROXY\r\n",				  /* no protocol */
+		"proxy TCP4 1.2.3.4 5.6.7.8 1 2\r\n",	  /* case */
+		"PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",	  /* protocol */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",	  /* missing port */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n",	  /* extra field */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 \r\n",	  /* trailing space */
+		"PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n",	  /* double space */
+		"PROXY TCP4 1.2.3.4 2001:db8::1 1 2\r\n", /* family mismatch */
+		"PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n",	  /* family mismatch */
+		"PROXY TCP4 1.2.3.256 5.6.7.8 1 2\r\n",	  /* bad address */
+		"PROXY TCP4 host 5.6.7.8 1 2\r\n",	  /* a name */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n", /* port too big */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 -1 2\r\n",	  /* sign */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 080 2\r\n",	  /* leading zero */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",	  /* LF without CR */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rX",	  /* CR without LF */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\r\n",	  /* CR CR LF */
+		"PROXY UNKNOWNX\r\n",			  /* not UNKNOWN */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2x\r\n",	  /* port garbage */
+		"PROXY \r\n",				  /* empty protocol */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		hb_pp_t r;
-		cr_assert_eq(parse(bad[i], strlen(bad[i]), &r), HB_PP_E_BAD, "accepted '%s'", bad[i]);
+		cr_assert_eq(parse(bad[i], strlen(bad[i]), &r), HB_PP_E_BAD, "accepted '%s'",
+			     bad[i]);
 	}
 	hb_pp_t r;
 	cr_assert_eq(parse("PROXY TCP4 1.2.3.4\0 5", 20, &r), HB_PP_E_BAD); /* NUL */
@@ -135,9 +136,9 @@ Test(pp, v2_inet_and_prefixes)
 
 Test(pp, v2_inet6_with_tlvs)
 {
-	uint8_t a6[36] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1, [16] = 0x20, [17] = 0x01,
-			  [18] = 0x0d, [19] = 0xb8, [31] = 2, [32] = 0x30, [33] = 0x39,
-			  [34] = 0x00, [35] = 0x50};
+	uint8_t a6[36] = {0x20,	       0x01,	    0x0d,	 0xb8,	      [15] = 1,
+			  [16] = 0x20, [17] = 0x01, [18] = 0x0d, [19] = 0xb8, [31] = 2,
+			  [32] = 0x30, [33] = 0x39, [34] = 0x00, [35] = 0x50};
 	/* ALPN "h2", an empty NOOP, an AWS-style custom TLV */
 	static const uint8_t tlv[] = {0x01, 0, 2, 'h', '2', 0x04, 0, 0, 0xea, 0, 3, 1, 2, 3};
 	uint8_t b[256];
@@ -181,7 +182,7 @@ Test(pp, v2_malformed)
 	n = v2(b, 0x21, 0x11, a4, sizeof(a4), NULL, 0);
 	b[11] = 0x0b; /* signature */
 	cr_assert_eq(parse(b, n, &r), HB_PP_E_BAD);
-	cr_assert_eq(parse(b, 12, &r), HB_PP_E_BAD); /* refused as soon as it differs */
+	cr_assert_eq(parse(b, 12, &r), HB_PP_E_BAD);	/* refused as soon as it differs */
 	n = v2(b, 0x11, 0x11, a4, sizeof(a4), NULL, 0); /* version 1 in a v2 header */
 	cr_assert_eq(parse(b, n, &r), HB_PP_E_BAD);
 	n = v2(b, 0x22, 0x11, a4, sizeof(a4), NULL, 0); /* command 2 */
