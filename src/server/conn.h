@@ -129,6 +129,8 @@ struct hb_conn {
 	unsigned transport_shut : 1; /* transport->shutdown ran */
 	unsigned peer_unix : 1;	     /* the peer is on a unix socket (trusted as a proxy) */
 	unsigned proxy_pending : 1;  /* a PROXY protocol header must come first (conn_proxy.c) */
+	unsigned trust_known : 1;    /* `trusted` holds hb_conn_peer_trusted's answer */
+	unsigned trusted : 1;
 	/* transport and protocol */
 	const hb_transport_t *transport;
 	void *tls;	  /* the transport's per-connection state (NULL for plain) */

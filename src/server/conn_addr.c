@@ -11,12 +11,16 @@
 #include "server/conn.h"
 #include "server/transport_tls.h"
 
+/* Once per connection (again after a PROXY header changed the client), not per request. */
 int hb_conn_peer_trusted(hb_conn_t *c)
 {
-	hb_conn_learn_addrs(c);
-	if (c->peer_unix)
-		return 1;
-	return hb_cidr_set_match(&c->io->trusted, c->remote, strlen(c->remote));
+	if (!c->trust_known) {
+		hb_conn_learn_addrs(c);
+		c->trusted = c->peer_unix ||
+			     hb_cidr_set_match(&c->io->trusted, c->remote, strlen(c->remote));
+		c->trust_known = 1;
+	}
+	return c->trusted;
 }
 
 /* The name part of a Host value (without its port). */

@@ -23,6 +23,7 @@ static void take_addrs(hb_conn_t *c, const hb_pp_t *pp)
 	snprintf(c->local, sizeof(c->local), "%s", pp->dst);
 	c->local_port = pp->dst_port;
 	c->peer_unix = 0;
+	c->trust_known = 0; /* the client is someone else now */
 }
 
 int hb_conn_proxy_recv(hb_conn_t *c, char **p, size_t *len, char **own)

@@ -8,6 +8,7 @@ import asyncio
 import json
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from hbtest import ConnectionClosed, HTTPReader, free_port, run_binary
+from hbtest import REPO, ConnectionClosed, HTTPReader, free_port, run_binary
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
@@ -435,3 +436,44 @@ def test_pp_behind_nginx_stream(server, nginx, kind):
     else:
         assert v["client"][0] == "127.0.0.2"
         assert v["server"] == ["127.0.0.1", front]
+
+
+def test_pp_before_tls(server, nginx, tmp_path):
+    # the PROXY header comes before the TLS handshake: raw, then through nginx's stream module
+    # passing TLS through (the HAProxy "mode tcp" + send-proxy deployment)
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    subprocess.run([str(REPO / "tests" / "tls" / "make_certs.sh"), str(certs)], check=True,
+                   capture_output=True)
+    s = server("proxy_apps:wsgi", "--certfile", str(certs / "server.pem"), "--keyfile",
+               str(certs / "server.key"), "--proxy-protocol", wait=False)
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+
+    def tls_get(port, header=b"", src="127.0.0.1"):
+        with socket.socket() as raw_sock:
+            raw_sock.settimeout(10)
+            raw_sock.bind((src, 0))
+            raw_sock.connect(("127.0.0.1", port))
+            raw_sock.sendall(header)
+            with ctx.wrap_socket(raw_sock, server_hostname="localhost") as t:
+                t.sendall(GET)
+                return HTTPReader(t, timeout=10).read_response()
+
+    deadline = time.monotonic() + 15
+    while True:
+        assert s.alive(), s.describe()
+        try:
+            tls_get(s.port, V2_LOCAL)
+            break
+        except (OSError, ssl.SSLError, ConnectionClosed):
+            assert time.monotonic() < deadline, s.describe()
+            time.sleep(0.05)
+    r = tls_get(s.port, v2_header("203.0.113.5", "192.0.2.1", 999, 443))
+    e = json.loads(r.body)
+    assert (e["REMOTE_ADDR"], e["wsgi.url_scheme"]) == ("203.0.113.5", "https")
+    with pytest.raises((OSError, ssl.SSLError, ConnectionClosed)):
+        tls_get(s.port)  # TLS without the header: closed
+    front = free_port()
+    nginx(STREAM_PROXY % {"front": front, "back": s.port}, [front], stream=True)
+    r = tls_get(front, src="127.0.0.2")
+    assert json.loads(r.body)["REMOTE_ADDR"] == "127.0.0.2"
