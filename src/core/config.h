@@ -27,8 +27,8 @@ typedef struct hb_bind {
 	int fd_bind;	/* fd://N: listen on the inherited socket fd (family learnt then) */
 	int fd;
 	int proxy; /* derived: a PROXY protocol header comes first (proxy_protocol) */
-	int tls; /* derived: a TLS listener (every bind with ssl on and no ssl_bind; the
-		  * ssl_bind entries, appended to binds, otherwise) */
+	int tls;   /* derived: a TLS listener (every bind with ssl on and no ssl_bind; the
+		    * ssl_bind entries, appended to binds, otherwise) */
 } hb_bind_t;
 
 typedef enum { HB_VERIFY_NONE = 0, HB_VERIFY_OPTIONAL, HB_VERIFY_REQUIRED } hb_verify_client_t;
