@@ -32,6 +32,7 @@
 #include "server/transport.h"
 
 #define HB_CONN_MAX_IOV 64
+#define HB_CONN_GATHER_KEEP 2048u    /* a gather buffer up to this size stays between flushes */
 #define HB_CONN_GATHER_MAX 16384u    /* small writes gathered for a transport's write: one record */
 #define HB_CONN_IN_MAX (64u * 1024u) /* unparsed bytes kept while a request is served */
 #define HB_CONN_LINGER_NS (2 * 1000000000ull) /* a closing connection drains input this long */

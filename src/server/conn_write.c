@@ -111,8 +111,10 @@ void hb_conn_out_forget(hb_conn_t *c, const hb_stream_t *st)
 	for (hb_seg_t *s = c->zc_retired; s; s = s->next)
 		if (s->acct == st)
 			s->acct = NULL;
-	if (c->gather_acct == st)
+	if (c->gather_acct == st) {
 		c->gather_acct = NULL;
+		c->gather_acct_len = 0;
+	}
 }
 
 int hb_conn_out_empty(const hb_conn_t *c)
@@ -131,7 +133,13 @@ static int gather_seal(hb_conn_t *c)
 	c->gather_len = 0;
 	c->gather_acct = NULL;
 	c->gather_acct_len = 0;
-	return c->transport->write(c, c->gather, len, NULL, acct, acct_len);
+	int rc = c->transport->write(c, c->gather, len, NULL, acct, acct_len);
+	if (c->gather_cap > HB_CONN_GATHER_KEEP) { /* an idle connection keeps a small one only */
+		free(c->gather);
+		c->gather = NULL;
+		c->gather_cap = 0;
+	}
+	return rc;
 }
 
 void hb_conn_out_free(hb_conn_t *c)

@@ -454,3 +454,29 @@ Test(conn, a_transport_without_caps_gets_every_byte_through_write)
 	hb_conn_recv_done(c, 0, 0, NULL);
 	cr_assert_eq(F.closes, 1);
 }
+
+Test(conn, gathered_bytes_of_a_forgotten_stream_are_not_charged_to_the_next_one)
+{
+	hb_conn_t *c = open_conn(&test_transport);
+	static hb_stream_t gone; /* a stream released while its bytes were still gathered */
+	char req[64];
+	size_t n = strlen(GET_A);
+
+	for (size_t i = 0; i < n; i++)
+		req[i] = (char)(GET_A[i] ^ 0x80);
+	req[n] = 0;
+	client_sends(c, req);
+	hb_stream_t *s = worker_takes();
+	hb_conn_write(c, "ab", 2, NULL, &gone, 2);
+	hb_conn_out_forget(c, &gone);
+	atomic_fetch_add(&s->out_pending, 3);
+	hb_conn_write(c, "cde", 3, NULL, s, 3);
+	t_writes = 0;
+	hb_conn_flush(c);
+	send_everything(c);
+	cr_assert_eq(t_writes, 1);
+	cr_assert(wire_has("|abcde"), "%s", F.wire);
+	cr_assert_eq(atomic_load(&s->out_pending), 0, "only s's 3 bytes were charged to s");
+	hb_stream_release(s);
+	hb_conn_recv_done(c, 0, 0, NULL);
+}

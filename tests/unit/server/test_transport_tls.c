@@ -372,6 +372,7 @@ Test(tls_transport, large_writes_go_through_in_full_records_after_what_was_gathe
 	size_t before = F.wire_len;
 	flush(c);
 	cr_assert_eq(records_since(before), 1 + 3 + 2, "head, 16K+16K+7232, then 12000 and 6000");
+	cr_assert_null(c->gather, "a gather buffer that grew is not kept while idle");
 	cr_assert_eq(atomic_load(&s->out_pending), 0);
 	size_t n = client_read(got, sizeof got);
 	cr_assert_gt(n, big + 3 * mid);
