@@ -278,6 +278,20 @@ const struct key keys[] = {
 	 "seconds a TLS handshake may take"},
 	{"ssl_ticket_lifetime", K_SECS, OFF(ssl_ticket_lifetime_s), 60, 7 * DAY_S, "3600", "SECONDS",
 	 "session ticket lifetime and ticket key rotation period"},
+	{"processes", K_INT, OFF(processes), 1, 1024, "1", "N",
+	 "worker processes, each with its own io threads and interpreters (workers split the CPUs)"},
+	{"reload_websocket_timeout", K_SECS, OFF(reload_websocket_timeout_s), 0, 7 * DAY_S, "600",
+	 "SECONDS", "after a reload (HUP), how long WebSockets stay open on the old code"},
+	{"respawn_backoff_max", K_SECS, OFF(respawn_backoff_max_s), 1, 3600, "10", "SECONDS",
+	 "longest wait before restarting a worker process that keeps failing to boot"},
+	{"pidfile", K_STR, OFF(pidfile), .metavar = "FILE", .flags = F_EMPTY_NULL | F_PATH,
+	 .help = "write the master's pid to FILE (removed at exit)"},
+	{"user", K_STR, OFF(user), .metavar = "USER", .flags = F_EMPTY_NULL,
+	 .help = "switch to this user (name or uid) after binding"},
+	{"group", K_STR, OFF(group), .metavar = "GROUP", .flags = F_EMPTY_NULL,
+	 .help = "switch to this group (name or gid) after binding (default: the user's)"},
+	{"chdir", K_STR, OFF(chdir), .metavar = "DIR", .flags = F_EMPTY_NULL,
+	 .help = "change to this directory before loading the app"},
 };
 /* clang-format on */
 
@@ -1421,8 +1435,12 @@ static int derive_cpus(hb_config_t *cfg, char *err, size_t errlen)
 	if (quota > 0 && quota < n)
 		n = quota;
 	cfg->ncpus = n;
-	if (cfg->workers == 0)
-		cfg->workers = n > 1024 ? 1024 : n;
+	if (cfg->workers == 0) /* the processes share the CPUs */
+		cfg->workers = n / (cfg->processes > 0 ? cfg->processes : 1);
+	if (cfg->workers > 1024)
+		cfg->workers = 1024;
+	if (cfg->workers < 1)
+		cfg->workers = 1;
 	return 0;
 }
 

@@ -147,6 +147,14 @@ typedef struct hb_config {
 	int64_t limit_concurrency; /* requests in flight per process; 0 = off */
 	int64_t max_queue_wait_ms; /* wait for a worker before 503; 0 = off */
 	int64_t retry_after_s;	   /* Retry-After of those 503s; default 1 */
+	/* the process model (docs/production.md) */
+	int processes;			    /* worker processes the master runs, default 1 */
+	int64_t reload_websocket_timeout_s; /* WebSockets kept on the old code after HUP; 600 */
+	int64_t respawn_backoff_max_s;	    /* cap of a crash loop's restart delay, default 10 */
+	char *pidfile;			    /* NULL: none */
+	char *user;			    /* NULL: keep the starting user */
+	char *group;			    /* NULL: the user's primary group */
+	char *chdir;			    /* NULL: stay */
 	char *sources; /* private to config.c: where each key's value came from (--print-config) */
 	/* derived */
 	int ncpus; /* CPUs this process may use: min(affinity mask, cgroup quota) */

@@ -25,6 +25,7 @@ static const struct alias {
 	{"access-logfile", "access_log", NULL},	   /* gunicorn */
 	{"uds", "bind", "unix:"},		   /* uvicorn */
 	{"fd", "bind", "fd://"},		   /* uvicorn */
+	{"pid", "pidfile", NULL},		   /* gunicorn */
 };
 #define NALIASES (sizeof aliases / sizeof aliases[0])
 

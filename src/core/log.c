@@ -34,6 +34,18 @@ int hb_log_init(hb_log_level_t level, const char *access_log_path)
 	return 0;
 }
 
+int hb_log_reopen(const char *access_log_path)
+{
+	if (!access_log_path || strcmp(access_log_path, "-") == 0 || log_cfg.access_fd < 0)
+		return 0;
+	int fd = open(access_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int rc = dup3(fd, log_cfg.access_fd, O_CLOEXEC) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
 int hb_log_level_parse(const char *name)
 {
 	for (int i = 0; i <= HB_LOG_CRITICAL; i++)

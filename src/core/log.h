@@ -22,6 +22,12 @@ typedef enum {
  * opened for append). Returns 0 or -errno when the file cannot be opened. */
 int hb_log_init(hb_log_level_t level, const char *access_log_path);
 
+/* Opens the access log file again (logrotate moved it; SIGUSR1) and puts it in place of the
+ * old one under the same descriptor, so a line being written by another thread goes to one file
+ * or the other, whole. No-op when the log is off or stdout. Returns 0 or -errno (the old file
+ * stays in use). */
+int hb_log_reopen(const char *access_log_path);
+
 /* Parses "debug|info|warning|error|critical"; returns the level or -1. */
 int hb_log_level_parse(const char *name);
 

@@ -73,6 +73,32 @@ static int join_bus(hb_pyapi_shared_t *sh)
 	return 0;
 }
 
+/* A map made by hb_pyapi_prepare in the master process, before the worker processes were
+ * forked: every process (and every generation) shares it. */
+static hb_shmap_t *prepared;
+
+static void map_opts(const hb_config_t *cfg, hb_shmap_opts_t *o, size_t *max_key, size_t *max_value)
+{
+	*max_key = clamp(cfg->state_max_key_size, 1024, (64u << 20) - 1);
+	*max_value = clamp(cfg->state_max_value_size, 64u << 20, 1u << 30);
+	o->max_key = (uint32_t)*max_key + 1; /* + the str/bytes tag byte */
+	o->max_value = (uint32_t)*max_value;
+	o->max_bytes = clamp(cfg->state_max_bytes, (size_t)256 << 20, SIZE_MAX);
+	if (o->max_bytes < (64u << 10))
+		o->max_bytes = 64u << 10;
+}
+
+int hb_pyapi_prepare(const hb_config_t *cfg)
+{
+	hb_shmap_opts_t o = {0};
+	size_t k, v;
+
+	map_opts(cfg, &o, &k, &v);
+	if (!prepared)
+		prepared = hb_shmap_create(&o);
+	return prepared ? 0 : -ENOMEM;
+}
+
 int hb_pyapi_start(const hb_config_t *cfg, hb_hub_t *hub)
 {
 	hb_pyapi_shared_t *sh = calloc(1, sizeof(*sh));
@@ -80,14 +106,10 @@ int hb_pyapi_start(const hb_config_t *cfg, hb_hub_t *hub)
 
 	if (!sh)
 		goto oom;
-	sh->max_key = clamp(cfg->state_max_key_size, 1024, (64u << 20) - 1);
-	sh->max_value = clamp(cfg->state_max_value_size, 64u << 20, 1u << 30);
-	o.max_key = (uint32_t)sh->max_key + 1; /* + the str/bytes tag byte */
-	o.max_value = (uint32_t)sh->max_value;
-	o.max_bytes = clamp(cfg->state_max_bytes, (size_t)256 << 20, SIZE_MAX);
-	if (o.max_bytes < (64u << 10))
-		o.max_bytes = 64u << 10;
-	sh->map = hb_shmap_create(&o);
+	map_opts(cfg, &o, &sh->max_key, &sh->max_value);
+	/* The map every process shares when the master made one; else this process's own. */
+	sh->map = prepared ? prepared : hb_shmap_create(&o);
+	prepared = NULL;
 	if (!sh->map) {
 		fprintf(stderr,
 			"hornbeam-uring: cannot create the shared state map "

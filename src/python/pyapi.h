@@ -42,6 +42,10 @@ int hb_pyapi_prepare_bus(const hb_config_t *cfg);
 /* [master] That bus (NULL before): hb_xbus_reap(bus, pid) for every worker process reaped. */
 struct hb_xbus *hb_pyapi_bus(void);
 
+/* [master process, before it forks the worker processes] Creates the shared map from the
+ * config (state_max_*), for hb_pyapi_start in each forked process to use: every worker process
+ * and every generation then shares one map. Needs no interpreter. Returns 0 or -ENOMEM. */
+int hb_pyapi_prepare(const hb_config_t *cfg);
 /* [main thread, before workers] Creates the shared map, pub/sub and function registries from
  * the config (state_max_*, pubsub_queue_size, node_name), and joins the process bus if the
  * master made one. Returns 0 or -1 after printing why. */

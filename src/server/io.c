@@ -10,6 +10,7 @@
 #include "core/cpu.h"
 #include "core/log.h"
 #include "server/conn.h"
+#include "server/conn_h2.h"
 #include "server/transport_tls.h"
 
 #define RING_ENTRIES 1024
@@ -185,7 +186,12 @@ static void on_accept(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		io->accept_armed[op->arg] = 0;
 	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED)
+		/* EINVAL: the listener no longer listens (the master shut it down at SIGTERM, this
+		 * process is about to drain): nothing to report, re-armed (and failing) quietly at
+		 * most once a tick until the drain cancels it. */
+		if (cqe->res == -EINVAL)
+			io->accept_backoff = 1;
+		else if (cqe->res != -ECANCELED)
 			accept_failed(io, -cqe->res);
 		return;
 	}
@@ -222,6 +228,7 @@ static void on_tick(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
 {
 	hb_io_t *io = op->owner;
 	int draining = atomic_load(&io->srv->draining);
+	int gentle = draining == 1 && atomic_load(&io->srv->retiring);
 
 	(void)cqe;
 	if (draining && !io->stopping)
@@ -231,7 +238,7 @@ static void on_tick(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
 		accept_log(io);
 	for (hb_conn_t *c = io->conns, *n; c; c = n) {
 		n = c->next;
-		if (draining)
+		if (draining && !(gentle && c->handler != &hb_h2_handler))
 			hb_conn_drain(c, draining > 1);
 		else
 			hb_conn_tick(c, hb_ring_now(r));

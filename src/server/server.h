@@ -2,9 +2,10 @@
  *
  * Built by main.c before any thread starts; `cfg`, `hub` and the listener fds are read-only
  * afterwards. The atomics are the only fields that change: `draining` (main sets, io threads
- * read) asks io threads to stop accepting and finish; `nconns` counts open connections across
- * io threads for max_connections; `reclaim_gen` (bumped by an io thread out of descriptors) asks
- * every io thread to close idle keep-alive connections, `reclaimed` counts them for its log.
+ * read) asks io threads to stop accepting and finish (`retiring`: without cutting connections);
+ * `nconns` counts open connections across io threads for max_connections; `reclaim_gen` (bumped by
+ * an io thread out of descriptors) asks every io thread to close idle keep-alive connections,
+ * `reclaimed` counts them for its log.
  */
 #ifndef HB_SERVER_SERVER_H
 #define HB_SERVER_SERVER_H
@@ -22,6 +23,10 @@ typedef struct hb_server {
 	int nio;
 	int **listen_fds;     /* [io][bind]: each io thread its own SO_REUSEPORT socket */
 	_Atomic int draining; /* 1: graceful stop; 2: stop now */
+	/* with draining 1: a reload retires this process, gently: HTTP/1.1 connections end after
+	 * their next response (Connection: close) or their keep-alive timeout, WebSockets stay
+	 * open; HTTP/2 ones get GOAWAY */
+	_Atomic int retiring;
 	_Atomic int64_t nconns;
 	_Atomic int io_running; /* io threads still running */
 	_Atomic unsigned reclaim_gen;

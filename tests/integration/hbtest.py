@@ -197,6 +197,31 @@ class Server:
             pass
         return out
 
+    def worker_pids(self):
+        """The worker processes: the master's direct children."""
+        out = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+                if int(st.rsplit(")", 1)[1].split()[1]) == self.pid:
+                    out.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+        return sorted(out)
+
+    def worker_pid(self, timeout=10.0):
+        """The one worker process's pid (processes = 1), once there is exactly one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.worker_pids()
+            if len(pids) == 1 or time.monotonic() > deadline:
+                assert len(pids) == 1, "expected one worker process, found %r\n%s" % (pids, self.describe())
+                return pids[0]
+            time.sleep(0.05)
+
     def rss_kb(self):
         total = 0
         for p in self.pids():

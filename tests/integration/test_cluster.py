@@ -7,6 +7,7 @@ Membership is read from the nodes' logs ("cluster: join NAME ...") and, from Pyt
 nodes() and the "hornbeam:nodes" topic (apps/api_wsgi.py). Calls and publishes across nodes:
 test_cluster_rpc.py.
 """
+import os
 import signal
 import time
 
@@ -48,7 +49,7 @@ def test_three_nodes_join_see_kill_and_leave(server):
                 s.cmd, o, s.stderr()[-3000:])
     # kill -9: the others declare it dead (not left)
     server.servers.remove(n2)
-    n2.signal(signal.SIGKILL)
+    os.killpg(n2.pid, signal.SIGKILL)  # the whole node: master and worker process
     n2.wait_exit(5)
     n2.stop()
     t0 = time.monotonic()
@@ -129,7 +130,7 @@ def test_nodes_and_the_hornbeam_nodes_topic(server):
     assert _wait_nodes(n1, ["a0@it", "a2@it"]) == ["a0@it", "a2@it"]
     assert _get(n0, "/node")["node"] == "a0@it"
     server.servers.remove(n2)
-    n2.signal(signal.SIGKILL)
+    os.killpg(n2.pid, signal.SIGKILL)  # the whole node: master and worker process
     n2.wait_exit(5)
     n2.stop()
     assert _wait_nodes(n0, ["a1@it"], 15.0) == ["a1@it"]

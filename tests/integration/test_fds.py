@@ -48,13 +48,14 @@ def warm_baseline(s, path):
     for _ in range(3):
         assert http(s.port, "GET", path).status == 200
     time.sleep(0.3)
-    return open_fds(s.pid)
+    return open_fds(s.worker_pid())
 
 
 def storm(s, n, payload, rst=True):
     """While the server is stopped, n clients connect, send payload and close (RST or FIN); the
     server then finds them all in its accept queue, already dead."""
-    os.kill(s.pid, signal.SIGSTOP)
+    worker = s.worker_pid()  # the process that accepts (the master only supervises)
+    os.kill(worker, signal.SIGSTOP)
     socks = []
     try:
         for _ in range(n):
@@ -67,13 +68,14 @@ def storm(s, n, payload, rst=True):
                 c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
             c.close()
     finally:
-        os.kill(s.pid, signal.SIGCONT)
+        os.kill(worker, signal.SIGCONT)
 
 
 def assert_back_to(s, base, what):
-    ok = wait_for(lambda: open_fds(s.pid) <= base, 10)
+    worker = s.worker_pid()
+    ok = wait_for(lambda: open_fds(worker) <= base, 10)
     assert ok, "%s: %d descriptors open, baseline %d (%d sockets)\n%s" % (
-        what, open_fds(s.pid), base, len(socket_fds(s.pid)), s.describe())
+        what, open_fds(worker), base, len(socket_fds(worker)), s.describe())
 
 
 def assert_prompt_exit(s, limit=5.0):
@@ -146,13 +148,14 @@ def test_soft_nofile_limit_is_raised_to_the_hard_limit(server):
         hard = 2048
     s = server("simple:app", "--max-connections", "500", preexec_fn=nofile(256, hard))
     assert limits_of(s.pid) == (hard, hard)
+    assert limits_of(s.worker_pid()) == (hard, hard)
     assert not FD_WARNING.search(s.stderr()), s.describe()
     assert http(s.port, "GET", "/").status == 200
 
 
 def test_max_connections_past_the_hard_limit_is_warned_once_with_numbers(server):
     s = server("simple:app", "--workers", "2", preexec_fn=nofile(256, 1024))
-    assert limits_of(s.pid) == (1024, 1024)
+    assert limits_of(s.worker_pid()) == (1024, 1024)
     found = FD_WARNING.findall(s.stderr())
     assert len(found) == 1, "expected one descriptor warning:\n%s" % s.describe()
     maxc, need, soft, hard = map(int, found[0])
@@ -210,9 +213,10 @@ def test_out_of_descriptors_backs_off_and_reclaims_idle_connections(server):
         gone, len(idle), s.describe())
     # Still out of descriptors: the server must not spin.
     time.sleep(0.3)
-    cpu0, w0 = cpu_seconds(s.pid), time.monotonic()
+    worker = s.worker_pid()
+    cpu0, w0 = cpu_seconds(worker), time.monotonic()
     time.sleep(1.5)
-    cpu = (cpu_seconds(s.pid) - cpu0) / (time.monotonic() - w0)
+    cpu = (cpu_seconds(worker) - cpu0) / (time.monotonic() - w0)
     assert cpu < 0.2, "server used %.0f%% CPU while out of descriptors" % (cpu * 100)
     lines = accept_lines(s)
     took = time.monotonic() - t0

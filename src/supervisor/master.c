@@ -1,0 +1,493 @@
+/* master.c: the master's process table and poll loop (master.h); setup (config, listeners,
+ * pid file, privileges) is master_setup.c. */
+#include "supervisor/master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xbus.h"
+#include "python/pyapi.h"
+#include "supervisor/master_priv.h"
+#include "supervisor/worker.h"
+
+#define NS 1000000000ull
+#define BACKOFF_FIRST_NS (100 * 1000000ull)
+#define KILL_MARGIN_NS (10 * NS) /* past a worker's own deadline, before SIGKILL */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the process table ---- */
+
+static int live(const proc_t *p)
+{
+	return p->state == P_BOOTING || p->state == P_READY;
+}
+
+static proc_t *proc_add(master_t *m)
+{
+	if (m->nprocs == m->cap) {
+		int cap = m->cap ? m->cap * 2 : 8;
+		proc_t *np = realloc(m->procs, (size_t)cap * sizeof *np);
+		if (!np)
+			return NULL;
+		m->procs = np;
+		m->cap = cap;
+	}
+	proc_t *p = &m->procs[m->nprocs++];
+	memset(p, 0, sizeof *p);
+	p->ready_fd = -1;
+	return p;
+}
+
+static void proc_remove(master_t *m, proc_t *p)
+{
+	if (p->ready_fd >= 0)
+		close(p->ready_fd);
+	*p = m->procs[--m->nprocs];
+}
+
+/* The child side of a fork: nothing of the master's loop may stay open in it. */
+static _Noreturn void child(master_t *m, hb_config_t *cfg, int slot, unsigned gen, int wfd)
+{
+	hb_worker_args_t a = {
+		.slot = slot,
+		.generation = gen,
+		.nio = m->nio,
+		.listen_fds = m->slot_fds[slot],
+		.listen = 1,
+		.ready_fd = wfd,
+		.master = m->pid,
+	};
+
+	close(m->sfd);
+	for (int s = 0; s < HB_MASTER_MAX_SLOTS; s++) /* other slots' sockets */
+		for (int io = 0; s != slot && m->slot_fds[s] && io < m->nio; io++)
+			for (size_t b = 0; b < cfg->nbinds; b++)
+				close(m->slot_fds[s][io][b]);
+	for (int i = 0; i < m->nprocs; i++)
+		if (m->procs[i].ready_fd >= 0)
+			close(m->procs[i].ready_fd);
+	hb_worker_run(cfg, &a);
+}
+
+static int spawn(master_t *m, hb_config_t *cfg, int slot, unsigned gen)
+{
+	int fds[2];
+	char err[512];
+
+	if (!m->slot_fds[slot] && hb_master_open_slot(m, slot, err, sizeof err) < 0) {
+		hb_error("cannot start worker process %d: %s", slot, err);
+		return -1;
+	}
+	proc_t *p = proc_add(m);
+	if (!p || pipe2(fds, O_CLOEXEC) < 0) {
+		if (p)
+			m->nprocs--;
+		hb_error("cannot start worker process %d: %s", slot, strerror(p ? errno : ENOMEM));
+		return -1;
+	}
+	fflush(NULL); /* nothing buffered may be written twice */
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		child(m, cfg, slot, gen, fds[1]);
+	}
+	close(fds[1]);
+	if (pid < 0) {
+		hb_error("cannot fork worker process %d: %s", slot, strerror(errno));
+		close(fds[0]);
+		m->nprocs--;
+		return -1;
+	}
+	*p = (proc_t){.pid = pid,
+		      .slot = slot,
+		      .gen = gen,
+		      .ready_fd = fds[0],
+		      .state = P_BOOTING,
+		      .started = mono_ns()};
+	hb_info("Booting worker process %d with pid %d (generation %u)", slot, (int)pid, gen);
+	return 0;
+}
+
+static void tell(master_t *m, proc_t *p, int sig, int state)
+{
+	if (kill(p->pid, sig) < 0 && errno != ESRCH)
+		hb_warn("cannot signal worker process %d: %s", (int)p->pid, strerror(errno));
+	if (state)
+		p->state = state;
+	(void)m;
+}
+
+/* ---- the lifecycle ---- */
+
+/* A graceful stop (how = 1) or an immediate one (2). */
+static void begin_stop(master_t *m, int how, const char *why)
+{
+	uint64_t now = mono_ns();
+
+	if (m->stopping >= how)
+		return;
+	hb_info("Shutting down: %s (%s)", how == 1 ? "graceful" : "now", why);
+	if (!m->stopping)
+		hb_master_close_listeners(m); /* new connects are refused from now on */
+	m->stopping = how;
+	m->kill_at =
+		now + (how == 1 ? (uint64_t)m->cfg->graceful_timeout_s * NS : 0) + KILL_MARGIN_NS;
+	/* Retiring processes get TERM too: their WebSockets close now. */
+	for (int i = 0; i < m->nprocs; i++)
+		tell(m, &m->procs[i], how == 1 ? SIGTERM : SIGQUIT, P_STOPPING);
+}
+
+static uint64_t backoff(const master_t *m, int fails)
+{
+	uint64_t d = BACKOFF_FIRST_NS, max = (uint64_t)m->cfg->respawn_backoff_max_s * NS;
+
+	for (int i = 1; i < fails && d < max; i++)
+		d *= 2;
+	return d < max ? d : max;
+}
+
+static void describe(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "was killed by signal %d (%s)%s", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)), WCOREDUMP(status) ? ", core dumped" : "");
+	else
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+}
+
+static int exit_code(int status)
+{
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void abort_reload(master_t *m, const char *why)
+{
+	hb_error("reload failed: %s; generation %u keeps serving", why, m->gen);
+	for (int i = 0; i < m->nprocs; i++)
+		if (m->procs[i].gen == m->next_gen && live(&m->procs[i]))
+			tell(m, &m->procs[i], SIGTERM, P_STOPPING);
+	hb_config_free(m->next_cfg);
+	free(m->next_cfg);
+	m->next_cfg = NULL;
+	m->next_gen = 0;
+}
+
+/* A serving process died: log it and schedule its replacement (at once, or after a backoff
+ * when it keeps dying before it is ready). */
+static void crashed(master_t *m, const proc_t *p, const char *how)
+{
+	uint64_t now = mono_ns();
+
+	if (p->state == P_BOOTING) {
+		int n = ++m->fails[p->slot];
+		uint64_t d = backoff(m, n);
+		m->respawn_at[p->slot] = now + d;
+		hb_error("worker process %d (pid %d) %s before it was ready (%d time%s in a row); "
+			 "restarting it in %.1fs",
+			 p->slot, (int)p->pid, how, n, n > 1 ? "s" : "", (double)d / NS);
+	} else {
+		m->fails[p->slot] = 0;
+		m->respawn_at[p->slot] = now;
+		hb_error("worker process %d (pid %d) %s; its requests in flight failed; restarting "
+			 "it",
+			 p->slot, (int)p->pid, how);
+	}
+}
+
+static void reaped(master_t *m, proc_t *p, int status)
+{
+	char how[160];
+
+	describe(status, how, sizeof how);
+	if (p->state == P_STOPPING || p->state == P_RETIRING) {
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			hb_info("worker process %d (pid %d, generation %u) exited", p->slot,
+				(int)p->pid, p->gen);
+		else
+			hb_warn("worker process %d (pid %d, generation %u) %s", p->slot,
+				(int)p->pid, p->gen, how);
+		/* A stopping worker's own failure (a leak report) is the server's exit status;
+		 * one the master killed past its deadline is not. */
+		if (m->stopping && !p->killed && exit_code(status) != 0 && !m->status)
+			m->status = exit_code(status);
+	} else if (p->gen == m->next_gen) {
+		char why[256];
+		snprintf(why, sizeof why, "worker process %d of generation %u (pid %d) %s", p->slot,
+			 p->gen, (int)p->pid, how);
+		abort_reload(m, why);
+	} else if (!m->ready_once) {
+		hb_error("worker process %d (pid %d) %s while booting: stopping", p->slot,
+			 (int)p->pid, how);
+		m->status = exit_code(status) ? exit_code(status) : 1;
+		begin_stop(m, 2, "a worker process failed to boot");
+	} else {
+		crashed(m, p, how);
+	}
+	proc_remove(m, p);
+}
+
+static void reap(master_t *m)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		hb_xbus_reap(hb_pyapi_bus(), pid); /* its bus slot and registered names */
+		for (int i = 0; i < m->nprocs; i++)
+			if (m->procs[i].pid == pid) {
+				reaped(m, &m->procs[i], status);
+				break;
+			}
+	}
+}
+
+/* Every slot of the serving generation has a live process, unless its restart waits. */
+static void fill_slots(master_t *m)
+{
+	uint64_t now = mono_ns();
+
+	if (m->stopping)
+		return;
+	for (int s = 0; s < m->target; s++) {
+		int have = 0;
+		for (int i = 0; i < m->nprocs && !have; i++)
+			have = m->procs[i].gen == m->gen && m->procs[i].slot == s &&
+			       live(&m->procs[i]);
+		if (!have && now >= m->respawn_at[s] && spawn(m, m->cfg, s, m->gen) < 0)
+			m->respawn_at[s] = now + backoff(m, ++m->fails[s]);
+	}
+}
+
+static int count(const master_t *m, unsigned gen, int state)
+{
+	int n = 0;
+	for (int i = 0; i < m->nprocs; i++)
+		n += m->procs[i].gen == gen && m->procs[i].state == state;
+	return n;
+}
+
+/* Slots past the process count: their sockets leave the SO_REUSEPORT group first (new
+ * connections go to the other slots), then their processes retire. */
+static void retire_slots_from(master_t *m, int n)
+{
+	for (int s = n; s < HB_MASTER_MAX_SLOTS; s++)
+		if (m->slot_fds[s])
+			hb_master_quiet_slot(m, s);
+	for (int i = 0; i < m->nprocs; i++) {
+		proc_t *p = &m->procs[i];
+		if (p->slot >= n && live(p))
+			tell(m, p, p->state == P_READY ? SIGHUP : SIGTERM, P_RETIRING);
+	}
+}
+
+/* The new generation is ready: it serves, every older process retires. */
+static void finish_reload(master_t *m)
+{
+	for (int i = 0; i < m->nprocs; i++) {
+		proc_t *p = &m->procs[i];
+		if (p->gen != m->next_gen && live(p))
+			tell(m, p, p->state == P_READY ? SIGHUP : SIGTERM, P_RETIRING);
+	}
+	hb_config_free(m->cfg);
+	free(m->cfg);
+	m->cfg = m->next_cfg;
+	m->next_cfg = NULL;
+	hb_log_init((hb_log_level_t)m->cfg->log_level, NULL);
+	hb_info("Reloaded: generation %u serves (%d processes), generation %u retires", m->next_gen,
+		m->cfg->processes, m->gen);
+	m->gen = m->next_gen;
+	m->next_gen = 0;
+	m->target = m->cfg->processes;
+	retire_slots_from(m, m->target);
+	for (int s = 0; s < HB_MASTER_MAX_SLOTS; s++)
+		m->fails[s] = 0, m->respawn_at[s] = 0;
+}
+
+static void reload(master_t *m)
+{
+	char err[1024] = "";
+
+	if (m->stopping)
+		return;
+	if (m->next_gen) {
+		hb_warn("SIGHUP: generation %u is still starting; ignored", m->next_gen);
+		return;
+	}
+	hb_info("SIGHUP: reloading");
+	hb_config_t *nc = hb_master_load_config(m, err, sizeof err);
+	if (!nc) {
+		hb_error("reload failed: %s; generation %u keeps serving", err, m->gen);
+		return;
+	}
+	m->next_cfg = nc;
+	m->next_gen = ++m->last_gen;
+	for (int s = 0; s < nc->processes && m->next_gen; s++)
+		if (spawn(m, nc, s, m->next_gen) < 0)
+			abort_reload(m, "cannot start its processes");
+}
+
+static void resize(master_t *m, int delta)
+{
+	int n = m->target + delta;
+
+	if (n < 1 || n > HB_MASTER_MAX_SLOTS || m->stopping) {
+		hb_warn("%s: keeping %d worker processes", delta > 0 ? "SIGTTIN" : "SIGTTOU",
+			m->target);
+		return;
+	}
+	m->target = n;
+	hb_info("%s: %d worker processes", delta > 0 ? "SIGTTIN" : "SIGTTOU", n);
+	retire_slots_from(m, n);
+	m->fails[n - 1] = 0;
+	m->respawn_at[n - 1] = 0;
+}
+
+static void on_signal(master_t *m, int sig)
+{
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		begin_stop(m, m->stopping ? 2 : 1, strsignal(sig));
+		break;
+	case SIGQUIT:
+		begin_stop(m, 2, strsignal(sig));
+		break;
+	case SIGHUP:
+		reload(m);
+		break;
+	case SIGUSR1:
+		hb_info("SIGUSR1: worker processes reopen their log files");
+		for (int i = 0; i < m->nprocs; i++)
+			tell(m, &m->procs[i], SIGUSR1, 0);
+		break;
+	case SIGTTIN:
+		resize(m, 1);
+		break;
+	case SIGTTOU:
+		resize(m, -1);
+		break;
+	case SIGCHLD:
+		break; /* reaped after every wakeup */
+	default:
+		hb_info("%s: ignored", strsignal(sig));
+		break;
+	}
+}
+
+static void read_signals(master_t *m)
+{
+	struct signalfd_siginfo si;
+
+	while (read(m->sfd, &si, sizeof si) == (ssize_t)sizeof si)
+		on_signal(m, (int)si.ssi_signo);
+}
+
+static void read_ready(master_t *m, int fd)
+{
+	for (int i = 0; i < m->nprocs; i++) {
+		proc_t *p = &m->procs[i];
+		char c = 0;
+		if (p->ready_fd != fd)
+			continue;
+		ssize_t n = read(fd, &c, 1);
+		if (n < 0 && errno == EINTR)
+			return;
+		close(fd);
+		p->ready_fd = -1;
+		if (n == 1 && c == 'R' && p->state == P_BOOTING) {
+			p->state = P_READY;
+			m->fails[p->slot] = p->gen == m->gen ? 0 : m->fails[p->slot];
+		}
+		return;
+	}
+}
+
+/* After every wakeup: readiness of the whole first generation, or of a reload's. */
+static void check_ready(master_t *m)
+{
+	if (!m->ready_once && !m->stopping && count(m, m->gen, P_READY) >= m->target) {
+		m->ready_once = 1;
+		hb_master_log_ready(m);
+	}
+	if (m->next_gen && m->next_cfg && count(m, m->next_gen, P_READY) >= m->next_cfg->processes)
+		finish_reload(m);
+}
+
+static int poll_timeout(const master_t *m)
+{
+	uint64_t now = mono_ns(), next = now + NS;
+
+	for (int s = 0; s < m->target && !m->stopping; s++)
+		if (m->respawn_at[s] > now && m->respawn_at[s] < next)
+			next = m->respawn_at[s];
+	if (m->stopping && m->kill_at < next)
+		next = m->kill_at > now ? m->kill_at : now;
+	return (int)((next - now) / 1000000ull) + 1;
+}
+
+static void kill_late(master_t *m)
+{
+	if (!m->stopping || mono_ns() < m->kill_at)
+		return;
+	for (int i = 0; i < m->nprocs; i++) {
+		if (m->procs[i].killed)
+			continue;
+		hb_warn("worker process %d (pid %d) did not stop in time: SIGKILL",
+			m->procs[i].slot, (int)m->procs[i].pid);
+		m->procs[i].killed = 1;
+		kill(m->procs[i].pid, SIGKILL);
+	}
+}
+
+int hb_master_loop(master_t *m)
+{
+	struct pollfd *pfd = NULL;
+	int npfd = 0;
+
+	for (int s = 0; s < m->target; s++)
+		if (spawn(m, m->cfg, s, m->gen) < 0)
+			return 1;
+	while (!m->stopping || m->nprocs > 0) {
+		if (npfd < m->nprocs + 1) {
+			npfd = m->nprocs + 8;
+			free(pfd);
+			pfd = calloc((size_t)npfd, sizeof *pfd);
+			if (!pfd)
+				return 1;
+		}
+		int n = 0;
+		pfd[n++] = (struct pollfd){.fd = m->sfd, .events = POLLIN};
+		for (int i = 0; i < m->nprocs; i++)
+			if (m->procs[i].ready_fd >= 0)
+				pfd[n++] = (struct pollfd){.fd = m->procs[i].ready_fd,
+							   .events = POLLIN};
+		int rc = poll(pfd, (nfds_t)n, poll_timeout(m));
+		for (int i = 1; rc > 0 && i < n; i++)
+			if (pfd[i].revents)
+				read_ready(m, pfd[i].fd);
+		read_signals(m);
+		reap(m);
+		check_ready(m);
+		kill_late(m);
+		fill_slots(m);
+	}
+	free(pfd);
+	return m->status;
+}

@@ -1,0 +1,79 @@
+/* master_priv.h: the master's state, shared by master.c (process table, poll loop) and
+ * master_setup.c (configuration, listeners, pid file, privileges). Master thread only: the
+ * master has no other thread.
+ */
+#ifndef HB_SUPERVISOR_MASTER_PRIV_H
+#define HB_SUPERVISOR_MASTER_PRIV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/config.h"
+
+#define HB_MASTER_MAX_SLOTS 1024 /* the `processes` key's maximum */
+
+enum proc_state {
+	P_BOOTING = 1, /* importing the app: not yet counted as serving */
+	P_READY,       /* serving */
+	P_RETIRING,    /* a newer generation (or a lower process count) took over: draining */
+	P_STOPPING,    /* told to stop (TERM/QUIT) */
+};
+
+typedef struct proc {
+	pid_t pid;
+	int slot;     /* 0 .. processes-1 */
+	unsigned gen; /* its generation */
+	int ready_fd; /* read end of its readiness pipe, -1 once read */
+	int state;    /* enum proc_state */
+	int killed;   /* SIGKILL sent */
+	uint64_t started;
+} proc_t;
+
+typedef struct master {
+	int argc;
+	char **argv, **envp;
+	pid_t pid;
+	hb_config_t *cfg;      /* the serving generation's (malloc'd) */
+	hb_config_t *next_cfg; /* a reload's, while its generation starts; NULL otherwise */
+	int nio;	       /* sockets per bind and slot: cfg->workers at start */
+	/* [slot][io][bind]: each slot (its processes of every generation) has its own
+	 * SO_REUSEPORT sockets, so the kernel spreads connections over the processes; NULL for a
+	 * slot never used. A unix bind is one socket that every slot shares (dup'd). */
+	int **slot_fds[HB_MASTER_MAX_SLOTS];
+	int sfd; /* signalfd */
+	proc_t *procs;
+	int nprocs, cap;
+	unsigned gen;				  /* the serving generation */
+	unsigned next_gen;			  /* a reload's, while it starts; 0 otherwise */
+	unsigned last_gen;			  /* the newest generation number handed out */
+	int target;				  /* processes wanted in the serving generation */
+	int ready_once;				  /* the first generation was ready once */
+	int stopping;				  /* 1 graceful, 2 now */
+	uint64_t kill_at;			  /* stopping: SIGKILL what is left after this */
+	int status;				  /* exit status */
+	int fails[HB_MASTER_MAX_SLOTS];		  /* per slot: deaths before ready, in a row */
+	uint64_t respawn_at[HB_MASTER_MAX_SLOTS]; /* per slot: not restarted before this */
+} master_t;
+
+/* master.c: spawns the first generation, then runs until every process is gone after a
+ * stop. Returns the exit status. */
+int hb_master_loop(master_t *m);
+
+/* master_setup.c */
+/* Loads the configuration again (argv, environment, file) for a reload; NULL with err set
+ * when it fails or changes what a reload cannot change (binds, workers). */
+hb_config_t *hb_master_load_config(master_t *m, char *err, size_t errlen);
+/* Binds a slot's sockets (does not listen: its first process listens once ready). 0 or -1
+ * with err set. */
+int hb_master_open_slot(master_t *m, int slot, char *err, size_t errlen);
+/* Shuts a slot's TCP sockets down (they leave the SO_REUSEPORT group at once; a new process
+ * in the slot listens again); unix sockets, shared by every slot, stay. */
+void hb_master_quiet_slot(master_t *m, int slot);
+/* Shuts every listening socket down (every process shares them: connects are refused at
+ * once) and closes the master's descriptors. */
+void hb_master_close_listeners(master_t *m);
+/* Logs "Listening at" and the process model once the first generation is ready. */
+void hb_master_log_ready(const master_t *m);
+
+#endif

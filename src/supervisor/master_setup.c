@@ -1,0 +1,344 @@
+/* master_setup.c: what the master does before and around its loop (master_priv.h): load the
+ * configuration, bind the listeners, create the shared map, write the pid file, drop
+ * privileges, and at the end close and remove what it made. */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "python/pyapi.h"
+#include "server/fdlimit.h"
+#include "server/listener.h"
+#include "supervisor/master.h"
+#include "supervisor/master_priv.h"
+#include "supervisor/tomlproc.h"
+
+static void block_signals(sigset_t *set)
+{
+	static const int sigs[] = {SIGTERM, SIGINT,  SIGQUIT, SIGHUP,  SIGUSR1,
+				   SIGUSR2, SIGTTIN, SIGTTOU, SIGCHLD, SIGWINCH};
+
+	sigemptyset(set);
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		sigaddset(set, sigs[i]);
+	/* Blocked before any fork: the signalfd reads them; each worker unblocks its own. */
+	sigprocmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Raises the soft descriptor limit to the hard one (the workers inherit it); says once, with
+ * the numbers, when the configuration asks for more connections than the limit allows. */
+static void check_fd_limit(const hb_config_t *cfg, int nio)
+{
+	struct rlimit lim;
+	int rc = hb_fdlimit_raise(&lim);
+
+	if (rc < 0)
+		hb_warn("RLIMIT_NOFILE: cannot raise the soft limit %llu to the hard limit %llu: "
+			"%s",
+			(unsigned long long)lim.rlim_cur, (unsigned long long)lim.rlim_max,
+			strerror(-rc));
+	uint64_t reserve = hb_fdlimit_reserve(cfg, nio, cfg->workers * cfg->threads);
+	uint64_t need = (uint64_t)cfg->max_connections + reserve;
+	if (lim.rlim_cur == RLIM_INFINITY || need <= (uint64_t)lim.rlim_cur)
+		return;
+	hb_warn("max_connections = %lld needs about %llu descriptors (%lld + %llu for listeners, "
+		"rings, workers and the app) but RLIMIT_NOFILE is %llu (hard limit %llu): past "
+		"about "
+		"%llu connections accepts fail with EMFILE; raise the hard limit (ulimit -Hn, "
+		"systemd LimitNOFILE=) or lower max_connections",
+		(long long)cfg->max_connections, (unsigned long long)need,
+		(long long)cfg->max_connections, (unsigned long long)reserve,
+		(unsigned long long)lim.rlim_cur, (unsigned long long)lim.rlim_max,
+		(unsigned long long)(lim.rlim_cur > reserve ? lim.rlim_cur - reserve : 0));
+}
+
+static int **alloc_fds(int nio, size_t nbinds)
+{
+	int **fds = calloc((size_t)nio, sizeof(int *));
+	for (int i = 0; fds && i < nio; i++) {
+		fds[i] = malloc((nbinds ? nbinds : 1) * sizeof(int));
+		if (!fds[i])
+			return NULL;
+		for (size_t b = 0; b < nbinds; b++)
+			fds[i][b] = -1;
+	}
+	return fds;
+}
+
+/* Loads argv + environment + file into a new config; NULL with err set. */
+static hb_config_t *load(master_t *m, int *exit_now, char *err, size_t errlen)
+{
+	hb_config_t *cfg = malloc(sizeof *cfg);
+
+	*exit_now = 0;
+	if (!cfg)
+		return snprintf(err, errlen, "out of memory"), NULL;
+	int rc = hb_config_load(cfg, m->argc, m->argv, m->envp, hb_tomlproc_load, err, errlen);
+	if (rc == HB_CONFIG_OK)
+		return cfg;
+	*exit_now = rc == HB_CONFIG_EXIT;
+	free(cfg);
+	return NULL;
+}
+
+static int same_binds(const hb_config_t *a, const hb_config_t *b)
+{
+	if (a->nbinds != b->nbinds)
+		return 0;
+	for (size_t i = 0; i < a->nbinds; i++)
+		if (strcmp(a->binds[i].spec, b->binds[i].spec) != 0 ||
+		    a->binds[i].tls != b->binds[i].tls)
+			return 0;
+	return 1;
+}
+
+hb_config_t *hb_master_load_config(master_t *m, char *err, size_t errlen)
+{
+	int exit_now;
+	hb_config_t *cfg = load(m, &exit_now, err, errlen);
+
+	if (!cfg)
+		return NULL;
+	if (!same_binds(cfg, m->cfg))
+		snprintf(err, errlen, "bind/ssl_bind changed: that needs a restart");
+	else if (cfg->workers != m->nio)
+		snprintf(err, errlen,
+			 "workers changed (%d -> %d): the listeners have one socket per worker, "
+			 "that needs a restart",
+			 m->nio, cfg->workers);
+	else
+		return cfg;
+	hb_config_free(cfg);
+	free(cfg);
+	return NULL;
+}
+
+int hb_master_open_slot(master_t *m, int slot, char *err, size_t errlen)
+{
+	const hb_config_t *cfg = m->cfg;
+	int **fds = alloc_fds(m->nio, cfg->nbinds);
+
+	if (!fds)
+		return snprintf(err, errlen, "out of memory"), -1;
+	if (slot == 0) { /* the first: with the address-in-use probe and its message */
+		if (hb_listener_open_all(cfg, m->nio, fds, err, errlen) < 0)
+			return -1;
+		m->slot_fds[0] = fds;
+		return 0;
+	}
+	for (size_t b = 0; b < cfg->nbinds; b++)
+		for (int io = 0; io < m->nio; io++) {
+			const char *why = "bind";
+			int unix_fd = cfg->binds[b].family == AF_UNIX ? m->slot_fds[0][io][b] : -1;
+			int fd = hb_listener_open(&cfg->binds[b], unix_fd, &why);
+			if (fd < 0)
+				return snprintf(err, errlen, "bind: cannot %s %s: %s", why,
+						cfg->binds[b].spec, strerror(-fd)),
+				       -1;
+			fds[io][b] = fd;
+		}
+	m->slot_fds[slot] = fds;
+	return 0;
+}
+
+void hb_master_quiet_slot(master_t *m, int slot)
+{
+	for (int io = 0; m->slot_fds[slot] && io < m->nio; io++)
+		for (size_t b = 0; b < m->cfg->nbinds; b++)
+			if (m->cfg->binds[b].family != AF_UNIX && m->slot_fds[slot][io][b] >= 0)
+				shutdown(m->slot_fds[slot][io][b], SHUT_RDWR);
+}
+
+void hb_master_close_listeners(master_t *m)
+{
+	for (int s = 0; s < HB_MASTER_MAX_SLOTS; s++) {
+		if (!m->slot_fds[s])
+			continue;
+		for (int io = 0; io < m->nio; io++)
+			for (size_t b = 0; b < m->cfg->nbinds; b++)
+				if (m->slot_fds[s][io][b] >= 0)
+					shutdown(m->slot_fds[s][io][b], SHUT_RDWR);
+		hb_listener_close_all(m->cfg, m->nio, m->slot_fds[s]);
+	}
+}
+
+void hb_master_log_ready(const master_t *m)
+{
+	const hb_config_t *cfg = m->cfg;
+	static const char *const classes[] = {"wsgi", "asgi", "auto"};
+
+	for (size_t b = 0; b < cfg->nbinds; b++)
+		hb_info("Listening at: %s%s (%d)",
+			cfg->binds[b].family == AF_UNIX ? (cfg->binds[b].tls ? "tls+" : "")
+			: cfg->binds[b].tls		? "https://"
+							: "http://",
+			cfg->binds[b].spec, (int)m->pid);
+	hb_info("Using worker: %s, %d processes x %d workers x %d threads, %d io threads each",
+		classes[cfg->worker_class], m->target, cfg->workers, cfg->threads, m->nio);
+	if (cfg->timeout_ms > 0 && cfg->timeout_ms < 1000)
+		hb_warn("timeout is %lld ms, below 1 s: a request whose response has not started "
+			"by then gets 504 (a bare --timeout is seconds; 30000 ms is \"30000ms\")",
+			(long long)cfg->timeout_ms);
+}
+
+/* ---- pid file and privileges ---- */
+
+static int write_pidfile(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "we");
+
+	if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0) {
+		int e = errno;
+		snprintf(err, errlen, "pidfile: cannot write '%s': %s", path, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+static int lookup_ids(const hb_config_t *cfg, uid_t *uid, gid_t *gid, char *err, size_t errlen)
+{
+	char *end;
+	struct passwd *pw = getpwnam(cfg->user);
+	unsigned long n = strtoul(cfg->user, &end, 10);
+
+	if (!pw && *cfg->user && !*end)
+		pw = getpwuid((uid_t)n);
+	if (!pw)
+		return snprintf(err, errlen, "user: no such user '%s'", cfg->user), -EINVAL;
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	if (cfg->group) {
+		struct group *gr = getgrnam(cfg->group);
+		n = strtoul(cfg->group, &end, 10);
+		if (!gr && *cfg->group && !*end)
+			gr = getgrgid((gid_t)n);
+		if (!gr)
+			return snprintf(err, errlen, "group: no such group '%s'", cfg->group),
+			       -EINVAL;
+		*gid = gr->gr_gid;
+	}
+	return 0;
+}
+
+/* After binding (ports below 1024 need root) and the pid file: the workers run as `user`. */
+static int drop_privileges(const hb_config_t *cfg, char *err, size_t errlen)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (!cfg->user && !cfg->group)
+		return 0;
+	if (!cfg->user) {
+		struct group *gr = getgrnam(cfg->group);
+		if (!gr)
+			return snprintf(err, errlen, "group: no such group '%s'", cfg->group),
+			       -EINVAL;
+		if (setgroups(0, NULL) < 0 || setgid(gr->gr_gid) < 0)
+			goto fail;
+		return 0;
+	}
+	if (lookup_ids(cfg, &uid, &gid, err, errlen) < 0)
+		return -EINVAL;
+	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "user/group: cannot switch to %s/%s: %s", cfg->user ? cfg->user : "-",
+		 cfg->group ? cfg->group : "-", strerror(errno));
+	return -EPERM;
+}
+
+/* ---- the whole run ---- */
+
+static int setup(master_t *m, char *err, size_t errlen)
+{
+	hb_config_t *cfg = m->cfg;
+
+	for (int slot = 0; slot < m->target; slot++)
+		if (hb_master_open_slot(m, slot, err, errlen) < 0)
+			return -1;
+	/* Before fork: the worker processes (of every generation: a reload's overlap too) share
+	 * the map and the process bus (publish and call() across them). */
+	if (hb_pyapi_prepare(cfg) < 0 || hb_pyapi_prepare_bus(cfg) < 0) {
+		snprintf(err, errlen,
+			 "cannot create the shared state map (state_max_bytes = %lld) or the "
+			 "process bus",
+			 (long long)cfg->state_max_bytes);
+		return -1;
+	}
+	if (cfg->pidfile && write_pidfile(cfg->pidfile, err, errlen) < 0)
+		return -1;
+	if (drop_privileges(cfg, err, errlen) < 0)
+		return -1;
+	sigset_t set;
+	block_signals(&set);
+	m->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (m->sfd < 0)
+		return snprintf(err, errlen, "signalfd: %s", strerror(errno)), -1;
+	return 0;
+}
+
+/* --chdir: the configuration is loaded again from there, so relative paths on the command
+ * line mean the same to the checks and to the workers. */
+static int change_dir(master_t *m, char *err, size_t errlen)
+{
+	int exit_now;
+
+	if (!m->cfg->chdir)
+		return 0;
+	if (chdir(m->cfg->chdir) < 0)
+		return snprintf(err, errlen, "chdir: cannot change to '%s': %s", m->cfg->chdir,
+				strerror(errno)),
+		       -1;
+	hb_config_free(m->cfg);
+	free(m->cfg);
+	m->cfg = load(m, &exit_now, err, errlen);
+	return m->cfg ? 0 : -1;
+}
+
+int hb_master_run(int argc, char **argv, char **envp)
+{
+	master_t *m = calloc(1, sizeof *m);
+	char err[1024] = "";
+	sigset_t set;
+	int exit_now = 0, rc = 2;
+
+	if (!m)
+		return 1;
+	block_signals(&set);
+	*m = (master_t){.argc = argc, .argv = argv, .envp = envp, .pid = getpid(), .sfd = -1};
+	m->cfg = load(m, &exit_now, err, sizeof err);
+	if (exit_now) {
+		free(m);
+		return 0;
+	}
+	if (!m->cfg || change_dir(m, err, sizeof err) < 0)
+		goto out;
+	hb_log_init((hb_log_level_t)m->cfg->log_level, NULL);
+	m->nio = m->cfg->workers;
+	m->target = m->cfg->processes;
+	m->gen = m->last_gen = 1;
+	check_fd_limit(m->cfg, m->nio);
+	if (setup(m, err, sizeof err) < 0)
+		goto out;
+	hb_info("Starting hornbeam-uring %s (master pid %d)", HB_VERSION, (int)m->pid);
+	err[0] = '\0';
+	rc = hb_master_loop(m);
+	hb_master_close_listeners(m);
+	if (m->cfg->pidfile)
+		unlink(m->cfg->pidfile);
+	hb_info("Shutdown complete");
+out:
+	if (err[0])
+		fprintf(stderr, "hornbeam-uring: %s\n", err);
+	fflush(NULL);
+	return rc;
+}

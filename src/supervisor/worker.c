@@ -1,0 +1,333 @@
+/* worker.c: a worker process (worker.h): start Python and the app, serve, wait for the
+ * master's signals, drain, exit. */
+#include "supervisor/worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster/node.h"
+#include "core/hub.h"
+#include "core/log.h"
+#include "core/ring.h"
+#include "python/pyapi.h"
+#include "python/pyhost.h"
+#include "server/io.h"
+#include "server/listener.h"
+#include "server/server.h"
+#include "server/tls_setup.h"
+
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
+#define NS 1000000000ull
+#define CLUSTER_RETRY_NS (10 * NS) /* a new generation's node waits for the old one to leave */
+
+typedef struct worker {
+	hb_config_t *cfg;
+	const hb_worker_args_t *a;
+	hb_server_t srv;
+	hb_tls_setup_t tls;
+	hb_cluster_t *cluster;
+	uint64_t cluster_retry_until; /* 0: no retry */
+	uint64_t deadline;	      /* graceful stop: force after this (0: none yet) */
+	uint64_t ws_deadline;	      /* retiring: connections cut after this */
+} worker_t;
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
+}
+
+static void node_event(const hb_swim_event_t *ev, void *ud)
+{
+	(void)ud;
+	if (ev->type == HB_SWIM_EV_JOIN || ev->type == HB_SWIM_EV_DEAD ||
+	    ev->type == HB_SWIM_EV_LEAVE)
+		hb_pyapi_node_event(ev->type == HB_SWIM_EV_JOIN	  ? "join"
+				    : ev->type == HB_SWIM_EV_DEAD ? "dead"
+								  : "leave",
+				    ev->name);
+}
+
+static void ignore(int sig)
+{
+	(void)sig;
+}
+
+/* The master's mask blocks every signal it handles; here only the ones this main thread waits
+ * for stay blocked (every thread inherits that). The others get an empty handler, not SIG_IGN:
+ * a handler is reset by exec, so the app's subprocesses get the default dispositions back. */
+static void worker_signals(sigset_t *set)
+{
+	sigset_t unblock;
+	struct sigaction sa = {.sa_handler = ignore};
+	static const int others[] = {SIGCHLD, SIGUSR2, SIGTTIN, SIGTTOU, SIGWINCH};
+
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGQUIT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	sigemptyset(&unblock);
+	for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+		if (others[i] != SIGCHLD)
+			sigaction(others[i], &sa, NULL);
+		sigaddset(&unblock, others[i]);
+	}
+	signal(SIGCHLD, SIG_DFL);
+	pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
+}
+
+/* This process's share of the CPUs: slot k takes the workers after the first k * workers. */
+static void cpu_share(hb_config_t *cfg, int slot)
+{
+	if (slot <= 0 || cfg->ncpus <= 1)
+		return;
+	int *rot = malloc((size_t)cfg->ncpus * sizeof *rot);
+	if (!rot)
+		return;
+	for (int i = 0; i < cfg->ncpus; i++)
+		rot[i] = cfg->cpus[((size_t)slot * (size_t)cfg->workers + (size_t)i) %
+				   (size_t)cfg->ncpus];
+	free(cfg->cpus);
+	cfg->cpus = rot;
+}
+
+static void wake_io(hb_server_t *srv)
+{
+	for (int i = 0; i < srv->nio; i++)
+		hb_ring_wakeup(hb_hub_io_wake(srv->hub, i)->efd);
+}
+
+static int start_io(hb_server_t *srv, hb_io_t **ios, pthread_t *th)
+{
+	atomic_store(&srv->io_running, srv->nio);
+	for (int i = 0; i < srv->nio; i++) {
+		ios[i] = hb_io_new(srv, i);
+		if (!ios[i] || pthread_create(&th[i], NULL, hb_io_main, ios[i]) != 0) {
+			hb_error("cannot start io thread %d", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void try_cluster(worker_t *w)
+{
+	int rc = hb_cluster_start_config(w->cfg, node_event, NULL, &w->cluster);
+
+	if (rc == 0) {
+		w->cluster_retry_until = 0;
+		return;
+	}
+	w->cluster = NULL;
+	if (w->cluster_retry_until && mono_ns() < w->cluster_retry_until && rc == -EADDRINUSE)
+		return; /* the retiring generation's node still holds the address */
+	hb_error("cluster: cannot start on %s: %s", w->cfg->cluster_bind, strerror(-rc));
+	if (!w->cluster_retry_until) {
+		fflush(NULL);
+		_exit(1); /* workers are running: do not run exit handlers under them */
+	}
+	w->cluster_retry_until = 0;
+}
+
+/* TERM/INT: stop accepting, finish what is in flight within graceful_timeout. A retiring
+ * process told to stop closes its WebSockets too. */
+static void graceful(worker_t *w, int sig)
+{
+	int draining = atomic_load(&w->srv.draining);
+
+	if (draining == 0 || atomic_load(&w->srv.retiring)) {
+		hb_info("Shutting down: graceful (%s), up to %llds", strsignal(sig),
+			(long long)w->cfg->graceful_timeout_s);
+		w->deadline = mono_ns() + (uint64_t)w->cfg->graceful_timeout_s * NS;
+		atomic_store(&w->srv.retiring, 0);
+		atomic_store(&w->srv.draining, 1);
+		/* Subscribers blocked in get() or async iteration end now, so requests and sockets
+		 * waiting on them can finish within the drain. */
+		hb_pyapi_shutdown();
+	} else {
+		hb_info("Shutting down: now (second signal)");
+		atomic_store(&w->srv.draining, 2);
+	}
+}
+
+/* HUP from the master: a new generation serves; this one stops accepting and finishes, but
+ * cuts no connection: its WebSockets stay on this code until they close or
+ * reload_websocket_timeout passes, HTTP/1.1 ones end with their next response (a client
+ * racing a close of an idle keep-alive connection would see an error). */
+static void retire(worker_t *w)
+{
+	uint64_t now = mono_ns();
+
+	if (atomic_load(&w->srv.draining))
+		return;
+	hb_info("Retiring (generation %u): finishing requests in flight, WebSockets kept up to "
+		"%llds",
+		w->a->generation, (long long)w->cfg->reload_websocket_timeout_s);
+	w->deadline = now + (uint64_t)w->cfg->graceful_timeout_s * NS;
+	w->ws_deadline = now + (uint64_t)w->cfg->reload_websocket_timeout_s * NS;
+	atomic_store(&w->srv.retiring, 1);
+	atomic_store(&w->srv.draining, 1);
+	hb_cluster_stop(w->cluster, 1); /* the new generation's node takes the address */
+	w->cluster = NULL;
+}
+
+static void on_signal(worker_t *w, int sig)
+{
+	if (sig == SIGHUP) {
+		retire(w);
+	} else if (sig == SIGTERM || sig == SIGINT) {
+		graceful(w, sig);
+	} else if (sig == SIGQUIT) {
+		hb_info("Shutting down: now (SIGQUIT)");
+		atomic_store(&w->srv.draining, 2);
+	} else if (sig == SIGUSR1) {
+		int rc = hb_log_reopen(w->cfg->access_log);
+		if (rc < 0)
+			hb_error("SIGUSR1: cannot reopen the access log '%s': %s",
+				 w->cfg->access_log, strerror(-rc));
+	}
+	if (sig > 0 && sig != SIGUSR1)
+		wake_io(&w->srv);
+}
+
+/* Waits for signals; returns once every io thread has finished draining (or was forced). */
+static void supervise(worker_t *w, const sigset_t *set)
+{
+	struct timespec tick = {0, 100 * 1000000L};
+
+	while (atomic_load(&w->srv.io_running) > 0) {
+		on_signal(w, sigtimedwait(set, NULL, &tick));
+		uint64_t now = mono_ns();
+		if (w->cluster_retry_until && !w->cluster && !atomic_load(&w->srv.draining))
+			try_cluster(w);
+		if (atomic_load(&w->srv.retiring) && now > w->ws_deadline) {
+			hb_info("reload_websocket_timeout: closing the WebSockets left on this "
+				"code");
+			atomic_store(&w->srv.retiring, 0);
+			hb_pyapi_shutdown();
+			if (w->deadline < now + (uint64_t)w->cfg->graceful_timeout_s * NS)
+				w->deadline = now + (uint64_t)w->cfg->graceful_timeout_s * NS;
+			wake_io(&w->srv);
+		}
+		if (w->deadline && now > w->deadline && atomic_load(&w->srv.draining) == 1 &&
+		    !atomic_load(&w->srv.retiring)) {
+			hb_warn("graceful timeout: closing remaining connections");
+			atomic_store(&w->srv.draining, 2);
+			wake_io(&w->srv);
+		}
+	}
+}
+
+static _Noreturn void fail(int status, const char *what, const char *err)
+{
+	hb_error("%s%s", what, err);
+	fflush(NULL);
+	_exit(status);
+}
+
+/* Starts Python, the app and the io threads. Exits the process on failure. */
+static void start(worker_t *w, hb_pyhost_t **host, hb_io_t ***ios, pthread_t **th)
+{
+	hb_config_t *cfg = w->cfg;
+	char err[1024] = "";
+
+	if (hb_log_init((hb_log_level_t)cfg->log_level, cfg->access_log) < 0) {
+		snprintf(err, sizeof err, "access_log: cannot open '%s': %s", cfg->access_log,
+			 strerror(errno));
+		fail(2, "", err);
+	}
+	if (hb_py_init() < 0)
+		_exit(1);
+	if (hb_tls_setup_init(&w->tls, cfg, hb_tls_setup_served(cfg), err, sizeof(err)) < 0)
+		fail(2, "", err);
+	w->srv = (hb_server_t){.cfg = cfg, .nio = w->a->nio, .tls = &w->tls};
+	w->srv.listen_fds = w->a->listen_fds;
+	w->srv.hub = hb_hub_new(w->srv.nio, hb_py_max_workers(cfg));
+	if (!w->srv.hub)
+		fail(1, "cannot create the worker hub", "");
+	if (hb_pyapi_start(cfg, w->srv.hub) < 0 || hb_py_start(cfg, w->srv.hub, host) < 0) {
+		fflush(NULL);
+		_exit(1);
+	}
+	sigset_t pending;
+	sigpending(&pending);
+	/* Ready: only now may clients connect (a load balancer probing the port sees a refusal
+	 * while the app imports). Not when a stop is already on its way: the master closed the
+	 * listeners, and listen() would open them again. */
+	if (w->a->listen && !sigismember(&pending, SIGTERM) && !sigismember(&pending, SIGINT) &&
+	    !sigismember(&pending, SIGQUIT) &&
+	    hb_listener_listen_all(cfg, w->srv.nio, w->srv.listen_fds, err, sizeof(err)) < 0) {
+		fflush(NULL);
+		fail(2, "", err);
+	}
+	if (cfg->cluster_enabled && w->a->slot == 0) {
+		w->cluster_retry_until = w->a->generation > 1 ? mono_ns() + CLUSTER_RETRY_NS : 0;
+		try_cluster(w);
+	}
+	*ios = calloc((size_t)w->srv.nio, sizeof(**ios));
+	*th = calloc((size_t)w->srv.nio, sizeof(**th));
+	if (!*ios || !*th || start_io(&w->srv, *ios, *th) < 0) {
+		fflush(NULL);
+		_exit(1);
+	}
+}
+
+_Noreturn void hb_worker_run(hb_config_t *cfg, const hb_worker_args_t *a)
+{
+	worker_t w = {.cfg = cfg, .a = a};
+	hb_pyhost_t *host = NULL;
+	hb_io_t **ios = NULL;
+	pthread_t *th = NULL;
+	sigset_t set;
+
+	worker_signals(&set);
+	/* The master gone (killed), nobody would stop this process: stop with it. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != a->master)
+		_exit(0);
+	cpu_share(cfg, a->slot);
+	start(&w, &host, &ios, &th);
+	if (write(a->ready_fd, "R", 1) != 1)
+		hb_warn("cannot tell the master this process is ready: %s", strerror(errno));
+	close(a->ready_fd);
+	supervise(&w, &set);
+	hb_cluster_stop(w.cluster, 1); /* leave first: the others mark this node left, not dead */
+	int forced = atomic_load(&w.srv.draining) == 2;
+	for (int i = 0; i < w.srv.nio; i++) {
+		pthread_join(th[i], NULL);
+		hb_io_free(ios[i]);
+	}
+	free(ios);
+	free(th);
+	hb_listener_close_all(cfg, w.srv.nio, w.srv.listen_fds);
+	hb_tls_setup_free(&w.tls);
+	uint64_t stop_by = mono_ns() + (forced ? 1 : 5) * NS;
+	hb_pyapi_shutdown(); /* again: idempotent, and the first signal may have been SIGQUIT */
+	hb_py_stop(host, stop_by);
+	/* Objects of the main interpreter (interpreter = "main") still point at the registries
+	 * until it is finalized. After a forced stop workers may still run: leave both to exit. */
+	if (!forced) {
+		hb_py_finalize();
+		hb_pyapi_stop();
+	}
+	fflush(NULL);
+#ifdef __SANITIZE_ADDRESS__
+	if (!forced) /* forced: workers may still run Python, holding what they hold */
+		__lsan_do_leak_check(); /* reports (exit 23) or returns */
+#endif
+	_exit(0);
+}

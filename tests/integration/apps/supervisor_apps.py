@@ -1,0 +1,32 @@
+"""Apps for test_supervisor.py: paths that take a worker process down, or hang it.
+
+  /pid        the worker process's pid
+  /segv       reads address 0 (ctypes.string_at(0)): SIGSEGV
+  /exit       os._exit(3)
+  /hang       sleeps (HB_HANG_SECS, default 3600)
+  /sleep      sleeps ?secs=S, then answers
+  other       "ok"
+Importing fails when the file named by HB_FAIL_IMPORT exists (a crash loop at boot).
+"""
+import ctypes
+import os
+import time
+from urllib.parse import parse_qs
+
+if os.environ.get("HB_FAIL_IMPORT") and os.path.exists(os.environ["HB_FAIL_IMPORT"]):
+    raise RuntimeError("HB_FAIL_IMPORT exists: refusing to import")
+
+
+def app(environ, start_response):
+    path = environ.get("PATH_INFO", "/")
+    if path == "/segv":
+        ctypes.string_at(0)
+    if path == "/exit":
+        os._exit(3)
+    if path == "/hang":
+        time.sleep(float(os.environ.get("HB_HANG_SECS", "3600")))
+    if path == "/sleep":
+        time.sleep(float(parse_qs(environ.get("QUERY_STRING", "")).get("secs", ["1"])[0]))
+    body = str(os.getpid()).encode() if path == "/pid" else b"ok"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]

@@ -1,0 +1,136 @@
+"""SIGHUP reload (docs/production.md): a new generation of worker processes imports the app's
+current code and takes over with no failed request under load, while a WebSocket opened before
+stays on the old code; a broken app or configuration file keeps the old generation serving;
+reload_websocket_timeout closes the old WebSockets with 1012."""
+import re
+import signal
+import struct
+import time
+
+from hbtest import http, wait_for
+from test_supervisor import Load
+from test_ws_protocol import Reader, frame, handshake
+
+APP = '''
+import os
+
+VERSION = %d
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            m = await receive()
+            if m["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif m["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    elif scope["type"] == "http":
+        body = ("v%%d %%d" %% (VERSION, os.getpid())).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+    elif scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            m = await receive()
+            if m["type"] == "websocket.disconnect":
+                return
+            await send({"type": "websocket.send", "text": "v%%d:%%s" %% (VERSION, m.get("text"))})
+'''
+
+
+def write_app(d, version, text=None):
+    (d / "reload_app.py").write_text(text if text is not None else APP % version)
+
+
+def version(s):
+    return int(re.match(rb"v(\d+) ", http(s.port, "GET", "/v", timeout=10).body).group(1))
+
+
+def start(server, tmp_path, *args):
+    write_app(tmp_path, 1)
+    s = server("reload_app:app", "--worker-class", "asgi", "--pythonpath", str(tmp_path), *args)
+    assert version(s) == 1
+    return s
+
+
+def ws_echo(sock, reader, text):
+    sock.sendall(frame(0x1, text.encode()))
+    op, payload = reader.frame(10)
+    assert op == 0x1, (op, payload)
+    return payload.decode()
+
+
+def test_hup_under_load_serves_new_code_with_no_failure_and_keeps_websockets(server, tmp_path):
+    s = start(server, tmp_path, "--processes", "2")
+    old = s.worker_pids()
+    ws, head, rest = handshake(s.port, path=b"/ws")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    rd = Reader(ws, rest)
+    assert ws_echo(ws, rd, "a") == "v1:a"
+    load = Load(s.port, clients=4, path="/v")
+    try:
+        assert wait_for(lambda: load.count() > 20, 10)
+        write_app(tmp_path, 2)
+        s.signal(signal.SIGHUP)
+        assert wait_for(lambda: version(s) == 2 and "Reloaded: generation 2" in s.stderr(), 20), s.describe()
+        # every answer now comes from the new code
+        assert all(version(s) == 2 for _ in range(10))
+        served = load.count()
+        assert wait_for(lambda: load.count() > served + 20, 10)
+    finally:
+        ok, failed = load.stop()
+    assert not failed, "%d failed requests during the reload: %r\n%s" % (len(failed), failed[:5], s.describe())
+    # The WebSocket opened before stays on the old code; its process retires when it closes.
+    assert ws_echo(ws, rd, "b") == "v1:b"
+    new = [p for p in s.worker_pids() if p not in old]
+    assert len(new) == 2 and len(set(old) & set(s.worker_pids())) >= 1, (old, s.worker_pids())
+    ws.sendall(frame(0x8, struct.pack("!H", 1000)))
+    assert rd.close_code(10) == 1000
+    ws.close()
+    assert wait_for(lambda: sorted(s.worker_pids()) == sorted(new), 15), (new, s.worker_pids(), s.describe())
+
+
+def test_hup_with_a_broken_app_keeps_the_old_generation(server, tmp_path):
+    s = start(server, tmp_path)
+    old = s.worker_pids()
+    write_app(tmp_path, 0, "this is not python(\n")
+    s.signal(signal.SIGHUP)
+    assert wait_for(lambda: "reload failed" in s.stderr(), 20), s.describe()
+    assert "SyntaxError" in s.stderr()
+    assert version(s) == 1 and wait_for(lambda: s.worker_pids() == old, 10)
+    write_app(tmp_path, 3)  # fixed: the next HUP works
+    s.signal(signal.SIGHUP)
+    assert wait_for(lambda: version(s) == 3, 20), s.describe()
+
+
+def test_hup_with_a_broken_config_file_keeps_serving(server, tmp_path):
+    conf = tmp_path / "hb.toml"
+    conf.write_text("timeout = 10\n")
+    s = start(server, tmp_path, "--config", str(conf))
+    conf.write_text("timeout = [\n")
+    s.signal(signal.SIGHUP)
+    assert wait_for(lambda: re.search(r"\[ERROR\] reload failed: .*hb.toml", s.stderr()), 10), s.describe()
+    assert version(s) == 1
+    conf.write_text("timeout = 10\nprocesses = 2\n")
+    write_app(tmp_path, 4)
+    s.signal(signal.SIGHUP)
+    assert wait_for(lambda: version(s) == 4 and len(s.worker_pids()) == 2, 20), s.describe()
+
+
+def test_reload_websocket_timeout_closes_old_websockets_with_1012(server, tmp_path):
+    s = start(server, tmp_path, "--reload-websocket-timeout", "1")
+    ws, head, rest = handshake(s.port, path=b"/ws")
+    rd = Reader(ws, rest)
+    assert ws_echo(ws, rd, "a") == "v1:a"
+    write_app(tmp_path, 2)
+    t0 = time.monotonic()
+    s.signal(signal.SIGHUP)
+    assert rd.close_code(15) == 1012
+    assert time.monotonic() - t0 >= 1.0
+    ws.close()
+    assert version(s) == 2
+    assert wait_for(lambda: len(s.worker_pids()) == 1, 10)
