@@ -77,8 +77,9 @@ def test_hup_under_load_serves_new_code_with_no_failure_and_keeps_websockets(ser
         write_app(tmp_path, 2)
         s.signal(signal.SIGHUP)
         assert wait_for(lambda: version(s) == 2 and "Reloaded: generation 2" in s.stderr(), 20), s.describe()
-        # every answer now comes from the new code
-        assert all(version(s) == 2 for _ in range(10))
+        # once the old processes have seen their retirement (within a tick), every answer
+        # comes from the new code
+        assert wait_for(lambda: all(version(s) == 2 for _ in range(10)), 10), s.describe()
         served = load.count()
         assert wait_for(lambda: load.count() > served + 20, 10)
     finally:
