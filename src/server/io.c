@@ -196,7 +196,10 @@ static void on_accept(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
 		return;
 	}
 	int fd = cqe->res;
-	if (io->stopping) {
+	/* Accepted before the cancel took effect: a retiring process (a reload) still serves it
+	 * (its client would otherwise see a close it cannot tell from a failure); a stopping one
+	 * closes it. */
+	if (io->stopping && !atomic_load(&io->srv->retiring)) {
 		close(fd);
 		return;
 	}
