@@ -25,12 +25,14 @@
 #define BACKOFF_FIRST_NS (100 * 1000000ull)
 #define KILL_MARGIN_NS (10 * NS) /* past a worker's own deadline, before SIGKILL */
 
-static uint64_t mono_ns(void)
+uint64_t hb_master_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
 }
+
+#define mono_ns hb_master_now
 
 /* ---- the process table ---- */
 
@@ -211,6 +213,13 @@ static void crashed(master_t *m, const proc_t *p, const char *how)
 	}
 }
 
+/* Signals someone sent (kill, the OOM killer), not a failure of the app's own: a first
+ * generation's process dying of one is restarted rather than failing the start. */
+static int external(int sig)
+{
+	return sig == SIGKILL || sig == SIGTERM || sig == SIGINT || sig == SIGQUIT;
+}
+
 static void reaped(master_t *m, proc_t *p, int status)
 {
 	char how[160];
@@ -232,7 +241,7 @@ static void reaped(master_t *m, proc_t *p, int status)
 		snprintf(why, sizeof why, "worker process %d of generation %u (pid %d) %s", p->slot,
 			 p->gen, (int)p->pid, how);
 		abort_reload(m, why);
-	} else if (!m->ready_once) {
+	} else if (!m->ready_once && !(WIFSIGNALED(status) && external(WTERMSIG(status)))) {
 		hb_error("worker process %d (pid %d) %s while booting: stopping", p->slot,
 			 (int)p->pid, how);
 		m->status = exit_code(status) ? exit_code(status) : 1;
@@ -249,6 +258,8 @@ static void reap(master_t *m)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (hb_upgrade_reaped(m, pid, status))
+			continue;
 		hb_xbus_reap(hb_pyapi_bus(), pid); /* its bus slot and registered names */
 		for (int i = 0; i < m->nprocs; i++)
 			if (m->procs[i].pid == pid) {
@@ -395,8 +406,14 @@ static void read_signals(master_t *m)
 {
 	struct signalfd_siginfo si;
 
-	while (read(m->sfd, &si, sizeof si) == (ssize_t)sizeof si)
-		on_signal(m, (int)si.ssi_signo);
+	while (read(m->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGWINCH && m->upgrade_pid > 0)
+			hb_upgrade_handover(m, (pid_t)si.ssi_pid);
+		else if (si.ssi_signo == SIGUSR2)
+			hb_upgrade_start(m);
+		else
+			on_signal(m, (int)si.ssi_signo);
+	}
 }
 
 static void read_ready(master_t *m, int fd)
@@ -425,6 +442,12 @@ static void check_ready(master_t *m)
 	if (!m->ready_once && !m->stopping && count(m, m->gen, P_READY) >= m->target) {
 		m->ready_once = 1;
 		hb_master_log_ready(m);
+		if (m->upgrade_from > 0) { /* a binary upgrade: the old master hands over now */
+			hb_info("Binary upgrade: ready, telling the old master %d to retire",
+				(int)m->upgrade_from);
+			kill(m->upgrade_from, SIGWINCH);
+			m->upgrade_from = 0;
+		}
 	}
 	if (m->next_gen && m->next_cfg && count(m, m->next_gen, P_READY) >= m->next_cfg->processes)
 		finish_reload(m);

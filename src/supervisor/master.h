@@ -12,7 +12,9 @@
  *               is ready; on an error the old generation keeps serving
  *   USR1        workers reopen their log files
  *   TTIN, TTOU  one more / one fewer worker process
- *   USR2, WINCH ignored (logged)
+ *   USR2        binary upgrade: exec the binary again with the listeners inherited
+ *               (upgrade.c); the old master retires once the new one is ready (its WINCH)
+ *   WINCH       ignored (logged), but from the new master of an upgrade
  */
 #ifndef HB_SUPERVISOR_MASTER_H
 #define HB_SUPERVISOR_MASTER_H

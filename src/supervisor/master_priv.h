@@ -44,21 +44,34 @@ typedef struct master {
 	int sfd; /* signalfd */
 	proc_t *procs;
 	int nprocs, cap;
-	unsigned gen;				  /* the serving generation */
-	unsigned next_gen;			  /* a reload's, while it starts; 0 otherwise */
-	unsigned last_gen;			  /* the newest generation number handed out */
-	int target;				  /* processes wanted in the serving generation */
-	int ready_once;				  /* the first generation was ready once */
-	int stopping;				  /* 1 graceful, 2 now */
-	uint64_t kill_at;			  /* stopping: SIGKILL what is left after this */
-	int status;				  /* exit status */
-	int fails[HB_MASTER_MAX_SLOTS];		  /* per slot: deaths before ready, in a row */
+	unsigned gen;			/* the serving generation */
+	unsigned next_gen;		/* a reload's, while it starts; 0 otherwise */
+	unsigned last_gen;		/* the newest generation number handed out */
+	int target;			/* processes wanted in the serving generation */
+	int ready_once;			/* the first generation was ready once */
+	int stopping;			/* 1 graceful, 2 now */
+	uint64_t kill_at;		/* stopping: SIGKILL what is left after this */
+	int status;			/* exit status */
+	char exe[4096];			/* this binary's path, for a binary upgrade */
+	pid_t upgrade_pid;		/* USR2: the new master, until it takes over or fails */
+	pid_t upgrade_from;		/* started by USR2: the old master, told once ready */
+	int handed_over;		/* the listeners belong to a new master: no shutdown */
+	int fails[HB_MASTER_MAX_SLOTS]; /* per slot: deaths before ready, in a row */
 	uint64_t respawn_at[HB_MASTER_MAX_SLOTS]; /* per slot: not restarted before this */
 } master_t;
 
 /* master.c: spawns the first generation, then runs until every process is gone after a
  * stop. Returns the exit status. */
 int hb_master_loop(master_t *m);
+
+uint64_t hb_master_now(void); /* CLOCK_MONOTONIC, ns */
+
+/* upgrade.c: USR2 binary upgrade (see there) */
+void hb_upgrade_start(master_t *m);			   /* USR2 */
+void hb_upgrade_handover(master_t *m, pid_t from);	   /* WINCH from the new master */
+int hb_upgrade_reaped(master_t *m, pid_t pid, int status); /* 1: it was the new master */
+/* In the new master: adopts the inherited listeners. 1 adopted, 0 none, -1 err set. */
+int hb_upgrade_adopt(master_t *m, char *err, size_t errlen);
 
 /* master_setup.c */
 /* Loads the configuration again (argv, environment, file) for a reload; NULL with err set

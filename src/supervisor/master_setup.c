@@ -256,14 +256,29 @@ fail:
 	return -EPERM;
 }
 
+static int pidfile_is_ours(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	int pid = 0;
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	return pid == (int)getpid();
+}
+
 /* ---- the whole run ---- */
 
 static int setup(master_t *m, char *err, size_t errlen)
 {
 	hb_config_t *cfg = m->cfg;
 
+	if (hb_upgrade_adopt(m, err, errlen) < 0)
+		return -1;
 	for (int slot = 0; slot < m->target; slot++)
-		if (hb_master_open_slot(m, slot, err, errlen) < 0)
+		if (!m->slot_fds[slot] && hb_master_open_slot(m, slot, err, errlen) < 0)
 			return -1;
 	/* Before fork: the worker processes (of every generation: a reload's overlap too) share
 	 * the map and the process bus (publish and call() across them). */
@@ -315,6 +330,8 @@ int hb_master_run(int argc, char **argv, char **envp)
 		return 1;
 	block_signals(&set);
 	*m = (master_t){.argc = argc, .argv = argv, .envp = envp, .pid = getpid(), .sfd = -1};
+	ssize_t n = readlink("/proc/self/exe", m->exe, sizeof m->exe - 1);
+	m->exe[n > 0 ? n : 0] = '\0'; /* read now: an upgrade installs over this path */
 	m->cfg = load(m, &exit_now, err, sizeof err);
 	if (exit_now) {
 		free(m);
@@ -333,8 +350,8 @@ int hb_master_run(int argc, char **argv, char **envp)
 	err[0] = '\0';
 	rc = hb_master_loop(m);
 	hb_master_close_listeners(m);
-	if (m->cfg->pidfile)
-		unlink(m->cfg->pidfile);
+	if (m->cfg->pidfile && pidfile_is_ours(m->cfg->pidfile))
+		unlink(m->cfg->pidfile); /* not after a binary upgrade: the new master's */
 	hb_info("Shutdown complete");
 out:
 	if (err[0])

@@ -1,12 +1,16 @@
 """SIGHUP reload (docs/production.md): a new generation of worker processes imports the app's
 current code and takes over with no failed request under load, while a WebSocket opened before
 stays on the old code; a broken app or configuration file keeps the old generation serving;
-reload_websocket_timeout closes the old WebSockets with 1012."""
+reload_websocket_timeout closes the old WebSockets with 1012. SIGUSR2: a binary upgrade under
+load with no failed request; a broken new binary keeps the old master serving."""
+import os
 import re
+import shutil
 import signal
 import struct
 import time
 
+import hbtest
 from hbtest import http, wait_for
 from test_supervisor import Load
 from test_ws_protocol import Reader, frame, handshake
@@ -135,3 +139,60 @@ def test_reload_websocket_timeout_closes_old_websockets_with_1012(server, tmp_pa
     ws.close()
     assert version(s) == 2
     assert wait_for(lambda: len(s.worker_pids()) == 1, 10)
+
+
+# ---- USR2: binary upgrade ------------------------------------------------------------------
+
+def _gone(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open("/proc/%d/stat" % pid) as f:  # a zombie waiting for init counts as gone
+        return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def _own_binary(tmp_path, monkeypatch):
+    exe = tmp_path / "bin" / "hornbeam-uring"
+    exe.parent.mkdir()
+    shutil.copy(hbtest.BINARY, exe)
+    monkeypatch.setattr(hbtest, "BINARY", exe)
+    return exe
+
+
+def test_usr2_binary_upgrade_under_load(server, tmp_path, monkeypatch):
+    exe = _own_binary(tmp_path, monkeypatch)
+    pidfile = tmp_path / "hb.pid"
+    s = server("supervisor_apps:app", "--processes", "2", "--pid", str(pidfile))
+    load = Load(s.port, clients=4)
+    new = None
+    try:
+        assert wait_for(lambda: load.count() > 20, 10)
+        exe.unlink()  # install a new binary over the running one
+        shutil.copy(hbtest._binary(), exe)
+        s.signal(signal.SIGUSR2)
+        assert s.wait_exit(30) == 0, "the old master did not hand over and exit\n" + s.describe()
+        new = int(pidfile.read_text())
+        assert new != s.pid and not _gone(new), s.describe()
+        assert not os.readlink("/proc/%d/exe" % new).endswith("(deleted)")
+        served = load.count()
+        assert wait_for(lambda: load.count() > served + 20, 10), s.describe()
+    finally:
+        ok, failed = load.stop()
+        if new:
+            os.kill(new, signal.SIGTERM)
+            assert wait_for(lambda: _gone(new), 15), "the new master did not stop\n" + s.describe()
+    assert not failed, "%d failed requests across the upgrade: %r\n%s" % (len(failed), failed[:5], s.describe())
+    assert "handing the listeners over" in s.stderr() and "adopted the listeners" in s.stderr()
+
+
+def test_usr2_with_a_broken_binary_keeps_serving(server, tmp_path, monkeypatch):
+    exe = _own_binary(tmp_path, monkeypatch)
+    s = server("supervisor_apps:app")
+    exe.unlink()
+    exe.write_text("#!/bin/sh\nexit 3\n")
+    exe.chmod(0o755)
+    s.signal(signal.SIGUSR2)
+    assert wait_for(lambda: "binary upgrade failed" in s.stderr(), 15), s.describe()
+    assert "exited with status 3" in s.stderr()
+    assert http(s.port, "GET", "/").status == 200

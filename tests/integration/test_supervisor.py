@@ -83,7 +83,8 @@ def test_kill_9_worker_under_load_is_replaced_without_leaks(server):
     """20 times: SIGKILL one of 2 worker processes under load. Only the requests it held fail
     (at most one per client), it is replaced, the master's descriptors do not grow."""
     s = server(APP, "--processes", "2")
-    assert len(s.worker_pids()) == 2 or wait_for(lambda: len(s.worker_pids()) == 2, 10)
+    assert wait_for(lambda: len(s.worker_pids()) == 2, 10)
+    wait_serving(s, s.worker_pids())
     base = master_fds(s)
     load = Load(s.port, clients=4)
     try:
@@ -219,7 +220,7 @@ def test_ttin_ttou_add_and_remove_a_process(server):
 
 def test_other_signals_do_not_stop_the_server(server):
     s = server(APP)
-    for sig in (signal.SIGUSR2, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU):
+    for sig in (signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU):  # USR2: test_reload.py
         s.signal(sig)
     for pid in s.worker_pids():  # sent to a worker process too
         for sig in (signal.SIGUSR2, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD):
