@@ -10,13 +10,16 @@
 #include "core/codec.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAGIC 0x68625f73686d6170ull /* "hb_shmap" */
 #define NCLASS 128		    /* size classes up to 2^37 bytes */
@@ -68,6 +71,7 @@ struct hb_shmap {
 	uint64_t seed;
 	uint32_t shards, max_key, max_value;
 	_Alignas(64) a32 alloc_lock;
+	a64 recovered; /* locks taken over from dead processes */
 	a64 bump;
 	a64 used;
 	a64 free_head[NCLASS];
@@ -90,15 +94,57 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static void spin_lock(a32 *l)
+/* This process's pid, the lock words' owner mark; forgotten in a forked child. */
+static _Atomic int self_pid;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void forget_pid(void)
 {
+	atomic_store_explicit(&self_pid, 0, RLX);
+}
+
+static void register_atfork(void)
+{
+	pthread_atfork(NULL, NULL, forget_pid);
+}
+
+static int my_pid(void)
+{
+	int p = atomic_load_explicit(&self_pid, RLX);
+
+	if (!p) {
+		pthread_once(&atfork_once, register_atfork);
+		p = (int)getpid();
+		atomic_store_explicit(&self_pid, p, RLX);
+	}
+	return p;
+}
+
+static int owner_dead(uint32_t pid)
+{
+	return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+/* A lock word holds its owner's pid. A process that dies holding it (kill -9, a crash in the
+ * app) would wedge every other process: a locker that has waited a while checks the owner,
+ * and takes the lock over from a dead one (owner-aware recovery). Returns 1 then, else 0. */
+static int spin_lock(a32 *l)
+{
+	uint32_t me = (uint32_t)my_pid();
+
 	for (unsigned n = 0;; n++) {
-		if (!LD(l) && !atomic_exchange_explicit(l, 1, memory_order_acquire))
-			return;
-		if (n < 100)
+		uint32_t cur = LD(l), free_ = 0;
+		if (!cur && atomic_compare_exchange_strong_explicit(l, &free_, me,
+								    memory_order_acquire, RLX))
+			return 0;
+		if (n < 100) {
 			cpu_relax();
-		else
-			sched_yield();
+			continue;
+		}
+		sched_yield();
+		if ((n & 255) == 0 && cur && owner_dead(cur) &&
+		    atomic_compare_exchange_strong_explicit(l, &cur, me, memory_order_acquire, RLX))
+			return 1;
 	}
 }
 
@@ -246,6 +292,13 @@ static uint64_t class_size(uint32_t c)
 
 /* ---- allocator (alloc_lock held for a few instructions) ---- */
 
+/* Taken over from a dead process, the allocator may have lost the block it was moving. */
+static void alloc_lock(hb_shmap_t *m)
+{
+	if (spin_lock(&m->alloc_lock))
+		atomic_fetch_add_explicit(&m->recovered, 1, RLX);
+}
+
 static uint64_t pop_free(hb_shmap_t *m, uint32_t c)
 {
 	uint64_t off = LD(&m->free_head[c]);
@@ -283,7 +336,7 @@ static uint64_t block_alloc(hb_shmap_t *m, uint64_t need, uint32_t *cls)
 	*cls = size_class(need);
 	if (*cls >= NCLASS)
 		return 0;
-	spin_lock(&m->alloc_lock);
+	alloc_lock(m);
 	uint64_t off = take_block(m, cls);
 	if (off)
 		ST(&m->used, LD(&m->used) + class_size(*cls));
@@ -294,7 +347,7 @@ static uint64_t block_alloc(hb_shmap_t *m, uint64_t need, uint32_t *cls)
 /* The block may still be read by stale optimistic readers: they will fail validation. */
 static void block_free(hb_shmap_t *m, uint64_t off, uint32_t c)
 {
-	spin_lock(&m->alloc_lock);
+	alloc_lock(m);
 	ST(&entry_at(m, off)->next, LD(&m->free_head[c]));
 	ST(&m->free_head[c], off);
 	ST(&m->used, LD(&m->used) - class_size(c));
@@ -329,6 +382,18 @@ static void write_begin(struct shard *sh)
 static void write_end(struct shard *sh)
 {
 	atomic_store_explicit(&sh->seq, LD(&sh->seq) + 1, memory_order_release);
+}
+
+/* A shard's writer lock. Taken over from a dead writer, the shard may hold its change as far
+ * as it got (every reader bounds-checks what it follows); an odd seq is made even, or readers
+ * would retry forever. */
+static void shard_lock(hb_shmap_t *m, struct shard *sh)
+{
+	if (!spin_lock(&sh->lock))
+		return;
+	atomic_fetch_add_explicit(&m->recovered, 1, RLX);
+	if (LD(&sh->seq) & 1)
+		write_end(sh);
 }
 
 /* Reader: the sequence after its relaxed data loads, ordered after them. */
@@ -495,7 +560,7 @@ static int lookup(hb_shmap_t *m, struct shard *sh, const void *key, uint32_t kle
 		ADD(&st->retries, 1);
 		cpu_relax();
 	}
-	spin_lock(&sh->lock);
+	shard_lock(m, sh);
 	int rc = read_once(m, sh, LD(&sh->seq), key, klen, h, buf, cap, vlen);
 	spin_unlock(&sh->lock);
 	ADD(&st->lock_reads, 1);
@@ -625,7 +690,7 @@ int hb_shmap_set(hb_shmap_t *m, const void *key, size_t klen, const void *val, s
 		return -E2BIG;
 	uint64_t h = hash_key(m->seed, key, klen);
 	struct shard *sh = shard_of(m, h);
-	spin_lock(&sh->lock);
+	shard_lock(m, sh);
 	int rc = set_locked(m, sh, key, (uint32_t)klen, (uint32_t)h, val, vlen);
 	ADD(&sh->sets, 1);
 	spin_unlock(&sh->lock);
@@ -639,7 +704,7 @@ int hb_shmap_delete(hb_shmap_t *m, const void *key, size_t klen)
 	uint64_t h = hash_key(m->seed, key, klen);
 	struct shard *sh = shard_of(m, h);
 	a64 *link;
-	spin_lock(&sh->lock);
+	shard_lock(m, sh);
 	uint64_t off = find_locked(m, sh, key, (uint32_t)klen, (uint32_t)h, &link);
 	uint32_t c = 0;
 	if (off) {
@@ -688,7 +753,7 @@ int hb_shmap_incr(hb_shmap_t *m, const void *key, size_t klen, int64_t delta, in
 	a64 *link;
 	int64_t v = delta;
 	int rc;
-	spin_lock(&sh->lock);
+	shard_lock(m, sh);
 	uint64_t off = find_locked(m, sh, key, (uint32_t)klen, (uint32_t)h, &link);
 	if (off) {
 		rc = incr_existing(sh, entry_at(m, off), (uint32_t)klen, delta, &v);
@@ -761,7 +826,7 @@ int hb_shmap_keys(hb_shmap_t *m, const void *prefix, size_t plen, hb_shmap_key_c
 	for (uint32_t i = 0; i < m->shards && rc == 0; i++) {
 		struct shard *sh = &m->shard[i];
 		kb.len = 0;
-		spin_lock(&sh->lock);
+		shard_lock(m, sh);
 		rc = collect_shard(m, sh, prefix, plen, &kb);
 		spin_unlock(&sh->lock);
 		if (rc == 0)
@@ -793,4 +858,5 @@ void hb_shmap_stats(hb_shmap_t *m, hb_shmap_stats_t *s)
 	s->max_bytes = m->max_bytes;
 	s->map_bytes = m->map_bytes;
 	s->shards = m->shards;
+	s->recovered = LD(&m->recovered);
 }

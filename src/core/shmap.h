@@ -11,7 +11,9 @@
  * are serialised by a per-shard spinlock; an allocator spinlock is held for a few instructions
  * when a block is taken or returned. Memory is type-stable (never unmapped, only recycled) and
  * every offset and length a reader sees is bounds-checked, see docs/shmap.md for the argument.
- * A process that dies while holding a shard lock leaves that shard locked (no robust locks).
+ * A process that dies while holding a lock (kill -9, a crash) does not wedge the others: lock
+ * words hold the owner's pid, and a writer that waited checks it and takes the lock over from a
+ * dead owner (the dead writer's change stays as far as it got; its block may be lost).
  *
  * Ownership: the caller owns the map it created; hb_shmap_destroy unmaps this process's view.
  * Errors are 0 / -errno; nothing prints, nothing sets errno.
@@ -42,6 +44,7 @@ typedef struct hb_shmap_stats {
 	uint64_t lock_reads; /* reads that fell back to the shard lock */
 	uint64_t enospc;     /* writes refused for lack of budget */
 	uint32_t shards;
+	uint64_t recovered; /* locks taken over from processes that died holding them */
 } hb_shmap_stats_t;
 
 /* Called once per key by hb_shmap_keys; `key` is valid only during the call. A non-zero return

@@ -74,7 +74,8 @@ static char *fds_env(const master_t *m)
 					snprintf(piece, sizeof piece, ";%d:%d", sl,
 						 m->slot_fds[sl][io][b]);
 				else
-					snprintf(piece, sizeof piece, ",%d", m->slot_fds[sl][io][b]);
+					snprintf(piece, sizeof piece, ",%d",
+						 m->slot_fds[sl][io][b]);
 				append(&s, &len, &cap, piece);
 			}
 	return s;
@@ -145,10 +146,9 @@ void hb_upgrade_handover(master_t *m, pid_t from)
 	m->upgrade_pid = 0; /* the new master is on its own (a child that outlives us) */
 	m->stopping = 1;
 	m->handed_over = 1;
-	m->kill_at = hb_master_now() +
-		     (uint64_t)(m->cfg->reload_websocket_timeout_s + 2 * m->cfg->graceful_timeout_s +
-				10) *
-			     1000000000ull;
+	m->kill_at = hb_master_now() + (uint64_t)(m->cfg->reload_websocket_timeout_s +
+						  2 * m->cfg->graceful_timeout_s + 10) *
+					       1000000000ull;
 	for (int i = 0; i < m->nprocs; i++) {
 		proc_t *p = &m->procs[i];
 		kill(p->pid, p->state == P_READY ? SIGHUP : SIGTERM);
