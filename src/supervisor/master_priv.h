@@ -86,7 +86,10 @@ void hb_master_quiet_slot(master_t *m, int slot);
 /* Shuts every listening socket down (every process shares them: connects are refused at
  * once) and closes the master's descriptors. */
 void hb_master_close_listeners(master_t *m);
-/* Logs "Listening at" and the process model once the first generation is ready. */
+/* Closes the master's listening descriptors, no shutdown, no unlink (a binary upgrade hands
+ * the sockets over). */
+void hb_master_drop_fds(master_t *m);
+/* Logs "Listening at" once the first generation is ready (the worker says what it serves). */
 void hb_master_log_ready(const master_t *m);
 
 #endif

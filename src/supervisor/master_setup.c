@@ -1,8 +1,10 @@
 /* master_setup.c: what the master does before and around its loop (master_priv.h): load the
  * configuration, bind the listeners, create the shared map, write the pid file, drop
  * privileges, and at the end close and remove what it made. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,10 +12,14 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "python/pyapi.h"
+#include "python/pyhost.h"
+#include "python/venv.h"
+#include "server/about.h"
 #include "server/fdlimit.h"
 #include "server/listener.h"
 #include "supervisor/master.h"
@@ -74,17 +80,45 @@ static int **alloc_fds(int nio, size_t nbinds)
 }
 
 /* Loads argv + environment + file into a new config; NULL with err set. */
+/* --version: the embedded Python is described by a child that starts it (the master never
+ * does), then the libraries. */
+static void print_version(void)
+{
+	char libs[300];
+
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char python[600];
+		if (hb_py_init() < 0)
+			_exit(1);
+		hb_py_describe(python, sizeof(python));
+		printf("%s\n", python);
+		fflush(NULL);
+		_exit(0);
+	}
+	while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	hb_about_libs(libs, sizeof(libs));
+	printf("%s\n", libs);
+}
+
 static hb_config_t *load(master_t *m, int *exit_now, char *err, size_t errlen)
 {
 	hb_config_t *cfg = malloc(sizeof *cfg);
+	char site[4200];
 
 	*exit_now = 0;
 	if (!cfg)
 		return snprintf(err, errlen, "out of memory"), NULL;
 	int rc = hb_config_load(cfg, m->argc, m->argv, m->envp, hb_tomlproc_load, err, errlen);
-	if (rc == HB_CONFIG_OK)
+	if (rc == HB_CONFIG_VERSION)
+		print_version();
+	if (rc == HB_CONFIG_OK && hb_venv_site_packages(cfg, site, sizeof(site), err, errlen) == 0)
 		return cfg;
-	*exit_now = rc == HB_CONFIG_EXIT;
+	if (rc == HB_CONFIG_OK)
+		hb_config_free(cfg);
+	*exit_now = rc == HB_CONFIG_EXIT || rc == HB_CONFIG_VERSION;
 	free(cfg);
 	return NULL;
 }
@@ -121,6 +155,18 @@ hb_config_t *hb_master_load_config(master_t *m, char *err, size_t errlen)
 	return NULL;
 }
 
+static uint16_t bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port) : 0;
+}
+
 int hb_master_open_slot(master_t *m, int slot, char *err, size_t errlen)
 {
 	const hb_config_t *cfg = m->cfg;
@@ -137,8 +183,14 @@ int hb_master_open_slot(master_t *m, int slot, char *err, size_t errlen)
 	for (size_t b = 0; b < cfg->nbinds; b++)
 		for (int io = 0; io < m->nio; io++) {
 			const char *why = "bind";
-			int unix_fd = cfg->binds[b].family == AF_UNIX ? m->slot_fds[0][io][b] : -1;
-			int fd = hb_listener_open(&cfg->binds[b], unix_fd, &why);
+			hb_bind_t bind = cfg->binds[b];
+			/* A unix socket and an inherited one are one socket every slot shares; port
+			 * 0 is the port slot 0 got, so that the slots form one SO_REUSEPORT group.
+			 */
+			int one = bind.family == AF_UNIX || bind.fd_bind;
+			if (!one && bind.port == 0)
+				bind.port = bound_port(m->slot_fds[0][0][b]);
+			int fd = hb_listener_open(&bind, one ? m->slot_fds[0][io][b] : -1, &why);
 			if (fd < 0)
 				return snprintf(err, errlen, "bind: cannot %s %s: %s", why,
 						cfg->binds[b].spec, strerror(-fd)),
@@ -173,20 +225,32 @@ void hb_master_close_listeners(master_t *m)
 void hb_master_log_ready(const master_t *m)
 {
 	const hb_config_t *cfg = m->cfg;
-	static const char *const classes[] = {"wsgi", "asgi", "auto"};
 
-	for (size_t b = 0; b < cfg->nbinds; b++)
-		hb_info("Listening at: %s%s (%d)",
-			cfg->binds[b].family == AF_UNIX ? (cfg->binds[b].tls ? "tls+" : "")
-			: cfg->binds[b].tls		? "https://"
-							: "http://",
-			cfg->binds[b].spec, (int)m->pid);
-	hb_info("Using worker: %s, %d processes x %d workers x %d threads, %d io threads each",
-		classes[cfg->worker_class], m->target, cfg->workers, cfg->threads, m->nio);
-	if (cfg->timeout_ms > 0 && cfg->timeout_ms < 1000)
-		hb_warn("timeout is %lld ms, below 1 s: a request whose response has not started "
-			"by then gets 504 (a bare --timeout is seconds; 30000 ms is \"30000ms\")",
-			(long long)cfg->timeout_ms);
+	for (size_t b = 0; b < cfg->nbinds; b++) {
+		char addr[320];
+		const hb_bind_t *bd = &cfg->binds[b];
+
+		/* The address as bound: the port the kernel chose for :0, 8000 for a bare host. */
+		if (hb_listener_address(m->slot_fds[0][0][b], addr, sizeof(addr)) < 0)
+			snprintf(addr, sizeof(addr), "%s", bd->spec);
+		hb_info("Listening at: %s%s%s%s%s (%d)",
+			addr[0] == 'u' ? (bd->tls ? "tls+" : "")
+			: bd->tls      ? "https://"
+				       : "http://",
+			addr, bd->fd_bind ? " (" : "", bd->fd_bind ? bd->spec : "",
+			bd->fd_bind ? ")" : "", (int)m->pid);
+	}
+}
+
+void hb_master_drop_fds(master_t *m)
+{
+	for (int s = 0; s < HB_MASTER_MAX_SLOTS; s++)
+		for (int io = 0; m->slot_fds[s] && io < m->nio; io++)
+			for (size_t b = 0; b < m->cfg->nbinds; b++)
+				if (m->slot_fds[s][io][b] >= 0) {
+					close(m->slot_fds[s][io][b]);
+					m->slot_fds[s][io][b] = -1;
+				}
 }
 
 /* ---- pid file and privileges ---- */

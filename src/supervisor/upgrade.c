@@ -140,10 +140,8 @@ void hb_upgrade_handover(master_t *m, pid_t from)
 	}
 	hb_info("The new master (pid %d) is ready: handing the listeners over, retiring",
 		(int)from);
-	for (int s = 0; s < HB_MASTER_MAX_SLOTS; s++)
-		if (m->slot_fds[s]) /* closed, not shut down: they serve on in the new master */
-			hb_listener_close_all(m->cfg, m->nio, m->slot_fds[s]);
-	m->upgrade_pid = 0; /* the new master is on its own (a child that outlives us) */
+	hb_master_drop_fds(m); /* closed, not shut down: they serve on in the new master */
+	m->upgrade_pid = 0;    /* the new master is on its own (a child that outlives us) */
 	m->stopping = 1;
 	m->handed_over = 1;
 	m->kill_at = hb_master_now() + (uint64_t)(m->cfg->reload_websocket_timeout_s +

@@ -18,6 +18,8 @@
 #include "core/ring.h"
 #include "python/pyapi.h"
 #include "python/pyhost.h"
+#include "python/venv.h"
+#include "server/about.h"
 #include "server/io.h"
 #include "server/listener.h"
 #include "server/server.h"
@@ -39,6 +41,7 @@ typedef struct worker {
 	uint64_t cluster_retry_until; /* 0: no retry */
 	uint64_t deadline;	      /* graceful stop: force after this (0: none yet) */
 	uint64_t ws_deadline;	      /* retiring: connections cut after this */
+	char python[600];	      /* the embedded Python, described while its GIL is ours */
 } worker_t;
 
 static uint64_t mono_ns(void)
@@ -232,6 +235,28 @@ static void supervise(worker_t *w, const sigset_t *set)
 	}
 }
 
+/* The first process of a generation says what it serves (the master said where). */
+static void log_start(const worker_t *w, const char *class_why)
+{
+	const hb_config_t *cfg = w->cfg;
+	char libs[300], site[4200] = "", err[512];
+
+	hb_info("Using worker: %s (%s%s), %d processes x %d workers x %d threads, %d io threads "
+		"each (generation %u)",
+		w->srv.app_class == HB_WORKER_ASGI ? "asgi" : "wsgi",
+		cfg->worker_class == HB_WORKER_AUTO ? "worker_class = auto: " : "", class_why,
+		cfg->processes, cfg->workers, cfg->threads, w->srv.nio, w->a->generation);
+	hb_about_libs(libs, sizeof(libs));
+	if (hb_venv_site_packages(cfg, site, sizeof(site), err, sizeof(err)) < 0)
+		site[0] = '\0';
+	hb_info("Embedded %s; %s%s%s", w->python, libs, site[0] ? "; venv site-packages " : "",
+		site);
+	if (cfg->timeout_ms > 0 && cfg->timeout_ms < 1000)
+		hb_warn("timeout is %lld ms, below 1 s: a request whose response has not started "
+			"by then gets 504 (a bare --timeout is seconds; 30000 ms is \"30000ms\")",
+			(long long)cfg->timeout_ms);
+}
+
 static _Noreturn void fail(int status, const char *what, const char *err)
 {
 	hb_error("%s%s", what, err);
@@ -252,6 +277,7 @@ static void start(worker_t *w, hb_pyhost_t **host, hb_io_t ***ios, pthread_t **t
 	}
 	if (hb_py_init() < 0)
 		_exit(1);
+	hb_py_describe(w->python, sizeof(w->python));
 	if (hb_tls_setup_init(&w->tls, cfg, hb_tls_setup_served(cfg), err, sizeof(err)) < 0)
 		fail(2, "", err);
 	w->srv = (hb_server_t){.cfg = cfg, .nio = w->a->nio, .tls = &w->tls};
@@ -263,6 +289,11 @@ static void start(worker_t *w, hb_pyhost_t **host, hb_io_t ***ios, pthread_t **t
 		fflush(NULL);
 		_exit(1);
 	}
+	/* The io threads route WebSocket upgrades by the class the workers serve. */
+	char class_why[200];
+	w->srv.app_class = hb_py_app_class(*host, class_why, sizeof(class_why));
+	if (w->a->slot == 0)
+		log_start(w, class_why);
 	sigset_t pending;
 	sigpending(&pending);
 	/* Ready: only now may clients connect (a load balancer probing the port sees a refusal
@@ -313,7 +344,11 @@ _Noreturn void hb_worker_run(hb_config_t *cfg, const hb_worker_args_t *a)
 	}
 	free(ios);
 	free(th);
-	hb_listener_close_all(cfg, w.srv.nio, w.srv.listen_fds);
+	/* Closed, not hb_listener_close_all: a unix socket's file belongs to the master (the
+	 * other processes, and the next generation, still serve on it). */
+	for (int i = 0; i < w.srv.nio; i++)
+		for (size_t b = 0; b < cfg->nbinds; b++)
+			close(w.srv.listen_fds[i][b]);
 	hb_tls_setup_free(&w.tls);
 	uint64_t stop_by = mono_ns() + (forced ? 1 : 5) * NS;
 	hb_pyapi_shutdown(); /* again: idempotent, and the first signal may have been SIGQUIT */

@@ -44,7 +44,8 @@ Test(shmap_owner, writers_killed_holding_a_lock_do_not_wedge_the_others, .timeou
 		cr_assert(n == 2 && memcmp(small, "v1", 2) == 0);
 	}
 	hb_shmap_stats(m, &st);
-	cr_assert_gt(st.recovered, 0, "no kill hit a held lock in 20 rounds: the test proved nothing");
+	cr_assert_gt(st.recovered, 0,
+		     "no kill hit a held lock in 20 rounds: the test proved nothing");
 	free(v);
 	hb_shmap_destroy(m);
 }
