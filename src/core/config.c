@@ -284,6 +284,8 @@ const struct key keys[] = {
 	 "SECONDS", "after a reload (HUP), how long WebSockets stay open on the old code"},
 	{"respawn_backoff_max", K_SECS, OFF(respawn_backoff_max_s), 1, 3600, "10", "SECONDS",
 	 "longest wait before restarting a worker process that keeps failing to boot"},
+	{"max_worker_rss", K_I64, OFF(max_worker_rss), 0, INT64_MAX, "0", "BYTES",
+	 "replace a worker process whose resident memory passes this, gracefully; 0: never"},
 	{"pidfile", K_STR, OFF(pidfile), .metavar = "FILE", .flags = F_EMPTY_NULL | F_PATH,
 	 .help = "write the master's pid to FILE (removed at exit)"},
 	{"user", K_STR, OFF(user), .metavar = "USER", .flags = F_EMPTY_NULL,

@@ -151,6 +151,7 @@ typedef struct hb_config {
 	int processes;			    /* worker processes the master runs, default 1 */
 	int64_t reload_websocket_timeout_s; /* WebSockets kept on the old code after HUP; 600 */
 	int64_t respawn_backoff_max_s;	    /* cap of a crash loop's restart delay, default 10 */
+	int64_t max_worker_rss;		    /* bytes; a process past it is replaced; 0: never */
 	char *pidfile;			    /* NULL: none */
 	char *user;			    /* NULL: keep the starting user */
 	char *group;			    /* NULL: the user's primary group */

@@ -280,7 +280,7 @@ static void fill_slots(master_t *m)
 		int have = 0;
 		for (int i = 0; i < m->nprocs && !have; i++)
 			have = m->procs[i].gen == m->gen && m->procs[i].slot == s &&
-			       live(&m->procs[i]);
+			       live(&m->procs[i]) && !m->procs[i].doomed;
 		if (!have && now >= m->respawn_at[s] && spawn(m, m->cfg, s, m->gen) < 0)
 			m->respawn_at[s] = now + backoff(m, ++m->fails[s]);
 	}
@@ -416,6 +416,58 @@ static void read_signals(master_t *m)
 	}
 }
 
+/* p is ready: a process of its slot and generation that passed max_worker_rss retires now. */
+static void replaced(master_t *m, const proc_t *p)
+{
+	for (int i = 0; i < m->nprocs; i++) {
+		proc_t *q = &m->procs[i];
+		if (q != p && q->doomed && q->slot == p->slot && q->gen == p->gen && live(q)) {
+			hb_info("worker process %d: pid %d replaced pid %d (max_worker_rss)",
+				p->slot, (int)p->pid, (int)q->pid);
+			tell(m, q, SIGHUP, P_RETIRING);
+		}
+	}
+}
+
+static int64_t rss_bytes(pid_t pid)
+{
+	char path[64];
+	long long size = 0, resident = 0;
+
+	snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lld %lld", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return (int64_t)resident * sysconf(_SC_PAGESIZE);
+}
+
+/* Once a second: a serving process past max_worker_rss gets a replacement (fill_slots starts
+ * it); it retires when that one is ready, so no request fails. */
+static void check_rss(master_t *m)
+{
+	uint64_t now = mono_ns();
+
+	if (m->cfg->max_worker_rss <= 0 || m->stopping || now < m->rss_at)
+		return;
+	m->rss_at = now + NS;
+	for (int i = 0; i < m->nprocs; i++) {
+		proc_t *p = &m->procs[i];
+		int64_t rss = p->state == P_READY && !p->doomed && p->gen == m->gen
+				      ? rss_bytes(p->pid)
+				      : 0;
+		if (rss > m->cfg->max_worker_rss) {
+			hb_warn("worker process %d (pid %d) uses %lld MiB, past max_worker_rss "
+				"(%lld MiB): replacing it gracefully",
+				p->slot, (int)p->pid, (long long)(rss >> 20),
+				(long long)(m->cfg->max_worker_rss >> 20));
+			p->doomed = 1;
+		}
+	}
+}
+
 static void read_ready(master_t *m, int fd)
 {
 	for (int i = 0; i < m->nprocs; i++) {
@@ -431,6 +483,7 @@ static void read_ready(master_t *m, int fd)
 		if (n == 1 && c == 'R' && p->state == P_BOOTING) {
 			p->state = P_READY;
 			m->fails[p->slot] = p->gen == m->gen ? 0 : m->fails[p->slot];
+			replaced(m, p);
 		}
 		return;
 	}
@@ -509,6 +562,7 @@ int hb_master_loop(master_t *m)
 		reap(m);
 		check_ready(m);
 		kill_late(m);
+		check_rss(m);
 		fill_slots(m);
 	}
 	free(pfd);

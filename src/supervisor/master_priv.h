@@ -27,6 +27,7 @@ typedef struct proc {
 	int ready_fd; /* read end of its readiness pipe, -1 once read */
 	int state;    /* enum proc_state */
 	int killed;   /* SIGKILL sent */
+	int doomed;   /* past max_worker_rss: retired once its replacement is ready */
 	uint64_t started;
 } proc_t;
 
@@ -51,6 +52,7 @@ typedef struct master {
 	int ready_once;			/* the first generation was ready once */
 	int stopping;			/* 1 graceful, 2 now */
 	uint64_t kill_at;		/* stopping: SIGKILL what is left after this */
+	uint64_t rss_at;		/* max_worker_rss: the next check */
 	int status;			/* exit status */
 	char exe[4096];			/* this binary's path, for a binary upgrade */
 	pid_t upgrade_pid;		/* USR2: the new master, until it takes over or fails */

@@ -143,6 +143,22 @@ def test_hung_request_does_not_stop_the_others(server):
     assert ok > 10 and set(failed) <= {"status 504"} and len(failed) * 20 < ok, (ok, failed[:5])
 
 
+def test_max_worker_rss_replaces_a_process_gracefully(server):
+    s = server(APP, "--max-worker-rss", str(400 << 20))
+    old = s.worker_pid()
+    load = Load(s.port, clients=2)
+    try:
+        assert http(s.port, "GET", "/grow?mb=450", timeout=30).status == 200
+        assert wait_for(lambda: "past max_worker_rss" in s.stderr(), 10), s.describe()
+        assert wait_for(lambda: s.worker_pids() != [old] and len(s.worker_pids()) == 1, 20), s.describe()
+        assert "replaced pid %d (max_worker_rss)" % old in s.stderr()
+        served = load.count()
+        assert wait_for(lambda: load.count() > served + 5, 10)
+    finally:
+        ok, failed = load.stop()
+    assert not failed, failed[:5]
+
+
 def test_crash_loop_at_boot_backs_off_and_recovers(server, tmp_path):
     marker = tmp_path / "fail-import"
     s = server(APP, "--respawn-backoff-max", "1", env={"HB_FAIL_IMPORT": str(marker)})

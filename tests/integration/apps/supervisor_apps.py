@@ -5,6 +5,7 @@
   /exit       os._exit(3)
   /hang       sleeps (HB_HANG_SECS, default 3600)
   /sleep      sleeps ?secs=S, then answers
+  /grow       keeps ?mb=N more megabytes (touched) for the process's life
   other       "ok"
 Importing fails when the file named by HB_FAIL_IMPORT exists (a crash loop at boot).
 """
@@ -17,8 +18,14 @@ if os.environ.get("HB_FAIL_IMPORT") and os.path.exists(os.environ["HB_FAIL_IMPOR
     raise RuntimeError("HB_FAIL_IMPORT exists: refusing to import")
 
 
+KEPT = []
+
+
 def app(environ, start_response):
     path = environ.get("PATH_INFO", "/")
+    if path == "/grow":
+        mb = int(parse_qs(environ.get("QUERY_STRING", "")).get("mb", ["1"])[0])
+        KEPT.append(bytearray(b"x" * (mb << 20)))
     if path == "/segv":
         ctypes.string_at(0)
     if path == "/exit":
