@@ -28,8 +28,10 @@
 
 static void block_signals(sigset_t *set)
 {
-	static const int sigs[] = {SIGTERM, SIGINT,  SIGQUIT, SIGHUP,  SIGUSR1,
-				   SIGUSR2, SIGTTIN, SIGTTOU, SIGCHLD, SIGWINCH};
+	/* The last five would kill by default: read and logged as ignored instead. */
+	static const int sigs[] = {SIGTERM, SIGINT,    SIGQUIT, SIGHUP,	 SIGUSR1,
+				   SIGUSR2, SIGTTIN,   SIGTTOU, SIGCHLD, SIGWINCH,
+				   SIGALRM, SIGVTALRM, SIGPROF, SIGIO,	 SIGPWR};
 
 	sigemptyset(set);
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)

@@ -74,7 +74,8 @@ static void worker_signals(sigset_t *set)
 {
 	sigset_t unblock;
 	struct sigaction sa = {.sa_handler = ignore};
-	static const int others[] = {SIGCHLD, SIGUSR2, SIGTTIN, SIGTTOU, SIGWINCH};
+	static const int others[] = {SIGCHLD, SIGUSR2,	 SIGTTIN, SIGTTOU, SIGWINCH,
+				     SIGALRM, SIGVTALRM, SIGPROF, SIGIO,   SIGPWR};
 
 	sigemptyset(set);
 	sigaddset(set, SIGTERM);

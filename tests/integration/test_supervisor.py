@@ -236,14 +236,16 @@ def test_ttin_ttou_add_and_remove_a_process(server):
 
 def test_other_signals_do_not_stop_the_server(server):
     s = server(APP)
-    for sig in (signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU):  # USR2: test_reload.py
+    deadly = (signal.SIGALRM, signal.SIGVTALRM, signal.SIGPROF, signal.SIGIO, signal.SIGPWR)
+    for sig in (signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU) + deadly:  # USR2: test_reload.py
         s.signal(sig)
     for pid in s.worker_pids():  # sent to a worker process too
-        for sig in (signal.SIGUSR2, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD):
+        for sig in (signal.SIGUSR2, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD) + deadly:
             os.kill(pid, sig)
     time.sleep(0.5)
     s.assert_alive()
     assert _ok(s.port)
+    assert "worker process" not in "".join(s.error_lines()), s.describe()  # none died
 
 
 def test_usr1_reopens_the_access_log(server, tmp_path):
