@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import struct
 import time
 
@@ -196,3 +197,25 @@ def test_usr2_with_a_broken_binary_keeps_serving(server, tmp_path, monkeypatch):
     assert wait_for(lambda: "binary upgrade failed" in s.stderr(), 15), s.describe()
     assert "exited with status 3" in s.stderr()
     assert http(s.port, "GET", "/").status == 200
+
+
+def test_hup_with_the_cluster_on_moves_the_node_to_the_new_generation(server, tmp_path):
+    """The node (in worker process 0) leaves with the old generation; the new one's binds the
+    same cluster address once it is free (it retries while the old one still holds it)."""
+    port = hbtest.free_port()
+    s = start(server, tmp_path, "--node-name", "r@it", "--cluster-enabled", "--cluster-cookie", "c",
+              "--cluster-bind", "127.0.0.1:%d" % port)
+    old = s.worker_pids()
+    write_app(tmp_path, 2)
+    s.signal(signal.SIGHUP)
+    assert wait_for(lambda: version(s) == 2 and not set(old) & set(s.worker_pids()), 20), s.describe()
+
+    def node_listens():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    assert wait_for(node_listens, 15), s.describe()
+    assert "cluster: cannot start" not in s.stderr(), s.describe()
+    s.assert_alive()
