@@ -130,10 +130,14 @@ static int start_io(hb_server_t *srv, hb_io_t **ios, pthread_t *th)
 
 static void try_cluster(worker_t *w)
 {
-	int rc = hb_cluster_start_config(w->cfg, node_event, NULL, &w->cluster);
+	hb_funcs_t *funcs;
+	hb_pubsub_t *ps;
 
+	hb_pyapi_registries(&funcs, &ps);
+	int rc = hb_cluster_start_config(w->cfg, node_event, NULL, funcs, ps, &w->cluster);
 	if (rc == 0) {
 		w->cluster_retry_until = 0;
+		hb_pyapi_set_remote(hb_cluster_remote(w->cluster));
 		return;
 	}
 	w->cluster = NULL;
@@ -145,6 +149,15 @@ static void try_cluster(worker_t *w)
 		_exit(1); /* workers are running: do not run exit handlers under them */
 	}
 	w->cluster_retry_until = 0;
+}
+
+static void stop_cluster(worker_t *w)
+{
+	if (!w->cluster)
+		return;
+	hb_pyapi_set_remote(NULL); /* waits for workers inside a cluster call */
+	hb_cluster_stop(w->cluster, 1);
+	w->cluster = NULL;
 }
 
 /* TERM/INT: stop accepting, finish what is in flight within graceful_timeout. A retiring
@@ -185,8 +198,7 @@ static void retire(worker_t *w)
 	w->ws_deadline = now + (uint64_t)w->cfg->reload_websocket_timeout_s * NS;
 	atomic_store(&w->srv.retiring, 1);
 	atomic_store(&w->srv.draining, 1);
-	hb_cluster_stop(w->cluster, 1); /* the new generation's node takes the address */
-	w->cluster = NULL;
+	stop_cluster(w); /* the new generation's node takes the address */
 }
 
 static void on_signal(worker_t *w, int sig)
@@ -337,7 +349,7 @@ _Noreturn void hb_worker_run(hb_config_t *cfg, const hb_worker_args_t *a)
 		hb_warn("cannot tell the master this process is ready: %s", strerror(errno));
 	close(a->ready_fd);
 	supervise(&w, &set);
-	hb_cluster_stop(w.cluster, 1); /* leave first: the others mark this node left, not dead */
+	stop_cluster(&w); /* leave first: the others mark this node left, not dead */
 	int forced = atomic_load(&w.srv.draining) == 2;
 	for (int i = 0; i < w.srv.nio; i++) {
 		pthread_join(th[i], NULL);
