@@ -9,6 +9,7 @@ stopped node (oldest dropped, counted). Tables (registered names, subscriptions)
 asynchronously, so tests poll for them rather than sleep.
 """
 import json
+import os
 import signal
 import threading
 import time
@@ -130,7 +131,7 @@ def test_node_killed_mid_call_is_node_down_at_once(server):
     time.sleep(0.3)
     server.servers.remove(b)
     t0 = time.monotonic()
-    b.signal(signal.SIGKILL)
+    os.killpg(b.pid, signal.SIGKILL)  # the whole node: master and worker process
     b.wait_exit(5)
     b.stop()
     t.join(15)
