@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -283,13 +284,15 @@ def _readable_as(uid, gid, path):
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
-    return subprocess.run(["/usr/bin/test", "-r", path], preexec_fn=drop).returncode == 0
+    probe = "import os, sys; sys.exit(0 if os.access(sys.argv[1], os.R_OK) else 1)"
+    return subprocess.run([sys.executable, "-c", probe, path], preexec_fn=drop).returncode == 0
 
 
 def _python_runtime():
-    out = subprocess.run(["ldd", str(BINARY)], capture_output=True, text=True).stdout
-    m = re.search(r"(/\S*libpython3[^ ]*)", out)
-    return os.path.dirname(m.group(1)) if m else None
+    """The prefix of the Python the binary embeds (from --version)."""
+    out = run_binary(["--version"], timeout=10).stdout.decode()
+    m = re.search(r"^Python \S+ \(prefix (\S+)\)$", out, re.M)
+    return m.group(1) if m else None
 
 
 def test_user_and_group_after_binding(server, tmp_path):
