@@ -339,8 +339,9 @@ _Noreturn void hb_worker_run(hb_config_t *cfg, const hb_worker_args_t *a)
 	sigset_t set;
 
 	worker_signals(&set);
-	/* The master gone (killed), nobody would stop this process: stop with it. */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/* The master killed (kill -9, the OOM killer): the server is gone, this process with it,
+	 * as a single process was (a stop is the master's TERM, which drains). */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != a->master)
 		_exit(0);
 	cpu_share(cfg, a->slot);
