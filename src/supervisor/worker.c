@@ -298,6 +298,10 @@ static void start(worker_t *w, hb_pyhost_t **host, hb_io_t ***ios, pthread_t **t
 	w->srv.hub = hb_hub_new(w->srv.nio, hb_py_max_workers(cfg));
 	if (!w->srv.hub)
 		fail(1, "cannot create the worker hub", "");
+	hb_overload_t *ov = hb_hub_overload(w->srv.hub); /* backpressure, per process */
+	ov->limit_concurrency = cfg->limit_concurrency;
+	ov->max_queue_wait_ns = (uint64_t)cfg->max_queue_wait_ms * 1000000ull;
+	ov->retry_after_s = cfg->retry_after_s;
 	if (hb_pyapi_start(cfg, w->srv.hub) < 0 || hb_py_start(cfg, w->srv.hub, host) < 0) {
 		fflush(NULL);
 		_exit(1);
