@@ -24,6 +24,8 @@
 #include "server/fdlimit.h"
 #include "server/io.h"
 #include "server/listener.h"
+#include "server/metrics.h"
+#include "server/metrics_http.h"
 #include "server/server.h"
 #include "server/tls_setup.h"
 
@@ -56,6 +58,41 @@ static void node_event(const hb_swim_event_t *ev, void *ud)
 				    : ev->type == HB_SWIM_EV_DEAD ? "dead"
 								  : "leave",
 				    ev->name);
+}
+
+/* The metrics' cluster source: live members, as nodes() lists them. */
+static int cluster_members(void *ud)
+{
+	char **names = NULL;
+	int n = hb_cluster_nodes(ud, &names);
+
+	if (n >= 0)
+		hb_cluster_names_free(names, n);
+	return n;
+}
+
+/* metrics_bind: the counters and their HTTP thread, up before the app is imported so that
+ * /healthz answers and /readyz says 503 while it starts. Returns 0 or -1 after printing. */
+static int start_metrics(hb_server_t *srv, hb_metrics_http_t **http)
+{
+	const hb_config_t *cfg = srv->cfg;
+	char err[512] = "";
+	hb_metrics_sources_t src = {.state = hb_pyapi_stats, .members = cluster_members};
+
+	if (!cfg->metrics_bind)
+		return 0;
+	srv->metrics = hb_metrics_new(srv, cfg->metrics_buckets, &src);
+	if (!srv->metrics) {
+		fprintf(stderr, "hornbeam-uring: metrics: out of memory\n");
+		return -1;
+	}
+	hb_hub_time_waits(srv->hub);
+	if (hb_metrics_http_start(cfg->metrics_bind, srv->metrics, http, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hornbeam-uring: %s\n", err);
+		return -1;
+	}
+	hb_info("Metrics at: http://%s/metrics (also /healthz, /readyz)", cfg->metrics_bind);
+	return 0;
 }
 
 static void block_signals(sigset_t *set)
@@ -264,7 +301,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hornbeam-uring: cannot create the worker hub\n");
 		return 1;
 	}
-	if (hb_pyapi_start(&cfg, srv.hub) < 0 || hb_py_start(&cfg, srv.hub, &host) < 0)
+	hb_metrics_http_t *metrics_http = NULL;
+	if (hb_pyapi_start(&cfg, srv.hub) < 0 || start_metrics(&srv, &metrics_http) < 0 ||
+	    hb_py_start(&cfg, srv.hub, &host) < 0)
 		return 1;
 	/* The io threads route WebSocket upgrades by the class the workers serve. */
 	char class_why[200];
@@ -289,6 +328,10 @@ int main(int argc, char **argv)
 	}
 	if (cluster)
 		hb_pyapi_set_remote(hb_cluster_remote(cluster));
+	if (srv.metrics) {
+		hb_metrics_set_ud(srv.metrics, cluster);
+		hb_metrics_set_ready(srv.metrics, 1);
+	}
 	hb_io_t **ios = calloc((size_t)srv.nio, sizeof(*ios));
 	pthread_t *th = calloc((size_t)srv.nio, sizeof(*th));
 	if (!ios || !th || start_io(&srv, ios, th) < 0)
@@ -296,7 +339,8 @@ int main(int argc, char **argv)
 	log_listening(&srv, class_why);
 	hb_info("Embedded %s; %s%s%s", python, libs, site[0] ? "; venv site-packages " : "", site);
 	supervise(&srv, &set);
-	hb_pyapi_set_remote(NULL);   /* waits for workers inside a cluster call */
+	hb_pyapi_set_remote(NULL);	    /* waits for workers inside a cluster call */
+	hb_metrics_http_stop(metrics_http); /* before the cluster and the shared state go */
 	hb_cluster_stop(cluster, 1); /* leave first: the others mark this node left, not dead */
 	int forced = atomic_load(&srv.draining) == 2;
 	for (int i = 0; i < srv.nio; i++) {
@@ -314,6 +358,7 @@ int main(int argc, char **argv)
 		hb_py_finalize();
 		hb_pyapi_stop();
 	}
+	hb_metrics_free(srv.metrics);
 	hb_info("Shutdown complete");
 	fflush(NULL);
 #ifdef __SANITIZE_ADDRESS__

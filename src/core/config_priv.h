@@ -32,6 +32,7 @@ enum {
 	F_EMPTY_NULL = 2, /* an empty string stores NULL (access_log: off) */
 	F_PATH = 4,	  /* K_STR: a relative path from a file is taken relative to the file */
 	F_JOIN = 8,	  /* K_STR: a TOML list of strings is accepted, joined with commas */
+	F_NUMS = 16,	  /* F_JOIN: the list may hold numbers (metrics_buckets) */
 };
 
 struct choice {

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Per io thread, written only by that io thread. */
@@ -21,6 +22,8 @@ struct hb_hub {
 	io_slot_t *slots;     /* nio */
 	hb_spsc_t *to_worker; /* [io * maxw + w] */
 	hb_spsc_t *to_io;     /* [w * nio + io] */
+	int time_waits;	      /* set before workers start, read-only after */
+	_Atomic uint64_t restarts;
 };
 
 static hb_spsc_t *q_to_worker(hb_hub_t *h, int io, int w)
@@ -327,6 +330,20 @@ int hb_hub_worker_push(hb_hub_t *h, int w, int io, const hb_msg_t *m)
 	return 0;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Single writer (the worker): relaxed load and store, no locked instruction. */
+static void bump(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
 static int worker_pop(hb_hub_t *h, int w, hb_stream_t **out)
 {
 	hb_msg_t m;
@@ -334,9 +351,38 @@ static int worker_pop(hb_hub_t *h, int w, hb_stream_t **out)
 	for (int io = 0; io < h->nio; io++)
 		if (hb_spsc_pop(q_to_worker(h, io, w), &m) == 0) {
 			*out = m.stream;
+			if (h->time_waits) {
+				uint64_t now = mono_ns(), t0 = (*out)->t_start_ns;
+				bump(&h->workers[w].wait_ns, now > t0 ? now - t0 : 0);
+				bump(&h->workers[w].taken, 1);
+			}
 			return 0;
 		}
 	return -EAGAIN;
+}
+
+void hb_hub_time_waits(hb_hub_t *h)
+{
+	h->time_waits = 1;
+}
+
+uint64_t hb_hub_worker_queued(hb_hub_t *h, int w)
+{
+	uint64_t n = 0;
+
+	for (int io = 0; io < h->nio; io++)
+		n += hb_spsc_size(q_to_worker(h, io, w));
+	return n;
+}
+
+void hb_hub_worker_restarted(hb_hub_t *h)
+{
+	atomic_fetch_add_explicit(&h->restarts, 1, memory_order_relaxed);
+}
+
+uint64_t hb_hub_restarts(hb_hub_t *h)
+{
+	return atomic_load_explicit(&h->restarts, memory_order_relaxed);
 }
 
 int hb_hub_worker_next(hb_hub_t *h, int w, hb_stream_t **out, int timeout_ms)

@@ -35,6 +35,8 @@ typedef struct hb_worker {
 	_Atomic int stopping;	      /* asked to finish queued work and exit */
 	_Atomic int64_t inflight;     /* dispatched and not yet ended */
 	_Atomic uint64_t served;      /* requests ended */
+	_Atomic uint64_t taken;	      /* [worker writes] requests taken from the queues */
+	_Atomic uint64_t wait_ns;     /* [worker writes] their summed queue wait (timed hubs) */
 	int async;		      /* event-loop worker (ASGI): streams wake it via `ready` */
 	int defer_n;		      /* [worker] messages pushed with their io wake deferred */
 	uint8_t *defer_io;	      /* [worker] per io thread: a wake is owed */
@@ -99,6 +101,17 @@ void hb_hub_worker_awake(hb_hub_t *hub, int w);
 /* [io] Puts an async stream on its worker's ready list (once until the worker clears
  * wake_pending) and wakes the worker if it sleeps. */
 void hb_hub_stream_ready(hb_hub_t *hub, hb_stream_t *s);
+
+/* [main, before workers start] Workers measure each request's queue wait (from the head's
+ * arrival, s->t_start_ns, to their taking it) into `taken`/`wait_ns`: one clock read per
+ * request, paid only when metrics are on. */
+void hb_hub_time_waits(hb_hub_t *hub);
+/* [any] Requests queued for worker w and not yet taken (approximate). */
+uint64_t hb_hub_worker_queued(hb_hub_t *hub, int w);
+/* [any] A worker interpreter was replaced (crash, max_requests, timeout): counted for the
+ * metrics (hornbeam_worker_restarts_total). */
+void hb_hub_worker_restarted(hb_hub_t *hub);
+uint64_t hb_hub_restarts(hb_hub_t *hub);
 
 /* [any] Wakes worker w so that a blocked hb_hub_worker_next returns (-EINTR or -ESHUTDOWN). */
 void hb_hub_worker_kick(hb_hub_t *hub, int w);

@@ -136,6 +136,9 @@ static void protocol_error(hb_conn_t *c, int rc, const char *why)
 			return;
 		}
 		x->abandoned = 1;
+		x->stream->status = status; /* logged when the exchange finishes */
+	} else {
+		hb_exchange_log_error(c, NULL, status);
 	}
 	respond_error(c, status);
 }
@@ -181,6 +184,7 @@ static int switch_to_h2c(hb_conn_t *c, const char *rest, size_t n)
 			hb_conn_in_append(c, backlog, blen);
 		free(backlog);
 		if (start_exchange(c, h, req) != 0) {
+			hb_exchange_log_error(c, NULL, h->pending_error);
 			respond_error(c, h->pending_error);
 			return 1;
 		}

@@ -25,6 +25,7 @@ hb_io_t *hb_io_new(hb_server_t *srv, int idx)
 	io->idx = idx;
 	io->srv = srv;
 	io->cfg = srv->cfg;
+	io->metrics = srv->metrics ? hb_metrics_io(srv->metrics, idx) : NULL;
 	io->accept_ops = calloc(srv->cfg->nbinds, sizeof(hb_op_t));
 	io->accept_armed = calloc(srv->cfg->nbinds, sizeof(int));
 	if (!io->accept_ops || !io->accept_armed) {

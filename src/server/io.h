@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "core/ring.h"
+#include "server/metrics.h"
 #include "server/server.h"
 
 /* The kinds of a connection's ops (hb_op_t.kind); the connection's callback dispatches on it. */
@@ -50,8 +51,9 @@ typedef struct hb_io {
 	time_t date_sec;
 	char date[40]; /* IMF-fixdate, refreshed each second */
 	uint64_t next_id;
-	int stopping; /* accepting stopped */
-	int zc_off;   /* the kernel refused send_zc once: plain sends only */
+	int stopping;		  /* accepting stopped */
+	int zc_off;		  /* the kernel refused send_zc once: plain sends only */
+	hb_metrics_io_t *metrics; /* this thread's counter block; NULL: metrics off */
 } hb_io_t;
 
 #define HB_TICK_MS 200
