@@ -21,6 +21,7 @@
 #include "python/pyhost.h"
 #include "python/venv.h"
 #include "server/about.h"
+#include "server/access_log.h"
 #include "server/fdlimit.h"
 #include "server/io.h"
 #include "server/listener.h"
@@ -288,7 +289,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hornbeam-uring: %s\n", err);
 		return 2;
 	}
-	hb_server_t srv = {.cfg = &cfg, .nio = cfg.workers, .tls = &tls};
+	hb_access_fmt_t *access_fmt =
+		cfg.access_log ? hb_access_compile(cfg.access_log_format) : NULL;
+	if (cfg.access_log && !access_fmt) {
+		fprintf(stderr, "hornbeam-uring: out of memory\n");
+		return 1;
+	}
+	hb_server_t srv = {.cfg = &cfg, .nio = cfg.workers, .tls = &tls, .access_fmt = access_fmt};
 	check_fd_limit(&cfg, srv.nio);
 	srv.listen_fds = alloc_fds(srv.nio, cfg.nbinds);
 	if (!srv.listen_fds ||
@@ -359,6 +366,7 @@ int main(int argc, char **argv)
 		hb_pyapi_stop();
 	}
 	hb_metrics_free(srv.metrics);
+	hb_access_fmt_free(access_fmt);
 	hb_info("Shutdown complete");
 	fflush(NULL);
 #ifdef __SANITIZE_ADDRESS__

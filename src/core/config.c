@@ -155,10 +155,11 @@ const struct key keys[] = {
 	{"log_level", K_ENUM, OFF(log_level), .def = "info",
 	 .metavar = "debug|info|warning|error|critical", .help = "error log threshold",
 	 .choices = log_levels},
-	{"access_log", K_STR, OFF(access_log), .metavar = "FILE|-", .flags = F_EMPTY_NULL,
-	 .help = "access log file, '-' for stdout (default: off)"},
+	{"access_log", K_STR, OFF(access_log), .def = "-", .metavar = "FILE|-",
+	 .flags = F_EMPTY_NULL | F_OFF,
+	 .help = "access log file, '-' for stdout; --no-access-log (file: false) turns it off"},
 	{"access_log_format", K_STR, OFF(access_log_format), .def = GUNICORN_ACCESS_FORMAT,
-	 .metavar = "FMT", .help = "access log line, gunicorn's %(x)s atoms"},
+	 .metavar = "FMT", .help = "access log line in gunicorn's %(x)s atoms, or \"json\""},
 	{"metrics_bind", K_STR, OFF(metrics_bind), .metavar = "HOST:PORT", .flags = F_EMPTY_NULL,
 	 .check = check_metrics_bind,
 	 .help = "serve /metrics (Prometheus), /healthz and /readyz on this address (default: off)"},
@@ -1224,6 +1225,8 @@ static int tval_scalar(const struct ctx *c, const struct key *k, const hb_tval_t
 	case K_ENUM:
 		if (v->kind == HB_TV_STR)
 			return store_string_kind(c, k, v->str);
+		if (v->kind == HB_TV_BOOL && (k->flags & F_OFF))
+			return store_str(c, k, v->i ? k->def : "");
 		if (v->kind == HB_TV_LIST && (k->flags & F_JOIN))
 			return tval_joined(c, k, v);
 		if (k->kind == K_ENUM)

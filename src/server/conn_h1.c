@@ -136,7 +136,8 @@ static void protocol_error(hb_conn_t *c, int rc, const char *why)
 			return;
 		}
 		x->abandoned = 1;
-		x->stream->status = status; /* logged when the exchange finishes */
+		x->stream->status = status;
+		hb_exchange_log_now(x);
 	} else {
 		hb_exchange_log_error(c, NULL, status);
 	}
@@ -445,6 +446,7 @@ static void on_head(hb_conn_t *c, h1_t *h, hb_exchange_t *x, hb_response_t *r)
 		return;
 	}
 	x->stream->status = r->status;
+	hb_exchange_head(x, r);
 	x->no_body = (req->flags & HB_REQ_HEAD) || !status_has_body(r->status);
 	if ((r->flags & HB_RESP_TRAILERS) && (req->flags & HB_REQ_TRAILERS) && !x->no_body)
 		use_trailers(x, r);
@@ -663,6 +665,7 @@ static void serving_tick(hb_conn_t *c, h1_t *h, uint64_t now)
 		hb_stream_signal(x->stream, HB_ST_CLIENT_GONE);
 		x->stream->status = 504;
 		x->abandoned = 1;
+		hb_exchange_log_now(x);
 		respond_error(c, 504);
 		return;
 	}

@@ -49,21 +49,28 @@ void hb_exchange_release(hb_exchange_t *x)
 	}
 	free(x->body_acc);
 	free(x->body_held);
+	free(x->resp_log);
 	free(x);
 }
 
-void hb_exchange_finish(hb_exchange_t *x)
+void hb_exchange_log_now(hb_exchange_t *x)
 {
 	hb_io_t *io = x->conn->io;
 	hb_stream_t *s = x->stream;
 
-	if (s && io->metrics) {
-		uint64_t now = hb_io_now(io);
+	if (!s || x->logged)
+		return;
+	x->logged = 1;
+	uint64_t now = hb_io_now(io);
+	if (io->metrics)
 		hb_metrics_request(io->metrics, s->req->method, s->req->method_len, s->status,
 				   now > s->t_start_ns ? now - s->t_start_ns : 0);
-	}
-	if (s)
-		hb_access_log(io, x, s, hb_io_now(io));
+	hb_access_log(io, x, s, now);
+}
+
+void hb_exchange_finish(hb_exchange_t *x)
+{
+	hb_exchange_log_now(x);
 	hb_exchange_release(x);
 }
 
@@ -85,6 +92,16 @@ void hb_exchange_log_error(hb_conn_t *c, const hb_request_t *req, int status)
 	if (io->metrics)
 		hb_metrics_request(io->metrics, req ? req->method : NULL, req ? req->method_len : 0,
 				   status, 0);
+	hb_conn_learn_addrs(c);
+	hb_access_log_error(io, c, status);
+}
+
+void hb_exchange_head(hb_exchange_t *x, const hb_response_t *r)
+{
+	const hb_access_fmt_t *f = x->conn->io->srv->access_fmt;
+
+	if (f && !x->resp_log)
+		x->resp_log = hb_access_keep(f, r);
 }
 
 void hb_exchange_client_gone(hb_exchange_t *x, uint32_t extra_bits)

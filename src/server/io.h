@@ -54,6 +54,9 @@ typedef struct hb_io {
 	int stopping;		  /* accepting stopped */
 	int zc_off;		  /* the kernel refused send_zc once: plain sends only */
 	hb_metrics_io_t *metrics; /* this thread's counter block; NULL: metrics off */
+	char *alog;		  /* access-log lines not yet written (HB_ACCESS_BUF_BYTES) */
+	size_t alog_len;
+	int pid;
 } hb_io_t;
 
 #define HB_TICK_MS 200

@@ -17,6 +17,7 @@
 #include "server/tls_setup.h"
 
 struct hb_metrics;
+struct hb_access_fmt;
 
 typedef struct hb_server {
 	const hb_config_t *cfg;
@@ -32,6 +33,7 @@ typedef struct hb_server {
 	hb_worker_class_t app_class; /* WSGI or ASGI as served (auto resolved), set before
 				      * the io threads start */
 	struct hb_metrics *metrics;  /* counters (server/metrics.h); NULL: metrics_bind is off */
+	const struct hb_access_fmt *access_fmt; /* compiled access_log_format; NULL: log off */
 } hb_server_t;
 
 #endif
