@@ -4,6 +4,7 @@
  * signals and runs the shutdown sequence: stop accepting, drain within graceful_timeout, stop
  * workers. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -94,6 +95,20 @@ static int start_metrics(hb_server_t *srv, hb_metrics_http_t **http)
 	}
 	hb_info("Metrics at: http://%s/metrics (also /healthz, /readyz)", cfg->metrics_bind);
 	return 0;
+}
+
+/* error_log: descriptor 2 becomes the file, so the error log, Python's stderr (tracebacks,
+ * the logging module's default handler) and anything else written there land in it. */
+static int point_stderr(const char *path)
+{
+	if (!path || strcmp(path, "-") == 0)
+		return 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int rc = dup2(fd, STDERR_FILENO) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
 }
 
 static void block_signals(sigset_t *set)
@@ -282,6 +297,11 @@ int main(int argc, char **argv)
 	if (hb_log_init((hb_log_level_t)cfg.log_level, cfg.access_log) < 0) {
 		fprintf(stderr, "hornbeam-uring: access_log: cannot open '%s': %s\n",
 			cfg.access_log, strerror(errno));
+		return 2;
+	}
+	if ((rc = point_stderr(cfg.error_log)) < 0) {
+		fprintf(stderr, "hornbeam-uring: error_log: cannot open '%s': %s\n", cfg.error_log,
+			strerror(-rc));
 		return 2;
 	}
 	hb_tls_setup_t tls;

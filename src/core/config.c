@@ -160,6 +160,12 @@ const struct key keys[] = {
 	 .help = "access log file, '-' for stdout; --no-access-log (file: false) turns it off"},
 	{"access_log_format", K_STR, OFF(access_log_format), .def = GUNICORN_ACCESS_FORMAT,
 	 .metavar = "FMT", .help = "access log line in gunicorn's %(x)s atoms, or \"json\""},
+	{"error_log", K_STR, OFF(error_log), .def = "-", .metavar = "FILE|-",
+	 .help = "error log file (appended; Python's stderr goes there too), '-' for stderr"},
+	{"log_config", K_STR, OFF(log_config), .metavar = "FILE|JSON|FORMAT", .flags = F_EMPTY_NULL,
+	 .help = "Python logging setup in every worker before the app is imported: a dictConfig "
+		 "JSON (inline or a .json file), a fileConfig .ini file, or a format string for "
+		 "logging.basicConfig"},
 	{"metrics_bind", K_STR, OFF(metrics_bind), .metavar = "HOST:PORT", .flags = F_EMPTY_NULL,
 	 .check = check_metrics_bind,
 	 .help = "serve /metrics (Prometheus), /healthz and /readyz on this address (default: off)"},

@@ -82,6 +82,8 @@ typedef struct hb_config {
 	int log_level;	  /* hb_log_level_t, default info */
 	char *access_log; /* NULL: off; "-": stdout */
 	char *access_log_format;
+	char *error_log;       /* "-": stderr (default); else a file stderr is pointed at */
+	char *log_config;      /* Python logging setup (JSON, .json/.ini file, or a format); NULL */
 	char *metrics_bind;    /* HOST:PORT of /metrics, /healthz, /readyz; NULL: off */
 	char *metrics_buckets; /* request duration histogram bounds, seconds, comma-separated */
 	int64_t zerocopy_threshold;	   /* send_zc for pieces >= this; 0 = never; 65536 */

@@ -26,6 +26,7 @@ static const struct alias {
 	{"uds", "bind", "unix:"},			 /* uvicorn */
 	{"fd", "bind", "fd://"},			 /* uvicorn */
 	{"access-logformat", "access_log_format", NULL}, /* gunicorn */
+	{"error-logfile", "error_log", NULL},		 /* gunicorn */
 };
 #define NALIASES (sizeof aliases / sizeof aliases[0])
 
