@@ -62,7 +62,7 @@ static void node_event(const hb_swim_event_t *ev, void *ud)
 				    ev->name);
 }
 
-/* The metrics' cluster source: live members, as nodes() lists them. */
+/* The metrics' cluster source: live members, this node and the others nodes() lists. */
 static int cluster_members(void *ud)
 {
 	char **names = NULL;
@@ -70,7 +70,7 @@ static int cluster_members(void *ud)
 
 	if (n >= 0)
 		hb_cluster_names_free(names, n);
-	return n;
+	return n >= 0 ? n + 1 : n;
 }
 
 /* metrics_bind: the counters and their HTTP thread, up before the app is imported so that

@@ -203,3 +203,23 @@ def test_metrics_bucket_array_in_a_file(server, tmp_path):
     server("wsgi_apps:app", "--config", str(conf))
     text = scrape(mport)
     assert 'le="0.25"' in text and 'le="2"' in text and 'le="0.1"' not in text
+
+
+def test_cluster_members(server):
+    def node(name, seeds=()):
+        port = free_port()
+        args = ["--node-name", name, "--cluster-enabled", "--cluster-bind", "127.0.0.1:%d" % port,
+                "--cluster-probe-interval", "200ms", "--cluster-probe-timeout", "100ms"]
+        for seed in seeds:
+            args += ["--cluster-seeds", seed]
+        s = start(server, "wsgi_apps:app", *args, env={"HORNBEAM_CLUSTER_COOKIE": "metrics-cookie"})
+        s.cluster_port = port
+        return s
+
+    a = node("ma@it")
+    b = node("mb@it", ["127.0.0.1:%d" % a.cluster_port])
+    for s in (a, b):
+        assert wait_for(lambda: sample(scrape(s.mport), "hornbeam_cluster_members") == 2, 10), scrape(s.mport)
+    promtool_check(scrape(a.mport))
+    # without the cluster the family is absent
+    assert sample(scrape(start(server).mport), "hornbeam_cluster_members") is None

@@ -51,8 +51,13 @@ Test(access_log, atoms)
 	hb_access_fmt_t *f = hb_access_compile("%({content-type}o)s %({x-none}o)s");
 	char **vals = hb_access_keep(f, &resp);
 	cr_assert_not_null(vals);
-	hb_access_rec_t rec = {.req = r, .remote = "10.0.0.1", .status = 201, .bytes = 0,
-			       .dur_ns = 1234567890, .resp_vals = vals, .pid = 42};
+	hb_access_rec_t rec = {.req = r,
+			       .remote = "10.0.0.1",
+			       .status = 201,
+			       .bytes = 0,
+			       .dur_ns = 1234567890,
+			       .resp_vals = vals,
+			       .pid = 42};
 	size_t n = hb_access_format(f, line, sizeof(line) - 1, &rec, 0);
 	line[n] = '\0';
 	cr_assert_str_eq(line, "text/x -");
@@ -60,12 +65,13 @@ Test(access_log, atoms)
 	free(vals);
 	rec.resp_vals = NULL;
 	setenv("HB_UNIT_ENV", "ev", 1);
-	cr_assert_str_eq(fmt_line("%(h)s %(l)s %(u)s \"%(r)s\" %(s)s %(b)s %(B)s %(m)s %(U)s %(q)s "
-				  "%(H)s %(T)s %(M)s %(D)s %(L)s %(p)s %({x-req}i)s %({HB_UNIT_ENV}e)s "
-				  "%({HB_UNSET_ENV}e)s %(zz)s %(f)s",
-				  &rec),
-			 "10.0.0.1 - alice \"POST /p?a=1 HTTP/1.1\" 201 - 0 POST /p a=1 HTTP/1.1 1 "
-			 "1234 1234567 1.234567 <42> rv ev - - -");
+	cr_assert_str_eq(
+		fmt_line("%(h)s %(l)s %(u)s \"%(r)s\" %(s)s %(b)s %(B)s %(m)s %(U)s %(q)s "
+			 "%(H)s %(T)s %(M)s %(D)s %(L)s %(p)s %({x-req}i)s %({HB_UNIT_ENV}e)s "
+			 "%({HB_UNSET_ENV}e)s %(zz)s %(f)s",
+			 &rec),
+		"10.0.0.1 - alice \"POST /p?a=1 HTTP/1.1\" 201 - 0 POST /p a=1 HTTP/1.1 1 "
+		"1234 1234567 1.234567 <42> rv ev - - -");
 	cr_assert_str_eq(fmt_line("[%(t)s]", &rec), "[[01/Jan/1970:00:00:00 +0000]]");
 	r->http_major = 2;
 	r->http_minor = 0;
@@ -78,11 +84,12 @@ Test(access_log, unparsed_request)
 	hb_access_rec_t rec = {.remote = "::1", .status = 400, .pid = 7};
 	cr_assert_str_eq(fmt_line("%(h)s \"%(r)s\" %(s)s %(b)s %(a)s %(u)s %(m)s", &rec),
 			 "::1 \"-\" 400 - - - -");
-	cr_assert_str_eq(fmt_line("json", &rec),
-			 "{\"time\":\"1970-01-01T00:00:00Z\",\"remote_addr\":\"::1\",\"method\":null,"
-			 "\"path\":null,\"query\":null,\"protocol\":null,\"status\":400,\"bytes\":0,"
-			 "\"duration\":0.000000,\"referer\":null,\"user_agent\":null,\"user\":null,"
-			 "\"pid\":7}");
+	cr_assert_str_eq(
+		fmt_line("json", &rec),
+		"{\"time\":\"1970-01-01T00:00:00Z\",\"remote_addr\":\"::1\",\"method\":null,"
+		"\"path\":null,\"query\":null,\"protocol\":null,\"status\":400,\"bytes\":0,"
+		"\"duration\":0.000000,\"referer\":null,\"user_agent\":null,\"user\":null,"
+		"\"pid\":7}");
 }
 
 Test(access_log, json_escapes)
