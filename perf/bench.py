@@ -59,8 +59,11 @@ def hornbeam(app, worker_class=None, frameworks=False):
         if not binary.is_file() or not os.access(binary, os.X_OK):
             raise Skip(f"{binary} does not exist or is not executable "
                        "(build hornbeam-uring first, or pass --hornbeam-bin)")
+        # --no-access-log: the access log is on by default, and every peer here runs without
+        # one (gunicorn's is off by default, uvicorn --no-access-log, uWSGI --disable-logging,
+        # nginx access_log off)
         cmd = [str(binary), app, "--bind", f"{LOOPBACK}:{ctx.port}",
-               "--workers", str(ctx.opts.workers), "--pythonpath", str(APPS)]
+               "--workers", str(ctx.opts.workers), "--pythonpath", str(APPS), "--no-access-log"]
         if frameworks:  # the embedded CPython does not search Debian's dist-packages itself
             cmd += ["--pythonpath", DIST]
         if worker_class:

@@ -9,7 +9,7 @@ BUILD_PKGS="build-essential cmake pkg-config liburing-dev node-llhttp libjemallo
 TEST_PKGS="python3 python3-pytest python3-requests python3-httpx python3-h2 python3-websockets gunicorn
   python3-flask python3-django python3-starlette curl nghttp2-client openssl iproute2
   python3-yaml python3-kubernetes python3-wsproto libpython3.11-dev python3-fastapi python3-pydantic
-  python3-numpy nginx-light libnginx-mod-stream"
+  python3-numpy nginx-light libnginx-mod-stream prometheus"
 PERF_PKGS="wrk nginx-light gunicorn python3-uvicorn python3-uvloop python3-httptools
   uwsgi uwsgi-plugin-python3 python3-hypercorn python3-matplotlib linux-perf valgrind
   redis-server python3-redis"

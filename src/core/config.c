@@ -42,6 +42,8 @@ static const char *check_alpn(char *s);
 static char *resolve_path(const char *basedir, const char *p);
 static const char *check_http_version(char *s);
 static const char *check_cidrs(char *s);
+static const char *check_metrics_bind(char *s);
+static const char *check_buckets(char *s);
 
 static const struct choice worker_classes[] = {
 	{"wsgi", HB_WORKER_WSGI, false},
@@ -155,10 +157,23 @@ const struct key keys[] = {
 	{"log_level", K_ENUM, OFF(log_level), .def = "info",
 	 .metavar = "debug|info|warning|error|critical", .help = "error log threshold",
 	 .choices = log_levels},
-	{"access_log", K_STR, OFF(access_log), .metavar = "FILE|-", .flags = F_EMPTY_NULL,
-	 .help = "access log file, '-' for stdout (default: off)"},
+	{"access_log", K_STR, OFF(access_log), .def = "-", .metavar = "FILE|-",
+	 .flags = F_EMPTY_NULL | F_OFF,
+	 .help = "access log file, '-' for stdout; --no-access-log (file: false) turns it off"},
 	{"access_log_format", K_STR, OFF(access_log_format), .def = GUNICORN_ACCESS_FORMAT,
-	 .metavar = "FMT", .help = "access log line, gunicorn's %(x)s atoms"},
+	 .metavar = "FMT", .help = "access log line in gunicorn's %(x)s atoms, or \"json\""},
+	{"error_log", K_STR, OFF(error_log), .def = "-", .metavar = "FILE|-",
+	 .help = "error log file (appended; Python's stderr goes there too), '-' for stderr"},
+	{"log_config", K_STR, OFF(log_config), .metavar = "FILE|JSON|FORMAT", .flags = F_EMPTY_NULL,
+	 .help = "Python logging setup in every worker before the app is imported: a dictConfig "
+		 "JSON (inline or a .json file), a fileConfig .ini file, or a format string for "
+		 "logging.basicConfig"},
+	{"metrics_bind", K_STR, OFF(metrics_bind), .metavar = "HOST:PORT", .flags = F_EMPTY_NULL,
+	 .check = check_metrics_bind,
+	 .help = "serve /metrics (Prometheus), /healthz and /readyz on this address (default: off)"},
+	{"metrics_buckets", K_STR, OFF(metrics_buckets), .def = HB_CONFIG_DEFAULT_BUCKETS,
+	 .metavar = "LIST", .flags = F_JOIN | F_NUMS, .check = check_buckets,
+	 .help = "request duration histogram bounds in seconds, increasing, comma-separated"},
 	{"zerocopy_threshold", K_I64, OFF(zerocopy_threshold), 0, INT64_MAX, "65536", "BYTES",
 	 .help = "response pieces at least this large go out with send_zc; 0: never"},
 	{"state_max_bytes", K_I64, OFF(state_max_bytes), 1 << 20, INT64_MAX, "268435456", "BYTES",
@@ -841,6 +856,47 @@ int hb_config_http2(const hb_config_t *cfg)
 	return (http_versions(cfg) >> 2) & 1;
 }
 
+static const char *check_metrics_bind(char *s)
+{
+	hb_bind_t b;
+	const char *why = NULL;
+
+	return hb_config_parse_bind(s, &b, &why) < 0 ? why : NULL;
+}
+
+int hb_config_parse_buckets(const char *s, uint64_t *bounds_ns, int max)
+{
+	int n = 0;
+	double prev = 0;
+
+	while (*s) {
+		char *end;
+		double v = strtod(s, &end);
+		if (end == s || !(v > prev) || v > 1e6 || n >= max)
+			return -EINVAL;
+		while (*end == ' ')
+			end++;
+		if (*end && *end != ',')
+			return -EINVAL;
+		bounds_ns[n++] = (uint64_t)(v * 1e9 + 0.5);
+		prev = v;
+		s = *end ? end + 1 : end;
+		while (*s == ' ')
+			s++;
+	}
+	return n > 0 ? n : -EINVAL;
+}
+
+static const char *check_buckets(char *s)
+{
+	uint64_t b[HB_CONFIG_MAX_BUCKETS];
+
+	return hb_config_parse_buckets(s, b, HB_CONFIG_MAX_BUCKETS) < 0
+		       ? "not a list of increasing positive seconds (at most 32), e.g. "
+			 "\"0.01,0.1,1\""
+		       : NULL;
+}
+
 static const char *check_root_path(char *s)
 {
 	size_t n = strlen(s);
@@ -1170,24 +1226,32 @@ static int tval_dur(const struct ctx *c, const struct key *k, const hb_tval_t *v
 	return fail(c, k, "expected a duration (30, \"30s\", \"250ms\"), got %s", tval_type(v));
 }
 
-/* ["h2", "http/1.1"] -> "h2,http/1.1" (F_JOIN keys). */
+/* ["h2", "http/1.1"] -> "h2,http/1.1"; [0.1, 1] -> "0.1,1" (F_JOIN keys). */
 static int tval_joined(const struct ctx *c, const struct key *k, const hb_tval_t *v)
 {
 	size_t n = 1;
 	for (size_t i = 0; i < v->nitems; i++) {
-		if (v->items[i].kind != HB_TV_STR)
+		hb_tv_kind_t kind = v->items[i].kind;
+		bool num = (k->flags & F_NUMS) && (kind == HB_TV_INT || kind == HB_TV_FLOAT);
+		if (kind != HB_TV_STR && !num)
 			return fail(c, k, "expected a list of strings, got an array holding %s",
 				    tval_type(&v->items[i]));
-		n += strlen(v->items[i].str) + 1;
+		n += (kind == HB_TV_STR ? strlen(v->items[i].str) : 32) + 1;
 	}
 	char *s = malloc(n);
 	if (!s)
 		return no_memory(c);
+	size_t len = 0;
 	s[0] = '\0';
 	for (size_t i = 0; i < v->nitems; i++) {
-		if (i)
-			strcat(s, ",");
-		strcat(s, v->items[i].str);
+		const hb_tval_t *it = &v->items[i];
+		const char *sep = i ? "," : "";
+		if (it->kind == HB_TV_STR)
+			len += (size_t)snprintf(s + len, n - len, "%s%s", sep, it->str);
+		else if (it->kind == HB_TV_INT)
+			len += (size_t)snprintf(s + len, n - len, "%s%lld", sep, (long long)it->i);
+		else
+			len += (size_t)snprintf(s + len, n - len, "%s%.17g", sep, it->f);
 	}
 	int rc = store_string_kind(c, k, s);
 	free(s);
@@ -1218,6 +1282,8 @@ static int tval_scalar(const struct ctx *c, const struct key *k, const hb_tval_t
 	case K_ENUM:
 		if (v->kind == HB_TV_STR)
 			return store_string_kind(c, k, v->str);
+		if (v->kind == HB_TV_BOOL && (k->flags & F_OFF))
+			return store_str(c, k, v->i ? k->def : "");
 		if (v->kind == HB_TV_LIST && (k->flags & F_JOIN))
 			return tval_joined(c, k, v);
 		if (k->kind == K_ENUM)

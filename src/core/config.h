@@ -83,6 +83,10 @@ typedef struct hb_config {
 	int log_level;	  /* hb_log_level_t, default info */
 	char *access_log; /* NULL: off; "-": stdout */
 	char *access_log_format;
+	char *error_log;       /* "-": stderr (default); else a file stderr is pointed at */
+	char *log_config;      /* Python logging setup (JSON, .json/.ini file, or a format); NULL */
+	char *metrics_bind;    /* HOST:PORT of /metrics, /healthz, /readyz; NULL: off */
+	char *metrics_buckets; /* request duration histogram bounds, seconds, comma-separated */
 	int64_t zerocopy_threshold;	   /* send_zc for pieces >= this; 0 = never; 65536 */
 	int64_t websocket_timeout_s;	   /* idle WebSocket; 0 = never */
 	int64_t websocket_max_frame_size;  /* default 16 MiB -> close 1009 */
@@ -211,6 +215,13 @@ void hb_config_usage(FILE *out);
  * 0 means any free port. Syntax only: names are not resolved. Returns 0, or -EINVAL with *why set
  * to a static reason. */
 int hb_config_parse_bind(const char *spec, hb_bind_t *out, const char **why);
+
+/* Request duration histogram buckets (metrics_buckets). */
+#define HB_CONFIG_MAX_BUCKETS 32
+#define HB_CONFIG_DEFAULT_BUCKETS "0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10"
+/* Parses "0.005,0.01,..." (seconds, positive, increasing, at most max) into nanoseconds.
+ * Returns the count, or -EINVAL. */
+int hb_config_parse_buckets(const char *s, uint64_t *bounds_ns, int max);
 
 /* Parses a duration: "30" or "1.5" (seconds), "30s", "250ms", "2m", "1h"; at most millisecond
  * precision. Returns 0 with *ms set, or -EINVAL. */

@@ -26,6 +26,8 @@ static const struct alias {
 	{"uds", "bind", "unix:"},		   /* uvicorn */
 	{"fd", "bind", "fd://"},		   /* uvicorn */
 	{"pid", "pidfile", NULL},		   /* gunicorn */
+	{"access-logformat", "access_log_format", NULL}, /* gunicorn */
+	{"error-logfile", "error_log", NULL},		 /* gunicorn */
 };
 #define NALIASES (sizeof aliases / sizeof aliases[0])
 
@@ -41,7 +43,7 @@ static const struct key *option_key(const char *name, size_t len, bool *negated)
 	*negated = false;
 	if (len > 3 && strncmp(name, "no-", 3) == 0) {
 		const struct key *k = option_key(name + 3, len - 3, negated);
-		if (k && k->kind == K_BOOL) {
+		if (k && (k->kind == K_BOOL || (k->flags & F_OFF))) {
 			*negated = true;
 			return k;
 		}
@@ -175,6 +177,10 @@ static int long_option(int argc, char **argv, int *i, struct arg *a, enum action
 		return plain_fail(err, errlen, "--%.*s: takes no value", (int)len, name);
 	if (k->kind == K_BOOL) {
 		a->val = eq ? eq + 1 : negated ? "false" : "true";
+		return 0;
+	}
+	if (negated) { /* F_OFF: the empty value is off */
+		a->val = "";
 		return 0;
 	}
 	const char *prefix = alias_prefix(name, len);
@@ -402,6 +408,8 @@ static void usage_key(FILE *out, const struct key *k, int ncpus)
 		fputs("      ", out);
 	if (k->kind == K_BOOL)
 		fprintf(out, "--[no-]%s\n", d);
+	else if (k->flags & F_OFF)
+		fprintf(out, "--[no-]%s %s\n", d, k->metavar ? k->metavar : "VALUE");
 	else
 		fprintf(out, "--%s %s\n", d, k->metavar ? k->metavar : "VALUE");
 	if (k->off == OFF(workers))

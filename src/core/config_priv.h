@@ -32,6 +32,9 @@ enum {
 	F_EMPTY_NULL = 2, /* an empty string stores NULL (access_log: off) */
 	F_PATH = 4,	  /* K_STR: a relative path from a file is taken relative to the file */
 	F_JOIN = 8,	  /* K_STR: a TOML list of strings is accepted, joined with commas */
+	F_NUMS = 16,	  /* F_JOIN: the list may hold numbers (metrics_buckets) */
+	F_OFF = 32,	  /* K_STR with F_EMPTY_NULL: --no-NAME and `false` turn it off, `true`
+			   * stores the default (access_log) */
 };
 
 struct choice {

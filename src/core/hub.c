@@ -23,6 +23,8 @@ struct hb_hub {
 	hb_spsc_t *to_worker; /* [io * maxw + w] */
 	hb_spsc_t *to_io;     /* [w * nio + io] */
 	hb_overload_t ov;     /* limit_concurrency, max_queue_wait and their counters */
+	int time_waits;	      /* set before workers start, read-only after */
+	_Atomic uint64_t restarts;
 };
 
 static hb_spsc_t *q_to_worker(hb_hub_t *h, int io, int w)
@@ -351,6 +353,13 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Single writer (the worker): relaxed load and store, no locked instruction. */
+static void bump(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
 /* A request that waited for this worker past max_queue_wait is answered 503 here, on the
  * worker's thread through its stream (so the io thread sends and logs it as any response), and
  * the next one is taken: a backlog drains at the speed of a 503, not of the app. */
@@ -369,9 +378,38 @@ static int worker_pop(hb_hub_t *h, int w, hb_stream_t **out)
 				}
 			}
 			*out = m.stream;
+			if (h->time_waits) {
+				uint64_t t1 = mono_ns(), t0 = (*out)->t_start_ns;
+				bump(&h->workers[w].wait_ns, t1 > t0 ? t1 - t0 : 0);
+				bump(&h->workers[w].taken, 1);
+			}
 			return 0;
 		}
 	return -EAGAIN;
+}
+
+void hb_hub_time_waits(hb_hub_t *h)
+{
+	h->time_waits = 1;
+}
+
+uint64_t hb_hub_worker_queued(hb_hub_t *h, int w)
+{
+	uint64_t n = 0;
+
+	for (int io = 0; io < h->nio; io++)
+		n += hb_spsc_size(q_to_worker(h, io, w));
+	return n;
+}
+
+void hb_hub_worker_restarted(hb_hub_t *h)
+{
+	atomic_fetch_add_explicit(&h->restarts, 1, memory_order_relaxed);
+}
+
+uint64_t hb_hub_restarts(hb_hub_t *h)
+{
+	return atomic_load_explicit(&h->restarts, memory_order_relaxed);
 }
 
 int hb_hub_worker_next(hb_hub_t *h, int w, hb_stream_t **out, int timeout_ms)

@@ -36,6 +36,8 @@ typedef struct hb_worker {
 	_Atomic int stopping;	      /* asked to finish queued work and exit */
 	_Atomic int64_t inflight;     /* dispatched and not yet ended */
 	_Atomic uint64_t served;      /* requests ended */
+	_Atomic uint64_t taken;	      /* [worker writes] requests taken from the queues */
+	_Atomic uint64_t wait_ns;     /* [worker writes] their summed queue wait (timed hubs) */
 	int async;		      /* event-loop worker (ASGI): streams wake it via `ready` */
 	int defer_n;		      /* [worker] messages pushed with their io wake deferred */
 	uint8_t *defer_io;	      /* [worker] per io thread: a wake is owed */
@@ -108,6 +110,16 @@ hb_overload_t *hb_hub_overload(hb_hub_t *hub);
 /* [any] Requests (and WebSockets) in flight in the process: the sum of the workers' inflight
  * (relaxed loads: a snapshot, exact enough for limit_concurrency). */
 int64_t hb_hub_inflight(hb_hub_t *hub);
+/* [main, before workers start] Workers measure each request's queue wait (from the head's
+ * arrival, s->t_start_ns, to their taking it) into `taken`/`wait_ns`: one clock read per
+ * request, paid only when metrics are on. */
+void hb_hub_time_waits(hb_hub_t *hub);
+/* [any] Requests queued for worker w and not yet taken (approximate). */
+uint64_t hb_hub_worker_queued(hb_hub_t *hub, int w);
+/* [any] A worker interpreter was replaced (crash, max_requests, timeout): counted for the
+ * metrics (hornbeam_worker_restarts_total). */
+void hb_hub_worker_restarted(hb_hub_t *hub);
+uint64_t hb_hub_restarts(hb_hub_t *hub);
 
 /* [any] Wakes worker w so that a blocked hb_hub_worker_next returns (-EINTR or -ESHUTDOWN). */
 void hb_hub_worker_kick(hb_hub_t *hub, int w);

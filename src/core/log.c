@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -14,6 +15,9 @@ static struct {
 	hb_log_level_t level;
 	int access_fd;
 } log_cfg = {HB_LOG_INFO, -1};
+
+/* Serializes access-log batches (each a write of whole lines) across io threads. */
+static pthread_mutex_t access_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"};
 
@@ -132,10 +136,11 @@ int hb_log_access_enabled(void)
 	return log_cfg.access_fd >= 0;
 }
 
-void hb_log_access_line(const char *line, size_t len)
+void hb_log_access_write(const char *lines, size_t len)
 {
 	if (log_cfg.access_fd < 0)
 		return;
-	struct iovec iov[2] = {{(void *)line, len}, {(void *)"\n", 1}};
-	(void)writev(log_cfg.access_fd, iov, 2);
+	pthread_mutex_lock(&access_mu);
+	write_all(log_cfg.access_fd, lines, len);
+	pthread_mutex_unlock(&access_mu);
 }

@@ -39,8 +39,9 @@ void hb_vlog(hb_log_level_t level, const char *fmt, va_list ap);
  * prefixed like hb_log's lines. */
 void hb_log_block(hb_log_level_t level, const char *text, size_t len);
 
-/* Writes one preformatted access-log line (newline appended). No-op when the access log is off. */
-void hb_log_access_line(const char *line, size_t len);
+/* Writes preformatted access-log lines (each ending in a newline) with one write under a lock,
+ * so batches of different threads never interleave. No-op when the access log is off. */
+void hb_log_access_write(const char *lines, size_t len);
 int hb_log_access_enabled(void);
 
 #define hb_debug(...) hb_log(HB_LOG_DEBUG, __VA_ARGS__)

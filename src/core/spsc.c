@@ -61,6 +61,14 @@ int hb_spsc_pop(hb_spsc_t *q, hb_msg_t *m)
 	return 0;
 }
 
+size_t hb_spsc_size(hb_spsc_t *q)
+{
+	size_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
+	size_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+
+	return tail > head ? tail - head : 0;
+}
+
 int hb_spsc_empty(hb_spsc_t *q)
 {
 	return atomic_load_explicit(&q->head, memory_order_acquire) ==

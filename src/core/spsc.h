@@ -40,5 +40,7 @@ int hb_spsc_push(hb_spsc_t *q, const hb_msg_t *m);
 int hb_spsc_pop(hb_spsc_t *q, hb_msg_t *m);
 /* Either side: a racy emptiness check, exact for the consumer. */
 int hb_spsc_empty(hb_spsc_t *q);
+/* [any thread] Messages queued, approximate while the ends move (metrics). */
+size_t hb_spsc_size(hb_spsc_t *q);
 
 #endif

@@ -149,6 +149,15 @@ oom:
 	return -1;
 }
 
+int hb_pyapi_stats(hb_shmap_stats_t *map, hb_pubsub_stats_t *ps)
+{
+	if (!shared)
+		return -1;
+	hb_shmap_stats(shared->map, map);
+	hb_pubsub_stats(shared->ps, ps);
+	return 0;
+}
+
 void hb_pyapi_shutdown(void)
 {
 	if (shared)

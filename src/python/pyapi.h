@@ -31,6 +31,7 @@
 #include "core/hub.h"
 #include "core/pubsub.h"
 #include "core/remote.h"
+#include "core/shmap.h"
 
 typedef struct hb_pyapi_jobs hb_pyapi_jobs_t;
 
@@ -54,6 +55,9 @@ int hb_pyapi_start(const hb_config_t *cfg, hb_hub_t *hub);
  * (a worker that outlived the stop deadline) they are left to the exiting process instead.
  * Safe without a start. */
 void hb_pyapi_stop(void);
+/* [any thread, between hb_pyapi_start and hb_pyapi_stop] The shared map's and pub/sub's
+ * statistics (the metrics). Returns 0, or -1 without a start. */
+int hb_pyapi_stats(hb_shmap_stats_t *map, hb_pubsub_stats_t *ps);
 /* [main thread, shutdown begins] Closes every subscription so that blocked get() calls and
  * async iterators return; later subscribes fail. */
 void hb_pyapi_shutdown(void);

@@ -140,6 +140,46 @@ static const char resolve_src[] =
 	"                        % (where, attr, modname, type(obj).__name__))\n"
 	"    return obj\n";
 
+/* log_config, applied in each interpreter before the app is imported. */
+static const char log_config_src[] =
+	"def apply(spec):\n"
+	"    import json, logging, logging.config\n"
+	"    s = spec.strip()\n"
+	"    if s.startswith('{'):\n"
+	"        logging.config.dictConfig(json.loads(s))\n"
+	"    elif '%(' in s:\n"
+	"        logging.basicConfig(format=s, level=logging.INFO, force=True)\n"
+	"    elif s.endswith('.json'):\n"
+	"        with open(s) as f:\n"
+	"            logging.config.dictConfig(json.load(f))\n"
+	"    else:\n"
+	"        logging.config.fileConfig(s, disable_existing_loggers=False)\n";
+
+/* Sets up Python's logging from cfg->log_config: inline JSON or a .json file for
+ * logging.config.dictConfig, a format string (one with %(...)) for logging.basicConfig, or an
+ * ini file for logging.config.fileConfig. Returns 0, or -1 with an exception set. */
+static int apply_log_config(const hb_config_t *cfg)
+{
+	if (!cfg->log_config)
+		return 0;
+	PyObject *ns = PyDict_New();
+	PyObject *r = ns ? PyRun_String(log_config_src, Py_file_input, ns, ns) : NULL;
+	PyObject *fn = r ? PyDict_GetItemString(ns, "apply") : NULL; /* borrowed */
+	PyObject *res = fn ? PyObject_CallFunction(fn, "s", cfg->log_config) : NULL;
+
+	Py_XDECREF(r);
+	Py_XDECREF(ns);
+	if (!res) {
+		PyObject *exc = PyErr_GetRaisedException();
+		PyErr_Format(PyExc_RuntimeError, "log_config '%s': %S", cfg->log_config,
+			     exc ? exc : Py_None);
+		Py_XDECREF(exc);
+		return -1;
+	}
+	Py_DECREF(res);
+	return 0;
+}
+
 /* [GIL held] resolve(mod, modname, expr, factory) of resolve_src. New reference or NULL. */
 static PyObject *resolve_app(PyObject *mod, PyObject *modname, const char *expr, int factory)
 {
@@ -168,7 +208,7 @@ PyObject *hb_pyinterp_import_app(const hb_config_t *cfg)
 	const char *attr = colon ? colon + 1 : "application";
 	PyObject *modname, *mod, *app;
 
-	if (setup_sys_path(cfg) < 0 || hb_pyapi_sys_path() < 0)
+	if (setup_sys_path(cfg) < 0 || hb_pyapi_sys_path() < 0 || apply_log_config(cfg) < 0)
 		return NULL;
 	modname =
 		PyUnicode_FromStringAndSize(spec, colon ? colon - spec : (Py_ssize_t)strlen(spec));

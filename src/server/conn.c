@@ -75,6 +75,12 @@ hb_conn_t *hb_conn_new(hb_io_t *io, int fd, const hb_transport_t *t)
 	return hb_conn_new_with(io, fd, t, &hb_conn_uring_ops);
 }
 
+/* The protocol a handler is counted under in the metrics. */
+static int handler_proto(const hb_proto_handler_t *h)
+{
+	return h->name[0] == 'w' ? HB_MP_WS : h->name[1] == '2' ? HB_MP_H2 : HB_MP_H1;
+}
+
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
 static void unlink_conn(hb_conn_t *c)
@@ -120,6 +126,8 @@ void hb_conn_maybe_free(hb_conn_t *c)
 		close(c->pipefd[1]);
 	}
 	hb_conn_out_free(c);
+	if (c->handler && c->io->metrics)
+		hb_mgauge_add(&c->io->metrics->conns[handler_proto(c->handler)], -1);
 	if (c->handler)
 		c->handler->free(c);
 	if (c->transport->free)
@@ -156,6 +164,12 @@ void hb_conn_start_closing(hb_conn_t *c)
 
 void hb_conn_set_handler(hb_conn_t *c, const hb_proto_handler_t *h, void *proto)
 {
+	hb_metrics_io_t *m = c->io->metrics;
+
+	if (m && c->handler)
+		hb_mgauge_add(&m->conns[handler_proto(c->handler)], -1);
+	if (m && h)
+		hb_mgauge_add(&m->conns[handler_proto(h)], 1);
 	if (c->handler)
 		c->handler->free(c);
 	c->handler = h;
@@ -345,6 +359,8 @@ void hb_conn_recv_done(hb_conn_t *c, int res, int more, char *p)
 		c->recv_cancelling = 0;
 		c->ops--;
 	}
+	if (res > 0 && c->io->metrics)
+		hb_mcount_add(&c->io->metrics->bytes_in, (uint64_t)res);
 	if (res > 0 && p)
 		on_bytes(c, p, (size_t)res);
 	if (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED))

@@ -137,6 +137,10 @@ static void protocol_error(hb_conn_t *c, int rc, const char *why)
 			return;
 		}
 		x->abandoned = 1;
+		x->stream->status = status;
+		hb_exchange_log_now(x);
+	} else {
+		hb_exchange_log_error(c, NULL, status);
 	}
 	respond_error(c, status);
 }
@@ -185,6 +189,7 @@ static int switch_to_h2c(hb_conn_t *c, const char *rest, size_t n)
 			hb_conn_in_append(c, backlog, blen);
 		free(backlog);
 		if (start_exchange(c, h, req) != 0) {
+			hb_exchange_log_error(c, NULL, h->pending_error);
 			respond_error(c, h->pending_error);
 			return 1;
 		}
@@ -461,6 +466,7 @@ static void on_head(hb_conn_t *c, h1_t *h, hb_exchange_t *x, hb_response_t *r)
 		return;
 	}
 	x->stream->status = r->status;
+	hb_exchange_head(x, r);
 	x->no_body = (req->flags & HB_REQ_HEAD) || !status_has_body(r->status);
 	if ((r->flags & HB_RESP_TRAILERS) && (req->flags & HB_REQ_TRAILERS) && !x->no_body)
 		use_trailers(x, r);
@@ -679,6 +685,7 @@ static void serving_tick(hb_conn_t *c, h1_t *h, uint64_t now)
 		hb_stream_signal(x->stream, HB_ST_CLIENT_GONE);
 		x->stream->status = 504;
 		x->abandoned = 1;
+		hb_exchange_log_now(x);
 		respond_error(c, 504);
 		return;
 	}

@@ -491,6 +491,7 @@ static void on_head(hb_conn_t *c, hb_exchange_t *x, hb_response_t *r)
 		r->content_length = -1;
 	}
 	x->stream->status = r->status;
+	hb_exchange_head(x, r);
 	x->no_body = (req->flags & HB_REQ_HEAD) || !status_has_body(r->status);
 	x->resp_cl = r->content_length;
 	hb_h2c_head(c, x, r, !x->no_body);
@@ -724,6 +725,7 @@ static void h2_on_tick(hb_conn_t *c, uint64_t now)
 			hb_stream_signal(x->stream, HB_ST_CLIENT_GONE);
 			hb_response_t r = {.status = 504, .content_length = -1};
 			x->stream->status = 504;
+			hb_exchange_log_now(x);
 			hb_h2_submit_response(h->e, X(x)->sid, &r, c->io->date, 0);
 			x->head_sent = 1;
 			x->abandoned = 1;

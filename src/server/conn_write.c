@@ -266,8 +266,16 @@ static void after_write(hb_conn_t *c)
 		hb_conn_sent_all(c);
 }
 
+/* Bytes that left on the socket, for the metrics. */
+static void count_out(hb_conn_t *c, int res)
+{
+	if (res > 0 && c->io->metrics)
+		hb_mcount_add(&c->io->metrics->bytes_out, (uint64_t)res);
+}
+
 void hb_conn_send_done(hb_conn_t *c, int res)
 {
+	count_out(c, res);
 	c->ops--;
 	c->send_busy = 0;
 	if (res < 0) {
@@ -314,6 +322,7 @@ void hb_conn_zc_notified(hb_conn_t *c)
 
 void hb_conn_zc_done(hb_conn_t *c, int res, int more)
 {
+	count_out(c, res);
 	if (more)
 		c->zc_pending++; /* the op stays counted until its notification */
 	else
@@ -350,6 +359,7 @@ static void splice_in_done(hb_conn_t *c, int res)
 
 static void splice_out_done(hb_conn_t *c, int res)
 {
+	count_out(c, res);
 	c->ops--;
 	c->send_busy = 0;
 	if (res <= 0 || c->state == HB_CONN_DEAD) {

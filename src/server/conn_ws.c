@@ -133,6 +133,9 @@ int hb_conn_ws_open(hb_conn_t *c, hb_exchange_t *x, hb_ws_handshake_t *hs, hb_re
 	x->resp_deadline = 0;
 	x->stream->status = 101;
 	hb_conn_set_handler(c, &hb_ws_handler, ws); /* the HTTP/1.1 state is freed */
+	hb_exchange_count_as(x, HB_MP_WS);
+	if (c->io->metrics)
+		hb_mcount_add(&c->io->metrics->ws_opened, 1);
 	ws->open = 1;
 	ws->last_recv_ns = ws->last_active_ns = hb_io_now(c->io);
 	hb_stream_signal(x->stream, HB_ST_MSG_OPEN);
@@ -253,6 +256,8 @@ static int deliver(hb_conn_t *c, uint32_t kind, const uint8_t *p, size_t len)
 		free(ch);
 		return 0;
 	}
+	if (c->io->metrics)
+		hb_mcount_add(&c->io->metrics->ws_msgs_in, 1);
 	hb_stream_t *s = x->stream;
 	if (hb_stream_msg_push(s, kind, ch) < 0) {
 		/* No free slot: pause. If the app drained the queue before it could see the flag,
@@ -404,6 +409,8 @@ static void ws_on_message(hb_conn_t *c, hb_exchange_t *x, hb_msg_t *m)
 {
 	switch ((hb_msg_type_t)m->type) {
 	case HB_MSG_MESSAGE:
+		if (c->state == HB_CONN_OPEN && c->io->metrics)
+			hb_mcount_add(&c->io->metrics->ws_msgs_out, 1);
 		if (c->state == HB_CONN_OPEN)
 			ws_send(c, x, m->aux, m->ptr, m->len);
 		else

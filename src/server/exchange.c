@@ -18,6 +18,9 @@ hb_exchange_t *hb_exchange_new(hb_conn_t *c, size_t proto_size)
 		return NULL;
 	x->conn = c;
 	x->resp_cl = -1;
+	x->mproto = c->handler && c->handler->name[1] == '2' ? HB_MP_H2 : HB_MP_H1;
+	if (c->io->metrics)
+		hb_mgauge_add(&c->io->metrics->streams[x->mproto], 1);
 	x->next = c->exchanges;
 	if (c->exchanges)
 		c->exchanges->prev = x;
@@ -41,20 +44,67 @@ void hb_exchange_release(hb_exchange_t *x)
 		c->exchanges = x->next;
 	if (x->next)
 		x->next->prev = x->prev;
+	if (c->io->metrics)
+		hb_mgauge_add(&c->io->metrics->streams[x->mproto], -1);
 	if (x->stream) {
 		hb_conn_out_forget(c, x->stream);
 		hb_stream_release(x->stream);
 	}
 	free(x->body_acc);
 	free(x->body_held);
+	free(x->resp_log);
 	free(x);
+}
+
+void hb_exchange_log_now(hb_exchange_t *x)
+{
+	hb_io_t *io = x->conn->io;
+	hb_stream_t *s = x->stream;
+
+	if (!s || x->logged)
+		return;
+	x->logged = 1;
+	uint64_t now = hb_io_now(io);
+	if (io->metrics)
+		hb_metrics_request(io->metrics, s->req->method, s->req->method_len, s->status,
+				   now > s->t_start_ns ? now - s->t_start_ns : 0);
+	hb_access_log(io, x, s, now);
 }
 
 void hb_exchange_finish(hb_exchange_t *x)
 {
-	if (x->stream)
-		hb_access_log(x->conn->io, x, x->stream, hb_io_now(x->conn->io));
+	hb_exchange_log_now(x);
 	hb_exchange_release(x);
+}
+
+void hb_exchange_count_as(hb_exchange_t *x, int mproto)
+{
+	hb_metrics_io_t *m = x->conn->io->metrics;
+
+	if (m) {
+		hb_mgauge_add(&m->streams[x->mproto], -1);
+		hb_mgauge_add(&m->streams[mproto], 1);
+	}
+	x->mproto = (unsigned)mproto & 3u;
+}
+
+void hb_exchange_log_error(hb_conn_t *c, const hb_request_t *req, int status)
+{
+	hb_io_t *io = c->io;
+
+	if (io->metrics)
+		hb_metrics_request(io->metrics, req ? req->method : NULL, req ? req->method_len : 0,
+				   status, 0);
+	hb_conn_learn_addrs(c);
+	hb_access_log_error(io, c, status);
+}
+
+void hb_exchange_head(hb_exchange_t *x, const hb_response_t *r)
+{
+	const hb_access_fmt_t *f = x->conn->io->srv->access_fmt;
+
+	if (f && !x->resp_log)
+		x->resp_log = hb_access_keep(f, r);
 }
 
 void hb_exchange_client_gone(hb_exchange_t *x, uint32_t extra_bits)

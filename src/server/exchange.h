@@ -42,6 +42,9 @@ typedef struct hb_exchange {
 	unsigned abandoned : 1;	  /* the connection answered for the app (error): drop its output */
 	unsigned eof_pending : 1; /* body complete, but its last chunk still waits in body_held */
 	unsigned trailers : 1;	  /* the head declared trailers and the framing can carry them */
+	unsigned mproto : 2;	  /* hb_metrics_proto_t it is counted under (streams gauge) */
+	unsigned logged : 1;	  /* counted and access-logged already */
+	char **resp_log;	  /* response header values the access log names (hb_access_keep) */
 	/* request body, io -> worker */
 	hb_chunk_t *body_acc; /* bytes parsed in the current feed, pushed as one chunk */
 	size_t body_acc_cap;
@@ -58,8 +61,18 @@ void hb_exchange_attach(hb_exchange_t *x, hb_stream_t *s);
 /* [io] Unlinks x, forgets its unsent output's accounting, drops the stream reference, frees x.
  * Safe on an exchange without a stream. */
 void hb_exchange_release(hb_exchange_t *x);
-/* [io] The exchange is over: access-log line (when it had a stream), then release. */
+/* [io] Counts the exchange and writes its access-log line now (once; when it had a stream):
+ * for an answer the connection gave for the app (504) while the app still runs. */
+void hb_exchange_log_now(hb_exchange_t *x);
+/* [io] The exchange is over: counted and logged (unless already), then released. */
 void hb_exchange_finish(hb_exchange_t *x);
+/* [io] Moves x to another protocol's streams gauge (HTTP/1.1 -> WebSocket). */
+void hb_exchange_count_as(hb_exchange_t *x, int mproto);
+/* [io] Counts and logs a response the connection answered without an exchange (a request it
+ * could not parse or dispatch: 400, 413, 414, 431, 503). req may be NULL. */
+void hb_exchange_log_error(struct hb_conn *c, const hb_request_t *req, int status);
+/* [io] The response head is going out: keeps what the access log needs of it. */
+void hb_exchange_head(hb_exchange_t *x, const hb_response_t *r);
 /* [io] Tells the app its client is gone (unless the exchange has ended). */
 void hb_exchange_client_gone(hb_exchange_t *x, uint32_t extra_bits);
 /* [io] Frees the payload of a worker message that will not be sent, with its accounting. */

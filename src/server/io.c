@@ -9,6 +9,7 @@
 
 #include "core/cpu.h"
 #include "core/log.h"
+#include "server/access_log.h"
 #include "server/conn.h"
 #include "server/conn_h2.h"
 #include "server/transport_tls.h"
@@ -26,6 +27,8 @@ hb_io_t *hb_io_new(hb_server_t *srv, int idx)
 	io->idx = idx;
 	io->srv = srv;
 	io->cfg = srv->cfg;
+	io->pid = (int)getpid();
+	io->metrics = srv->metrics ? hb_metrics_io(srv->metrics, idx) : NULL;
 	io->accept_ops = calloc(srv->cfg->nbinds, sizeof(hb_op_t));
 	io->accept_armed = calloc(srv->cfg->nbinds, sizeof(int));
 	const char *why = NULL;
@@ -42,6 +45,7 @@ void hb_io_free(hb_io_t *io)
 {
 	if (!io)
 		return;
+	free(io->alog);
 	free(io->accept_ops);
 	free(io->accept_armed);
 	hb_cidr_set_free(&io->trusted);
@@ -248,6 +252,7 @@ static void on_tick(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
 	}
 	if (io->stopping && !io->conns)
 		hb_ring_tick_stop(r);
+	hb_access_flush(io); /* lines wait at most a tick under constant load */
 }
 
 /* Worker messages carry the stream; the stream knows its exchange, the exchange its connection. */
@@ -303,6 +308,7 @@ static void io_loop(hb_io_t *io)
 			continue;
 		/* Graceful: leave when the last connection is gone. Forced: connections were shut
 		 * down; their streams may wait on app code that will not return, so do not wait. */
+		hb_access_flush(io); /* idle now: the batch goes out before sleeping */
 		if (io->stopping && (!io->conns || atomic_load(&io->srv->draining) > 1))
 			break;
 		update_accepting(io);
@@ -324,6 +330,7 @@ void *hb_io_main(void *arg)
 		io_loop(io);
 	else
 		atomic_store(&io->srv->draining, 2);
+	hb_access_flush(io);
 	hb_ring_exit(&io->ring);
 	hb_tls_thread_cleanup(); /* this thread's wolfSSL caches */
 	atomic_fetch_sub(&io->srv->io_running, 1);

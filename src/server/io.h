@@ -15,6 +15,7 @@
 
 #include "core/cidr.h"
 #include "core/ring.h"
+#include "server/metrics.h"
 #include "server/server.h"
 
 /* The kinds of a connection's ops (hb_op_t.kind); the connection's callback dispatches on it. */
@@ -54,6 +55,10 @@ typedef struct hb_io {
 	int stopping;	       /* accepting stopped */
 	int zc_off;	       /* the kernel refused send_zc once: plain sends only */
 	hb_cidr_set_t trusted; /* forwarded_allow_ips, parsed (read-only) */
+	hb_metrics_io_t *metrics; /* this thread's counter block; NULL: metrics off */
+	char *alog;		  /* access-log lines not yet written (HB_ACCESS_BUF_BYTES) */
+	size_t alog_len;
+	int pid;
 } hb_io_t;
 
 #define HB_TICK_MS 200

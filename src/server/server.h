@@ -17,6 +17,9 @@
 #include "core/hub.h"
 #include "server/tls_setup.h"
 
+struct hb_metrics;
+struct hb_access_fmt;
+
 typedef struct hb_server {
 	const hb_config_t *cfg;
 	hb_hub_t *hub;
@@ -34,6 +37,8 @@ typedef struct hb_server {
 	hb_tls_setup_t *tls;	     /* TLS context of the TLS listeners (tls->live NULL: none) */
 	hb_worker_class_t app_class; /* WSGI or ASGI as served (auto resolved), set before
 				      * the io threads start */
+	struct hb_metrics *metrics;  /* counters (server/metrics.h); NULL: metrics_bind is off */
+	const struct hb_access_fmt *access_fmt; /* compiled access_log_format; NULL: log off */
 } hb_server_t;
 
 #endif

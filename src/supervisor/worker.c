@@ -3,6 +3,7 @@
 #include "supervisor/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,8 +21,11 @@
 #include "python/pyhost.h"
 #include "python/venv.h"
 #include "server/about.h"
+#include "server/access_log.h"
 #include "server/io.h"
 #include "server/listener.h"
+#include "server/metrics.h"
+#include "server/metrics_http.h"
 #include "server/server.h"
 #include "server/tls_setup.h"
 
@@ -38,6 +42,8 @@ typedef struct worker {
 	hb_server_t srv;
 	hb_tls_setup_t tls;
 	hb_cluster_t *cluster;
+	hb_metrics_http_t *metrics_http;
+	hb_access_fmt_t *access_fmt;
 	uint64_t cluster_retry_until; /* 0: no retry */
 	uint64_t deadline;	      /* graceful stop: force after this (0: none yet) */
 	uint64_t ws_deadline;	      /* retiring: connections cut after this */
@@ -60,6 +66,75 @@ static void node_event(const hb_swim_event_t *ev, void *ud)
 				    : ev->type == HB_SWIM_EV_DEAD ? "dead"
 								  : "leave",
 				    ev->name);
+}
+
+/* The metrics' cluster source: live members, this node and the others nodes() lists. The
+ * metrics thread calls it while the main thread may stop the node (a reload, a stop): the
+ * mutex keeps the node alive for the count. */
+static pthread_mutex_t members_mu = PTHREAD_MUTEX_INITIALIZER;
+static hb_cluster_t *members_cl; /* under members_mu */
+
+static int cluster_members(void *ud)
+{
+	char **names = NULL;
+	int n = -1;
+
+	(void)ud;
+	pthread_mutex_lock(&members_mu);
+	if (members_cl)
+		n = hb_cluster_nodes(members_cl, &names);
+	pthread_mutex_unlock(&members_mu);
+	if (n >= 0)
+		hb_cluster_names_free(names, n);
+	return n >= 0 ? n + 1 : n;
+}
+
+static void set_members(hb_cluster_t *cl)
+{
+	pthread_mutex_lock(&members_mu);
+	members_cl = cl;
+	pthread_mutex_unlock(&members_mu);
+}
+
+/* metrics_bind: the counters and their HTTP thread, up before the app is imported so that
+ * /healthz answers and /readyz says 503 while it starts. Only the first process of a
+ * generation serves it (its counters are that process's); the socket is SO_REUSEPORT so that a
+ * reload's new generation can bind it beside the old. Returns 0 or -1 after logging. */
+static int start_metrics(worker_t *w)
+{
+	const hb_config_t *cfg = w->cfg;
+	char err[512] = "";
+	hb_metrics_sources_t src = {.state = hb_pyapi_stats, .members = cluster_members};
+
+	if (!cfg->metrics_bind || w->a->slot != 0)
+		return 0;
+	w->srv.metrics = hb_metrics_new(&w->srv, cfg->metrics_buckets, &src);
+	if (!w->srv.metrics) {
+		hb_error("metrics: out of memory");
+		return -1;
+	}
+	hb_hub_time_waits(w->srv.hub);
+	if (hb_metrics_http_start(cfg->metrics_bind, w->srv.metrics, &w->metrics_http, err,
+				  sizeof(err)) < 0) {
+		hb_error("%s", err);
+		return -1;
+	}
+	hb_info("Metrics at: http://%s/metrics (also /healthz, /readyz)", cfg->metrics_bind);
+	return 0;
+}
+
+/* error_log: descriptor 2 becomes the file, so the error log, Python's stderr (tracebacks,
+ * the logging module's default handler) and anything else written there land in it. */
+static int point_stderr(const char *path)
+{
+	if (!path || strcmp(path, "-") == 0)
+		return 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int rc = dup2(fd, STDERR_FILENO) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
 }
 
 static void ignore(int sig)
@@ -138,6 +213,7 @@ static void try_cluster(worker_t *w)
 	if (rc == 0) {
 		w->cluster_retry_until = 0;
 		hb_pyapi_set_remote(hb_cluster_remote(w->cluster));
+		set_members(w->cluster);
 		return;
 	}
 	w->cluster = NULL;
@@ -156,6 +232,7 @@ static void stop_cluster(worker_t *w)
 	if (!w->cluster)
 		return;
 	hb_pyapi_set_remote(NULL); /* waits for workers inside a cluster call */
+	set_members(NULL);
 	hb_cluster_stop(w->cluster, 1);
 	w->cluster = NULL;
 }
@@ -288,12 +365,22 @@ static void start(worker_t *w, hb_pyhost_t **host, hb_io_t ***ios, pthread_t **t
 			 strerror(errno));
 		fail(2, "", err);
 	}
+	int rc = point_stderr(cfg->error_log);
+	if (rc < 0) {
+		snprintf(err, sizeof err, "error_log: cannot open '%s': %s", cfg->error_log,
+			 strerror(-rc));
+		fail(2, "", err);
+	}
 	if (hb_py_init() < 0)
 		_exit(1);
 	hb_py_describe(w->python, sizeof(w->python));
 	if (hb_tls_setup_init(&w->tls, cfg, hb_tls_setup_served(cfg), err, sizeof(err)) < 0)
 		fail(2, "", err);
-	w->srv = (hb_server_t){.cfg = cfg, .nio = w->a->nio, .tls = &w->tls};
+	w->access_fmt = cfg->access_log ? hb_access_compile(cfg->access_log_format) : NULL;
+	if (cfg->access_log && !w->access_fmt)
+		fail(1, "out of memory", "");
+	w->srv = (hb_server_t){
+		.cfg = cfg, .nio = w->a->nio, .tls = &w->tls, .access_fmt = w->access_fmt};
 	w->srv.listen_fds = w->a->listen_fds;
 	w->srv.hub = hb_hub_new(w->srv.nio, hb_py_max_workers(cfg));
 	if (!w->srv.hub)
@@ -302,7 +389,8 @@ static void start(worker_t *w, hb_pyhost_t **host, hb_io_t ***ios, pthread_t **t
 	ov->limit_concurrency = cfg->limit_concurrency;
 	ov->max_queue_wait_ns = (uint64_t)cfg->max_queue_wait_ms * 1000000ull;
 	ov->retry_after_s = cfg->retry_after_s;
-	if (hb_pyapi_start(cfg, w->srv.hub) < 0 || hb_py_start(cfg, w->srv.hub, host) < 0) {
+	if (hb_pyapi_start(cfg, w->srv.hub) < 0 || start_metrics(w) < 0 ||
+	    hb_py_start(cfg, w->srv.hub, host) < 0) {
 		fflush(NULL);
 		_exit(1);
 	}
@@ -325,6 +413,10 @@ static void start(worker_t *w, hb_pyhost_t **host, hb_io_t ***ios, pthread_t **t
 	if (cfg->cluster_enabled && w->a->slot == 0) {
 		w->cluster_retry_until = w->a->generation > 1 ? mono_ns() + CLUSTER_RETRY_NS : 0;
 		try_cluster(w);
+	}
+	if (w->srv.metrics) {
+		hb_metrics_set_ud(w->srv.metrics, &w->srv); /* members: members_cl */
+		hb_metrics_set_ready(w->srv.metrics, 1);
 	}
 	*ios = calloc((size_t)w->srv.nio, sizeof(**ios));
 	*th = calloc((size_t)w->srv.nio, sizeof(**th));
@@ -368,6 +460,7 @@ _Noreturn void hb_worker_run(hb_config_t *cfg, const hb_worker_args_t *a)
 		for (size_t b = 0; b < cfg->nbinds; b++)
 			close(w.srv.listen_fds[i][b]);
 	hb_tls_setup_free(&w.tls);
+	hb_metrics_http_stop(w.metrics_http); /* before the cluster and the shared state go */
 	uint64_t stop_by = mono_ns() + (forced ? 1 : 5) * NS;
 	hb_pyapi_shutdown(); /* again: idempotent, and the first signal may have been SIGQUIT */
 	hb_py_stop(host, stop_by);
@@ -377,6 +470,8 @@ _Noreturn void hb_worker_run(hb_config_t *cfg, const hb_worker_args_t *a)
 		hb_py_finalize();
 		hb_pyapi_stop();
 	}
+	hb_metrics_free(w.srv.metrics);
+	hb_access_fmt_free(w.access_fmt);
 	fflush(NULL);
 #ifdef __SANITIZE_ADDRESS__
 	if (!forced) /* forced: workers may still run Python, holding what they hold */

@@ -229,11 +229,11 @@ def test_access_log_stdout(server):
     assert GUNICORN_ACCESS.match(lines[0]), lines[0]
 
 
-def test_no_access_log_by_default(server):
+def test_access_log_on_by_default(server):
     s = server("wsgi_apps:app")
-    http(s.port, "GET", "/echo?access=1")
-    time.sleep(0.2)
-    assert "access=1" not in s.stdout()
+    http(s.port, "GET", "/echo?access=1", [("User-Agent", "hb-access-agent/2"), ("Referer", "http://referer.example/")])
+    lines = wait_for(lambda: [l for l in s.stdout().splitlines() if "access=1" in l], 3)
+    assert lines and GUNICORN_ACCESS.match(lines[0]), s.stdout()[-2000:]
 
 
 def test_ready_means_the_app_is_imported(server, tmp_path):

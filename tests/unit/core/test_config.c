@@ -92,7 +92,7 @@ Test(config, defaults, .fini = cleanup)
 #endif
 	cr_assert_eq(cfg.cpu_affinity, 0);
 	cr_assert_eq(cfg.log_level, HB_LOG_INFO);
-	cr_assert_null(cfg.access_log);
+	cr_assert_str_eq(cfg.access_log, "-", "on by default, to stdout");
 	cr_assert_str_eq(cfg.access_log_format,
 			 "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\"");
 }
@@ -152,6 +152,14 @@ Test(config, cli_short_and_bool_forms, .fini = cleanup)
 	hb_config_free(&cfg);
 	cr_assert_eq(LOAD("a:b", "--access-log="), HB_CONFIG_OK, "%s", err);
 	cr_assert_null(cfg.access_log, "empty access log means off");
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("a:b", "--no-access-log", "--access-logformat", "json"), HB_CONFIG_OK,
+		     "%s", err);
+	cr_assert_null(cfg.access_log, "--no-access-log");
+	cr_assert_str_eq(cfg.access_log_format, "json", "gunicorn's --access-logformat");
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("a:b", "--no-access-log=x"), -EINVAL);
+	cr_assert_eq(LOAD("a:b", "--no-timeout"), -EINVAL, "only flags and access_log negate");
 }
 
 Test(config, help_and_version, .init = cr_redirect_stdout)
@@ -203,7 +211,7 @@ Test(config, usage_lists_every_option)
 		"--interpreter",
 		"--[no-]cpu-affinity",
 		"--log-level",
-		"--access-log FILE|-",
+		"--[no-]access-log FILE|-",
 		"--access-log-format FMT",
 		"--version",
 		"--help",
