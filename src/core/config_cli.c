@@ -20,12 +20,12 @@ static const struct alias {
 	const char *key;
 	const char *prefix; /* put before the value: --uds P is --bind unix:P */
 } aliases[] = {
-	{"keep-alive", "keepalive", NULL},	   /* gunicorn */
-	{"timeout-keep-alive", "keepalive", NULL}, /* uvicorn */
-	{"access-logfile", "access_log", NULL},	   /* gunicorn */
-	{"uds", "bind", "unix:"},		   /* uvicorn */
-	{"fd", "bind", "fd://"},		   /* uvicorn */
-	{"pid", "pidfile", NULL},		   /* gunicorn */
+	{"keep-alive", "keepalive", NULL},		 /* gunicorn */
+	{"timeout-keep-alive", "keepalive", NULL},	 /* uvicorn */
+	{"access-logfile", "access_log", NULL},		 /* gunicorn */
+	{"uds", "bind", "unix:"},			 /* uvicorn */
+	{"fd", "bind", "fd://"},			 /* uvicorn */
+	{"pid", "pidfile", NULL},			 /* gunicorn */
 	{"access-logformat", "access_log_format", NULL}, /* gunicorn */
 	{"error-logfile", "error_log", NULL},		 /* gunicorn */
 };

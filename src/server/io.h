@@ -52,9 +52,9 @@ typedef struct hb_io {
 	time_t date_sec;
 	char date[40]; /* IMF-fixdate, refreshed each second */
 	uint64_t next_id;
-	int stopping;	       /* accepting stopped */
-	int zc_off;	       /* the kernel refused send_zc once: plain sends only */
-	hb_cidr_set_t trusted; /* forwarded_allow_ips, parsed (read-only) */
+	int stopping;		  /* accepting stopped */
+	int zc_off;		  /* the kernel refused send_zc once: plain sends only */
+	hb_cidr_set_t trusted;	  /* forwarded_allow_ips, parsed (read-only) */
 	hb_metrics_io_t *metrics; /* this thread's counter block; NULL: metrics off */
 	char *alog;		  /* access-log lines not yet written (HB_ACCESS_BUF_BYTES) */
 	size_t alog_len;

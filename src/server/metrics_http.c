@@ -52,8 +52,8 @@ static int listen_on(const hb_bind_t *b, char *err, size_t errlen)
 		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd >= 0)
 			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-			/* A reload's new generation binds it while the old one still serves it. */
-			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+		/* A reload's new generation binds it while the old one still serves it. */
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 		if (fd >= 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0) {
 			freeaddrinfo(ai);
 			return fd;

@@ -3,6 +3,7 @@
  * privileges, and at the end close and remove what it made. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -385,6 +386,24 @@ static int change_dir(master_t *m, char *err, size_t errlen)
 	return m->cfg ? 0 : -1;
 }
 
+/* error_log: descriptor 2 becomes the file before anything is logged, so the master's lines
+ * and, through fork, every worker's (Python's tracebacks included) land in it. */
+static int error_log(const hb_config_t *cfg, char *err, size_t errlen)
+{
+	if (!cfg->error_log || strcmp(cfg->error_log, "-") == 0)
+		return 0;
+	int fd = open(cfg->error_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
+		snprintf(err, errlen, "error_log: cannot open '%s': %s", cfg->error_log,
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 int hb_master_run(int argc, char **argv, char **envp)
 {
 	master_t *m = calloc(1, sizeof *m);
@@ -403,7 +422,7 @@ int hb_master_run(int argc, char **argv, char **envp)
 		free(m);
 		return 0;
 	}
-	if (!m->cfg || change_dir(m, err, sizeof err) < 0)
+	if (!m->cfg || change_dir(m, err, sizeof err) < 0 || error_log(m->cfg, err, sizeof err) < 0)
 		goto out;
 	hb_log_init((hb_log_level_t)m->cfg->log_level, NULL);
 	m->nio = m->cfg->workers;
