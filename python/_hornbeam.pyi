@@ -8,7 +8,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 from hornbeam_erlang import (FunctionNotRegistered as FunctionNotRegistered, Key, NodeDown as NodeDown,
                              NodeNotConnected as NodeNotConnected, RemoteError as RemoteError,
                              StateFullError as StateFullError, StateLimitError as StateLimitError,
-                             SubscriptionClosed as SubscriptionClosed, Value)
+                             SubscriptionClosed as SubscriptionClosed, Value,
+                             WorkerTimeout as WorkerTimeout)
 
 in_server: int  # 1 when the server's shared state is available
 

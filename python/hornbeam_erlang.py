@@ -48,7 +48,7 @@ __all__ = [
     "register_function", "unregister_function", "registered_functions", "call", "acall", "cast",
     "node", "nodes", "rpc_call", "rpc_cast", "arpc_call", "cluster_stats", "StateLimitError",
     "StateFullError", "NodeNotConnected", "NodeDown", "RemoteError", "SubscriptionClosed",
-    "FunctionNotRegistered",
+    "FunctionNotRegistered", "WorkerTimeout",
 ]
 
 _EMPTY = object()
@@ -195,6 +195,7 @@ if NATIVE:
     FunctionNotRegistered = _hb.FunctionNotRegistered
     RemoteError = _hb.RemoteError
     NodeDown = _hb.NodeDown
+    WorkerTimeout = _hb.WorkerTimeout
 
     state_get = _hb.state_get
     state_set = _hb.state_set
@@ -243,6 +244,9 @@ else:
 
     class NodeDown(NodeNotConnected):
         """The node went down (died, left, or its link closed) before it replied."""
+
+    class WorkerTimeout(TimeoutError):
+        """Raised by the server in a request's thread once it ran past ``timeout``."""
 
     _MAX_KEY = int(os.environ.get("HORNBEAM_STATE_MAX_KEY_SIZE", "1024"))
     _INT64 = (-(1 << 63), (1 << 63) - 1)

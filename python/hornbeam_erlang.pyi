@@ -28,6 +28,11 @@ class SubscriptionClosed(EOFError):
 class FunctionNotRegistered(LookupError):
     """call()/cast() of a name that no worker registered."""
 
+class WorkerTimeout(TimeoutError):
+    """Raised by the server in a WSGI request's thread once it ran past ``timeout`` (the
+    client already got 504): a pure-Python loop stops there. Blocking C calls (time.sleep,
+    socket reads) finish first."""
+
 # -- shared state (TypeError for other value types, naming the type)
 def state_get(key: Key, default: Any = None) -> Value: ...
 def state_set(key: Key, value: Value) -> None: ...

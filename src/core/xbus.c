@@ -1,5 +1,5 @@
-/* xbus.c: the process bus (xbus.h): the shared region, the slot and name tables, the datagram
- * protocol and the bus thread.
+/* xbus.c: the process bus (xbus.h): the shared region, the slots, sending, publish, the bus
+ * thread, attach and detach (the name table and calls: xbus_call.c).
  *
  * Acknowledgement cell word (64 bits): token (24) | peers still to answer (8) | total (32).
  * The publisher owns the cell while its bit is set in its slot's `used` map; it sets the word to
@@ -28,80 +28,13 @@
 #include <unistd.h>
 
 #include "core/futex.h"
+#include "core/xbus_priv.h"
 
-#define MAGIC 0x68627862u /* "hbxb" */
-#define CELLS 256u
-#define RECV_MAX (HB_XBUS_INLINE_MAX + HB_PUBSUB_MAX_TOPIC + 256u)
-
-enum { SLOT_FREE = 0, SLOT_CLAIMED, SLOT_LIVE };
-enum { T_PUB = 1, T_JOB, T_REPLY, T_PING, T_STOP };
-
-struct cell {
-	_Atomic uint64_t word;
-	_Atomic uint32_t seq; /* futex: bumped after every answer */
-	uint32_t pad;
-};
-
-struct slot {
-	_Atomic uint32_t state;
-	_Atomic int32_t pid;
-	_Atomic uint32_t gen;
-	uint32_t pad;
-	_Atomic uint64_t used[CELLS / 64];
-	struct cell cells[CELLS];
-};
-
-struct name {
-	uint64_t hash;
-	uint32_t used, slot, gen, len;
-	char name[HB_FUNCS_MAX_NAME];
-};
-
-struct region {
-	uint32_t magic, max_procs, max_names;
-	int timeout_ms;
-	uint64_t id;
-	pthread_mutex_t mu; /* robust, process-shared: the name table */
-	size_t names_off;
-	struct slot slots[];
-};
-
-struct msg {
-	uint32_t magic;
-	uint8_t type, kind, status, has_fd;
-	uint32_t slot, gen; /* sender (T_JOB: where the reply goes) */
-	uint32_t cell, token;
-	uint64_t id;
-	uint32_t nlen, plen; /* name or topic, then payload (inline unless has_fd) */
-};
-
-struct pending {
-	struct pending *next;
-	uint64_t id;
-	hb_job_t *job;
-};
-
-struct hb_xbus {
-	struct region *r;
-	size_t maplen;
-	/* process-local: valid while pid == getpid() */
-	pid_t pid;
-	uint32_t slot, gen;
-	int rfd, sfd;
-	pthread_t th;
-	hb_pubsub_t *ps;
-	hb_funcs_t *funcs;
-	pthread_mutex_t pmu; /* pending calls */
-	struct pending *pending;
-	_Atomic uint64_t next_id;
-	_Atomic uint64_t sent, received, rejected, send_errors;
-};
-
-static _Thread_local int on_bus_thread;
+_Thread_local int hb_xbus_on_bus_thread;
 
 /* ---- helpers ---- */
 
-static uint64_t fnv(const void *p, size_t n)
+uint64_t hb_xbus_fnv(const void *p, size_t n)
 {
 	const uint8_t *b = p;
 	uint64_t h = 0xcbf29ce484222325ull;
@@ -111,7 +44,7 @@ static uint64_t fnv(const void *p, size_t n)
 	return h;
 }
 
-static int64_t now_ms(void)
+int64_t hb_xbus_now_ms(void)
 {
 	struct timespec ts;
 
@@ -119,17 +52,17 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static struct name *names(struct region *r)
+struct name *hb_xbus_name_table(struct region *r)
 {
 	return (struct name *)((char *)r + r->names_off);
 }
 
-static int attached(const hb_xbus_t *b)
+int hb_xbus_attached(const hb_xbus_t *b)
 {
 	return b && b->pid != 0 && b->pid == getpid();
 }
 
-static void lock_names(struct region *r)
+void hb_xbus_lock_names(struct region *r)
 {
 	if (pthread_mutex_lock(&r->mu) == EOWNERDEAD)
 		pthread_mutex_consistent(&r->mu); /* entries are consistent at every step */
@@ -147,7 +80,7 @@ static int addr_of(const struct region *r, uint32_t slot, uint32_t gen, struct s
 }
 
 /* The owner (slot, gen) is the live process in that slot. */
-static int owner_live(struct region *r, uint32_t slot, uint32_t gen)
+int hb_xbus_owner_live(struct region *r, uint32_t slot, uint32_t gen)
 {
 	return slot < r->max_procs && atomic_load(&r->slots[slot].state) == SLOT_LIVE &&
 	       atomic_load(&r->slots[slot].gen) == gen;
@@ -188,7 +121,8 @@ hb_xbus_t *hb_xbus_create(const hb_xbus_opts_t *o)
 	r->timeout_ms = d.timeout_ms;
 	r->names_off = off;
 	if (getrandom(&r->id, sizeof(r->id), 0) != sizeof(r->id))
-		r->id = fnv(&r, sizeof(r)) ^ (uint64_t)getpid() ^ (uint64_t)now_ms();
+		r->id = hb_xbus_fnv(&r, sizeof(r)) ^ (uint64_t)getpid() ^
+			(uint64_t)hb_xbus_now_ms();
 	pthread_mutexattr_init(&ma);
 	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
 	pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
@@ -213,16 +147,16 @@ void hb_xbus_destroy(hb_xbus_t *b)
 
 int hb_xbus_slot(const hb_xbus_t *b)
 {
-	return attached(b) ? (int)b->slot : -1;
+	return hb_xbus_attached(b) ? (int)b->slot : -1;
 }
 
 int hb_xbus_peers(hb_xbus_t *b)
 {
 	int n = 0;
 
-	for (uint32_t i = 0; b && i < b->r->max_procs; i++)
+	for (uint32_t i = 0; b && i < atomic_load(&b->r->top); i++)
 		if (atomic_load(&b->r->slots[i].state) == SLOT_LIVE &&
-		    !(attached(b) && i == b->slot))
+		    !(hb_xbus_attached(b) && i == b->slot))
 			n++;
 	return n;
 }
@@ -230,20 +164,22 @@ int hb_xbus_peers(hb_xbus_t *b)
 /* [names lock] Drops the names owned by slot (any generation but the live one's, or all). */
 static void drop_names(struct region *r, uint32_t slot, int all)
 {
-	struct name *t = names(r);
+	struct name *t = hb_xbus_name_table(r);
 
 	for (uint32_t i = 0; i < r->max_names; i++)
-		if (t[i].used && t[i].slot == slot && (all || !owner_live(r, slot, t[i].gen)))
+		if (t[i].used && t[i].slot == slot &&
+		    (all || !hb_xbus_owner_live(r, slot, t[i].gen)))
 			t[i].used = 0;
 }
 
 static void free_slot(struct region *r, uint32_t i)
 {
-	lock_names(r);
+	hb_xbus_lock_names(r);
 	drop_names(r, i, 1);
 	pthread_mutex_unlock(&r->mu);
 	atomic_store(&r->slots[i].pid, 0);
-	atomic_store(&r->slots[i].state, SLOT_FREE);
+	if (atomic_exchange(&r->slots[i].state, SLOT_FREE) == SLOT_LIVE)
+		atomic_fetch_sub(&r->nlive, 1);
 }
 
 void hb_xbus_reap(hb_xbus_t *b, pid_t pid)
@@ -285,8 +221,8 @@ static int payload_fd(const void *data, size_t len)
 
 /* Sends one datagram; the payload goes inline when fd < 0. Returns 0 or -errno (-ETIMEDOUT
  * when the peer's queue stayed full, -ECONNREFUSED when nobody has that address). */
-static int send_msg(hb_xbus_t *b, uint32_t slot, uint32_t gen, struct msg *m, const void *name,
-		    const void *payload, int fd, int dontwait)
+int hb_xbus_send_msg(hb_xbus_t *b, uint32_t slot, uint32_t gen, struct msg *m, const void *name,
+		     const void *payload, int fd, int dontwait)
 {
 	struct sockaddr_un a;
 	struct iovec iov[3];
@@ -331,7 +267,7 @@ static int send_msg(hb_xbus_t *b, uint32_t slot, uint32_t gen, struct msg *m, co
 }
 
 /* The payload as send_msg wants it: inline (fd -1) or in a new memfd. */
-static int payload_prepare(size_t len, const void *data, int *fd)
+int hb_xbus_payload_prepare(size_t len, const void *data, int *fd)
 {
 	*fd = -1;
 	if (len <= HB_XBUS_INLINE_MAX)
@@ -341,13 +277,13 @@ static int payload_prepare(size_t len, const void *data, int *fd)
 }
 
 /* 1 while the process in (slot, gen) still has its socket. */
-static int peer_alive(hb_xbus_t *b, const hb_xbus_peer_t *p)
+int hb_xbus_peer_alive(hb_xbus_t *b, const hb_xbus_peer_t *p)
 {
 	struct msg m = {.type = T_PING, .gen = b->gen};
 
-	if (!owner_live(b->r, p->slot, p->gen))
+	if (!hb_xbus_owner_live(b->r, p->slot, p->gen))
 		return 0;
-	return send_msg(b, p->slot, p->gen, &m, NULL, NULL, -1, 1) != -ECONNREFUSED;
+	return hb_xbus_send_msg(b, p->slot, p->gen, &m, NULL, NULL, -1, 1) != -ECONNREFUSED;
 }
 
 /* ---- publish ---- */
@@ -416,10 +352,10 @@ int hb_xbus_publish(hb_xbus_t *b, const void *topic, size_t tlen, const void *da
 	if (tlen == 0 || tlen > HB_PUBSUB_MAX_TOPIC || memchr(topic, '\0', tlen) ||
 	    len > UINT32_MAX)
 		return -EINVAL;
-	if (!attached(b))
+	if (!hb_xbus_attached(b) || atomic_load(&b->r->nlive) <= 1)
 		return 0;
 	r = b->r;
-	for (uint32_t i = 0; i < r->max_procs; i++) {
+	for (uint32_t i = 0; i < atomic_load(&r->top); i++) {
 		if (i != b->slot && atomic_load(&r->slots[i].state) == SLOT_LIVE) {
 			gens[np] = atomic_load(&r->slots[i].gen);
 			peers[np++] = i;
@@ -427,7 +363,7 @@ int hb_xbus_publish(hb_xbus_t *b, const void *topic, size_t tlen, const void *da
 	}
 	if (np == 0)
 		return 0;
-	if ((rc = payload_prepare(len, data, &fd)) < 0)
+	if ((rc = hb_xbus_payload_prepare(len, data, &fd)) < 0)
 		return rc;
 	me = &r->slots[b->slot];
 	c = cell_take(me);
@@ -440,273 +376,23 @@ int hb_xbus_publish(hb_xbus_t *b, const void *topic, size_t tlen, const void *da
 	m.nlen = (uint32_t)tlen;
 	m.plen = (uint32_t)len;
 	for (uint32_t i = 0; i < np; i++)
-		if (send_msg(b, peers[i], gens[i], &m, topic, data, fd, 0) < 0)
+		if (hb_xbus_send_msg(b, peers[i], gens[i], &m, topic, data, fd, 0) < 0)
 			cell_answer(r, b->slot, (uint32_t)c, token, 0);
 	if (fd >= 0)
 		close(fd);
-	deadline = now_ms() + r->timeout_ms;
+	deadline = hb_xbus_now_ms() + r->timeout_ms;
 	for (;;) {
 		uint32_t seen = atomic_load(&cl->seq);
 		int64_t left;
 
-		if (W_LEFT(atomic_load(&cl->word)) == 0 || (left = deadline - now_ms()) <= 0)
+		if (W_LEFT(atomic_load(&cl->word)) == 0 ||
+		    (left = deadline - hb_xbus_now_ms()) <= 0)
 			break;
 		hb_futex_wait_shared(&cl->seq, seen, (int)left);
 	}
 	w = atomic_exchange(&cl->word, W_MAKE(token, 0, 0));
 	cell_free(me, c);
 	return (int)((uint32_t)w > INT_MAX ? INT_MAX : (uint32_t)w);
-}
-
-/* ---- names ---- */
-
-static int name_ok(size_t len)
-{
-	return len > 0 && len <= HB_FUNCS_MAX_NAME;
-}
-
-/* [names lock] The entry of a name (owner alive or not), or NULL. */
-static struct name *find_name(struct region *r, const void *name, size_t len, uint64_t h)
-{
-	struct name *t = names(r);
-
-	for (uint32_t i = 0; i < r->max_names; i++)
-		if (t[i].used && t[i].hash == h && t[i].len == len &&
-		    memcmp(t[i].name, name, len) == 0)
-			return &t[i];
-	return NULL;
-}
-
-int hb_xbus_register(hb_xbus_t *b, const void *name, size_t len)
-{
-	struct region *r;
-	uint64_t h = fnv(name, len);
-	struct name *e, *t;
-	int rc = 0;
-
-	if (!name_ok(len))
-		return -EINVAL;
-	if (!attached(b))
-		return -ENOTCONN;
-	r = b->r;
-	t = names(r);
-	lock_names(r);
-	e = find_name(r, name, len, h);
-	for (uint32_t i = 0; !e && i < r->max_names; i++)
-		if (!t[i].used || !owner_live(r, t[i].slot, t[i].gen))
-			e = &t[i];
-	if (!e) {
-		rc = -ENOSPC;
-	} else {
-		/* `used` last (and first to go): a half-written entry is never seen. */
-		if (!e->used || e->len != len || memcmp(e->name, name, len) != 0) {
-			e->used = 0;
-			memcpy(e->name, name, len);
-			e->len = (uint32_t)len;
-			e->hash = h;
-		}
-		e->slot = b->slot;
-		e->gen = b->gen;
-		e->used = 1;
-	}
-	pthread_mutex_unlock(&r->mu);
-	return rc;
-}
-
-static int unregister(hb_xbus_t *b, const void *name, size_t len, int mine)
-{
-	struct name *e;
-	int rc = -ENOENT;
-
-	if (!b || !name_ok(len))
-		return -ENOENT;
-	lock_names(b->r);
-	e = find_name(b->r, name, len, fnv(name, len));
-	if (e && owner_live(b->r, e->slot, e->gen) &&
-	    (!mine || (attached(b) && e->slot == b->slot && e->gen == b->gen)))
-		rc = 0;
-	if (e && (rc == 0 || !owner_live(b->r, e->slot, e->gen)))
-		e->used = 0;
-	pthread_mutex_unlock(&b->r->mu);
-	return rc;
-}
-
-int hb_xbus_unregister(hb_xbus_t *b, const void *name, size_t len)
-{
-	return unregister(b, name, len, 0);
-}
-
-int hb_xbus_unregister_mine(hb_xbus_t *b, const void *name, size_t len)
-{
-	return unregister(b, name, len, 1);
-}
-
-int hb_xbus_owner(hb_xbus_t *b, const void *name, size_t len, hb_xbus_peer_t *out)
-{
-	struct name *e;
-	int rc = -ENOENT;
-
-	if (!b || !name_ok(len))
-		return -ENOENT;
-	lock_names(b->r);
-	e = find_name(b->r, name, len, fnv(name, len));
-	if (e && owner_live(b->r, e->slot, e->gen)) {
-		out->slot = e->slot;
-		out->gen = e->gen;
-		rc = attached(b) && e->slot == b->slot && e->gen == b->gen;
-	}
-	pthread_mutex_unlock(&b->r->mu);
-	return rc;
-}
-
-int hb_xbus_names(hb_xbus_t *b, hb_xbus_name_cb cb, void *ud)
-{
-	enum { BATCH = 64 };
-	struct region *r = b->r;
-	struct name *t = names(r), *copy = malloc(BATCH * sizeof(*copy));
-	int rc = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	/* In batches copied under the lock, so that cb runs with no lock held. */
-	for (uint32_t from = 0; from < r->max_names && rc == 0;) {
-		uint32_t n = 0;
-
-		lock_names(r);
-		for (; from < r->max_names && n < BATCH; from++)
-			if (t[from].used && owner_live(r, t[from].slot, t[from].gen))
-				copy[n++] = t[from];
-		pthread_mutex_unlock(&r->mu);
-		for (uint32_t i = 0; i < n && rc == 0; i++)
-			rc = cb(copy[i].name, copy[i].len, ud);
-	}
-	free(copy);
-	return rc;
-}
-
-/* ---- calls ---- */
-
-static void pending_add(hb_xbus_t *b, struct pending *p)
-{
-	pthread_mutex_lock(&b->pmu);
-	p->next = b->pending;
-	b->pending = p;
-	pthread_mutex_unlock(&b->pmu);
-}
-
-/* Removes the entry of id (or of job j when id is 0); returns its job (the entry's reference)
- * or NULL. */
-static hb_job_t *pending_take(hb_xbus_t *b, uint64_t id, hb_job_t *j)
-{
-	struct pending *p = NULL;
-	hb_job_t *out = NULL;
-
-	pthread_mutex_lock(&b->pmu);
-	for (struct pending **pp = &b->pending; *pp; pp = &(*pp)->next) {
-		if ((id && (*pp)->id == id) || (!id && (*pp)->job == j)) {
-			p = *pp;
-			*pp = p->next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&b->pmu);
-	if (p) {
-		out = p->job;
-		free(p);
-	}
-	return out;
-}
-
-int hb_xbus_post(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j)
-{
-	struct msg m = {.type = T_JOB};
-	struct pending *p = NULL;
-	size_t nlen, alen;
-	const char *name = hb_funcs_job_name(j, &nlen);
-	const uint8_t *args = hb_funcs_job_args(j, &alen);
-	int fd, rc;
-
-	if (!attached(b))
-		return -ENOTCONN;
-	if (alen > UINT32_MAX)
-		return -EMSGSIZE;
-	m.kind = (uint8_t)hb_funcs_job_kind(j);
-	m.gen = b->gen;
-	m.id = atomic_fetch_add(&b->next_id, 1) + 1;
-	m.nlen = (uint32_t)nlen;
-	m.plen = (uint32_t)alen;
-	if (m.kind == HB_JOB_CALL) {
-		p = malloc(sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		p->id = m.id;
-		p->job = j;
-		hb_funcs_job_ref(j);
-		pending_add(b, p);
-	}
-	rc = payload_prepare(alen, args, &fd);
-	if (rc == 0)
-		rc = send_msg(b, to->slot, to->gen, &m, name, args, fd, 0);
-	if (fd >= 0)
-		close(fd);
-	if (rc < 0 && p)
-		hb_funcs_job_release(pending_take(b, m.id, NULL));
-	return rc;
-}
-
-int hb_xbus_wait(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j, int timeout_ms)
-{
-	int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : -1;
-
-	for (;;) {
-		int slice = 100;
-		hb_job_t *mine;
-
-		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
-
-			if (left <= 0) {
-				hb_funcs_job_release(pending_take(b, 0, j));
-				return -ETIMEDOUT;
-			}
-			slice = left < slice ? (int)left : slice;
-		}
-		if (hb_funcs_job_wait(j, slice) == 0)
-			return 0;
-		if (peer_alive(b, to))
-			continue;
-		/* The owner died: end the job here unless its reply is being handled now. */
-		mine = pending_take(b, 0, j);
-		if (mine && hb_funcs_job_start(j))
-			hb_funcs_job_finish(j, HB_JOB_LOST, NULL, 0);
-		hb_funcs_job_release(mine);
-	}
-}
-
-/* [worker that finished a job from another process] Sends the result back. */
-static void reply_done(hb_job_t *j, void *arg)
-{
-	hb_xbus_t *b = arg;
-	struct msg m = {.type = T_REPLY};
-	uint64_t to, id;
-	size_t len;
-	const uint8_t *res = hb_funcs_job_result(j, &len);
-	int fd;
-
-	if (!attached(b))
-		return;
-	hb_funcs_job_reply(j, &to, &id);
-	m.status = (uint8_t)hb_funcs_job_status(j);
-	m.gen = b->gen;
-	m.id = id;
-	m.plen = len > UINT32_MAX ? 0 : (uint32_t)len;
-	if (payload_prepare(m.plen, res, &fd) < 0) {
-		m.status = HB_JOB_LOST;
-		m.plen = 0;
-	}
-	send_msg(b, (uint32_t)(to >> 32), (uint32_t)to, &m, NULL, res, fd, on_bus_thread);
-	if (fd >= 0)
-		close(fd);
 }
 
 /* ---- the bus thread ---- */
@@ -737,45 +423,6 @@ static const void *payload_get(const struct msg *m, const char *inl, size_t got,
 	}
 	*owned = p;
 	return p;
-}
-
-static void on_job(hb_xbus_t *b, const struct msg *m, const char *name, const void *args)
-{
-	hb_inbox_t *in = hb_funcs_lookup(b->funcs, name, m->nlen);
-	hb_job_t *j;
-
-	if (m->kind > HB_JOB_RPC) {
-		hb_funcs_inbox_release(in);
-		return;
-	}
-	j = hb_funcs_job_new((hb_job_kind_t)m->kind, name, m->nlen, args, m->plen);
-	if (!j) {
-		hb_funcs_inbox_release(in);
-		return;
-	}
-	if (m->kind == HB_JOB_CALL)
-		hb_funcs_job_set_done(j, reply_done, b, (uint64_t)m->slot << 32 | m->gen, m->id);
-	if ((!in || hb_funcs_post(in, j) < 0) && hb_funcs_job_start(j))
-		hb_funcs_job_finish(j, HB_JOB_LOST, NULL, 0); /* replies LOST */
-	hb_funcs_job_release(j);
-	hb_funcs_inbox_release(in);
-}
-
-static void on_reply(hb_xbus_t *b, const struct msg *m, const void *res)
-{
-	hb_job_t *j = pending_take(b, m->id, NULL);
-	void *copy = NULL;
-
-	if (!j)
-		return; /* the caller gave up */
-	if (hb_funcs_job_start(j)) {
-		if (m->plen && (copy = malloc(m->plen)))
-			memcpy(copy, res, m->plen);
-		hb_funcs_job_finish(
-			j, m->status <= HB_JOB_LOST ? (hb_job_status_t)m->status : HB_JOB_LOST,
-			copy, copy ? m->plen : 0);
-	}
-	hb_funcs_job_release(j);
 }
 
 /* Checks a datagram: our magic, a known type, and a sender that is this user's process in the
@@ -848,10 +495,10 @@ static int handle_one(hb_xbus_t *b, char *buf)
 	}
 	case T_JOB:
 		if (payload)
-			on_job(b, m, buf + sizeof(*m), payload);
+			hb_xbus_on_job(b, m, buf + sizeof(*m), payload);
 		break;
 	case T_REPLY:
-		on_reply(b, m, payload ? payload : "");
+		hb_xbus_on_reply(b, m, payload ? payload : "");
 		break;
 	case T_STOP:
 		stop = 1;
@@ -871,7 +518,7 @@ static void *bus_main(void *arg)
 	hb_xbus_t *b = arg;
 	char *buf = malloc(RECV_MAX);
 
-	on_bus_thread = 1;
+	hb_xbus_on_bus_thread = 1;
 	while (buf && !handle_one(b, buf))
 		;
 	free(buf);
@@ -892,6 +539,7 @@ static int claim(struct region *r)
 			uint32_t exp = SLOT_LIVE;
 
 			if (atomic_compare_exchange_strong(&s->state, &exp, SLOT_CLAIMED)) {
+				atomic_fetch_sub(&r->nlive, 1);
 				atomic_store(&s->pid, (int32_t)getpid());
 				return (int)i;
 			}
@@ -914,13 +562,13 @@ int hb_xbus_attach(hb_xbus_t *b, hb_pubsub_t *ps, hb_funcs_t *funcs)
 	int one = 1, slot, rc;
 	struct slot *s;
 
-	if (attached(b))
+	if (hb_xbus_attached(b))
 		return -EBUSY;
 	slot = claim(r);
 	if (slot < 0)
 		return slot;
 	s = &r->slots[slot];
-	lock_names(r);
+	hb_xbus_lock_names(r);
 	drop_names(r, (uint32_t)slot, 1); /* a dead predecessor's */
 	pthread_mutex_unlock(&r->mu);
 	for (uint32_t k = 0; k < CELLS / 64; k++)
@@ -944,6 +592,9 @@ int hb_xbus_attach(hb_xbus_t *b, hb_pubsub_t *ps, hb_funcs_t *funcs)
 		b->pid = 0;
 		goto fail;
 	}
+	for (uint32_t top = atomic_load(&r->top); top <= b->slot;)
+		atomic_compare_exchange_weak(&r->top, &top, b->slot + 1);
+	atomic_fetch_add(&r->nlive, 1);
 	atomic_store(&s->state, SLOT_LIVE);
 	return 0;
 fail:
@@ -961,14 +612,13 @@ fail:
 void hb_xbus_detach(hb_xbus_t *b)
 {
 	struct msg m = {.type = T_STOP};
-	struct pending *p;
 
-	if (!attached(b))
+	if (!hb_xbus_attached(b))
 		return;
 	m.gen = b->gen;
 	/* The thread stops on its own datagram (the socket is ours: never refused; a full
 	 * queue drains because the thread is still reading). */
-	while (send_msg(b, b->slot, b->gen, &m, NULL, NULL, -1, 0) == -ETIMEDOUT)
+	while (hb_xbus_send_msg(b, b->slot, b->gen, &m, NULL, NULL, -1, 0) == -ETIMEDOUT)
 		;
 	pthread_join(b->th, NULL);
 	free_slot(b->r, b->slot);
@@ -976,19 +626,7 @@ void hb_xbus_detach(hb_xbus_t *b)
 	close(b->sfd);
 	b->rfd = b->sfd = -1;
 	b->pid = 0;
-	pthread_mutex_lock(&b->pmu);
-	p = b->pending;
-	b->pending = NULL;
-	pthread_mutex_unlock(&b->pmu);
-	while (p) {
-		struct pending *next = p->next;
-
-		if (hb_funcs_job_start(p->job))
-			hb_funcs_job_finish(p->job, HB_JOB_LOST, NULL, 0);
-		hb_funcs_job_release(p->job);
-		free(p);
-		p = next;
-	}
+	hb_xbus_fail_pending(b);
 }
 
 void hb_xbus_stats(hb_xbus_t *b, hb_xbus_stats_t *st)
@@ -1001,5 +639,5 @@ void hb_xbus_stats(hb_xbus_t *b, hb_xbus_stats_t *st)
 
 void hb_xbus_debug_hold_lock(hb_xbus_t *b)
 {
-	lock_names(b->r);
+	hb_xbus_lock_names(b->r);
 }

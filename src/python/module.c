@@ -230,6 +230,14 @@ static int module_exec(PyObject *m)
 	st->errors = PyType_GenericAlloc(st->errors_type, 0);
 	if (!st->errors)
 		return -1;
+	/* Raised in a WSGI request's thread past `timeout` (python/watchdog.h). */
+	st->WorkerTimeout =
+		PyErr_NewExceptionWithDoc("hornbeam_erlang.WorkerTimeout",
+					  "The request ran past the server's `timeout`: raised in "
+					  "its thread so that it stops.",
+					  PyExc_TimeoutError, NULL);
+	if (!st->WorkerTimeout || PyModule_AddObjectRef(m, "WorkerTimeout", st->WorkerTimeout) < 0)
+		return -1;
 	/* State, pub/sub, call/cast: the native half of hornbeam_erlang (pyapi.h). */
 	return hb_pyapi_add(m);
 }
@@ -246,6 +254,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(st->file_wrapper_type);
 	Py_VISIT(st->errors);
 	Py_VISIT(st->wsgi_version);
+	Py_VISIT(st->WorkerTimeout);
 	return 0;
 }
 
@@ -261,6 +270,7 @@ static int module_clear(PyObject *m)
 	Py_CLEAR(st->file_wrapper_type);
 	Py_CLEAR(st->errors);
 	Py_CLEAR(st->wsgi_version);
+	Py_CLEAR(st->WorkerTimeout);
 	for (int i = 0; i < HB_S_COUNT; i++)
 		Py_CLEAR(st->str[i]);
 	return 0;

@@ -66,6 +66,7 @@ typedef struct hb_modstate {
 	PyTypeObject *file_wrapper_type;   /* wsgi.file_wrapper */
 	PyObject *errors;		   /* the interpreter's one wsgi.errors object */
 	PyObject *wsgi_version;		   /* (1, 0) */
+	PyObject *WorkerTimeout;	   /* TimeoutError raised in a request past `timeout` */
 	PyObject *str[HB_S_COUNT];
 } hb_modstate_t;
 

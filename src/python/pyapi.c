@@ -47,6 +47,7 @@ int hb_pyapi_prepare_bus(const hb_config_t *cfg)
 	hb_xbus_opts_t o = {0};
 
 	o.timeout_ms = (int)clamp(cfg->process_bus_timeout_ms, HB_XBUS_DEFAULT_TIMEOUT_MS, INT_MAX);
+	o.max_procs = HB_XBUS_MAX_PROCS; /* processes may grow (TTIN) and double during a reload */
 	if (!bus)
 		bus = hb_xbus_create(&o);
 	return bus ? 0 : -ENOMEM;
@@ -65,6 +66,12 @@ static int join_bus(hb_pyapi_shared_t *sh)
 	if (!bus)
 		return 0;
 	rc = hb_xbus_attach(bus, sh->ps, sh->funcs);
+	if (rc == -ENOSPC) {
+		hb_error("more than %u worker processes: this one is not on the process bus (its "
+			 "publish and call() reach only its own workers)",
+			 HB_XBUS_MAX_PROCS);
+		return 0;
+	}
 	if (rc < 0) {
 		fprintf(stderr, "hornbeam-uring: cannot join the process bus: %s\n", strerror(-rc));
 		return -1;

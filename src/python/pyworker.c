@@ -15,6 +15,7 @@
 #include "python/pycompat.h"
 #include "python/pyerr.h"
 #include "python/venv.h"
+#include "python/watchdog.h"
 
 /* ---- the app ---- */
 
@@ -345,7 +346,9 @@ static void serve(hb_pythread_t *t)
 			break;
 		if (rc < 0)
 			continue;
+		hb_watchdog_busy(t, s);
 		hb_wsgi_serve(&t->app, s);
+		hb_watchdog_idle(t);
 		done = s;
 		served_one(t);
 	}
@@ -578,7 +581,8 @@ static void run_primary(hb_pythread_t *t)
 	if (primary_setup(t) < 0 || run_app(t) < 0)
 		stop_slots(pi); /* peers already started see -ESHUTDOWN */
 	wait_peers(pi);
-	hb_wsgi_app_clear(&t->app);
+	Py_BEGIN_ALLOW_THREADS hb_watchdog_ending(pi);
+	Py_END_ALLOW_THREADS hb_wsgi_app_clear(&t->app);
 	Py_CLEAR(pi->app);
 	PyThreadState_Swap(t->ts);
 	PyThreadState_Clear(work);
@@ -667,6 +671,10 @@ int hb_pyinterp_spawn(hb_pyinterp_t *pi)
 			return rc;
 		}
 	}
+	if (hb_watchdog_start(pi) < 0)
+		hb_warn("worker %d: cannot start its timeout watchdog: requests past timeout get "
+			"504 but are not stopped",
+			pi->id);
 	return 0;
 }
 
@@ -702,9 +710,10 @@ int hb_pyinterp_join(hb_pyinterp_t *pi, uint64_t deadline_ns)
 		rc = deadline_ns ? pthread_clockjoin_np(t->tid, NULL, CLOCK_MONOTONIC, &ts)
 				 : pthread_join(t->tid, NULL);
 		if (rc)
-			return -ETIMEDOUT;
+			return -ETIMEDOUT; /* the watchdog keeps watching what still runs */
 		t->started = 0;
 	}
+	hb_watchdog_stop(pi);
 	return 0;
 }
 

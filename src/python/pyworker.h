@@ -44,6 +44,13 @@ typedef struct hb_pythread {
 	pthread_t tid;
 	PyThreadState *ts;
 	hb_wsgi_app_t app;
+	/* the stuck-request watchdog (watchdog.h) */
+	_Atomic uint64_t busy_since; /* CLOCK_MONOTONIC ns the request began; 0: idle */
+	_Atomic uint64_t seq;	     /* requests begun */
+	unsigned long ident;	     /* PyThread_get_thread_ident of this thread */
+	hb_stream_t *cur;	     /* [GIL] the request being served */
+	uint64_t fired_seq;	     /* [GIL] the request WorkerTimeout was raised in */
+	uint64_t fired_ns;	     /* [watchdog] when */
 } hb_pythread_t;
 
 struct hb_pyinterp {
@@ -71,6 +78,11 @@ struct hb_pyinterp {
 	char *bad_module;    /* malloc'd module name for HB_PYW_FAIL_SUBINTERP */
 	int asgi;	     /* the class its threads serve (worker_class auto: detected) */
 	char class_why[200]; /* why that class; empty until a thread decided */
+	/* the watchdog thread (watchdog.h); wd_stop and wd_ending under wd_mu */
+	pthread_t wd;
+	int wd_started, wd_stop, wd_ending;
+	pthread_mutex_t wd_mu;
+	pthread_cond_t wd_cv;
 };
 
 /* Allocates a worker over hub slots slots[0..nthreads). In main mode, app (a new reference is
