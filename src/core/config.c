@@ -184,6 +184,23 @@ const struct key keys[] = {
 	 .help = "largest shared-state value (encoded)"},
 	{"pubsub_queue_size", K_I64, OFF(pubsub_queue_size), 1, 1 << 24, "1000", "N",
 	 .help = "messages kept per subscriber; a slow one loses the oldest"},
+	{"reload", K_BOOL, OFF(reload), .def = "false",
+	 .help = "development: reload (as SIGHUP does) when a watched source file changes"},
+	{"reload_dirs", K_PATHS, OFF(reload_dirs), .metavar = "DIR", .count_off = OFF(nreload_dirs),
+	 .help = "directory --reload watches, recursively; repeatable (default: the pythonpath "
+		 "directories and the working directory)"},
+	{"reload_include", K_STRS, OFF(reload_include), .metavar = "GLOB",
+	 .count_off = OFF(nreload_include),
+	 .help = "files --reload watches; repeatable (default: *.py)"},
+	{"reload_exclude", K_STRS, OFF(reload_exclude), .metavar = "GLOB",
+	 .count_off = OFF(nreload_exclude),
+	 .help = "files and directories --reload ignores; repeatable (default: .* *.py[cod] *.sw.* "
+		 "~*)"},
+	{"reload_delay", K_MSECS, OFF(reload_delay_ms), 10, 60000, "200ms", "SECONDS",
+	 .help = "--reload waits until no file changed for this long"},
+	{"worker_kill_timeout", K_SECS, OFF(worker_kill_timeout_s), 0, DAY_S, "30", "SECONDS",
+	 .help = "a request still running this long after its WorkerTimeout (timeout) gets its "
+		 "worker process replaced; 0: never"},
 	{"process_bus_timeout", K_MSECS, OFF(process_bus_timeout_ms), 1, 60000, "1", "SECONDS",
 	 .help = "worker processes: how long publish waits for the others' counts, and a send for "
 		 "a full peer"},
@@ -980,15 +997,16 @@ static int add_path(const struct ctx *c, const struct key *k, const char *p)
 	if (!*p)
 		return fail(c, k, "empty directory name");
 	char *path = resolve_path(c->basedir, p);
-	size_t n = c->cfg->npythonpath;
-	char **paths = path ? realloc(c->cfg->pythonpath, (n + 1) * sizeof *paths) : NULL;
+	size_t *n = count_field(c->cfg, k);
+	char ***v = (char ***)field(c->cfg, k->off);
+	char **paths = path ? realloc(*v, (*n + 1) * sizeof *paths) : NULL;
 	if (!paths) {
 		free(path);
 		return no_memory(c);
 	}
-	paths[n] = path;
-	c->cfg->pythonpath = paths;
-	c->cfg->npythonpath = n + 1;
+	paths[*n] = path;
+	*v = paths;
+	*n += 1;
 	return 0;
 }
 

@@ -98,7 +98,16 @@ typedef struct hb_config {
 	int64_t state_max_value_size;	   /* default 64 MiB */
 	int64_t pubsub_queue_size;	   /* messages per subscriber, default 1000 */
 	int64_t process_bus_timeout_ms;	   /* publish answers / full peer queue, default 1000 */
-	char *http_version;		   /* "h1,h2" (default), "h1" or "h2", as written */
+	int reload;			   /* bool: --reload (development) */
+	char **reload_dirs;		   /* default: pythonpath + the working directory */
+	size_t nreload_dirs;
+	char **reload_include; /* default *.py */
+	size_t nreload_include;
+	char **reload_exclude; /* default .* *.py[cod] *.sw.* ~* */
+	size_t nreload_exclude;
+	int64_t reload_delay_ms;       /* debounce, default 200 */
+	int64_t worker_kill_timeout_s; /* after WorkerTimeout: replace the process; 30; 0 = never */
+	char *http_version;	       /* "h1,h2" (default), "h1" or "h2", as written */
 	int64_t h2_max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS, default 100 */
 	int64_t h2_max_header_list_size;   /* decoded request fields, default 65536 */
 	int64_t h2_initial_window_size;	   /* per-stream receive window, default 65535 */

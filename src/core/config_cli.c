@@ -28,6 +28,7 @@ static const struct alias {
 	{"pid", "pidfile", NULL},			 /* gunicorn */
 	{"access-logformat", "access_log_format", NULL}, /* gunicorn */
 	{"error-logfile", "error_log", NULL},		 /* gunicorn */
+	{"reload-dir", "reload_dirs", NULL},		 /* uvicorn */
 };
 #define NALIASES (sizeof aliases / sizeof aliases[0])
 
@@ -331,7 +332,8 @@ static void print_value(FILE *out, const hb_config_t *cfg, const struct key *k)
 		fputc('[', out);
 		for (size_t i = 0; i < *(const size_t *)((const char *)cfg + k->count_off); i++) {
 			fputs(i ? ", " : "", out);
-			toml_str(out, k->kind == K_BINDS ? cfg->binds[i].spec : cfg->pythonpath[i]);
+			toml_str(out, k->kind == K_BINDS ? cfg->binds[i].spec
+							 : (*(char *const *const *)f)[i]);
 		}
 		fputc(']', out);
 		break;

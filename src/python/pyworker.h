@@ -51,6 +51,7 @@ typedef struct hb_pythread {
 	hb_stream_t *cur;	     /* [GIL] the request being served */
 	uint64_t fired_seq;	     /* [GIL] the request WorkerTimeout was raised in */
 	uint64_t fired_ns;	     /* [watchdog] when */
+	uint64_t stuck_seq;	     /* [watchdog] the request reported past worker_kill_timeout */
 } hb_pythread_t;
 
 struct hb_pyinterp {

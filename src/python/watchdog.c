@@ -13,6 +13,16 @@
 
 #define TICK_MS 100
 
+/* Set once before any watchdog starts, read-only afterwards. */
+static void (*stuck_fn)(void *ud, int worker, uint64_t ms);
+static void *stuck_ud;
+
+void hb_watchdog_on_stuck(void (*fn)(void *ud, int worker, uint64_t ms), void *ud)
+{
+	stuck_fn = fn;
+	stuck_ud = ud;
+}
+
 static uint64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -72,7 +82,7 @@ static void raise_in(hb_pyinterp_t *pi, hb_pythread_t *t, uint64_t seq, uint64_t
 }
 
 /* One look at every thread of pi. */
-static void check(hb_pyinterp_t *pi, uint64_t timeout_ns)
+static void check(hb_pyinterp_t *pi, uint64_t timeout_ns, uint64_t kill_ns)
 {
 	uint64_t now = mono_ns();
 
@@ -84,6 +94,15 @@ static void check(hb_pyinterp_t *pi, uint64_t timeout_ns)
 		/* busy_since (acquire) is stored after pi->interp was set: reading it is safe. */
 		if (!since || now - since < timeout_ns)
 			continue;
+		if (kill_ns && now - since >= timeout_ns + kill_ns && t->stuck_seq != seq) {
+			t->stuck_seq = seq;
+			hb_error("worker %d: a request still runs %llu ms after its WorkerTimeout "
+				 "(worker_kill_timeout): this process asks to be replaced",
+				 pi->id,
+				 (unsigned long long)((now - since - timeout_ns) / 1000000u));
+			if (stuck_fn)
+				stuck_fn(stuck_ud, pi->id, (now - since) / 1000000u);
+		}
 		/* Once per request, then again every timeout while it still runs. */
 		if (t->fired_seq == seq && now - t->fired_ns < timeout_ns)
 			continue;
@@ -97,6 +116,7 @@ static void *watchdog_main(void *arg)
 {
 	hb_pyinterp_t *pi = arg;
 	uint64_t timeout_ns = (uint64_t)pi->cfg->timeout_ms * 1000000ull;
+	uint64_t kill_ns = (uint64_t)pi->cfg->worker_kill_timeout_s * 1000000000ull;
 
 	pthread_mutex_lock(&pi->wd_mu);
 	while (!pi->wd_stop) {
@@ -110,7 +130,7 @@ static void *watchdog_main(void *arg)
 		}
 		pthread_cond_timedwait(&pi->wd_cv, &pi->wd_mu, &ts);
 		if (!pi->wd_stop && !pi->wd_ending)
-			check(pi, timeout_ns);
+			check(pi, timeout_ns, kill_ns);
 	}
 	pthread_mutex_unlock(&pi->wd_mu);
 	return NULL;

@@ -38,6 +38,12 @@ void hb_watchdog_stop(hb_pyinterp_t *pi);
 /* [primary thread, GIL released] The interpreter is about to end. */
 void hb_watchdog_ending(hb_pyinterp_t *pi);
 
+/* [worker process, before its workers start] fn(ud, worker id, ms) is called on a watchdog thread
+ * (no lock held, must be quick) once per request still running worker_kill_timeout seconds after
+ * its WorkerTimeout: the exception could not stop it (a blocking C call, or an app that catches
+ * it), so the process asks its master to replace it. NULL: nothing is called. */
+void hb_watchdog_on_stuck(void (*fn)(void *ud, int worker, uint64_t ms), void *ud);
+
 /* [worker thread, GIL held] A request starts / ended. */
 void hb_watchdog_busy(hb_pythread_t *t, hb_stream_t *s);
 void hb_watchdog_idle(hb_pythread_t *t);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fswatch.h"
 #include "core/log.h"
 #include "core/xbus.h"
 #include "python/pyapi.h"
@@ -402,6 +403,41 @@ static void on_signal(master_t *m, int sig)
 	}
 }
 
+/* HB_SIG_REPLACE from a worker process: one of its requests still runs worker_kill_timeout after
+ * its WorkerTimeout. Like a process past max_worker_rss, it gets a successor (fill_slots) and
+ * retires once that one is ready. */
+static void stuck(master_t *m, pid_t pid)
+{
+	for (int i = 0; i < m->nprocs; i++) {
+		proc_t *p = &m->procs[i];
+		if (p->pid != pid || p->state != P_READY || p->doomed || p->gen != m->gen ||
+		    m->stopping)
+			continue;
+		hb_warn("worker process %d (pid %d) has a request stuck past worker_kill_timeout: "
+			"replacing it",
+			p->slot, (int)p->pid);
+		p->doomed = 2;
+	}
+}
+
+/* --reload: a watched file changed (debounced): reload as SIGHUP does. A change seen while a
+ * reload is starting is kept and reloads once that one is done. */
+static void watch_files(master_t *m)
+{
+	char path[512];
+
+	if (!m->watch || m->stopping)
+		return;
+	if (hb_fswatch_wait(m->watch, 0, path, sizeof path) == 1) {
+		hb_info("--reload: %s changed: reloading", path);
+		m->reload_due = 1;
+	}
+	if (m->reload_due && !m->next_gen) {
+		m->reload_due = 0;
+		reload(m);
+	}
+}
+
 static void read_signals(master_t *m)
 {
 	struct signalfd_siginfo si;
@@ -411,20 +447,26 @@ static void read_signals(master_t *m)
 			hb_upgrade_handover(m, (pid_t)si.ssi_pid);
 		else if (si.ssi_signo == SIGUSR2)
 			hb_upgrade_start(m);
+		else if ((int)si.ssi_signo == HB_SIG_REPLACE)
+			stuck(m, (pid_t)si.ssi_pid);
 		else
 			on_signal(m, (int)si.ssi_signo);
 	}
 }
 
-/* p is ready: a process of its slot and generation that passed max_worker_rss retires now. */
+/* p is ready: a process of its slot and generation that passed max_worker_rss retires now,
+ * one with a request stuck past worker_kill_timeout stops (gracefully). */
 static void replaced(master_t *m, const proc_t *p)
 {
 	for (int i = 0; i < m->nprocs; i++) {
 		proc_t *q = &m->procs[i];
 		if (q != p && q->doomed && q->slot == p->slot && q->gen == p->gen && live(q)) {
-			hb_info("worker process %d: pid %d replaced pid %d (max_worker_rss)",
-				p->slot, (int)p->pid, (int)q->pid);
-			tell(m, q, SIGHUP, P_RETIRING);
+			hb_info("worker process %d: pid %d replaced pid %d (%s)", p->slot,
+				(int)p->pid, (int)q->pid,
+				q->doomed == 2 ? "worker_kill_timeout" : "max_worker_rss");
+			/* A stuck request never ends: a retiring process would wait for it (and
+			 * keep its WebSockets) forever; a stop ends within graceful_timeout. */
+			tell(m, q, q->doomed == 2 ? SIGTERM : SIGHUP, P_RETIRING);
 		}
 	}
 }
@@ -541,7 +583,7 @@ int hb_master_loop(master_t *m)
 		if (spawn(m, m->cfg, s, m->gen) < 0)
 			return 1;
 	while (!m->stopping || m->nprocs > 0) {
-		if (npfd < m->nprocs + 1) {
+		if (npfd < m->nprocs + 2) {
 			npfd = m->nprocs + 8;
 			free(pfd);
 			pfd = calloc((size_t)npfd, sizeof *pfd);
@@ -554,8 +596,15 @@ int hb_master_loop(master_t *m)
 			if (m->procs[i].ready_fd >= 0)
 				pfd[n++] = (struct pollfd){.fd = m->procs[i].ready_fd,
 							   .events = POLLIN};
-		int rc = poll(pfd, (nfds_t)n, poll_timeout(m));
-		for (int i = 1; rc > 0 && i < n; i++)
+		int nready = n, timeout = poll_timeout(m), due;
+		if (m->watch) {
+			pfd[n++] = (struct pollfd){.fd = hb_fswatch_fd(m->watch), .events = POLLIN};
+			due = m->reload_due ? 100 : hb_fswatch_due_ms(m->watch);
+			if (due >= 0 && due < timeout)
+				timeout = due + 1;
+		}
+		int rc = poll(pfd, (nfds_t)n, timeout);
+		for (int i = 1; rc > 0 && i < nready; i++)
 			if (pfd[i].revents)
 				read_ready(m, pfd[i].fd);
 		read_signals(m);
@@ -564,6 +613,7 @@ int hb_master_loop(master_t *m)
 		kill_late(m);
 		check_rss(m);
 		fill_slots(m);
+		watch_files(m);
 	}
 	free(pfd);
 	return m->status;

@@ -29,6 +29,8 @@ typedef struct proc {
 	int killed;   /* SIGKILL sent */
 	int doomed;   /* past max_worker_rss: retired once its replacement is ready */
 	uint64_t started;
+	int replace;	  /* asked to be replaced (worker_kill_timeout, max_worker_rss) */
+	uint64_t kill_at; /* replaced: SIGKILL if still there after this (0: none) */
 } proc_t;
 
 typedef struct master {
@@ -60,6 +62,8 @@ typedef struct master {
 	int handed_over;		/* the listeners belong to a new master: no shutdown */
 	int fails[HB_MASTER_MAX_SLOTS]; /* per slot: deaths before ready, in a row */
 	uint64_t respawn_at[HB_MASTER_MAX_SLOTS]; /* per slot: not restarted before this */
+	struct hb_fswatch *watch;		  /* --reload (devreload.h); NULL when off */
+	int reload_due; /* a watched file changed while a reload was starting */
 } master_t;
 
 /* master.c: spawns the first generation, then runs until every process is gone after a

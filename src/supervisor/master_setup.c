@@ -23,9 +23,11 @@
 #include "server/about.h"
 #include "server/fdlimit.h"
 #include "server/listener.h"
+#include "supervisor/devreload.h"
 #include "supervisor/master.h"
 #include "supervisor/master_priv.h"
 #include "supervisor/tomlproc.h"
+#include "supervisor/worker.h"
 
 static void block_signals(sigset_t *set)
 {
@@ -37,6 +39,7 @@ static void block_signals(sigset_t *set)
 	sigemptyset(set);
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		sigaddset(set, sigs[i]);
+	sigaddset(set, HB_SIG_REPLACE); /* not a constant: glibc reserves the first RT signals */
 	/* Blocked before any fork: the signalfd reads them; each worker unblocks its own. */
 	sigprocmask(SIG_BLOCK, set, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -433,7 +436,9 @@ int hb_master_run(int argc, char **argv, char **envp)
 		goto out;
 	hb_info("Starting hornbeam-uring %s (master pid %d)", HB_VERSION, (int)m->pid);
 	err[0] = '\0';
+	m->watch = hb_devreload_start(m->cfg);
 	rc = hb_master_loop(m);
+	hb_fswatch_free(m->watch);
 	hb_master_close_listeners(m);
 	if (m->cfg->pidfile && pidfile_is_ours(m->cfg->pidfile))
 		unlink(m->cfg->pidfile); /* not after a binary upgrade: the new master's */

@@ -20,6 +20,7 @@
 #include "python/pyapi.h"
 #include "python/pyhost.h"
 #include "python/venv.h"
+#include "python/watchdog.h"
 #include "server/about.h"
 #include "server/access_log.h"
 #include "server/io.h"
@@ -354,6 +355,18 @@ static _Noreturn void fail(int status, const char *what, const char *err)
 	_exit(status);
 }
 
+/* A watchdog thread: a request still runs worker_kill_timeout after its WorkerTimeout. The master
+ * starts a successor for this slot, then retires this process (as for max_worker_rss). */
+static void ask_replace(void *ud, int worker, uint64_t ms)
+{
+	const hb_worker_args_t *a = ud;
+
+	(void)worker;
+	(void)ms;
+	if (kill(a->master, HB_SIG_REPLACE) < 0)
+		hb_error("cannot ask the master to replace this process: %s", strerror(errno));
+}
+
 /* Starts Python, the app and the io threads. Exits the process on failure. */
 static void start(worker_t *w, hb_pyhost_t **host, hb_io_t ***ios, pthread_t **th)
 {
@@ -389,6 +402,7 @@ static void start(worker_t *w, hb_pyhost_t **host, hb_io_t ***ios, pthread_t **t
 	ov->limit_concurrency = cfg->limit_concurrency;
 	ov->max_queue_wait_ns = (uint64_t)cfg->max_queue_wait_ms * 1000000ull;
 	ov->retry_after_s = cfg->retry_after_s;
+	hb_watchdog_on_stuck(ask_replace, (void *)w->a);
 	if (hb_pyapi_start(cfg, w->srv.hub) < 0 || start_metrics(w) < 0 ||
 	    hb_py_start(cfg, w->srv.hub, host) < 0) {
 		fflush(NULL);

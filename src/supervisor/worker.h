@@ -17,9 +17,14 @@
 #ifndef HB_SUPERVISOR_WORKER_H
 #define HB_SUPERVISOR_WORKER_H
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include "core/config.h"
+
+/* Worker -> master: "replace me" (a request stuck past worker_kill_timeout, or max_worker_rss).
+ * The master starts a successor in the same slot, then stops this process gracefully. */
+#define HB_SIG_REPLACE (SIGRTMIN + 2)
 
 typedef struct hb_worker_args {
 	int slot; /* 0 .. processes-1: its share of the CPUs; slot 0 runs the cluster node */
