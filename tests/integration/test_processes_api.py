@@ -2,6 +2,7 @@
 one shared region, publish and call travel on the process bus (src/core/xbus)."""
 import asyncio
 import json
+import time
 import threading
 import uuid
 
@@ -23,12 +24,15 @@ def _get(port, path):
     return json.loads(r.body)
 
 
-def _pids(port, want=2, tries=200):
+def _pids(port, want=2, within=30.0):
+    """The worker pids that answer, until `want` did: the server is up once ONE process is
+    ready; under ASan the second may still be importing the app for a few seconds."""
     pids = set()
-    for _ in range(tries):
+    deadline = time.monotonic() + within
+    while len(pids) < want and time.monotonic() < deadline:
         pids.add(_get(port, "/who")["pid"])
-        if len(pids) >= want:
-            break
+        if len(pids) < want:
+            time.sleep(0.02)
     return pids
 
 
