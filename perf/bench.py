@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import cgbench  # perf/cgbench.py: --callgrind
+
 PERF = Path(__file__).resolve().parent
 REPO = PERF.parent
 APPS = PERF / "apps"
@@ -856,6 +858,8 @@ def table_md(result):
             lines.append(f"| {k} | n/a ({r['why']}) | | |")
         else:
             lines.append(f"| {k} | {fmt_x(r['rps'])} | {fmt_x(r['p99'])} | {fmt_x(r.get('cpu'))} |")
+    if "callgrind" in result:
+        lines.append(cgbench.table_md(result["callgrind"]))
     return "\n".join(lines) + "\n"
 
 
@@ -946,9 +950,23 @@ def chart(results, path):
 # Main
 # --------------------------------------------------------------------------------------
 
+def run_callgrind(result, scen, opts, tmp_root):
+    """--callgrind: instructions per request of the subject (perf/cgbench.py)."""
+    subj = result["subject"]
+    if not cgbench.supported(scen):
+        print(f"callgrind: scenario {result['scenario']} not supported (needs a plain GET)", flush=True)
+        return
+    print(f"  callgrind: {subj} under valgrind, {opts.callgrind_warmup} + "
+          f"{opts.callgrind_requests} requests ...", flush=True)
+    try:
+        result["callgrind"] = cgbench.measure(sys.modules[__name__], subj, scen, opts, tmp_root)
+    except (Skip, RuntimeError, OSError, subprocess.SubprocessError) as e:
+        result["callgrind"] = {"server": subj, "error": str(e)}
+
+
 def run_scenario(sname, opts, tmp_root):
     scen = SCENARIOS[sname]
-    names = opts.servers or list(scen["servers"])
+    names = opts.servers or ([scen["subject"]] if opts.callgrind_only else list(scen["servers"]))
     unknown = [n for n in names if n not in scen["servers"]]
     if unknown:
         sys.exit(f"scenario {sname!r} has no server(s) {unknown}; it has {list(scen['servers'])}")
@@ -1012,10 +1030,14 @@ def run_scenario(sname, opts, tmp_root):
             srv["status"] = "not run"
             srv["reason"] = "interrupted" if result["interrupted"] else ""
     result["ratios"] = ratios(result)
+    if opts.callgrind and not result["interrupted"]:
+        run_callgrind(result, scen, opts, tmp_root)
     result["machine"]["loadavg_end"] = os.getloadavg()
     result["finished_utc"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     print_table(result)
-    if not opts.no_save and any(s["runs"] for s in result["servers"].values()):
+    if "callgrind" in result:
+        cgbench.print_summary(result["callgrind"])
+    if not opts.no_save and (any(s["runs"] for s in result["servers"].values()) or "callgrind" in result):
         j, m = save(result, Path(opts.out_dir))
         print(f"\nwrote {j.relative_to(REPO) if j.is_relative_to(REPO) else j} and {m.name}")
     return result
@@ -1052,6 +1074,15 @@ def parse_args(argv):
     ap.add_argument("--no-save", action="store_true", help="print only, write no result files")
     ap.add_argument("--keep-logs", action="store_true", help="keep the temp dir with server logs")
     ap.add_argument("--list", action="store_true", help="list scenarios and servers and exit")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="also count instructions per request of hornbeam under callgrind "
+                         "(perf/cgbench.py; plain-GET scenarios)")
+    ap.add_argument("--callgrind-only", action="store_true",
+                    help="only the callgrind measurement, no wrk runs (implies --callgrind)")
+    ap.add_argument("--callgrind-requests", type=int, default=5000,
+                    help="requests counted under callgrind (default 5000)")
+    ap.add_argument("--callgrind-warmup", type=int, default=500,
+                    help="requests sent under callgrind before the counters are zeroed (default 500)")
     opts = ap.parse_args(argv)
     opts.servers = [s.strip() for s in opts.servers.split(",") if s.strip()] if opts.servers else None
     opts.scenarios = [s.strip() for s in opts.scenario.split(",") if s.strip()]
@@ -1079,9 +1110,13 @@ def parse_args(argv):
             if not rest:
                 ap.error("pinned mode needs at least 2 allowed CPUs (use --shared)")
             opts.server_cpus = str(rest[0])
-    for n in ("threads", "connections", "duration", "repeats", "workers"):
+    for n in ("threads", "connections", "duration", "repeats", "workers", "callgrind_requests"):
         if getattr(opts, n) < 1:
-            ap.error(f"--{n} must be >= 1")
+            ap.error(f"--{n.replace('_', '-')} must be >= 1")
+    if opts.callgrind_only:
+        opts.callgrind = True
+        opts.repeats = 0  # no wrk runs
+        opts.chart = False
     return opts
 
 
