@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import cgbench  # perf/cgbench.py: --callgrind
+import idlebench  # perf/idlebench.py: the idle-http and idle-ws scenarios
 
 PERF = Path(__file__).resolve().parent
 REPO = PERF.parent
@@ -279,6 +280,18 @@ SCENARIOS["ws-echo"] = {
         "uvicorn": uvicorn("echo_asgi:app"),
     },
 }
+SCENARIOS["ws-broadcast"] = {
+    "description": "WebSocket broadcast: 100 connections subscribe to one topic, one of them "
+                   "publishes 64-byte text messages (8 in flight), every message goes to all 100 "
+                   "(perf/ws/wsfanout.c, perf/apps/broadcast_asgi.py: hornbeam_erlang.publish on "
+                   "hornbeam, an in-process asyncio fan-out on uvicorn). Rates are published "
+                   "messages/s (x100 deliveries); p50/p99 from publish to the last delivery.",
+    "path": "/", "expect": b"ok", "subject": "hornbeam", "client": "wsfanout", "ws_path": "/ws",
+    "connections": 100,
+    "servers": {"hornbeam": hornbeam("broadcast_asgi:app", worker_class="asgi"),
+                "uvicorn": uvicorn("broadcast_asgi:app")},
+}
+SCENARIOS.update(idlebench.scenarios(hornbeam, nginx, uvicorn))
 
 
 # --------------------------------------------------------------------------------------
@@ -671,6 +684,37 @@ def run_wsload(port, scen, opts, duration, tmp_root):
             "socket_errors": 0, "non_2xx_3xx": 0}
 
 
+WSFANOUT_SRC = PERF / "ws" / "wsfanout.c"
+
+
+def run_wsfanout(port, scen, opts, duration, tmp_root):
+    """One wsfanout run: published messages count as requests (each reaches every connection)."""
+    exe = Path(tmp_root) / "wsfanout"
+    if not exe.exists():
+        subprocess.run(["cc", "-O2", "-o", str(exe), str(WSFANOUT_SRC)], check=True)
+    conns = scen.get("connections", opts.connections)
+    cmd = pin_prefix(opts.wrk_cpus) + [
+        str(exe), "-h", LOOPBACK, "-p", str(port), "-P", scen["ws_path"],
+        "-c", str(conns), "-d", str(duration), "-s", "64", "-W", "8"]
+    p = spawn(cmd, capture=True)
+    try:
+        out, _ = p.communicate(timeout=duration + 60)
+    except subprocess.TimeoutExpired:
+        stop(p, grace=1.0)
+        raise RuntimeError("wsfanout did not finish in time")
+    if p in LIVE:
+        LIVE.remove(p)
+    text = out.decode(errors="replace")
+    if p.returncode != 0:
+        raise RuntimeError(f"wsfanout exited {p.returncode}: {text.strip()[-500:]}")
+    vals = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    rate = float(vals["messages/s"])
+    return {"rps": rate, "requests": int(rate * duration), "duration_us": duration * 1e6,
+            "deliveries_per_s": float(vals["deliveries/s"]),
+            "p50_us": float(vals["p50_ms"]) * 1000, "p99_us": float(vals["p99_ms"]) * 1000,
+            "socket_errors": 0, "non_2xx_3xx": 0}
+
+
 class Ctx:
     def __init__(self, port, tmp, opts):
         self.port, self.tmp, self.opts = port, tmp, opts
@@ -729,6 +773,8 @@ def one_run(name, build, scen, opts, tmp_root, rep):
         url = f"http://{LOOPBACK}:{port}{scen['path']}"
         if scen.get("client") == "wsload":
             run = lambda secs: run_wsload(port, scen, opts, secs, tmp_root)  # noqa: E731
+        elif scen.get("client") == "wsfanout":
+            run = lambda secs: run_wsfanout(port, scen, opts, secs, tmp_root)  # noqa: E731
         else:
             script = wrk_script(scen, tmp_root)
             run = lambda secs: run_wrk(url, opts, secs, scen.get("connections"), script)  # noqa: E731
@@ -911,7 +957,8 @@ def chart(results, path):
     except ImportError:
         print("no chart: python3-matplotlib is not installed (scripts/setup.sh --perf)")
         return None
-    results = [r for r in results if any(s.get("summary") for s in r["servers"].values())]
+    results = [r for r in results if any((s.get("summary") or {}).get("rps_median")
+                                         for s in r["servers"].values())]
     if not results:
         return None
     servers = []
@@ -966,6 +1013,8 @@ def run_callgrind(result, scen, opts, tmp_root):
 
 def run_scenario(sname, opts, tmp_root):
     scen = SCENARIOS[sname]
+    if scen.get("client") == "idle":
+        return idlebench.run_scenario(sys.modules[__name__], sname, scen, opts, tmp_root)
     names = opts.servers or ([scen["subject"]] if opts.callgrind_only else list(scen["servers"]))
     unknown = [n for n in names if n not in scen["servers"]]
     if unknown:
@@ -1077,6 +1126,11 @@ def parse_args(argv):
     ap.add_argument("--callgrind", action="store_true",
                     help="also count instructions per request of hornbeam under callgrind "
                          "(perf/cgbench.py; plain-GET scenarios)")
+    ap.add_argument("--idle-connections", default="10000",
+                    help="idle-http/idle-ws: comma list of connection counts (default 10000; at most "
+                         "19000 with this sandbox's 20000 descriptors per process)")
+    ap.add_argument("--idle-settle", type=float, default=2.0,
+                    help="idle-http/idle-ws: seconds to wait before measuring memory (default 2)")
     ap.add_argument("--callgrind-only", action="store_true",
                     help="only the callgrind measurement, no wrk runs (implies --callgrind)")
     ap.add_argument("--callgrind-requests", type=int, default=5000,
@@ -1085,6 +1139,9 @@ def parse_args(argv):
                     help="requests sent under callgrind before the counters are zeroed (default 500)")
     opts = ap.parse_args(argv)
     opts.servers = [s.strip() for s in opts.servers.split(",") if s.strip()] if opts.servers else None
+    opts.idle_connections = [int(x) for x in opts.idle_connections.split(",") if x.strip()]
+    if not opts.idle_connections or min(opts.idle_connections) <= idlebench.BASE:
+        ap.error(f"--idle-connections: counts above {idlebench.BASE}")
     opts.scenarios = [s.strip() for s in opts.scenario.split(",") if s.strip()]
     if opts.scenarios == ["all"]:
         opts.scenarios = list(SCENARIOS)
