@@ -119,8 +119,9 @@ int main(int argc, char **argv)
 			window = atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: wsfanout -h HOST -p PORT -P PATH -c CONNS -d SECS -s "
-					"BYTES -W WINDOW\n");
+			fprintf(stderr,
+				"usage: wsfanout -h HOST -p PORT -P PATH -c CONNS -d SECS -s "
+				"BYTES -W WINDOW\n");
 			return 2;
 		}
 	}
@@ -165,7 +166,8 @@ int main(int argc, char **argv)
 		if (start && t >= end)
 			break;
 		if (!start && t - t0 > 30000000000ull) {
-			fprintf(stderr, "only %d of %d connections ready after 30 s\n", nready, nconn);
+			fprintf(stderr, "only %d of %d connections ready after 30 s\n", nready,
+				nconn);
 			return 1;
 		}
 		int n = epoll_wait(ep, evs, 256, 100);
@@ -199,7 +201,8 @@ int main(int argc, char **argv)
 						return 1;
 					}
 					c->ready = 1;
-					if (++nready == nconn) { /* all subscribed: start publishing */
+					if (++nready ==
+					    nconn) { /* all subscribed: start publishing */
 						start = now_ns();
 						end = start + (uint64_t)secs * 1000000000ull;
 						for (int w = 0; w < window; w++, published++) {
@@ -214,16 +217,21 @@ int main(int argc, char **argv)
 				} else {
 					uint64_t seq = strtoull(p, NULL, 10);
 					if (fl - h != (size_t)size || seq != c->next) {
-						fprintf(stderr, "message lost or reordered: got %llu, expected %llu\n",
-							(unsigned long long)seq, (unsigned long long)c->next);
+						fprintf(stderr,
+							"message lost or reordered: got %llu, "
+							"expected %llu\n",
+							(unsigned long long)seq,
+							(unsigned long long)c->next);
 						return 1;
 					}
 					c->next++;
 					if (++got[seq % RING] == nconn) { /* its last delivery */
 						delivered++;
 						if (nlat < MAXLAT)
-							lat[nlat++] = now_ns() - sent_ns[seq % RING];
-						snprintf(payload, 16, "%015llu", (unsigned long long)published);
+							lat[nlat++] =
+								now_ns() - sent_ns[seq % RING];
+						snprintf(payload, 16, "%015llu",
+							 (unsigned long long)published);
 						payload[15] = ' ';
 						sent_ns[published % RING] = now_ns();
 						got[published % RING] = 0;
