@@ -33,6 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import cgbench  # perf/cgbench.py: --callgrind
+import idlebench  # perf/idlebench.py: the idle-http and idle-ws scenarios
+
 PERF = Path(__file__).resolve().parent
 REPO = PERF.parent
 APPS = PERF / "apps"
@@ -280,6 +283,18 @@ SCENARIOS["ws-echo"] = {
         "uvicorn": uvicorn("echo_asgi:app"),
     },
 }
+SCENARIOS["ws-broadcast"] = {
+    "description": "WebSocket broadcast: 100 connections subscribe to one topic, one of them "
+                   "publishes 64-byte text messages (8 in flight), every message goes to all 100 "
+                   "(perf/ws/wsfanout.c, perf/apps/broadcast_asgi.py: hornbeam_erlang.publish on "
+                   "hornbeam, an in-process asyncio fan-out on uvicorn). Rates are published "
+                   "messages/s (x100 deliveries); p50/p99 from publish to the last delivery.",
+    "path": "/", "expect": b"ok", "subject": "hornbeam", "client": "wsfanout", "ws_path": "/ws",
+    "connections": 100,
+    "servers": {"hornbeam": hornbeam("broadcast_asgi:app", worker_class="asgi"),
+                "uvicorn": uvicorn("broadcast_asgi:app")},
+}
+SCENARIOS.update(idlebench.scenarios(hornbeam, nginx, uvicorn))
 
 
 # --------------------------------------------------------------------------------------
@@ -672,6 +687,37 @@ def run_wsload(port, scen, opts, duration, tmp_root):
             "socket_errors": 0, "non_2xx_3xx": 0}
 
 
+WSFANOUT_SRC = PERF / "ws" / "wsfanout.c"
+
+
+def run_wsfanout(port, scen, opts, duration, tmp_root):
+    """One wsfanout run: published messages count as requests (each reaches every connection)."""
+    exe = Path(tmp_root) / "wsfanout"
+    if not exe.exists():
+        subprocess.run(["cc", "-O2", "-o", str(exe), str(WSFANOUT_SRC)], check=True)
+    conns = scen.get("connections", opts.connections)
+    cmd = pin_prefix(opts.wrk_cpus) + [
+        str(exe), "-h", LOOPBACK, "-p", str(port), "-P", scen["ws_path"],
+        "-c", str(conns), "-d", str(duration), "-s", "64", "-W", "8"]
+    p = spawn(cmd, capture=True)
+    try:
+        out, _ = p.communicate(timeout=duration + 60)
+    except subprocess.TimeoutExpired:
+        stop(p, grace=1.0)
+        raise RuntimeError("wsfanout did not finish in time")
+    if p in LIVE:
+        LIVE.remove(p)
+    text = out.decode(errors="replace")
+    if p.returncode != 0:
+        raise RuntimeError(f"wsfanout exited {p.returncode}: {text.strip()[-500:]}")
+    vals = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    rate = float(vals["messages/s"])
+    return {"rps": rate, "requests": int(rate * duration), "duration_us": duration * 1e6,
+            "deliveries_per_s": float(vals["deliveries/s"]),
+            "p50_us": float(vals["p50_ms"]) * 1000, "p99_us": float(vals["p99_ms"]) * 1000,
+            "socket_errors": 0, "non_2xx_3xx": 0}
+
+
 class Ctx:
     def __init__(self, port, tmp, opts):
         self.port, self.tmp, self.opts = port, tmp, opts
@@ -730,6 +776,8 @@ def one_run(name, build, scen, opts, tmp_root, rep):
         url = f"http://{LOOPBACK}:{port}{scen['path']}"
         if scen.get("client") == "wsload":
             run = lambda secs: run_wsload(port, scen, opts, secs, tmp_root)  # noqa: E731
+        elif scen.get("client") == "wsfanout":
+            run = lambda secs: run_wsfanout(port, scen, opts, secs, tmp_root)  # noqa: E731
         else:
             script = wrk_script(scen, tmp_root)
             run = lambda secs: run_wrk(url, opts, secs, scen.get("connections"), script)  # noqa: E731
@@ -859,6 +907,8 @@ def table_md(result):
             lines.append(f"| {k} | n/a ({r['why']}) | | |")
         else:
             lines.append(f"| {k} | {fmt_x(r['rps'])} | {fmt_x(r['p99'])} | {fmt_x(r.get('cpu'))} |")
+    if "callgrind" in result:
+        lines.append(cgbench.table_md(result["callgrind"]))
     return "\n".join(lines) + "\n"
 
 
@@ -910,7 +960,8 @@ def chart(results, path):
     except ImportError:
         print("no chart: python3-matplotlib is not installed (scripts/setup.sh --perf)")
         return None
-    results = [r for r in results if any(s.get("summary") for s in r["servers"].values())]
+    results = [r for r in results if any((s.get("summary") or {}).get("rps_median")
+                                         for s in r["servers"].values())]
     if not results:
         return None
     servers = []
@@ -949,9 +1000,25 @@ def chart(results, path):
 # Main
 # --------------------------------------------------------------------------------------
 
+def run_callgrind(result, scen, opts, tmp_root):
+    """--callgrind: instructions per request of the subject (perf/cgbench.py)."""
+    subj = result["subject"]
+    if not cgbench.supported(scen):
+        print(f"callgrind: scenario {result['scenario']} not supported (needs a plain GET)", flush=True)
+        return
+    print(f"  callgrind: {subj} under valgrind, {opts.callgrind_warmup} + "
+          f"{opts.callgrind_requests} requests ...", flush=True)
+    try:
+        result["callgrind"] = cgbench.measure(sys.modules[__name__], subj, scen, opts, tmp_root)
+    except (Skip, RuntimeError, OSError, subprocess.SubprocessError) as e:
+        result["callgrind"] = {"server": subj, "error": str(e)}
+
+
 def run_scenario(sname, opts, tmp_root):
     scen = SCENARIOS[sname]
-    names = opts.servers or list(scen["servers"])
+    if scen.get("client") == "idle":
+        return idlebench.run_scenario(sys.modules[__name__], sname, scen, opts, tmp_root)
+    names = opts.servers or ([scen["subject"]] if opts.callgrind_only else list(scen["servers"]))
     unknown = [n for n in names if n not in scen["servers"]]
     if unknown:
         sys.exit(f"scenario {sname!r} has no server(s) {unknown}; it has {list(scen['servers'])}")
@@ -1015,10 +1082,14 @@ def run_scenario(sname, opts, tmp_root):
             srv["status"] = "not run"
             srv["reason"] = "interrupted" if result["interrupted"] else ""
     result["ratios"] = ratios(result)
+    if opts.callgrind and not result["interrupted"]:
+        run_callgrind(result, scen, opts, tmp_root)
     result["machine"]["loadavg_end"] = os.getloadavg()
     result["finished_utc"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     print_table(result)
-    if not opts.no_save and any(s["runs"] for s in result["servers"].values()):
+    if "callgrind" in result:
+        cgbench.print_summary(result["callgrind"])
+    if not opts.no_save and (any(s["runs"] for s in result["servers"].values()) or "callgrind" in result):
         j, m = save(result, Path(opts.out_dir))
         print(f"\nwrote {j.relative_to(REPO) if j.is_relative_to(REPO) else j} and {m.name}")
     return result
@@ -1055,8 +1126,25 @@ def parse_args(argv):
     ap.add_argument("--no-save", action="store_true", help="print only, write no result files")
     ap.add_argument("--keep-logs", action="store_true", help="keep the temp dir with server logs")
     ap.add_argument("--list", action="store_true", help="list scenarios and servers and exit")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="also count instructions per request of hornbeam under callgrind "
+                         "(perf/cgbench.py; plain-GET scenarios)")
+    ap.add_argument("--idle-connections", default="10000",
+                    help="idle-http/idle-ws: comma list of connection counts (default 10000; at most "
+                         "19000 with this sandbox's 20000 descriptors per process)")
+    ap.add_argument("--idle-settle", type=float, default=2.0,
+                    help="idle-http/idle-ws: seconds to wait before measuring memory (default 2)")
+    ap.add_argument("--callgrind-only", action="store_true",
+                    help="only the callgrind measurement, no wrk runs (implies --callgrind)")
+    ap.add_argument("--callgrind-requests", type=int, default=5000,
+                    help="requests counted under callgrind (default 5000)")
+    ap.add_argument("--callgrind-warmup", type=int, default=500,
+                    help="requests sent under callgrind before the counters are zeroed (default 500)")
     opts = ap.parse_args(argv)
     opts.servers = [s.strip() for s in opts.servers.split(",") if s.strip()] if opts.servers else None
+    opts.idle_connections = [int(x) for x in opts.idle_connections.split(",") if x.strip()]
+    if not opts.idle_connections or min(opts.idle_connections) <= idlebench.BASE:
+        ap.error(f"--idle-connections: counts above {idlebench.BASE}")
     opts.scenarios = [s.strip() for s in opts.scenario.split(",") if s.strip()]
     if opts.scenarios == ["all"]:
         opts.scenarios = list(SCENARIOS)
@@ -1082,9 +1170,13 @@ def parse_args(argv):
             if not rest:
                 ap.error("pinned mode needs at least 2 allowed CPUs (use --shared)")
             opts.server_cpus = str(rest[0])
-    for n in ("threads", "connections", "duration", "repeats", "workers"):
+    for n in ("threads", "connections", "duration", "repeats", "workers", "callgrind_requests"):
         if getattr(opts, n) < 1:
-            ap.error(f"--{n} must be >= 1")
+            ap.error(f"--{n.replace('_', '-')} must be >= 1")
+    if opts.callgrind_only:
+        opts.callgrind = True
+        opts.repeats = 0  # no wrk runs
+        opts.chart = False
     return opts
 
 

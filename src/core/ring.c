@@ -1,12 +1,29 @@
 #include "core/ring.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Under valgrind (perf/cgbench.py counts instructions with callgrind) a thread blocked in
+ * io_uring_enter keeps valgrind's big lock (3.19 does not mark that syscall as blocking), so
+ * no other thread of the process runs and a request handed to a worker never completes. There
+ * the loop sleeps in poll(2) on the ring fd instead, which valgrind releases the lock for, and
+ * the ring is set up without DEFER_TASKRUN/COOP_TASKRUN so that poll sees every completion.
+ * Outside valgrind RUNNING_ON_VALGRIND is a few no-op instructions and nothing changes. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define HB_ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef HB_ON_VALGRIND
+#define HB_ON_VALGRIND() 0
+#endif
 
 /* Newest kernels first: fall back one flag at a time where the kernel refuses one. */
 static int setup(hb_ring_t *r, unsigned entries)
@@ -19,8 +36,9 @@ static int setup(hb_ring_t *r, unsigned entries)
 		0,
 	};
 	int rc = -EINVAL;
+	size_t first = HB_ON_VALGRIND() ? sizeof(tries) / sizeof(tries[0]) - 1 : 0;
 
-	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+	for (size_t i = first; i < sizeof(tries) / sizeof(tries[0]); i++) {
 		struct io_uring_params p = {.flags = tries[i] | IORING_SETUP_SUBMIT_ALL};
 		p.flags |= IORING_SETUP_CQSIZE;
 		p.cq_entries = entries * 4;
@@ -227,7 +245,13 @@ void hb_ring_wait(hb_ring_t *r, int may_sleep)
 	if (r->wake_fd >= 0 && !r->wake_armed)
 		arm_wake(r);
 	bufs_publish(r);
-	if (may_sleep)
+	if (may_sleep && HB_ON_VALGRIND()) {
+		struct pollfd pfd = {.fd = r->uring.ring_fd, .events = POLLIN};
+		io_uring_submit(&r->uring);
+		if (!io_uring_cq_ready(&r->uring))
+			(void)poll(&pfd, 1, -1);
+		io_uring_submit_and_get_events(&r->uring);
+	} else if (may_sleep)
 		io_uring_submit_and_wait(&r->uring, 1);
 	else
 		io_uring_submit_and_get_events(&r->uring);

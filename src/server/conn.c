@@ -401,6 +401,12 @@ void hb_conn_learn_addrs(hb_conn_t *c)
 	len = sizeof(ss);
 	if (getsockname(c->fd, (struct sockaddr *)&ss, &len) == 0)
 		fill_addr(&ss, c->local, sizeof(c->local), &c->local_port);
+	/* A peer on this host (127/8, ::1, or our own address) is reached over loopback, where the
+	 * kernel copies send_zc's pages anyway and the zero-copy bookkeeping only costs. */
+	c->peer_local =
+		c->remote[0] &&
+		(strcmp(c->remote, c->local) == 0 || strncmp(c->remote, "127.", 4) == 0 ||
+		 strcmp(c->remote, "::1") == 0 || strncmp(c->remote, "::ffff:127.", 11) == 0);
 }
 
 /* ---- worker messages --------------------------------------------------------------------- */

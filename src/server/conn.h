@@ -127,6 +127,7 @@ struct hb_conn {
 	hb_op_t recv_op, send_op, zc_op, splice_in_op, splice_out_op, shut_op;
 	unsigned recv_armed : 1, recv_paused : 1, send_busy : 1, peer_closed : 1;
 	unsigned addr_known : 1, shut_sent : 1, dirty : 1, recv_cancelling : 1;
+	unsigned peer_local : 1;     /* the peer is this host (loopback): see hb_conn_learn_addrs */
 	unsigned transport_shut : 1; /* transport->shutdown ran */
 	unsigned peer_unix : 1;	     /* the peer is on a unix socket (trusted as a proxy) */
 	unsigned proxy_pending : 1;  /* a PROXY protocol header must come first (conn_proxy.c) */

@@ -1,10 +1,11 @@
 /* conn_write.c: a connection's output: handler output through the transport, then the output
  * queue. Bytes go out with one sendmsg over up to HB_CONN_MAX_IOV segments; a piece of at least
  * zerocopy_threshold bytes goes alone with send_zc (its memory is kept until the kernel's
- * notification); file regions go file -> pipe -> socket with two splices, so file bytes never
- * enter user space (send_zc and splice only where the transport allows them). One send (or
- * splice) is in flight at a time, which keeps responses in order. Every submission goes through
- * the connection's socket ops (c->sock), which counts it in c->ops.
+ * notification), except to a peer on this host (loopback copies anyway: perf/README.md); file
+ * regions go file -> pipe -> socket with two splices, so file bytes never enter user space
+ * (send_zc and splice only where the transport allows them). One send (or splice) is in flight at
+ * a time, which keeps responses in order. Every submission goes through the connection's socket
+ * ops (c->sock), which counts it in c->ops.
  *
  * A transport with its own `write` (TLS) pays per call (a record: header, AEAD, a wolfSSL call),
  * so small writes are gathered here (c->gather, up to HB_CONN_GATHER_MAX bytes, counted against
@@ -193,12 +194,17 @@ static void splice_out(hb_conn_t *c)
 	c->sock->splice(c, 1, c->pipefd[0], -1, (unsigned)c->splice_inflight);
 }
 
-static int want_zc(const hb_conn_t *c, const hb_seg_t *s)
+static int want_zc(hb_conn_t *c, const hb_seg_t *s)
 {
 	int64_t t = c->io->cfg->zerocopy_threshold;
 
-	return s->zc || (t > 0 && !c->io->zc_off && s->owned && (int64_t)s->len >= t &&
-			 (c->transport->caps & HB_TRANSPORT_SEND_ZC));
+	if (s->zc)
+		return 1;
+	if (t <= 0 || c->io->zc_off || !s->owned || (int64_t)s->len < t ||
+	    !(c->transport->caps & HB_TRANSPORT_SEND_ZC))
+		return 0;
+	hb_conn_learn_addrs(c); /* once per connection */
+	return !c->peer_local;
 }
 
 static void send_zc(hb_conn_t *c, hb_seg_t *s)

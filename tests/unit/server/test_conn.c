@@ -8,10 +8,13 @@
  * through its write. */
 #include <criterion/criterion.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -210,6 +213,51 @@ Test(conn, send_zc_partial_sends_and_notifications_before_free)
 	hb_conn_zc_notified(c);
 	hb_conn_maybe_free(c);
 	cr_assert_eq(F.closes, 1);
+}
+
+/* A TCP connection over 127.0.0.1: (client fd, accepted fd). */
+static void loopback_pair(int *cl, int *sv)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_geq(l, 0);
+	cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(l, 1), 0);
+	cr_assert_eq(getsockname(l, (struct sockaddr *)&a, &len), 0);
+	*cl = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_eq(connect(*cl, (struct sockaddr *)&a, sizeof(a)), 0);
+	*sv = accept(l, NULL, NULL);
+	cr_assert_geq(*sv, 0);
+	close(l);
+}
+
+Test(conn, no_send_zc_to_a_loopback_peer)
+{
+	static char body[8192 + 1];
+	int cl, sv;
+
+	loopback_pair(&cl, &sv);
+	hb_conn_t *c = hb_conn_new_with(&io, sv, &hb_transport_plain, &fake_ops);
+	cr_assert_not_null(c);
+	cfg.zerocopy_threshold = 4096;
+	memset(body, 'z', 8192);
+	client_sends(c, GET_A);
+	hb_stream_t *s = worker_takes();
+	worker_answers(s, 200, body, 8192);
+	pump();
+	send_everything(c);
+	cr_assert_eq(F.zcs, 0, "loopback copies anyway: no send_zc for 127.0.0.1");
+	cr_assert_eq(F.sendmsgs, 1, "head and the large body in one plain sendmsg");
+	cr_assert_gt(F.wire_len, 8192);
+	cr_assert(c->peer_local);
+	cr_assert_str_eq(c->remote, "127.0.0.1");
+	hb_stream_release(s);
+	hb_conn_recv_done(c, 0, 0, NULL); /* the client closes: nothing in flight, freed */
+	cr_assert_eq(F.closes, 1);
+	close(sv);
+	close(cl);
 }
 
 static int tmp_file(size_t len)

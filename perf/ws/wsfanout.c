@@ -1,0 +1,254 @@
+/* wsfanout: a WebSocket broadcast (pub/sub fan-out) load generator for perf/bench.py.
+ *
+ * Opens C connections to ws://HOST:PORT/PATH (perf/apps/broadcast_asgi.py). Each waits for the
+ * server's "ready" text (sent once the connection's subscription exists). Then connection 0
+ * publishes: it sends a masked text message of SIZE bytes that starts with its sequence
+ * number; the server publishes it to every connection (connection 0 included), and a message
+ * is delivered once all C connections have received it. W messages are kept in flight. Runs D
+ * seconds and prints published messages/s, deliveries/s (messages x C) and p50/p99 of the time
+ * from publishing a message to its last delivery. A lost or reordered message is an error.
+ *   wsfanout -h 127.0.0.1 -p 8000 -P /ws -c 100 -d 5 -s 64 -W 8
+ * Single-threaded epoll client; loopback only. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXLAT (1 << 22)
+#define RING 4096 /* > any window */
+
+typedef struct conn {
+	int fd;
+	int upgraded, ready;
+	uint64_t next; /* sequence number of the next message expected */
+	size_t have;
+	char buf[65536];
+} conn_t;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void send_text(int fd, const char *payload, size_t n)
+{
+	unsigned char frame[70000];
+	size_t h = 0;
+	unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
+
+	frame[h++] = 0x81;
+	if (n < 126) {
+		frame[h++] = 0x80 | (unsigned char)n;
+	} else {
+		frame[h++] = 0x80 | 126;
+		frame[h++] = (unsigned char)(n >> 8);
+		frame[h++] = (unsigned char)n;
+	}
+	memcpy(frame + h, mask, 4);
+	h += 4;
+	for (size_t i = 0; i < n; i++)
+		frame[h + i] = (unsigned char)payload[i] ^ mask[i & 3];
+	if (write(fd, frame, h + n) != (ssize_t)(h + n)) {
+		perror("write");
+		exit(1);
+	}
+}
+
+/* Header and payload length of one complete server frame at the front of buf; 0 if partial. */
+static size_t frame_len(const unsigned char *b, size_t have, size_t *hdr)
+{
+	if (have < 2)
+		return 0;
+	size_t n = b[1] & 0x7f, h = 2;
+	if (n == 126) {
+		if (have < 4)
+			return 0;
+		n = (size_t)b[2] << 8 | b[3];
+		h = 4;
+	} else if (n == 127) {
+		fprintf(stderr, "frame too large for this benchmark\n");
+		exit(1);
+	}
+	*hdr = h;
+	return have >= h + n ? h + n : 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *host = "127.0.0.1", *path = "/ws";
+	int port = 8000, nconn = 100, secs = 5, size = 64, window = 8, opt;
+
+	while ((opt = getopt(argc, argv, "h:p:P:c:d:s:W:")) != -1) {
+		switch (opt) {
+		case 'h':
+			host = optarg;
+			break;
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 'P':
+			path = optarg;
+			break;
+		case 'c':
+			nconn = atoi(optarg);
+			break;
+		case 'd':
+			secs = atoi(optarg);
+			break;
+		case 's':
+			size = atoi(optarg);
+			break;
+		case 'W':
+			window = atoi(optarg);
+			break;
+		default:
+			fprintf(stderr,
+				"usage: wsfanout -h HOST -p PORT -P PATH -c CONNS -d SECS -s "
+				"BYTES -W WINDOW\n");
+			return 2;
+		}
+	}
+	if (size < 16 || size > 65535 || nconn < 1 || window < 1 || window >= RING)
+		return 2;
+	char *payload = malloc((size_t)size);
+	memset(payload, 'x', (size_t)size);
+	uint64_t *lat = malloc(sizeof(uint64_t) * MAXLAT);
+	static uint64_t sent_ns[RING];
+	static int got[RING];
+	size_t nlat = 0;
+	uint64_t published = 0, delivered = 0;
+	int ep = epoll_create1(0), nready = 0;
+	conn_t *cs = calloc((size_t)nconn, sizeof(conn_t));
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	inet_pton(AF_INET, host, &sa.sin_addr);
+	for (int i = 0; i < nconn; i++) {
+		conn_t *c = &cs[i];
+		int one = 1;
+		c->fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			perror("connect");
+			return 1;
+		}
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		char req[512];
+		int n = snprintf(req, sizeof(req),
+				 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: "
+				 "websocket\r\nConnection: Upgrade\r\n"
+				 "Sec-WebSocket-Key: "
+				 "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+				 path, host, port);
+		if (write(c->fd, req, (size_t)n) != n)
+			return 1;
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+		epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+	}
+	uint64_t start = 0, end = 0, t0 = now_ns();
+	struct epoll_event evs[256];
+	for (;;) {
+		uint64_t t = now_ns();
+		if (start && t >= end)
+			break;
+		if (!start && t - t0 > 30000000000ull) {
+			fprintf(stderr, "only %d of %d connections ready after 30 s\n", nready,
+				nconn);
+			return 1;
+		}
+		int n = epoll_wait(ep, evs, 256, 100);
+		for (int i = 0; i < n; i++) {
+			conn_t *c = evs[i].data.ptr;
+			ssize_t r = read(c->fd, c->buf + c->have, sizeof(c->buf) - c->have);
+			if (r <= 0) {
+				fprintf(stderr, "connection closed by server\n");
+				return 1;
+			}
+			c->have += (size_t)r;
+			if (!c->upgraded) {
+				char *e = memmem(c->buf, c->have, "\r\n\r\n", 4);
+				if (!e)
+					continue;
+				if (strncmp(c->buf, "HTTP/1.1 101", 12) != 0) {
+					fprintf(stderr, "upgrade refused: %.40s\n", c->buf);
+					return 1;
+				}
+				size_t used = (size_t)(e + 4 - c->buf);
+				memmove(c->buf, c->buf + used, c->have - used);
+				c->have -= used;
+				c->upgraded = 1;
+			}
+			size_t fl, h;
+			while ((fl = frame_len((unsigned char *)c->buf, c->have, &h)) > 0) {
+				const char *p = c->buf + h;
+				if (!c->ready) {
+					if (fl - h != 5 || memcmp(p, "ready", 5) != 0) {
+						fprintf(stderr, "expected 'ready' first\n");
+						return 1;
+					}
+					c->ready = 1;
+					if (++nready ==
+					    nconn) { /* all subscribed: start publishing */
+						start = now_ns();
+						end = start + (uint64_t)secs * 1000000000ull;
+						for (int w = 0; w < window; w++, published++) {
+							snprintf(payload, 16, "%015llu",
+								 (unsigned long long)published);
+							payload[15] = ' ';
+							sent_ns[published % RING] = now_ns();
+							got[published % RING] = 0;
+							send_text(cs[0].fd, payload, (size_t)size);
+						}
+					}
+				} else {
+					uint64_t seq = strtoull(p, NULL, 10);
+					if (fl - h != (size_t)size || seq != c->next) {
+						fprintf(stderr,
+							"message lost or reordered: got %llu, "
+							"expected %llu\n",
+							(unsigned long long)seq,
+							(unsigned long long)c->next);
+						return 1;
+					}
+					c->next++;
+					if (++got[seq % RING] == nconn) { /* its last delivery */
+						delivered++;
+						if (nlat < MAXLAT)
+							lat[nlat++] =
+								now_ns() - sent_ns[seq % RING];
+						snprintf(payload, 16, "%015llu",
+							 (unsigned long long)published);
+						payload[15] = ' ';
+						sent_ns[published % RING] = now_ns();
+						got[published % RING] = 0;
+						published++;
+						send_text(cs[0].fd, payload, (size_t)size);
+					}
+				}
+				memmove(c->buf, c->buf + fl, c->have - fl);
+				c->have -= fl;
+			}
+		}
+	}
+	double el = (double)(now_ns() - start) / 1e9;
+	qsort(lat, nlat, sizeof(uint64_t), cmp_u64);
+	printf("messages/s: %.0f\n", (double)delivered / el);
+	printf("deliveries/s: %.0f\n", (double)delivered * nconn / el);
+	printf("p50_ms: %.3f\np99_ms: %.3f\n", nlat ? lat[nlat / 2] / 1e6 : 0.0,
+	       nlat ? lat[nlat * 99 / 100] / 1e6 : 0.0);
+	return 0;
+}
