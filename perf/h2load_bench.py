@@ -85,7 +85,8 @@ def start(name, opts, port, tmp, tls):
         app, cls = ("hello_wsgi:application", "wsgi") if name == "hornbeam-wsgi" else \
             ("hello_asgi:app", "asgi")
         cmd = pin + [opts.hornbeam_bin, app, "--bind", "127.0.0.1:%d" % port, "--workers", "1",
-                     "--worker-class", cls, "--pythonpath", str(APPS), "--log-level", "warning"]
+                     "--worker-class", cls, "--pythonpath", str(APPS), "--log-level", "warning",
+                     "--no-access-log"]
         if tls:
             cmd += ["--certfile", "%s/server.pem" % opts.certs,
                     "--keyfile", "%s/server.key" % opts.certs]

@@ -105,6 +105,7 @@ def start(name, opts, port, tmp):
             ("hello_asgi:app", "asgi")
         cmd = pin + [opts.hornbeam_bin, app, "--bind", "127.0.0.1:%d" % port, "--workers", "1",
                      "--worker-class", cls, "--pythonpath", str(APPS), "--log-level", "warning",
+                     "--no-access-log",
                      "--certfile", str(Path(opts.certs) / "server.pem"),
                      "--keyfile", str(Path(opts.certs) / "server.key")]
     # its own process group in this session: a new session would get its own scheduler
