@@ -90,6 +90,8 @@ def test_kill_9_worker_under_load_is_replaced_without_leaks(server):
     load = Load(s.port, clients=4)
     try:
         for cycle in range(20):
+            # Both processes, the replacement included, before choosing the next victim.
+            assert wait_for(lambda: len(s.worker_pids()) == 2, 20), s.describe()
             pids = s.worker_pids()
             victim = pids[cycle % 2]
             served = load.count()
