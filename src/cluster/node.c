@@ -780,15 +780,17 @@ fail:
 	return rc;
 }
 
-void hb_cluster_stop(hb_cluster_t *cl, int leave)
+int hb_cluster_stop(hb_cluster_t *cl, int leave)
 {
 	if (!cl)
-		return;
+		return 0;
 	cl->leave = leave;
 	atomic_store(&cl->stop, 1);
 	hb_ring_wakeup(hb_ring_wake_fd(&cl->ring));
 	pthread_join(cl->th, NULL);
+	int busy = cl->busy_at_stop ? 1 : 0;
 	cluster_free(cl);
+	return busy;
 }
 
 uint16_t hb_cluster_port(const hb_cluster_t *cl)

@@ -69,8 +69,10 @@ int hb_cluster_start_config(const hb_config_t *cfg, hb_cluster_event_fn fn, void
  * hb_cluster_stop. */
 const hb_remote_t *hb_cluster_remote(hb_cluster_t *cl);
 /* Stops the thread: with leave, first tells every member this node leaves and flushes for up to
- * leave_wait_ms; without, links just close (as a crash looks to the others). Frees everything. */
-void hb_cluster_stop(hb_cluster_t *cl, int leave);
+ * leave_wait_ms; without, links just close (as a crash looks to the others). Frees everything
+ * and returns 0, or returns 1 when a call served for another node was still running in a worker
+ * after the wait: then the structure is left to the exiting process (not freed). */
+int hb_cluster_stop(hb_cluster_t *cl, int leave);
 /* The port actually bound (useful with bind_port 0). */
 uint16_t hb_cluster_port(const hb_cluster_t *cl);
 /* A snapshot of the live members' names (alive or suspect), sorted: a malloc'd array of
