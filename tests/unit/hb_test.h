@@ -48,6 +48,7 @@ static int ntests;
 	} while (0)
 #define cr_assert_not(c, ...) cr_assert(!(c))
 #define cr_assert_eq(a, b, ...) cr_assert((a) == (b))
+#define cr_assert_neq(a, b, ...) cr_assert((a) != (b))
 #define cr_assert_lt(a, b, ...) cr_assert((a) < (b))
 #define cr_assert_leq(a, b, ...) cr_assert((a) <= (b))
 #define cr_assert_gt(a, b, ...) cr_assert((a) > (b))
