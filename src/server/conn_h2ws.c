@@ -14,6 +14,11 @@
  * frames wait in the stream's response queue (conn_h2.c) for its send window, which holds the
  * app at the usual output watermark. The app's end (after a close frame) ends the stream; the
  * client's END_STREAM without a close frame, or its RST_STREAM, is a disconnect for the app.
+ *
+ * The io thread's timers run per stream as on HTTP/1.1: websocket_ping_interval without bytes
+ * from the client sends a ping; no pong within websocket_ping_timeout resets the stream (the
+ * connection and its other streams live on) and the app hears a disconnect; websocket_timeout
+ * closes an idle one with 1001.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -38,7 +43,10 @@ typedef struct h2ws {
 	size_t in_len, in_cap;
 	unsigned open : 1, denied : 1, close_sent : 1, close_received : 1, paused : 1;
 	unsigned peer_ended : 1; /* the client's END_STREAM came */
-	uint64_t last_active_ns;
+	unsigned ping_out : 1;	 /* our ping waits for its pong (websocket_ping_timeout) */
+	uint64_t last_active_ns; /* a message either way (websocket_timeout) */
+	uint64_t last_recv_ns;	 /* bytes from the client (websocket_ping_interval) */
+	uint64_t ping_sent_ns;
 	uint64_t linger_deadline; /* our side ended: the client must end its side before */
 } h2ws_t;
 
@@ -89,7 +97,7 @@ int hb_h2ws_check(hb_conn_t *c, int32_t sid, hb_request_t *req, const char *prot
 	if (h->wss)
 		h->wss->prev = ws;
 	h->wss = ws;
-	ws->last_active_ns = hb_io_now(c->io);
+	ws->last_active_ns = ws->last_recv_ns = hb_io_now(c->io);
 	*out = ws;
 	return 0;
 }
@@ -277,6 +285,9 @@ static void on_event(hb_conn_t *c, hb_exchange_t *x, const hb_ws_event_t *ev)
 		if (!ws->close_sent)
 			send_control(c, x, HB_WS_OP_PONG, ev->data, ev->len);
 		break;
+	case HB_WS_EV_PONG:
+		ws->ping_out = 0;
+		break;
 	case HB_WS_EV_CLOSE:
 		ws->close_received = 1;
 		/* Echo the code (RFC 6455 5.5.1); none is answered with an empty close. */
@@ -352,7 +363,7 @@ void hb_h2ws_data(hb_conn_t *c, hb_exchange_t *x, const uint8_t *d, size_t len)
 	}
 	memcpy(ws->in + ws->in_len, d, len);
 	ws->in_len += len;
-	ws->last_active_ns = hb_io_now(c->io);
+	ws->last_active_ns = ws->last_recv_ns = hb_io_now(c->io);
 	if (ws->open)
 		parse_input(c, x);
 }
@@ -416,7 +427,7 @@ static void accept_ws(hb_conn_t *c, hb_exchange_t *x, hb_response_t *r)
 		return;
 	}
 	ws->open = 1;
-	ws->last_active_ns = hb_io_now(c->io);
+	ws->last_active_ns = ws->last_recv_ns = hb_io_now(c->io);
 	hb_stream_signal(x->stream, HB_ST_MSG_OPEN);
 	parse_input(c, x); /* frames that came right behind the request */
 }
@@ -498,7 +509,8 @@ void hb_h2ws_tick(hb_conn_t *c, hb_exchange_t *x, uint64_t now)
 {
 	h2ws_t *ws = hb_h2x(x)->ws;
 	h2x_t *hx = hb_h2x(x);
-	int64_t idle = c->io->cfg->websocket_timeout_s;
+	const hb_config_t *cfg = c->io->cfg;
+	int64_t idle = cfg->websocket_timeout_s;
 
 	if (!ws->open || hx->closed)
 		return;
@@ -508,9 +520,27 @@ void hb_h2ws_tick(hb_conn_t *c, hb_exchange_t *x, uint64_t now)
 		hb_h2_reset(hb_h2c(c)->e, hx->sid, hx->qhead ? HB_H2_CANCEL : HB_H2_NO_ERROR);
 		return;
 	}
+	if (ws->ping_out && now - ws->ping_sent_ns > (uint64_t)cfg->websocket_ping_timeout_s * NS) {
+		/* No pong: the peer is gone (HTTP/1.1 drops the connection; here only the stream).
+		 * The app hears a disconnect (1006). */
+		hb_debug("h2: websocket on stream %d: ping timeout", hx->sid);
+		ws->ping_out = 0;
+		ws->close_received = 1;
+		hb_exchange_client_gone(x, 0);
+		hb_h2_reset(hb_h2c(c)->e, hx->sid, HB_H2_CANCEL);
+		return;
+	}
 	if (idle > 0 && !ws->close_sent && now - ws->last_active_ns > (uint64_t)idle * NS) {
 		send_close(c, x, HB_WS_CLOSE_GOING_AWAY, "idle timeout", 12);
 		tell_app_closed(x, HB_WS_CLOSE_GOING_AWAY, NULL, 0);
+		return;
+	}
+	if (cfg->websocket_ping_interval_s > 0 && !ws->ping_out && !ws->close_sent &&
+	    !ws->close_received &&
+	    now - ws->last_recv_ns > (uint64_t)cfg->websocket_ping_interval_s * NS) {
+		ws->ping_out = 1;
+		ws->ping_sent_ns = now;
+		send_control(c, x, HB_WS_OP_PING, "hb", 2);
 	}
 }
 

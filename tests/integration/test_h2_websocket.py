@@ -3,7 +3,9 @@ the HTTP/2 client and wsproto for the (masked) client frames: the SETTINGS, echo
 binary over h2c and over TLS with ALPN h2, permessage-deflate, subprotocols, denials (ASGI close
 before accept, a WSGI app that knows no WebSocket, a wrong version), close codes both ways,
 RST_STREAM and END_STREAM as disconnects for the app, many WebSocket streams next to plain
-requests on one connection, flow control of a slow reader, and malformed extended CONNECTs.
+requests on one connection, flow control of a slow reader, malformed extended CONNECTs, and
+the per-stream pings (websocket_ping_interval/ping_timeout: a silent stream is reset, its
+neighbour that answers pongs lives on).
 Apps: apps/asgi_apps.py (ws_app under /ws/), apps/wsgi_apps.py."""
 import socket
 import ssl
@@ -481,5 +483,50 @@ def test_echo_over_tls_alpn_h2(server, certs):
         assert cli.recv_message(sid, 3) == b"\x00\xff" * 40000
         cli.send_close(sid)
         cli.wait(lambda: st["ended"])
+    finally:
+        cli.close()
+
+
+def test_pings_per_stream_and_a_silent_stream_is_reset(server, tmp_path):
+    """websocket_ping_interval/ping_timeout run per WebSocket stream, as on HTTP/1.1: a stream
+    that never answers the server's ping is reset (CANCEL) and its app hears 1006, while a
+    stream on the same connection that answers with pongs stays open."""
+    disc = tmp_path / "disc.log"
+    srv = server("asgi_apps:app", "--worker-class", "asgi", "--websocket-ping-interval", "1",
+                 "--websocket-ping-timeout", "1", env={"HB_DISCONNECT_LOG": str(disc)})
+    cli = Client(srv.port)
+    try:
+        silent = cli.connect_ws("/ws/echo")
+        live = cli.connect_ws("/ws/echo")
+        assert cli.wait_status(silent)["status"] == 200
+        assert cli.wait_status(live)["status"] == 200
+        t0 = time.monotonic()
+        answered = [0]
+
+        def pings(sid):
+            return [f for f in cli.streams[sid]["frames"] if f.opcode == Opcode.PING]
+
+        def answer(stop):
+            got = pings(live)
+            for f in got[answered[0]:]:
+                cli.send_frame(live, cli.streams[live]["proto"].pong(f.payload))
+            answered[0] = len(got)
+            return stop()
+
+        cli.wait(lambda: answer(lambda: cli.streams[silent]["reset"] is not None), timeout=10)
+        took = time.monotonic() - t0
+        assert [f.payload for f in pings(silent)] == [b"hb"], "one ping, then the reset"
+        assert cli.streams[silent]["reset"] == 0x8  # CANCEL
+        assert 1.5 < took < 6.0, "reset after %.2fs (ping 1 s + timeout 1 s)" % took
+        wait_for(lambda: "ws-disconnect 1006" in disc.read_text().split("\n")
+                 if disc.exists() else False, timeout=10)
+        # the other stream answered its pings: still open past two rounds of ping + timeout
+        deadline = t0 + 4.5
+        cli.wait(lambda: answer(lambda: time.monotonic() > deadline), timeout=10)
+        assert answered[0] >= 2, "pings on the live stream: %d" % answered[0]
+        assert cli.streams[live]["reset"] is None and not cli.streams[live]["ended"]
+        cli.send_text(live, "still here")
+        assert cli.recv_message(live) == "still here"
+        assert cli.goaway is None
     finally:
         cli.close()
