@@ -12,7 +12,7 @@ TEST_PKGS="python3 python3-pytest python3-requests python3-httpx python3-h2 pyth
   python3-numpy nginx-light libnginx-mod-stream prometheus"
 PERF_PKGS="wrk nginx-light gunicorn python3-uvicorn python3-uvloop python3-httptools
   uwsgi uwsgi-plugin-python3 python3-hypercorn python3-matplotlib linux-perf valgrind
-  redis-server python3-redis"
+  redis-server python3-redis serf"
 
 want="$BUILD_PKGS $TEST_PKGS"
 [ "${1:-}" = "--perf" ] && want="$want $PERF_PKGS"
