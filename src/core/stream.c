@@ -394,6 +394,26 @@ int hb_stream_msg_push(hb_stream_t *s, uint32_t kind, hb_chunk_t *c)
 	return push_chunk(s, kind, c);
 }
 
+int hb_stream_msg_push_close(hb_stream_t *s, uint16_t code, const void *reason, size_t len)
+{
+	hb_chunk_t *c = malloc(sizeof(*c) + 2 + len);
+	int rc = -ENOMEM;
+
+	if (c) {
+		c->len = 2 + len;
+		c->data[0] = (char)(code >> 8);
+		c->data[1] = (char)(code & 0xff);
+		if (len)
+			memcpy(c->data + 2, reason, len);
+		rc = push_chunk(s, HB_MSGK_CLOSE, c);
+		if (rc == 0)
+			return 0;
+		free(c);
+	}
+	hb_stream_signal(s, HB_ST_CLIENT_GONE);
+	return rc;
+}
+
 int hb_stream_msg_recv(hb_stream_t *s, hb_chunk_t **msg, uint32_t *kind, int block)
 {
 	hb_msg_t m;

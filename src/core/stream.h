@@ -200,6 +200,12 @@ int hb_stream_msg_close(hb_stream_t *s, uint16_t code, const char *reason, size_
 /* [io] Queues one incoming message (ownership of c passes on success).
  * Returns 0 or -EAGAIN (queue full). */
 int hb_stream_msg_push(hb_stream_t *s, uint32_t kind, hb_chunk_t *c);
+/* [io] Tells the worker the channel is closing: queues an HB_MSGK_CLOSE message (2-byte code,
+ * big-endian, then `reason`, copied) after the messages already queued. When it cannot (no
+ * memory, queue full) it sets HB_ST_CLIENT_GONE instead, so the worker still hears the end
+ * (as a disconnect without a close frame). Returns 0 when queued, else -ENOMEM or -EAGAIN
+ * (already signalled). */
+int hb_stream_msg_push_close(hb_stream_t *s, uint16_t code, const void *reason, size_t len);
 
 /* [worker] Sends what was posted now: wakes io threads whose wake was deferred (hub.h). Call
  * before handing control back to app code that may block between chunks. */

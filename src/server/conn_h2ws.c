@@ -204,22 +204,8 @@ static void send_message(hb_conn_t *c, hb_exchange_t *x, uint32_t kind, hb_chunk
 /* Tells the app the WebSocket is closing with `code` (websocket.disconnect). */
 static void tell_app_closed(hb_exchange_t *x, uint16_t code, const uint8_t *reason, size_t len)
 {
-	hb_chunk_t *ch;
-
-	if (x->ended)
-		return;
-	ch = malloc(sizeof(*ch) + 2 + len);
-	if (ch) {
-		ch->len = 2 + len;
-		ch->data[0] = (char)(code >> 8);
-		ch->data[1] = (char)(code & 0xff);
-		if (len)
-			memcpy(ch->data + 2, reason, len);
-		if (hb_stream_msg_push(x->stream, HB_MSGK_CLOSE, ch) == 0)
-			return;
-		free(ch);
-	}
-	hb_stream_signal(x->stream, HB_ST_CLIENT_GONE);
+	if (!x->ended)
+		hb_stream_msg_push_close(x->stream, code, reason, len);
 }
 
 /* ---- receiving --------------------------------------------------------------------------- */

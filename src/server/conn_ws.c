@@ -177,22 +177,9 @@ static void send_close(hb_conn_t *c, uint16_t code, const char *reason, size_t l
 static void tell_app_closed(hb_conn_t *c, uint16_t code, const uint8_t *reason, size_t len)
 {
 	hb_exchange_t *x = W(c)->x;
-	hb_chunk_t *ch;
 
-	if (!x || x->ended)
-		return;
-	ch = malloc(sizeof(*ch) + 2 + len);
-	if (ch) {
-		ch->len = 2 + len;
-		ch->data[0] = (char)(code >> 8);
-		ch->data[1] = (char)(code & 0xff);
-		if (len)
-			memcpy(ch->data + 2, reason, len);
-		if (hb_stream_msg_push(x->stream, HB_MSGK_CLOSE, ch) == 0)
-			return;
-		free(ch);
-	}
-	hb_stream_signal(x->stream, HB_ST_CLIENT_GONE);
+	if (x && !x->ended)
+		hb_stream_msg_push_close(x->stream, code, reason, len);
 }
 
 static void ws_send(hb_conn_t *c, hb_exchange_t *x, uint32_t kind, hb_chunk_t *ch, uint64_t acct)
