@@ -150,6 +150,36 @@ int hb_xbus_slot(const hb_xbus_t *b)
 	return hb_xbus_attached(b) ? (int)b->slot : -1;
 }
 
+int hb_xbus_pick(hb_xbus_t *b, hb_xbus_peer_t *out)
+{
+	struct region *r;
+	uint32_t top, start;
+
+	if (!hb_xbus_attached(b))
+		return -ENOTCONN;
+	r = b->r;
+	top = atomic_load(&r->top);
+	start = top ? atomic_fetch_add(&b->rr, 1) % top : 0;
+	for (uint32_t k = 0; k < top; k++) {
+		uint32_t i = (start + k) % top;
+		struct slot *s = &r->slots[i];
+
+		if (atomic_load(&s->state) != SLOT_LIVE)
+			continue;
+		out->slot = i;
+		out->gen = i == b->slot ? b->gen : atomic_load(&s->gen);
+		return i == b->slot;
+	}
+	out->slot = b->slot;
+	out->gen = b->gen;
+	return 1;
+}
+
+uint64_t hb_xbus_generation(hb_xbus_t *b)
+{
+	return b ? atomic_load(&b->r->names_gen) : 0;
+}
+
 int hb_xbus_peers(hb_xbus_t *b)
 {
 	int n = 0;
@@ -180,6 +210,7 @@ static void free_slot(struct region *r, uint32_t i)
 	atomic_store(&r->slots[i].pid, 0);
 	if (atomic_exchange(&r->slots[i].state, SLOT_FREE) == SLOT_LIVE)
 		atomic_fetch_sub(&r->nlive, 1);
+	atomic_fetch_add(&r->names_gen, 1);
 }
 
 void hb_xbus_reap(hb_xbus_t *b, pid_t pid)
@@ -540,6 +571,7 @@ static int claim(struct region *r)
 
 			if (atomic_compare_exchange_strong(&s->state, &exp, SLOT_CLAIMED)) {
 				atomic_fetch_sub(&r->nlive, 1);
+				atomic_fetch_add(&r->names_gen, 1); /* the dead one's names went */
 				atomic_store(&s->pid, (int32_t)getpid());
 				return (int)i;
 			}

@@ -33,6 +33,9 @@
  * that died: the job ends LOST). Bus threads never block on a send (the only send they make, a
  * LOST reply for a name that just went away, is non-blocking), so two processes cannot wedge
  * each other; a sending worker thread waits at most timeout_ms (SO_SNDTIMEO) for a peer's queue.
+ * A JOB of kind HB_JOB_RPC/HB_JOB_RPC_CAST ("module:function": the cluster spreading calls from
+ * other nodes over the processes with hb_xbus_pick) goes to that process's least busy pooled
+ * worker (hb_funcs_post_any) instead of a name's owner.
  *
  * Threads: any thread of an attached process may call publish/register/unregister/owner/names/
  * post/wait; attach/detach from one thread (the process's main thread). hb_xbus_reap is for the
@@ -93,6 +96,12 @@ int hb_xbus_attach(hb_xbus_t *b, hb_pubsub_t *ps, hb_funcs_t *funcs);
 void hb_xbus_detach(hb_xbus_t *b);
 /* This process's slot, or -1 when it is not attached. */
 int hb_xbus_slot(const hb_xbus_t *b);
+/* The next live process in round robin (this one included), to spread work over them: 1 with
+ * *out = this process, 0 with *out another one, -ENOTCONN when not attached. */
+int hb_xbus_pick(hb_xbus_t *b, hb_xbus_peer_t *out);
+/* Changes whenever the set of live registered names may have changed (a register, an
+ * unregister, a process's slot freed): the cluster re-announces its names when it moves. */
+uint64_t hb_xbus_generation(hb_xbus_t *b);
 /* Other processes attached now (racy). */
 int hb_xbus_peers(hb_xbus_t *b);
 /* [master, after waitpid] Frees the slot of a process that is gone, and its names. */
@@ -113,10 +122,18 @@ int hb_xbus_owner(hb_xbus_t *b, const void *name, size_t len, hb_xbus_peer_t *ou
 /* Calls cb for every name whose owner is alive; cb's non-zero return stops and is returned. */
 int hb_xbus_names(hb_xbus_t *b, hb_xbus_name_cb cb, void *ud);
 
-/* Sends a job (funcs.h) to the process `to`. For HB_JOB_CALL the bus keeps a reference until
+/* Sends a job (funcs.h) to the process `to`. For HB_JOB_CALL and HB_JOB_RPC ("module:function",
+ * run by the least busy worker there) the bus keeps a reference until
  * the reply finishes the job (hb_funcs_job_wait / hb_xbus_wait). Returns 0, -ENOTCONN (not
  * attached), -ECONNREFUSED (the peer is gone), -ETIMEDOUT (its queue stayed full) or -ENOMEM. */
 int hb_xbus_post(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j);
+/* hb_xbus_post without waiting for a full peer queue: -EAGAIN then (nothing was sent), for a
+ * thread that must not block (the cluster thread). */
+int hb_xbus_try_post(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j);
+/* For a poster that does not wait with hb_xbus_wait (the cluster thread, whose jobs finish
+ * through their done hook): ends LOST every posted call whose process has left its slot (died
+ * and was reaped or replaced). Returns how many. */
+int hb_xbus_check_pending(hb_xbus_t *b);
 /* Waits for a posted call like hb_funcs_job_wait, and ends it LOST when the peer dies
  * meanwhile. Returns 0 (the job finished) or -ETIMEDOUT (the bus forgot it: a late reply is
  * dropped). */

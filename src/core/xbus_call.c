@@ -58,6 +58,7 @@ int hb_xbus_register(hb_xbus_t *b, const void *name, size_t len)
 		e->slot = b->slot;
 		e->gen = b->gen;
 		e->used = 1;
+		atomic_fetch_add(&r->names_gen, 1);
 	}
 	pthread_mutex_unlock(&r->mu);
 	return rc;
@@ -77,6 +78,8 @@ static int unregister(hb_xbus_t *b, const void *name, size_t len, int mine)
 		rc = 0;
 	if (e && (rc == 0 || !hb_xbus_owner_live(b->r, e->slot, e->gen)))
 		e->used = 0;
+	if (rc == 0)
+		atomic_fetch_add(&b->r->names_gen, 1);
 	pthread_mutex_unlock(&b->r->mu);
 	return rc;
 }
@@ -167,7 +170,13 @@ static hb_job_t *pending_take(hb_xbus_t *b, uint64_t id, hb_job_t *j)
 	return out;
 }
 
-int hb_xbus_post(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j)
+/* A job kind whose result goes back to the poster. */
+static int wants_reply(uint8_t kind)
+{
+	return kind == HB_JOB_CALL || kind == HB_JOB_RPC;
+}
+
+static int post(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j, int dontwait)
 {
 	struct msg m = {.type = T_JOB};
 	struct pending *p = NULL;
@@ -185,23 +194,71 @@ int hb_xbus_post(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j)
 	m.id = atomic_fetch_add(&b->next_id, 1) + 1;
 	m.nlen = (uint32_t)nlen;
 	m.plen = (uint32_t)alen;
-	if (m.kind == HB_JOB_CALL) {
+	if (wants_reply(m.kind)) {
 		p = malloc(sizeof(*p));
 		if (!p)
 			return -ENOMEM;
 		p->id = m.id;
 		p->job = j;
+		p->to = *to;
 		hb_funcs_job_ref(j);
 		pending_add(b, p);
 	}
 	rc = hb_xbus_payload_prepare(alen, args, &fd);
 	if (rc == 0)
-		rc = hb_xbus_send_msg(b, to->slot, to->gen, &m, name, args, fd, 0);
+		rc = hb_xbus_send_msg(b, to->slot, to->gen, &m, name, args, fd, dontwait);
 	if (fd >= 0)
 		close(fd);
 	if (rc < 0 && p)
 		hb_funcs_job_release(pending_take(b, m.id, NULL));
 	return rc;
+}
+
+int hb_xbus_post(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j)
+{
+	return post(b, to, j, 0);
+}
+
+int hb_xbus_try_post(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j)
+{
+	int rc = post(b, to, j, 1);
+
+	return rc == -ETIMEDOUT ? -EAGAIN : rc;
+}
+
+int hb_xbus_check_pending(hb_xbus_t *b)
+{
+	struct pending *dead = NULL;
+	int n = 0;
+
+	if (!hb_xbus_attached(b))
+		return 0;
+	pthread_mutex_lock(&b->pmu);
+	for (struct pending **pp = &b->pending; *pp;) {
+		struct pending *p = *pp;
+
+		/* owner_live only: no PING under the lock; a process that died and was
+		 * reaped (or replaced) has left its slot */
+		if (hb_xbus_owner_live(b->r, p->to.slot, p->to.gen)) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		p->next = dead;
+		dead = p;
+	}
+	pthread_mutex_unlock(&b->pmu);
+	while (dead) {
+		struct pending *next = dead->next;
+
+		if (hb_funcs_job_start(dead->job))
+			hb_funcs_job_finish(dead->job, HB_JOB_LOST, NULL, 0);
+		hb_funcs_job_release(dead->job);
+		free(dead);
+		dead = next;
+		n++;
+	}
+	return n;
 }
 
 int hb_xbus_wait(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j, int timeout_ms)
@@ -262,10 +319,12 @@ static void reply_done(hb_job_t *j, void *arg)
 
 void hb_xbus_on_job(hb_xbus_t *b, const struct msg *m, const char *name, const void *args)
 {
-	hb_inbox_t *in = hb_funcs_lookup(b->funcs, name, m->nlen);
+	int rpc = m->kind == HB_JOB_RPC || m->kind == HB_JOB_RPC_CAST;
+	hb_inbox_t *in = rpc ? NULL : hb_funcs_lookup(b->funcs, name, m->nlen);
 	hb_job_t *j;
+	int rc;
 
-	if (m->kind > HB_JOB_RPC) {
+	if (m->kind > HB_JOB_RPC_CAST) {
 		hb_funcs_inbox_release(in);
 		return;
 	}
@@ -274,9 +333,11 @@ void hb_xbus_on_job(hb_xbus_t *b, const struct msg *m, const char *name, const v
 		hb_funcs_inbox_release(in);
 		return;
 	}
-	if (m->kind == HB_JOB_CALL)
+	if (wants_reply(m->kind))
 		hb_funcs_job_set_done(j, reply_done, b, (uint64_t)m->slot << 32 | m->gen, m->id);
-	if ((!in || hb_funcs_post(in, j) < 0) && hb_funcs_job_start(j))
+	/* "module:function" runs in this process's least busy worker, a name in its owner */
+	rc = rpc ? hb_funcs_post_any(b->funcs, j) : in ? hb_funcs_post(in, j) : -ENOENT;
+	if (rc < 0 && hb_funcs_job_start(j))
 		hb_funcs_job_finish(j, HB_JOB_LOST, NULL, 0); /* replies LOST */
 	hb_funcs_job_release(j);
 	hb_funcs_inbox_release(in);

@@ -45,9 +45,10 @@ struct region {
 	uint32_t magic, max_procs, max_names;
 	int timeout_ms;
 	uint64_t id;
-	_Atomic uint32_t top;	/* slots below this index were claimed at least once */
-	_Atomic uint32_t nlive; /* slots LIVE now: publish skips the scan when it is 1 */
-	pthread_mutex_t mu;	/* robust, process-shared: the name table */
+	_Atomic uint32_t top;	    /* slots below this index were claimed at least once */
+	_Atomic uint32_t nlive;	    /* slots LIVE now: publish skips the scan when it is 1 */
+	_Atomic uint64_t names_gen; /* hb_xbus_generation: bumped when the live names change */
+	pthread_mutex_t mu;	    /* robust, process-shared: the name table */
 	size_t names_off;
 	struct slot slots[];
 };
@@ -65,6 +66,7 @@ struct pending {
 	struct pending *next;
 	uint64_t id;
 	hb_job_t *job;
+	hb_xbus_peer_t to; /* for hb_xbus_check_pending */
 };
 
 struct hb_xbus {
@@ -80,6 +82,7 @@ struct hb_xbus {
 	pthread_mutex_t pmu; /* pending calls */
 	struct pending *pending;
 	_Atomic uint64_t next_id;
+	_Atomic uint32_t rr; /* hb_xbus_pick's round robin */
 	_Atomic uint64_t sent, received, rejected, send_errors;
 };
 

@@ -1,6 +1,7 @@
 /* test_xbus.c: the process bus between forked processes: publish counts and order, a slow
  * subscriber's bound, payloads through a memfd, calls (result, error, timeout, unknown name), a
- * caller whose peer is killed, the slot freed by reap, and the name lock of a killed process. */
+ * caller whose peer is killed, the slot freed by reap, the name lock of a killed process, and
+ * "module:function" jobs spread round robin with a dead runner's job ended LOST. */
 #include "core/xbus.h"
 
 #include "../hb_test.h"
@@ -155,7 +156,8 @@ Test(xbus, not_attached_is_process_local)
 /* ---- calls ---- */
 
 /* Child: owns "double" (returns its args twice), "fail" (an error text), "hang" (never
- * answers) and runs the jobs of its inbox on its main thread. */
+ * answers) and runs the jobs of its inbox on its main thread; the inbox is pooled, so a
+ * "module:function" job (any name but m:hang: doubled) runs there too. */
 static int owner(hb_xbus_t *b, int ready)
 {
 	hb_pubsub_t *ps = hb_pubsub_new(0);
@@ -171,6 +173,8 @@ static int owner(hb_xbus_t *b, int ready)
 			return 11;
 	if (hb_xbus_register(b, "ghost", 5) < 0) /* in the table, not in the process */
 		return 12;
+	if (hb_funcs_pool_add(f, in) < 0) /* runs "module:function" jobs too */
+		return 13;
 	put(ready, 'r');
 	for (;;) {
 		hb_job_t *j = hb_funcs_take(in);
@@ -189,7 +193,7 @@ static int owner(hb_xbus_t *b, int ready)
 			hb_funcs_job_release(j);
 			continue;
 		}
-		if (strcmp(name, "hang") == 0)
+		if (strcmp(name, "hang") == 0 || strcmp(name, "m:hang") == 0)
 			pause();
 		if (strcmp(name, "fail") == 0) {
 			hb_funcs_job_finish(j, HB_JOB_ERROR, strdup("boom"), 4);
@@ -341,6 +345,87 @@ Test(xbus, hang_up_owner_reports_lost, .timeout = 60)
 	cr_assert_eq(exit_code(kid), 128 + SIGKILL);
 	while (wait(NULL) > 0)
 		;
+	hb_xbus_destroy(b);
+	hb_funcs_free(f);
+	hb_pubsub_free(ps);
+}
+
+/* ---- module:function jobs spread over processes (the cluster's calls from other nodes) ---- */
+
+Test(xbus, rpc_jobs_round_robin_and_a_dead_process_ends_lost, .timeout = 60)
+{
+	hb_xbus_t *b = hb_xbus_create(NULL);
+	hb_pubsub_t *ps = hb_pubsub_new(0);
+	hb_funcs_t *f = hb_funcs_new();
+	int rp[2], rc, self = 0, other = 0;
+	hb_xbus_peer_t p, kidp = {0};
+	const uint8_t *res;
+	size_t len;
+	uint64_t g0, g1;
+	hb_job_t *j;
+	pid_t kid;
+
+	cr_assert_eq(hb_xbus_pick(b, &p), -ENOTCONN);
+	cr_assert_eq(pipe(rp), 0);
+	kid = fork();
+	if (kid == 0)
+		_exit(owner(b, rp[1]));
+	cr_assert_eq(get(rp[0]), 'r');
+	cr_assert_eq(hb_xbus_attach(b, ps, f), 0);
+
+	/* The names' generation moves with every change (the cluster re-announces on it). */
+	g0 = hb_xbus_generation(b);
+	cr_assert_gt(g0, 0); /* the child registered its four */
+	cr_assert_eq(hb_xbus_register(b, "mine", 4), 0);
+	g1 = hb_xbus_generation(b);
+	cr_assert_gt(g1, g0);
+	cr_assert_eq(hb_xbus_unregister(b, "mine", 4), 0);
+	cr_assert_gt(hb_xbus_generation(b), g1);
+	cr_assert_eq(hb_xbus_unregister(b, "mine", 4), -ENOENT);
+
+	/* Round robin over the two live processes, this one included. */
+	for (int i = 0; i < 4; i++) {
+		rc = hb_xbus_pick(b, &p);
+		if (rc == 1) {
+			self++;
+			cr_assert_eq(p.slot, (uint32_t)hb_xbus_slot(b));
+		} else {
+			cr_assert_eq(rc, 0);
+			kidp = p;
+			other++;
+		}
+	}
+	cr_assert_eq(self, 2);
+	cr_assert_eq(other, 2);
+
+	/* A "module:function" job runs in the other process's pooled worker, result back. */
+	j = hb_funcs_job_new(HB_JOB_RPC, "m:double", 8, "ab", 2);
+	cr_assert_eq(hb_xbus_try_post(b, &kidp, j), 0);
+	cr_assert_eq(hb_xbus_wait(b, &kidp, j, 5000), 0);
+	cr_assert_eq(hb_funcs_job_status(j), HB_JOB_OK);
+	res = hb_funcs_job_result(j, &len);
+	cr_assert_eq(len, 4);
+	cr_assert_arr_eq(res, "abab", 4);
+	hb_funcs_job_release(j);
+
+	/* A poster that does not wait (the cluster thread): the job ends LOST once the process
+	 * that runs it is gone from its slot, not before. */
+	j = hb_funcs_job_new(HB_JOB_RPC, "m:hang", 6, "", 0);
+	cr_assert_eq(hb_xbus_try_post(b, &kidp, j), 0);
+	cr_assert_eq(hb_xbus_check_pending(b), 0);
+	cr_assert_eq(kill(kid, SIGKILL), 0);
+	cr_assert_eq(exit_code(kid), 128 + SIGKILL);
+	cr_assert_eq(hb_xbus_check_pending(b), 0); /* not reaped yet: its slot is still live */
+	g1 = hb_xbus_generation(b);
+	hb_xbus_reap(b, kid);
+	cr_assert_gt(hb_xbus_generation(b), g1); /* its names went */
+	cr_assert_eq(hb_xbus_check_pending(b), 1);
+	cr_assert_eq(hb_funcs_job_status(j), HB_JOB_LOST);
+	hb_funcs_job_release(j);
+	/* alone now: every pick is this process */
+	cr_assert_eq(hb_xbus_pick(b, &p), 1);
+	cr_assert_eq(hb_xbus_pick(b, &p), 1);
+
 	hb_xbus_destroy(b);
 	hb_funcs_free(f);
 	hb_pubsub_free(ps);
