@@ -10,7 +10,13 @@
  *
  * Serving side: a CALL becomes a job posted to a worker (a registered name: its owner's inbox;
  * "module:function": the pool's least busy worker) with a done callback that queues it back
- * here (any thread) for the REPLY. rpc_allow is checked before anything is imported.
+ * here (any thread) for the REPLY. rpc_allow is checked before anything is imported. With
+ * worker processes (cl->c.bus, core/xbus.h) the cluster runs in one of them but serves for all:
+ * "module:function" calls go round robin over the processes (hb_xbus_pick), a name not
+ * registered here goes to the process that owns it, both over the bus with the same done
+ * callback (the bus thread finishes the job with the other process's reply; a served job whose
+ * process died is finished LOST by hb_xbus_check_pending), and the names announced to other
+ * nodes are the bus's, every process's.
  *
  * Publish: every node announces its registered names and subscribed topics (TABLES) on each
  * link when it comes up and whenever they change; publish counts the matching subscribers of
@@ -24,7 +30,8 @@
 #include "cluster/node_priv.h"
 #include "core/log.h"
 
-#define GRACE_MS 1000 /* a pending call outlives its caller's timeout by this much */
+#define GRACE_MS 1000	 /* a pending call outlives its caller's timeout by this much */
+#define BUS_CHECK_MS 100 /* how often served calls in other processes are checked for a death */
 
 enum { CMD_SEND, CMD_PUBLISH };
 
@@ -310,6 +317,41 @@ static void reply_text(link_t *l, uint32_t stream, const char *fmt, const char *
 	reply(l, stream, HB_RPC_ERROR, buf, n > 0 ? (size_t)n : 0);
 }
 
+/* The process bus when this process is on it (processes > 1 share it), else NULL. */
+static hb_xbus_t *bus_of(hb_cluster_t *cl)
+{
+	return cl->c.bus && hb_xbus_slot(cl->c.bus) >= 0 ? cl->c.bus : NULL;
+}
+
+/* Posts a job from another node to a worker of this node: "module:function" to the next worker
+ * process in round robin (its least busy worker), this process when that one's bus queue is full
+ * or it is gone; a registered name to its owner, here or in another process. The cluster thread
+ * never blocks on the bus (hb_xbus_try_post). Returns 0, -ENOENT (no such name) or -ESHUTDOWN /
+ * -EAGAIN (nobody can take it now). */
+static int post_served(hb_cluster_t *cl, hb_job_t *j, int mfa, const char *name, size_t nlen)
+{
+	hb_xbus_t *bus = bus_of(cl);
+	hb_xbus_peer_t peer;
+	int rc;
+
+	if (mfa) {
+		if (bus && hb_xbus_pick(bus, &peer) == 0 && hb_xbus_try_post(bus, &peer, j) == 0)
+			return 0;
+		return cl->c.funcs ? hb_funcs_post_any(cl->c.funcs, j) : -ESHUTDOWN;
+	}
+	hb_inbox_t *in = cl->c.funcs ? hb_funcs_lookup(cl->c.funcs, name, nlen) : NULL;
+
+	if (in) {
+		rc = hb_funcs_post(in, j);
+		hb_funcs_inbox_release(in);
+		return rc;
+	}
+	if (!bus || hb_xbus_owner(bus, name, nlen, &peer) != 0)
+		return -ENOENT; /* nobody, or this process (then it just went) */
+	rc = hb_xbus_try_post(bus, &peer, j);
+	return rc == -ECONNREFUSED ? -ENOENT : rc;
+}
+
 static void serve(link_t *l, const hb_frame_msg_t *m)
 {
 	hb_cluster_t *cl = l->cl;
@@ -350,17 +392,8 @@ static void serve(link_t *l, const hb_frame_msg_t *m)
 		hb_funcs_job_set_done(j, served_done, s, 0, 0);
 		atomic_fetch_add(&cl->outstanding, 1);
 	}
-	int rc = -ENOENT;
+	int rc = post_served(cl, j, c.kind == HB_RPC_KIND_MFA, c.name, c.nlen);
 
-	if (c.kind == HB_RPC_KIND_MFA) {
-		rc = cl->c.funcs ? hb_funcs_post_any(cl->c.funcs, j) : -ESHUTDOWN;
-	} else if (cl->c.funcs) {
-		hb_inbox_t *in = hb_funcs_lookup(cl->c.funcs, c.name, c.nlen);
-
-		if (in)
-			rc = hb_funcs_post(in, j);
-		hb_funcs_inbox_release(in);
-	}
 	atomic_fetch_add(&cl->calls_served, 1);
 	if (rc == 0) {
 		if (!s)
@@ -372,8 +405,10 @@ static void serve(link_t *l, const hb_frame_msg_t *m)
 		atomic_fetch_sub(&cl->outstanding, 1);
 		free(s);
 		reply_text(l, m->stream,
-			   rc == -ENOENT ? "no function registered as '%.*s' on this node"
-					 : "no worker to run %.*s (the node is stopping)",
+			   rc == -ENOENT   ? "no function registered as '%.*s' on this node"
+			   : rc == -EAGAIN ? "the worker process owning %.*s is too busy (its "
+					     "process bus queue is full)"
+					   : "no worker to run %.*s (the node is stopping)",
 			   c.name, c.nlen);
 	} else {
 		hb_warn("cluster: cast from %s: no function registered as '%.*s'", l->peer,
@@ -424,7 +459,7 @@ static void send_tables(hb_cluster_t *cl, link_t *only)
 	hb_cbuf_t b;
 
 	hb_cbuf_init(&b, stack, sizeof stack);
-	if (hb_rpc_encode_tables(&b, cl->c.funcs, cl->c.ps) == 0) {
+	if (hb_rpc_encode_tables_bus(&b, cl->c.funcs, bus_of(cl), cl->c.ps) == 0) {
 		for (link_t *l = cl->links; l; l = l->next) {
 			if (l->state != L_UP || (only && l != only))
 				continue;
@@ -438,7 +473,9 @@ static void send_tables(hb_cluster_t *cl, link_t *only)
 
 static void announce_if_changed(hb_cluster_t *cl)
 {
-	uint64_t fg = cl->c.funcs ? hb_funcs_generation(cl->c.funcs) : 0;
+	/* both only grow: the sum moves when either does */
+	uint64_t fg = (cl->c.funcs ? hb_funcs_generation(cl->c.funcs) : 0) +
+		      hb_xbus_generation(bus_of(cl));
 	uint64_t pg = cl->c.ps ? hb_pubsub_generation(cl->c.ps) : 0;
 
 	if (cl->announced && fg == cl->funcs_gen && pg == cl->ps_gen)
@@ -536,6 +573,11 @@ void hb_dp_pump(hb_cluster_t *cl, int64_t now)
 			run_publish(cl, c);
 		cmd_free(c);
 		c = next;
+	}
+	/* calls served in another worker process that died: finished LOST (then replied) */
+	if (bus_of(cl) && atomic_load(&cl->outstanding) > 0 && now >= cl->next_bus_check) {
+		cl->next_bus_check = now + BUS_CHECK_MS;
+		hb_xbus_check_pending(bus_of(cl));
 	}
 	send_done(cl);
 	announce_if_changed(cl);

@@ -824,7 +824,7 @@ void hb_cluster_names_free(char **names, int n)
 }
 
 int hb_cluster_start_config(const hb_config_t *cfg, hb_cluster_event_fn fn, void *ud,
-			    hb_funcs_t *funcs, hb_pubsub_t *ps, hb_cluster_t **out)
+			    hb_funcs_t *funcs, hb_pubsub_t *ps, hb_xbus_t *bus, hb_cluster_t **out)
 {
 	hb_bind_t b;
 	const char *why = NULL;
@@ -853,6 +853,7 @@ int hb_cluster_start_config(const hb_config_t *cfg, hb_cluster_event_fn fn, void
 				 .ud = ud,
 				 .funcs = funcs,
 				 .ps = ps,
+				 .bus = bus,
 				 .rpc_allow = (const char *const *)cfg->cluster_rpc_allow,
 				 .nrpc_allow = cfg->ncluster_rpc_allow,
 				 .link_queue = (uint32_t)cfg->cluster_link_queue};

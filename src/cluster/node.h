@@ -28,6 +28,7 @@
 #include "core/funcs.h"
 #include "core/pubsub.h"
 #include "core/remote.h"
+#include "core/xbus.h"
 
 typedef struct hb_cluster hb_cluster_t;
 
@@ -53,6 +54,11 @@ typedef struct hb_cluster_config {
 	 * their publishes reach ps's subscribers; NULL: this node serves none */
 	hb_funcs_t *funcs;
 	hb_pubsub_t *ps;
+	/* this node's process bus (core/xbus.h), attached in this process, or NULL: calls from
+	 * other nodes then also reach the functions registered in the node's other worker
+	 * processes, and "module:function" calls are spread over all of them (round robin); the
+	 * names announced to other nodes are the bus's (every process's) */
+	hb_xbus_t *bus;
 	const char *const *rpc_allow; /* modules other nodes may rpc_call; none: every module */
 	size_t nrpc_allow;
 	uint32_t link_queue; /* messages queued on one link; 0: 4096 */
@@ -62,9 +68,9 @@ typedef struct hb_cluster_config {
  * name or cookie, -EADDRINUSE, ...). */
 int hb_cluster_start(const hb_cluster_config_t *c, hb_cluster_t **out);
 /* hb_cluster_start from the [cluster] keys of the configuration (node_name defaults to
- * hornbeam@<hostname>). Returns 0 or -errno. */
+ * hornbeam@<hostname>); bus as in hb_cluster_config_t. Returns 0 or -errno. */
 int hb_cluster_start_config(const hb_config_t *cfg, hb_cluster_event_fn fn, void *ud,
-			    hb_funcs_t *funcs, hb_pubsub_t *ps, hb_cluster_t **out);
+			    hb_funcs_t *funcs, hb_pubsub_t *ps, hb_xbus_t *bus, hb_cluster_t **out);
 /* How other layers reach other nodes through this cluster (core/remote.h); valid until
  * hb_cluster_stop. */
 const hb_remote_t *hb_cluster_remote(hb_cluster_t *cl);

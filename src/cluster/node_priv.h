@@ -96,6 +96,7 @@ struct hb_cluster {
 	cmd_t *cmds, *cmds_tail;
 	served_t *done;
 	_Atomic int outstanding; /* served jobs not yet back in `done` */
+	int64_t next_bus_check;	 /* dataplane.c: hb_xbus_check_pending */
 	pthread_mutex_t tmu;	 /* guards tables (any thread) */
 	hb_rpc_tables_t *tables;
 	uint64_t funcs_gen, ps_gen; /* what was last announced */

@@ -158,11 +158,20 @@ static void items_free(items_t *it)
 
 int hb_rpc_encode_tables(hb_cbuf_t *b, hb_funcs_t *f, hb_pubsub_t *ps)
 {
+	return hb_rpc_encode_tables_bus(b, f, NULL, ps);
+}
+
+int hb_rpc_encode_tables_bus(hb_cbuf_t *b, hb_funcs_t *f, hb_xbus_t *bus, hb_pubsub_t *ps)
+{
 	items_t names = {0}, topics = {0};
 	int rc;
 
-	if (f)
+	if (bus && hb_xbus_slot(bus) >= 0) {
+		if ((rc = hb_xbus_names(bus, collect_name, &names)) < 0 && !names.err)
+			names.err = rc;
+	} else if (f) {
 		hb_funcs_names(f, collect_name, &names);
+	}
 	if (ps)
 		hb_pubsub_topics(ps, collect_topic, &topics);
 	rc = names.err ? names.err : topics.err;

@@ -24,6 +24,7 @@
 #include "core/codec.h"
 #include "core/funcs.h"
 #include "core/pubsub.h"
+#include "core/xbus.h"
 
 enum { HB_RPC_KIND_MFA = 0, HB_RPC_KIND_NAME = 1 };
 enum { HB_RPC_OK = 1, HB_RPC_ERROR = 2 };
@@ -48,6 +49,9 @@ int hb_rpc_decode_publish(const void *p, size_t len, const uint8_t **topic, size
 /* This node's TABLES payload: the names registered in f and the topics of ps (either may be
  * NULL: nothing of that kind). */
 int hb_rpc_encode_tables(hb_cbuf_t *b, hb_funcs_t *f, hb_pubsub_t *ps);
+/* The same with the names of every worker process of this node when bus is attached (its shared
+ * name table), else f's. */
+int hb_rpc_encode_tables_bus(hb_cbuf_t *b, hb_funcs_t *f, hb_xbus_t *bus, hb_pubsub_t *ps);
 
 /* 1 when rpc_allow lets other nodes call module:function (name[0..nlen), "module:function"):
  * an empty list allows everything; an entry allows the module of that name and its submodules

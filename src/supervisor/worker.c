@@ -211,7 +211,8 @@ static void try_cluster(worker_t *w)
 	hb_pubsub_t *ps;
 
 	hb_pyapi_registries(&funcs, &ps);
-	int rc = hb_cluster_start_config(w->cfg, node_event, NULL, funcs, ps, &w->cluster);
+	int rc = hb_cluster_start_config(w->cfg, node_event, NULL, funcs, ps, hb_pyapi_bus(),
+					 &w->cluster);
 	if (rc == 0) {
 		w->cluster_retry_until = 0;
 		hb_pyapi_set_remote(hb_cluster_remote(w->cluster));

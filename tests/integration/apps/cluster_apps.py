@@ -1,11 +1,12 @@
 """Apps for test_cluster_rpc.py: a WSGI app (`wsgi`) and an ASGI app (`asgi`) that drive
 rpc_call/rpc_cast/arpc_call/call/publish across nodes through HTTP, and the functions other
-nodes call in this module (echo, boom, sleep, length, remember).
+nodes call in this module (echo, boom, sleep, length, remember, where).
 
 Routes take their arguments in the query string; `args` is a JSON list. Every reply is JSON:
 {"ok": result} or {"error": exception class name, "msg": text}.
 """
 import json
+import os
 import threading
 import time
 from urllib.parse import parse_qs
@@ -38,6 +39,14 @@ def remember(key, value):
 
 def double(x):
     return [hb.node(), x * 2]
+
+
+def where(*args):
+    """Which node and worker process ran it (processes > 1)."""
+    return [hb.node(), os.getpid(), list(args)]
+
+
+_REGISTRABLE = {"remember": remember, "where": where, "sleep": sleep}
 
 
 # ---- the routes
@@ -74,12 +83,17 @@ def route(path, qs):
     if path == "/cast":
         return _result(lambda: hb.rpc_cast(node, "cluster_apps", _q(qs, "fn"), args))
     if path == "/call":
-        return _result(lambda: hb.call(_q(qs, "name"), *args))
+        timeout = int(_q(qs, "timeout", "30000"))
+        return _result(lambda: hb.call(_q(qs, "name"), *args, timeout_ms=timeout))
     if path == "/ccast":
         return _result(lambda: hb.cast(_q(qs, "name"), *args))
     if path == "/register":
-        hb.register_function(_q(qs, "name"), remember if _q(qs, "fn") == "remember" else double)
+        if _q(qs, "pid") not in (None, str(os.getpid())):  # only in that process
+            return {"ok": False}
+        hb.register_function(_q(qs, "name"), _REGISTRABLE.get(_q(qs, "fn"), double))
         return {"ok": True}
+    if path == "/whoami":
+        return {"pid": os.getpid(), "nodes": hb.nodes()}
     if path == "/state":
         return {"ok": hb.state_get(_q(qs, "key"))}
     if path == "/publish":
