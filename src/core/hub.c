@@ -328,10 +328,15 @@ void hb_hub_worker_flush(hb_hub_t *h, int w)
 
 int hb_hub_worker_push(hb_hub_t *h, int w, int io, const hb_msg_t *m)
 {
+	return hb_hub_worker_push_n(h, w, io, m, 1);
+}
+
+int hb_hub_worker_push_n(hb_hub_t *h, int w, int io, const hb_msg_t *m, size_t n)
+{
 	hb_spsc_t *q = q_to_io(h, w, io);
 	hb_worker_t *wk = &h->workers[w];
 
-	while (hb_spsc_push(q, m) < 0) {
+	while ((n == 1 ? hb_spsc_push(q, m) : hb_spsc_push_n(q, m, n)) < 0) {
 		efd_signal(h->io[io].efd); /* full: make sure the io thread drains it */
 		sched_yield();
 	}

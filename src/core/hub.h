@@ -78,6 +78,9 @@ void hb_hub_io_awake(hb_hub_t *hub, int io);
  * are paid by hb_hub_worker_flush(), before the worker sleeps or blocks, and every
  * HB_HUB_DEFER_MAX messages. */
 int hb_hub_worker_push(hb_hub_t *hub, int w, int io, const hb_msg_t *m);
+/* [worker w] hb_hub_worker_push for n messages (n <= 4) that the io thread pops in one go (one
+ * wake, never the first without the rest): a response head with its body and end. */
+int hb_hub_worker_push_n(hb_hub_t *hub, int w, int io, const hb_msg_t *m, size_t n);
 /* [worker w] Wakes every io thread owed a deferred wake. Call before running code that may
  * block for long (a streaming app's next chunk). */
 void hb_hub_worker_flush(hb_hub_t *hub, int w);

@@ -47,6 +47,21 @@ int hb_spsc_push(hb_spsc_t *q, const hb_msg_t *m)
 	return 0;
 }
 
+int hb_spsc_push_n(hb_spsc_t *q, const hb_msg_t *m, size_t n)
+{
+	size_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+
+	if (tail + n - q->head_cache > q->mask + 1) {
+		q->head_cache = atomic_load_explicit(&q->head, memory_order_acquire);
+		if (tail + n - q->head_cache > q->mask + 1)
+			return -EAGAIN;
+	}
+	for (size_t i = 0; i < n; i++)
+		q->slots[(tail + i) & q->mask] = m[i];
+	atomic_store_explicit(&q->tail, tail + n, memory_order_release);
+	return 0;
+}
+
 int hb_spsc_pop(hb_spsc_t *q, hb_msg_t *m)
 {
 	size_t head = atomic_load_explicit(&q->head, memory_order_relaxed);

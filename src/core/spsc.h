@@ -36,6 +36,10 @@ void hb_spsc_destroy(hb_spsc_t *q);
 
 /* Producer: returns 0, or -EAGAIN when full. */
 int hb_spsc_push(hb_spsc_t *q, const hb_msg_t *m);
+/* Producer: pushes n messages (n <= capacity) made visible to the consumer by one index store,
+ * so it pops either none or all of them. Returns 0, or -EAGAIN when fewer than n slots are free
+ * (nothing pushed). */
+int hb_spsc_push_n(hb_spsc_t *q, const hb_msg_t *m, size_t n);
 /* Consumer: returns 0 and fills *m, or -EAGAIN when empty. */
 int hb_spsc_pop(hb_spsc_t *q, hb_msg_t *m);
 /* Either side: a racy emptiness check, exact for the consumer. */

@@ -260,6 +260,39 @@ int hb_stream_send_head(hb_stream_t *s, hb_response_t *resp)
 	return 0;
 }
 
+int hb_stream_send_head_body(hb_stream_t *s, hb_response_t *resp, const void *data, size_t len,
+			     int end, uint32_t end_flags)
+{
+	hb_msg_t m[3];
+	size_t n = 0;
+	hb_chunk_t *c = NULL;
+
+	if (hb_stream_client_gone(s)) {
+		free(resp);
+		return -ECONNRESET;
+	}
+	if (len && !(c = malloc(sizeof(*c) + len))) {
+		free(resp);
+		return -ENOMEM;
+	}
+	if (atomic_fetch_or(&s->state, HB_ST_HEAD_SENT) & HB_ST_HEAD_SENT) {
+		free(c);
+		free(resp);
+		return -EALREADY;
+	}
+	m[n++] = (hb_msg_t){.type = HB_MSG_HEAD, .stream = s, .ptr = resp};
+	if (c) {
+		c->len = len;
+		memcpy(c->data, data, len);
+		atomic_fetch_add(&s->out_pending, len);
+		m[n++] = (hb_msg_t){.type = HB_MSG_BODY, .stream = s, .ptr = c, .len = len};
+	}
+	if (end && !(atomic_fetch_or(&s->state, HB_ST_ENDED) & HB_ST_ENDED))
+		m[n++] = (hb_msg_t){.type = HB_MSG_END, .aux = end_flags, .stream = s};
+	hb_hub_worker_push_n(s->hub, s->worker_idx, s->io_idx, m, n);
+	return 0;
+}
+
 int hb_stream_send_interim(hb_stream_t *s, hb_response_t *resp)
 {
 	if (atomic_load(&s->state) & HB_ST_HEAD_SENT) {

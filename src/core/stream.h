@@ -163,6 +163,13 @@ int hb_stream_send_head(hb_stream_t *s, hb_response_t *resp);
 /* [worker] Posts body bytes (copied). Blocks while out_pending > HB_STREAM_OUT_HIGH.
  * Returns 0 or -ECONNRESET. */
 int hb_stream_send_body(hb_stream_t *s, const void *data, size_t len);
+/* [worker] Posts the head (ownership passes), the first len body bytes (copied; none when 0)
+ * and, when `end`, HB_MSG_END with end_flags, as one batch the io thread takes in one go, so
+ * they leave in one send (on TLS one record) instead of racing the io thread's wakeup. Never
+ * blocks (nothing of this stream's output is pending before its head). Returns 0; -ECONNRESET
+ * (gone), -EALREADY (head sent before) or -ENOMEM with resp freed and nothing posted. */
+int hb_stream_send_head_body(hb_stream_t *s, hb_response_t *resp, const void *data, size_t len,
+			     int end, uint32_t end_flags);
 /* [worker] Posts a file region to send by splice; takes ownership of fd (closed on error).
  * Returns 0 or -ECONNRESET. */
 int hb_stream_send_file(hb_stream_t *s, int fd, int64_t offset, int64_t len);

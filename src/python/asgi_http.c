@@ -2,8 +2,10 @@
  *
  * The head from http.response.start is held until the first body message, so that a response
  * sent in one piece goes out with a Content-Length (no chunking) and an app that fails before
- * any body still gets a clean 500. Each step is non-blocking: it returns HB_ASGI_WAIT_* when
- * the stream has nothing to read or too much output pending, and is retried after a wakeup. */
+ * any body still gets a clean 500; the head then goes with that body (and the end, when the
+ * body is complete) as one batch, written in one send (one TLS record). Each step is non-blocking:
+ * it returns HB_ASGI_WAIT_* when the stream has nothing to read or too much output pending, and is
+ * retried after a wakeup. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -275,9 +277,9 @@ static int status_has_body(int status)
 	return status >= 200 && status != 204 && status != 304;
 }
 
-/* Posts the held head; when `last` (the body is this one piece of len bytes) and the app set
- * no Content-Length, with one. Returns 0 or -1 (client gone). */
-static int post_head(hb_asgi_req_t *r, int last, uint64_t len)
+/* Takes the held head; when `last` (the body is this one piece of len bytes) and the app set
+ * no Content-Length, with one. */
+static hb_response_t *take_head(hb_asgi_req_t *r, int last, uint64_t len)
 {
 	hb_response_t *resp = r->resp, *l;
 
@@ -288,7 +290,13 @@ static int post_head(hb_asgi_req_t *r, int last, uint64_t len)
 		resp = l;
 	}
 	r->head_posted = 1;
-	if (hb_stream_send_head(r->s, resp) < 0) {
+	return resp;
+}
+
+/* Posts the held head (see take_head). Returns 0 or -1 (client gone). */
+static int post_head(hb_asgi_req_t *r, int last, uint64_t len)
+{
+	if (hb_stream_send_head(r->s, take_head(r, last, len)) < 0) {
 		r->gone = 1;
 		return -1;
 	}
@@ -323,6 +331,31 @@ static int more_flag(PyObject *msg, PyObject *key)
 static int more_body(hb_asgi_worker_t *w, PyObject *msg)
 {
 	return more_flag(msg, HB_ASGI_S(w, more_body));
+}
+
+/* The first http.response.body: the held head, its bytes (none for HEAD) and, when the
+ * response ends with them, the end, posted as one batch: the io thread writes them in one send
+ * (on TLS one record) instead of the head alone when it wakes before the body is posted.
+ * Returns DONE or ERR. */
+static int post_head_body(hb_asgi_req_t *r, int more, const Py_buffer *view)
+{
+	int end = !more && !r->trailers;
+	size_t len = r->is_head ? 0 : (size_t)view->len;
+	hb_response_t *resp = take_head(r, !more, (uint64_t)view->len);
+	int rc = hb_stream_send_head_body(r->s, resp, view->buf, len, end, 0);
+
+	if (rc == -ENOMEM) {
+		r->head_posted = 0; /* nothing went: the failure can still answer 500 */
+		PyErr_NoMemory();
+		return HB_ASGI_ERR;
+	}
+	if (rc < 0) {
+		r->gone = 1;
+		return hb_asgi_raise_gone(r);
+	}
+	if (end)
+		r->ended = 1; /* hb_stream_end is posted */
+	return HB_ASGI_DONE;
 }
 
 /* Posts view's bytes unless HEAD. Returns DONE, WAIT_SEND or ERR. */
@@ -365,8 +398,8 @@ int hb_asgi_http_body(hb_asgi_req_t *r, PyObject *msg)
 		return HB_ASGI_ERR;
 	if (body && PyObject_GetBuffer(body, &view, PyBUF_SIMPLE) < 0)
 		return HB_ASGI_ERR;
-	if (r->resp && post_head(r, !more, (uint64_t)view.len) < 0)
-		rc = hb_asgi_raise_gone(r);
+	if (r->resp)
+		rc = post_head_body(r, more, &view);
 	else
 		rc = post_body(r, &view);
 	if (body)

@@ -1,4 +1,5 @@
-/* test_spsc.c: the bounded SPSC queue: order, full/empty, wraparound, a two-thread stress. */
+/* test_spsc.c: the bounded SPSC queue: order, full/empty, wraparound, a two-thread stress, and
+ * batches (push_n) that the consumer sees whole or not at all. */
 #include "../hb_test.h"
 
 #include <errno.h>
@@ -205,5 +206,89 @@ Test(spsc, two_thread_stress_exact_order, .timeout = 60)
 	cr_assert_eq(hb_spsc_pop(&q, &m), -EAGAIN);
 	cr_assert(hb_spsc_empty(&q));
 	cr_log_info("spsc stress: %llu empty polls", (unsigned long long)empties);
+	hb_spsc_destroy(&q);
+}
+
+Test(spsc, push_n_all_or_nothing_across_the_edge)
+{
+	hb_spsc_t q;
+	hb_msg_t m, in[3];
+	uint64_t next_in = 0, next_out = 0;
+
+	cr_assert_eq(hb_spsc_init(&q, 8), 0);
+	for (int round = 0; round < 1000;
+	     round++) { /* batches of 3 cross the edge in every phase */
+		for (int i = 0; i < 3; i++)
+			in[i] = msg_of(next_in + (uint64_t)i);
+		cr_assert_eq(hb_spsc_push_n(&q, in, 3), 0);
+		next_in += 3;
+		while (next_in - next_out > 5) {
+			cr_assert_eq(hb_spsc_pop(&q, &m), 0);
+			assert_msg(&m, next_out++);
+		}
+	}
+	/* 5 or fewer queued: 3 more fit, then a batch that does not fit pushes nothing */
+	while (next_in - next_out < 6) {
+		hb_msg_t one = msg_of(next_in++);
+		cr_assert_eq(hb_spsc_push(&q, &one), 0);
+	}
+	for (int i = 0; i < 3; i++)
+		in[i] = msg_of(next_in + (uint64_t)i);
+	cr_assert_eq(hb_spsc_push_n(&q, in, 3), -EAGAIN, "2 free slots, 3 wanted");
+	cr_assert_eq(hb_spsc_size(&q), 6, "nothing of the refused batch was pushed");
+	cr_assert_eq(hb_spsc_pop(&q, &m), 0);
+	assert_msg(&m, next_out++);
+	cr_assert_eq(hb_spsc_push_n(&q, in, 3), 0, "room for exactly 3 now");
+	next_in += 3;
+	cr_assert_eq(hb_spsc_push_n(&q, in, 1), -EAGAIN);
+	while (next_out < next_in) {
+		cr_assert_eq(hb_spsc_pop(&q, &m), 0);
+		assert_msg(&m, next_out++);
+	}
+	cr_assert_eq(hb_spsc_pop(&q, &m), -EAGAIN);
+	hb_spsc_destroy(&q);
+}
+
+/* The consumer never sees part of a batch: every pop that finds a batch's first message finds
+ * the rest right behind it. */
+static void *batch_producer(void *arg)
+{
+	hb_spsc_t *q = arg;
+	unsigned misses = 0;
+
+	for (uint64_t i = 0; i < STRESS_N / 4; i += 3) {
+		hb_msg_t m[3] = {msg_of(i), msg_of(i + 1), msg_of(i + 2)};
+		while (hb_spsc_push_n(q, m, 3) == -EAGAIN)
+			backoff(&misses);
+		misses = 0;
+	}
+	return NULL;
+}
+
+Test(spsc, push_n_batch_is_seen_whole_by_a_racing_consumer, .timeout = 60)
+{
+	hb_spsc_t q;
+	pthread_t th;
+	hb_msg_t m;
+	unsigned misses = 0;
+	uint64_t n = (STRESS_N / 4 + 2) / 3 * 3;
+
+	cr_assert_eq(hb_spsc_init(&q, 64), 0);
+	cr_assert_eq(pthread_create(&th, NULL, batch_producer, &q), 0);
+	for (uint64_t i = 0; i < n; i++) {
+		int rc;
+		while ((rc = hb_spsc_pop(&q, &m)) == -EAGAIN) {
+			if (i % 3)
+				cr_assert_fail("message %llu of a batch missing after its first",
+					       (unsigned long long)i);
+			backoff(&misses);
+		}
+		misses = 0;
+		if (m.len != i)
+			cr_assert_fail("message %llu: got %llu", (unsigned long long)i,
+				       (unsigned long long)m.len);
+	}
+	pthread_join(th, NULL);
+	cr_assert_eq(hb_spsc_pop(&q, &m), -EAGAIN);
 	hb_spsc_destroy(&q);
 }
