@@ -355,11 +355,19 @@ static uint32_t end_flags(const hb_wsgi_req_t *req)
 	return 0;
 }
 
-/* [GIL released] Posts the pending head, then len bytes, then the end when `end`. */
+/* [GIL released] Posts the pending head, then len bytes, then the end when `end`. A head with
+ * bytes goes as one batch with them (and the end), written in one send (one TLS record). */
 static int post(hb_wsgi_req_t *req, hb_response_t *head, const char *data, size_t len, int end)
 {
 	int rc = 0;
 
+	if (head && len && !req->is_head) {
+		rc = hb_stream_send_head_body(req->s, head, data, len, end,
+					      end ? end_flags(req) : 0);
+		if (rc < 0 && end)
+			hb_stream_end(req->s, HB_END_ABORT);
+		return rc;
+	}
 	if (head)
 		rc = hb_stream_send_head(req->s, head);
 	if (rc == 0 && len && !req->is_head)

@@ -3,8 +3,8 @@ the TLS record headers and fed one record at a time to Python's ssl through a Me
 each application-data record is told apart (TLS 1.3 sends session tickets as application-data
 records too: those decrypt to no bytes). Each TLS record costs the server a wolfSSL call, an
 AEAD pass and its 22-byte overhead, and the client a wakeup: a small ASGI response
-(http.response.start, then one http.response.body) leaves as ONE record, and a streamed ASGI
-response's head leaves with its first body piece. Apps: apps/asgi_apps.py,
+(http.response.start, then one http.response.body) leaves as ONE record, and so does a WSGI
+one; a streamed ASGI response's head leaves with its first body piece. Apps: apps/asgi_apps.py,
 apps/wsgi_apps.py."""
 import socket
 import ssl
@@ -147,5 +147,14 @@ def test_asgi_streamed_head_leaves_with_its_first_body(server, certs):
             while not got.endswith(b"0\r\n\r\n"):
                 got += cli._record()[1]
             assert b"chunk2" in got
+    finally:
+        cli.close()
+
+
+def test_wsgi_response_is_one_record(server, certs):
+    srv, cli = tls_server(server, certs, "wsgi_apps:app")
+    try:
+        counts = [cli.get("/")[0] for _ in range(ROUNDS)]
+        assert counts == [1] * ROUNDS, "records per response: %r" % counts
     finally:
         cli.close()
