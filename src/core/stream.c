@@ -17,9 +17,12 @@ hb_stream_t *hb_stream_new(struct hb_hub *hub, int io_idx, hb_request_t *req)
 	if (!s)
 		return NULL;
 	/* Only requests that can carry bytes after the head get a body queue: a bodyless GET
-	 * costs no 8 KiB allocation. An empty queue (no slots) pops -EAGAIN and is never pushed. */
-	if ((req->flags & (HB_REQ_HAS_BODY | HB_REQ_CHANNEL)) &&
-	    hb_spsc_init(&s->body, HB_STREAM_BODY_SLOTS) < 0) {
+	 * costs no 8 KiB allocation. An empty queue (no slots) pops -EAGAIN and is never pushed.
+	 * A channel (WebSocket) gets a small one: it lives as long as the connection. */
+	size_t slots = (req->flags & HB_REQ_CHANNEL)	? HB_STREAM_CHANNEL_SLOTS
+		       : (req->flags & HB_REQ_HAS_BODY) ? HB_STREAM_BODY_SLOTS
+							: 0;
+	if (slots && hb_spsc_init(&s->body, slots) < 0) {
 		free(s);
 		return NULL;
 	}

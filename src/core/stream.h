@@ -28,6 +28,10 @@
 #define HB_STREAM_OUT_HIGH (512u * 1024u)
 #define HB_STREAM_OUT_LOW (128u * 1024u)
 #define HB_STREAM_BODY_SLOTS 256u
+/* A message channel's queue is smaller: every idle WebSocket holds one, and a full queue only
+ * pauses reading until the app has taken messages (the held-message path of conn_ws.c). 32
+ * slots (1 KiB) instead of 256 (8 KiB) per connection. */
+#define HB_STREAM_CHANNEL_SLOTS 32u
 
 struct hb_hub;
 

@@ -866,6 +866,33 @@ Test(stream, push_when_body_slots_full)
 	hb_hub_free(hub);
 }
 
+/* A channel (WebSocket) lives as long as its connection: its queue is the small one, and a
+ * full queue refuses (the connection then holds the message and pauses reading). */
+Test(stream, channel_queue_is_small)
+{
+	hb_hub_t *hub = hb_hub_new(1, 1);
+	hb_stream_t *s = new_stream(hub, HB_REQ_CHANNEL);
+	hb_stream_t *b = new_stream(hub, HB_REQ_HAS_BODY);
+
+	cr_assert_eq(b->body.mask + 1, HB_STREAM_BODY_SLOTS);
+	cr_assert_eq(s->body.mask + 1, HB_STREAM_CHANNEL_SLOTS);
+	cr_assert_lt(HB_STREAM_CHANNEL_SLOTS, HB_STREAM_BODY_SLOTS);
+	for (unsigned i = 0; i < HB_STREAM_CHANNEL_SLOTS; i++) {
+		hb_chunk_t *c = malloc(sizeof(*c) + 1);
+		c->len = 1;
+		c->data[0] = 'm';
+		cr_assert_eq(hb_stream_msg_push(s, HB_MSGK_TEXT, c), 0);
+	}
+	hb_chunk_t *c = malloc(sizeof(*c) + 1);
+	c->len = 1;
+	c->data[0] = 'x';
+	cr_assert_eq(hb_stream_msg_push(s, HB_MSGK_TEXT, c), -EAGAIN, "the queue is full");
+	free(c);
+	release_both(s);
+	release_both(b);
+	hb_hub_free(hub);
+}
+
 /* ---- event-loop (async) streams: news goes to the worker's ready list
  * -------------------- */
 
