@@ -12,7 +12,6 @@
 
 typedef struct ws {
 	hb_exchange_t *x; /* the upgraded exchange (NULL once finished) */
-	hb_ws_handshake_t *hs;
 	hb_ws_parser_t *parser;
 	hb_ws_deflate_t *deflate;
 	hb_chunk_t *held; /* a message the stream had no room for */
@@ -67,13 +66,13 @@ static const hb_header_t *find_subprotocol(const hb_response_t *r)
 	return NULL;
 }
 
-static int open_codec(hb_conn_t *c, ws_t *ws)
+static int open_codec(hb_conn_t *c, ws_t *ws, const hb_ws_handshake_t *hs)
 {
 	hb_ws_parser_config_t pc = {.max_message_size =
 					    (uint64_t)c->io->cfg->websocket_max_frame_size};
 
-	if (ws->hs->deflate) {
-		ws->deflate = hb_ws_deflate_new(&ws->hs->deflate_params, 6, 5);
+	if (hs->deflate) {
+		ws->deflate = hb_ws_deflate_new(&hs->deflate_params, 6, 5);
 		if (!ws->deflate)
 			return -ENOMEM;
 		pc.deflate = ws->deflate;
@@ -102,7 +101,6 @@ static void ws_free(hb_conn_t *c)
 	hb_ws_parser_free(ws->parser);
 	hb_ws_deflate_free(ws->deflate);
 	free(ws->held);
-	free(ws->hs);
 	free(ws);
 	c->proto = NULL;
 }
@@ -114,17 +112,18 @@ int hb_conn_ws_open(hb_conn_t *c, hb_exchange_t *x, hb_ws_handshake_t *hs, hb_re
 	size_t n = 0;
 
 	if (ws) {
-		ws->hs = hs;
 		ws->x = x;
 		n = write_accept(hs, r, buf, sizeof(buf));
 	}
-	if (!ws || n == 0 || n > sizeof(buf) || open_codec(c, ws) < 0) {
+	/* the handshake (720 bytes) is not kept: an idle WebSocket should not pay for it */
+	int bad = !ws || n == 0 || n > sizeof(buf) || open_codec(c, ws, hs) < 0;
+	free(hs);
+	if (bad) {
 		if (ws) {
 			hb_ws_parser_free(ws->parser);
 			hb_ws_deflate_free(ws->deflate);
 			free(ws);
 		}
-		free(hs);
 		hb_conn_abort(c); /* tells the app its client is gone */
 		return -1;
 	}
