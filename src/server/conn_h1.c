@@ -499,13 +499,8 @@ static void on_head(hb_conn_t *c, h1_t *h, hb_exchange_t *x, hb_response_t *r)
 
 static void on_body_msg(hb_conn_t *c, hb_exchange_t *x, hb_chunk_t *ch, uint64_t len)
 {
-	size_t n = ch->len;
+	size_t n = (size_t)hb_exchange_resp_take(x, ch->len);
 
-	if (x->resp_cl >= 0 && x->resp_body + n > (uint64_t)x->resp_cl) {
-		n = (size_t)((uint64_t)x->resp_cl - x->resp_body); /* never send past the length */
-		x->abort = 1;
-	}
-	x->resp_body += n;
 	if (n == 0) {
 		free(ch);
 		hb_stream_out_done(x->stream, len);
@@ -532,11 +527,7 @@ static void on_file_msg(hb_conn_t *c, hb_exchange_t *x, hb_file_chunk_t *f)
 		free(f);
 		return;
 	}
-	if (x->resp_cl >= 0 && x->resp_body + (uint64_t)len > (uint64_t)x->resp_cl) {
-		len = (int64_t)((uint64_t)x->resp_cl - x->resp_body);
-		x->abort = 1;
-	}
-	x->resp_body += (uint64_t)len;
+	len = (int64_t)hb_exchange_resp_take(x, (uint64_t)len);
 	if (x->chunked && len > 0) {
 		char pre[24];
 		hb_conn_write_copy(c, pre, hb_h1_chunk_prefix(pre, (size_t)len));
@@ -562,7 +553,7 @@ static void on_end(hb_conn_t *c, hb_exchange_t *x, uint32_t flags)
 		respond_error(c, 500);
 		return;
 	}
-	if (!x->no_body && x->resp_cl >= 0 && x->resp_body != (uint64_t)x->resp_cl)
+	if (hb_exchange_resp_short(x))
 		x->abort = 1;
 	if (x->abort)
 		H(c)->keep_alive = 0;

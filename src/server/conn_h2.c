@@ -513,13 +513,7 @@ int hb_h2c_head(hb_conn_t *c, hb_exchange_t *x, hb_response_t *r, int has_body)
 
 static void queue_bytes(hb_conn_t *c, hb_exchange_t *x, hb_chunk_t *ch, uint64_t acct)
 {
-	size_t n = ch->len;
-	if (x->resp_cl >= 0 && x->resp_body + n > (uint64_t)x->resp_cl) {
-		n = (size_t)((uint64_t)x->resp_cl - x->resp_body); /* never past the length */
-		x->abort = 1;
-	}
-	x->resp_body += n;
-	ch->len = n;
+	ch->len = (size_t)hb_exchange_resp_take(x, ch->len);
 	hb_h2c_queue(c, x, ch, acct);
 }
 
@@ -542,17 +536,16 @@ static void queue_file(hb_conn_t *c, hb_exchange_t *x, hb_file_chunk_t *f)
 	int64_t len = f->len;
 	if (len < 0 && fstat(f->fd, &st) == 0)
 		len = st.st_size - f->offset;
-	if (x->resp_cl >= 0 && len > 0 && x->resp_body + (uint64_t)len > (uint64_t)x->resp_cl) {
-		len = (int64_t)((uint64_t)x->resp_cl - x->resp_body);
-		x->abort = 1;
-	}
+	if (len > 0)
+		len = (int64_t)hb_exchange_resp_take(x, (uint64_t)len);
 	qitem_t *q = len > 0 ? calloc(1, sizeof(*q)) : NULL;
 	if (!q) {
+		if (len > 0)
+			x->abort = 1; /* ENOMEM: counted but not sent, so the body is broken */
 		close(f->fd);
 		free(f);
 		return;
 	}
-	x->resp_body += (uint64_t)len;
 	*q = (qitem_t){.fd = f->fd, .foff = f->offset, .fleft = len};
 	free(f);
 	enqueue(C(c), X(x), q);
@@ -580,8 +573,7 @@ static void on_end(hb_conn_t *c, hb_exchange_t *x, uint32_t flags)
 		x->head_sent = 1;
 		return;
 	}
-	if ((flags & HB_END_ABORT) || x->abort ||
-	    (!x->no_body && x->resp_cl >= 0 && x->resp_body != (uint64_t)x->resp_cl)) {
+	if ((flags & HB_END_ABORT) || x->abort || hb_exchange_resp_short(x)) {
 		hb_h2_reset(h->e, hx->sid, HB_H2_INTERNAL_ERROR); /* the body is broken */
 		return;
 	}

@@ -28,6 +28,21 @@ hb_exchange_t *hb_exchange_new(hb_conn_t *c, size_t proto_size)
 	return x;
 }
 
+uint64_t hb_exchange_resp_take(hb_exchange_t *x, uint64_t n)
+{
+	if (x->resp_cl >= 0 && x->resp_body + n > (uint64_t)x->resp_cl) {
+		n = (uint64_t)x->resp_cl - x->resp_body; /* never send past the length */
+		x->abort = 1;
+	}
+	x->resp_body += n;
+	return n;
+}
+
+int hb_exchange_resp_short(const hb_exchange_t *x)
+{
+	return !x->no_body && x->resp_cl >= 0 && x->resp_body != (uint64_t)x->resp_cl;
+}
+
 void hb_exchange_attach(hb_exchange_t *x, hb_stream_t *s)
 {
 	x->stream = s;

@@ -85,6 +85,14 @@ int hb_exchange_over_limit(struct hb_io *io);
  * for free(). Returns 0 or -ENOMEM. */
 int hb_exchange_busy_response(struct hb_io *io, hb_response_t **r, hb_chunk_t **ch);
 
+/* [io] The response's Content-Length accounting (HTTP/1.1 and HTTP/2 alike): n body bytes of
+ * the app's are about to be sent; returns how many may go, never past the declared length (the
+ * excess is dropped and marks the response broken: x->abort), and counts them. */
+uint64_t hb_exchange_resp_take(hb_exchange_t *x, uint64_t n);
+/* [io] At the app's END: 1 when the body fell short of (or, dropped, exceeded) the declared
+ * Content-Length and the response carries a body; the response is broken then. */
+int hb_exchange_resp_short(const hb_exchange_t *x);
+
 /* [io] Pushes body bytes gathered in body_acc to the stream as one chunk. Returns 1 when reading
  * must pause (the stream is full; a RESUME will follow), 0 otherwise, -1 on ENOMEM. */
 int hb_exchange_flush_body(hb_exchange_t *x);
