@@ -990,6 +990,16 @@ int hb_h1_idle(const hb_h1_parser_t *p)
 	return p->phase == PH_PAUSED || (p->phase == PH_HEAD && !p->scan.started);
 }
 
+int hb_h1_reuse(hb_h1_parser_t *p, void *ud)
+{
+	if (!hb_h1_idle(p))
+		return -1;
+	p->phase = PH_PAUSED; /* resume resets all of it, even blank lines seen before a head */
+	hb_h1_resume(p);
+	p->ud = ud;
+	return 0;
+}
+
 int hb_h1_error_status(int err)
 {
 	switch (err) {

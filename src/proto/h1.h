@@ -70,6 +70,10 @@ void hb_h1_resume(hb_h1_parser_t *p);
 int hb_h1_finish(hb_h1_parser_t *p);
 /* True while between messages (no byte of the next request seen yet). */
 int hb_h1_idle(const hb_h1_parser_t *p);
+/* Readies a parser that is between messages for its next user: resumed if paused, callbacks'
+ * ud set, its scratch buffers kept (a cache of parsers spares idle connections one each).
+ * Returns 0, or -1 when p is not between messages (free it instead). */
+int hb_h1_reuse(hb_h1_parser_t *p, void *ud);
 
 /* Maps an HB_H1_E_* code to 400/413/414/431/500/501/505. */
 int hb_h1_error_status(int err);

@@ -15,6 +15,7 @@
 
 #include "core/hub.h"
 #include "core/log.h"
+#include "proto/h1.h"
 #include "server/conn_h1.h"
 #include "server/conn_h2.h"
 #include "server/conn_proxy.h"
@@ -65,6 +66,42 @@ hb_conn_t *hb_conn_new_with(hb_io_t *io, int fd, const hb_transport_t *t, const 
 	if (!hb_conn_out_empty(c))
 		hb_conn_mark_dirty(c);
 	return c;
+}
+
+/* ---- per-io caches ------------------------------------------------------------------------- */
+
+struct iovec *hb_conn_iov_get(hb_io_t *io)
+{
+	struct iovec *v = io->iov_cache;
+
+	if (!v)
+		return malloc(HB_CONN_MAX_IOV * sizeof(*v));
+	io->iov_cache = v[0].iov_base;
+	io->iov_cached--;
+	return v;
+}
+
+void hb_conn_iov_put(hb_io_t *io, struct iovec *v)
+{
+	if (!v)
+		return;
+	if (io->iov_cached >= HB_IO_CACHE_MAX) {
+		free(v);
+		return;
+	}
+	v[0].iov_base = io->iov_cache;
+	io->iov_cache = v;
+	io->iov_cached++;
+}
+
+void hb_conn_caches_free(hb_io_t *io)
+{
+	while (io->iov_cache)
+		free(hb_conn_iov_get(io));
+	while (io->h1_cached)
+		hb_h1_free(io->h1_cache[--io->h1_cached]);
+	free(io->h1_cache);
+	io->h1_cache = NULL;
 }
 
 hb_conn_t *hb_conn_new(hb_io_t *io, int fd, const hb_transport_t *t)
@@ -126,6 +163,7 @@ void hb_conn_maybe_free(hb_conn_t *c)
 		close(c->pipefd[1]);
 	}
 	hb_conn_out_free(c);
+	hb_conn_iov_put(c->io, c->iov);
 	if (c->handler && c->io->metrics)
 		hb_mgauge_add(&c->io->metrics->conns[handler_proto(c->handler)], -1);
 	if (c->handler)
@@ -239,6 +277,15 @@ void hb_conn_update_reading(hb_conn_t *c)
 		c->recv_cancelling = 1;
 		c->sock->recv_cancel(c);
 	}
+}
+
+void hb_conn_in_release(hb_conn_t *c)
+{
+	if (!c->in || c->in_len > c->in_off)
+		return;
+	free(c->in);
+	c->in = NULL;
+	c->in_len = c->in_cap = c->in_off = 0;
 }
 
 void hb_conn_in_append(hb_conn_t *c, const char *p, size_t len)

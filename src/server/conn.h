@@ -154,8 +154,9 @@ struct hb_conn {
 	hb_stream_t *gather_acct; /* the one stream the gathered bytes count against, or NULL */
 	uint64_t gather_acct_len;
 	struct msghdr msg;
-	struct iovec iov[HB_CONN_MAX_IOV];
-	int niov;
+	struct iovec
+		*iov; /* HB_CONN_MAX_IOV entries from the io's cache while a sendmsg is in
+		       * flight (hb_conn_iov_get), NULL otherwise: idle connections hold none */
 	int pipefd[2];
 	int64_t splice_inflight; /* bytes in the pipe */
 	/* deadlines (monotonic ns; 0 = none) */
@@ -214,6 +215,8 @@ void hb_conn_start_closing(hb_conn_t *c);
 void hb_conn_abort(hb_conn_t *c);
 void hb_conn_update_reading(hb_conn_t *c);
 void hb_conn_in_append(hb_conn_t *c, const char *p, size_t len);
+/* Frees the backlog's buffer if it holds nothing (an idle connection keeps none). */
+void hb_conn_in_release(hb_conn_t *c);
 /* Moves the unparsed backlog out (caller frees *p); returns its length (0: none, *p NULL). */
 size_t hb_conn_in_take(hb_conn_t *c, char **p);
 void hb_conn_mark_dirty(hb_conn_t *c);
@@ -232,6 +235,16 @@ void hb_conn_out_free(hb_conn_t *c);
 /* conn.c, for conn_write.c */
 void hb_conn_sent_all(hb_conn_t *c);
 void hb_conn_maybe_free(hb_conn_t *c);
+
+/* ---- per-io caches (conn.c) -----------------------------------------------------------------
+ * What only a busy connection needs, kept by its io thread between uses instead of in every idle
+ * connection: sendmsg iovec arrays (HB_CONN_MAX_IOV entries) and HTTP/1.1 parsers (conn_h1.c).
+ * At most HB_IO_CACHE_MAX of each are kept; hb_conn_caches_free (hb_io_free) frees them. */
+#define HB_IO_CACHE_MAX 256u
+/* [io] An iovec array (NULL on ENOMEM); back with hb_conn_iov_put (NULL is ignored). */
+struct iovec *hb_conn_iov_get(hb_io_t *io);
+void hb_conn_iov_put(hb_io_t *io, struct iovec *v);
+void hb_conn_caches_free(hb_io_t *io);
 
 /* The io thread's socket ops (conn_uring.c). */
 extern const hb_sock_ops_t hb_conn_uring_ops;

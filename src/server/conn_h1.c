@@ -22,7 +22,8 @@ typedef enum {
 } h1_phase_t;
 
 typedef struct h1 {
-	hb_h1_parser_t *parser;
+	hb_h1_parser_t *parser; /* from the io's cache while a request is read or served; NULL
+				 * while idle between requests (take_parser, park_parser) */
 	h1_phase_t phase;
 	hb_exchange_t *x;	  /* the exchange in flight; NULL between requests */
 	hb_ws_handshake_t *ws_hs; /* a valid WebSocket upgrade waiting for the app's answer */
@@ -57,19 +58,47 @@ static void make_limits(const hb_config_t *cfg, hb_h1_limits_t *lim)
 	lim->max_body = (uint64_t)cfg->max_body_size;
 }
 
+/* An idle keep-alive connection holds no parser (its state, head buffer and field table are
+ * ~900 bytes): one comes from the io thread's cache when a request's first bytes arrive and
+ * goes back when the connection is idle again. */
+static int take_parser(hb_conn_t *c, h1_t *h)
+{
+	hb_io_t *io = c->io;
+
+	if (io->h1_cached) {
+		h->parser = io->h1_cache[--io->h1_cached];
+		hb_h1_reuse(h->parser, c); /* cached parsers are between messages */
+		return 0;
+	}
+	hb_h1_limits_t lim;
+	make_limits(io->cfg, &lim);
+	h->parser = hb_h1_new(&lim, &h1_callbacks, c);
+	return h->parser ? 0 : -ENOMEM;
+}
+
+static void park_parser(hb_conn_t *c, h1_t *h)
+{
+	hb_io_t *io = c->io;
+	hb_h1_parser_t *p = h->parser;
+
+	if (!p)
+		return;
+	h->parser = NULL;
+	if (!io->h1_cache)
+		io->h1_cache = malloc(HB_IO_CACHE_MAX * sizeof(*io->h1_cache));
+	if (!io->h1_cache || io->h1_cached >= HB_IO_CACHE_MAX || hb_h1_reuse(p, NULL) < 0) {
+		hb_h1_free(p);
+		return;
+	}
+	io->h1_cache[io->h1_cached++] = p;
+}
+
 int hb_conn_h1_start(hb_conn_t *c)
 {
 	h1_t *h = calloc(1, sizeof(*h));
-	hb_h1_limits_t lim;
 
 	if (!h)
 		return -ENOMEM;
-	make_limits(c->io->cfg, &lim);
-	h->parser = hb_h1_new(&lim, &h1_callbacks, c);
-	if (!h->parser) {
-		free(h);
-		return -ENOMEM;
-	}
 	h->phase = H1_IDLE;
 	h->deadline = hb_conn_after_s(c, c->io->cfg->header_timeout_s);
 	hb_conn_set_handler(c, &hb_h1_handler, h);
@@ -80,7 +109,7 @@ static void h1_free(hb_conn_t *c)
 {
 	h1_t *h = H(c);
 
-	hb_h1_free(h->parser);
+	park_parser(c, h); /* freed unless it is between requests */
 	free(h->ws_hs);
 	hb_request_free(h->h2c);
 	free(h);
@@ -155,6 +184,10 @@ static size_t feed(hb_conn_t *c, const char *p, size_t len)
 	if (h->phase == H1_IDLE) {
 		h->phase = H1_HEAD;
 		h->deadline = hb_conn_after_s(c, c->io->cfg->header_timeout_s);
+	}
+	if (!h->parser && take_parser(c, h) < 0) {
+		hb_conn_abort(c);
+		return len;
 	}
 	int rc = hb_h1_feed(h->parser, p, len, &used, &why);
 	flush_body(c);
@@ -648,6 +681,10 @@ static void exchange_done(hb_conn_t *c, h1_t *h)
 	hb_h1_resume(h->parser);
 	parse_input(c);
 	hb_conn_update_reading(c);
+	if (h->phase == H1_IDLE && c->state == HB_CONN_OPEN) { /* no byte of a next request yet */
+		park_parser(c, h);
+		hb_conn_in_release(c);
+	}
 }
 
 /* Output drained: the exchange whose response is complete is done; the next request may go. */

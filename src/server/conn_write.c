@@ -229,6 +229,10 @@ void hb_conn_flush(hb_conn_t *c)
 		send_zc(c, c->out_head);
 		return;
 	}
+	if (!c->iov && !(c->iov = hb_conn_iov_get(c->io))) {
+		hb_conn_abort(c);
+		return;
+	}
 	int n = 0;
 	for (hb_seg_t *s = c->out_head;
 	     s && n < HB_CONN_MAX_IOV && s->file_fd < 0 && !want_zc(c, s); s = s->next) {
@@ -239,7 +243,6 @@ void hb_conn_flush(hb_conn_t *c)
 	memset(&c->msg, 0, sizeof(c->msg));
 	c->msg.msg_iov = c->iov;
 	c->msg.msg_iovlen = (size_t)n;
-	c->niov = n;
 	c->ops++;
 	c->send_busy = 1;
 	c->sock->sendmsg(c);
@@ -284,6 +287,9 @@ void hb_conn_send_done(hb_conn_t *c, int res)
 	count_out(c, res);
 	c->ops--;
 	c->send_busy = 0;
+	hb_conn_iov_put(c->io, c->iov); /* back to the io's cache until the next sendmsg */
+	c->iov = NULL;
+	c->msg.msg_iov = NULL;
 	if (res < 0) {
 		hb_conn_abort(c); /* peer gone (EPIPE/ECONNRESET) or shut down */
 	} else if (c->state != HB_CONN_DEAD) {

@@ -46,6 +46,7 @@ void hb_io_free(hb_io_t *io)
 	if (!io)
 		return;
 	free(io->alog);
+	hb_conn_caches_free(io);
 	free(io->accept_ops);
 	free(io->accept_armed);
 	hb_cidr_set_free(&io->trusted);

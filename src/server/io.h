@@ -58,6 +58,11 @@ typedef struct hb_io {
 	hb_metrics_io_t *metrics; /* this thread's counter block; NULL: metrics off */
 	char *alog;		  /* access-log lines not yet written (HB_ACCESS_BUF_BYTES) */
 	size_t alog_len;
+	/* caches of what only busy connections need (conn.h, "per-io caches") */
+	struct iovec *iov_cache; /* a list linked through iov[0].iov_base */
+	unsigned iov_cached;
+	struct hb_h1_parser **h1_cache; /* HB_IO_CACHE_MAX slots, allocated on first use */
+	unsigned h1_cached;
 	int pid;
 } hb_io_t;
 

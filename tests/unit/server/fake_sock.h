@@ -123,6 +123,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+	hb_conn_caches_free(&io);
 	hb_hub_free(srv.hub);
 }
 

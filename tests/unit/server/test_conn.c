@@ -4,8 +4,9 @@
  * no op is in flight), the output queue with send_zc (partial sends, notifications before free)
  * and splice, the close handshake (shutdown after the output drains, then the linger), reading
  * paused by an unread body until RESUME, an HTTP/1.1 exchange, pipelining order, the WebSocket
- * upgrade swapping the handler, and a transport without splice/send_zc getting every byte
- * through its write. */
+ * upgrade swapping the handler, a transport without splice/send_zc getting every byte
+ * through its write, and the io thread's caches (parsers, iovecs) that idle connections do not
+ * hold. */
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
@@ -66,6 +67,59 @@ Test(conn, h1_request_response_through_worker_messages)
 	hb_conn_recv_done(c, 0, 0, NULL); /* the client closes */
 	cr_assert_eq(F.aborts, 1);
 	cr_assert_eq(F.closes, 1, "nothing in flight: freed");
+}
+
+/* An idle keep-alive connection holds neither an HTTP/1.1 parser nor sendmsg iovecs: the parser
+ * goes to the io thread's cache once the response is sent and the next request's bytes (on this
+ * or another connection) take it back; the iovecs are the io's only while a sendmsg is in flight.
+ */
+Test(conn, idle_connection_returns_its_parser_and_iovecs_to_the_io_cache)
+{
+	hb_conn_t *c = open_conn(NULL);
+
+	client_sends(c, "GET /a HTTP/1.1\r\nHo");
+	cr_assert_eq(io.h1_cached, 0, "a head in progress keeps its parser");
+	client_sends(c, "st: x\r\n\r\n");
+	hb_stream_t *s = worker_takes();
+	worker_answers(s, 200, "hello", 5);
+	pump();
+	cr_assert_not_null(c->iov, "a sendmsg in flight has its iovecs");
+	cr_assert_eq(io.iov_cached, 0);
+	send_everything(c);
+	hb_stream_release(s);
+	cr_assert_null(c->iov, "no sendmsg in flight: the iovecs are back");
+	cr_assert_eq(io.iov_cached, 1);
+	cr_assert_eq(io.h1_cached, 1, "idle between requests: the parser is back");
+	cr_assert_null(c->in, "and no input backlog buffer");
+
+	/* another connection takes the cached parser and gives it back */
+	hb_conn_t *c2 = hb_conn_new_with(&io, 98, &hb_transport_plain, &fake_ops);
+	cr_assert_not_null(c2);
+	client_sends(c2, GET_B);
+	cr_assert_eq(io.h1_cached, 0);
+	s = worker_takes();
+	cr_assert_eq(memcmp(s->req->target, "/b", 2), 0);
+	worker_answers(s, 200, "B", 1);
+	pump();
+	send_everything(c2);
+	hb_stream_release(s);
+	cr_assert_eq(io.h1_cached, 1);
+
+	/* the first connection's next request parses from a clean parser */
+	client_sends(c, GET_A);
+	s = worker_takes();
+	cr_assert_eq(memcmp(s->req->target, "/a", 2), 0);
+	cr_assert_eq(s->req->nheaders, 1);
+	worker_answers(s, 200, "again", 5);
+	pump();
+	send_everything(c);
+	hb_stream_release(s);
+	cr_assert(wire_has("\r\n\r\nagain"), "%s", F.wire);
+	cr_assert_eq(io.h1_cached, 1);
+	cr_assert_eq(io.iov_cached, 1, "one array served every send");
+	hb_conn_recv_done(c, 0, 0, NULL);
+	hb_conn_recv_done(c2, 0, 0, NULL);
+	cr_assert_eq(F.closes, 2);
 }
 
 Test(conn, pipelined_requests_are_answered_in_order)
