@@ -994,8 +994,12 @@ int hb_h1_reuse(hb_h1_parser_t *p, void *ud)
 {
 	if (!hb_h1_idle(p))
 		return -1;
-	p->phase = PH_PAUSED; /* resume resets all of it, even blank lines seen before a head */
-	hb_h1_resume(p);
+	/* Fresh already (no byte since the last reset: the common case, a parser resumed after
+	 * its message) or reset now, with the blank lines or CR seen before a head. */
+	if (p->phase == PH_PAUSED || p->scan.blank_lines || p->scan.prev_cr) {
+		p->phase = PH_PAUSED;
+		hb_h1_resume(p);
+	}
 	p->ud = ud;
 	return 0;
 }

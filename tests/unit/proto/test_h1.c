@@ -376,6 +376,34 @@ Test(h1, pause_reports_consumed_bytes)
 	hb_h1_free(p);
 }
 
+/* A parser between messages can serve another owner (the io thread's cache of them): paused
+ * after a message, or having seen only blank lines, it starts clean for the new ud; in the
+ * middle of a head or dead it is refused. */
+Test(h1, reuse_between_messages_only)
+{
+	struct rec a = {0}, b = {0};
+	hb_h1_parser_t *p = hb_h1_new(&small, &cbs, &a);
+	size_t used;
+	const char *why;
+
+	cr_assert_eq(hb_h1_reuse(p, &b), 0, "a new parser is between messages");
+	cr_assert_eq(hb_h1_feed(p, PIPE_A, sizeof(PIPE_A) - 1, &used, &why), HB_H1_PAUSED);
+	cr_assert(strstr(b.log, "REQ GET /a"), "%s", b.log);
+	cr_assert_eq(hb_h1_reuse(p, &a), 0, "paused after a message");
+	cr_assert_eq(hb_h1_feed(p, "\r\n\r", 3, &used, &why), HB_H1_OK);
+	cr_assert_eq(hb_h1_reuse(p, &a), 0, "only blank lines seen");
+	/* the blank lines and the CR are forgotten: the next owner's first byte starts a head */
+	cr_assert_eq(hb_h1_feed(p, PIPE_B, sizeof(PIPE_B) - 1, &used, &why), HB_H1_PAUSED, "%s",
+		     why ? why : "");
+	cr_assert(strstr(a.log, "REQ POST /b"), "%s", a.log);
+	cr_assert_eq(hb_h1_reuse(p, &a), 0);
+	cr_assert_eq(hb_h1_feed(p, "GET /x", 6, &used, &why), HB_H1_OK);
+	cr_assert_eq(hb_h1_reuse(p, &b), -1, "in the middle of a head");
+	cr_assert_eq(hb_h1_feed(p, " HTTP/1.1\n", 10, &used, &why), HB_H1_E_BAD);
+	cr_assert_eq(hb_h1_reuse(p, &b), -1, "dead");
+	hb_h1_free(p);
+}
+
 Test(h1, valid_then_invalid_pipelined)
 {
 	EXPECT(PIPE_A "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 1\r\n\r\n" PIPE_A,
