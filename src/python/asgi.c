@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/inflight.h"
 #include "core/log.h"
 #include "python/asgi_priv.h"
 #include "python/module.h"
@@ -327,6 +328,8 @@ static hb_asgi_req_t *req_new(hb_asgi_worker_t *w, hb_stream_t *s)
 	r->last_ns = hb_asgi_now_ns();
 	r->websocket = (s->req->flags & HB_REQ_CHANNEL) != 0;
 	r->is_head = (s->req->flags & HB_REQ_HEAD) != 0;
+	r->inflight = hb_inflight_begin(hb_inflight_process(), (unsigned)w->slot, s->req->method,
+					s->req->method_len, s->req->target, s->req->target_len);
 	return r;
 }
 
@@ -363,6 +366,8 @@ static void req_finish(hb_asgi_req_t *r, int failed)
 	hb_asgi_req_end(r, HB_END_ABORT); /* no-op unless the finish above missed it */
 	r->s = NULL;
 	s->py = NULL;
+	hb_inflight_end(hb_inflight_process(), r->inflight);
+	r->inflight = -1;
 	Py_CLEAR(r->task);
 	hb_asgi_req_wake(r); /* receive()/send() still pending in other tasks see the end */
 	hb_stream_release(s);

@@ -139,6 +139,7 @@ typedef struct hb_asgi_req {
 	uint64_t body_sent;
 	uint64_t last_ns;	   /* start, then last send: the timeout counts from here */
 	int close_code;		   /* websocket.disconnect code once known */
+	int inflight;		   /* its entry in the process's in-flight table (inflight.h) */
 	unsigned websocket : 1;	   /* a websocket scope */
 	unsigned is_head : 1;	   /* HEAD request: body bytes are not sent */
 	unsigned started : 1;	   /* *.response.start received */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/cpu.h"
+#include "core/inflight.h"
 #include "core/log.h"
 #include "python/asgi.h"
 #include "python/pycompat.h"
@@ -346,9 +347,14 @@ static void serve(hb_pythread_t *t)
 			break;
 		if (rc < 0)
 			continue;
+		/* Marked for the master: the crash log of this process names it (inflight.h). */
+		int mark =
+			hb_inflight_begin(hb_inflight_process(), (unsigned)t->slot, s->req->method,
+					  s->req->method_len, s->req->target, s->req->target_len);
 		hb_watchdog_busy(t, s);
 		hb_wsgi_serve(&t->app, s);
 		hb_watchdog_idle(t);
+		hb_inflight_end(hb_inflight_process(), mark);
 		done = s;
 		served_one(t);
 	}

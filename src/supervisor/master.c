@@ -62,13 +62,16 @@ static void proc_remove(master_t *m, proc_t *p)
 {
 	if (p->ready_fd >= 0)
 		close(p->ready_fd);
+	hb_inflight_destroy(p->inflight);
 	*p = m->procs[--m->nprocs];
 }
 
 /* The child side of a fork: nothing of the master's loop may stay open in it. */
-static _Noreturn void child(master_t *m, hb_config_t *cfg, int slot, unsigned gen, int wfd)
+static _Noreturn void child(master_t *m, hb_config_t *cfg, int slot, unsigned gen, int wfd,
+			    hb_inflight_t *inflight)
 {
 	hb_worker_args_t a = {
+		.inflight = inflight,
 		.slot = slot,
 		.generation = gen,
 		.nio = m->nio,
@@ -83,9 +86,12 @@ static _Noreturn void child(master_t *m, hb_config_t *cfg, int slot, unsigned ge
 		for (int io = 0; s != slot && m->slot_fds[s] && io < m->nio; io++)
 			for (size_t b = 0; b < cfg->nbinds; b++)
 				close(m->slot_fds[s][io][b]);
-	for (int i = 0; i < m->nprocs; i++)
+	for (int i = 0; i < m->nprocs; i++) {
 		if (m->procs[i].ready_fd >= 0)
 			close(m->procs[i].ready_fd);
+		if (m->procs[i].inflight != inflight) /* the others' tables are theirs */
+			hb_inflight_destroy(m->procs[i].inflight);
+	}
 	hb_worker_run(cfg, &a);
 }
 
@@ -105,20 +111,26 @@ static int spawn(master_t *m, hb_config_t *cfg, int slot, unsigned gen)
 		hb_error("cannot start worker process %d: %s", slot, strerror(p ? errno : ENOMEM));
 		return -1;
 	}
+	/* Without it the process serves all the same; only its crash log names no request. */
+	hb_inflight_t *inflight = hb_inflight_create();
+	if (!inflight)
+		hb_warn("worker process %d: no in-flight request table: %s", slot, strerror(errno));
 	fflush(NULL); /* nothing buffered may be written twice */
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(fds[0]);
-		child(m, cfg, slot, gen, fds[1]);
+		child(m, cfg, slot, gen, fds[1], inflight);
 	}
 	close(fds[1]);
 	if (pid < 0) {
 		hb_error("cannot fork worker process %d: %s", slot, strerror(errno));
 		close(fds[0]);
+		hb_inflight_destroy(inflight);
 		m->nprocs--;
 		return -1;
 	}
 	*p = (proc_t){.pid = pid,
+		      .inflight = inflight,
 		      .slot = slot,
 		      .gen = gen,
 		      .ready_fd = fds[0],
@@ -180,6 +192,21 @@ static int exit_code(int status)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* What p's app was running, for its death's log line: " while running GET /a (running 1.2 s)",
+ * " (no request was running)", or "" when p has no table. */
+static void running(const proc_t *p, char *buf, size_t len)
+{
+	char list[1024];
+	int n = hb_inflight_describe(p->inflight, mono_ns(), 8, list, sizeof list);
+
+	if (!p->inflight)
+		buf[0] = '\0';
+	else if (n == 0)
+		snprintf(buf, len, " (no request was running)");
+	else
+		snprintf(buf, len, " while running %s", list);
+}
+
 static void abort_reload(master_t *m, const char *why)
 {
 	hb_error("reload failed: %s; generation %u keeps serving", why, m->gen);
@@ -206,11 +233,13 @@ static void crashed(master_t *m, const proc_t *p, const char *how)
 			 "restarting it in %.1fs",
 			 p->slot, (int)p->pid, how, n, n > 1 ? "s" : "", (double)d / NS);
 	} else {
+		char what[1100];
+		running(p, what, sizeof what);
 		m->fails[p->slot] = 0;
 		m->respawn_at[p->slot] = now;
-		hb_error("worker process %d (pid %d) %s; its requests in flight failed; restarting "
-			 "it",
-			 p->slot, (int)p->pid, how);
+		hb_error("worker process %d (pid %d) %s%s; its requests in flight failed; "
+			 "restarting it",
+			 p->slot, (int)p->pid, how, what);
 	}
 }
 
@@ -223,24 +252,31 @@ static int external(int sig)
 
 static void reaped(master_t *m, proc_t *p, int status)
 {
-	char how[160];
+	char how[160], what[1100];
 
 	describe(status, how, sizeof how);
 	if (p->state == P_STOPPING || p->state == P_RETIRING) {
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		/* A request left running by a forced stop (past graceful_timeout, a request stuck
+		 * past worker_kill_timeout) is named. */
+		int left = hb_inflight_describe(p->inflight, mono_ns(), 8, what, sizeof what);
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !left)
 			hb_info("worker process %d (pid %d, generation %u) exited", p->slot,
 				(int)p->pid, p->gen);
+		else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			hb_warn("worker process %d (pid %d, generation %u) exited, cutting %s",
+				p->slot, (int)p->pid, p->gen, what);
 		else
-			hb_warn("worker process %d (pid %d, generation %u) %s", p->slot,
-				(int)p->pid, p->gen, how);
+			hb_warn("worker process %d (pid %d, generation %u) %s%s%s", p->slot,
+				(int)p->pid, p->gen, how, left ? " while running " : "", what);
 		/* A stopping worker's own failure (a leak report) is the server's exit status;
 		 * one the master killed past its deadline is not. */
 		if (m->stopping && !p->killed && exit_code(status) != 0 && !m->status)
 			m->status = exit_code(status);
 	} else if (p->gen == m->next_gen) {
-		char why[256];
-		snprintf(why, sizeof why, "worker process %d of generation %u (pid %d) %s", p->slot,
-			 p->gen, (int)p->pid, how);
+		char why[1400];
+		running(p, what, sizeof what);
+		snprintf(why, sizeof why, "worker process %d of generation %u (pid %d) %s%s",
+			 p->slot, p->gen, (int)p->pid, how, what);
 		abort_reload(m, why);
 	} else if (!m->ready_once && !(WIFSIGNALED(status) && external(WTERMSIG(status)))) {
 		hb_error("worker process %d (pid %d) %s while booting: stopping", p->slot,
@@ -413,9 +449,11 @@ static void stuck(master_t *m, pid_t pid)
 		if (p->pid != pid || p->state != P_READY || p->doomed || p->gen != m->gen ||
 		    m->stopping)
 			continue;
-		hb_warn("worker process %d (pid %d) has a request stuck past worker_kill_timeout: "
-			"replacing it",
-			p->slot, (int)p->pid);
+		char what[1024];
+		hb_inflight_describe(p->inflight, mono_ns(), 8, what, sizeof what);
+		hb_warn("worker process %d (pid %d) has a request stuck past worker_kill_timeout "
+			"(%s): replacing it",
+			p->slot, (int)p->pid, what[0] ? what : "not recorded");
 		p->doomed = 2;
 	}
 }

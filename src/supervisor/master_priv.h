@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "core/config.h"
+#include "core/inflight.h"
 
 #define HB_MASTER_MAX_SLOTS 1024 /* the `processes` key's maximum */
 
@@ -29,8 +30,9 @@ typedef struct proc {
 	int killed;   /* SIGKILL sent */
 	int doomed;   /* past max_worker_rss: retired once its replacement is ready */
 	uint64_t started;
-	int replace;	  /* asked to be replaced (worker_kill_timeout, max_worker_rss) */
-	uint64_t kill_at; /* replaced: SIGKILL if still there after this (0: none) */
+	int replace;		 /* asked to be replaced (worker_kill_timeout, max_worker_rss) */
+	uint64_t kill_at;	 /* replaced: SIGKILL if still there after this (0: none) */
+	hb_inflight_t *inflight; /* the requests its app runs (inflight.h); NULL if none */
 } proc_t;
 
 typedef struct master {

@@ -456,6 +456,7 @@ _Noreturn void hb_worker_run(hb_config_t *cfg, const hb_worker_args_t *a)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != a->master)
 		_exit(0);
+	hb_inflight_set_process(a->inflight); /* before any thread: the app's requests go there */
 	cpu_share(cfg, a->slot);
 	start(&w, &host, &ios, &th);
 	if (write(a->ready_fd, "R", 1) != 1)

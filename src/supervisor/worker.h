@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "core/config.h"
+#include "core/inflight.h"
 
 /* Worker -> master: "replace me" (a request stuck past worker_kill_timeout, or max_worker_rss).
  * The master starts a successor in the same slot, then stops this process gracefully. */
@@ -34,6 +35,7 @@ typedef struct hb_worker_args {
 	int listen;	     /* 1: listen() once ready (the master's sockets do not listen yet) */
 	int ready_fd;	     /* write end of the pipe the master waits on */
 	pid_t master;
+	hb_inflight_t *inflight; /* shared with the master: what the app runs (may be NULL) */
 } hb_worker_args_t;
 
 /* [forked child, single-threaded] Runs the server until told to stop; exits the process. */

@@ -121,6 +121,9 @@ def test_app_that_kills_its_process_leaves_the_other_serving(server, path, how):
             r = http(s.port, "GET", path, timeout=10)
             raise AssertionError("%s answered %r" % (path, r))
         assert wait_for(lambda: re.search(how, s.stderr()), 10), s.describe()
+        # The master names the request the dead process was running (its in-flight table).
+        assert re.search(r"\[ERROR\] worker process \d \(pid \d+\) %s while running GET %s "
+                         r"\(running \d+\.\d s\)" % (how, path), s.stderr()), s.stderr()[-3000:]
         wait_for(lambda: len(s.worker_pids()) == 2 and s.worker_pids() != before, 20)
         served = load.count()
         assert wait_for(lambda: load.count() >= served + 5, 15), s.describe()
@@ -144,6 +147,46 @@ def test_hung_request_does_not_stop_the_others(server):
     ok, failed = load.stop()
     # Requests the hub queued behind the stuck thread time out (504); everything else is served.
     assert ok > 10 and set(failed) <= {"status 504"} and len(failed) * 20 < ok, (ok, failed[:5])
+
+
+def test_a_request_stuck_past_worker_kill_timeout_is_named_in_the_log(server):
+    """The master names the stuck request when the process asks to be replaced, and again when
+    the old process's forced stop cuts it; a kill -9 names what was running too."""
+    s = server(APP, "--timeout", "1", "--worker-kill-timeout", "1", "--graceful-timeout", "1",
+               "--threads", "2", env={"HB_HANG_SECS": "30"})
+    old = s.worker_pid()
+    assert http(s.port, "GET", "/hang?for=test", timeout=10).status == 504
+    assert wait_for(lambda: re.search(r"\(pid %d\) has a request stuck past worker_kill_timeout "
+                                      r"\(GET /hang\?for=test \(running [1-9]\d*\.\d s\)\)" % old,
+                                      s.stderr()), 15), s.stderr()[-3000:]
+    assert wait_for(lambda: re.search(r"\(pid %d, generation 1\) exited, cutting GET /hang\?for=test "
+                                      r"\(running \d+\.\d s\)" % old, s.stderr()), 20), s.stderr()[-3000:]
+    new = s.worker_pid()
+    assert new != old
+    # kill -9 while two requests run: both named (oldest first); an idle death names none.
+    threads = [threading.Thread(target=lambda p=p: _try(s.port, p), daemon=True)
+               for p in ("/sleep?secs=20", "/hang")]
+    for t in threads:
+        t.start()
+        time.sleep(0.3)
+    time.sleep(0.5)
+    os.kill(new, signal.SIGKILL)
+    assert wait_for(lambda: re.search(r"\(pid %d\) was killed by signal 9 \(Killed\) while running "
+                                      r"GET /sleep\?secs=20 \(running \d+\.\d s\), GET /hang "
+                                      r"\(running" % new, s.stderr()), 10), s.stderr()[-3000:]
+    wait_replaced(s, [new], 1)
+    third = s.worker_pid()
+    wait_serving(s, [third])
+    os.kill(third, signal.SIGKILL)
+    assert wait_for(lambda: "(pid %d) was killed by signal 9 (Killed) (no request was running)" % third
+                    in s.stderr(), 10), s.stderr()[-3000:]
+
+
+def _try(port, path):
+    try:
+        http(port, "GET", path, timeout=30)
+    except Exception:  # noqa: BLE001 - the process is killed under it
+        pass
 
 
 def test_max_worker_rss_replaces_a_process_gracefully(server):
