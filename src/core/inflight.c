@@ -76,9 +76,8 @@ int hb_inflight_begin(hb_inflight_t *t, unsigned hint, const char *method, size_
 		struct entry *e = &t->e[i];
 		uint32_t want = FREE;
 		if (atomic_load_explicit(&e->state, memory_order_relaxed) != FREE ||
-		    !atomic_compare_exchange_strong_explicit(&e->state, &want, WRITING,
-							     memory_order_acquire,
-							     memory_order_relaxed))
+		    !atomic_compare_exchange_strong_explicit(
+			    &e->state, &want, WRITING, memory_order_acquire, memory_order_relaxed))
 			continue;
 		e->mlen = copy_printable(e->method, sizeof e->method, method, method ? mlen : 0);
 		e->tlen = copy_printable(e->target, sizeof e->target, target, target ? tlen : 0);

@@ -67,6 +67,24 @@ static void proc_remove(master_t *m, proc_t *p)
 }
 
 /* The child side of a fork: nothing of the master's loop may stay open in it. */
+/* A reshaping reload's processes get its sockets (reshape.c); every other one the serving ones. */
+static int **gen_fds(const master_t *m, unsigned gen, int slot, int *nio)
+{
+	int reshaped = gen == m->next_gen && m->next_nio > 0;
+
+	*nio = reshaped ? m->next_nio : m->nio;
+	return reshaped ? m->next_fds[slot] : m->slot_fds[slot];
+}
+
+/* In a child: the master's sockets but its own (fds) are closed. */
+static void close_others(int **const *arrays, int nio, size_t nbinds, int **fds)
+{
+	for (int s = 0; s < HB_MASTER_MAX_SLOTS; s++)
+		for (int io = 0; arrays[s] && arrays[s] != fds && io < nio; io++)
+			for (size_t b = 0; b < nbinds; b++)
+				close(arrays[s][io][b]);
+}
+
 static _Noreturn void child(master_t *m, hb_config_t *cfg, int slot, unsigned gen, int wfd,
 			    hb_inflight_t *inflight)
 {
@@ -74,18 +92,17 @@ static _Noreturn void child(master_t *m, hb_config_t *cfg, int slot, unsigned ge
 		.inflight = inflight,
 		.slot = slot,
 		.generation = gen,
-		.nio = m->nio,
-		.listen_fds = m->slot_fds[slot],
 		.listen = 1,
 		.ready_fd = wfd,
 		.master = m->pid,
 	};
 
+	a.listen_fds = gen_fds(m, gen, slot, &a.nio);
 	close(m->sfd);
-	for (int s = 0; s < HB_MASTER_MAX_SLOTS; s++) /* other slots' sockets */
-		for (int io = 0; s != slot && m->slot_fds[s] && io < m->nio; io++)
-			for (size_t b = 0; b < cfg->nbinds; b++)
-				close(m->slot_fds[s][io][b]);
+	close_others((int **const *)m->slot_fds, m->nio, m->cfg->nbinds, a.listen_fds);
+	if (m->next_nio > 0)
+		close_others((int **const *)m->next_fds, m->next_nio, m->next_cfg->nbinds,
+			     a.listen_fds);
 	for (int i = 0; i < m->nprocs; i++) {
 		if (m->procs[i].ready_fd >= 0)
 			close(m->procs[i].ready_fd);
@@ -100,7 +117,8 @@ static int spawn(master_t *m, hb_config_t *cfg, int slot, unsigned gen)
 	int fds[2];
 	char err[512];
 
-	if (!m->slot_fds[slot] && hb_master_open_slot(m, slot, err, sizeof err) < 0) {
+	int nio;
+	if (!gen_fds(m, gen, slot, &nio) && hb_master_open_slot(m, slot, err, sizeof err) < 0) {
 		hb_error("cannot start worker process %d: %s", slot, err);
 		return -1;
 	}
@@ -213,6 +231,8 @@ static void abort_reload(master_t *m, const char *why)
 	for (int i = 0; i < m->nprocs; i++)
 		if (m->procs[i].gen == m->next_gen && live(&m->procs[i]))
 			tell(m, &m->procs[i], SIGTERM, P_STOPPING);
+	if (m->next_nio > 0)
+		hb_reshape_abort(m, m->next_cfg);
 	hb_config_free(m->next_cfg);
 	free(m->next_cfg);
 	m->next_cfg = NULL;
@@ -353,6 +373,9 @@ static void finish_reload(master_t *m)
 		if (p->gen != m->next_gen && live(p))
 			tell(m, p, p->state == P_READY ? SIGHUP : SIGTERM, P_RETIRING);
 	}
+	int reshaped = m->next_nio > 0;
+	if (reshaped)
+		hb_reshape_commit(m, m->cfg);
 	hb_config_free(m->cfg);
 	free(m->cfg);
 	m->cfg = m->next_cfg;
@@ -366,6 +389,8 @@ static void finish_reload(master_t *m)
 	retire_slots_from(m, m->target);
 	for (int s = 0; s < HB_MASTER_MAX_SLOTS; s++)
 		m->fails[s] = 0, m->respawn_at[s] = 0;
+	if (reshaped)
+		hb_master_log_ready(m);
 }
 
 static void reload(master_t *m)
@@ -382,6 +407,14 @@ static void reload(master_t *m)
 	hb_config_t *nc = hb_master_load_config(m, err, sizeof err);
 	if (!nc) {
 		hb_error("reload failed: %s; generation %u keeps serving", err, m->gen);
+		return;
+	}
+	/* New workers or binds: the new generation gets sockets of its own shape (reshape.c). */
+	if (hb_reshape_needed(m, nc) && (hb_reshape_check(m, nc, err, sizeof err) < 0 ||
+					 hb_reshape_open(m, nc, err, sizeof err) < 0)) {
+		hb_error("reload failed: %s; generation %u keeps serving", err, m->gen);
+		hb_config_free(nc);
+		free(nc);
 		return;
 	}
 	m->next_cfg = nc;

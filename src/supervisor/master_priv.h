@@ -46,6 +46,10 @@ typedef struct master {
 	 * SO_REUSEPORT sockets, so the kernel spreads connections over the processes; NULL for a
 	 * slot never used. A unix bind is one socket that every slot shares (dup'd). */
 	int **slot_fds[HB_MASTER_MAX_SLOTS];
+	/* A reload that changes workers or the binds (reshape.c): the new generation's sockets,
+	 * [slot][io][bind] of next_cfg with next_nio per bind, while it starts; else NULL, 0. */
+	int **next_fds[HB_MASTER_MAX_SLOTS];
+	int next_nio;
 	int sfd; /* signalfd */
 	proc_t *procs;
 	int nprocs, cap;
@@ -81,9 +85,26 @@ int hb_upgrade_reaped(master_t *m, pid_t pid, int status); /* 1: it was the new 
 /* In the new master: adopts the inherited listeners. 1 adopted, 0 none, -1 err set. */
 int hb_upgrade_adopt(master_t *m, char *err, size_t errlen);
 
+/* reshape.c: a reload that changes `workers` or the binds (see there) */
+/* 1 when nc's listeners differ from the serving ones (workers, the bind list), else 0. */
+int hb_reshape_needed(const master_t *m, const hb_config_t *nc);
+/* 0, or -1 with err set for the part a reload cannot do (a TCP socket dropped while
+ * net.ipv4.tcp_migrate_req is off, an fd:// bind added). */
+int hb_reshape_check(const master_t *m, const hb_config_t *nc, char *err, size_t errlen);
+/* Builds m->next_fds for nc->processes slots (kept sockets dup'd, added ones bound, none
+ * listening yet). 0, or -1 with err set and nothing left open. */
+int hb_reshape_open(master_t *m, const hb_config_t *nc, char *err, size_t errlen);
+/* The reshaped generation serves (m->next_cfg, before it replaces m->cfg = old): sockets it
+ * dropped are shut down, the old arrays closed; m->slot_fds and m->nio are the new shape. */
+void hb_reshape_commit(master_t *m, const hb_config_t *old);
+/* The reshaping reload failed: sockets only nc had are shut down, m->next_fds closed. */
+void hb_reshape_abort(master_t *m, const hb_config_t *nc);
+/* Stop (shut = 1) or upgrade handover (0): closes m->next_fds. */
+void hb_reshape_close(master_t *m, int shut);
+
 /* master_setup.c */
 /* Loads the configuration again (argv, environment, file) for a reload; NULL with err set
- * when it fails or changes what a reload cannot change (binds, workers). */
+ * when it fails. */
 hb_config_t *hb_master_load_config(master_t *m, char *err, size_t errlen);
 /* Binds a slot's sockets (does not listen: its first process listens once ready). 0 or -1
  * with err set. */

@@ -129,36 +129,11 @@ static hb_config_t *load(master_t *m, int *exit_now, char *err, size_t errlen)
 	return NULL;
 }
 
-static int same_binds(const hb_config_t *a, const hb_config_t *b)
-{
-	if (a->nbinds != b->nbinds)
-		return 0;
-	for (size_t i = 0; i < a->nbinds; i++)
-		if (strcmp(a->binds[i].spec, b->binds[i].spec) != 0 ||
-		    a->binds[i].tls != b->binds[i].tls)
-			return 0;
-	return 1;
-}
-
 hb_config_t *hb_master_load_config(master_t *m, char *err, size_t errlen)
 {
 	int exit_now;
-	hb_config_t *cfg = load(m, &exit_now, err, errlen);
 
-	if (!cfg)
-		return NULL;
-	if (!same_binds(cfg, m->cfg))
-		snprintf(err, errlen, "bind/ssl_bind changed: that needs a restart");
-	else if (cfg->workers != m->nio)
-		snprintf(err, errlen,
-			 "workers changed (%d -> %d): the listeners have one socket per worker, "
-			 "that needs a restart",
-			 m->nio, cfg->workers);
-	else
-		return cfg;
-	hb_config_free(cfg);
-	free(cfg);
-	return NULL;
+	return load(m, &exit_now, err, errlen);
 }
 
 static uint16_t bound_port(int fd)
@@ -226,6 +201,7 @@ void hb_master_close_listeners(master_t *m)
 					shutdown(m->slot_fds[s][io][b], SHUT_RDWR);
 		hb_listener_close_all(m->cfg, m->nio, m->slot_fds[s]);
 	}
+	hb_reshape_close(m, 1);
 }
 
 void hb_master_log_ready(const master_t *m)
@@ -257,6 +233,7 @@ void hb_master_drop_fds(master_t *m)
 					close(m->slot_fds[s][io][b]);
 					m->slot_fds[s][io][b] = -1;
 				}
+	hb_reshape_close(m, 0);
 }
 
 /* ---- pid file and privileges ---- */

@@ -219,3 +219,65 @@ def test_hup_with_the_cluster_on_moves_the_node_to_the_new_generation(server, tm
     assert wait_for(node_listens, 15), s.describe()
     assert "cluster: cannot start" not in s.stderr(), s.describe()
     s.assert_alive()
+
+
+def _refused(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except ConnectionRefusedError:
+        return True
+
+
+def _migrate_on():
+    try:
+        with open("/proc/sys/net/ipv4/tcp_migrate_req") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
+def test_hup_changes_workers_and_binds(server, tmp_path):
+    """A reload that adds io threads and a bind under load fails nothing (the sockets kept are
+    the same, the new ones listen once ready); one that removes a bind closes it; fewer
+    io threads is refused unless net.ipv4.tcp_migrate_req lets the kernel move their queue."""
+    p1, p2 = hbtest.free_port(), hbtest.free_port()
+    conf = tmp_path / "hb.toml"
+    conf.write_text('bind = ["127.0.0.1:%d"]\nworkers = 1\nprocesses = 2\n' % p1)
+    write_app(tmp_path, 1)
+    s = server("reload_app:app", "--worker-class", "asgi", "--pythonpath", str(tmp_path), "--config", str(conf),
+               "--graceful-timeout", "5", bind=False, defaults=False, port=p1)
+    load = Load(p1, clients=4, path="/v")
+    try:
+        assert wait_for(lambda: load.count() > 20, 10)
+        conf.write_text('bind = ["127.0.0.1:%d", "127.0.0.1:%d"]\nworkers = 2\nprocesses = 2\n' % (p1, p2))
+        write_app(tmp_path, 2)
+        s.signal(signal.SIGHUP)
+        assert wait_for(lambda: "Reloaded: generation 2" in s.stderr(), 20), s.describe()
+        assert http(p2, "GET", "/v", timeout=10).body.startswith(b"v2 ")
+        # on through the old generation's retirement
+        assert wait_for(lambda: len(s.worker_pids()) == 2, 15), s.describe()
+        served = load.count()
+        assert wait_for(lambda: load.count() > served + 50, 10)
+    finally:
+        ok, failed = load.stop()
+    assert not failed, "%d failed requests during the reload: %r\n%s" % (len(failed), failed[:5], s.describe())
+    assert "2 io threads each (generation 2)" in s.stderr(), s.describe()
+    assert "Listeners reshaped: 2 sockets per bind and process (was 1), 2 binds (was 1)" in s.stderr()
+    # p1 removed: refused once generation 3 serves; p2 serves on.
+    conf.write_text('bind = ["127.0.0.1:%d"]\nworkers = 2\nprocesses = 2\n' % p2)
+    s.signal(signal.SIGHUP)
+    assert wait_for(lambda: "Reloaded: generation 3" in s.stderr(), 20), s.describe()
+    assert wait_for(lambda: _refused(p1), 5), s.describe()
+    assert http(p2, "GET", "/v", timeout=10).status == 200
+    # Fewer io threads.
+    conf.write_text('bind = ["127.0.0.1:%d"]\nworkers = 1\nprocesses = 2\n' % p2)
+    s.signal(signal.SIGHUP)
+    if _migrate_on():
+        assert wait_for(lambda: "Reloaded: generation 4" in s.stderr(), 20), s.describe()
+    else:
+        assert wait_for(lambda: re.search(r"\[ERROR\] reload failed: workers decreased \(2 -> 1\) with bind "
+                                          r"127.0.0.1:%d kept: .*tcp_migrate_req = 1.*; generation 3 keeps "
+                                          r"serving" % p2, s.stderr()), 10), s.describe()
+    assert http(p2, "GET", "/v", timeout=10).status == 200
+    s.assert_alive()
