@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -452,36 +453,89 @@ static int shard_init(hb_shmap_t *m, struct shard *sh)
 	return 0;
 }
 
-hb_shmap_t *hb_shmap_create(const hb_shmap_opts_t *o)
+/* The mapping's size for options o (normalised into *n) and its header's. -EINVAL on bad ones. */
+static int map_size(const hb_shmap_opts_t *o, hb_shmap_opts_t *n, uint64_t *hdr, uint64_t *size)
 {
-	hb_shmap_opts_t n;
-	if (normalize(o, &n))
-		return NULL;
-	uint64_t hdr = r8(sizeof(struct hb_shmap) + (uint64_t)n.shards * sizeof(struct shard));
-	hdr = (hdr + 63) & ~63ull;
-	uint64_t size = hdr + ((n.max_bytes + 63) & ~(uint64_t)63);
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	hb_shmap_t *m = p; /* fresh anonymous memory is zeroed: locks free, lists empty */
+	if (normalize(o, n))
+		return -EINVAL;
+	*hdr = r8(sizeof(struct hb_shmap) + (uint64_t)n->shards * sizeof(struct shard));
+	*hdr = (*hdr + 63) & ~63ull;
+	*size = *hdr + ((n->max_bytes + 63) & ~(uint64_t)63);
+	return 0;
+}
+
+/* Initialises fresh zeroed memory p of size bytes as a map; NULL (p unmapped) on failure. */
+static hb_shmap_t *init_map(void *p, uint64_t size, uint64_t hdr, const hb_shmap_opts_t *n)
+{
+	hb_shmap_t *m = p; /* fresh memory is zeroed: locks free, lists empty */
 	m->magic = MAGIC;
 	m->map_bytes = size;
 	m->heap_off = hdr;
 	m->heap_end = size;
-	m->max_bytes = n.max_bytes;
+	m->max_bytes = n->max_bytes;
 	m->seed = make_seed();
-	m->shards = n.shards;
-	m->max_key = n.max_key;
-	m->max_value = n.max_value;
+	m->shards = n->shards;
+	m->max_key = n->max_key;
+	m->max_value = n->max_value;
 	ST(&m->bump, hdr);
-	for (uint32_t i = 0; i < n.shards; i++) {
+	for (uint32_t i = 0; i < n->shards; i++) {
 		if (shard_init(m, &m->shard[i])) {
 			munmap(p, size);
 			return NULL;
 		}
 	}
 	return m;
+}
+
+hb_shmap_t *hb_shmap_create(const hb_shmap_opts_t *o)
+{
+	hb_shmap_opts_t n;
+	uint64_t hdr, size;
+
+	if (map_size(o, &n, &hdr, &size) < 0)
+		return NULL;
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : init_map(p, size, hdr, &n);
+}
+
+hb_shmap_t *hb_shmap_create_shared(const hb_shmap_opts_t *o, int *fd)
+{
+	hb_shmap_opts_t n;
+	uint64_t hdr, size;
+
+	*fd = -1;
+	if (map_size(o, &n, &hdr, &size) < 0)
+		return NULL;
+	int mfd = memfd_create("hornbeam-state", MFD_CLOEXEC);
+	if (mfd < 0)
+		return NULL;
+	void *p = ftruncate(mfd, (off_t)size) < 0 ? MAP_FAILED
+						  : mmap(NULL, size, PROT_READ | PROT_WRITE,
+							 MAP_SHARED | MAP_NORESERVE, mfd, 0);
+	hb_shmap_t *m = p == MAP_FAILED ? NULL : init_map(p, size, hdr, &n);
+	if (!m) {
+		close(mfd);
+		return NULL;
+	}
+	*fd = mfd;
+	return m;
+}
+
+hb_shmap_t *hb_shmap_attach(int fd)
+{
+	struct stat st;
+	struct hb_shmap head;
+
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < sizeof head ||
+	    pread(fd, &head, sizeof head, 0) != (ssize_t)sizeof head || head.magic != MAGIC ||
+	    head.map_bytes != (uint64_t)st.st_size || head.heap_end != head.map_bytes ||
+	    head.heap_off >= head.heap_end || head.shards == 0 ||
+	    (head.shards & (head.shards - 1)) != 0 || head.shards > 65536)
+		return NULL;
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+		       fd, 0);
+	return p == MAP_FAILED ? NULL : p;
 }
 
 void hb_shmap_destroy(hb_shmap_t *m)

@@ -1,9 +1,10 @@
 /* shmap.h: the shared map behind hornbeam_erlang.state_* (every worker, every process).
  *
  * A sharded hash map of byte-string keys to byte-string values (values are codec-encoded,
- * see codec.h). The whole map is ONE contiguous MAP_SHARED|MAP_ANONYMOUS region that
- * hb_shmap_create maps: internal references are offsets, locks are atomics in the region, so a
- * forked child keeps using the same map (and sees the parent's writes, and vice versa).
+ * see codec.h). The whole map is ONE contiguous MAP_SHARED region (anonymous, or a memfd's
+ * for hb_shmap_create_shared) that hb_shmap_create maps: internal references are offsets, locks are
+ * atomics in the region, so a forked child keeps using the same map (and sees the parent's writes,
+ * and vice versa).
  *
  * Threads and processes: any thread of any process holding the mapping may call anything.
  * Reads take no lock: they copy out under a per-shard seqlock and retry if a writer ran (after a
@@ -53,6 +54,13 @@ typedef int (*hb_shmap_key_cb)(const void *key, size_t klen, void *ud);
 
 /* Maps and initialises a map (opts may be NULL for defaults). NULL on bad options or no memory. */
 hb_shmap_t *hb_shmap_create(const hb_shmap_opts_t *o);
+/* Like hb_shmap_create, on a memfd: a process started by exec can map it too (a binary
+ * upgrade hands the map to the new master). *fd is the memfd (close-on-exec), the caller's to
+ * close; the map stays while a process maps it or holds the fd. NULL (*fd -1) on failure. */
+hb_shmap_t *hb_shmap_create_shared(const hb_shmap_opts_t *o, int *fd);
+/* Maps the map another process made with hb_shmap_create_shared, from its memfd (inherited);
+ * its size and options are the map's own. NULL when fd is not such a map or mmap fails. */
+hb_shmap_t *hb_shmap_attach(int fd);
 /* Unmaps this process's view. Other processes sharing it are unaffected. NULL is a no-op. */
 void hb_shmap_destroy(hb_shmap_t *m);
 

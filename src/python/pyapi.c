@@ -6,6 +6,7 @@
 #include "python/pycompat.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,8 +82,10 @@ static int join_bus(hb_pyapi_shared_t *sh)
 }
 
 /* A map made by hb_pyapi_prepare in the master process, before the worker processes were
- * forked: every process (and every generation) shares it. */
+ * forked: every process (and every generation) shares it. prepared_fd is its memfd, which a
+ * binary upgrade hands to the new master (hb_pyapi_adopt_state). */
 static hb_shmap_t *prepared;
+static int prepared_fd = -1;
 
 static void map_opts(const hb_config_t *cfg, hb_shmap_opts_t *o, size_t *max_key, size_t *max_value)
 {
@@ -102,8 +105,25 @@ int hb_pyapi_prepare(const hb_config_t *cfg)
 
 	map_opts(cfg, &o, &k, &v);
 	if (!prepared)
-		prepared = hb_shmap_create(&o);
+		prepared = hb_shmap_create_shared(&o, &prepared_fd);
 	return prepared ? 0 : -ENOMEM;
+}
+
+int hb_pyapi_state_fd(void)
+{
+	return prepared_fd;
+}
+
+int hb_pyapi_adopt_state(int fd)
+{
+	if (prepared)
+		return -EEXIST;
+	prepared = hb_shmap_attach(fd);
+	if (!prepared)
+		return -EINVAL;
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	prepared_fd = fd;
+	return 0;
 }
 
 int hb_pyapi_start(const hb_config_t *cfg, hb_hub_t *hub)

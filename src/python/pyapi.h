@@ -47,6 +47,12 @@ struct hb_xbus *hb_pyapi_bus(void);
  * config (state_max_*), for hb_pyapi_start in each forked process to use: every worker process
  * and every generation then shares one map. Needs no interpreter. Returns 0 or -ENOMEM. */
 int hb_pyapi_prepare(const hb_config_t *cfg);
+/* [master] The prepared map's memfd (its state survives a binary upgrade through it), or -1. */
+int hb_pyapi_state_fd(void);
+/* [master, before hb_pyapi_prepare] Takes the map of the master this one upgrades from (its
+ * memfd, inherited across exec; made close-on-exec here): hb_pyapi_prepare then keeps it, so
+ * state_* values carry over. Returns 0, -EINVAL (not a map) or -EEXIST (one prepared). */
+int hb_pyapi_adopt_state(int fd);
 /* [main thread, before workers] Creates the shared map, pub/sub and function registries from
  * the config (state_max_*, pubsub_queue_size, node_name), and joins the process bus if the
  * master made one. Returns 0 or -1 after printing why. */

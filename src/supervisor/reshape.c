@@ -18,16 +18,16 @@
  * removed on purpose refuses its clients from then on, as a stop does.) An fd:// bind cannot be
  * added: its descriptor is inherited at start only.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <fcntl.h>
 
 #include "core/log.h"
 #include "server/listener.h"
@@ -84,13 +84,14 @@ int hb_reshape_check(const master_t *m, const hb_config_t *nc, char *err, size_t
 					bd->spec),
 			       -1;
 		if (ob >= 0 && !one_socket(bd) && nc->workers < m->nio && !migrate_on())
-			return snprintf(err, errlen,
-					"workers decreased (%d -> %d) with bind %s kept: its "
-					"sockets for io threads %d..%d would close with connections "
-					"already queued in them, which the kernel resets; set "
-					"net.ipv4.tcp_migrate_req = 1 (the kernel then moves them "
-					"to the sockets that stay) or restart",
-					m->nio, nc->workers, bd->spec, nc->workers, m->nio - 1),
+			return snprintf(
+				       err, errlen,
+				       "workers decreased (%d -> %d) with bind %s kept: its "
+				       "sockets for io threads %d..%d would close with connections "
+				       "already queued in them, which the kernel resets; set "
+				       "net.ipv4.tcp_migrate_req = 1 (the kernel then moves them "
+				       "to the sockets that stay) or restart",
+				       m->nio, nc->workers, bd->spec, nc->workers, m->nio - 1),
 			       -1;
 	}
 	return 0;
@@ -291,8 +292,8 @@ void hb_reshape_abort(master_t *m, const hb_config_t *nc)
 void hb_reshape_commit(master_t *m, const hb_config_t *old)
 {
 	struct stat *keep;
-	size_t nkeep = identities((int **const *)m->next_fds, m->next_nio,
-				  m->next_cfg->nbinds, &keep);
+	size_t nkeep =
+		identities((int **const *)m->next_fds, m->next_nio, m->next_cfg->nbinds, &keep);
 
 	unlink_dropped(old, m->next_cfg);
 	for (int s = 0; s < HB_MASTER_MAX_SLOTS; s++) {

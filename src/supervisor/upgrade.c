@@ -8,8 +8,9 @@
  * processes, and once they are ready sends SIGWINCH to the old master, which then closes its
  * descriptors WITHOUT shutting the sockets down (they are the new master's now), retires its
  * worker processes as a reload does and exits. If the new master fails first, the old one logs
- * it and keeps serving. The shared map and the process bus are the new master's own (the old
- * state stays with the old processes).
+ * it and keeps serving. The shared map (a memfd, named in HB_STATE_FD) goes over with the
+ * listeners, so state_* values survive the upgrade (the old processes, retiring, still share it);
+ * the process bus is the new master's own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,11 +23,13 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "python/pyapi.h"
 #include "server/listener.h"
 #include "supervisor/master_priv.h"
 
 #define ENV_FDS "HB_LISTEN_FDS"
 #define ENV_FROM "HB_UPGRADE_FROM"
+#define ENV_STATE "HB_STATE_FD" /* the shared map's memfd (hb_pyapi_state_fd) */
 
 static void set_cloexec(master_t *m, int on)
 {
@@ -96,20 +99,29 @@ void hb_upgrade_start(master_t *m)
 	}
 	snprintf(from, sizeof from, "%d", (int)m->pid);
 	set_cloexec(m, 0);
+	int state_fd = hb_pyapi_state_fd(); /* the shared map goes over too: state survives */
+	if (state_fd >= 0)
+		fcntl(state_fd, F_SETFD, 0);
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid == 0) {
 		sigset_t none;
+		char state[16];
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		setenv(ENV_FDS, fds, 1);
 		setenv(ENV_FROM, from, 1);
+		snprintf(state, sizeof state, "%d", state_fd);
+		if (state_fd >= 0)
+			setenv(ENV_STATE, state, 1);
 		execv(m->exe, m->argv);
 		fprintf(stderr, "hornbeam-uring: SIGUSR2: cannot exec %s: %s\n", m->exe,
 			strerror(errno));
 		_exit(127);
 	}
 	set_cloexec(m, 1);
+	if (state_fd >= 0)
+		fcntl(state_fd, F_SETFD, FD_CLOEXEC);
 	free(fds);
 	if (pid < 0) {
 		hb_error("SIGUSR2: cannot fork: %s", strerror(errno));
@@ -154,6 +166,27 @@ void hb_upgrade_handover(master_t *m, pid_t from)
 	}
 }
 
+/* The old master's shared map, when it handed one over: state_* values carry on. Without it
+ * (or if it is unusable) the new master makes its own, as before. */
+static void adopt_state(const master_t *m)
+{
+	const char *env = getenv(ENV_STATE);
+	char *end;
+
+	if (!env)
+		return;
+	long fd = strtol(env, &end, 10);
+	int rc = *end || fd < 0 || fd > INT32_MAX ? -EINVAL : hb_pyapi_adopt_state((int)fd);
+	unsetenv(ENV_STATE);
+	if (rc < 0)
+		hb_warn("binary upgrade: the shared map of master %d is unusable (%s): starting "
+			"with an empty one",
+			(int)m->upgrade_from, strerror(-rc));
+	else
+		hb_info("Binary upgrade: adopted the shared map of master %d",
+			(int)m->upgrade_from);
+}
+
 int hb_upgrade_adopt(master_t *m, char *err, size_t errlen)
 {
 	const char *env = getenv(ENV_FDS), *from = getenv(ENV_FROM);
@@ -193,5 +226,6 @@ int hb_upgrade_adopt(master_t *m, char *err, size_t errlen)
 		return -1;
 	}
 	hb_info("Binary upgrade: adopted the listeners of master %d", (int)m->upgrade_from);
+	adopt_state(m);
 	return 1;
 }

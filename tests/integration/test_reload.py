@@ -187,6 +187,28 @@ def test_usr2_binary_upgrade_under_load(server, tmp_path, monkeypatch):
     assert "handing the listeners over" in s.stderr() and "adopted the listeners" in s.stderr()
 
 
+def test_usr2_hands_the_shared_map_to_the_new_master(server, tmp_path):
+    """state_* values set before the upgrade are read (and counted on) by the new master's
+    processes: the map's memfd goes over with the listeners."""
+    import json
+    pidfile = tmp_path / "hb.pid"
+    s = server("api_wsgi:app", "--processes", "2", "--pid", str(pidfile))
+    assert json.loads(http(s.port, "GET", "/incr?key=up&delta=41").body)["value"] == 41
+    s.signal(signal.SIGUSR2)
+    new = None
+    try:
+        assert s.wait_exit(30) == 0, "the old master did not hand over and exit\n" + s.describe()
+        new = int(pidfile.read_text())
+        assert new != s.pid and not _gone(new), s.describe()
+        assert "adopted the shared map of master %d" % s.pid in s.stderr(), s.describe()
+        assert json.loads(http(s.port, "GET", "/incr?key=up").body)["value"] == 42
+        assert json.loads(http(s.port, "GET", "/get?key=up").body)["value"] == 42
+    finally:
+        if new:
+            os.kill(new, signal.SIGTERM)
+            assert wait_for(lambda: _gone(new), 15), "the new master did not stop\n" + s.describe()
+
+
 def test_usr2_with_a_broken_binary_keeps_serving(server, tmp_path, monkeypatch):
     exe = _own_binary(tmp_path, monkeypatch)
     s = server("supervisor_apps:app")
