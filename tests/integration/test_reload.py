@@ -269,6 +269,8 @@ def test_hup_changes_workers_and_binds(server, tmp_path):
     write_app(tmp_path, 1)
     s = server("reload_app:app", "--worker-class", "asgi", "--pythonpath", str(tmp_path), "--config", str(conf),
                "--graceful-timeout", "5", bind=False, defaults=False, port=p1)
+    assert wait_for(lambda: "Listening at" in s.stderr(), 10)  # both readiness pipes read
+    fds = len(os.listdir("/proc/%d/fd" % s.pid))  # 2 processes x 1 socket x 1 bind
     load = Load(p1, clients=4, path="/v")
     try:
         assert wait_for(lambda: load.count() > 20, 10)
@@ -292,6 +294,8 @@ def test_hup_changes_workers_and_binds(server, tmp_path):
     assert wait_for(lambda: "Reloaded: generation 3" in s.stderr(), 20), s.describe()
     assert wait_for(lambda: _refused(p1), 5), s.describe()
     assert http(p2, "GET", "/v", timeout=10).status == 200
+    # the master holds 2 x 2 x 1 sockets now, nothing of the shapes before
+    assert len(os.listdir("/proc/%d/fd" % s.pid)) == fds + 2, (fds, os.listdir("/proc/%d/fd" % s.pid))
     # Fewer io threads.
     conf.write_text('bind = ["127.0.0.1:%d"]\nworkers = 1\nprocesses = 2\n' % p2)
     s.signal(signal.SIGHUP)
