@@ -1,4 +1,4 @@
-/* tls.c: wolfSSL server engine over memory buffers (see tls.h).
+/* tls.c: wolfSSL engine over memory buffers (see tls.h).
  *
  * One WOLFSSL_CTX per certificate/key pair, all configured alike; engines are made from the
  * default pair's and the SNI callback moves an engine to another pair's with
@@ -58,6 +58,7 @@ struct hb_tls_ctx {
 	struct pair *pairs;
 	size_t npairs, dflt;
 	struct tickets *tk;
+	WOLFSSL_CTX *client; /* conf->client: the client side, else NULL */
 	char alpn[HB_TLS_MAX_ALPN][256];
 	size_t nalpn;
 	char alpn_csv[HB_TLS_MAX_ALPN * 256]; /* the same, comma-separated, for wolfSSL_UseALPN */
@@ -79,7 +80,7 @@ struct hb_tls {
 	struct buf in, out;
 	int err; /* sticky fatal error, 0 while alive */
 	const char *why;
-	bool done, shut, nomem;
+	bool done, shut, nomem, client;
 	char alpn[256];
 	char sni[256];
 };
@@ -359,8 +360,9 @@ static int load_pair(WOLFSSL_CTX *w, const hb_tls_cert_conf_t *c, char *err, siz
 	return 0;
 }
 
-static int setup_wctx(hb_tls_ctx_t *ctx, WOLFSSL_CTX *w, const hb_tls_conf_t *conf, char *err,
-		      size_t errlen)
+/* A server context, or with `client` the client side (which always verifies the server). */
+static int setup_wctx(hb_tls_ctx_t *ctx, WOLFSSL_CTX *w, const hb_tls_conf_t *conf, bool client,
+		      char *err, size_t errlen)
 {
 	const char *ciphers =
 		conf->ciphers && *conf->ciphers ? conf->ciphers : HB_TLS_DEFAULT_CIPHERS;
@@ -374,9 +376,10 @@ static int setup_wctx(hb_tls_ctx_t *ctx, WOLFSSL_CTX *w, const hb_tls_conf_t *co
 		return -1;
 	}
 	wolfSSL_CTX_set_options(w, WOLFSSL_OP_NO_COMPRESSION);
-	if (conf->verify_client != HB_TLS_VERIFY_NONE) {
+	if (client || conf->verify_client != HB_TLS_VERIFY_NONE) {
 		if (!conf->cacertfile || !*conf->cacertfile) {
-			errf(err, errlen, "verify_client needs cacertfile");
+			errf(err, errlen, "%s needs cacertfile",
+			     client ? "a TLS client" : "verify_client");
 			return -1;
 		}
 		if (wolfSSL_CTX_load_verify_locations(w, conf->cacertfile, NULL) !=
@@ -387,12 +390,14 @@ static int setup_wctx(hb_tls_ctx_t *ctx, WOLFSSL_CTX *w, const hb_tls_conf_t *co
 			return -1;
 		}
 		int mode = WOLFSSL_VERIFY_PEER;
-		if (conf->verify_client == HB_TLS_VERIFY_REQUIRED)
+		if (!client && conf->verify_client == HB_TLS_VERIFY_REQUIRED)
 			mode |= WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT;
 		wolfSSL_CTX_set_verify(w, mode, NULL);
 	} else {
 		wolfSSL_CTX_set_verify(w, WOLFSSL_VERIFY_NONE, NULL);
 	}
+	if (client)
+		return 0;
 	wolfSSL_CTX_set_servername_callback(w, sni_cb);
 	wolfSSL_CTX_set_servername_arg(w, ctx);
 	wolfSSL_CTX_set_alpn_select_cb(w, alpn_cb, ctx);
@@ -410,6 +415,8 @@ static void ctx_free(hb_tls_ctx_t *ctx)
 			wolfSSL_CTX_free(ctx->pairs[i].wctx);
 		free(ctx->pairs[i].name);
 	}
+	if (ctx->client)
+		wolfSSL_CTX_free(ctx->client);
 	free(ctx->pairs);
 	tickets_unref(ctx->tk);
 	free(ctx);
@@ -468,7 +475,7 @@ static int add_pairs(hb_tls_ctx_t *ctx, const hb_tls_conf_t *conf, char *err, si
 		p->wctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
 		if (!p->wctx)
 			return errf(err, errlen, "out of memory"), -1;
-		if (setup_wctx(ctx, p->wctx, conf, err, errlen) < 0 ||
+		if (setup_wctx(ctx, p->wctx, conf, false, err, errlen) < 0 ||
 		    load_pair(p->wctx, c, err, errlen) < 0)
 			return -1;
 		if (self_test(ctx, p->wctx) < 0) {
@@ -480,6 +487,16 @@ static int add_pairs(hb_tls_ctx_t *ctx, const hb_tls_conf_t *conf, char *err, si
 		}
 	}
 	return 0;
+}
+
+/* The client side presents the default pair (already checked by add_pairs). */
+static int add_client(hb_tls_ctx_t *ctx, const hb_tls_conf_t *conf, char *err, size_t errlen)
+{
+	if (!(ctx->client = wolfSSL_CTX_new(wolfSSLv23_client_method())))
+		return errf(err, errlen, "out of memory"), -1;
+	if (setup_wctx(ctx, ctx->client, conf, true, err, errlen) < 0)
+		return -1;
+	return load_pair(ctx->client, &conf->certs[ctx->dflt], err, errlen);
 }
 
 hb_tls_ctx_t *hb_tls_ctx_new(const hb_tls_conf_t *conf, hb_tls_ctx_t *tickets_from, char *err,
@@ -512,7 +529,8 @@ hb_tls_ctx_t *hb_tls_ctx_new(const hb_tls_conf_t *conf, hb_tls_ctx_t *tickets_fr
 		free(ctx);
 		return NULL;
 	}
-	if (set_alpn(ctx, conf, err, errlen) < 0 || add_pairs(ctx, conf, err, errlen) < 0) {
+	if (set_alpn(ctx, conf, err, errlen) < 0 || add_pairs(ctx, conf, err, errlen) < 0 ||
+	    (conf->client && add_client(ctx, conf, err, errlen) < 0)) {
 		ctx_free(ctx);
 		return NULL;
 	}
@@ -632,16 +650,17 @@ static int io_send(WOLFSSL *ssl, char *src, int sz, void *arg)
 
 /* ---- the engine ---- */
 
-hb_tls_t *hb_tls_new(hb_tls_ctx_t *ctx)
+static hb_tls_t *engine_new(hb_tls_ctx_t *ctx, WOLFSSL_CTX *w, bool client)
 {
 	hb_tls_t *t = calloc(1, sizeof *t);
 	if (!t)
 		return NULL;
-	t->ssl = wolfSSL_new(ctx->pairs[ctx->dflt].wctx);
+	t->ssl = wolfSSL_new(w);
 	if (!t->ssl) {
 		free(t);
 		return NULL;
 	}
+	t->client = client;
 	t->ctx = hb_tls_ctx_ref(ctx);
 	wolfSSL_SSLSetIORecv(t->ssl, io_recv);
 	wolfSSL_SSLSetIOSend(t->ssl, io_send);
@@ -658,6 +677,16 @@ hb_tls_t *hb_tls_new(hb_tls_ctx_t *ctx)
 		return NULL;
 	}
 	return t;
+}
+
+hb_tls_t *hb_tls_new(hb_tls_ctx_t *ctx)
+{
+	return engine_new(ctx, ctx->pairs[ctx->dflt].wctx, false);
+}
+
+hb_tls_t *hb_tls_new_client(hb_tls_ctx_t *ctx)
+{
+	return ctx->client ? engine_new(ctx, ctx->client, true) : NULL;
 }
 
 void hb_tls_free(hb_tls_t *t)
@@ -729,7 +758,7 @@ int hb_tls_handshake(hb_tls_t *t, const char **why)
 		return fail(t, t->err, t->why, why);
 	if (t->done)
 		return 1;
-	int ret = wolfSSL_accept(t->ssl);
+	int ret = t->client ? wolfSSL_connect(t->ssl) : wolfSSL_accept(t->ssl);
 	if (ret != WOLFSSL_SUCCESS)
 		return ssl_error(t, ret, HB_TLS_E_HANDSHAKE, why);
 	t->done = true;

@@ -1,4 +1,5 @@
-/* tls.h: the TLS server engine (wolfSSL) over memory buffers. No I/O: ciphertext in, plaintext
+/* tls.h: the TLS engine (wolfSSL) over memory buffers, server side and (for the cluster's node
+ * links) client side. No I/O: ciphertext in, plaintext
  * out; plaintext in, ciphertext out. wolfSSL's I/O callbacks read and write the engine's own
  * buffers and never touch a socket, so the engine is unit-tested and fuzzed without one.
  *
@@ -10,6 +11,10 @@
  *   lock, so every io thread may create engines from it at once. Refcounted: each engine holds
  *   a reference, so a reload (a new ctx swapped into an hb_tls_live_t) leaves open connections
  *   on the ctx they started with; the last hb_tls_ctx_unref frees it.
+ * - A ctx built with `client` set also makes client engines (hb_tls_new_client): the default
+ *   pair is the client certificate and the server's certificate must chain to cacertfile (no
+ *   host name check: the cluster's nodes are dialled by address and authenticated by their CA).
+ *   Used with verify_client = required, both ends of a link prove themselves (mutual TLS).
  * - hb_tls_t, one connection's engine, owned and used by one io thread only. Feed it what the
  *   socket gave (hb_tls_feed), drive the handshake (hb_tls_handshake) and read plaintext
  *   (hb_tls_read); write plaintext (hb_tls_write/hb_tls_writev); take the ciphertext to send
@@ -85,6 +90,7 @@ typedef struct hb_tls_conf {
 	int64_t ticket_lifetime_s;	/* key rotation period and ticket lifetime; 0: default */
 	uint64_t (*clock_s)(void *arg); /* seconds for ticket rotation; NULL: CLOCK_MONOTONIC */
 	void *clock_arg;
+	int client; /* also build the client side (hb_tls_new_client); needs cacertfile */
 } hb_tls_conf_t;
 
 /* [main] Builds a context: loads and checks every pair (key matches cert), the CA file, the
@@ -114,6 +120,10 @@ void hb_tls_thread_cleanup(void);
 
 /* [io] A server engine on ctx (takes a reference). NULL on ENOMEM. */
 hb_tls_t *hb_tls_new(hb_tls_ctx_t *ctx);
+/* [io] A client engine on a ctx built with `client` (takes a reference); it offers the ctx's
+ * ALPN list. Its first hb_tls_handshake produces the ClientHello. NULL on ENOMEM or when ctx
+ * has no client side. */
+hb_tls_t *hb_tls_new_client(hb_tls_ctx_t *ctx);
 void hb_tls_free(hb_tls_t *t);
 
 /* [io] Appends ciphertext from the socket (copied). HB_TLS_OK, or the engine's error. */
@@ -158,7 +168,8 @@ typedef struct hb_tls_info {
 } hb_tls_info_t;
 /* [io] Fills info after the handshake. HB_TLS_OK or HB_TLS_E_STATE. */
 int hb_tls_get_info(hb_tls_t *t, hb_tls_info_t *info);
-/* [io] The client certificate, when one was presented and verified: its subject as an RFC 4514
+/* [io] The peer's certificate (a server engine: the client's; a client engine: the server's),
+ * when one was presented and verified: its subject as an RFC 4514
  * string and the certificate in PEM, each malloc'ed (caller frees). Returns 1 with both set, 0
  * when there is no client certificate, HB_TLS_E_NOMEM. */
 int hb_tls_peer_cert(hb_tls_t *t, char **subject, char **pem);

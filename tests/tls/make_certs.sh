@@ -7,6 +7,8 @@
 #   other.pem/other.key      other.test and *.wild.test (an SNI pair)
 #   client.pem/client.key    a client certificate from the CA (mutual TLS)
 #   rogue.pem/rogue.key      a client certificate from another CA (refused)
+#   node1, node2 .pem/.key   cluster node certificates from the CA (server and client use)
+#   roguenode.pem/.key       a cluster node certificate from the other CA (refused)
 set -euo pipefail
 dir=${1:?usage: make_certs.sh DIR}
 mkdir -p "$dir"
@@ -32,4 +34,8 @@ leaf server ca localhost "DNS:localhost,IP:127.0.0.1" serverAuth
 leaf other ca other.test "DNS:other.test,DNS:*.wild.test" serverAuth
 leaf client ca client.test "DNS:client.test" clientAuth
 leaf rogue rogueca rogue.test "DNS:rogue.test" clientAuth
+for n in node1 node2; do
+	leaf $n ca $n.cluster.test "DNS:$n.cluster.test,IP:127.0.0.1" serverAuth,clientAuth
+done
+leaf roguenode rogueca roguenode.cluster.test "DNS:roguenode.cluster.test" serverAuth,clientAuth
 openssl pkey -in server.key -aes256 -passout pass:s3cret -out server-enc.key
