@@ -112,7 +112,10 @@ static link_t *link_new(hb_cluster_t *cl, int fd, int outgoing)
 	l->out = hb_frame_out_new(0);
 	l->rbuf = malloc(RBUF_SIZE);
 	l->wbuf = malloc(WBUF_SIZE);
-	if (!l->parser || !l->out || !l->rbuf || !l->wbuf) {
+	if (cl->c.tls)
+		l->tls = outgoing ? hb_tls_new_client(cl->c.tls) : hb_tls_new(cl->c.tls);
+	if (!l->parser || !l->out || !l->rbuf || !l->wbuf || (cl->c.tls && !l->tls)) {
+		hb_tls_free(l->tls);
 		hb_frame_parser_free(l->parser);
 		hb_frame_out_free(l->out);
 		free(l->rbuf);
@@ -143,6 +146,8 @@ static void link_free_if_idle(link_t *l)
 		}
 	}
 	close(l->fd);
+	hb_tls_free(l->tls);
+	free(l->tx);
 	hb_auth_clear(&l->auth);
 	hb_frame_parser_free(l->parser);
 	hb_frame_out_free(l->out);
@@ -160,6 +165,17 @@ void hb_cl_link_close(link_t *l, const char *why)
 	if (why)
 		hb_warn("cluster: closing the link with %s: %s", link_name(l, who, sizeof who),
 			why);
+	if (l->tls && !l->sending) {
+		/* a last word, best effort and without waiting: close_notify, or the alert that
+		 * tells the peer why its handshake failed */
+		if (l->state == L_AUTH || l->state == L_UP)
+			hb_tls_shutdown(l->tls);
+		size_t n;
+		void *p = hb_tls_out_take(l->tls, &n);
+		if (p && send(l->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			hb_debug("cluster: last TLS record not sent: %s", strerror(errno));
+		free(p);
+	}
 	l->state = L_CLOSING;
 	hb_dp_link_closed(l);
 	shutdown(l->fd, SHUT_RDWR);
@@ -177,11 +193,49 @@ static void arm_recv(link_t *l)
 	l->busy++;
 }
 
+/* With TLS: what wbuf holds (or the frame queue refills it with) is encrypted at once and the
+ * engine's ciphertext goes out from tx. An engine failure here (out of memory) shuts the
+ * socket down, so the pending receive ends the link on the usual path (the caller's link must
+ * stay valid). */
+static void tls_flush(link_t *l)
+{
+	if (l->txoff == l->txlen) {
+		free(l->tx);
+		l->tx = NULL;
+		l->txoff = l->txlen = 0;
+		if (hb_tls_done(l->tls)) {
+			if (l->woff == l->wlen && l->state == L_UP) {
+				l->woff = 0;
+				l->wlen = hb_frame_out_fill(l->out, l->wbuf, WBUF_SIZE);
+			}
+			const char *why = NULL;
+			if (l->woff < l->wlen &&
+			    hb_tls_write(l->tls, l->wbuf + l->woff, l->wlen - l->woff, &why) < 0) {
+				hb_warn("cluster: TLS on the link with %s failed: %s",
+					l->peer[0] ? l->peer : l->addr, why);
+				shutdown(l->fd, SHUT_RDWR);
+			}
+			l->woff = l->wlen = 0;
+		}
+		l->tx = hb_tls_out_take(l->tls, &l->txlen);
+		if (!l->tx)
+			return;
+	}
+	struct io_uring_sqe *sqe = hb_ring_sqe_for(&l->cl->ring, &l->op_send);
+	io_uring_prep_send(sqe, l->fd, l->tx + l->txoff, l->txlen - l->txoff, MSG_NOSIGNAL);
+	l->sending = 1;
+	l->busy++;
+}
+
 /* Sends what is buffered, refilling the buffer from the frame queue once authenticated. */
 void hb_cl_flush(link_t *l)
 {
 	if (l->sending || l->state == L_CLOSING || l->state == L_CONNECTING)
 		return;
+	if (l->tls) {
+		tls_flush(l);
+		return;
+	}
 	if (l->woff == l->wlen) {
 		l->woff = l->wlen = 0;
 		if (l->state == L_UP)
@@ -198,7 +252,7 @@ void hb_cl_flush(link_t *l)
 /* Appends one small frame (the handshake) to the write buffer. */
 static int send_raw(link_t *l, uint8_t type, const uint8_t *p, size_t len)
 {
-	if (l->sending || WBUF_SIZE - l->wlen < HB_FRAME_HEADER_SIZE + len)
+	if ((l->sending && !l->tls) || WBUF_SIZE - l->wlen < HB_FRAME_HEADER_SIZE + len)
 		return -ENOBUFS; /* cannot happen in the handshake's lock step; checked anyway */
 	hb_frame_header_encode(l->wbuf + l->wlen, type, 0, 0, (uint32_t)len);
 	memcpy(l->wbuf + l->wlen + HB_FRAME_HEADER_SIZE, p, len);
@@ -439,21 +493,14 @@ static void handle(link_t *l, const hb_frame_msg_t *m)
 	}
 }
 
-static void on_recv(link_t *l, int res)
+static void parse(link_t *l, const uint8_t *p, size_t n)
 {
-	if (l->state == L_CLOSING)
-		return;
-	if (res <= 0) {
-		hb_cl_link_close(l, res == 0 || res == -ECONNRESET ? NULL : "receive failed");
-		return;
-	}
 	size_t off = 0;
-	while (off < (size_t)res && l->state != L_CLOSING) {
+	while (off < n && l->state != L_CLOSING) {
 		hb_frame_msg_t m;
 		size_t used;
 		const char *why = NULL;
-		int rc =
-			hb_frame_feed(l->parser, l->rbuf + off, (size_t)res - off, &used, &m, &why);
+		int rc = hb_frame_feed(l->parser, p + off, n - off, &used, &m, &why);
 		off += used;
 		if (rc < 0) {
 			hb_cl_link_close(l, why);
@@ -462,6 +509,95 @@ static void on_recv(link_t *l, int res)
 		if (rc == 1)
 			handle(l, &m);
 	}
+}
+
+/* A TLS failure: logged with who and why (for a handshake, what both ends need), then the link
+ * closes (sending the engine's alert, so the peer's log says why as well). */
+static void tls_fail(link_t *l, const char *why)
+{
+	char who[HB_AUTH_MAX_NAME + HB_SWIM_MAX_ADDR + 32];
+	if (l->state == L_TLS || l->state == L_AUTH) /* TLS 1.3: a client learns late */
+		hb_warn("cluster: TLS handshake %s %s failed: %s (every node needs a certificate "
+			"that chains to cluster_cacertfile)",
+			l->outgoing ? "to" : "from", link_name(l, who, sizeof who), why);
+	else
+		hb_warn("cluster: TLS error on the link with %s: %s", link_name(l, who, sizeof who),
+			why);
+	hb_cl_link_close(l, NULL);
+}
+
+/* The TLS handshake is done: the peer's certificate is verified; the cookie handshake starts
+ * inside TLS. */
+static void tls_up(link_t *l)
+{
+	char *subject = NULL, *pem = NULL;
+	if (hb_tls_peer_cert(l->tls, &subject, &pem) == 1)
+		hb_debug("cluster: TLS link %s %s, peer certificate %s",
+			 l->outgoing ? "to" : "from", l->addr, subject);
+	free(subject);
+	free(pem);
+	if (auth_begin(l, l->outgoing ? HB_AUTH_CLIENT : HB_AUTH_SERVER) < 0)
+		hb_cl_link_close(l, "cannot start the handshake");
+}
+
+/* Ciphertext in rbuf[0..n): fed to the engine (which copies it), then rbuf takes the plaintext
+ * read back, which is parsed as frames. */
+static void tls_input(link_t *l, size_t n)
+{
+	const char *why = NULL;
+	if (!l->tls_rx++ && l->rbuf[0] != 0x16 && l->rbuf[0] != 0x15) {
+		/* neither a handshake nor an alert record: a peer without TLS (a frame header) */
+		char who[HB_AUTH_MAX_NAME + HB_SWIM_MAX_ADDR + 32];
+		hb_warn("cluster: closing the link with %s: it speaks no TLS (a node without "
+			"cluster_tls?)",
+			link_name(l, who, sizeof who));
+		hb_cl_link_close(l, NULL);
+		return;
+	}
+	if (hb_tls_feed(l->tls, l->rbuf, n, &why) < 0) {
+		tls_fail(l, why);
+		return;
+	}
+	if (l->state == L_TLS) {
+		int rc = hb_tls_handshake(l->tls, &why);
+		if (rc <= 0) {
+			if (rc < 0)
+				tls_fail(l, why);
+			return;
+		}
+		tls_up(l);
+	}
+	while (l->state != L_CLOSING) {
+		ssize_t got = hb_tls_read(l->tls, l->rbuf, RBUF_SIZE, &why);
+		if (got == 0)
+			return;
+		if (got == HB_TLS_EOF) {
+			hb_cl_link_close(l, NULL);
+			return;
+		}
+		if (got < 0) {
+			tls_fail(l, why);
+			return;
+		}
+		parse(l, l->rbuf, (size_t)got);
+	}
+}
+
+static void on_recv(link_t *l, int res)
+{
+	if (l->state == L_CLOSING)
+		return;
+	if (res <= 0 && l->state == L_AUTH) /* the other end refused us (or crashed) */
+		hb_cl_link_close(l, "closed by the peer during the handshake (a wrong cookie, or "
+				    "cluster_tls on one side only?)");
+	if (res <= 0) {
+		hb_cl_link_close(l, res == 0 || res == -ECONNRESET ? NULL : "receive failed");
+		return;
+	}
+	if (l->tls)
+		tls_input(l, (size_t)res);
+	else
+		parse(l, l->rbuf, (size_t)res);
 	if (l->state != L_CLOSING) {
 		arm_recv(l);
 		hb_cl_flush(l);
@@ -485,7 +621,9 @@ static void on_accept(hb_cluster_t *cl, struct io_uring_cqe *cqe)
 	socklen_t salen = sizeof sa;
 	if (getpeername(l->fd, (struct sockaddr *)&sa, &salen) == 0)
 		addr_format((struct sockaddr *)&sa, l->addr, sizeof l->addr);
-	if (auth_begin(l, HB_AUTH_SERVER) < 0) {
+	if (l->tls)
+		l->state = L_TLS; /* the cookie handshake waits for TLS (tls_up) */
+	else if (auth_begin(l, HB_AUTH_SERVER) < 0) {
 		hb_cl_link_close(l, "cannot start the handshake");
 		return;
 	}
@@ -505,7 +643,16 @@ static void on_op(hb_ring_t *r, hb_ring_op_t *op, struct io_uring_cqe *cqe)
 	case OP_CONNECT:
 		if (l->state != L_CLOSING && cqe->res < 0)
 			hb_cl_link_close(l, NULL); /* a member that is down: SWIM notices */
-		else if (l->state != L_CLOSING && auth_begin(l, HB_AUTH_CLIENT) < 0)
+		else if (l->state != L_CLOSING && l->tls) {
+			const char *why = NULL;
+			l->state = L_TLS;
+			if (hb_tls_handshake(l->tls, &why) < 0) { /* the ClientHello */
+				tls_fail(l, why);
+			} else {
+				arm_recv(l);
+				hb_cl_flush(l);
+			}
+		} else if (l->state != L_CLOSING && auth_begin(l, HB_AUTH_CLIENT) < 0)
 			hb_cl_link_close(l, "cannot start the handshake");
 		else if (l->state != L_CLOSING) {
 			arm_recv(l);
@@ -520,7 +667,7 @@ static void on_op(hb_ring_t *r, hb_ring_op_t *op, struct io_uring_cqe *cqe)
 		if (cqe->res < 0)
 			hb_cl_link_close(l, NULL);
 		else {
-			l->woff += (size_t)cqe->res;
+			*(l->tls ? &l->txoff : &l->woff) += (size_t)cqe->res;
 			hb_cl_flush(l);
 		}
 		break;
@@ -543,7 +690,8 @@ static void housekeeping(hb_cluster_t *cl, int64_t now)
 	uint32_t auth_ms = cl->c.auth_timeout_ms ? cl->c.auth_timeout_ms : 5000;
 	for (link_t *l = cl->links, *next; l; l = next) {
 		next = l->next;
-		if ((l->state == L_AUTH || l->state == L_CONNECTING) && now - l->born > auth_ms)
+		if ((l->state == L_AUTH || l->state == L_CONNECTING || l->state == L_TLS) &&
+		    now - l->born > auth_ms)
 			hb_cl_link_close(l, "not authenticated in time");
 	}
 	if (now >= cl->next_join) {
@@ -648,10 +796,12 @@ static void *thread_main(void *arg)
 		/* a worker still runs a call served for another node and will touch the ring */
 		hb_warn("cluster: calls from other nodes still running at stop; not freeing");
 		cl->busy_at_stop = 1;
+		hb_tls_thread_cleanup();
 		return NULL;
 	}
 	hb_swim_free(cl->swim);
 	hb_ring_exit(&cl->ring);
+	hb_tls_thread_cleanup();
 	return NULL;
 }
 
@@ -721,6 +871,7 @@ static void cluster_free(hb_cluster_t *cl)
 		free(cl->seeds[i]);
 	free(cl->seeds);
 	hb_cluster_names_free(cl->live, cl->nlive);
+	hb_tls_ctx_unref(cl->c.tls);
 	pthread_mutex_destroy(&cl->mu);
 	sem_destroy(&cl->started);
 	memset(cl->cookie, 0, sizeof cl->cookie);
@@ -737,6 +888,8 @@ int hb_cluster_start(const hb_cluster_config_t *c, hb_cluster_t **out)
 		return -ENOMEM;
 	cl->lfd = -1;
 	cl->c = *c;
+	if (c->tls)
+		cl->c.tls = hb_tls_ctx_ref(c->tls);
 	pthread_mutex_init(&cl->mu, NULL);
 	sem_init(&cl->started, 0, 0);
 	int dprc = hb_dp_init(cl);
@@ -860,5 +1013,29 @@ int hb_cluster_start_config(const hb_config_t *cfg, hb_cluster_event_fn fn, void
 	c.swim.probe_interval_ms = (uint32_t)cfg->cluster_probe_interval_ms;
 	c.swim.probe_timeout_ms = (uint32_t)cfg->cluster_probe_timeout_ms;
 	c.swim.indirect_checks = (uint32_t)cfg->cluster_indirect_checks;
-	return hb_cluster_start(&c, out);
+	if (cfg->cluster_tls) {
+		/* both ends are hornbeam: TLS 1.3 only, and an ALPN name of its own so that a link
+		 * never mistakes an HTTPS listener with a certificate from the same CA for a node
+		 */
+		static const char *const alpn[] = {HB_CLUSTER_ALPN};
+		hb_tls_cert_conf_t pair = {.certfile = cfg->cluster_certfile,
+					   .keyfile = cfg->cluster_keyfile};
+		hb_tls_conf_t tc = {.certs = &pair,
+				    .ncerts = 1,
+				    .cacertfile = cfg->cluster_cacertfile,
+				    .verify_client = HB_TLS_VERIFY_REQUIRED,
+				    .min_version = HB_TLS_V1_3,
+				    .alpn = alpn,
+				    .nalpn = 1,
+				    .client = 1};
+		char err[512];
+		c.tls = hb_tls_ctx_new(&tc, NULL, err, sizeof err);
+		if (!c.tls) {
+			hb_error("cluster: cluster_%s", err); /* "certfile X: why" and the like */
+			return -EINVAL;
+		}
+	}
+	int rc = hb_cluster_start(&c, out);
+	hb_tls_ctx_unref(c.tls);
+	return rc;
 }

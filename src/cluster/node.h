@@ -7,7 +7,10 @@
  * (frame.h) flow both ways. SWIM messages to a member go over any authenticated link to it
  * (looked up by name), else over a link the thread opens to the member's address. A link that
  * sends a garbled frame, a frame over max_frame_size or a wrong proof is closed with a warning
- * naming the peer; nothing else is affected. Seeds are resolved with getaddrinfo (every address
+ * naming the peer; nothing else is affected. With TLS (cluster_tls), every link first runs a
+ * mutual TLS handshake (proto/tls.h's engine, over the link's buffers): the dialler is the TLS
+ * client, both certificates must chain to the cluster's CA, and the cookie handshake and every
+ * frame (SWIM included) then travel inside it. Seeds are resolved with getaddrinfo (every address
  * of a name) and joined at start and again every `rejoin_ms` while no member is alive.
  *
  * Calls and publishes between nodes (dataplane.c, rpc.h) ride the same links: see
@@ -31,6 +34,10 @@
 #include "core/xbus.h"
 
 typedef struct hb_cluster hb_cluster_t;
+struct hb_tls_ctx; /* proto/tls.h */
+
+/* The ALPN protocol node links offer and accept under TLS. */
+#define HB_CLUSTER_ALPN "hornbeam-cluster/1"
 
 typedef void (*hb_cluster_event_fn)(const hb_swim_event_t *ev, void *ud);
 
@@ -62,6 +69,9 @@ typedef struct hb_cluster_config {
 	const char *const *rpc_allow; /* modules other nodes may rpc_call; none: every module */
 	size_t nrpc_allow;
 	uint32_t link_queue; /* messages queued on one link; 0: 4096 */
+	/* mutual TLS on every link, under the cookie handshake: a ctx built with `client` and
+	 * verify_client required (the cluster takes its own reference); NULL: plaintext links */
+	struct hb_tls_ctx *tls;
 } hb_cluster_config_t;
 
 /* Binds, listens and starts the thread. Returns 0 with *out, or -errno (-EINVAL for a missing

@@ -18,6 +18,7 @@
 #include "cluster/rpc.h"
 #include "core/remote.h"
 #include "core/ring.h"
+#include "proto/tls.h"
 
 #define RBUF_SIZE (64u << 10)
 #define WBUF_SIZE (2 * (HB_FRAME_HEADER_SIZE + HB_FRAME_DEFAULT_CHUNK))
@@ -27,7 +28,8 @@
 /* Lanes of a link's sender (frame.h): publishes keep their order, casts theirs. */
 enum { LANE_PUBLISH = 1, LANE_CAST = 2 };
 
-enum { L_CONNECTING, L_AUTH, L_UP, L_CLOSING };
+/* L_TLS: the TLS handshake (cluster_tls), before the cookie handshake (L_AUTH). */
+enum { L_CONNECTING, L_TLS, L_AUTH, L_UP, L_CLOSING };
 enum { OP_CONNECT, OP_RECV, OP_SEND, OP_ACCEPT };
 
 /* A call this node sent and waits a REPLY for (dataplane.c). */
@@ -54,6 +56,12 @@ typedef struct link {
 	hb_frame_out_t *out;
 	uint8_t *rbuf, *wbuf;
 	size_t wlen, woff;
+	/* with TLS: wbuf's bytes are encrypted at once, ciphertext goes out from tx (malloc'd by
+	 * the engine); rbuf holds ciphertext until fed, then the plaintext read back */
+	hb_tls_t *tls;
+	int tls_rx; /* some ciphertext came */
+	uint8_t *tx;
+	size_t txlen, txoff;
 	struct sockaddr_storage sa;
 	socklen_t salen;
 	int64_t born;
@@ -64,7 +72,7 @@ typedef struct cmd cmd_t;	/* dataplane.c: a worker's request to the cluster thre
 typedef struct served served_t; /* dataplane.c: a call run here for another node */
 
 struct hb_cluster {
-	hb_cluster_config_t c;
+	hb_cluster_config_t c; /* c.tls: our reference */
 	char name[HB_SWIM_MAX_NAME + 1];
 	char advertise[HB_SWIM_MAX_ADDR + 1];
 	char bind_host[INET6_ADDRSTRLEN + 1];

@@ -262,6 +262,16 @@ const struct key keys[] = {
 	 .help = "a module (and its submodules) other nodes may rpc_call; repeatable; none: all"},
 	{"cluster_link_queue", K_I64, OFF(cluster_link_queue), 16, 1 << 20, "4096", "N",
 	 .help = "messages queued on one node link (full: oldest publish dropped, calls fail)"},
+	{"cluster_tls", K_BOOL, OFF(cluster_tls), .def = "false",
+	 .help = "mutual TLS on every node link (cluster_certfile turns it on too)"},
+	{"cluster_certfile", K_STR, OFF(cluster_certfile), .metavar = "FILE",
+	 .flags = F_EMPTY_NULL | F_PATH,
+	 .help = "PEM certificate (then its chain) this node presents on cluster links"},
+	{"cluster_keyfile", K_STR, OFF(cluster_keyfile), .metavar = "FILE",
+	 .flags = F_EMPTY_NULL | F_PATH, .help = "PEM private key of cluster_certfile (unencrypted)"},
+	{"cluster_cacertfile", K_STR, OFF(cluster_cacertfile), .metavar = "FILE",
+	 .flags = F_EMPTY_NULL | F_PATH,
+	 .help = "PEM CA certificates every node's certificate must chain to (both ways)"},
 	{"forwarded_allow_ips", K_STR, OFF(forwarded_allow_ips), .def = "127.0.0.1,::1",
 	 .metavar = "LIST", .flags = F_JOIN, .check = check_cidrs,
 	 .help = "proxies trusted with forwarding headers and the PROXY protocol: addresses or "
@@ -1554,6 +1564,21 @@ static int check_cluster(hb_config_t *cfg, char *err, size_t errlen)
 		return plain_fail(err, errlen,
 				  "cluster enabled without a cookie: set cluster.cookie, "
 				  "cluster.cookie_file or HORNBEAM_CLUSTER_COOKIE");
+	if (cfg->cluster_certfile) /* as certfile turns ssl on */
+		cfg->cluster_tls = 1;
+	const char *miss = !cfg->cluster_certfile     ? "cluster_certfile"
+			   : !cfg->cluster_keyfile    ? "cluster_keyfile"
+			   : !cfg->cluster_cacertfile ? "cluster_cacertfile"
+						      : NULL;
+	if (cfg->cluster_tls && miss)
+		return plain_fail(err, errlen,
+				  "cluster_tls needs cluster_certfile, cluster_keyfile and "
+				  "cluster_cacertfile (%s is missing)",
+				  miss);
+	if (!cfg->cluster_tls && (cfg->cluster_keyfile || cfg->cluster_cacertfile))
+		return plain_fail(err, errlen,
+				  "cluster_keyfile and cluster_cacertfile need cluster_certfile "
+				  "(cluster_tls)");
 	return 0;
 }
 

@@ -917,6 +917,39 @@ Test(toml, cluster_table)
 	cr_assert(strstr(err, "numeric"), "%s", err);
 }
 
+Test(toml, cluster_tls_keys)
+{
+	/* the files resolve beside the configuration file; cluster_certfile turns TLS on */
+	write_toml("app = 'a:b'\n\n[cluster]\nenabled = true\ncookie = 'c'\n"
+		   "certfile = 'node.pem'\nkeyfile = 'node.key'\ncacertfile = '/etc/ca.pem'\n");
+	cr_assert_eq(load_toml(NULL, NULL), 0, "%s", err);
+	cr_assert(cfg.cluster_tls);
+	cr_assert(strstr(cfg.cluster_certfile, "/node.pem") && cfg.cluster_certfile[0] == '/', "%s",
+		  cfg.cluster_certfile);
+	cr_assert_str_eq(cfg.cluster_cacertfile, "/etc/ca.pem");
+	hb_config_free(&cfg);
+	/* off by default */
+	write_toml("app = 'a:b'\n\n[cluster]\nenabled = true\ncookie = 'c'\n");
+	cr_assert_eq(load_toml(NULL, NULL), 0, "%s", err);
+	cr_assert(!cfg.cluster_tls && !cfg.cluster_certfile);
+	hb_config_free(&cfg);
+	/* a bad value names file, line and key */
+	write_toml("app = 'a:b'\n\n[cluster]\nenabled = true\ncookie = 'c'\ntls = 'maybe'\n");
+	assert_file_err(load_toml(NULL, NULL), 6, "key 'cluster_tls'");
+	/* TLS on needs all three files; the two others need the certificate */
+	write_toml("app = 'a:b'\n\n[cluster]\nenabled = true\ncookie = 'c'\ntls = true\n"
+		   "certfile = 'n.pem'\nkeyfile = 'n.key'\n");
+	cr_assert_eq(load_toml(NULL, NULL), -EINVAL);
+	cr_assert(strstr(err, "cluster_cacertfile is missing"), "%s", err);
+	write_toml("app = 'a:b'\n\n[cluster]\nenabled = true\ncookie = 'c'\ntls = true\n");
+	cr_assert_eq(load_toml(NULL, NULL), -EINVAL);
+	cr_assert(strstr(err, "cluster_certfile is missing"), "%s", err);
+	write_toml("app = 'a:b'\n\n[cluster]\nenabled = true\ncookie = 'c'\n"
+		   "cacertfile = 'ca.pem'\n");
+	cr_assert_eq(load_toml(NULL, NULL), -EINVAL);
+	cr_assert(strstr(err, "need cluster_certfile"), "%s", err);
+}
+
 Test(toml, syntax_error_line)
 {
 	write_toml("app = 'a:b'\nworkers = \n");
