@@ -545,7 +545,9 @@ static void tls_up(link_t *l)
 static void tls_input(link_t *l, size_t n)
 {
 	const char *why = NULL;
-	if (!l->tls_rx++ && l->rbuf[0] != 0x16 && l->rbuf[0] != 0x15) {
+	int first = !l->tls_rx;
+	l->tls_rx = 1;
+	if (first && l->rbuf[0] != 0x16 && l->rbuf[0] != 0x15) {
 		/* neither a handshake nor an alert record: a peer without TLS (a frame header) */
 		char who[HB_AUTH_MAX_NAME + HB_SWIM_MAX_ADDR + 32];
 		hb_warn("cluster: closing the link with %s: it speaks no TLS (a node without "
@@ -1025,6 +1027,7 @@ int hb_cluster_start_config(const hb_config_t *cfg, hb_cluster_event_fn fn, void
 				    .cacertfile = cfg->cluster_cacertfile,
 				    .verify_client = HB_TLS_VERIFY_REQUIRED,
 				    .min_version = HB_TLS_V1_3,
+				    .ciphers = HB_CLUSTER_TLS_CIPHERS,
 				    .alpn = alpn,
 				    .nalpn = 1,
 				    .client = 1};

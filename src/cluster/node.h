@@ -38,6 +38,10 @@ struct hb_tls_ctx; /* proto/tls.h */
 
 /* The ALPN protocol node links offer and accept under TLS. */
 #define HB_CLUSTER_ALPN "hornbeam-cluster/1"
+/* TLS 1.3 suites of node links, ChaCha20-Poly1305 first: without AES-NI code in wolfSSL (as
+ * Debian builds it) it is several times faster than AES-GCM (perf/cluster/rpc_tls_bench.py). */
+#define HB_CLUSTER_TLS_CIPHERS                                                                     \
+	"TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384"
 
 typedef void (*hb_cluster_event_fn)(const hb_swim_event_t *ev, void *ud);
 

@@ -3,8 +3,8 @@
  * and verify_client required (mutual TLS). A handshake both ways with data and the peers'
  * certificates; a node certificate from another CA refused by the server, a server from another
  * CA refused by the client (no client certificate at all: test_tls.c's verify_client_required),
- * a ctx without a client side makes no client engine, and a client side needs its CA file. Certificates come from
- * tests/tls/make_certs.sh in a fresh directory per test. */
+ * a ctx without a client side makes no client engine, and a client side needs its CA file.
+ * Certificates come from tests/tls/make_certs.sh in a fresh directory per test. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,7 +96,8 @@ static int run(hb_tls_t *c, hb_tls_t *s, const char **cwhy, const char **swhy)
 		if (cr < 0)
 			return cr;
 		if (cr == 1 && sr == 1) {
-			ssize_t r = hb_tls_read(c, buf, sizeof buf, cwhy); /* tickets, nothing else */
+			ssize_t r =
+				hb_tls_read(c, buf, sizeof buf, cwhy); /* tickets, nothing else */
 			return r < 0 ? (int)r : 1;
 		}
 	}
