@@ -81,6 +81,14 @@ static void raise_in(hb_pyinterp_t *pi, hb_pythread_t *t, uint64_t seq, uint64_t
 	PyThreadState_DeleteCurrent();
 }
 
+uint64_t hb_watchdog_elapsed_ns(uint64_t now, uint64_t since)
+{
+	/* A request that began after `now` was read (the watchdog was preempted in between, as
+	 * on a loaded machine) has not run at all: unsigned, now - since would read as 584 years
+	 * and replace a healthy process (CI saw it happen under load). */
+	return since && since < now ? now - since : 0;
+}
+
 /* One look at every thread of pi. */
 static void check(hb_pyinterp_t *pi, uint64_t timeout_ns, uint64_t kill_ns)
 {
@@ -92,7 +100,7 @@ static void check(hb_pyinterp_t *pi, uint64_t timeout_ns, uint64_t kill_ns)
 		uint64_t seq = atomic_load_explicit(&t->seq, memory_order_relaxed);
 
 		/* busy_since (acquire) is stored after pi->interp was set: reading it is safe. */
-		if (!since || now - since < timeout_ns)
+		if (hb_watchdog_elapsed_ns(now, since) < timeout_ns)
 			continue;
 		if (kill_ns && now - since >= timeout_ns + kill_ns && t->stuck_seq != seq) {
 			t->stuck_seq = seq;

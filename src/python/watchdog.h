@@ -35,6 +35,9 @@ typedef struct hb_pythread hb_pythread_t;
 int hb_watchdog_start(hb_pyinterp_t *pi);
 /* Stops and joins it (no-op when not started). */
 void hb_watchdog_stop(hb_pyinterp_t *pi);
+/* How long a request marked busy at `since` (0: idle) has run at `now`: 0 when idle or when it
+ * began after `now` was read. Pure. */
+uint64_t hb_watchdog_elapsed_ns(uint64_t now, uint64_t since);
 /* [primary thread, GIL released] The interpreter is about to end. */
 void hb_watchdog_ending(hb_pyinterp_t *pi);
 

@@ -1,10 +1,12 @@
 #include "server/io.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/cpu.h"
@@ -31,8 +33,9 @@ hb_io_t *hb_io_new(hb_server_t *srv, int idx)
 	io->metrics = srv->metrics ? hb_metrics_io(srv->metrics, idx) : NULL;
 	io->accept_ops = calloc(srv->cfg->nbinds, sizeof(hb_op_t));
 	io->accept_armed = calloc(srv->cfg->nbinds, sizeof(int));
+	io->accept_seen = calloc(srv->cfg->nbinds, 1);
 	const char *why = NULL;
-	if (!io->accept_ops || !io->accept_armed ||
+	if (!io->accept_ops || !io->accept_armed || !io->accept_seen ||
 	    (srv->cfg->forwarded_allow_ips &&
 	     hb_cidr_set_parse(srv->cfg->forwarded_allow_ips, &io->trusted, &why) < 0)) {
 		hb_io_free(io);
@@ -49,6 +52,7 @@ void hb_io_free(hb_io_t *io)
 	hb_conn_caches_free(io);
 	free(io->accept_ops);
 	free(io->accept_armed);
+	free(io->accept_seen);
 	hb_cidr_set_free(&io->trusted);
 	free(io);
 }
@@ -67,26 +71,77 @@ static void clock_update(hb_io_t *io)
 
 static void on_accept(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe);
 
+/* A unix or inherited (fd://) socket is one socket for every io thread of every process. An
+ * io_uring accept waits on it as an EPOLLEXCLUSIVE waiter, and the kernel wakes the oldest
+ * waiter only: a multishot accept, which never leaves the queue, took every connection in one
+ * io thread of one process while the others idled. There each accept is single-shot: the
+ * next one is armed when the loop is idle again, at the back of the queue, so connections go
+ * round the io threads and processes, and a busy one leaves them to the others (as blocking
+ * accept() spreads gunicorn's workers). TCP binds have a SO_REUSEPORT socket per io thread
+ * and process: multishot. */
+static int shared_listener(const hb_io_t *io, size_t b)
+{
+	const hb_bind_t *bd = &io->cfg->binds[b];
+
+	return (bd->family == AF_UNIX || bd->fd_bind) &&
+	       (io->cfg->processes > 1 || io->srv->nio > 1);
+}
+
 static void arm_accept(hb_io_t *io, int b)
 {
 	hb_op_t *op = &io->accept_ops[b];
 	struct io_uring_sqe *sqe = hb_io_sqe(io);
 
 	*op = (hb_op_t){.cb = on_accept, .owner = io, .arg = b};
-	io_uring_prep_multishot_accept(sqe, io->srv->listen_fds[io->idx][b], NULL, NULL,
-				       SOCK_CLOEXEC);
+	if (shared_listener(io, b))
+		io_uring_prep_accept(sqe, io->srv->listen_fds[io->idx][b], NULL, NULL,
+				     SOCK_CLOEXEC);
+	else
+		io_uring_prep_multishot_accept(sqe, io->srv->listen_fds[io->idx][b], NULL, NULL,
+					       SOCK_CLOEXEC);
 	io_uring_sqe_set_data(sqe, op);
 	io->accept_armed[b] = 1;
 }
 
 /* Cancels the armed multishot accepts (stopping, or at max_connections). */
+static void cancel_accept(hb_io_t *io, size_t b)
+{
+	if (io->accept_armed[b] != 1)
+		return;
+	hb_ring_cancel(&io->ring, &io->accept_ops[b]);
+	io->accept_armed[b] = 2;
+}
+
 static void cancel_accepts(hb_io_t *io)
 {
+	for (size_t b = 0; b < io->cfg->nbinds; b++)
+		cancel_accept(io, b);
+}
+
+/* Lost wakeups. io_uring waits for a listener's connections as an EPOLLEXCLUSIVE waiter: the
+ * kernel wakes the oldest waiter only. When processes share a listener (a slot's retiring and
+ * new generation across a reload or a binary upgrade; every process on a unix socket), the
+ * wakeup can reach a waiter that will not accept: its cancel is on the way, its process is
+ * exiting, stopped or killed. The connection then waits in the backlog, unseen, until another
+ * one arrives: CI saw four clients wait 10 s across a binary upgrade. So each tick, a listener
+ * on which nothing was accepted since the last tick is polled; a connection waiting there
+ * means a lost wakeup, and the accept is cancelled and armed again (a new accept tries at
+ * once, before it waits). No poll() while connections flow, at most one per bind per tick. */
+static void accept_watch(hb_io_t *io)
+{
 	for (size_t b = 0; b < io->cfg->nbinds; b++) {
-		if (io->accept_armed[b] != 1)
+		int seen = io->accept_seen[b];
+
+		io->accept_seen[b] = 0;
+		if (seen || io->accept_armed[b] != 1)
 			continue;
-		hb_ring_cancel(&io->ring, &io->accept_ops[b]);
-		io->accept_armed[b] = 2;
+		struct pollfd p = {.fd = io->srv->listen_fds[io->idx][b], .events = POLLIN};
+		if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
+			hb_debug("io %d: a connection waits on %s with no accept woken: accepting "
+				 "again",
+				 io->idx, io->cfg->binds[b].spec);
+			cancel_accept(io, b);
+		}
 	}
 }
 
@@ -201,6 +256,7 @@ static void on_accept(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
 		return;
 	}
 	int fd = cqe->res;
+	io->accept_seen[op->arg] = 1;
 	/* Accepted before the cancel took effect: a retiring process (a reload) still serves it
 	 * (its client would otherwise see a close it cannot tell from a failure); a stopping one
 	 * closes it. */
@@ -241,6 +297,8 @@ static void on_tick(hb_ring_t *r, hb_op_t *op, struct io_uring_cqe *cqe)
 	(void)cqe;
 	if (draining && !io->stopping)
 		stop_accepting(io);
+	if (!io->stopping)
+		accept_watch(io);
 	io->accept_backoff = 0; /* the accept is retried on this loop iteration */
 	if (io->accept_errs && hb_ring_now(r) - io->accept_log_ns >= HB_ACCEPT_LOG_NS)
 		accept_log(io);

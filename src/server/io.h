@@ -39,6 +39,7 @@ typedef struct hb_io {
 	hb_ring_t ring;	     /* core/ring: setup, provided buffers, tick, wakeup, dispatch */
 	hb_op_t *accept_ops; /* one per bind */
 	int *accept_armed;   /* 1: a multishot accept is armed; 2: and its cancel is on the way */
+	unsigned char *accept_seen; /* a connection was accepted on it since the last tick */
 	/* accept is held back (not re-armed) while out of descriptors, until the next tick, and
 	 * while the process is at max_connections (connections then wait in the listen backlog) */
 	int accept_backoff;

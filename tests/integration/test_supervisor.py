@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from hbtest import APPS, BINARY, free_port, http, read_file, run_binary, wait_for
+from hbtest import APPS, BINARY, HTTPReader, free_port, http, read_file, request_bytes, run_binary, wait_for
 
 APP = "supervisor_apps:app"
 
@@ -370,3 +370,47 @@ def test_user_and_group_after_binding(server, tmp_path):
             ids = {l.split(":")[0]: l.split()[1:] for l in f if l.startswith(("Uid", "Gid"))}
         assert ids["Uid"][0] == str(nobody.pw_uid) and ids["Gid"][0] == str(nobody.pw_gid), ids
     assert http(s.port, "GET", "/").status == 200
+
+
+def _unix_pid(path, timeout):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.settimeout(timeout)
+        c.connect(str(path))
+        c.sendall(request_bytes("GET", "/pid", [("Connection", "close")]))
+        r = HTTPReader(c, timeout=timeout).read_response()
+        assert r.status == 200, r
+        return int(r.body)
+
+
+def test_a_unix_socket_spreads_over_the_processes_and_a_stopped_one_holds_nothing(server, tmp_path):
+    """Every process accepts on a unix socket, and io_uring waits for its connections as an
+    EPOLLEXCLUSIVE waiter: the kernel wakes the oldest waiter only. So accepts there are single-
+    shot (a multishot accept kept every connection in one process), and a stopped process,
+    whose waiter takes wakeups it cannot act on (as does one being cancelled or torn down across
+    a reload or a binary upgrade: CI saw clients wait 10 s across USR2), holds no connection:
+    the other process serves it within a tick or two (io.c: accept_watch)."""
+    path = tmp_path / "hb.sock"
+    s = server(APP, "--uds", str(path), "--processes", "2", bind=False, wait=False)
+    seen = set()
+
+    def both():
+        try:
+            seen.add(_unix_pid(path, 2))
+        except OSError:
+            pass
+        return len(seen) == 2
+    assert wait_for(both, 20), "one process took every connection (saw %r)\n%s" % (seen, s.describe())
+    for victim in sorted(seen):
+        os.kill(victim, signal.SIGSTOP)
+        try:
+            for _ in range(3):
+                t0 = time.monotonic()
+                try:
+                    pid = _unix_pid(path, 6)
+                except OSError as e:
+                    raise AssertionError("a connection waited for the stopped process %d: %r\n%s"
+                                         % (victim, e, s.describe()))
+                assert pid != victim and time.monotonic() - t0 < 6
+        finally:
+            os.kill(victim, signal.SIGCONT)
+    assert s.stop() == 0, s.describe()
