@@ -13,6 +13,7 @@ process's pid so that parallel runs do not collide; everything is removed at the
 """
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -27,7 +28,7 @@ import requests
 from hbtest import APPS, BINARY, DIST_PACKAGES, assert_no_sanitizer, require_binary, server_env
 
 COOKIE = "netns-cookie"
-TAG = "%04d" % (os.getpid() % 10000)
+TAG = "%04d" % (os.getpid() % 10000)  # the probe namespace's; each Net draws its own tag
 SUBNET = "10.%d.%d" % (180 + os.getpid() % 60, (os.getpid() // 60) % 250)
 
 
@@ -52,9 +53,21 @@ class Net:
     """A bridge in the root namespace (address .254) and n namespaces (.1 .. .n) on it."""
 
     def __init__(self, n):
-        self.bridge = "hbb" + TAG
-        self.ns = ["hbn%s_%d" % (TAG, i) for i in range(n)]
-        self.veth = ["hbv%s%d" % (TAG, i) for i in range(n)]
+        """Retried once under a new random tag: a name left or taken by another run on this
+        machine (perf/cluster, another worktree's suite) answered "File exists" in CI."""
+        for attempt in (0, 1):
+            try:
+                self._make(n, secrets.token_hex(3)[:5])
+                return
+            except RuntimeError:
+                self.close()
+                if attempt:
+                    raise
+
+    def _make(self, n, tag):
+        self.bridge = "hbb" + tag
+        self.ns = ["hbn%s_%d" % (tag, i) for i in range(n)]
+        self.veth = ["hbv%s%d" % (tag, i) for i in range(n)]
         _run("ip", "link", "add", self.bridge, "type", "bridge")
         _run("ip", "addr", "add", "%s.254/24" % SUBNET, "dev", self.bridge)
         _run("ip", "link", "set", self.bridge, "up")
