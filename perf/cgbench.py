@@ -2,11 +2,17 @@
 
 Instruction counts do not depend on the load of the machine, so they show a regression as a
 number where req/s is noise. For one scenario: start the subject (hornbeam-uring, one worker)
-under `valgrind --tool=callgrind`, send warm-up requests, zero the counters
-(`callgrind_control -z`), send a fixed number of requests over one keep-alive connection
-with a deterministic client (below: one request in flight, every response checked), dump
-(`callgrind_control -d`), and parse the dump: total Ir per request, Ir per request by object
-(the server's own C, libpython, libc, ...) and the top functions of the server and of libpython.
+under `valgrind --tool=callgrind`, send warm-up requests on one connection, then a fixed
+number of requests over a second keep-alive connection with a deterministic client (below: one
+request in flight, every response checked), then open a third connection, and parse the dump of
+the second: total Ir per request, Ir per request by object (the server's own C, libpython, libc,
+...) and the top functions of the server and of libpython.
+
+The counters are cut at connections: callgrind runs with --dump-before=hb_conn_new and
+--zero-before=hb_conn_new, so each new connection dumps what the process did since the previous
+one and starts from zero. (callgrind_control cannot be used: requests are served by a worker
+process the master forks, and valgrind's vgdb does not reach a forked child; it zeroed and dumped
+the idle master, and every result read 0 Ir per request.)
 
 Supported: scenarios whose client is wrk without a Lua script (a plain GET of the scenario's
 path); bench.py calls supported() first.
@@ -16,7 +22,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -177,17 +182,30 @@ def summarize_dump(self_ir, totals, requests, server_bin):
 # One measurement
 # --------------------------------------------------------------------------------------
 
-def _callgrind_control(args, pid, timeout=120):
-    r = subprocess.run(["callgrind_control"] + args + [str(pid)], capture_output=True,
-                       timeout=timeout, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"callgrind_control {' '.join(args)} failed: {r.stdout}{r.stderr}")
+def _new_dump(tmp, before, deadline):
+    """The dump file written after `before` (names and sizes), once complete (its totals line
+    written and its size steady)."""
+    last = None
+    while time.monotonic() < deadline:
+        new = sorted((q for q in tmp.glob("cg.out.*") if q not in before),
+                     key=lambda q: q.stat().st_mtime)
+        if new:
+            q = new[-1]
+            size = q.stat().st_size
+            if size and size == last:
+                with open(q, errors="replace") as f:
+                    if any(line.startswith(("totals:", "summary:")) for line in f):
+                        return q
+            last = size
+        time.sleep(0.5)
+    raise RuntimeError("no callgrind dump after the measured connection (is hb_conn_new in the "
+                       "binary's symbols?)")
 
 
 def measure(bench, name, scen, opts, tmp_root):
     """Runs server `name` of scenario `scen` under callgrind; returns the summary dict.
     `bench` is the perf/bench.py module (its spawn/stop/probe/free_port/Ctx)."""
-    for tool in ("valgrind", "callgrind_control"):
+    for tool in ("valgrind",):
         if not bench.shutil.which(tool):
             raise bench.Skip(f"{tool} not found (apt-get install valgrind)")
     tmp = Path(bench.tempfile.mkdtemp(prefix=f"cg-{name}-", dir=tmp_root))
@@ -198,8 +216,8 @@ def measure(bench, name, scen, opts, tmp_root):
     if extra:
         cmd += bench.shlex.split(extra)
     server_bin = os.path.realpath(cmd[0])
-    out_file = tmp / "cg.out"
-    vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", "--dump-instr=no"]
+    vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out.%p",
+          "--dump-instr=no", "--dump-before=hb_conn_new", "--zero-before=hb_conn_new"]
     cmd = bench.pin_prefix(opts.server_cpus) + vg + cmd
     env = dict(os.environ)
     for k in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"):
@@ -224,18 +242,17 @@ def measure(bench, name, scen, opts, tmp_root):
         client = Client(bench.LOOPBACK, port, scen["path"])
         for _ in range(opts.callgrind_warmup):
             _check(scen, *client.get())
-        _callgrind_control(["-z"], p.pid)
+        client.close()
+        client = Client(bench.LOOPBACK, port, scen["path"])  # its accept zeroes the counters
         t0 = time.monotonic()
         for _ in range(opts.callgrind_requests):
             _check(scen, *client.get())
         secs = time.monotonic() - t0
-        before = set(tmp.glob("cg.out*"))
-        _callgrind_control(["-d"], p.pid)
         client.close()
-        dumps = sorted(set(tmp.glob("cg.out*")) - before, key=lambda q: q.stat().st_mtime)
-        if not dumps:
-            raise RuntimeError("callgrind_control -d wrote no dump file")
-        self_ir, totals = parse_dump(dumps[-1])
+        before = {q: q.stat().st_size for q in tmp.glob("cg.out.*")}
+        Client(bench.LOOPBACK, port, scen["path"]).close()  # its accept dumps the measurement
+        dumps = _new_dump(tmp, before, deadline=time.monotonic() + 120)
+        self_ir, totals = parse_dump(dumps)
         res = summarize_dump(self_ir, totals, opts.callgrind_requests, server_bin)
         res.update({"server": name, "warmup_requests": opts.callgrind_warmup,
                     "seconds_under_valgrind": secs, "cmd": cmd,
