@@ -1,56 +1,15 @@
 /* test_config.c: defaults, CLI forms, environment, TOML (through CPython's tomllib),
  * precedence, bind syntax and every error class with its message. */
-#include <Python.h>
-#include <criterion/criterion.h>
+#include "config_harness.h"
+
 #include <criterion/redirect.h>
 
-#include <errno.h>
-#include <limits.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/config.h"
 #include "core/cpu.h"
 #include "core/log.h"
-#include "python/pyhost.h"
-
-#define MAXARGS 32
-
-static hb_config_t cfg;
-static char err[512];
-static char dir[PATH_MAX];
-static char toml[PATH_MAX + 32];
-
-/* Loads from a NULL-terminated argv (without argv[0]) and envp. */
-static int load_with(const char *const *args, const char *const *env, hb_toml_loader_fn loader)
-{
-	char *argv[MAXARGS] = {"hornbeam-uring"};
-	char *envp[MAXARGS] = {NULL};
-	int argc = 1;
-	for (; args && args[argc - 1]; argc++)
-		argv[argc] = (char *)args[argc - 1];
-	for (int i = 0; env && env[i]; i++)
-		envp[i] = (char *)env[i];
-	return hb_config_load(&cfg, argc, argv, envp, loader, err, sizeof err);
-}
-
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-#define LOAD(...) load_with(ARGS(__VA_ARGS__), NULL, NULL)
-
-static void cleanup(void)
-{
-	hb_config_free(&cfg);
-}
-
-#define assert_err(rc, text)                                                                       \
-	do {                                                                                       \
-		cr_assert_eq((rc), -EINVAL, "rc %d", (rc));                                        \
-		cr_assert(strstr(err, (text)), "error '%s' lacks '%s'", err, (text));              \
-	} while (0)
 
 /* ---- defaults ---- */
 
@@ -662,39 +621,6 @@ Test(config_errors, config_without_loader)
 
 /* ---- real TOML files through tomllib ---- */
 
-static void py_up(void)
-{
-	Py_InitializeEx(0);
-	snprintf(dir, sizeof dir, "/tmp/hb_cfg_XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(toml, sizeof toml, "%s/hornbeam.toml", dir);
-}
-
-static void py_down(void)
-{
-	char cmd[PATH_MAX + 16];
-	hb_config_free(&cfg);
-	Py_FinalizeEx();
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
-}
-
-static void write_toml(const char *text)
-{
-	FILE *f = fopen(toml, "w");
-	cr_assert_not_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
-static int load_toml(const char *const *args, const char *const *env)
-{
-	const char *argv[MAXARGS] = {"--config", toml};
-	for (int i = 0; args && args[i]; i++)
-		argv[i + 2] = args[i];
-	return load_with(argv, env, hb_py_toml_load);
-}
-
 TestSuite(toml, .init = py_up, .fini = py_down);
 
 Test(toml, every_kind)
@@ -821,15 +747,6 @@ Test(toml, config_from_environment)
 	cr_assert_eq(load_with(NULL, env, hb_py_toml_load), HB_CONFIG_OK, "%s", err);
 	cr_assert_eq(cfg.workers, 2);
 	cr_assert_str_eq(cfg.config_file, toml);
-}
-
-/* "<toml>:<line>: <rest>" must appear in err. */
-static void assert_file_err(int rc, int line, const char *rest)
-{
-	char want[PATH_MAX + 600];
-	snprintf(want, sizeof want, "%s:%d: %s", toml, line, rest);
-	cr_assert_eq(rc, -EINVAL, "rc %d", rc);
-	cr_assert(strstr(err, want), "error '%s' lacks '%s'", err, want);
 }
 
 Test(toml, wrong_type)

@@ -2,50 +2,7 @@
  * and TLS listeners side by side (bind + ssl_bind), the checks that need the default pair or a
  * CA file, ALPN lists, and [[tls.certificate]] SNI tables from a real TOML file (tomllib), with
  * paths taken relative to the file. */
-#include <Python.h>
-#include <criterion/criterion.h>
-
-#include <errno.h>
-#include <limits.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "core/config.h"
-#include "python/pyhost.h"
-
-#define MAXARGS 32
-
-static hb_config_t cfg;
-static char err[512];
-static char dir[PATH_MAX];
-static char toml[PATH_MAX + 32];
-
-static int load_with(const char *const *args, const char *const *env, hb_toml_loader_fn loader)
-{
-	char *argv[MAXARGS] = {"hornbeam-uring"};
-	char *envp[MAXARGS] = {NULL};
-	int argc = 1;
-	for (; args && args[argc - 1]; argc++)
-		argv[argc] = (char *)args[argc - 1];
-	for (int i = 0; env && env[i]; i++)
-		envp[i] = (char *)env[i];
-	return hb_config_load(&cfg, argc, argv, envp, loader, err, sizeof err);
-}
-
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-#define LOAD(...) load_with(ARGS(__VA_ARGS__), NULL, NULL)
-
-static void cleanup(void)
-{
-	hb_config_free(&cfg);
-}
-
-#define assert_err(rc, text)                                                                       \
-	do {                                                                                       \
-		cr_assert_eq((rc), -EINVAL, "rc %d", (rc));                                        \
-		cr_assert(strstr(err, (text)), "error '%s' lacks '%s'", err, (text));              \
-	} while (0)
+#include "config_harness.h"
 
 Test(config_tls, off_by_default, .fini = cleanup)
 {
@@ -126,36 +83,6 @@ Test(config_tls, errors)
 
 /* ---- TOML ---- */
 
-static void py_up(void)
-{
-	Py_InitializeEx(0);
-	snprintf(dir, sizeof dir, "/tmp/hb_cfg_tls_XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(toml, sizeof toml, "%s/hornbeam.toml", dir);
-}
-
-static void py_down(void)
-{
-	char cmd[PATH_MAX + 16];
-	hb_config_free(&cfg);
-	Py_FinalizeEx();
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
-}
-
-static void write_toml(const char *text)
-{
-	FILE *f = fopen(toml, "w");
-	cr_assert_not_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
-static int load_toml(void)
-{
-	return load_with(ARGS("--config", toml), NULL, hb_py_toml_load);
-}
-
 TestSuite(toml_tls, .init = py_up, .fini = py_down);
 
 Test(toml_tls, sni_tables_and_relative_paths)
@@ -177,7 +104,7 @@ Test(toml_tls, sni_tables_and_relative_paths)
 		   "certfile = '/etc/org.pem'\n"
 		   "keyfile = '/etc/org.key'\n"
 		   "keyfile_password = 'pw'\n");
-	cr_assert_eq(load_toml(), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(load_toml(NULL, NULL), HB_CONFIG_OK, "%s", err);
 	char want[PATH_MAX + 64];
 	char *real = realpath(dir, NULL);
 	snprintf(want, sizeof want, "%s/certs/default.pem", real);
@@ -195,32 +122,24 @@ Test(toml_tls, sni_tables_and_relative_paths)
 	free(real);
 }
 
-static void assert_file_err(int rc, int line, const char *rest)
-{
-	char want[PATH_MAX + 600];
-	snprintf(want, sizeof want, "%s:%d: %s", toml, line, rest);
-	cr_assert_eq(rc, -EINVAL, "rc %d", rc);
-	cr_assert(strstr(err, want), "error '%s' lacks '%s'", err, want);
-}
-
 Test(toml_tls, sni_table_errors)
 {
 	write_toml("app = 'a:b'\ncertfile = 'c'\nkeyfile = 'k'\n\n"
 		   "[[tls.certificate]]\nserver_name = 'a'\ncertfile = 'x'\nkeyfile = 'y'\n\n"
 		   "[[tls.certificate]]\nserver_name = 'b'\ncert = 'x'\n");
-	assert_file_err(load_toml(), 10, "[[tls.certificate]]: unknown key 'cert'");
+	assert_file_err(load_toml(NULL, NULL), 10, "[[tls.certificate]]: unknown key 'cert'");
 	write_toml("app = 'a:b'\ncertfile = 'c'\nkeyfile = 'k'\n"
 		   "[[tls.certificate]]\nserver_name = 'a'\ncertfile = 'x'\n");
-	assert_err(load_toml(), "[[tls.certificate]] number 1 lacks keyfile");
+	assert_err(load_toml(NULL, NULL), "[[tls.certificate]] number 1 lacks keyfile");
 	write_toml("app = 'a:b'\ncertfile = 'c'\nkeyfile = 'k'\n"
 		   "[[tls.certificate]]\nserver_name = 3\n");
-	assert_file_err(load_toml(), 4,
+	assert_file_err(load_toml(NULL, NULL), 4,
 			"[[tls.certificate]] server_name: expected a non-empty string");
 	write_toml("app = 'a:b'\n[tls]\nversion = 3\n");
-	assert_file_err(load_toml(), 2, "[tls] holds only [[tls.certificate]] tables");
+	assert_file_err(load_toml(NULL, NULL), 2, "[tls] holds only [[tls.certificate]] tables");
 	write_toml("app = 'a:b'\n[[tls.certificate]]\nserver_name = 'a'\ncertfile = 'x'\n"
 		   "keyfile = 'y'\n");
-	assert_err(load_toml(), "need certfile, the default certificate");
+	assert_err(load_toml(NULL, NULL), "need certfile, the default certificate");
 	write_toml("app = 'a:b'\nalpn = ['h2', 2]\n");
-	assert_file_err(load_toml(), 2, "key 'alpn': expected a list of strings");
+	assert_file_err(load_toml(NULL, NULL), 2, "key 'alpn': expected a list of strings");
 }
