@@ -3,9 +3,9 @@
  * Runs in the main interpreter with the GIL held, before any worker exists. tomllib gives
  * values but not the lines they sit on, so the line of each key is found by scanning the text
  * (first `key =`, `"key" =`, `key.` or `[key]`); that is what error messages cite.
- * Top-level tables are handed over as HB_TV_OTHER "table", except `[functions]`, whose entries
- * go to set() as "functions.NAME" (emit_functions); when `[cluster]` arrives, emit_table() is
- * the place to walk into it with a "cluster." prefix the same way.
+ * Top-level tables are handed over as HB_TV_OTHER "table", except `[functions]` and
+ * `[cluster]`, whose entries go to set() as "functions.NAME" and "cluster.NAME" (emit_keys),
+ * and `[tls]`, whose [[tls.certificate]] tables go as "tls.certificate.N.FIELD" (emit_tls).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -215,57 +215,55 @@ static int convert(PyObject *o, hb_tval_t *v)
 
 /* ---- the walk ---- */
 
-/* The [functions] table: each `name = "module:function"` goes to set() as "functions.name"
- * (config.c keeps them in cfg->functions). */
-static int emit_functions(PyObject *table, const char *path, const char *text, hb_config_t *cfg,
-			  hb_config_set_fn set, char *err, size_t errlen)
+/* What every step of the walk hands on: where the values come from and where they go. */
+typedef struct walk {
+	const char *path, *text;
+	hb_config_t *cfg;
+	hb_config_set_fn set;
+	char *err;
+	size_t errlen;
+} walk_t;
+
+/* The key as UTF-8, or NULL with err set. */
+static const char *key_utf8(const walk_t *w, PyObject *k)
+{
+	const char *key = PyUnicode_AsUTF8(k);
+	if (!key) {
+		PyErr_Clear();
+		snprintf(w->err, w->errlen, "%s: a key is not valid UTF-8", w->path);
+	}
+	return key;
+}
+
+/* Converts o and hands it to set() as name; line is what messages cite. */
+static int emit_value(const walk_t *w, const char *name, PyObject *o, int line)
+{
+	hb_tval_t v;
+	int rc = convert(o, &v);
+	if (rc == 0) {
+		rc = w->set(w->cfg, name, &v, w->path, line, w->err, w->errlen);
+	} else {
+		snprintf(w->err, w->errlen, "%s: out of memory", w->path);
+		rc = -ENOMEM;
+	}
+	free_tval(&v);
+	return rc;
+}
+
+/* Every key of table to set() as "PREFIX.key" ([cluster] enabled -> "cluster.enabled",
+ * [functions] name -> "functions.name", which config.c keeps in cfg->functions). Messages cite
+ * line, or each key's own line when line is 0. */
+static int emit_keys(const walk_t *w, PyObject *table, const char *prefix, int line)
 {
 	PyObject *k, *o;
 	Py_ssize_t pos = 0;
 	while (PyDict_Next(table, &pos, &k, &o)) {
 		char name[1100];
-		hb_tval_t v;
-		const char *key = PyUnicode_AsUTF8(k);
-		if (!key) {
-			PyErr_Clear();
-			snprintf(err, errlen, "%s: a key is not valid UTF-8", path);
+		const char *key = key_utf8(w, k);
+		if (!key)
 			return -EINVAL;
-		}
-		snprintf(name, sizeof name, "functions.%s", key);
-		int rc = convert(o, &v);
-		if (rc == 0)
-			rc = set(cfg, name, &v, path, key_line(text, key), err, errlen);
-		free_tval(&v);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
-/* A table whose keys go to set() as "PREFIX.key" ([cluster] enabled -> "cluster.enabled"). */
-static int emit_prefixed(PyObject *table, const char *prefix, const char *path, const char *text,
-			 hb_config_t *cfg, hb_config_set_fn set, char *err, size_t errlen)
-{
-	PyObject *k, *o;
-	Py_ssize_t pos = 0;
-	while (PyDict_Next(table, &pos, &k, &o)) {
-		hb_tval_t v;
-		char name[128];
-		const char *key = PyUnicode_AsUTF8(k);
-		if (!key) {
-			PyErr_Clear();
-			snprintf(err, errlen, "%s: a key is not valid UTF-8", path);
-			return -EINVAL;
-		}
-		snprintf(name, sizeof name, "%s%s", prefix, key);
-		int rc = convert(o, &v);
-		if (rc == 0) {
-			rc = set(cfg, name, &v, path, key_line(text, key), err, errlen);
-		} else {
-			snprintf(err, errlen, "%s: out of memory", path);
-			rc = -ENOMEM;
-		}
-		free_tval(&v);
+		snprintf(name, sizeof name, "%s.%s", prefix, key);
+		int rc = emit_value(w, name, o, line ? line : key_line(w->text, key));
 		if (rc < 0)
 			return rc;
 	}
@@ -290,84 +288,49 @@ static int cert_table_line(const char *text, Py_ssize_t n)
 
 /* [tls]: only [[tls.certificate]] tables, each field going to set() as
  * "tls.certificate.N.FIELD" (config.c keeps them in cfg->ssl_certs). */
-static int emit_tls(PyObject *table, const char *path, const char *text, hb_config_t *cfg,
-		    hb_config_set_fn set, char *err, size_t errlen)
+static int emit_tls(const walk_t *w, PyObject *table)
 {
 	PyObject *certs = PyDict_GetItemString(table, "certificate");
 	if (PyDict_Size(table) != 1 || !certs || !PyList_Check(certs)) {
-		snprintf(err, errlen, "%s:%d: [tls] holds only [[tls.certificate]] tables", path,
-			 key_line(text, "tls"));
+		snprintf(w->err, w->errlen, "%s:%d: [tls] holds only [[tls.certificate]] tables",
+			 w->path, key_line(w->text, "tls"));
 		return -EINVAL;
 	}
 	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(certs); i++) {
-		PyObject *t = PyList_GET_ITEM(certs, i), *k, *o;
-		Py_ssize_t pos = 0;
-		int line = cert_table_line(text, i);
+		PyObject *t = PyList_GET_ITEM(certs, i);
+		int line = cert_table_line(w->text, i);
+		char prefix[64];
 		if (!PyDict_Check(t) || PyDict_Size(t) == 0) {
-			snprintf(err, errlen, "%s:%d: [[tls.certificate]] number %zd is empty",
-				 path, line, i + 1);
+			snprintf(w->err, w->errlen,
+				 "%s:%d: [[tls.certificate]] number %zd is empty", w->path, line,
+				 i + 1);
 			return -EINVAL;
 		}
-		while (PyDict_Next(t, &pos, &k, &o)) {
-			char name[256];
-			hb_tval_t v;
-			const char *key = PyUnicode_AsUTF8(k);
-			if (!key) {
-				PyErr_Clear();
-				snprintf(err, errlen, "%s: a key is not valid UTF-8", path);
-				return -EINVAL;
-			}
-			snprintf(name, sizeof name, "tls.certificate.%zd.%s", i, key);
-			int rc = convert(o, &v);
-			if (rc == 0)
-				rc = set(cfg, name, &v, path, line, err, errlen);
-			free_tval(&v);
-			if (rc < 0)
-				return rc;
-		}
+		snprintf(prefix, sizeof prefix, "tls.certificate.%zd", i);
+		int rc = emit_keys(w, t, prefix, line);
+		if (rc < 0)
+			return rc;
 	}
 	return 0;
 }
 
-static int emit_table(PyObject *table, const char *path, const char *text, hb_config_t *cfg,
-		      hb_config_set_fn set, char *err, size_t errlen)
+/* The top level: [functions], [cluster] and [tls] are walked into; any other value, tables
+ * included (as HB_TV_OTHER "table"), goes to set() under its own key. */
+static int emit_table(const walk_t *w, PyObject *table)
 {
 	PyObject *k, *o;
 	Py_ssize_t pos = 0;
 	while (PyDict_Next(table, &pos, &k, &o)) {
-		hb_tval_t v;
-		const char *key = PyUnicode_AsUTF8(k);
-		if (!key) {
-			PyErr_Clear();
-			snprintf(err, errlen, "%s: a key is not valid UTF-8", path);
+		const char *key = key_utf8(w, k);
+		if (!key)
 			return -EINVAL;
-		}
-		if (strcmp(key, "functions") == 0 && PyDict_Check(o)) {
-			int rc = emit_functions(o, path, text, cfg, set, err, errlen);
-			if (rc < 0)
-				return rc;
-			continue;
-		}
-		if (strcmp(key, "cluster") == 0 && PyDict_Check(o)) {
-			int rc = emit_prefixed(o, "cluster.", path, text, cfg, set, err, errlen);
-			if (rc < 0)
-				return rc;
-			continue;
-		}
-		if (strcmp(key, "tls") == 0 && PyDict_Check(o)) {
-			int rc = emit_tls(o, path, text, cfg, set, err, errlen);
-			if (rc < 0)
-				return rc;
-			continue;
-		}
-		int rc = convert(o, &v);
-		if (rc == 0) {
-			rc = set(cfg, key, &v, path, key_line(text, key), err, errlen);
-		} else {
-			snprintf(err, errlen, "%s: out of memory", path);
-			rc = -ENOMEM;
-		}
-		free_tval(&v);
+		int rc, section = PyDict_Check(o);
+		if (section && (strcmp(key, "functions") == 0 || strcmp(key, "cluster") == 0))
+			rc = emit_keys(w, o, key, 0);
+		else if (section && strcmp(key, "tls") == 0)
+			rc = emit_tls(w, o);
+		else
+			rc = emit_value(w, key, o, key_line(w->text, key));
 		if (rc < 0)
 			return rc;
 	}
@@ -403,8 +366,15 @@ int hb_py_toml_load(const char *path, hb_config_t *cfg, hb_config_set_fn set, ch
 		return -EINVAL;
 	PyObject *doc = parse(path, text, len, err, errlen);
 	int rc = -EINVAL;
-	if (doc && PyDict_Check(doc))
-		rc = emit_table(doc, path, text, cfg, set, err, errlen);
+	if (doc && PyDict_Check(doc)) {
+		walk_t w = {.path = path,
+			    .text = text,
+			    .cfg = cfg,
+			    .set = set,
+			    .err = err,
+			    .errlen = errlen};
+		rc = emit_table(&w, doc);
+	}
 	Py_XDECREF(doc);
 	free(text);
 	return rc;
