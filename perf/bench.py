@@ -75,15 +75,34 @@ def hornbeam(app, worker_class=None, frameworks=False):
     return build
 
 
+def nginx_conf(port, tmp, workers, listen="", server_extra=()):
+    """perf/nginx.conf.tmpl for one run: 'return 200' hello on LOOPBACK:port, `workers` worker
+    processes, `listen` parameters after the address ("ssl", "http2") and server_extra lines
+    (ssl_certificate ...) at the top of the server block."""
+    conf = (PERF / "nginx.conf.tmpl").read_text()
+    conf = conf.replace("@PORT@", str(port)).replace("@TMP@", str(tmp))
+    conf = conf.replace("worker_processes 2;", f"worker_processes {workers};")
+    listen_line = f"listen {LOOPBACK}:{port};"
+    if listen_line not in conf:
+        raise RuntimeError(f"perf/nginx.conf.tmpl lacks '{listen_line}'")
+    conf = conf.replace(listen_line, "\n        ".join(
+        [f"listen {LOOPBACK}:{port} {listen};" if listen else listen_line] + list(server_extra)))
+    return conf
+
+
+def nginx_command(tmp):
+    """nginx's command line for the nginx.conf in tmp; Skip when nginx is not installed."""
+    exe = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.access(exe, os.X_OK):
+        raise Skip("nginx not installed (apt-get install nginx-light)")
+    return [exe, "-p", str(tmp), "-c", str(Path(tmp) / "nginx.conf"), "-e", "stderr"]
+
+
 def nginx(static=None):
     """nginx: 'return 200' hello, or (static=N) N bytes of 'x' from a file in its temp dir."""
     def build(ctx):
-        exe = shutil.which("nginx") or "/usr/sbin/nginx"
-        if not os.access(exe, os.X_OK):
-            raise Skip("nginx not installed (apt-get install nginx-light)")
-        conf = (PERF / "nginx.conf.tmpl").read_text()
-        conf = conf.replace("@PORT@", str(ctx.port)).replace("@TMP@", str(ctx.tmp))
-        conf = conf.replace("worker_processes 2;", f"worker_processes {ctx.opts.workers};")
+        cmd = nginx_command(ctx.tmp)
+        conf = nginx_conf(ctx.port, ctx.tmp, ctx.opts.workers)
         if static:
             # nginx's workers run as 'nobody' when started as root: let them reach the files
             www = ctx.tmp / "www"
@@ -95,7 +114,7 @@ def nginx(static=None):
                 os.chmod(www / name, 0o644)
             conf = conf.replace('return 200 "Hello, World!";', f"root {ctx.tmp / 'www'};")
         (ctx.tmp / "nginx.conf").write_text(conf)
-        return [exe, "-p", str(ctx.tmp), "-c", str(ctx.tmp / "nginx.conf"), "-e", "stderr"]
+        return cmd
     return build
 
 

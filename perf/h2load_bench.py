@@ -25,41 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench
+import hello_servers
+
 PERF = Path(__file__).resolve().parent
 REPO = PERF.parent
-APPS = PERF / "apps"
-CERTS_SCRIPT = REPO / "tests" / "tls" / "make_certs.sh"
-
-NGINX_CONF = """worker_processes 1;
-daemon off;
-master_process on;
-pid {tmp}/nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/px; fastcgi_temp_path {tmp}/fc;
-    uwsgi_temp_path {tmp}/uw; scgi_temp_path {tmp}/sc;
-    keepalive_requests 1000000;
-    http2_max_requests 1000000;
-    server {{
-        listen 127.0.0.1:{port} {listen};
-        {tls}
-        location / {{ default_type text/plain; return 200 "Hello, World!"; }}
-    }}
-}}
-"""
-
-# the suite wolfSSL picks (AES-128-GCM first), so both sides encrypt alike
-NGINX_TLS = """ssl_certificate {certs}/server.pem; ssl_certificate_key {certs}/server.key;
-        ssl_protocols TLSv1.2 TLSv1.3; ssl_prefer_server_ciphers on;
-        ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;"""
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, timeout=20):
@@ -71,59 +41,6 @@ def wait_port(port, timeout=20):
         except OSError:
             time.sleep(0.1)
     raise RuntimeError("port %d never opened" % port)
-
-
-def start(name, opts, port, tmp, tls):
-    pin = ["taskset", "-c", opts.server_cpu]
-    if name == "nginx":
-        conf = Path(tmp) / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(
-            tmp=tmp, port=port, listen="ssl http2" if tls else "http2",
-            tls=NGINX_TLS.format(certs=opts.certs) if tls else ""))
-        cmd = pin + ["nginx", "-p", tmp, "-c", str(conf), "-e", "stderr"]
-    else:
-        app, cls = ("hello_wsgi:application", "wsgi") if name == "hornbeam-wsgi" else \
-            ("hello_asgi:app", "asgi")
-        cmd = pin + [opts.hornbeam_bin, app, "--bind", "127.0.0.1:%d" % port, "--workers", "1",
-                     "--worker-class", cls, "--pythonpath", str(APPS), "--log-level", "warning",
-                     "--no-access-log"]
-        if tls:
-            cmd += ["--certfile", "%s/server.pem" % opts.certs,
-                    "--keyfile", "%s/server.key" % opts.certs]
-    # its own process group in this session: a new session would get its own scheduler
-    # autogroup and a different share of the CPU (perf/README.md, "Scheduler autogroups")
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         stdin=subprocess.DEVNULL, process_group=0)
-    wait_port(port)
-    return p
-
-
-def stop(p):
-    try:
-        os.killpg(p.pid, 15)
-        p.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(p.pid, 9)
-        p.wait()
-
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def group_cpu_ticks(pgid):
-    """utime+stime of every process of the group (threads included)."""
-    total = 0
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(rest[2]) == pgid:
-            total += int(rest[11]) + int(rest[12])
-    return total
 
 
 def h2load(opts, port, secs, tls):
@@ -147,7 +64,7 @@ def main():
     ap.add_argument("-m", "--streams", type=int, default=10)
     ap.add_argument("--server-cpu", default="1")
     ap.add_argument("--client-cpu", default="0")
-    ap.add_argument("--servers", default="nginx,hornbeam-wsgi,hornbeam-asgi")
+    ap.add_argument("--servers", default=hello_servers.SERVERS)
     ap.add_argument("--transports", default="h2c,tls", help="h2c (prior knowledge), tls (ALPN h2)")
     ap.add_argument("--hornbeam-bin", default=str(REPO / "build" / "hornbeam-uring"))
     ap.add_argument("--out-dir", default=str(PERF / "results"))
@@ -163,8 +80,7 @@ def main():
     with tempfile.TemporaryDirectory() as certs:
         opts.certs = certs
         if "tls" in transports:
-            subprocess.run([str(CERTS_SCRIPT), certs], check=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+            hello_servers.make_certs(certs)
         run(opts, servers, transports)
 
 
@@ -178,15 +94,16 @@ def run(opts, servers, transports):
         for t, name in keys:
             with tempfile.TemporaryDirectory() as tmp:
                 os.chmod(tmp, 0o755)
-                port = free_port()
-                p = start(name, opts, port, tmp, t == "tls")
+                port = hello_servers.free_port()
+                p = hello_servers.start(name, opts, port, tmp, t == "tls", http2=True)
                 try:
+                    wait_port(port)
                     h2load(opts, port, 1, t == "tls")  # warm-up, not counted
-                    t0 = group_cpu_ticks(p.pid)
+                    t0 = bench.tree_cpu(p.pid)
                     rps, done = h2load(opts, port, opts.duration, t == "tls")
-                    used = (group_cpu_ticks(p.pid) - t0) / CLK_TCK
+                    used = hello_servers.cpu_seconds(p, t0)
                 finally:
-                    stop(p)
+                    hello_servers.stop(p)
             results[(t, name)].append(rps)
             cpu[(t, name)].append(used * 1e6 / done if done else None)
             print("round %d %-4s %-14s %10.0f req/s" % (rnd + 1, t, name, rps), flush=True)

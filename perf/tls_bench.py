@@ -27,12 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench
+import hello_servers
+
 PERF = Path(__file__).resolve().parent
 REPO = PERF.parent
-APPS = PERF / "apps"
 WRK_LUA = PERF / "wrk_report.lua"
-CERTS_SCRIPT = REPO / "tests" / "tls" / "make_certs.sh"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 SCENARIOS = {
     "https-hello": ("The hello response over HTTPS (TLS, keep-alive): hornbeam (wolfSSL) vs "
@@ -41,38 +41,6 @@ SCENARIOS = {
                       "'Connection: close', so every request is a new connection and a full "
                       "handshake (wrk does not resume sessions).", ["-H", "Connection: close"]),
 }
-
-NGINX_CONF = """worker_processes 1;
-daemon off;
-master_process on;
-pid {tmp}/nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/px; fastcgi_temp_path {tmp}/fc;
-    uwsgi_temp_path {tmp}/uw; scgi_temp_path {tmp}/sc;
-    keepalive_requests 1000000;
-    keepalive_timeout 75s;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate {certs}/server.pem;
-        ssl_certificate_key {certs}/server.key;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        # the suite wolfSSL picks (AES-128-GCM first), so both sides encrypt alike
-        ssl_prefer_server_ciphers on;
-        ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
-        location / {{ default_type text/plain; return 200 "Hello, World!"; }}
-    }}
-}}
-"""
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def tls_probe(port, timeout=20):
     """Waits until the server answers GET / over TLS with 200; returns (version, cipher)."""
@@ -95,56 +63,13 @@ def tls_probe(port, timeout=20):
 
 
 def start(name, opts, port, tmp):
-    pin = ["taskset", "-c", opts.server_cpu]
-    if name == "nginx":
-        conf = Path(tmp) / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, certs=opts.certs))
-        cmd = pin + ["nginx", "-p", tmp, "-c", str(conf), "-e", "stderr"]
-    else:
-        app, cls = ("hello_wsgi:application", "wsgi") if name == "hornbeam-wsgi" else \
-            ("hello_asgi:app", "asgi")
-        cmd = pin + [opts.hornbeam_bin, app, "--bind", "127.0.0.1:%d" % port, "--workers", "1",
-                     "--worker-class", cls, "--pythonpath", str(APPS), "--log-level", "warning",
-                     "--no-access-log",
-                     "--certfile", str(Path(opts.certs) / "server.pem"),
-                     "--keyfile", str(Path(opts.certs) / "server.key")]
-    # its own process group in this session: a new session would get its own scheduler
-    # autogroup and a different share of the CPU (perf/README.md, "Scheduler autogroups")
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         stdin=subprocess.DEVNULL, process_group=0)
+    p = hello_servers.start(name, opts, port, tmp, tls=True)
     try:
         p.tls = tls_probe(port)
     except RuntimeError:
-        stop(p)
+        hello_servers.stop(p)
         raise
     return p
-
-
-def stop(p):
-    try:
-        os.killpg(p.pid, 15)
-        p.wait(timeout=15)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, 9)
-        p.wait()
-
-
-def group_cpu_ticks(pgid):
-    """utime+stime of every process of the group (threads included)."""
-    total = 0
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(rest[2]) == pgid:
-            total += int(rest[11]) + int(rest[12])
-    return total
 
 
 def wrk(opts, port, secs, extra):
@@ -165,16 +90,16 @@ def wrk(opts, port, secs, extra):
 def one_run(name, scen, opts):
     with tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)  # nginx's workers (nobody) need nothing from it but its path
-        port = free_port()
+        port = hello_servers.free_port()
         p = start(name, opts, port, tmp)
         try:
             extra = SCENARIOS[scen][1]
             if opts.warmup:
                 wrk(opts, port, opts.warmup, extra)
-            t0 = group_cpu_ticks(p.pid)
+            t0 = bench.tree_cpu(p.pid)
             load = os.getloadavg()[0]
             r = wrk(opts, port, opts.duration, extra)
-            cpu = (group_cpu_ticks(p.pid) - t0) / CLK_TCK
+            cpu = hello_servers.cpu_seconds(p, t0)
             r["server_cpu_us_per_req"] = cpu * 1e6 / r["requests"] if r["requests"] else None
             r["loadavg_1m_before"] = load
             r["tls"] = list(p.tls)
@@ -182,7 +107,7 @@ def one_run(name, scen, opts):
                 raise RuntimeError("%s exited during the run (%s)" % (name, p.returncode))
             return r
         finally:
-            stop(p)
+            hello_servers.stop(p)
 
 
 def summarize(runs):
@@ -236,7 +161,7 @@ def table(scen, result):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scenarios", default="https-hello,tls-handshake")
-    ap.add_argument("--servers", default="nginx,hornbeam-wsgi,hornbeam-asgi")
+    ap.add_argument("--servers", default=hello_servers.SERVERS)
     ap.add_argument("-r", "--rounds", type=int, default=3)
     ap.add_argument("-d", "--duration", type=int, default=5)
     ap.add_argument("-w", "--warmup", type=int, default=1)
@@ -258,8 +183,7 @@ def main():
             sys.exit("unknown scenario %s (%s)" % (s, ", ".join(SCENARIOS)))
     with tempfile.TemporaryDirectory() as certdir:
         if not opts.certs:
-            subprocess.run([str(CERTS_SCRIPT), certdir], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            hello_servers.make_certs(certdir)
             opts.certs = certdir
         for scen in scens:
             run_scenario(scen, servers, opts)
