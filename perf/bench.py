@@ -672,69 +672,56 @@ def run_wrk(url, opts, duration, connections=None, script=WRK_LUA):
 # One measured run of one server
 # --------------------------------------------------------------------------------------
 
-WSLOAD_SRC = PERF / "ws" / "wsload.c"
+WS_DIR = PERF / "ws"
 
 
-def wsload_binary(tmp_root):
-    """Compiles perf/ws/wsload.c once per run into the run's temp dir."""
-    exe = Path(tmp_root) / "wsload"
+def ws_binary(name, tmp_root):
+    """Compiles perf/ws/<name>.c (with the shared wsclient.c) once per run into the run's temp
+    dir."""
+    exe = Path(tmp_root) / name
     if not exe.exists():
-        subprocess.run(["cc", "-O2", "-o", str(exe), str(WSLOAD_SRC)], check=True)
+        subprocess.run(["cc", "-O2", "-o", str(exe), str(WS_DIR / f"{name}.c"),
+                        str(WS_DIR / "wsclient.c")], check=True)
     return exe
 
 
-def run_wsload(port, scen, opts, duration, tmp_root):
-    """One wsload run, shaped like run_wrk's result (messages count as requests)."""
-    cmd = pin_prefix(opts.wrk_cpus) + [
-        str(wsload_binary(tmp_root)), "-h", LOOPBACK, "-p", str(port), "-P", scen["ws_path"],
-        "-c", str(opts.connections), "-d", str(duration), "-s", "32"]
+def run_ws_client(name, args, opts, duration, timeout, tmp_root):
+    """One run of perf/ws/<name> against a server: its "key: value" report lines as a dict,
+    with the common fields shaped like run_wrk's result (messages count as requests)."""
+    cmd = pin_prefix(opts.wrk_cpus) + [str(ws_binary(name, tmp_root))] + args
     p = spawn(cmd, capture=True)
     try:
-        out, _ = p.communicate(timeout=duration + 30)
+        out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         stop(p, grace=1.0)
-        raise RuntimeError("wsload did not finish in time")
+        raise RuntimeError(f"{name} did not finish in time")
     if p in LIVE:
         LIVE.remove(p)
     text = out.decode(errors="replace")
     if p.returncode != 0:
-        raise RuntimeError(f"wsload exited {p.returncode}: {text.strip()[-500:]}")
+        raise RuntimeError(f"{name} exited {p.returncode}: {text.strip()[-500:]}")
     vals = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
     rate = float(vals["messages/s"])
-    return {"rps": rate, "requests": int(rate * duration), "duration_us": duration * 1e6,
-            "p50_us": float(vals["p50_ms"]) * 1000, "p99_us": float(vals["p99_ms"]) * 1000,
-            "socket_errors": 0, "non_2xx_3xx": 0}
+    return vals, {"rps": rate, "requests": int(rate * duration), "duration_us": duration * 1e6,
+                  "p50_us": float(vals["p50_ms"]) * 1000, "p99_us": float(vals["p99_ms"]) * 1000,
+                  "socket_errors": 0, "non_2xx_3xx": 0}
 
 
-WSFANOUT_SRC = PERF / "ws" / "wsfanout.c"
+def run_wsload(port, scen, opts, duration, tmp_root):
+    """One wsload run (perf/ws/wsload.c): echo round trips."""
+    args = ["-h", LOOPBACK, "-p", str(port), "-P", scen["ws_path"],
+            "-c", str(opts.connections), "-d", str(duration), "-s", "32"]
+    return run_ws_client("wsload", args, opts, duration, duration + 30, tmp_root)[1]
 
 
 def run_wsfanout(port, scen, opts, duration, tmp_root):
     """One wsfanout run: published messages count as requests (each reaches every connection)."""
-    exe = Path(tmp_root) / "wsfanout"
-    if not exe.exists():
-        subprocess.run(["cc", "-O2", "-o", str(exe), str(WSFANOUT_SRC)], check=True)
     conns = scen.get("connections", opts.connections)
-    cmd = pin_prefix(opts.wrk_cpus) + [
-        str(exe), "-h", LOOPBACK, "-p", str(port), "-P", scen["ws_path"],
-        "-c", str(conns), "-d", str(duration), "-s", "64", "-W", "8"]
-    p = spawn(cmd, capture=True)
-    try:
-        out, _ = p.communicate(timeout=duration + 60)
-    except subprocess.TimeoutExpired:
-        stop(p, grace=1.0)
-        raise RuntimeError("wsfanout did not finish in time")
-    if p in LIVE:
-        LIVE.remove(p)
-    text = out.decode(errors="replace")
-    if p.returncode != 0:
-        raise RuntimeError(f"wsfanout exited {p.returncode}: {text.strip()[-500:]}")
-    vals = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
-    rate = float(vals["messages/s"])
-    return {"rps": rate, "requests": int(rate * duration), "duration_us": duration * 1e6,
-            "deliveries_per_s": float(vals["deliveries/s"]),
-            "p50_us": float(vals["p50_ms"]) * 1000, "p99_us": float(vals["p99_ms"]) * 1000,
-            "socket_errors": 0, "non_2xx_3xx": 0}
+    args = ["-h", LOOPBACK, "-p", str(port), "-P", scen["ws_path"],
+            "-c", str(conns), "-d", str(duration), "-s", "64", "-W", "8"]
+    vals, res = run_ws_client("wsfanout", args, opts, duration, duration + 60, tmp_root)
+    res["deliveries_per_s"] = float(vals["deliveries/s"])
+    return res
 
 
 class Ctx:

@@ -10,18 +10,14 @@
  *   wsfanout -h 127.0.0.1 -p 8000 -P /ws -c 100 -d 5 -s 64 -W 8
  * Single-threaded epoll client; loopback only. */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "wsclient.h"
 
 #define MAXLAT (1 << 22)
 #define RING 4096 /* > any window */
@@ -33,62 +29,6 @@ typedef struct conn {
 	size_t have;
 	char buf[65536];
 } conn_t;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static void send_text(int fd, const char *payload, size_t n)
-{
-	unsigned char frame[70000];
-	size_t h = 0;
-	unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
-
-	frame[h++] = 0x81;
-	if (n < 126) {
-		frame[h++] = 0x80 | (unsigned char)n;
-	} else {
-		frame[h++] = 0x80 | 126;
-		frame[h++] = (unsigned char)(n >> 8);
-		frame[h++] = (unsigned char)n;
-	}
-	memcpy(frame + h, mask, 4);
-	h += 4;
-	for (size_t i = 0; i < n; i++)
-		frame[h + i] = (unsigned char)payload[i] ^ mask[i & 3];
-	if (write(fd, frame, h + n) != (ssize_t)(h + n)) {
-		perror("write");
-		exit(1);
-	}
-}
-
-/* Header and payload length of one complete server frame at the front of buf; 0 if partial. */
-static size_t frame_len(const unsigned char *b, size_t have, size_t *hdr)
-{
-	if (have < 2)
-		return 0;
-	size_t n = b[1] & 0x7f, h = 2;
-	if (n == 126) {
-		if (have < 4)
-			return 0;
-		n = (size_t)b[2] << 8 | b[3];
-		h = 4;
-	} else if (n == 127) {
-		fprintf(stderr, "frame too large for this benchmark\n");
-		exit(1);
-	}
-	*hdr = h;
-	return have >= h + n ? h + n : 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -136,33 +76,16 @@ int main(int argc, char **argv)
 	uint64_t published = 0, delivered = 0;
 	int ep = epoll_create1(0), nready = 0;
 	conn_t *cs = calloc((size_t)nconn, sizeof(conn_t));
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	inet_pton(AF_INET, host, &sa.sin_addr);
 	for (int i = 0; i < nconn; i++) {
 		conn_t *c = &cs[i];
-		int one = 1;
-		c->fd = socket(AF_INET, SOCK_STREAM, 0);
-		if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-			perror("connect");
-			return 1;
-		}
-		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		char req[512];
-		int n = snprintf(req, sizeof(req),
-				 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: "
-				 "websocket\r\nConnection: Upgrade\r\n"
-				 "Sec-WebSocket-Key: "
-				 "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-				 path, host, port);
-		if (write(c->fd, req, (size_t)n) != n)
-			return 1;
+		c->fd = ws_connect(host, port, path);
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 		epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
 	}
-	uint64_t start = 0, end = 0, t0 = now_ns();
+	uint64_t start = 0, end = 0, t0 = ws_now_ns();
 	struct epoll_event evs[256];
 	for (;;) {
-		uint64_t t = now_ns();
+		uint64_t t = ws_now_ns();
 		if (start && t >= end)
 			break;
 		if (!start && t - t0 > 30000000000ull) {
@@ -180,20 +103,12 @@ int main(int argc, char **argv)
 			}
 			c->have += (size_t)r;
 			if (!c->upgraded) {
-				char *e = memmem(c->buf, c->have, "\r\n\r\n", 4);
-				if (!e)
+				if (!ws_upgrade_done(c->buf, &c->have))
 					continue;
-				if (strncmp(c->buf, "HTTP/1.1 101", 12) != 0) {
-					fprintf(stderr, "upgrade refused: %.40s\n", c->buf);
-					return 1;
-				}
-				size_t used = (size_t)(e + 4 - c->buf);
-				memmove(c->buf, c->buf + used, c->have - used);
-				c->have -= used;
 				c->upgraded = 1;
 			}
 			size_t fl, h;
-			while ((fl = frame_len((unsigned char *)c->buf, c->have, &h)) > 0) {
+			while ((fl = ws_frame_len((unsigned char *)c->buf, c->have, &h)) > 0) {
 				const char *p = c->buf + h;
 				if (!c->ready) {
 					if (fl - h != 5 || memcmp(p, "ready", 5) != 0) {
@@ -203,15 +118,16 @@ int main(int argc, char **argv)
 					c->ready = 1;
 					if (++nready ==
 					    nconn) { /* all subscribed: start publishing */
-						start = now_ns();
+						start = ws_now_ns();
 						end = start + (uint64_t)secs * 1000000000ull;
 						for (int w = 0; w < window; w++, published++) {
 							snprintf(payload, 16, "%015llu",
 								 (unsigned long long)published);
 							payload[15] = ' ';
-							sent_ns[published % RING] = now_ns();
+							sent_ns[published % RING] = ws_now_ns();
 							got[published % RING] = 0;
-							send_text(cs[0].fd, payload, (size_t)size);
+							ws_send_text(cs[0].fd, payload,
+								     (size_t)size);
 						}
 					}
 				} else {
@@ -229,14 +145,14 @@ int main(int argc, char **argv)
 						delivered++;
 						if (nlat < MAXLAT)
 							lat[nlat++] =
-								now_ns() - sent_ns[seq % RING];
+								ws_now_ns() - sent_ns[seq % RING];
 						snprintf(payload, 16, "%015llu",
 							 (unsigned long long)published);
 						payload[15] = ' ';
-						sent_ns[published % RING] = now_ns();
+						sent_ns[published % RING] = ws_now_ns();
 						got[published % RING] = 0;
 						published++;
-						send_text(cs[0].fd, payload, (size_t)size);
+						ws_send_text(cs[0].fd, payload, (size_t)size);
 					}
 				}
 				memmove(c->buf, c->buf + fl, c->have - fl);
@@ -244,11 +160,9 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	double el = (double)(now_ns() - start) / 1e9;
-	qsort(lat, nlat, sizeof(uint64_t), cmp_u64);
+	double el = (double)(ws_now_ns() - start) / 1e9;
 	printf("messages/s: %.0f\n", (double)delivered / el);
 	printf("deliveries/s: %.0f\n", (double)delivered * nconn / el);
-	printf("p50_ms: %.3f\np99_ms: %.3f\n", nlat ? lat[nlat / 2] / 1e6 : 0.0,
-	       nlat ? lat[nlat * 99 / 100] / 1e6 : 0.0);
+	ws_print_latency(lat, nlat);
 	return 0;
 }

@@ -6,18 +6,14 @@
  *   wsload -h 127.0.0.1 -p 8000 -P /ws -c 64 -d 5 -s 32
  * Single-threaded epoll client; loopback only. */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "wsclient.h"
 
 #define MAXLAT (1 << 22)
 
@@ -29,59 +25,10 @@ typedef struct conn {
 	char buf[70000];
 } conn_t;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 static void send_msg(conn_t *c, const char *payload, size_t n)
 {
-	unsigned char frame[70000];
-	size_t h = 0;
-	unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
-
-	frame[h++] = 0x81;
-	if (n < 126) {
-		frame[h++] = 0x80 | (unsigned char)n;
-	} else {
-		frame[h++] = 0x80 | 126;
-		frame[h++] = (unsigned char)(n >> 8);
-		frame[h++] = (unsigned char)n;
-	}
-	memcpy(frame + h, mask, 4);
-	h += 4;
-	for (size_t i = 0; i < n; i++)
-		frame[h + i] = (unsigned char)payload[i] ^ mask[i & 3];
-	c->sent_ns = now_ns();
-	if (write(c->fd, frame, h + n) != (ssize_t)(h + n)) {
-		perror("write");
-		exit(1);
-	}
-}
-
-/* Length of one complete server frame at the front of buf, or 0. */
-static size_t frame_len(const unsigned char *b, size_t have)
-{
-	if (have < 2)
-		return 0;
-	size_t n = b[1] & 0x7f, h = 2;
-	if (n == 126) {
-		if (have < 4)
-			return 0;
-		n = (size_t)b[2] << 8 | b[3];
-		h = 4;
-	} else if (n == 127) {
-		return 0; /* not used by this benchmark */
-	}
-	return have >= h + n ? h + n : 0;
+	c->sent_ns = ws_now_ns();
+	ws_send_text(c->fd, payload, n);
 }
 
 int main(int argc, char **argv)
@@ -123,33 +70,16 @@ int main(int argc, char **argv)
 	size_t nlat = 0, msgs = 0;
 	int ep = epoll_create1(0);
 	conn_t *cs = calloc((size_t)nconn, sizeof(conn_t));
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	inet_pton(AF_INET, host, &sa.sin_addr);
 	for (int i = 0; i < nconn; i++) {
 		conn_t *c = &cs[i];
-		int one = 1;
-		c->fd = socket(AF_INET, SOCK_STREAM, 0);
-		if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-			perror("connect");
-			return 1;
-		}
-		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		char req[512];
-		int n = snprintf(req, sizeof(req),
-				 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: "
-				 "websocket\r\nConnection: Upgrade\r\n"
-				 "Sec-WebSocket-Key: "
-				 "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-				 path, host, port);
-		if (write(c->fd, req, (size_t)n) != n)
-			return 1;
+		c->fd = ws_connect(host, port, path);
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 		epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
 	}
-	uint64_t start = 0, end = 0, t0 = now_ns();
+	uint64_t start = 0, end = 0, t0 = ws_now_ns();
 	struct epoll_event evs[256];
 	for (;;) {
-		uint64_t t = now_ns();
+		uint64_t t = ws_now_ns();
 		if (start && t >= end)
 			break;
 		if (!start && t - t0 > 10000000000ull) {
@@ -166,39 +96,29 @@ int main(int argc, char **argv)
 			}
 			c->have += (size_t)r;
 			if (!c->upgraded) {
-				char *e = memmem(c->buf, c->have, "\r\n\r\n", 4);
-				if (!e)
+				if (!ws_upgrade_done(c->buf, &c->have))
 					continue;
-				if (strncmp(c->buf, "HTTP/1.1 101", 12) != 0) {
-					fprintf(stderr, "upgrade refused: %.40s\n", c->buf);
-					return 1;
-				}
-				size_t used = (size_t)(e + 4 - c->buf);
-				memmove(c->buf, c->buf + used, c->have - used);
-				c->have -= used;
 				c->upgraded = 1;
 				if (!start) {
-					start = now_ns();
+					start = ws_now_ns();
 					end = start + (uint64_t)secs * 1000000000ull;
 				}
 				send_msg(c, payload, (size_t)size);
 				continue;
 			}
-			size_t fl;
-			while ((fl = frame_len((unsigned char *)c->buf, c->have)) > 0) {
+			size_t fl, h;
+			while ((fl = ws_frame_len((unsigned char *)c->buf, c->have, &h)) > 0) {
 				memmove(c->buf, c->buf + fl, c->have - fl);
 				c->have -= fl;
 				msgs++;
 				if (nlat < MAXLAT)
-					lat[nlat++] = now_ns() - c->sent_ns;
+					lat[nlat++] = ws_now_ns() - c->sent_ns;
 				send_msg(c, payload, (size_t)size);
 			}
 		}
 	}
-	double el = (double)(now_ns() - start) / 1e9;
-	qsort(lat, nlat, sizeof(uint64_t), cmp_u64);
+	double el = (double)(ws_now_ns() - start) / 1e9;
 	printf("messages/s: %.0f\n", (double)msgs / el);
-	printf("p50_ms: %.3f\np99_ms: %.3f\n", nlat ? lat[nlat / 2] / 1e6 : 0.0,
-	       nlat ? lat[nlat * 99 / 100] / 1e6 : 0.0);
+	ws_print_latency(lat, nlat);
 	return 0;
 }
