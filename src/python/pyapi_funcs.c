@@ -306,29 +306,39 @@ static PyObject *registered_functions(PyObject *self, PyObject *unused)
 
 /* ---- calling ---- */
 
-/* Posts a job to another interpreter; for a call, waits and returns the decoded result. */
-static PyObject *remote(hb_pyapi_t *api, hb_inbox_t *in, const hb_xbus_peer_t *peer,
-			hb_job_kind_t kind, PyObject *name, PyObject *args, int timeout_ms,
-			int wait)
+/* A job of kind for name with args encoded (the job holds its own copy); NULL with an exception
+ * set. Every call path (another interpreter, another process, another node) starts here. */
+static hb_job_t *job_new(hb_job_kind_t kind, PyObject *name, PyObject *args)
 {
 	uint8_t stack[512];
 	hb_cbuf_t b;
 	Py_ssize_t nlen;
 	const char *n = PyUnicode_AsUTF8AndSize(name, &nlen);
 	hb_job_t *j = NULL;
+
+	hb_cbuf_init(&b, stack, sizeof(stack));
+	if (n && hb_pyapi_encode(args, &b) == 0) {
+		j = hb_funcs_job_new(kind, n, (size_t)nlen, b.data, b.len);
+		if (!j)
+			PyErr_NoMemory();
+	}
+	hb_cbuf_free(&b);
+	return j;
+}
+
+/* Posts a job to another interpreter; for a call, waits and returns the decoded result. */
+static PyObject *remote(hb_pyapi_t *api, hb_inbox_t *in, const hb_xbus_peer_t *peer,
+			hb_job_kind_t kind, PyObject *name, PyObject *args, int timeout_ms,
+			int wait)
+{
+	hb_job_t *j = job_new(kind, name, args);
 	PyObject *out = NULL;
 	size_t rlen;
 	const uint8_t *res;
 	int rc;
 
-	hb_cbuf_init(&b, stack, sizeof(stack));
-	if (!n || hb_pyapi_encode(args, &b) < 0)
-		goto out;
-	j = hb_funcs_job_new(kind, n, (size_t)nlen, b.data, b.len);
-	if (!j) {
-		PyErr_NoMemory();
-		goto out;
-	}
+	if (!j)
+		return NULL;
 	if (peer) {
 		Py_BEGIN_ALLOW_THREADS rc = hb_xbus_post(api->sh->bus, peer, j);
 		Py_END_ALLOW_THREADS
@@ -380,7 +390,6 @@ static PyObject *remote(hb_pyapi_t *api, hb_inbox_t *in, const hb_xbus_peer_t *p
 	}
 out:
 	hb_funcs_job_release(j);
-	hb_cbuf_free(&b);
 	return out;
 }
 
@@ -405,29 +414,19 @@ static PyObject *call_peer(hb_pyapi_t *api, const hb_xbus_peer_t *peer, hb_job_k
 static PyObject *node_call(hb_pyapi_t *api, const char *node, hb_job_kind_t kind, PyObject *name,
 			   PyObject *args, int timeout_ms, int wait)
 {
-	uint8_t stack[512];
-	hb_cbuf_t b;
-	Py_ssize_t nlen;
-	const char *n = PyUnicode_AsUTF8AndSize(name, &nlen);
 	const char *what = kind == HB_JOB_RPC	     ? "rpc_call"
 			   : kind == HB_JOB_RPC_CAST ? "rpc_cast"
 			   : wait		     ? "call"
 						     : "cast";
 	const hb_remote_t *r = NULL;
-	hb_job_t *j = NULL;
+	hb_job_t *j = job_new(kind, name, args);
 	PyObject *out = NULL;
 	size_t rlen;
 	const uint8_t *res;
 	int rc;
 
-	hb_cbuf_init(&b, stack, sizeof(stack));
-	if (!n || hb_pyapi_encode(args, &b) < 0)
-		goto out;
-	j = hb_funcs_job_new(kind, n, (size_t)nlen, b.data, b.len);
-	if (!j) {
-		PyErr_NoMemory();
-		goto out;
-	}
+	if (!j)
+		return NULL;
 	r = hb_pyapi_remote_get(api->sh);
 	if (!r || !r->connected(r->ctx, node)) {
 		PyErr_Format(api->NodeNotConnected,
@@ -476,7 +475,6 @@ out:
 	if (r)
 		hb_pyapi_remote_put(api->sh);
 	hb_funcs_job_release(j);
-	hb_cbuf_free(&b);
 	return out;
 }
 
