@@ -10,7 +10,7 @@
 
 static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-int hb_cidr_addr_parse(const char *p, size_t n, hb_cidr_t *c)
+int hb_cidr_pton(int family, const char *p, size_t n, void *bin)
 {
 	char buf[ITEM_MAX];
 
@@ -18,9 +18,33 @@ int hb_cidr_addr_parse(const char *p, size_t n, hb_cidr_t *c)
 		return -EINVAL;
 	memcpy(buf, p, n);
 	buf[n] = 0;
+	return inet_pton(family, buf, bin) == 1 ? 0 : -EINVAL;
+}
+
+int hb_cidr_port_parse(const char *p, size_t n, int no_lead0, uint16_t *port)
+{
+	unsigned v = 0;
+
+	if (n == 0 || n > 5 || (no_lead0 && n > 1 && p[0] == '0'))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned)(p[i] - '0');
+	}
+	if (v > 65535)
+		return -EINVAL;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int hb_cidr_addr_parse(const char *p, size_t n, hb_cidr_t *c)
+{
+	if (n == 0)
+		return -EINVAL;
 	memset(c, 0, sizeof(*c));
-	if (memchr(buf, ':', n)) {
-		if (inet_pton(AF_INET6, buf, c->addr) != 1)
+	if (memchr(p, ':', n)) {
+		if (hb_cidr_pton(AF_INET6, p, n, c->addr) < 0)
 			return -EINVAL;
 		c->family = 6;
 		c->bits = 128;
@@ -32,7 +56,7 @@ int hb_cidr_addr_parse(const char *p, size_t n, hb_cidr_t *c)
 		}
 		return 0;
 	}
-	if (inet_pton(AF_INET, buf, c->addr) != 1)
+	if (hb_cidr_pton(AF_INET, p, n, c->addr) < 0)
 		return -EINVAL;
 	c->family = 4;
 	c->bits = 32;

@@ -6,6 +6,8 @@
  * against it without locks. An IPv4-mapped IPv6 address (::ffff:a.b.c.d) matches as its IPv4
  * address, so a dual-stack proxy's form of a v4 peer is trusted like the v4 form. The set owns
  * its array; hb_cidr_set_free releases it. Errors are -EINVAL (with a static reason) / -ENOMEM.
+ * Also the address and port literal parsers the protocol layer shares (hb_cidr_pton,
+ * hb_cidr_port_parse).
  */
 #ifndef HB_CORE_CIDR_H
 #define HB_CORE_CIDR_H
@@ -31,6 +33,16 @@ typedef struct hb_cidr_set {
  * Returns 0, -EINVAL with *why, or -ENOMEM. */
 int hb_cidr_set_parse(const char *list, hb_cidr_set_t *out, const char **why);
 void hb_cidr_set_free(hb_cidr_set_t *s);
+
+/* The address literals and ports that proto/forwarded.c, proto/proxyproto.c and core/config.c
+ * read, parsed in one place. */
+
+/* Parses a numeric address of the given family (AF_INET or AF_INET6, no brackets, no port) of n
+ * bytes into bin (4 or 16 bytes, network order): 0, or -EINVAL. No IPv4-mapped folding. */
+int hb_cidr_pton(int family, const char *p, size_t n, void *bin);
+/* Parses a decimal port of n bytes (1 to 5 digits, at most 65535; with no_lead0 a leading zero
+ * is refused, as in "0080"): 0 with *port, or -EINVAL. */
+int hb_cidr_port_parse(const char *p, size_t n, int no_lead0, uint16_t *port);
 
 /* Parses one numeric address (no brackets, no port) of n bytes: 0 with *c (bits = full length),
  * or -EINVAL. */

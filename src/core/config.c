@@ -512,18 +512,7 @@ static int no_memory(const struct ctx *c)
 
 static int port_of(const char *s, uint16_t *port)
 {
-	long v = 0;
-	if (!*s || strlen(s) > 5)
-		return -EINVAL;
-	for (; *s; s++) {
-		if (!isdigit((unsigned char)*s))
-			return -EINVAL;
-		v = v * 10 + (*s - '0');
-	}
-	if (v > 65535)
-		return -EINVAL;
-	*port = (uint16_t)v;
-	return 0;
+	return hb_cidr_port_parse(s, strlen(s), 0, port);
 }
 
 static bool all_digits(const char *s)

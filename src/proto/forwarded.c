@@ -56,24 +56,6 @@ static int obfuscated(const char *p, size_t n)
 	return 1;
 }
 
-/* port = 1*5DIGIT, at most 65535. Returns 0 with *port, or -1. */
-static int parse_port(const char *p, size_t n, uint16_t *port)
-{
-	unsigned v = 0;
-
-	if (n == 0 || n > 5)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return -1;
-		v = v * 10 + (unsigned)(p[i] - '0');
-	}
-	if (v > 65535)
-		return -1;
-	*port = (uint16_t)v;
-	return 0;
-}
-
 static int set_addr(const char *p, size_t n, int family, hb_fwd_node_t *out)
 {
 	if (hb_cidr_addr_parse(p, n, &out->bin) < 0)
@@ -120,7 +102,7 @@ int hb_fwd_node_parse(const char *p, size_t n, int rfc7239, hb_fwd_node_t *out)
 			port_len = (size_t)(p + n - port);
 		}
 	}
-	if (port && parse_port(port, port_len, &out->port) < 0) {
+	if (port && hb_cidr_port_parse(port, port_len, 0, &out->port) < 0) {
 		if (!rfc7239 || !obfuscated(port, port_len))
 			return HB_FWD_E_BAD;
 		out->port = 0;
@@ -361,7 +343,7 @@ static int resolve_x(const hb_request_t *r, const hb_cidr_set_t *trusted, hb_fwd
 	if ((v = last_entry(r, "x-forwarded-host", &n)) && apply_host(v, n, out) < 0)
 		rc = bad(why, "X-Forwarded-Host: not a valid host");
 	if ((v = last_entry(r, "x-forwarded-port", &n)) &&
-	    (parse_port(v, n, &out->fwd_port) < 0 || out->fwd_port == 0)) {
+	    (hb_cidr_port_parse(v, n, 0, &out->fwd_port) < 0 || out->fwd_port == 0)) {
 		out->fwd_port = 0;
 		rc = bad(why, "X-Forwarded-Port: not a port number");
 	}

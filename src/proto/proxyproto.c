@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "core/cidr.h"
+
 static const uint8_t v2_sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
 				   0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
 static const char v1_sig[] = "PROXY ";
@@ -31,33 +33,11 @@ static size_t field(const char *line, size_t end, size_t *i, const char **f)
 	return n;
 }
 
-static int v1_port(const char *p, size_t n, uint16_t *out)
-{
-	unsigned v = 0;
-
-	if (n == 0 || n > 5 || (n > 1 && p[0] == '0'))
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return -1;
-		v = v * 10 + (unsigned)(p[i] - '0');
-	}
-	if (v > 65535)
-		return -1;
-	*out = (uint16_t)v;
-	return 0;
-}
-
 static int v1_addr(int family, const char *p, size_t n, char *out, size_t cap)
 {
-	char buf[64];
 	unsigned char bin[16];
 
-	if (n == 0 || n >= sizeof(buf))
-		return -1;
-	memcpy(buf, p, n);
-	buf[n] = 0;
-	if (inet_pton(family, buf, bin) != 1)
+	if (hb_cidr_pton(family, p, n, bin) < 0)
 		return -1;
 	inet_ntop(family, bin, out, (socklen_t)cap);
 	return 0;
@@ -91,7 +71,8 @@ static int v1_line(const char *line, size_t end, hb_pp_t *out, const char **why)
 	if (v1_addr(out->family, f[1], n[1], out->src, sizeof(out->src)) < 0 ||
 	    v1_addr(out->family, f[2], n[2], out->dst, sizeof(out->dst)) < 0)
 		return bad(why, "PROXY v1: bad address for the protocol");
-	if (v1_port(f[3], n[3], &out->src_port) < 0 || v1_port(f[4], n[4], &out->dst_port) < 0)
+	if (hb_cidr_port_parse(f[3], n[3], 1, &out->src_port) < 0 ||
+	    hb_cidr_port_parse(f[4], n[4], 1, &out->dst_port) < 0)
 		return bad(why, "PROXY v1: bad port");
 	return 0;
 }

@@ -1,5 +1,6 @@
 /* test_cidr.c: trusted address sets (src/core/cidr.c): parsing every form, refusing malformed
  * ones, prefix matching for IPv4, IPv6 and IPv4-mapped addresses. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
@@ -118,4 +119,56 @@ Test(cidr, addr_parse)
 	cr_assert_eq(hb_cidr_addr_parse("1.2.3.4:80", 10, &c), -EINVAL);
 	cr_assert_eq(hb_cidr_addr_parse("", 0, &c), -EINVAL);
 	cr_assert_eq(hb_cidr_addr_parse("1.2.3.4", 3, &c), -EINVAL); /* length is honoured */
+}
+
+static int port(const char *p, int no_lead0, uint16_t *out)
+{
+	return hb_cidr_port_parse(p, strlen(p), no_lead0, out);
+}
+
+Test(cidr, port_parse)
+{
+	uint16_t v = 7;
+
+	cr_assert_eq(port("0", 0, &v), 0);
+	cr_assert_eq(v, 0);
+	cr_assert_eq(port("65535", 0, &v), 0);
+	cr_assert_eq(v, 65535);
+	cr_assert_eq(port("0080", 0, &v), 0, "leading zeros allowed unless no_lead0");
+	cr_assert_eq(v, 80);
+	cr_assert_eq(port("0080", 1, &v), -EINVAL);
+	cr_assert_eq(port("0", 1, &v), 0, "a lone 0 is not a leading zero");
+	v = 9;
+	cr_assert_eq(port("65536", 0, &v), -EINVAL);
+	cr_assert_eq(port("123456", 0, &v), -EINVAL);
+	cr_assert_eq(port("", 0, &v), -EINVAL);
+	cr_assert_eq(port("8a", 0, &v), -EINVAL);
+	cr_assert_eq(port("-1", 0, &v), -EINVAL);
+	cr_assert_eq(port(" 80", 0, &v), -EINVAL);
+	cr_assert_eq(v, 9, "untouched on error");
+	cr_assert_eq(hb_cidr_port_parse("8080x", 4, 0, &v), 0, "only n bytes are read");
+	cr_assert_eq(v, 8080);
+}
+
+Test(cidr, pton)
+{
+	uint8_t bin[16];
+	const char *v6 = "::ffff:1.2.3.4";
+
+	cr_assert_eq(hb_cidr_pton(AF_INET, "10.1.2.3", 8, bin), 0);
+	cr_assert_eq(memcmp(bin, "\x0a\x01\x02\x03", 4), 0);
+	cr_assert_eq(hb_cidr_pton(AF_INET, "10.1.2.3x", 8, bin), 0, "only n bytes are read");
+	cr_assert_eq(hb_cidr_pton(AF_INET6, v6, strlen(v6), bin), 0);
+	cr_assert_eq(bin[10], 0xff, "no IPv4-mapped folding");
+	cr_assert_eq(bin[15], 4);
+	cr_assert_eq(hb_cidr_pton(AF_INET, "::1", 3, bin), -EINVAL, "family is the caller's");
+	cr_assert_eq(hb_cidr_pton(AF_INET6, "1.2.3.4", 7, bin), -EINVAL);
+	cr_assert_eq(hb_cidr_pton(AF_INET, "", 0, bin), -EINVAL);
+	cr_assert_eq(hb_cidr_pton(AF_INET6,
+				  "1:2:3:4:5:6:7:8:1:2:3:4:5:6:7:8:1:2:3:4:5:6:7:8:1:2:3:4:5:6:7:8",
+				  63, bin),
+		     -EINVAL);
+	char longv[80];
+	memset(longv, '0', sizeof longv);
+	cr_assert_eq(hb_cidr_pton(AF_INET, longv, sizeof longv, bin), -EINVAL, "too long");
 }
