@@ -148,6 +148,19 @@ typedef struct {
 	PyObject *msg; /* NULL for receive() */
 } op_t;
 
+/* send(msg): the message's "type", then the scope's step for it. */
+static int send_step(hb_asgi_req_t *r, PyObject *msg)
+{
+	PyObject *type = PyDict_GetItemWithError(msg, HB_ASGI_S(r->w, type));
+
+	if (!type) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_KeyError, "ASGI message without 'type'");
+		return HB_ASGI_ERR;
+	}
+	return r->websocket ? hb_asgi_ws_send(r, msg, type) : hb_asgi_http_send(r, msg, type);
+}
+
 /* One attempt; on WAIT the task waits on a future, then resumes us and we try again. */
 static PyObject *op_next(PyObject *self)
 {
@@ -159,7 +172,7 @@ static PyObject *op_next(PyObject *self)
 	if (!op->msg)
 		rc = r->websocket ? hb_asgi_ws_receive(r, &out) : hb_asgi_http_receive(r, &out);
 	else
-		rc = r->websocket ? hb_asgi_ws_send(r, op->msg) : hb_asgi_http_send(r, op->msg);
+		rc = send_step(r, op->msg);
 	switch (rc) {
 	case HB_ASGI_DONE:
 		if (out) {

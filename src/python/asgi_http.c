@@ -632,16 +632,10 @@ static int push(hb_asgi_req_t *r, PyObject *msg)
 	return rc;
 }
 
-int hb_asgi_http_send(hb_asgi_req_t *r, PyObject *msg)
+int hb_asgi_http_send(hb_asgi_req_t *r, PyObject *msg, PyObject *type)
 {
 	hb_asgi_worker_t *w = r->w;
-	PyObject *type = PyDict_GetItemWithError(msg, HB_ASGI_S(w, type));
 
-	if (!type) {
-		if (!PyErr_Occurred())
-			PyErr_SetString(PyExc_KeyError, "ASGI message without 'type'");
-		return HB_ASGI_ERR;
-	}
 	if (!r->s)
 		return r->gone ? hb_asgi_raise_gone(r)
 			       : bad_state("after the response completed and the app returned");

@@ -185,9 +185,10 @@ PyObject *hb_asgi_msg(hb_asgi_worker_t *w, PyObject *type, int n, ...);
 /* asgi_scope.c: the scope of a request (new reference) or NULL. */
 PyObject *hb_asgi_scope_new(hb_asgi_worker_t *w, const hb_request_t *req, int websocket);
 
-/* asgi_http.c: HTTP receive/send steps. *out: a new reference when DONE. */
+/* asgi_http.c: HTTP receive/send steps. *out: a new reference when DONE; type: msg's "type"
+ * (borrowed; asgi.c looks it up for both scopes). */
 int hb_asgi_http_receive(hb_asgi_req_t *r, PyObject **out);
-int hb_asgi_http_send(hb_asgi_req_t *r, PyObject *msg);
+int hb_asgi_http_send(hb_asgi_req_t *r, PyObject *msg, PyObject *type);
 /* *.response.start and *.response.body, shared with websocket denial responses. */
 int hb_asgi_http_start(hb_asgi_req_t *r, PyObject *msg);
 int hb_asgi_http_body(hb_asgi_req_t *r, PyObject *msg);
@@ -198,9 +199,9 @@ hb_response_t *hb_asgi_response_new(int status, PyObject *headers, const char *x
 /* After the app finished: posts what is missing (500/504 head, abort) and ends the stream. */
 void hb_asgi_http_finish(hb_asgi_req_t *r, int failed);
 
-/* asgi_ws.c */
+/* asgi_ws.c: the same steps in a websocket scope. */
 int hb_asgi_ws_receive(hb_asgi_req_t *r, PyObject **out);
-int hb_asgi_ws_send(hb_asgi_req_t *r, PyObject *msg);
+int hb_asgi_ws_send(hb_asgi_req_t *r, PyObject *msg, PyObject *type);
 void hb_asgi_ws_finish(hb_asgi_req_t *r, int failed);
 
 /* asgi_lifespan.c */

@@ -237,16 +237,10 @@ static int close_ws(hb_asgi_req_t *r, PyObject *msg)
 	return HB_ASGI_DONE;
 }
 
-int hb_asgi_ws_send(hb_asgi_req_t *r, PyObject *msg)
+int hb_asgi_ws_send(hb_asgi_req_t *r, PyObject *msg, PyObject *type)
 {
 	hb_asgi_worker_t *w = r->w;
-	PyObject *type = PyDict_GetItemWithError(msg, HB_ASGI_S(w, type));
 
-	if (!type) {
-		if (!PyErr_Occurred())
-			PyErr_SetString(PyExc_KeyError, "ASGI message without 'type'");
-		return HB_ASGI_ERR;
-	}
 	if (!r->s)
 		return hb_asgi_raise_gone(r);
 	if (hb_asgi_is(type, HB_ASGI_S(w, ws_send)))
