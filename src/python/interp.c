@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/thread.h"
 #include "python/module.h"
 #include "python/pycompat.h"
 #include "python/pyerr.h"
@@ -350,15 +351,10 @@ static void *supervise(void *arg)
 
 static int start_supervisor(hb_pyhost_t *h)
 {
-	sigset_t all, old;
-	int rc;
+	int rc = hb_thread_start(&h->supervisor, supervise, h);
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&h->supervisor, NULL, supervise, h);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	h->supervisor_started = rc == 0;
-	return -rc;
+	return rc;
 }
 
 /* ---- pyhost.h: start and stop ---- */

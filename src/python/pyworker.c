@@ -12,6 +12,7 @@
 #include "core/cpu.h"
 #include "core/inflight.h"
 #include "core/log.h"
+#include "core/thread.h"
 #include "python/asgi.h"
 #include "python/pycompat.h"
 #include "python/pyerr.h"
@@ -455,17 +456,12 @@ static void *thread_main(void *arg);
 
 static int spawn_thread(hb_pythread_t *t)
 {
-	sigset_t all, old;
-	int rc;
-
 	/* Worker threads never take signals: the main thread waits for them. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&t->tid, NULL, thread_main, t);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int rc = hb_thread_start(&t->tid, thread_main, t);
+
 	if (rc == 0)
 		t->started = 1;
-	return -rc;
+	return rc;
 }
 
 /* Non-primary thread (and every thread in main mode): a new thread state in pi->interp. */

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/thread.h"
 #include "python/module.h"
 #include "python/pyworker.h"
 
@@ -147,7 +148,6 @@ static void *watchdog_main(void *arg)
 int hb_watchdog_start(hb_pyinterp_t *pi)
 {
 	pthread_condattr_t ca;
-	sigset_t all, old;
 	int rc;
 
 	if (pi->cfg->timeout_ms <= 0 || pi->wd_started)
@@ -157,14 +157,11 @@ int hb_watchdog_start(hb_pyinterp_t *pi)
 	pthread_cond_init(&pi->wd_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&pi->wd_mu, NULL);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&pi->wd, NULL, watchdog_main, pi);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0) {
+	rc = hb_thread_start(&pi->wd, watchdog_main, pi);
+	if (rc < 0) {
 		pthread_cond_destroy(&pi->wd_cv);
 		pthread_mutex_destroy(&pi->wd_mu);
-		return -rc;
+		return rc;
 	}
 	pi->wd_started = 1;
 	return 0;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/thread.h"
 
 struct hb_metrics_http {
 	hb_metrics_t *m;
@@ -257,11 +258,7 @@ int hb_metrics_http_start(const char *bind, hb_metrics_t *m, hb_metrics_http_t *
 		return rc;
 	}
 	h->stop_efd = eventfd(0, EFD_CLOEXEC);
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = h->stop_efd < 0 ? errno : pthread_create(&h->tid, NULL, http_main, h);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int rc = h->stop_efd < 0 ? errno : -hb_thread_start(&h->tid, http_main, h);
 	if (rc != 0) {
 		snprintf(err, errlen, "metrics: cannot start its thread: %s", strerror(rc));
 		if (h->stop_efd >= 0)
