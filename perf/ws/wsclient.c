@@ -12,6 +12,35 @@
 #include <time.h>
 #include <unistd.h>
 
+int ws_opt(ws_opts_t *o, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'h':
+		o->host = arg;
+		return 1;
+	case 'P':
+		o->path = arg;
+		return 1;
+	case 'p':
+		o->port = atoi(arg);
+		return 1;
+	case 'c':
+		o->nconn = atoi(arg);
+		return 1;
+	case 'd':
+		o->secs = atoi(arg);
+		return 1;
+	case 's':
+		o->size = atoi(arg);
+		return 1;
+	case 'W':
+		o->window = atoi(arg);
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 uint64_t ws_now_ns(void)
 {
 	struct timespec ts;

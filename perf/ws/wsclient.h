@@ -9,6 +9,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The command line both take: -h HOST -p PORT -P PATH -c CONNS -d SECS -s BYTES, and
+ * wsfanout's -W WINDOW. Set the defaults, then hand each getopt() result to ws_opt. */
+typedef struct ws_opts {
+	const char *host, *path;
+	int port, nconn, secs, size, window;
+} ws_opts_t;
+
+/* Stores option opt's argument in o: 1, or 0 for an option it does not know. */
+int ws_opt(ws_opts_t *o, int opt, const char *arg);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t ws_now_ns(void);
 

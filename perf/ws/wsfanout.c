@@ -32,39 +32,24 @@ typedef struct conn {
 
 int main(int argc, char **argv)
 {
-	const char *host = "127.0.0.1", *path = "/ws";
-	int port = 8000, nconn = 100, secs = 5, size = 64, window = 8, opt;
+	ws_opts_t o = {.host = "127.0.0.1",
+		       .path = "/ws",
+		       .port = 8000,
+		       .nconn = 100,
+		       .secs = 5,
+		       .size = 64,
+		       .window = 8};
+	int opt;
 
 	while ((opt = getopt(argc, argv, "h:p:P:c:d:s:W:")) != -1) {
-		switch (opt) {
-		case 'h':
-			host = optarg;
-			break;
-		case 'p':
-			port = atoi(optarg);
-			break;
-		case 'P':
-			path = optarg;
-			break;
-		case 'c':
-			nconn = atoi(optarg);
-			break;
-		case 'd':
-			secs = atoi(optarg);
-			break;
-		case 's':
-			size = atoi(optarg);
-			break;
-		case 'W':
-			window = atoi(optarg);
-			break;
-		default:
-			fprintf(stderr,
-				"usage: wsfanout -h HOST -p PORT -P PATH -c CONNS -d SECS -s "
-				"BYTES -W WINDOW\n");
+		if (!ws_opt(&o, opt, optarg)) {
+			fprintf(stderr, "usage: wsfanout -h HOST -p PORT -P PATH -c CONNS -d SECS "
+					"-s BYTES -W WINDOW\n");
 			return 2;
 		}
 	}
+	const char *host = o.host, *path = o.path;
+	int port = o.port, nconn = o.nconn, secs = o.secs, size = o.size, window = o.window;
 	if (size < 16 || size > 65535 || nconn < 1 || window < 1 || window >= RING)
 		return 2;
 	char *payload = malloc((size_t)size);

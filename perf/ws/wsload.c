@@ -33,35 +33,23 @@ static void send_msg(conn_t *c, const char *payload, size_t n)
 
 int main(int argc, char **argv)
 {
-	const char *host = "127.0.0.1", *path = "/ws";
-	int port = 8000, nconn = 64, secs = 5, size = 32, opt;
+	ws_opts_t o = {.host = "127.0.0.1",
+		       .path = "/ws",
+		       .port = 8000,
+		       .nconn = 64,
+		       .secs = 5,
+		       .size = 32};
+	int opt;
 
 	while ((opt = getopt(argc, argv, "h:p:P:c:d:s:")) != -1) {
-		switch (opt) {
-		case 'h':
-			host = optarg;
-			break;
-		case 'p':
-			port = atoi(optarg);
-			break;
-		case 'P':
-			path = optarg;
-			break;
-		case 'c':
-			nconn = atoi(optarg);
-			break;
-		case 'd':
-			secs = atoi(optarg);
-			break;
-		case 's':
-			size = atoi(optarg);
-			break;
-		default:
+		if (!ws_opt(&o, opt, optarg)) {
 			fprintf(stderr, "usage: wsload -h HOST -p PORT -P PATH -c CONNS -d SECS -s "
 					"BYTES\n");
 			return 2;
 		}
 	}
+	const char *host = o.host, *path = o.path;
+	int port = o.port, nconn = o.nconn, secs = o.secs, size = o.size;
 	if (size < 1 || size > 65535)
 		return 2;
 	char *payload = malloc((size_t)size);
