@@ -9,37 +9,7 @@
 
 #include "proto/ws.h"
 #include "proto/ws_deflate.h"
-
-static const uint8_t MASK[4] = {0x37, 0xfa, 0x21, 0x3d};
-
-/* Masks a (server-style, unmasked) frame so the server-role parser accepts it. */
-static size_t mask_frame(const uint8_t *f, size_t n, uint8_t *out)
-{
-	size_t h = 2 + ((f[1] & 0x7f) == 126 ? 2 : (f[1] & 0x7f) == 127 ? 8 : 0);
-
-	memcpy(out, f, h);
-	out[1] |= 0x80;
-	memcpy(out + h, MASK, 4);
-	for (size_t i = 0; i < n - h; i++)
-		out[h + 4 + i] = f[h + i] ^ MASK[i & 3];
-	return n + 4;
-}
-
-/* Appends a masked frame with first byte b0 and the given payload. */
-static size_t frame(uint8_t *out, uint8_t b0, const void *payload, size_t len)
-{
-	uint8_t hdr[10];
-	size_t h = hb_ws_write_header(hdr, b0 & 0x0f, 0, len);
-	uint8_t *tmp = malloc(h + len + 1);
-	size_t n;
-
-	memcpy(tmp, hdr, h);
-	tmp[0] = b0;
-	memcpy(tmp + h, payload, len);
-	n = mask_frame(tmp, h + len, out);
-	free(tmp);
-	return n;
-}
+#include "ws_harness.h"
 
 typedef struct result {
 	int types[8];
