@@ -623,6 +623,25 @@ def chunked(body, size=3):
     return out + b"0\r\n\r\n"
 
 
+def readme_code_lines(readme):
+    """Lines of a README's code blocks (indented by 4, or fenced), backslash continuations
+    joined: the commands test_examples.py and test_example_distributed_rpc.py run as written."""
+    out, fenced, cur = [], False, ""
+    for line in Path(readme).read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        if not (fenced or line.startswith("    ")):
+            continue
+        cur += line.strip()
+        if cur.endswith("\\"):
+            cur = cur[:-1] + " "
+            continue
+        out.append(cur)
+        cur = ""
+    return out
+
+
 def wait_for(pred, timeout=5.0, interval=0.05):
     deadline = time.monotonic() + timeout
     while True:

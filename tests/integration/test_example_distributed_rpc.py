@@ -17,30 +17,14 @@ import time
 
 import requests
 
-from hbtest import BINARY, EXAMPLES, REPO, assert_no_sanitizer, free_port, require_binary, server_env
+from hbtest import (BINARY, EXAMPLES, REPO, assert_no_sanitizer, free_port, readme_code_lines,
+                    require_binary, server_env)
 
 EX = EXAMPLES / "distributed_rpc"
 
 
-def _code_lines():
-    out, fenced, cur = [], False, ""
-    for line in (EX / "README.md").read_text().splitlines():
-        if line.startswith("```"):
-            fenced = not fenced
-            continue
-        if not (fenced or line.startswith("    ")):
-            continue
-        cur += line.strip()
-        if cur.endswith("\\"):
-            cur = cur[:-1] + " "
-            continue
-        out.append(cur)
-        cur = ""
-    return out
-
-
 def _readme():
-    lines = _code_lines()
+    lines = readme_code_lines(EX / "README.md")
     cookie = [l.split("=", 1)[1] for l in lines if l.startswith("export HORNBEAM_CLUSTER_COOKIE=")]
     cmds = [l for l in lines if l.startswith("hornbeam-uring ")]
     curls = [l for l in lines if l.startswith("curl ") and "localhost:8000" in l]

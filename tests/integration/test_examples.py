@@ -19,7 +19,8 @@ import time
 import pytest
 import websockets
 
-from hbtest import BINARY, EXAMPLES, REPO, assert_no_sanitizer, free_port, require_binary, server_env
+from hbtest import (BINARY, EXAMPLES, REPO, assert_no_sanitizer, free_port, readme_code_lines,
+                    require_binary, server_env)
 
 # What each example must answer (path, substring of the body) once its README command runs.
 PROBES = {
@@ -33,32 +34,14 @@ PROBES = {
 }
 
 
-def _readme_lines(readme):
-    """Lines of the README's code blocks (indented by 4, or fenced), continuations joined."""
-    out, fenced, cur = [], False, ""
-    for line in readme.read_text().splitlines():
-        if line.startswith("```"):
-            fenced = not fenced
-            continue
-        if not (fenced or line.startswith("    ")):
-            continue
-        cur += line.strip()
-        if cur.endswith("\\"):
-            cur = cur[:-1] + " "
-            continue
-        out.append(cur)
-        cur = ""
-    return out
-
-
 def readme_command(name):
-    lines = [l for l in _readme_lines(EXAMPLES / name / "README.md") if l.startswith("hornbeam-uring ")]
+    lines = [l for l in readme_code_lines(EXAMPLES / name / "README.md") if l.startswith("hornbeam-uring ")]
     assert lines, "examples/%s/README.md has no `hornbeam-uring ...` command" % name
     return lines[0]
 
 
 def readme_curls(name):
-    return [l for l in _readme_lines(EXAMPLES / name / "README.md") if l.startswith("curl ")]
+    return [l for l in readme_code_lines(EXAMPLES / name / "README.md") if l.startswith("curl ")]
 
 
 def _with_port(words, port):
