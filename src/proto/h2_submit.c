@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base64.h"
 #include "proto/h2_priv.h"
 
 #define SHUTDOWN_PING "hb-shutd"
@@ -195,37 +196,16 @@ int32_t hb_h2_push(hb_h2_t *e, int32_t sid, const char *path, size_t path_len, c
 
 /* ---- h2c ---- */
 
-static int b64url_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '-' ? 62 : c == '_' ? 63 : -1;
-}
-
-/* Decodes base64url without padding (RFC 7540 3.2.1); returns the length or -1. */
+/* Decodes base64url without padding (RFC 7540 3.2.1; '=' tolerated at the end); returns the
+ * length or -1. out has room for len * 3 / 4 bytes. */
 static ssize_t b64url_decode(const char *in, size_t len, uint8_t *out)
 {
-	uint32_t acc = 0;
-	int bits = 0;
-	size_t o = 0;
+	size_t used, n;
+
 	while (len && in[len - 1] == '=')
 		len--;
-	for (size_t i = 0; i < len; i++) {
-		int v = b64url_value((unsigned char)in[i]);
-		if (v < 0)
-			return -1;
-		acc = acc << 6 | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (uint8_t)(acc >> bits);
-		}
-	}
-	return o;
+	n = hb_base64_decode(in, len, HB_BASE64_URL, out, len * 3 / 4 + 1, &used);
+	return used == len ? (ssize_t)n : -1;
 }
 
 int hb_h2_upgrade(hb_h2_t *e, const char *b64, size_t len, const hb_request_t *req, void *sud)

@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "core/base64.h"
 #include "core/log.h"
 #include "server/conn.h"
 #include "server/exchange.h"
@@ -245,41 +246,25 @@ static void put_header(out_t *o, const hb_request_t *r, const char *name, size_t
 	puts_or_dash(o, h ? h->value : NULL, h ? h->value_len : 0);
 }
 
-static int b64val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
 /* The user of "Authorization: Basic base64(user:password)" into buf; its length, 0 if none. */
 static size_t basic_user(const hb_request_t *r, char *buf, size_t cap)
 {
 	const hb_header_t *h = req_header(r, "authorization", 13);
+	size_t used, n;
 	if (!h || h->value_len < 7 || strncasecmp(h->value, "basic ", 6) != 0)
 		return 0;
-	size_t n = 0;
-	unsigned acc = 0;
-	int bits = 0;
-	for (uint32_t i = 6; i < h->value_len && n < cap; i++) {
-		int v = b64val(h->value[i]);
-		if (v < 0)
-			break;
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			char c = (char)((acc >> bits) & 0xff);
-			if (c == ':')
-				return n;
-			buf[n++] = c < 0x20 || c == 0x7f ? '?' : c;
-		}
+	n = hb_base64_decode(h->value + 6, h->value_len - 6, HB_BASE64_STD, (uint8_t *)buf, cap,
+			     &used);
+	const char *colon = memchr(buf, ':', n);
+	if (!colon)
+		return 0; /* no ':' (within cap): not a user:password pair */
+	n = (size_t)(colon - buf);
+	for (size_t i = 0; i < n; i++) {
+		char c = buf[i]; /* plain char, as the log has always compared it */
+		if (c < 0x20 || c == 0x7f)
+			buf[i] = '?';
 	}
-	return 0; /* no ':': not a user:password pair */
+	return n;
 }
 
 static void put_proto(out_t *o, const hb_request_t *r)
