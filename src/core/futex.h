@@ -11,9 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Sleeps while *word == seen (or until timeout_ms elapses; -1 waits forever). Returns at once
- * if the word already changed. Spurious returns are possible: callers re-check. */
-static inline void hb_futex_wait(_Atomic uint32_t *word, uint32_t seen, int timeout_ms)
+/* FUTEX_WAIT(_PRIVATE) op on word with timeout_ms (-1: none); the two waits below. */
+static inline void hb_futex_wait_op(_Atomic uint32_t *word, uint32_t seen, int timeout_ms, int op)
 {
 	struct timespec ts, *tp = NULL;
 
@@ -22,7 +21,14 @@ static inline void hb_futex_wait(_Atomic uint32_t *word, uint32_t seen, int time
 		ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
 		tp = &ts;
 	}
-	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, seen, tp, NULL, 0);
+	syscall(SYS_futex, (uint32_t *)word, op, seen, tp, NULL, 0);
+}
+
+/* Sleeps while *word == seen (or until timeout_ms elapses; -1 waits forever). Returns at once
+ * if the word already changed. Spurious returns are possible: callers re-check. */
+static inline void hb_futex_wait(_Atomic uint32_t *word, uint32_t seen, int timeout_ms)
+{
+	hb_futex_wait_op(word, seen, timeout_ms, FUTEX_WAIT_PRIVATE);
 }
 
 /* Wakes up to n threads sleeping on word. */
@@ -34,14 +40,7 @@ static inline void hb_futex_wake(_Atomic uint32_t *word, int n)
 /* The same on a word in shared memory, woken from any process mapping it. */
 static inline void hb_futex_wait_shared(_Atomic uint32_t *word, uint32_t seen, int timeout_ms)
 {
-	struct timespec ts, *tp = NULL;
-
-	if (timeout_ms >= 0) {
-		ts.tv_sec = timeout_ms / 1000;
-		ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
-		tp = &ts;
-	}
-	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, seen, tp, NULL, 0);
+	hb_futex_wait_op(word, seen, timeout_ms, FUTEX_WAIT);
 }
 
 static inline void hb_futex_wake_shared(_Atomic uint32_t *word, int n)
