@@ -11,60 +11,6 @@
 #include "proto/ws_deflate.h"
 #include "ws_harness.h"
 
-typedef struct result {
-	int types[8];
-	size_t lens[8];
-	uint8_t *data[8];
-	int n;
-	int rc;
-	const char *why;
-	size_t consumed;
-} result_t;
-
-static void result_free(result_t *r)
-{
-	for (int i = 0; i < r->n; i++)
-		free(r->data[i]);
-	memset(r, 0, sizeof(*r));
-}
-
-/* Feeds in[] in `step`-byte pieces to a parser with a fresh codec for params (NULL: none). */
-static void run(const uint8_t *in, size_t len, size_t step, uint64_t max,
-		const hb_ws_deflate_params_t *params, result_t *r)
-{
-	hb_ws_deflate_t *d = params ? hb_ws_deflate_new(params, 6, 8) : NULL;
-	hb_ws_parser_config_t cfg = {.max_message_size = max, .deflate = d};
-	hb_ws_parser_t *p = hb_ws_parser_new(&cfg);
-	uint8_t *buf = malloc(len + 1);
-	size_t off = 0, end, used;
-	hb_ws_event_t ev;
-	int rc;
-
-	memset(r, 0, sizeof(*r));
-	memcpy(buf, in, len);
-	while (off < len) {
-		end = step && off + step < len ? off + step : len;
-		rc = hb_ws_parse(p, buf + off, end - off, &used, &ev, &r->why);
-		off += used;
-		if (rc < 0) {
-			r->rc = rc;
-			break;
-		}
-		if (rc == HB_WS_EVENT) {
-			cr_assert_lt(r->n, 8);
-			r->types[r->n] = ev.type;
-			r->lens[r->n] = ev.len;
-			r->data[r->n] = malloc(ev.len + 1);
-			memcpy(r->data[r->n], ev.data, ev.len);
-			r->n++;
-		}
-	}
-	r->consumed = off;
-	hb_ws_parser_free(p);
-	hb_ws_deflate_free(d);
-	free(buf);
-}
-
 static const size_t steps[] = {0, 1, 7};
 static const hb_ws_deflate_params_t plain = {0};
 
@@ -79,9 +25,9 @@ static void expect_texts(const uint8_t *in, size_t len, const hb_ws_deflate_para
 		cr_assert_eq(r.rc, 0, "step %zu: %s", steps[s], r.why ? r.why : "");
 		cr_assert_eq(r.n, count, "step %zu", steps[s]);
 		for (int i = 0; i < count; i++) {
-			cr_assert_eq(r.types[i], HB_WS_EV_TEXT);
-			cr_assert_eq(r.lens[i], strlen(texts[i]));
-			cr_assert(!memcmp(r.data[i], texts[i], r.lens[i]));
+			cr_assert_eq(r.ev[i].type, HB_WS_EV_TEXT);
+			cr_assert_eq(r.ev[i].len, strlen(texts[i]));
+			cr_assert(!memcmp(r.ev[i].data, texts[i], r.ev[i].len));
 		}
 		result_free(&r);
 	}
@@ -404,8 +350,8 @@ Test(ws_deflate_codec, large_binary_round_trip)
 	for (size_t s = 0; s < 3; s++) {
 		run(in, n, steps[s], 0, &p, &r);
 		cr_assert_eq(r.rc, 0);
-		cr_assert(r.n == 1 && r.types[0] == HB_WS_EV_BINARY && r.lens[0] == len);
-		cr_assert(!memcmp(r.data[0], msg, len));
+		cr_assert(r.n == 1 && r.ev[0].type == HB_WS_EV_BINARY && r.ev[0].len == len);
+		cr_assert(!memcmp(r.ev[0].data, msg, len));
 		result_free(&r);
 	}
 	run(in, n, 0, len - 1, &p, &r);
