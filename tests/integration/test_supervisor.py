@@ -372,6 +372,16 @@ def test_user_and_group_after_binding(server, tmp_path):
     assert http(s.port, "GET", "/").status == 200
 
 
+def _stopped(pid):
+    """Every thread of pid is stopped (state T in /proc/PID/task/*/stat)."""
+    tids = os.listdir("/proc/%d/task" % pid)
+    for tid in tids:
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+                return False
+    return bool(tids)
+
+
 def _unix_pid(path, timeout):
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
         c.settimeout(timeout)
@@ -402,6 +412,9 @@ def test_a_unix_socket_spreads_over_the_processes_and_a_stopped_one_holds_nothin
     assert wait_for(both, 20), "one process took every connection (saw %r)\n%s" % (seen, s.describe())
     for victim in sorted(seen):
         os.kill(victim, signal.SIGSTOP)
+        # Stopped means every thread stopped: until then its io thread may still accept (the
+        # kill returns first), and a connection it took as it stopped would wait for it.
+        assert wait_for(lambda: _stopped(victim), 10), "process %d did not stop" % victim
         try:
             for _ in range(3):
                 t0 = time.monotonic()
