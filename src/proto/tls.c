@@ -280,7 +280,24 @@ static int alpn_cb(WOLFSSL *ssl, const unsigned char **out, unsigned char *outle
 		   const unsigned char *in, unsigned int inlen, void *arg)
 {
 	hb_tls_ctx_t *ctx = arg;
-	(void)ssl;
+	/* A malformed list (an entry empty or past the end): answering no match would send
+	 * wolfSSL 5.5.4 to its own fallback matching, which reads a byte past the list (fuzz_tls
+	 * found it under ASan). So the engine fails the handshake itself, and the callback names
+	 * a protocol only to keep wolfSSL off that path. */
+	for (unsigned int off = 0; off < inlen && ctx->nalpn;) {
+		unsigned int len = in[off];
+		if (len == 0 || off + 1 + len > inlen) {
+			hb_tls_t *t = wolfSSL_GetIOReadCtx(ssl);
+			if (t && !t->err) {
+				t->err = HB_TLS_E_HANDSHAKE;
+				t->why = "malformed ALPN list in the ClientHello";
+			}
+			*out = (const unsigned char *)ctx->alpn[0];
+			*outlen = (unsigned char)strlen(ctx->alpn[0]);
+			return SSL_TLSEXT_ERR_OK;
+		}
+		off += 1 + len;
+	}
 	for (size_t i = 0; i < ctx->nalpn; i++) {
 		size_t want = strlen(ctx->alpn[i]);
 		for (unsigned int off = 0; off < inlen;) {
@@ -759,6 +776,8 @@ int hb_tls_handshake(hb_tls_t *t, const char **why)
 	if (t->done)
 		return 1;
 	int ret = t->client ? wolfSSL_connect(t->ssl) : wolfSSL_accept(t->ssl);
+	if (t->err) /* set by a callback (alpn_cb) */
+		return fail(t, t->err, t->why, why);
 	if (ret != WOLFSSL_SUCCESS)
 		return ssl_error(t, ret, HB_TLS_E_HANDSHAKE, why);
 	t->done = true;
