@@ -103,7 +103,8 @@ static void arm_accept(hb_io_t *io, int b)
 	io->accept_armed[b] = 1;
 }
 
-/* Cancels the armed multishot accepts (stopping, or at max_connections). */
+/* Cancels bind b's armed accept (a lost wakeup, below); cancel_accepts cancels every bind's
+ * (stopping, or at max_connections). */
 static void cancel_accept(hb_io_t *io, size_t b)
 {
 	if (io->accept_armed[b] != 1)
