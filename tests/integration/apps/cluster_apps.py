@@ -101,8 +101,10 @@ def route(path, qs):
         n = int(_q(qs, "n", "1"))
         size = int(_q(qs, "size", "0"))
         pad = "p" * size
+        tag = _q(qs, "tag", "")
         t0 = time.monotonic()
-        counts = [hb.publish(topic, {"seq": i, "from": hb.node(), "pad": pad}) for i in range(n)]
+        counts = [hb.publish(topic, {"seq": i, "from": hb.node(), "pad": pad, "tag": tag})
+                  for i in range(n)]
         return {"ok": counts[-1] if counts else 0, "secs": time.monotonic() - t0}
     if path == "/sub_open":
         topic = _q(qs, "topic")
