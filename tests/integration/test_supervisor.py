@@ -136,6 +136,34 @@ def test_app_that_kills_its_process_leaves_the_other_serving(server, path, how):
     s.assert_alive()
 
 
+def test_an_asgi_app_that_kills_its_process_is_named_in_the_log(server):
+    """The ASGI twin of the test above, both deaths on one server: an async handler that
+    segfaults, then one that calls os._exit; the master names the request each process was
+    running (ASGI requests are in the in-flight table too) and the other process serves on."""
+    s = server("supervisor_apps:asgi_app", "--worker-class", "asgi", "--lifespan", "off", "--processes", "2")
+    wait_for(lambda: len(s.worker_pids()) == 2, 10)
+    wait_serving(s, s.worker_pids())
+    load = Load(s.port, clients=2)
+    try:
+        for n, (path, how) in enumerate([("/segv", r"was killed by signal 11 \(Segmentation fault\)"),
+                                         ("/exit", r"exited with status 3")]):
+            before = s.worker_pids()
+            with pytest.raises(Exception):  # noqa: B017 - the connection dies with the process
+                r = http(s.port, "GET", path + "?asgi=%d" % n, timeout=10)
+                raise AssertionError("%s answered %r" % (path, r))
+            assert wait_for(lambda: re.search(r"\[ERROR\] worker process \d \(pid \d+\) %s while running "
+                                              r"GET %s\?asgi=%d \(running \d+\.\d s\)" % (how, path, n),
+                                              s.stderr()), 10), s.stderr()[-3000:]
+            wait_for(lambda: len(s.worker_pids()) == 2 and s.worker_pids() != before, 20)
+            served = load.count()
+            assert wait_for(lambda: load.count() >= served + 5, 15), s.describe()
+    finally:
+        ok, failed = load.stop()
+    assert len(failed) <= 4, (ok, failed)  # only what the dead processes held
+    wait_serving(s, s.worker_pids())
+    s.assert_alive()
+
+
 def test_hung_request_does_not_stop_the_others(server):
     s = server(APP, "--processes", "2", "--threads", "2", "--timeout", "1", "--graceful-timeout", "1",
                env={"HB_HANG_SECS": "30"})

@@ -7,6 +7,8 @@
   /sleep      sleeps ?secs=S, then answers
   /grow       keeps ?mb=N more megabytes (touched) for the process's life
   other       "ok"
+asgi_app is the ASGI twin of app for /pid, /segv, /exit and /hang (an async handler that takes
+its process down, or blocks its event loop).
 Importing fails when the file named by HB_FAIL_IMPORT exists (a crash loop at boot).
 """
 import ctypes
@@ -37,3 +39,19 @@ def app(environ, start_response):
     body = str(os.getpid()).encode() if path == "/pid" else b"ok"
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+async def asgi_app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    if path == "/segv":
+        ctypes.string_at(0)
+    if path == "/exit":
+        os._exit(3)
+    if path == "/hang":
+        time.sleep(float(os.environ.get("HB_HANG_SECS", "3600")))
+    body = str(os.getpid()).encode() if path == "/pid" else b"ok"
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
