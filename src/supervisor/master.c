@@ -410,8 +410,9 @@ static void reload(master_t *m)
 		return;
 	}
 	/* New workers or binds: the new generation gets sockets of its own shape (reshape.c). */
-	if (hb_reshape_needed(m, nc) && (hb_reshape_check(m, nc, err, sizeof err) < 0 ||
-					 hb_reshape_open(m, nc, err, sizeof err) < 0)) {
+	if (hb_reshape_check_processes(m, nc, nc->processes, err, sizeof err) < 0 ||
+	    (hb_reshape_needed(m, nc) && (hb_reshape_check(m, nc, err, sizeof err) < 0 ||
+					  hb_reshape_open(m, nc, err, sizeof err) < 0))) {
 		hb_error("reload failed: %s; generation %u keeps serving", err, m->gen);
 		hb_config_free(nc);
 		free(nc);
@@ -427,10 +428,12 @@ static void reload(master_t *m)
 static void resize(master_t *m, int delta)
 {
 	int n = m->target + delta;
+	char why[1024] = "";
 
-	if (n < 1 || n > HB_MASTER_MAX_SLOTS || m->stopping) {
-		hb_warn("%s: keeping %d worker processes", delta > 0 ? "SIGTTIN" : "SIGTTOU",
-			m->target);
+	if (n < 1 || n > HB_MASTER_MAX_SLOTS || m->stopping ||
+	    hb_reshape_check_processes(m, m->cfg, n, why, sizeof why) < 0) {
+		hb_warn("%s: keeping %d worker processes%s%s", delta > 0 ? "SIGTTIN" : "SIGTTOU",
+			m->target, why[0] ? ": " : "", why);
 		return;
 	}
 	m->target = n;

@@ -91,6 +91,11 @@ int hb_reshape_needed(const master_t *m, const hb_config_t *nc);
 /* 0, or -1 with err set for the part a reload cannot do (a TCP socket dropped while
  * net.ipv4.tcp_migrate_req is off, an fd:// bind added). */
 int hb_reshape_check(const master_t *m, const hb_config_t *nc, char *err, size_t errlen);
+/* 0, or -1 with err set when going from m->target processes to n (a reload to nc, or TTOU with
+ * nc = m->cfg) would shut the sockets of a TCP bind nc keeps while net.ipv4.tcp_migrate_req is
+ * off: their queued connections would be reset. */
+int hb_reshape_check_processes(const master_t *m, const hb_config_t *nc, int n, char *err,
+			       size_t errlen);
 /* Builds m->next_fds for nc->processes slots (kept sockets dup'd, added ones bound, none
  * listening yet). 0, or -1 with err set and nothing left open. */
 int hb_reshape_open(master_t *m, const hb_config_t *nc, char *err, size_t errlen);
@@ -101,6 +106,18 @@ void hb_reshape_commit(master_t *m, const hb_config_t *old);
 void hb_reshape_abort(master_t *m, const hb_config_t *nc);
 /* Stop (shut = 1) or upgrade handover (0): closes m->next_fds. */
 void hb_reshape_close(master_t *m, int shut);
+
+/* reshape.c, the slots' socket arrays (master_setup.c opens them between reloads, reshape.c
+ * for a reload that changes their shape) */
+/* An [io][bind] array of -1s, or NULL. */
+int **hb_master_fds_alloc(int nio, size_t nbinds);
+/* Closes every socket of an [io][bind] array (no shutdown) and frees it; NULL is a no-op. */
+void hb_master_fds_free(int **fds, int nio, size_t nbinds);
+/* Bind b's socket for a slot other than the group's first, whose socket for b is ref: a unix or
+ * inherited bind is that one socket, dup'd (every slot shares it); a TCP bind is bound afresh
+ * (SO_REUSEPORT), on ref's port when b asks for port 0, so that every slot's sockets form one
+ * group. Not listening yet. The descriptor, or -errno with *why set. */
+int hb_master_slot_socket(const hb_bind_t *b, int ref, const char **why);
 
 /* master_setup.c */
 /* Loads the configuration again (argv, environment, file) for a reload; NULL with err set

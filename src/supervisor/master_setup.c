@@ -1,11 +1,9 @@
 /* master_setup.c: what the master does before and around its loop (master_priv.h): load the
  * configuration, bind the listeners, create the shared map, write the pid file, drop
  * privileges, and at the end close and remove what it made. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -72,20 +70,6 @@ static void check_fd_limit(const hb_config_t *cfg, int nio)
 		(unsigned long long)(lim.rlim_cur > reserve ? lim.rlim_cur - reserve : 0));
 }
 
-static int **alloc_fds(int nio, size_t nbinds)
-{
-	int **fds = calloc((size_t)nio, sizeof(int *));
-	for (int i = 0; fds && i < nio; i++) {
-		fds[i] = malloc((nbinds ? nbinds : 1) * sizeof(int));
-		if (!fds[i])
-			return NULL;
-		for (size_t b = 0; b < nbinds; b++)
-			fds[i][b] = -1;
-	}
-	return fds;
-}
-
-/* Loads argv + environment + file into a new config; NULL with err set. */
 /* --version: the embedded Python is described by a child that starts it (the master never
  * does), then the libraries. */
 static void print_version(void)
@@ -109,6 +93,7 @@ static void print_version(void)
 	printf("%s\n", libs);
 }
 
+/* Loads argv + environment + file into a new config; NULL with err set. */
 static hb_config_t *load(master_t *m, int *exit_now, char *err, size_t errlen)
 {
 	hb_config_t *cfg = malloc(sizeof *cfg);
@@ -136,50 +121,35 @@ hb_config_t *hb_master_load_config(master_t *m, char *err, size_t errlen)
 	return load(m, &exit_now, err, errlen);
 }
 
-static uint16_t bound_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
-		return 0;
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port) : 0;
-}
-
 int hb_master_open_slot(master_t *m, int slot, char *err, size_t errlen)
 {
 	const hb_config_t *cfg = m->cfg;
-	int **fds = alloc_fds(m->nio, cfg->nbinds);
+	int **fds = hb_master_fds_alloc(m->nio, cfg->nbinds);
 
 	if (!fds)
 		return snprintf(err, errlen, "out of memory"), -1;
 	if (slot == 0) { /* the first: with the address-in-use probe and its message */
 		if (hb_listener_open_all(cfg, m->nio, fds, err, errlen) < 0)
-			return -1;
+			goto fail;
 		m->slot_fds[0] = fds;
 		return 0;
 	}
 	for (size_t b = 0; b < cfg->nbinds; b++)
 		for (int io = 0; io < m->nio; io++) {
 			const char *why = "bind";
-			hb_bind_t bind = cfg->binds[b];
-			/* A unix socket and an inherited one are one socket every slot shares; port
-			 * 0 is the port slot 0 got, so that the slots form one SO_REUSEPORT group.
-			 */
-			int one = bind.family == AF_UNIX || bind.fd_bind;
-			if (!one && bind.port == 0)
-				bind.port = bound_port(m->slot_fds[0][0][b]);
-			int fd = hb_listener_open(&bind, one ? m->slot_fds[0][io][b] : -1, &why);
-			if (fd < 0)
-				return snprintf(err, errlen, "bind: cannot %s %s: %s", why,
-						cfg->binds[b].spec, strerror(-fd)),
-				       -1;
+			int fd = hb_master_slot_socket(&cfg->binds[b], m->slot_fds[0][0][b], &why);
+			if (fd < 0) {
+				snprintf(err, errlen, "bind: cannot %s %s: %s", why,
+					 cfg->binds[b].spec, strerror(-fd));
+				goto fail;
+			}
 			fds[io][b] = fd;
 		}
 	m->slot_fds[slot] = fds;
 	return 0;
+fail: /* nothing half-opened stays: a restart that fails retries with backoff */
+	hb_master_fds_free(fds, m->nio, cfg->nbinds);
+	return -1;
 }
 
 void hb_master_quiet_slot(master_t *m, int slot)

@@ -10,7 +10,8 @@
  * sockets the new shape dropped are shut down (connects refused) and the master's old arrays are
  * closed; the retiring processes close their copies as they leave.
  *
- * What stays refused: dropping a TCP socket of a bind that stays (fewer `workers`) while
+ * What stays refused: dropping a TCP socket of a bind that stays (fewer `workers`, or fewer
+ * `processes` by a reload or SIGTTOU: each slot has sockets of its own) while
  * net.ipv4.tcp_migrate_req is off. Its accept queue holds connections the kernel already
  * steered to it; shutting it down resets them, and no process of the new generation accepts
  * on it, so the reload would fail requests it promises to keep. With tcp_migrate_req = 1 the
@@ -97,6 +98,27 @@ int hb_reshape_check(const master_t *m, const hb_config_t *nc, char *err, size_t
 	return 0;
 }
 
+int hb_reshape_check_processes(const master_t *m, const hb_config_t *nc, int n, char *err,
+			       size_t errlen)
+{
+	if (n >= m->target || migrate_on())
+		return 0;
+	for (size_t b = 0; b < m->cfg->nbinds; b++) {
+		const hb_bind_t *bd = &m->cfg->binds[b];
+		if (one_socket(bd) || old_index(nc, bd) < 0)
+			continue; /* shared by every slot, or removed on purpose */
+		return snprintf(err, errlen,
+				"processes decreased (%d -> %d) with bind %s kept: the sockets of "
+				"worker processes %d..%d would close with connections already "
+				"queued in them, which the kernel resets; set "
+				"net.ipv4.tcp_migrate_req = 1 (the kernel then moves them to the "
+				"sockets that stay) or restart",
+				m->target, n, bd->spec, n, m->target - 1),
+		       -1;
+	}
+	return 0;
+}
+
 static uint16_t port_of(int fd)
 {
 	struct sockaddr_storage ss;
@@ -109,7 +131,7 @@ static uint16_t port_of(int fd)
 	return ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port) : 0;
 }
 
-static int **alloc_fds(int nio, size_t nbinds)
+int **hb_master_fds_alloc(int nio, size_t nbinds)
 {
 	int **fds = calloc((size_t)nio, sizeof(int *));
 	for (int i = 0; fds && i < nio; i++) {
@@ -126,12 +148,25 @@ static int **alloc_fds(int nio, size_t nbinds)
 	return fds;
 }
 
+int hb_master_slot_socket(const hb_bind_t *b, int ref, const char **why)
+{
+	hb_bind_t bind = *b;
+
+	if (one_socket(b)) {
+		int d = fcntl(ref, F_DUPFD_CLOEXEC, 0);
+		return d < 0 ? (*why = "dup", -errno) : d;
+	}
+	if (bind.port == 0)
+		bind.port = port_of(ref);
+	return hb_listener_open(&bind, -1, why);
+}
+
 /* Slot 0's sockets for bind b added by nc: bound as at start (the address-in-use probe, one
  * port for a port-0 group), through the listener's own open_all on a one-bind view of nc. */
 static int open_added(const hb_config_t *nc, size_t b, int **dst, char *err, size_t errlen)
 {
 	hb_config_t one = *nc;
-	int **view = alloc_fds(nc->workers, 1);
+	int **view = hb_master_fds_alloc(nc->workers, 1);
 
 	if (!view)
 		return snprintf(err, errlen, "out of memory"), -1;
@@ -146,39 +181,31 @@ static int open_added(const hb_config_t *nc, size_t b, int **dst, char *err, siz
 	return rc < 0 ? -1 : 0;
 }
 
-static int dup_of(int fd, const char **why)
-{
-	int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	return d < 0 ? (*why = "dup", -errno) : d;
-}
-
 /* The socket of (slot, io) for nc's bind b. Slot 0 of an added bind is open_added's. */
 static int socket_for(master_t *m, const hb_config_t *nc, int slot, int io, size_t b,
 		      const char **why)
 {
-	hb_bind_t bind = nc->binds[b];
-	int ob = old_index(m->cfg, &bind);
+	const hb_bind_t *bind = &nc->binds[b];
+	int ob = old_index(m->cfg, bind);
 	int **old = m->slot_fds[slot];
 
-	if (ob >= 0 && one_socket(&bind)) /* one socket every slot and io thread shares */
-		return dup_of(m->slot_fds[0][0][ob], why);
-	if (ob >= 0 && old && io < m->nio) /* kept: the same socket, its queue untouched */
-		return dup_of(old[io][ob], why);
-	/* Added (past slot 0), or kept but new here (an io thread or a slot the serving shape
-	 * lacks): the group's first socket says the port (port 0) or is the one socket. */
-	int ref = ob >= 0 ? m->slot_fds[0][0][ob] : m->next_fds[0][0][b];
-	if (one_socket(&bind))
-		return dup_of(ref, why);
-	if (bind.port == 0)
-		bind.port = port_of(ref);
-	return hb_listener_open(&bind, -1, why);
+	if (ob >= 0 && old && io < m->nio && !one_socket(bind)) {
+		/* kept: the same socket, its queue untouched */
+		int d = fcntl(old[io][ob], F_DUPFD_CLOEXEC, 0);
+		return d < 0 ? (*why = "dup", -errno) : d;
+	}
+	/* A unix or inherited bind (the one socket every slot shares), an added bind past slot 0,
+	 * or a kept one new here (an io thread or a slot the serving shape lacks): as a slot
+	 * opened between reloads, from the group's first socket. */
+	return hb_master_slot_socket(bind, ob >= 0 ? m->slot_fds[0][0][ob] : m->next_fds[0][0][b],
+				     why);
 }
 
 int hb_reshape_open(master_t *m, const hb_config_t *nc, char *err, size_t errlen)
 {
 	m->next_nio = nc->workers;
 	for (int s = 0; s < nc->processes; s++) {
-		int **fds = alloc_fds(nc->workers, nc->nbinds);
+		int **fds = hb_master_fds_alloc(nc->workers, nc->nbinds);
 		if (!fds)
 			goto oom;
 		m->next_fds[s] = fds;
@@ -261,6 +288,11 @@ static void free_fds(int **fds, int nio, size_t nbinds, int shut, const struct s
 		free(fds[io]);
 	}
 	free(fds);
+}
+
+void hb_master_fds_free(int **fds, int nio, size_t nbinds)
+{
+	free_fds(fds, nio, nbinds, 0, NULL, 0);
 }
 
 /* A unix bind's socket file goes with its bind (as at a stop), unless the other shape keeps
