@@ -978,8 +978,9 @@ void hb_cluster_names_free(char **names, int n)
 	free(names);
 }
 
-int hb_cluster_start_config(const hb_config_t *cfg, hb_cluster_event_fn fn, void *ud,
-			    hb_funcs_t *funcs, hb_pubsub_t *ps, hb_xbus_t *bus, hb_cluster_t **out)
+int hb_cluster_start_config(const hb_config_t *cfg, struct hb_tls_ctx *tls, hb_cluster_event_fn fn,
+			    void *ud, hb_funcs_t *funcs, hb_pubsub_t *ps, hb_xbus_t *bus,
+			    hb_cluster_t **out)
 {
 	hb_bind_t b;
 	const char *why = NULL;
@@ -1015,30 +1016,6 @@ int hb_cluster_start_config(const hb_config_t *cfg, hb_cluster_event_fn fn, void
 	c.swim.probe_interval_ms = (uint32_t)cfg->cluster_probe_interval_ms;
 	c.swim.probe_timeout_ms = (uint32_t)cfg->cluster_probe_timeout_ms;
 	c.swim.indirect_checks = (uint32_t)cfg->cluster_indirect_checks;
-	if (cfg->cluster_tls) {
-		/* both ends are hornbeam: TLS 1.3 only, and an ALPN name of its own so that a link
-		 * never mistakes an HTTPS listener with a certificate from the same CA for a node
-		 */
-		static const char *const alpn[] = {HB_CLUSTER_ALPN};
-		hb_tls_cert_conf_t pair = {.certfile = cfg->cluster_certfile,
-					   .keyfile = cfg->cluster_keyfile};
-		hb_tls_conf_t tc = {.certs = &pair,
-				    .ncerts = 1,
-				    .cacertfile = cfg->cluster_cacertfile,
-				    .verify_client = HB_TLS_VERIFY_REQUIRED,
-				    .min_version = HB_TLS_V1_3,
-				    .ciphers = HB_CLUSTER_TLS_CIPHERS,
-				    .alpn = alpn,
-				    .nalpn = 1,
-				    .client = 1};
-		char err[512];
-		c.tls = hb_tls_ctx_new(&tc, NULL, err, sizeof err);
-		if (!c.tls) {
-			hb_error("cluster: cluster_%s", err); /* "certfile X: why" and the like */
-			return -EINVAL;
-		}
-	}
-	int rc = hb_cluster_start(&c, out);
-	hb_tls_ctx_unref(c.tls);
-	return rc;
+	c.tls = tls; /* hb_cluster_start takes a reference of its own */
+	return hb_cluster_start(&c, out);
 }

@@ -82,9 +82,17 @@ typedef struct hb_cluster_config {
  * name or cookie, -EADDRINUSE, ...). */
 int hb_cluster_start(const hb_cluster_config_t *c, hb_cluster_t **out);
 /* hb_cluster_start from the [cluster] keys of the configuration (node_name defaults to
- * hornbeam@<hostname>); bus as in hb_cluster_config_t. Returns 0 or -errno. */
-int hb_cluster_start_config(const hb_config_t *cfg, hb_cluster_event_fn fn, void *ud,
-			    hb_funcs_t *funcs, hb_pubsub_t *ps, hb_xbus_t *bus, hb_cluster_t **out);
+ * hornbeam@<hostname>); tls from hb_cluster_tls_new (NULL when cluster_tls is off; the node
+ * takes its own reference); bus as in hb_cluster_config_t. Returns 0 or -errno. */
+int hb_cluster_start_config(const hb_config_t *cfg, struct hb_tls_ctx *tls, hb_cluster_event_fn fn,
+			    void *ud, hb_funcs_t *funcs, hb_pubsub_t *ps, hb_xbus_t *bus,
+			    hb_cluster_t **out);
+/* [main] The TLS context of node links from the cluster_* keys (node_tls.c): *out NULL when
+ * cluster_tls is off. Every file is read now: the caller builds it before it starts serving
+ * (a bad file stops the start, or fails a reload with the old generation's node left up) and
+ * unrefs it with hb_tls_ctx_unref. Returns 0, or -EINVAL with err naming the key and the file
+ * ("cluster_keyfile /etc/n.key: cannot decrypt it: wrong cluster_keyfile_password?"). */
+int hb_cluster_tls_new(const hb_config_t *cfg, struct hb_tls_ctx **out, char *err, size_t errlen);
 /* How other layers reach other nodes through this cluster (core/remote.h); valid until
  * hb_cluster_stop. */
 const hb_remote_t *hb_cluster_remote(hb_cluster_t *cl);

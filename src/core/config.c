@@ -268,7 +268,11 @@ const struct key keys[] = {
 	 .flags = F_EMPTY_NULL | F_PATH,
 	 .help = "PEM certificate (then its chain) this node presents on cluster links"},
 	{"cluster_keyfile", K_STR, OFF(cluster_keyfile), .metavar = "FILE",
-	 .flags = F_EMPTY_NULL | F_PATH, .help = "PEM private key of cluster_certfile (unencrypted)"},
+	 .flags = F_EMPTY_NULL | F_PATH, .help = "PEM private key of cluster_certfile, maybe encrypted"},
+	{"cluster_keyfile_password", K_STR, OFF(cluster_keyfile_password), .metavar = "PW",
+	 .flags = F_EMPTY_NULL,
+	 .help = "password of an encrypted cluster_keyfile (prefer the environment or the file to "
+		 "the CLI)"},
 	{"cluster_cacertfile", K_STR, OFF(cluster_cacertfile), .metavar = "FILE",
 	 .flags = F_EMPTY_NULL | F_PATH,
 	 .help = "PEM CA certificates every node's certificate must chain to (both ways)"},
@@ -1564,10 +1568,12 @@ static int check_cluster(hb_config_t *cfg, char *err, size_t errlen)
 				  "cluster_tls needs cluster_certfile, cluster_keyfile and "
 				  "cluster_cacertfile (%s is missing)",
 				  miss);
-	if (!cfg->cluster_tls && (cfg->cluster_keyfile || cfg->cluster_cacertfile))
-		return plain_fail(err, errlen,
-				  "cluster_keyfile and cluster_cacertfile need cluster_certfile "
-				  "(cluster_tls)");
+	if (!cfg->cluster_tls &&
+	    (cfg->cluster_keyfile || cfg->cluster_cacertfile || cfg->cluster_keyfile_password))
+		return plain_fail(
+			err, errlen,
+			"cluster_keyfile, cluster_keyfile_password and cluster_cacertfile "
+			"need cluster_certfile (cluster_tls)");
 	return 0;
 }
 

@@ -135,6 +135,7 @@ typedef struct hb_config {
 	int cluster_tls;	    /* mutual TLS on node links; cluster_certfile sets it */
 	char *cluster_certfile;	    /* this node's certificate (server and client) */
 	char *cluster_keyfile;
+	char *cluster_keyfile_password;	 /* for an encrypted cluster_keyfile */
 	char *cluster_cacertfile;	 /* the CA every node's certificate must chain to */
 	hb_config_function_t *functions; /* [functions] table */
 	size_t nfunctions;

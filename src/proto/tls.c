@@ -337,6 +337,11 @@ __attribute__((format(printf, 3, 4))) static void errf(char *err, size_t errlen,
 	va_end(ap);
 }
 
+static const char *prefix(const hb_tls_conf_t *conf)
+{
+	return conf->key_prefix ? conf->key_prefix : "";
+}
+
 static bool file_says(const char *path, const char *needle)
 {
 	FILE *f = fopen(path, "r");
@@ -350,14 +355,15 @@ static bool file_says(const char *path, const char *needle)
 	return hit;
 }
 
-static int load_pair(WOLFSSL_CTX *w, const hb_tls_cert_conf_t *c, char *err, size_t errlen)
+static int load_pair(WOLFSSL_CTX *w, const hb_tls_cert_conf_t *c, const char *pfx, char *err,
+		     size_t errlen)
 {
 	if (!c->certfile || !c->keyfile) {
-		errf(err, errlen, "a certificate needs both certfile and keyfile");
+		errf(err, errlen, "a certificate needs both %scertfile and %skeyfile", pfx, pfx);
 		return -1;
 	}
 	if (wolfSSL_CTX_use_certificate_chain_file(w, c->certfile) != WOLFSSL_SUCCESS) {
-		errf(err, errlen, "certfile %s: %s", c->certfile,
+		errf(err, errlen, "%scertfile %s: %s", pfx, c->certfile,
 		     access(c->certfile, R_OK) ? strerror(errno) : "no PEM certificate in it");
 		return -1;
 	}
@@ -367,11 +373,18 @@ static int load_pair(WOLFSSL_CTX *w, const hb_tls_cert_conf_t *c, char *err, siz
 	wolfSSL_CTX_set_default_passwd_cb_userdata(w, NULL); /* the conf's string goes away */
 	if (rc != WOLFSSL_SUCCESS) {
 		bool enc = file_says(c->keyfile, "ENCRYPTED");
-		const char *what = access(c->keyfile, R_OK) ? strerror(errno)
-				   : enc && !c->password    ? "encrypted, and no keyfile_password"
-				   : enc ? "cannot decrypt it: wrong keyfile_password?"
-					 : "no PEM private key in it";
-		errf(err, errlen, "keyfile %s: %s", c->keyfile, what);
+		if (access(c->keyfile, R_OK))
+			errf(err, errlen, "%skeyfile %s: %s", pfx, c->keyfile, strerror(errno));
+		else if (enc && !c->password)
+			errf(err, errlen, "%skeyfile %s: encrypted, and no %skeyfile_password", pfx,
+			     c->keyfile, pfx);
+		else if (enc)
+			errf(err, errlen,
+			     "%skeyfile %s: cannot decrypt it: wrong %skeyfile_password?", pfx,
+			     c->keyfile, pfx);
+		else
+			errf(err, errlen, "%skeyfile %s: no PEM private key in it", pfx,
+			     c->keyfile);
 		return -1;
 	}
 	return 0;
@@ -395,13 +408,13 @@ static int setup_wctx(hb_tls_ctx_t *ctx, WOLFSSL_CTX *w, const hb_tls_conf_t *co
 	wolfSSL_CTX_set_options(w, WOLFSSL_OP_NO_COMPRESSION);
 	if (client || conf->verify_client != HB_TLS_VERIFY_NONE) {
 		if (!conf->cacertfile || !*conf->cacertfile) {
-			errf(err, errlen, "%s needs cacertfile",
-			     client ? "a TLS client" : "verify_client");
+			errf(err, errlen, "%s needs %scacertfile",
+			     client ? "a TLS client" : "verify_client", prefix(conf));
 			return -1;
 		}
 		if (wolfSSL_CTX_load_verify_locations(w, conf->cacertfile, NULL) !=
 		    WOLFSSL_SUCCESS) {
-			errf(err, errlen, "cacertfile %s: %s", conf->cacertfile,
+			errf(err, errlen, "%scacertfile %s: %s", prefix(conf), conf->cacertfile,
 			     access(conf->cacertfile, R_OK) ? strerror(errno)
 							    : "no PEM certificate in it");
 			return -1;
@@ -493,13 +506,13 @@ static int add_pairs(hb_tls_ctx_t *ctx, const hb_tls_conf_t *conf, char *err, si
 		if (!p->wctx)
 			return errf(err, errlen, "out of memory"), -1;
 		if (setup_wctx(ctx, p->wctx, conf, false, err, errlen) < 0 ||
-		    load_pair(p->wctx, c, err, errlen) < 0)
+		    load_pair(p->wctx, c, prefix(conf), err, errlen) < 0)
 			return -1;
 		if (self_test(ctx, p->wctx) < 0) {
 			errf(err, errlen,
-			     "keyfile %s does not match certfile %s (or no configured cipher "
+			     "%skeyfile %s does not match %scertfile %s (or no configured cipher "
 			     "suits the key)",
-			     c->keyfile, c->certfile);
+			     prefix(conf), c->keyfile, prefix(conf), c->certfile);
 			return -1;
 		}
 	}
@@ -513,7 +526,7 @@ static int add_client(hb_tls_ctx_t *ctx, const hb_tls_conf_t *conf, char *err, s
 		return errf(err, errlen, "out of memory"), -1;
 	if (setup_wctx(ctx, ctx->client, conf, true, err, errlen) < 0)
 		return -1;
-	return load_pair(ctx->client, &conf->certs[ctx->dflt], err, errlen);
+	return load_pair(ctx->client, &conf->certs[ctx->dflt], prefix(conf), err, errlen);
 }
 
 hb_tls_ctx_t *hb_tls_ctx_new(const hb_tls_conf_t *conf, hb_tls_ctx_t *tickets_from, char *err,

@@ -91,6 +91,9 @@ typedef struct hb_tls_conf {
 	uint64_t (*clock_s)(void *arg); /* seconds for ticket rotation; NULL: CLOCK_MONOTONIC */
 	void *clock_arg;
 	int client; /* also build the client side (hb_tls_new_client); needs cacertfile */
+	/* put before the key names (certfile, keyfile, keyfile_password, cacertfile) in error
+	 * messages, e.g. "cluster_"; NULL: none */
+	const char *key_prefix;
 } hb_tls_conf_t;
 
 /* [main] Builds a context: loads and checks every pair (key matches cert), the CA file, the

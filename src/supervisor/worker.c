@@ -43,6 +43,7 @@ typedef struct worker {
 	hb_server_t srv;
 	hb_tls_setup_t tls;
 	hb_cluster_t *cluster;
+	struct hb_tls_ctx *cluster_tls; /* node links' (cluster_tls), built before ready */
 	hb_metrics_http_t *metrics_http;
 	hb_access_fmt_t *access_fmt;
 	int cluster_left_busy;	      /* a served call outlived the stop: the node was not freed */
@@ -211,8 +212,8 @@ static void try_cluster(worker_t *w)
 	hb_pubsub_t *ps;
 
 	hb_pyapi_registries(&funcs, &ps);
-	int rc = hb_cluster_start_config(w->cfg, node_event, NULL, funcs, ps, hb_pyapi_bus(),
-					 &w->cluster);
+	int rc = hb_cluster_start_config(w->cfg, w->cluster_tls, node_event, NULL, funcs, ps,
+					 hb_pyapi_bus(), &w->cluster);
 	if (rc == 0) {
 		w->cluster_retry_until = 0;
 		hb_pyapi_set_remote(hb_cluster_remote(w->cluster));
@@ -391,6 +392,12 @@ static void start(worker_t *w, hb_pyhost_t **host, hb_io_t ***ios, pthread_t **t
 	hb_py_describe(w->python, sizeof(w->python));
 	if (hb_tls_setup_init(&w->tls, cfg, hb_tls_setup_served(cfg), err, sizeof(err)) < 0)
 		fail(2, "", err);
+	/* The node's certificates are read now, before this process is ready: a bad file stops
+	 * the start, and fails a reload (SIGHUP) while the old generation's node keeps its links
+	 * and its pair. The node itself starts once listening (try_cluster). */
+	if (cfg->cluster_enabled && w->a->slot == 0 &&
+	    hb_cluster_tls_new(cfg, &w->cluster_tls, err, sizeof(err)) < 0)
+		fail(2, "cluster: ", err);
 	w->access_fmt = cfg->access_log ? hb_access_compile(cfg->access_log_format) : NULL;
 	if (cfg->access_log && !w->access_fmt)
 		fail(1, "out of memory", "");
@@ -477,6 +484,7 @@ _Noreturn void hb_worker_run(hb_config_t *cfg, const hb_worker_args_t *a)
 		for (size_t b = 0; b < cfg->nbinds; b++)
 			close(w.srv.listen_fds[i][b]);
 	hb_tls_setup_free(&w.tls);
+	hb_tls_ctx_unref(w.cluster_tls);      /* the node took its own reference */
 	hb_metrics_http_stop(w.metrics_http); /* before the cluster and the shared state go */
 	uint64_t stop_by = mono_ns() + (forced ? 1 : 5) * NS;
 	hb_pyapi_shutdown(); /* again: idempotent, and the first signal may have been SIGQUIT */

@@ -9,9 +9,16 @@ A node whose certificate comes from another CA, and a node without TLS, do not j
 call, and both sides' logs say why; a plain TCP client and TLS clients without a certificate or
 with a foreign one are refused at the cluster port, while one with a node certificate gets
 through the TLS handshake (the cookie handshake is what comes next).
+An encrypted node key works with cluster_keyfile_password (from the environment); a wrong or
+missing password stops the start naming the key and the file. SIGHUP after the files were
+replaced by a pair and a CA of another CA: links made after the reload present the new
+certificate and a node that trusts only the new CA joins; a broken file then fails the next
+reload with the error in the log while the node keeps its pair, its CA and its links.
 """
 import json
 import selectors
+import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -96,20 +103,20 @@ class Proxy:
 
 
 def node(server, name, certs, pem="node1", ca="ca.pem", tls=True, seeds=(), advertise=None,
-         port=None):
+         port=None, key=None, env=None):
     port = port or free_port()
     args = ["--node-name", name, "--cluster-enabled", "--cluster-bind", "127.0.0.1:%d" % port,
             "--cluster-probe-interval", "200ms", "--cluster-probe-timeout", "100ms",
             "--threads", "2"]
     if tls:
         args += ["--cluster-certfile", str(certs / (pem + ".pem")),
-                 "--cluster-keyfile", str(certs / (pem + ".key")),
+                 "--cluster-keyfile", str(certs / (key or pem + ".key")),
                  "--cluster-cacertfile", str(certs / ca)]
     if advertise:
         args += ["--cluster-advertise", advertise]
     for s in seeds:
         args += ["--cluster-seeds", s]
-    s = server("cluster_apps:wsgi", *args, env={"HORNBEAM_CLUSTER_COOKIE": COOKIE})
+    s = server("cluster_apps:wsgi", *args, env=dict(env or {}, HORNBEAM_CLUSTER_COOKIE=COOKIE))
     s.cluster_port = port
     s.seed = "127.0.0.1:%d" % port
     return s
@@ -172,13 +179,13 @@ def test_rpc_between_two_nodes_crosses_the_wire_encrypted(server, certs, tls):
         pb.close()
 
 
-def tls_client(port, certs, pem=None):
-    """A TLS 1.3 client to the cluster port that trusts the cluster CA, presenting pem (a
+def tls_client(port, certs, pem=None, ca="ca.pem"):
+    """A TLS 1.3 client to the cluster port that trusts ca (the cluster CA), presenting pem (a
     pair's name) or nothing; returns what happened: 'ok' once the server answered a record
     after the handshake, else the error."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
-    ctx.load_verify_locations(str(certs / "ca.pem"))
+    ctx.load_verify_locations(str(certs / ca))
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     if pem:
         ctx.load_cert_chain(str(certs / (pem + ".pem")), str(certs / (pem + ".key")))
@@ -254,3 +261,72 @@ def test_bad_certificate_files_are_named_at_start(certs):
     r = run_binary(base + ["--cluster-tls", "--cluster-certfile", certs / "node1.pem"], cwd=apps)
     err = r.stderr.decode()
     assert r.returncode != 0 and "cluster_keyfile is missing" in err, err
+    # an encrypted key: a wrong or missing cluster_keyfile_password names the key and the file
+    enc = ["--cluster-certfile", certs / "node1.pem", "--cluster-keyfile", certs / "node1-enc.key",
+           "--cluster-cacertfile", certs / "ca.pem"]
+    r = run_binary(base + enc, env={"HORNBEAM_CLUSTER_KEYFILE_PASSWORD": "wrong"}, cwd=apps)
+    err = r.stderr.decode()
+    assert r.returncode != 0 and ("cluster_keyfile %s: cannot decrypt it: wrong "
+                                  "cluster_keyfile_password?" % (certs / "node1-enc.key")) in err, err
+    r = run_binary(base + enc, cwd=apps)
+    err = r.stderr.decode()
+    assert r.returncode != 0 and ("cluster_keyfile %s: encrypted, and no cluster_keyfile_password"
+                                  % (certs / "node1-enc.key")) in err, err
+
+
+def test_encrypted_node_key_with_its_password(server, certs):
+    a = node(server, "a@tls", certs, "node1", key="node1-enc.key",
+             env={"HORNBEAM_CLUSTER_KEYFILE_PASSWORD": "n0de-pw"})
+    b = node(server, "b@tls", certs, "node2", seeds=[a.seed])
+    until(lambda: get(b, "/nodes")["nodes"] == ["a@tls"], what="b joins a")
+    assert get(b, "/rpc", node="a@tls", fn="echo", args=[7])["ok"] == ["a@tls", [7]]
+    assert tls_client(a.cluster_port, certs, "node2") == "ok:node1.cluster.test"
+
+
+def cluster_tls_client(port, certs, pem, ca):
+    try:
+        return tls_client(port, certs, pem, ca)
+    except OSError as e:  # the node is between generations
+        return "down: %s" % e
+
+
+def test_sighup_reloads_node_certificates_and_keeps_the_old_on_error(server, certs, tmp_path):
+    live = tmp_path / "live"
+    live.mkdir()
+
+    def install(pem, key, ca):
+        for src, dst in ((pem, "node.pem"), (key, "node.key"), (ca, "ca.pem")):
+            shutil.copy(certs / src, live / dst)
+    install("node1.pem", "node1.key", "ca.pem")
+    a = node(server, "a@tls", live, "node")
+    assert tls_client(a.cluster_port, certs, "node2") == "ok:node1.cluster.test"
+
+    # a new pair from another CA, and that CA: a reload starts a new generation, whose node
+    # reads them (the old one leaves first)
+    install("roguenode.pem", "roguenode.key", "rogueca.pem")
+    a.signal(signal.SIGHUP)
+    until(lambda: cluster_tls_client(a.cluster_port, certs, "rogue", "rogueca.pem")
+          == "ok:roguenode.cluster.test", timeout=30, what="links present the new certificate")
+    # the old CA is no longer trusted either way
+    assert cluster_tls_client(a.cluster_port, certs, "node2", "ca.pem").startswith("refused")
+    assert cluster_tls_client(a.cluster_port, certs, "node2", "rogueca.pem").startswith(
+        ("refused", "closed"))
+    # a node that trusts only the new CA joins and calls
+    b = node(server, "b@tls", certs, "roguenode", ca="rogueca.pem", seeds=[a.seed])
+    until(lambda: get(b, "/nodes")["nodes"] == ["a@tls"], what="b joins the reloaded a")
+    until(lambda: get(a, "/nodes")["nodes"] == ["b@tls"], what="a sees b")
+    assert get(b, "/rpc", node="a@tls", fn="echo", args=[1])["ok"] == ["a@tls", [1]]
+
+    # a broken certificate: the reload fails, the log names the key and the file, and the
+    # node keeps its pair, its CA and its open link to b
+    (live / "node.pem").write_text("not a certificate\n")
+    since = len(a.stderr())
+    a.signal(signal.SIGHUP)
+    until(lambda: "reload failed" in a.stderr()[since:], timeout=30, what="the reload fails")
+    log = a.stderr()[since:]
+    assert "cluster_certfile %s: no PEM certificate in it" % (live / "node.pem") in log, log
+    assert cluster_tls_client(a.cluster_port, certs, "rogue", "rogueca.pem") == \
+        "ok:roguenode.cluster.test"
+    assert get(a, "/rpc", node="b@tls", fn="echo", args=[2])["ok"] == ["b@tls", [2]]
+    assert get(b, "/nodes")["nodes"] == ["a@tls"]
+    assert "leave a@tls" not in b.stderr() and "dead a@tls" not in b.stderr(), b.stderr()[-2000:]

@@ -9,6 +9,7 @@
 #   rogue.pem/rogue.key      a client certificate from another CA (refused)
 #   node1, node2 .pem/.key   cluster node certificates from the CA (server and client use)
 #   roguenode.pem/.key       a cluster node certificate from the other CA (refused)
+#   node1-enc.key            node1.key encrypted (AES-256) with the password "n0de-pw"
 set -euo pipefail
 dir=${1:?usage: make_certs.sh DIR}
 mkdir -p "$dir"
@@ -39,3 +40,4 @@ for n in node1 node2; do
 done
 leaf roguenode rogueca roguenode.cluster.test "DNS:roguenode.cluster.test" serverAuth,clientAuth
 openssl pkey -in server.key -aes256 -passout pass:s3cret -out server-enc.key
+openssl pkey -in node1.key -aes256 -passout pass:n0de-pw -out node1-enc.key

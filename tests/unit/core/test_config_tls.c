@@ -143,3 +143,38 @@ Test(toml_tls, sni_table_errors)
 	write_toml("app = 'a:b'\nalpn = ['h2', 2]\n");
 	assert_file_err(load_toml(NULL, NULL), 2, "key 'alpn': expected a list of strings");
 }
+
+Test(toml_tls, cluster_keyfile_password)
+{
+	/* [cluster] keyfile_password, as keyfile_password is for HTTPS: file, environment, CLI */
+	const char *base = "app = 'a:b'\n\n[cluster]\nenabled = true\ncookie = 'c'\n"
+			   "certfile = 'n.pem'\nkeyfile = 'n.key'\ncacertfile = 'ca.pem'\n";
+	char text[512];
+	snprintf(text, sizeof text, "%skeyfile_password = 'from-file'\n", base);
+	write_toml(text);
+	cr_assert_eq(load_toml(NULL, NULL), HB_CONFIG_OK, "%s", err);
+	cr_assert(cfg.cluster_tls);
+	cr_assert_str_eq(cfg.cluster_keyfile_password, "from-file");
+	cr_assert_null(cfg.keyfile_password, "the HTTPS key stays apart");
+	hb_config_free(&cfg);
+	cr_assert_eq(load_toml(NULL, ARGS("HORNBEAM_CLUSTER_KEYFILE_PASSWORD=from-env")),
+		     HB_CONFIG_OK, "%s", err);
+	cr_assert_str_eq(cfg.cluster_keyfile_password, "from-env", "the environment overrides");
+	hb_config_free(&cfg);
+	cr_assert_eq(load_toml(ARGS("--cluster-keyfile-password", "from-cli"),
+			       ARGS("HORNBEAM_CLUSTER_KEYFILE_PASSWORD=from-env")),
+		     HB_CONFIG_OK, "%s", err);
+	cr_assert_str_eq(cfg.cluster_keyfile_password, "from-cli", "the CLI overrides");
+	hb_config_free(&cfg);
+	write_toml(base);
+	cr_assert_eq(load_toml(NULL, NULL), HB_CONFIG_OK, "%s", err);
+	cr_assert_null(cfg.cluster_keyfile_password, "none by default");
+	hb_config_free(&cfg);
+	/* a bad value names file, line and key; a password without the certificate is refused */
+	snprintf(text, sizeof text, "%skeyfile_password = 7\n", base);
+	write_toml(text);
+	assert_file_err(load_toml(NULL, NULL), 9, "key 'cluster_keyfile_password'");
+	write_toml("app = 'a:b'\n\n[cluster]\nenabled = true\ncookie = 'c'\n"
+		   "keyfile_password = 'pw'\n");
+	assert_err(load_toml(NULL, NULL), "need cluster_certfile (cluster_tls)");
+}
