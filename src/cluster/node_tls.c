@@ -1,7 +1,7 @@
 /* node_tls.c: the TLS context of node links from the configuration (node.h). Both ends are
  * hornbeam: TLS 1.3 only, the cluster's suites, and an ALPN name of its own so that a link never
  * mistakes an HTTPS listener with a certificate from the same CA for a node. The pair, its
- * password and the CA are read through proto/tls.c's loader, as HTTPS's keys are (key names in
+ * password and the CA are read through proto/tls_ctx.c's loader, as HTTPS's keys are (key names in
  * its messages get the "cluster_" prefix). */
 #include "cluster/node.h"
 
