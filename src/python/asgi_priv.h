@@ -85,7 +85,9 @@
 	X(cancelled, "cancelled")                                                                  \
 	X(exception, "exception")                                                                  \
 	X(stop, "stop")                                                                            \
-	X(future_blocking, "_asyncio_future_blocking")
+	X(future_blocking, "_asyncio_future_blocking")                                             \
+	X(l_scheduled, "_scheduled")                                                               \
+	X(l_stopping, "_stopping")
 
 /* clang-format off */
 enum {
@@ -122,6 +124,19 @@ typedef struct hb_asgi_worker {
 	PyObject *ext_ws;    /* ... for websocket */
 	PyObject *root_path; /* str */
 	PyObject *wake;	     /* bound self._wake, the eventfd reader callback */
+	/* The idle wait in C (asgi.c, loop_idle): the loop's ready deque and the selector's fd
+	 * map, or NULL when the loop is not asyncio's selector loop (then no idle wait). */
+	PyObject *loop_ready;
+	/* The scope's parts kept across requests (asgi_scope.c): the HTTP scope template that
+	 * each scope is copied from, and immutable values that repeat (the last method, client
+	 * and server addresses). */
+	PyObject *scope_http;
+	PyObject *method;
+	PyObject *client, *client_host, *server;
+	char client_addr[64], server_addr[64];
+	uint16_t client_port, server_port;
+	PyObject *loop_fds;
+	int self_pipe; /* the loop's self-pipe (call_soon_threadsafe), -1 without idle wait */
 	PyObject *str[HB_AS_COUNT];
 } hb_asgi_worker_t;
 
@@ -183,6 +198,7 @@ int hb_asgi_raise_gone(hb_asgi_req_t *r);
 PyObject *hb_asgi_msg(hb_asgi_worker_t *w, PyObject *type, int n, ...);
 
 /* asgi_scope.c: the scope of a request (new reference) or NULL. */
+int hb_asgi_scope_init(hb_asgi_worker_t *w);
 PyObject *hb_asgi_scope_new(hb_asgi_worker_t *w, const hb_request_t *req, int websocket);
 
 /* asgi_http.c: HTTP receive/send steps. *out: a new reference when DONE; type: msg's "type"

@@ -2,7 +2,13 @@
  *
  * `path` is the request path as it arrived (percent-decoded, UTF-8 with replacement), not
  * prefixed with root_path: a proxy that mounts the app under root_path and forwards the full
- * path gives the full path; one that strips the prefix gives the stripped one. */
+ * path gives the full path; one that strips the prefix gives the stripped one.
+ *
+ * An HTTP scope is a copy of a template (a dict copy clones the key table at once, where
+ * fourteen inserts grow it twice), then its per-request values are set; the method and the
+ * client and server addresses reuse the str and tuples of the previous request when they are
+ * the same (immutable objects: an app cannot tell). Each scope is a fresh dict. */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -83,12 +89,62 @@ static PyObject *headers_list(const hb_request_t *q)
 	return list;
 }
 
-/* (host, port), or None for a unix socket (empty address). */
-static PyObject *addr_tuple(const char *addr, uint16_t port)
+/* (host, port), or None for a unix socket (empty address). host: a str to reuse, or NULL. */
+static PyObject *addr_tuple(const char *addr, uint16_t port, PyObject *host)
 {
+	PyObject *t, *p;
+
 	if (!addr[0])
 		Py_RETURN_NONE;
-	return Py_BuildValue("(sH)", addr, port);
+	if (!(t = PyTuple_New(2)))
+		return NULL;
+	host = host ? Py_NewRef(host) : PyUnicode_FromString(addr);
+	p = PyLong_FromLong((long)port);
+	if (host)
+		PyTuple_SET_ITEM(t, 0, host);
+	if (p)
+		PyTuple_SET_ITEM(t, 1, p);
+	if (!host || !p)
+		Py_CLEAR(t);
+	return t;
+}
+
+/* The address tuple of the last request when addr and port are the same, else a new one that
+ * is kept; *host (the client's) keeps the str when only the port changed. */
+static PyObject *addr_cached(PyObject **tuple, PyObject **host, char *kaddr, uint16_t *kport,
+			     const char *addr, uint16_t port)
+{
+	int same_addr = *tuple && strcmp(kaddr, addr) == 0;
+	PyObject *t;
+
+	if (!addr[0])
+		Py_RETURN_NONE;
+	if (same_addr && *kport == port)
+		return Py_NewRef(*tuple);
+	t = addr_tuple(addr, port, same_addr && host ? *host : NULL);
+	if (!t)
+		return NULL;
+	Py_XSETREF(*tuple, Py_NewRef(t));
+	if (host)
+		Py_XSETREF(*host, Py_NewRef(PyTuple_GET_ITEM(t, 0)));
+	snprintf(kaddr, 64, "%s", addr);
+	*kport = port;
+	return t;
+}
+
+/* The method as a str: the previous request's when the same. */
+static PyObject *method_str(hb_asgi_worker_t *w, const hb_request_t *q)
+{
+	PyObject *m = w->method;
+
+	if (m && (size_t)PyUnicode_GET_LENGTH(m) == q->method_len &&
+	    PyUnicode_IS_COMPACT_ASCII(m) &&
+	    memcmp(PyUnicode_DATA(m), q->method, q->method_len) == 0)
+		return Py_NewRef(m);
+	m = PyUnicode_DecodeLatin1(q->method, (Py_ssize_t)q->method_len, NULL);
+	if (m)
+		Py_XSETREF(w->method, Py_NewRef(m));
+	return m;
 }
 
 /* Sec-WebSocket-Protocol values (every such header, comma separated) as a list of str. */
@@ -146,8 +202,12 @@ static int common(hb_asgi_worker_t *w, PyObject *d, const hb_request_t *q)
 		   PyBytes_FromStringAndSize(q->query, (Py_ssize_t)q->query_len)) ||
 	       set(d, HB_ASGI_S(w, root_path), Py_NewRef(w->root_path)) ||
 	       set(d, HB_ASGI_S(w, headers), headers_list(q)) ||
-	       set(d, HB_ASGI_S(w, client), addr_tuple(q->remote_addr, q->remote_port)) ||
-	       set(d, HB_ASGI_S(w, server), addr_tuple(q->server_addr, q->server_port)) ||
+	       set(d, HB_ASGI_S(w, client),
+		   addr_cached(&w->client, &w->client_host, w->client_addr, &w->client_port,
+			       q->remote_addr, q->remote_port)) ||
+	       set(d, HB_ASGI_S(w, server),
+		   addr_cached(&w->server, NULL, w->server_addr, &w->server_port, q->server_addr,
+			       q->server_port)) ||
 	       set(d, HB_ASGI_S(w, state), PyDict_Copy(w->state));
 }
 
@@ -191,28 +251,82 @@ static PyObject *extensions(PyObject *shared, const hb_request_t *q, int websock
 	return d;
 }
 
-PyObject *hb_asgi_scope_new(hb_asgi_worker_t *w, const hb_request_t *q, int websocket)
+/* The keys of an HTTP scope in their order, with the values every request starts from. */
+int hb_asgi_scope_init(hb_asgi_worker_t *w)
 {
 	PyObject *d = PyDict_New();
-	int https = q->scheme && strcmp(q->scheme, "https") == 0;
-	int rc;
+	struct {
+		PyObject *k, *v;
+	} kv[] = {
+		{HB_ASGI_S(w, type), HB_ASGI_S(w, v_http)},
+		{HB_ASGI_S(w, method), Py_None},
+		{HB_ASGI_S(w, scheme), HB_ASGI_S(w, v_http)},
+		{HB_ASGI_S(w, extensions), w->ext_http},
+		{HB_ASGI_S(w, asgi), w->asgi_info},
+		{HB_ASGI_S(w, http_version), HB_ASGI_S(w, v_11)},
+		{HB_ASGI_S(w, path), Py_None},
+		{HB_ASGI_S(w, raw_path), Py_None},
+		{HB_ASGI_S(w, query_string), Py_None},
+		{HB_ASGI_S(w, root_path), w->root_path},
+		{HB_ASGI_S(w, headers), Py_None},
+		{HB_ASGI_S(w, client), Py_None},
+		{HB_ASGI_S(w, server), Py_None},
+		{HB_ASGI_S(w, state), Py_None},
+	};
+
+	for (size_t i = 0; d && i < sizeof(kv) / sizeof(kv[0]); i++)
+		if (PyDict_SetItem(d, kv[i].k, kv[i].v) < 0)
+			Py_CLEAR(d);
+	w->scope_http = d;
+	return d ? 0 : -1;
+}
+
+/* An HTTP scope: the template's copy with this request's values. */
+static PyObject *http_scope(hb_asgi_worker_t *w, const hb_request_t *q, int https)
+{
+	PyObject *d = PyDict_Copy(w->scope_http);
+	PyObject *ver = q->http_major == 2   ? HB_ASGI_S(w, v_2)
+			: q->http_minor == 0 ? HB_ASGI_S(w, v_10)
+					     : HB_ASGI_S(w, v_11);
+	int push = (q->flags & HB_REQ_CAN_PROMISE) != 0;
 
 	if (!d)
 		return NULL;
-	if (websocket)
-		rc = set(d, HB_ASGI_S(w, type), Py_NewRef(HB_ASGI_S(w, v_websocket))) ||
-		     set(d, HB_ASGI_S(w, scheme),
-			 Py_NewRef(https ? HB_ASGI_S(w, v_wss) : HB_ASGI_S(w, v_ws))) ||
-		     set(d, HB_ASGI_S(w, subprotocols), subprotocols(q)) ||
-		     set(d, HB_ASGI_S(w, extensions), extensions(w->ext_ws, q, 1));
-	else
-		rc = set(d, HB_ASGI_S(w, type), Py_NewRef(HB_ASGI_S(w, v_http))) ||
-		     set(d, HB_ASGI_S(w, method),
-			 PyUnicode_DecodeLatin1(q->method, (Py_ssize_t)q->method_len, NULL)) ||
-		     set(d, HB_ASGI_S(w, scheme),
-			 Py_NewRef(https ? HB_ASGI_S(w, v_https) : HB_ASGI_S(w, v_http))) ||
-		     set(d, HB_ASGI_S(w, extensions), extensions(w->ext_http, q, 0));
-	if (rc || common(w, d, q))
+	if (set(d, HB_ASGI_S(w, method), method_str(w, q)) ||
+	    (https && set(d, HB_ASGI_S(w, scheme), Py_NewRef(HB_ASGI_S(w, v_https)))) ||
+	    ((q->tls || push) && set(d, HB_ASGI_S(w, extensions), extensions(w->ext_http, q, 0))) ||
+	    (ver != HB_ASGI_S(w, v_11) && set(d, HB_ASGI_S(w, http_version), Py_NewRef(ver))) ||
+	    set(d, HB_ASGI_S(w, path), decoded_path(q)) ||
+	    set(d, HB_ASGI_S(w, raw_path),
+		PyBytes_FromStringAndSize(q->path, (Py_ssize_t)q->path_len)) ||
+	    set(d, HB_ASGI_S(w, query_string),
+		PyBytes_FromStringAndSize(q->query, (Py_ssize_t)q->query_len)) ||
+	    set(d, HB_ASGI_S(w, headers), headers_list(q)) ||
+	    set(d, HB_ASGI_S(w, client),
+		addr_cached(&w->client, &w->client_host, w->client_addr, &w->client_port,
+			    q->remote_addr, q->remote_port)) ||
+	    set(d, HB_ASGI_S(w, server),
+		addr_cached(&w->server, NULL, w->server_addr, &w->server_port, q->server_addr,
+			    q->server_port)) ||
+	    set(d, HB_ASGI_S(w, state), PyDict_Copy(w->state)))
+		Py_CLEAR(d);
+	return d;
+}
+
+PyObject *hb_asgi_scope_new(hb_asgi_worker_t *w, const hb_request_t *q, int websocket)
+{
+	PyObject *d;
+	int https = q->scheme && strcmp(q->scheme, "https") == 0;
+
+	if (!websocket)
+		return http_scope(w, q, https);
+	if (!(d = PyDict_New()))
+		return NULL;
+	if (set(d, HB_ASGI_S(w, type), Py_NewRef(HB_ASGI_S(w, v_websocket))) ||
+	    set(d, HB_ASGI_S(w, scheme),
+		Py_NewRef(https ? HB_ASGI_S(w, v_wss) : HB_ASGI_S(w, v_ws))) ||
+	    set(d, HB_ASGI_S(w, subprotocols), subprotocols(q)) ||
+	    set(d, HB_ASGI_S(w, extensions), extensions(w->ext_ws, q, 1)) || common(w, d, q))
 		Py_CLEAR(d);
 	return d;
 }

@@ -1,0 +1,80 @@
+"""ASGI worker between requests: while the loop has nothing to do it waits for the next request
+in C (asgi.c, idle wait) instead of turning asyncio's loop; what the loop must still run there
+(another thread's call_soon_threadsafe, a timer, a background task, asyncio.to_thread) still
+runs, with no request to push it. Also the scope built from a per-worker template: a fresh dict
+per request, this request's values, the app's mutations not carried over.
+Apps: apps/asgi_idle_apps.py."""
+import json
+import time
+
+import pytest
+
+from hbtest import HTTPReader, connect, request_bytes
+
+
+@pytest.fixture(scope="module")
+def srv(module_server_factory):
+    return module_server_factory("asgi_idle_apps:app", "--worker-class", "asgi", "--workers", "1")
+
+
+def get(srv, path, sock=None, version="HTTP/1.1", method="GET"):
+    own = sock is None
+    s = connect(srv.port) if own else sock
+    try:
+        hdrs = [("Connection", "close")] if own else []
+        s.sendall(request_bytes(method, path, hdrs, version=version))
+        r = HTTPReader(s).read_response(method)
+        assert r.status == 200, r
+        return json.loads(r.body)
+    finally:
+        if own:
+            s.close()
+
+
+def events(srv):
+    return get(srv, "/events")
+
+
+@pytest.mark.parametrize("kind", ["thread", "timer", "task"])
+def test_loop_work_runs_while_the_worker_is_idle(srv, kind):
+    """The callback comes 200 ms after the response, when the worker waits for requests: it
+    runs then, not at the next request (polled with /events, which only reads)."""
+    tag = "%s-1" % kind
+    assert get(srv, "/%s?%s" % (kind, tag)) == "scheduled"
+    # a later request must not be what runs it: give it time to run on its own, then look
+    time.sleep(0.6)
+    ev = events(srv)
+    assert "%s:%s" % (kind, tag) in ev, ev
+
+
+def test_to_thread(srv):
+    s = connect(srv.port)
+    try:
+        for _ in range(3):
+            assert get(srv, "/to_thread", sock=s) == 42
+    finally:
+        s.close()
+
+
+def test_scope_is_fresh_and_of_this_request(srv):
+    s1, s2 = connect(srv.port), connect(srv.port)
+    try:
+        a = get(srv, "/scope", sock=s1)
+        b = get(srv, "/scope", sock=s1, method="POST")
+        c = get(srv, "/scope", sock=s2, version="HTTP/1.0")
+        d = get(srv, "/scope", sock=s1)
+    finally:
+        s1.close()
+        s2.close()
+    assert a["keys"] == ["type", "method", "scheme", "extensions", "asgi", "http_version", "path",
+                         "raw_path", "query_string", "root_path", "headers", "client", "server",
+                         "state"]
+    for x in (a, b, c, d):
+        assert x["keys"] == a["keys"]  # the previous app's `del scope["path"]` did not carry
+        assert x["extra"] is None
+        assert x["state"] == {}
+        assert x["server"] == ["127.0.0.1", srv.port]
+    assert [a["method"], b["method"], c["method"], d["method"]] == ["GET", "POST", "GET", "GET"]
+    assert [a["http_version"], c["http_version"], d["http_version"]] == ["1.1", "1.0", "1.1"]
+    assert a["client"] == b["client"] == d["client"]
+    assert c["client"][0] == "127.0.0.1" and c["client"][1] != a["client"][1]
