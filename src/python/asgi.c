@@ -409,10 +409,17 @@ static const char *req_name(hb_asgi_req_t *r, char *buf, size_t len)
 static int task_outcome(hb_asgi_req_t *r, PyObject *task)
 {
 	hb_asgi_worker_t *w = r->w;
-	PyObject *c = PyObject_CallMethodNoArgs(task, HB_ASGI_S(w, cancelled)), *exc;
+	PyObject *c = PyObject_CallMethodNoArgs(task, HB_ASGI_S(w, result)), *exc;
 	char name[256], what[320];
-	int cancelled = c ? PyObject_IsTrue(c) : -1;
+	int cancelled;
 
+	if (c) { /* the common case in one call; else the same questions as always */
+		Py_DECREF(c);
+		return 0;
+	}
+	PyErr_Clear();
+	c = PyObject_CallMethodNoArgs(task, HB_ASGI_S(w, cancelled));
+	cancelled = c ? PyObject_IsTrue(c) : -1;
 	Py_XDECREF(c);
 	if (cancelled)
 		return cancelled < 0 ? 1 : (r->timed_out ? 2 : 1);
@@ -491,9 +498,15 @@ static PyObject *req_timeout(PyObject *self, PyObject *unused)
  * that has to wait; a response that needs no waiting is complete before this returns. */
 static PyObject *new_task(hb_asgi_worker_t *w, PyObject *coro)
 {
-	PyObject *args[3] = {coro, w->loop, Py_True};
+	/* A type without vectorcall: keyword names would be turned into a dict at each call,
+	 * so the dict is made once (type_call hands it to __init__, which only reads it). */
+	PyObject *args = PyTuple_Pack(1, coro), *t;
 
-	return PyObject_Vectorcall(w->task_type, args, 1, w->task_kwnames);
+	if (!args)
+		return NULL;
+	t = PyObject_Call(w->task_type, args, w->task_kwargs);
+	Py_DECREF(args);
+	return t;
 }
 
 /* Calls the app and schedules its task. Returns 0, or -1 with an exception set. */
@@ -766,7 +779,7 @@ static PyMethodDef worker_methods[] = {
 
 /* clang-format off */
 #define WORKER_OBJECTS(X)                                                                          \
-	X(app) X(module) X(loop) X(task_type) X(task_kwnames) X(helpers) X(lifespan)               \
+	X(app) X(module) X(loop) X(task_type) X(task_kwargs) X(helpers) X(lifespan)               \
 	X(disconnected) X(req_type) X(op_type) X(state) X(asgi_info) X(ext_http) X(ext_ws)         \
 	X(root_path) X(wake) X(loop_ready) X(loop_fds) X(scope_http) X(method) X(client)         \
 	X(client_host) X(server)
@@ -878,11 +891,11 @@ static int task_parts(hb_asgi_worker_t *w)
 	w->task_type = asyncio ? PyObject_GetAttrString(asyncio, "Task") : NULL;
 	Py_XDECREF(asyncio);
 #if PY_VERSION_HEX >= 0x030C0000
-	w->task_kwnames = Py_BuildValue("(ss)", "loop", "eager_start");
+	w->task_kwargs = Py_BuildValue("{s:O,s:O}", "loop", w->loop, "eager_start", Py_True);
 #else /* no eager tasks before 3.12: the app's first step runs on the next loop turn */
-	w->task_kwnames = Py_BuildValue("(s)", "loop");
+	w->task_kwargs = Py_BuildValue("{s:O}", "loop", w->loop);
 #endif
-	return w->task_type && w->task_kwnames ? 0 : -1;
+	return w->task_type && w->task_kwargs ? 0 : -1;
 }
 
 /* asyncio.new_event_loop(), installed as this thread's loop. */

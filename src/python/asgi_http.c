@@ -46,9 +46,12 @@ static int check_header(PyObject *pair, hdr_t *h)
 	h->name_len = (size_t)PyBytes_GET_SIZE(name);
 	h->value = PyBytes_AS_STRING(value);
 	h->value_len = (size_t)PyBytes_GET_SIZE(value);
-	for (size_t i = 0; i < h->name_len; i++)
-		if (!hb_resphead_is_tchar((unsigned char)h->name[i]))
+	for (size_t i = 0; i < h->name_len; i++) {
+		unsigned char c = (unsigned char)h->name[i];
+
+		if (!((c >= 'a' && c <= 'z') || c == '-') && !hb_resphead_is_tchar(c))
 			goto bad;
+	}
 	for (size_t i = 0; i < h->value_len; i++) {
 		unsigned char c = (unsigned char)h->value[i];
 
@@ -66,31 +69,42 @@ bad:
 static int collect(PyObject *seq, hdr_t *h, Py_ssize_t n, PyObject **items)
 {
 	for (Py_ssize_t i = 0; i < n; i++) {
-		items[i] = PySequence_Fast(PySequence_Fast_GET_ITEM(seq, i), "header pair");
+		PyObject *pair = PySequence_Fast_GET_ITEM(seq, i);
+
+		items[i] = PyTuple_CheckExact(pair) || PyList_CheckExact(pair)
+				   ? Py_NewRef(pair)
+				   : PySequence_Fast(pair, "header pair");
 		if (!items[i] || check_header(items[i], &h[i]) < 0)
 			return -1;
 	}
 	return 0;
 }
 
+/* Headers up to this many are gathered on the stack. */
+#define STACK_HEADERS 16
+
 hb_response_t *hb_asgi_response_new(int status, PyObject *headers, const char *xname,
 				    const char *xvalue, size_t xlen)
 {
-	PyObject *seq = PySequence_Fast(headers, "ASGI headers must be iterable"), **items = NULL;
+	PyObject *seq = PySequence_Fast(headers, "ASGI headers must be iterable");
+	PyObject *items_stack[STACK_HEADERS + 1], **items = items_stack;
+	hdr_t h_stack[STACK_HEADERS + 1], *h = h_stack;
 	hb_response_t *r = NULL;
-	hdr_t *h = NULL;
 	Py_ssize_t n = seq ? PySequence_Fast_GET_SIZE(seq) : 0, kept;
 	uint32_t flags = 0;
 	int64_t clen = -1;
 
 	if (!seq)
 		return NULL;
-	h = PyMem_Calloc((size_t)n + 1, sizeof(*h));
-	items = PyMem_Calloc((size_t)n + 1, sizeof(*items));
-	if (!h || !items) {
-		PyErr_NoMemory();
-		goto out;
+	if (n > STACK_HEADERS) {
+		h = PyMem_Calloc((size_t)n + 1, sizeof(*h));
+		items = PyMem_Calloc((size_t)n + 1, sizeof(*items));
+		if (!h || !items) {
+			PyErr_NoMemory();
+			goto out;
+		}
 	}
+	memset(items, 0, ((size_t)n + 1) * sizeof(*items));
 	if (collect(seq, h, n, items) < 0 || (kept = hb_resphead_scan(h, n, &flags, &clen)) < 0)
 		goto out;
 	if (xname)
@@ -100,8 +114,10 @@ hb_response_t *hb_asgi_response_new(int status, PyObject *headers, const char *x
 out:
 	for (Py_ssize_t i = 0; items && i < n; i++)
 		Py_XDECREF(items[i]);
-	PyMem_Free(items);
-	PyMem_Free(h);
+	if (items != items_stack)
+		PyMem_Free(items);
+	if (h != h_stack)
+		PyMem_Free(h);
 	Py_DECREF(seq);
 	return r;
 }

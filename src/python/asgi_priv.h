@@ -83,6 +83,7 @@
 	X(done, "done")                                                                            \
 	X(cancel, "cancel")                                                                        \
 	X(cancelled, "cancelled")                                                                  \
+	X(result, "result")                                                                        \
 	X(exception, "exception")                                                                  \
 	X(stop, "stop")                                                                            \
 	X(future_blocking, "_asyncio_future_blocking")                                             \
@@ -112,7 +113,7 @@ typedef struct hb_asgi_worker {
 	PyObject *module; /* `_hornbeam` of this interpreter */
 	PyObject *loop;
 	PyObject *task_type;	/* asyncio.Task */
-	PyObject *task_kwnames; /* ("loop", "eager_start") */
+	PyObject *task_kwargs;	/* {"loop": loop, "eager_start": True} */
 	PyObject *helpers;	/* namespace of the Python helpers (asgi_lifespan.c) */
 	PyObject *lifespan;	/* helpers' Lifespan object, or NULL */
 	PyObject *disconnected; /* _hornbeam.ClientDisconnected */
