@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/hub.h"
@@ -199,7 +198,7 @@ static size_t feed(hb_conn_t *c, const char *p, size_t len)
 }
 
 static int start_exchange(hb_conn_t *c, h1_t *h, hb_request_t *req);
-static void on_head(hb_conn_t *c, h1_t *h, hb_exchange_t *x, hb_response_t *r);
+static void on_head(hb_conn_t *c, hb_exchange_t *x, hb_response_t *r);
 static void on_body_msg(hb_conn_t *c, hb_exchange_t *x, hb_chunk_t *ch, uint64_t len);
 static void on_end(hb_conn_t *c, hb_exchange_t *x, uint32_t flags);
 
@@ -292,7 +291,7 @@ static int is_websocket_upgrade(hb_io_t *io, const hb_request_t *req)
 
 /* limit_concurrency: the request is answered here, as a worker would answer it (head, body,
  * end), and logged; the connection stays open when the request has no body to skip. */
-static int answer_busy(hb_conn_t *c, h1_t *h, hb_exchange_t *x)
+static int answer_busy(hb_conn_t *c, hb_exchange_t *x)
 {
 	hb_response_t *r;
 	hb_chunk_t *ch;
@@ -301,7 +300,7 @@ static int answer_busy(hb_conn_t *c, h1_t *h, hb_exchange_t *x)
 		return -1;
 	x->ended = 1; /* no worker: nothing more will come */
 	x->body_done = !(x->stream->req->flags & HB_REQ_HAS_BODY);
-	on_head(c, h, x, r);
+	on_head(c, x, r);
 	free(r);
 	on_body_msg(c, x, ch, 0);
 	on_end(c, x, 0);
@@ -338,7 +337,7 @@ static int start_exchange(hb_conn_t *c, h1_t *h, hb_request_t *req)
 		io->cfg->timeout_ms ? now + (uint64_t)io->cfg->timeout_ms * 1000000ull : 0;
 	if (hb_exchange_over_limit(io)) {
 		hb_stream_release(s); /* never dispatched: the worker's reference goes now */
-		if (answer_busy(c, h, x) == 0)
+		if (answer_busy(c, x) == 0)
 			return 0;
 		hb_exchange_release(x);
 		h->x = NULL;
@@ -441,11 +440,6 @@ static int on_complete(void *ud)
 
 /* ---- worker messages --------------------------------------------------------------------- */
 
-static int status_has_body(int status)
-{
-	return !(status < 200 || status == 204 || status == 304);
-}
-
 /* Trailers go after a chunked body: a Content-Length the app set gives way to chunking. */
 static void use_trailers(hb_exchange_t *x, hb_response_t *r)
 {
@@ -476,6 +470,8 @@ static void on_interim(hb_conn_t *c, hb_exchange_t *x, const hb_response_t *r)
 /* The trailer section ends the chunked body now: what the worker posts after it is dropped. */
 static void on_trailers(hb_conn_t *c, hb_exchange_t *x, const hb_response_t *r)
 {
+	if (!x->trailers || !x->chunked)
+		return;
 	size_t n = hb_h1_write_trailers(NULL, 0, r);
 	char *buf = malloc(n);
 	if (!buf)
@@ -486,8 +482,9 @@ static void on_trailers(hb_conn_t *c, hb_exchange_t *x, const hb_response_t *r)
 	x->no_body = 1;
 }
 
-static void on_head(hb_conn_t *c, h1_t *h, hb_exchange_t *x, hb_response_t *r)
+static void on_head(hb_conn_t *c, hb_exchange_t *x, hb_response_t *r)
 {
+	h1_t *h = H(c);
 	hb_request_t *req = x->stream->req;
 	char buf[2048];
 
@@ -500,7 +497,7 @@ static void on_head(hb_conn_t *c, h1_t *h, hb_exchange_t *x, hb_response_t *r)
 	}
 	x->stream->status = r->status;
 	hb_exchange_head(x, r);
-	x->no_body = (req->flags & HB_REQ_HEAD) || !status_has_body(r->status);
+	x->no_body = (req->flags & HB_REQ_HEAD) || !hb_exchange_status_has_body(r->status);
 	if ((r->flags & HB_RESP_TRAILERS) && (req->flags & HB_REQ_TRAILERS) && !x->no_body)
 		use_trailers(x, r);
 	x->resp_cl = r->content_length;
@@ -550,11 +547,8 @@ static void on_body_msg(hb_conn_t *c, hb_exchange_t *x, hb_chunk_t *ch, uint64_t
 
 static void on_file_msg(hb_conn_t *c, hb_exchange_t *x, hb_file_chunk_t *f)
 {
-	struct stat st;
-	int64_t len = f->len;
+	int64_t len = hb_exchange_file_len(f);
 
-	if (len < 0 && fstat(f->fd, &st) == 0)
-		len = st.st_size - f->offset;
 	if (len < 0 || x->no_body || x->abandoned) {
 		close(f->fd);
 		free(f);
@@ -602,59 +596,24 @@ static void on_resume(hb_conn_t *c, hb_exchange_t *x)
 	hb_conn_update_reading(c);
 }
 
+static void send_continue(hb_conn_t *c, hb_exchange_t *x)
+{
+	hb_conn_write(c, continue_100, sizeof(continue_100) - 1, NULL, NULL, 0);
+	x->continue_sent = 1;
+}
+
+/* HEAD may swap the handler (a WebSocket upgrade): nothing of h1_t is used after it. */
+/* clang-format off */
+static const hb_exchange_ops_t h1_ops = {
+	.head = on_head, .interim = on_interim, .send_continue = send_continue,
+	.body = on_body_msg, .file = on_file_msg, .trailers = on_trailers,
+	.end = on_end, .resume = on_resume, /* no pushes over HTTP/1.1 */
+};
+/* clang-format on */
+
 static void h1_on_message(hb_conn_t *c, hb_exchange_t *x, hb_msg_t *m)
 {
-	h1_t *h = H(c);
-	int live = !x->abandoned;
-
-	switch ((hb_msg_type_t)m->type) {
-	case HB_MSG_HEAD:
-		if (live && !x->head_sent)
-			on_head(c, h, x, m->ptr); /* may swap the handler: h is not used after */
-		free(m->ptr);
-		break;
-	case HB_MSG_BODY:
-		if (live && !x->no_body && x->head_sent)
-			on_body_msg(c, x, m->ptr, m->len);
-		else
-			hb_exchange_drop_msg(m);
-		break;
-	case HB_MSG_FILE:
-		if (live && x->head_sent)
-			on_file_msg(c, x, m->ptr);
-		else
-			hb_exchange_drop_msg(m);
-		break;
-	case HB_MSG_END:
-		on_end(c, x, m->aux);
-		break;
-	case HB_MSG_CONTINUE:
-		if (live && !x->head_sent && !x->continue_sent && !x->body_done) {
-			hb_conn_write(c, continue_100, sizeof(continue_100) - 1, NULL, NULL, 0);
-			x->continue_sent = 1;
-		}
-		break;
-	case HB_MSG_RESUME:
-		if (live)
-			on_resume(c, x);
-		break;
-	case HB_MSG_INTERIM:
-		if (live && !x->head_sent)
-			on_interim(c, x, m->ptr);
-		free(m->ptr);
-		break;
-	case HB_MSG_TRAILERS:
-		if (live && x->head_sent && x->trailers && x->chunked)
-			on_trailers(c, x, m->ptr);
-		free(m->ptr);
-		break;
-	case HB_MSG_MESSAGE:
-	case HB_MSG_CLOSE:
-	case HB_MSG_REQUEST:
-	case HB_MSG_PROMISE:
-		hb_exchange_drop_msg(m); /* message mode is the WebSocket handler's; no promises */
-		break;
-	}
+	hb_exchange_on_message(c, x, m, !x->abandoned, &h1_ops);
 }
 
 /* ---- end of an exchange ------------------------------------------------------------------ */
@@ -700,20 +659,12 @@ static void h1_on_sent(hb_conn_t *c)
 
 static void serving_tick(hb_conn_t *c, h1_t *h, uint64_t now)
 {
-	const hb_config_t *cfg = c->io->cfg;
 	hb_exchange_t *x = h->x;
 
 	if (!x)
 		return;
-	if (x->resp_deadline && now >= x->resp_deadline && !x->head_sent && !x->abandoned) {
-		hb_warn("request timeout: %.*s %.*s took over %lld ms; answering 504",
-			(int)x->stream->req->method_len, x->stream->req->method,
-			(int)x->stream->req->target_len, x->stream->req->target,
-			(long long)cfg->timeout_ms);
-		hb_stream_signal(x->stream, HB_ST_CLIENT_GONE);
-		x->stream->status = 504;
+	if (hb_exchange_timed_out(x, now)) {
 		x->abandoned = 1;
-		hb_exchange_log_now(x);
 		respond_error(c, 504);
 		return;
 	}

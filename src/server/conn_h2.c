@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/hub.h"
@@ -476,11 +475,6 @@ static void h2_on_data(hb_conn_t *c, char *p, size_t len)
 	pump(c);
 }
 
-static int status_has_body(int status)
-{
-	return !(status < 200 || status == 204 || status == 304);
-}
-
 static void on_head(hb_conn_t *c, hb_exchange_t *x, hb_response_t *r)
 {
 	hb_request_t *req = x->stream->req;
@@ -492,7 +486,7 @@ static void on_head(hb_conn_t *c, hb_exchange_t *x, hb_response_t *r)
 	}
 	x->stream->status = r->status;
 	hb_exchange_head(x, r);
-	x->no_body = (req->flags & HB_REQ_HEAD) || !status_has_body(r->status);
+	x->no_body = (req->flags & HB_REQ_HEAD) || !hb_exchange_status_has_body(r->status);
 	x->resp_cl = r->content_length;
 	hb_h2c_head(c, x, r, !x->no_body);
 }
@@ -532,10 +526,7 @@ void hb_h2c_queue(hb_conn_t *c, hb_exchange_t *x, hb_chunk_t *ch, uint64_t acct)
 
 static void queue_file(hb_conn_t *c, hb_exchange_t *x, hb_file_chunk_t *f)
 {
-	struct stat st;
-	int64_t len = f->len;
-	if (len < 0 && fstat(f->fd, &st) == 0)
-		len = st.st_size - f->offset;
+	int64_t len = hb_exchange_file_len(f);
 	if (len > 0)
 		len = (int64_t)hb_exchange_resp_take(x, (uint64_t)len);
 	qitem_t *q = len > 0 ? calloc(1, sizeof(*q)) : NULL;
@@ -601,7 +592,8 @@ static void on_interim(hb_conn_t *c, hb_exchange_t *x, const hb_response_t *r)
 
 static void on_trailers(hb_conn_t *c, hb_exchange_t *x, const hb_response_t *r)
 {
-	hb_h2_submit_trailers(C(c)->e, X(x)->sid, r->headers, r->nheaders);
+	if (!X(x)->eof)
+		hb_h2_submit_trailers(C(c)->e, X(x)->sid, r->headers, r->nheaders);
 }
 
 /* A push the app asked for: a promised stream whose GET is served like a client's request. The
@@ -612,6 +604,8 @@ static void on_promise(hb_conn_t *c, hb_exchange_t *x, const hb_promise_t *p)
 	h2c_t *h = C(c);
 	const hb_response_t *f = p->fields;
 	hb_request_t *req = NULL;
+	if (X(x)->eof)
+		return;
 	int32_t psid = hb_h2_push(h->e, X(x)->sid, p->target, p->target_len, f ? f->headers : NULL,
 				  f ? f->nheaders : 0, &req);
 	if (psid < 0) {
@@ -630,68 +624,33 @@ static void on_promise(hb_conn_t *c, hb_exchange_t *x, const hb_promise_t *p)
 	hb_stream_signal(px->stream, HB_ST_BODY_EOF);
 }
 
+/* 100 Continue only to a request that asked for it (RFC 9110 10.1.1). */
+static void send_continue(hb_conn_t *c, hb_exchange_t *x)
+{
+	if (X(x)->expect) {
+		hb_h2_submit_info(C(c)->e, X(x)->sid, 100, NULL, 0);
+		x->continue_sent = 1;
+	}
+}
+
+/* clang-format off */
+static const hb_exchange_ops_t h2_ops = {
+	.head = on_head, .interim = on_interim, .send_continue = send_continue,
+	.body = queue_bytes, .file = queue_file, .trailers = on_trailers,
+	.end = on_end, .resume = on_resume, .promise = on_promise,
+};
+/* clang-format on */
+
 static void h2_on_message(hb_conn_t *c, hb_exchange_t *x, hb_msg_t *m)
 {
 	h2x_t *hx = X(x);
-	int live = !x->abandoned && !hx->closed;
 
 	if (hx->ws && hb_h2ws_message(c, x, m)) {
 		if (c->state != HB_CONN_DEAD)
 			pump(c);
 		return;
 	}
-	switch ((hb_msg_type_t)m->type) {
-	case HB_MSG_HEAD:
-		if (live && !x->head_sent)
-			on_head(c, x, m->ptr);
-		free(m->ptr);
-		break;
-	case HB_MSG_BODY:
-		if (live && !x->no_body && x->head_sent)
-			queue_bytes(c, x, m->ptr, m->len);
-		else
-			hb_exchange_drop_msg(m);
-		break;
-	case HB_MSG_FILE:
-		if (live && !x->no_body && x->head_sent)
-			queue_file(c, x, m->ptr);
-		else
-			hb_exchange_drop_msg(m);
-		break;
-	case HB_MSG_END:
-		on_end(c, x, m->aux);
-		break;
-	case HB_MSG_CONTINUE:
-		if (live && hx->expect && !x->head_sent && !x->continue_sent && !x->body_done) {
-			hb_h2_submit_info(C(c)->e, hx->sid, 100, NULL, 0);
-			x->continue_sent = 1;
-		}
-		break;
-	case HB_MSG_RESUME:
-		if (live)
-			on_resume(c, x);
-		break;
-	case HB_MSG_INTERIM:
-		if (live && !x->head_sent)
-			on_interim(c, x, m->ptr);
-		free(m->ptr);
-		break;
-	case HB_MSG_TRAILERS:
-		if (live && x->head_sent && !x->no_body && !hx->eof)
-			on_trailers(c, x, m->ptr);
-		free(m->ptr);
-		break;
-	case HB_MSG_PROMISE:
-		if (live && !hx->eof && !x->no_body)
-			on_promise(c, x, m->ptr);
-		hb_promise_free(m->ptr);
-		break;
-	case HB_MSG_MESSAGE:
-	case HB_MSG_CLOSE:
-	case HB_MSG_REQUEST:
-		hb_exchange_drop_msg(m);
-		break;
-	}
+	hb_exchange_on_message(c, x, m, !x->abandoned && !hx->closed, &h2_ops);
 	if (c->state != HB_CONN_DEAD)
 		pump(c);
 }
@@ -709,15 +668,8 @@ static void h2_on_tick(hb_conn_t *c, uint64_t now)
 	for (hb_exchange_t *x = c->exchanges, *n; x; x = n) {
 		n = x->next;
 		busy = 1;
-		if (x->resp_deadline && now >= x->resp_deadline && !x->head_sent && !x->abandoned) {
-			hb_warn("request timeout: %.*s %.*s took over %lld ms; answering 504",
-				(int)x->stream->req->method_len, x->stream->req->method,
-				(int)x->stream->req->target_len, x->stream->req->target,
-				(long long)c->io->cfg->timeout_ms);
-			hb_stream_signal(x->stream, HB_ST_CLIENT_GONE);
+		if (hb_exchange_timed_out(x, now)) {
 			hb_response_t r = {.status = 504, .content_length = -1};
-			x->stream->status = 504;
-			hb_exchange_log_now(x);
 			hb_h2_submit_response(h->e, X(x)->sid, &r, c->io->date, 0);
 			x->head_sent = 1;
 			x->abandoned = 1;

@@ -129,15 +129,13 @@ void hb_h2ws_free(hb_conn_t *c, struct h2ws *ws)
 /* Queues a copy of p; acct: the stream's accounting that ends when it is sent. */
 static void queue_copy(hb_conn_t *c, hb_exchange_t *x, const void *p, size_t n, uint64_t acct)
 {
-	hb_chunk_t *ch = malloc(sizeof(*ch) + n);
+	hb_chunk_t *ch = hb_exchange_chunk_copy(p, n);
 
 	if (!ch) {
 		hb_stream_out_done(x->stream, acct);
 		hb_h2_reset(hb_h2c(c)->e, hb_h2x(x)->sid, HB_H2_INTERNAL_ERROR);
 		return;
 	}
-	ch->len = n;
-	memcpy(ch->data, p, n);
 	hb_h2c_queue(c, x, ch, acct);
 }
 
@@ -214,34 +212,20 @@ static void tell_app_closed(hb_exchange_t *x, uint16_t code, const uint8_t *reas
 static int deliver(hb_exchange_t *x, uint32_t kind, const uint8_t *p, size_t len)
 {
 	h2ws_t *ws = hb_h2x(x)->ws;
-	hb_stream_t *s = x->stream;
-	hb_chunk_t *ch = malloc(sizeof(*ch) + len);
+	hb_chunk_t *ch = hb_exchange_chunk_copy(p, len);
 
 	if (!ch)
 		return -ENOMEM;
-	ch->len = len;
-	if (len)
-		memcpy(ch->data, p, len);
 	if (x->ended) {
 		free(ch);
 		return 0;
 	}
-	if (hb_stream_msg_push(s, kind, ch) < 0) {
-		/* No free slot: pause. If the app drained the queue before it could see the flag,
-		 * no RESUME would come: retry, and whoever clears the flag owns the resume. */
-		atomic_fetch_or(&s->state, HB_ST_IO_PAUSED);
-		ws->paused = 1;
-		if (hb_spsc_empty(&s->body) && hb_stream_msg_push(s, kind, ch) == 0) {
-			if (atomic_fetch_and(&s->state, ~(uint32_t)HB_ST_IO_PAUSED) &
-			    HB_ST_IO_PAUSED)
-				ws->paused = 0;
-			return 0;
-		}
-		ws->held = ch;
+	int rc = hb_exchange_msg_push(x->stream, kind, ch);
+	if (rc == HB_PUSH_HELD) {
+		ws->held = ch; /* pushed on RESUME */
 		ws->held_kind = kind;
-		return 0;
 	}
-	if (hb_stream_body_full(s) && hb_stream_pause_reading(s))
+	if (rc != HB_PUSH_OK)
 		ws->paused = 1;
 	return 0;
 }

@@ -232,39 +232,24 @@ static void ws_end(hb_conn_t *c, int aborted)
 static int deliver(hb_conn_t *c, uint32_t kind, const uint8_t *p, size_t len)
 {
 	hb_exchange_t *x = W(c)->x;
-	hb_chunk_t *ch = malloc(sizeof(*ch) + len);
+	hb_chunk_t *ch = hb_exchange_chunk_copy(p, len);
 
 	if (!ch)
 		return -ENOMEM;
-	ch->len = len;
-	memcpy(ch->data, p, len);
 	if (!x || x->ended) {
 		free(ch);
 		return 0;
 	}
 	if (c->io->metrics)
 		hb_mcount_add(&c->io->metrics->ws_msgs_in, 1);
-	hb_stream_t *s = x->stream;
-	if (hb_stream_msg_push(s, kind, ch) < 0) {
-		/* No free slot: pause. If the app drained the queue before it could see the flag,
-		 * no RESUME would come: retry, and whoever clears the flag owns the resume. */
-		atomic_fetch_or(&s->state, HB_ST_IO_PAUSED);
-		c->recv_paused = 1;
-		if (hb_spsc_empty(&s->body) && hb_stream_msg_push(s, kind, ch) == 0) {
-			if (atomic_fetch_and(&s->state, ~(uint32_t)HB_ST_IO_PAUSED) &
-			    HB_ST_IO_PAUSED)
-				c->recv_paused = 0;
-			return c->recv_paused;
-		}
-		W(c)->held = ch;
+	int rc = hb_exchange_msg_push(x->stream, kind, ch);
+	if (rc == HB_PUSH_HELD) {
+		W(c)->held = ch; /* pushed on RESUME */
 		W(c)->held_kind = kind;
-		return 1;
 	}
-	if (hb_stream_body_full(s) && hb_stream_pause_reading(s)) {
+	if (rc != HB_PUSH_OK)
 		c->recv_paused = 1;
-		return 1;
-	}
-	return 0;
+	return rc != HB_PUSH_OK;
 }
 
 static void protocol_failure(hb_conn_t *c, int rc, const char *why)

@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/hub.h"
+#include "core/log.h"
 #include "core/overload.h"
 #include "server/access_log.h"
 #include "server/conn.h"
@@ -90,6 +92,29 @@ void hb_exchange_finish(hb_exchange_t *x)
 {
 	hb_exchange_log_now(x);
 	hb_exchange_release(x);
+}
+
+int hb_exchange_timed_out(hb_exchange_t *x, uint64_t now)
+{
+	if (!x->resp_deadline || now < x->resp_deadline || x->head_sent || x->abandoned)
+		return 0;
+	const hb_request_t *req = x->stream->req;
+	hb_warn("request timeout: %.*s %.*s took over %lld ms; answering 504", (int)req->method_len,
+		req->method, (int)req->target_len, req->target,
+		(long long)x->conn->io->cfg->timeout_ms);
+	hb_stream_signal(x->stream, HB_ST_CLIENT_GONE);
+	x->stream->status = 504;
+	hb_exchange_log_now(x);
+	return 1;
+}
+
+int64_t hb_exchange_file_len(const hb_file_chunk_t *f)
+{
+	struct stat st;
+
+	if (f->len >= 0)
+		return f->len;
+	return fstat(f->fd, &st) == 0 ? st.st_size - f->offset : -1;
 }
 
 void hb_exchange_count_as(hb_exchange_t *x, int mproto)
@@ -193,20 +218,34 @@ static int hold_append(hb_exchange_t *x, hb_chunk_t *ch)
 	return 0;
 }
 
-/* The stream's body queue had no free slot: keep body_held and pause until RESUME. If the
- * worker emptied the queue before it could see the pause flag, no RESUME would come: retry the
- * push ourselves, and whoever clears the flag first owns the resume. */
+/* The stream's queue had no free slot for ch: pause reading until RESUME. If the worker emptied
+ * the queue before it could see the pause flag, no RESUME would come: retry the push ourselves,
+ * and whoever clears the flag first owns the resume. */
+static int push_paused(hb_stream_t *s, uint32_t kind, hb_chunk_t *ch)
+{
+	atomic_fetch_or(&s->state, HB_ST_IO_PAUSED);
+	if (!hb_spsc_empty(&s->body) || hb_stream_msg_push(s, kind, ch) < 0)
+		return HB_PUSH_HELD;
+	if (atomic_fetch_and(&s->state, ~(uint32_t)HB_ST_IO_PAUSED) & HB_ST_IO_PAUSED)
+		return HB_PUSH_OK; /* we cleared it: no RESUME is coming, read on */
+	return HB_PUSH_PAUSED;
+}
+
+int hb_exchange_msg_push(hb_stream_t *s, uint32_t kind, hb_chunk_t *ch)
+{
+	if (hb_stream_msg_push(s, kind, ch) < 0)
+		return push_paused(s, kind, ch);
+	return hb_stream_body_full(s) && hb_stream_pause_reading(s) ? HB_PUSH_PAUSED : HB_PUSH_OK;
+}
+
+/* body_held waits for room in the stream: keep it and pause until RESUME (push_paused). */
 static int hold_and_pause(hb_exchange_t *x)
 {
-	hb_stream_t *s = x->stream;
+	int rc = push_paused(x->stream, 0, x->body_held);
 
-	atomic_fetch_or(&s->state, HB_ST_IO_PAUSED);
-	if (!hb_spsc_empty(&s->body) || hb_stream_body_push_chunk(s, x->body_held) < 0)
-		return 1;
-	x->body_held = NULL;
-	if (atomic_fetch_and(&s->state, ~(uint32_t)HB_ST_IO_PAUSED) & HB_ST_IO_PAUSED)
-		return 0; /* we cleared it: no RESUME is coming, read on */
-	return 1;
+	if (rc != HB_PUSH_HELD)
+		x->body_held = NULL;
+	return rc != HB_PUSH_OK;
 }
 
 int hb_exchange_flush_body(hb_exchange_t *x)
@@ -256,18 +295,28 @@ int hb_exchange_over_limit(hb_io_t *io)
 	return 1;
 }
 
+hb_chunk_t *hb_exchange_chunk_copy(const void *p, size_t len)
+{
+	hb_chunk_t *ch = malloc(sizeof(*ch) + len);
+
+	if (!ch)
+		return NULL;
+	ch->len = len;
+	if (len)
+		memcpy(ch->data, p, len);
+	return ch;
+}
+
 int hb_exchange_busy_response(hb_io_t *io, hb_response_t **r, hb_chunk_t **ch)
 {
 	size_t n = sizeof(HB_OVERLOAD_BODY) - 1;
 
 	*r = hb_overload_response(io->cfg->retry_after_s);
-	*ch = malloc(sizeof(hb_chunk_t) + n);
+	*ch = hb_exchange_chunk_copy(HB_OVERLOAD_BODY, n);
 	if (!*r || !*ch) {
 		free(*r);
 		free(*ch);
 		return -ENOMEM;
 	}
-	(*ch)->len = n;
-	memcpy((*ch)->data, HB_OVERLOAD_BODY, n);
 	return 0;
 }

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "core/stream.h"
 
@@ -98,8 +99,124 @@ int hb_exchange_resp_short(const hb_exchange_t *x);
 int hb_exchange_flush_body(hb_exchange_t *x);
 /* [io] Appends len bytes to body_acc. Returns 0 or -1 on ENOMEM. */
 int hb_exchange_body_add(hb_exchange_t *x, const char *p, size_t len);
+/* [io] A new chunk holding a copy of len bytes at p (p may be NULL when len is 0), for free().
+ * Returns NULL on ENOMEM. */
+hb_chunk_t *hb_exchange_chunk_copy(const void *p, size_t len);
+/* [io] Queues ch, a message of `kind` (hb_stream_msg_push; 0 is request body bytes), on s for
+ * the worker, pausing reading when the queue is full (the worker posts RESUME as it drains).
+ * Returns HB_PUSH_OK (queued: read on), HB_PUSH_PAUSED (queued: pause reading until RESUME) or
+ * HB_PUSH_HELD (no room: ch is not queued; the caller keeps it for RESUME and pauses). */
+enum { HB_PUSH_OK, HB_PUSH_PAUSED, HB_PUSH_HELD };
+int hb_exchange_msg_push(hb_stream_t *s, uint32_t kind, hb_chunk_t *ch);
 /* [io] On RESUME: pushes the held chunk (and the pending end of body). Returns 1 if the stream
  * is still full (keep reading paused), 0 when reading may resume. */
 int hb_exchange_resume(hb_exchange_t *x);
+
+/* [io] 0 for a status whose response carries no body (1xx, 204, 304: RFC 9110 6.4.1), else 1. */
+static inline int hb_exchange_status_has_body(int status)
+{
+	return !(status < 200 || status == 204 || status == 304);
+}
+
+/* [io] Request timeout: when x's head is overdue at `now` (resp_deadline, and the app has not
+ * answered), warns, tells the app its client is gone, sets the status to 504, counts and logs
+ * the exchange and returns 1; the handler then answers the 504 and marks x abandoned. Else 0. */
+int hb_exchange_timed_out(hb_exchange_t *x, uint64_t now);
+
+/* [io] The length of the file range f names: f->len, or to the end of the file when that is
+ * negative (-1 when the file cannot be stat'ed). */
+int64_t hb_exchange_file_len(const hb_file_chunk_t *f);
+
+/* What a protocol handler does with the worker's messages for one of its exchanges; called by
+ * hb_exchange_on_message only for a message the exchange can still use (below). The payload is
+ * the callee's to keep for body and file, the caller's (freed after) for the heads. */
+typedef struct hb_exchange_ops {
+	void (*head)(struct hb_conn *c, hb_exchange_t *x, hb_response_t *r);
+	void (*body)(struct hb_conn *c, hb_exchange_t *x, hb_chunk_t *ch, uint64_t acct);
+	void (*file)(struct hb_conn *c, hb_exchange_t *x, hb_file_chunk_t *f);
+	void (*end)(struct hb_conn *c, hb_exchange_t *x, uint32_t flags); /* every END */
+	void (*send_continue)(struct hb_conn *c, hb_exchange_t *x);	  /* sets continue_sent */
+	void (*resume)(struct hb_conn *c, hb_exchange_t *x);
+	void (*interim)(struct hb_conn *c, hb_exchange_t *x, const hb_response_t *r);
+	void (*trailers)(struct hb_conn *c, hb_exchange_t *x, const hb_response_t *r);
+	void (*promise)(struct hb_conn *c, hb_exchange_t *x, const hb_promise_t *p); /* or NULL */
+} hb_exchange_ops_t;
+
+/* [io] Whether worker message m is one that x can still use, by the gates every HTTP handler
+ * shares: nothing but END once x is not `live` (abandoned, reset); no body, file or trailers
+ * before the head or for a bodiless response; no interim head or 100 Continue after the head;
+ * no WebSocket message (message mode is the WebSocket handlers'). */
+static inline int hb_exchange_msg_usable(const hb_exchange_t *x, const hb_msg_t *m, int live)
+{
+	switch ((hb_msg_type_t)m->type) {
+	case HB_MSG_END:
+		return 1;
+	case HB_MSG_HEAD:
+	case HB_MSG_INTERIM:
+		return live && !x->head_sent;
+	case HB_MSG_BODY:
+	case HB_MSG_FILE:
+	case HB_MSG_TRAILERS:
+		return live && x->head_sent && !x->no_body;
+	case HB_MSG_PROMISE:
+		return live && !x->no_body; /* before the head too */
+	case HB_MSG_CONTINUE:
+		return live && !x->head_sent && !x->continue_sent && !x->body_done;
+	case HB_MSG_RESUME:
+		return live;
+	case HB_MSG_MESSAGE:
+	case HB_MSG_CLOSE:
+	case HB_MSG_REQUEST:
+		break;
+	}
+	return 0;
+}
+
+/* [io] One worker message m for x, on the handler's ops when hb_exchange_msg_usable; its payload
+ * is then freed or dropped (hb_exchange_drop_msg) unless the callee kept it. Inline, called with
+ * a static const ops table: the calls compile to direct ones. */
+static inline void hb_exchange_on_message(struct hb_conn *c, hb_exchange_t *x, hb_msg_t *m,
+					  int live, const hb_exchange_ops_t *ops)
+{
+	if (!hb_exchange_msg_usable(x, m, live)) {
+		hb_exchange_drop_msg(m);
+		return;
+	}
+	switch ((hb_msg_type_t)m->type) {
+	case HB_MSG_HEAD:
+		ops->head(c, x, m->ptr);
+		break;
+	case HB_MSG_BODY:
+		ops->body(c, x, m->ptr, m->len);
+		return; /* kept */
+	case HB_MSG_FILE:
+		ops->file(c, x, m->ptr);
+		return; /* kept */
+	case HB_MSG_END:
+		ops->end(c, x, m->aux);
+		return;
+	case HB_MSG_CONTINUE:
+		ops->send_continue(c, x);
+		return;
+	case HB_MSG_RESUME:
+		ops->resume(c, x);
+		return;
+	case HB_MSG_INTERIM:
+		ops->interim(c, x, m->ptr);
+		break;
+	case HB_MSG_TRAILERS:
+		ops->trailers(c, x, m->ptr);
+		break;
+	case HB_MSG_PROMISE:
+		if (ops->promise) /* else dropped below */
+			ops->promise(c, x, m->ptr);
+		break;
+	case HB_MSG_MESSAGE:
+	case HB_MSG_CLOSE:
+	case HB_MSG_REQUEST:
+		break; /* not usable: dropped above */
+	}
+	hb_exchange_drop_msg(m); /* a head or a promise: the callee kept nothing of it */
+}
 
 #endif
