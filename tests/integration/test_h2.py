@@ -18,36 +18,25 @@ import h2.settings
 import httpx
 import pytest
 
+import h2client
+from h2client import PREFACE, block, frame, lit, split_frames
 from hbtest import EXAMPLES, wait_for
 
 ENHANCE_YOUR_CALM = 11
 
 
-class H2:
-    """A python-h2 client on a plain socket (prior knowledge), collecting events."""
+class H2(h2client.Conn):
+    """A python-h2 client on a plain socket (prior knowledge), collecting responses by stream."""
 
     def __init__(self, port, settings=None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
-        self.c = h2.connection.H2Connection(cfg)
-        self.c.initiate_connection()
-        if settings:
-            self.c.update_settings(settings)
-        self.flush()
+        super().__init__(port, settings=settings)
         self.responses = {}  # sid -> {"status":, "headers":, "body": bytearray, "ended":, "reset":}
         self.goaways = []
-        self.closed = False
-
-    def flush(self):
-        data = self.c.data_to_send()
-        if data:
-            self.sock.sendall(data)
 
     def request(self, path, method="GET", body=None, headers=(), end=True):
         sid = self.c.get_next_available_stream_id()
-        hdrs = [(":method", method), (":scheme", "http"), (":path", path),
-                (":authority", "localhost")] + list(headers)
-        self.c.send_headers(sid, hdrs, end_stream=body is None and end)
+        self.c.send_headers(sid, self.headers(path, method) + list(headers),
+                            end_stream=body is None and end)
         self.responses[sid] = {"status": None, "headers": {}, "body": bytearray(),
                                "ended": False, "reset": None}
         if body is not None:
@@ -56,33 +45,7 @@ class H2:
         return sid
 
     def send_body(self, sid, body, end=True):
-        off = 0
-        while off < len(body):
-            window = min(self.c.local_flow_control_window(sid), self.c.max_outbound_frame_size)
-            if window <= 0:
-                self.pump(0.5)
-                continue
-            self.c.send_data(sid, body[off:off + window])
-            off += window
-            self.flush()
-        if end:
-            self.c.end_stream(sid)
-        self.flush()
-
-    def pump(self, timeout=5.0):
-        """Reads once (up to timeout) and handles the events. False on EOF."""
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(65536)
-        except socket.timeout:
-            return True
-        if not data:
-            self.closed = True
-            return False
-        for ev in self.c.receive_data(data):
-            self.on_event(ev)
-        self.flush()
-        return True
+        self.send_all(sid, body, 0.5, end)
 
     def on_event(self, ev):
         if isinstance(ev, h2.events.ResponseReceived):
@@ -102,27 +65,14 @@ class H2:
         elif isinstance(ev, h2.events.ConnectionTerminated):
             self.goaways.append((ev.error_code, ev.last_stream_id))
 
-    def wait(self, cond, timeout=15.0):
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() > deadline:
-                raise AssertionError("timed out; responses %r goaways %r" % (
-                    {k: (v["status"], len(v["body"]), v["ended"], v["reset"])
-                     for k, v in self.responses.items()}, self.goaways))
-            if not self.pump(min(1.0, max(0.05, deadline - time.monotonic()))):
-                if not cond():
-                    raise AssertionError("connection closed; goaways %r" % self.goaways)
+    def state(self):
+        return ({k: (v["status"], len(v["body"]), v["ended"], v["reset"])
+                 for k, v in self.responses.items()}, self.goaways)
 
     def get(self, path, **kw):
         sid = self.request(path, **kw)
         self.wait(lambda: self.responses[sid]["ended"] or self.responses[sid]["reset"] is not None)
         return self.responses[sid]
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 @pytest.fixture(scope="module")
@@ -311,12 +261,8 @@ def _read_frames(sock, until, timeout=15.0):
             continue
         if not d:
             break
-        buf += d
-        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
-            n = int.from_bytes(buf[:3], "big")
-            frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff,
-                           buf[9:9 + n]))
-            buf = buf[9 + n:]
+        got, buf = split_frames(buf + d)
+        frames += got
     return frames
 
 
@@ -325,9 +271,7 @@ def test_graceful_shutdown_finishes_streams_in_flight(server):
     GOAWAY (2^31-1, then the last stream), and the stream in flight still completes."""
     s = server("asgi_apps:app", "--worker-class", "asgi", "--graceful-timeout", "10")
     sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
-    block = (_lit(b":method", b"GET") + _lit(b":scheme", b"http") + _lit(b":path", b"/sleep?1.5")
-             + _lit(b":authority", b"localhost"))
-    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0) + _frame(1, 5, 1, block))
+    sock.sendall(PREFACE + frame(4, 0, 0) + frame(1, 5, 1, block(b"/sleep?1.5")))
     time.sleep(0.3)
     s.signal(signal.SIGTERM)
 
@@ -335,7 +279,7 @@ def test_graceful_shutdown_finishes_streams_in_flight(server):
         for t, fl, sid, pl in frames:
             if t == 6 and not fl & 1 and pl not in acked:
                 acked.append(pl)
-                sock.sendall(_frame(6, 1, 0, pl))
+                sock.sendall(frame(6, 1, 0, pl))
         return any(t == 0 and fl & 1 and sid == 1 for t, fl, sid, pl in frames)
     acked = []
     frames = _read_frames(sock, acks)
@@ -386,33 +330,24 @@ def _goaway_code(data):
     return code
 
 
-def _frame(t, flags, sid, payload=b""):
-    return len(payload).to_bytes(3, "big") + bytes([t, flags]) + sid.to_bytes(4, "big") + payload
-
-
-def _lit(name, value):
-    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
-
-
-HEADERS_BLOCK = (_lit(b":method", b"GET") + _lit(b":scheme", b"http") + _lit(b":path", b"/hello")
-                 + _lit(b":authority", b"localhost"))
+HEADERS_BLOCK = block(b"/hello")
 
 
 @pytest.mark.parametrize("name", ["rapid_reset", "ping", "settings", "continuation", "empty_data"])
 def test_floods_end_in_enhance_your_calm(asrv, name):
     if name == "rapid_reset":
-        frames = b"".join(_frame(1, 5, sid, HEADERS_BLOCK) + _frame(3, 0, sid, b"\0\0\0\x08")
+        frames = b"".join(frame(1, 5, sid, HEADERS_BLOCK) + frame(3, 0, sid, b"\0\0\0\x08")
                           for sid in range(1, 2000, 2))
     elif name == "ping":
-        frames = _frame(6, 0, 0, b"12345678") * 5000
+        frames = frame(6, 0, 0, b"12345678") * 5000
     elif name == "settings":
-        frames = _frame(4, 0, 0) * 5000
+        frames = frame(4, 0, 0) * 5000
     elif name == "continuation":
-        frames = _frame(1, 1, 1, _lit(b":method", b"GET")) + \
-            _frame(9, 0, 1, _lit(b"x-a", b"b")) * 1000
+        frames = frame(1, 1, 1, lit(b":method", b"GET")) + \
+            frame(9, 0, 1, lit(b"x-a", b"b")) * 1000
     else:
-        frames = _frame(1, 4, 1, _lit(b":method", b"POST") + HEADERS_BLOCK[13:]) + \
-            _frame(0, 0, 1) * 5000
+        frames = frame(1, 4, 1, lit(b":method", b"POST") + HEADERS_BLOCK[13:]) + \
+            frame(0, 0, 1) * 5000
     out = _raw_flood(asrv.port, frames)
     assert _goaway_code(out) == ENHANCE_YOUR_CALM
     asrv.assert_alive()

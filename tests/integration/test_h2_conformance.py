@@ -8,24 +8,11 @@ import time
 
 import pytest
 
+from h2client import PREFACE, block, frame, lit, split_frames
 from hbtest import http, wait_for
 
 PROTOCOL_ERROR, FLOW_CONTROL_ERROR, STREAM_CLOSED, FRAME_SIZE_ERROR = 1, 3, 5, 6
 COMPRESSION_ERROR = 9
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-
-def frame(t, flags, sid, payload=b""):
-    return len(payload).to_bytes(3, "big") + bytes([t, flags]) + sid.to_bytes(4, "big") + payload
-
-
-def lit(name, value):
-    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
-
-
-def block(path=b"/hello", method=b"GET", extra=b""):
-    return (lit(b":method", method) + lit(b":scheme", b"http") + lit(b":path", path) +
-            lit(b":authority", b"localhost") + extra)
 
 
 def hdrs(sid, flags=5, blk=None):
@@ -128,12 +115,8 @@ def exchange(port, data, timeout=3.0):
             break
         if not d:
             break
-        buf += d
-        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
-            n = int.from_bytes(buf[:3], "big")
-            frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff,
-                           buf[9:9 + n]))
-            buf = buf[9 + n:]
+        got, buf = split_frames(buf + d)
+        frames += got
         if any(t in (3, 7) for t, _, _, _ in frames):
             break
     sock.close()

@@ -10,11 +10,11 @@ import struct
 import subprocess
 import time
 
-import h2.config
-import h2.connection
 import h2.events
 import h2.settings
 import pytest
+
+import h2client
 
 CSS = b"body { color: green }\n"  # as apps/h2_extras.py serves them
 JS = b"console.log('pushed')\n"
@@ -23,19 +23,14 @@ ENABLE_PUSH = h2.settings.SettingCodes.ENABLE_PUSH
 MAX_STREAMS = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
 
 
-class Client:
+class Client(h2client.Conn):
     """python-h2 over a plain socket (prior knowledge): responses, 1xx heads, trailers and
-    pushes by stream id."""
+    pushes by stream id (header names and values as bytes)."""
 
     def __init__(self, port, settings=None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        self.c.initiate_connection()
-        if settings:
-            self.c.update_settings(settings)
+        super().__init__(port, settings=settings, header_encoding=None)
         self.s = {}
         self.promises = []  # (parent, pushed sid, request headers)
-        self.sock.sendall(self.c.data_to_send())
 
     def stream(self, sid):
         return self.s.setdefault(sid, {"status": None, "headers": {}, "info": [],
@@ -44,15 +39,14 @@ class Client:
 
     def get(self, path, wait=True):
         sid = self.c.get_next_available_stream_id()
-        self.c.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":path", path),
-                                  (":authority", "localhost")], end_stream=True)
-        self.sock.sendall(self.c.data_to_send())
+        self.c.send_headers(sid, self.headers(path), end_stream=True)
+        self.flush()
         self.stream(sid)
         if wait:
             self.wait(lambda: self.s[sid]["ended"] or self.s[sid]["reset"] is not None)
         return sid
 
-    def on(self, ev):
+    def on_event(self, ev):
         if isinstance(ev, h2.events.InformationalResponseReceived):
             self.stream(ev.stream_id)["info"].append(ev.headers)
         elif isinstance(ev, h2.events.ResponseReceived):
@@ -72,21 +66,8 @@ class Client:
             self.promises.append((ev.parent_stream_id, ev.pushed_stream_id, dict(ev.headers)))
             self.stream(ev.pushed_stream_id)
 
-    def wait(self, cond, timeout=15.0):
-        deadline = time.monotonic() + timeout
-        while not cond():
-            assert time.monotonic() < deadline, "timed out: %r" % self.s
-            self.sock.settimeout(max(0.05, min(1.0, deadline - time.monotonic())))
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            assert data, "connection closed: %r" % self.s
-            for ev in self.c.receive_data(data):
-                self.on(ev)
-            out = self.c.data_to_send()
-            if out:
-                self.sock.sendall(out)
+    def state(self):
+        return self.s
 
     def settle(self, secs=0.3):
         """Reads for a moment more (what the server sends after the last awaited event)."""
@@ -95,9 +76,6 @@ class Client:
             self.wait(lambda: time.monotonic() > end, timeout=secs + 5)
         except AssertionError:
             pass
-
-    def close(self):
-        self.sock.close()
 
 
 def h1(port, head, timeout=10.0):
@@ -309,7 +287,7 @@ def test_pushes_over_the_clients_stream_limit_are_dropped(push_srv):
 
 def test_client_refusing_a_push_keeps_the_connection(push_srv):
     c = Client(push_srv.port)
-    orig = c.on
+    orig = c.on_event
 
     def on(ev):
         orig(ev)
@@ -317,7 +295,7 @@ def test_client_refusing_a_push_keeps_the_connection(push_srv):
             # a raw RST_STREAM(CANCEL): python-h2 would refuse the frames already in flight
             c.sock.sendall(struct.pack(">I", 4)[1:] + b"\x03\x00" +
                            struct.pack(">II", ev.pushed_stream_id, 8))
-    c.on = on
+    c.on_event = on
     sid = c.get("/push")
     assert c.s[sid]["body"] == b"page push=1" and len(c.promises) >= 1
     sid2 = c.get("/ext")

@@ -12,14 +12,13 @@ import ssl
 import subprocess
 import time
 
-import h2.config
-import h2.connection
 import h2.events
 import h2.settings
 import pytest
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode
 
+import h2client
 from hbtest import REPO, wait_for
 
 ENABLE_CONNECT_PROTOCOL = 0x8
@@ -27,43 +26,18 @@ PROTOCOL_ERROR = 0x1
 CERTS_SCRIPT = REPO / "tests" / "tls" / "make_certs.sh"
 
 
-class Client:
+class Client(h2client.Conn):
     """An HTTP/2 client connection (prior knowledge, or a TLS socket) with WebSocket streams."""
 
+    STEP = 0.2
+
     def __init__(self, port, tls_ctx=None):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        if tls_ctx:
-            sock = tls_ctx.wrap_socket(sock, server_hostname="localhost")
-            assert sock.selected_alpn_protocol() == "h2"
-        self.sock = sock
-        self.scheme = "https" if tls_ctx else "http"
-        self.c = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-        self.c.initiate_connection()
-        self.flush()
+        super().__init__(port, tls_ctx)
         self.remote_settings = {}
         self.streams = {}  # sid -> dict(status, headers, data, ended, reset, frames, proto)
         self.goaway = None
         self.wait(lambda: ENABLE_CONNECT_PROTOCOL in self.remote_settings or
                   h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS in self.remote_settings)
-
-    def flush(self):
-        data = self.c.data_to_send()
-        if data:
-            self.sock.sendall(data)
-
-    def pump(self, timeout=1.0):
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(65536)
-        except (socket.timeout, ssl.SSLWantReadError):
-            return True
-        if not data:
-            return False
-        for ev in self.c.receive_data(data):
-            self.on_event(ev)
-        self.flush()
-        return True
 
     def on_event(self, ev):
         if isinstance(ev, h2.events.RemoteSettingsChanged):
@@ -104,15 +78,9 @@ class Client:
         elif isinstance(ev, h2.events.ConnectionTerminated):
             self.goaway = ev.error_code
 
-    def wait(self, cond, timeout=15.0):
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() > deadline:
-                raise AssertionError("timed out: %r" % {
-                    k: (v["status"], v["ended"], v["reset"], len(v["frames"]))
-                    for k, v in self.streams.items()})
-            if not self.pump(0.2) and not cond():
-                raise AssertionError("connection closed (goaway %r)" % self.goaway)
+    def state(self):
+        return ({k: (v["status"], v["ended"], v["reset"], len(v["frames"]))
+                 for k, v in self.streams.items()}, self.goaway)
 
     def _new(self, sid, ws):
         proto = FrameProtocol(client=True, extensions=[]) if ws else None
@@ -142,8 +110,7 @@ class Client:
     def get(self, path):
         sid = self.c.get_next_available_stream_id()
         self._new(sid, False)
-        self.c.send_headers(sid, [(":method", "GET"), (":scheme", self.scheme), (":path", path),
-                                  (":authority", "localhost")], end_stream=True)
+        self.c.send_headers(sid, self.headers(path), end_stream=True)
         self.flush()
         return sid
 
@@ -154,15 +121,7 @@ class Client:
         self.send_frame(sid, self.streams[sid]["proto"].send_data(data, fin=True))
 
     def send_frame(self, sid, out):
-        off = 0
-        while off < len(out):
-            room = min(self.c.local_flow_control_window(sid), self.c.max_outbound_frame_size)
-            if room <= 0:
-                self.pump(0.2)
-                continue
-            self.c.send_data(sid, out[off:off + room])
-            off += room
-            self.flush()
+        self.send_all(sid, out, 0.2)
 
     def send_close(self, sid, code=1000, reason="", end=True):
         self.c.send_data(sid, self.streams[sid]["proto"].close(code, reason), end_stream=end)
@@ -181,12 +140,6 @@ class Client:
     def recv_message(self, sid, n=1, timeout=15.0):
         self.wait(lambda: len(self.messages(sid)) >= n, timeout)
         return self.messages(sid)[n - 1].payload
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 @pytest.fixture(scope="module")
