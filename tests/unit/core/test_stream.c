@@ -2,7 +2,7 @@
  * and HB_MSG_RESUME, 100-continue, send backpressure, client-gone wakeups, refcounting, async
  * (ready-list) streams and WebSocket messages. The test thread plays the io thread; a second
  * thread plays the worker where blocking matters. */
-#include "../hb_test.h"
+#include "stream_harness.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,26 +39,6 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* A stream on io 0 already "dispatched" to worker 0 of a 1x1 hub. */
-static hb_stream_t *new_stream(hb_hub_t *hub, uint32_t flags)
-{
-	hb_request_t *r = calloc(1, sizeof(*r));
-
-	cr_assert_not_null(r);
-	r->flags = flags;
-	r->content_length = -1;
-	hb_stream_t *s = hb_stream_new(hub, 0, r);
-	cr_assert_not_null(s);
-	s->worker_idx = 0;
-	return s;
-}
-
-static void release_both(hb_stream_t *s)
-{
-	hb_stream_release(s);
-	hb_stream_release(s);
 }
 
 /* Pops every message waiting for io 0, frees payloads; counts those of `type`
@@ -721,28 +701,20 @@ Test(stream, head_body_file_end_messages)
 	hb_hub_free(hub);
 }
 
-static hb_response_t *fields(int status)
-{
-	hb_response_t *r = calloc(1, sizeof(*r));
-	cr_assert_not_null(r);
-	r->status = status;
-	r->content_length = -1;
-	return r;
-}
-
 Test(stream, interim_before_head_trailers_between_head_and_end)
 {
 	hb_hub_t *hub = hb_hub_new(1, 1);
 	hb_stream_t *s = new_stream(hub, 0);
 	hb_msg_t m;
 
-	cr_assert_eq(hb_stream_send_trailers(s, fields(0)), -EALREADY, "no trailers before a head");
-	cr_assert_eq(hb_stream_send_interim(s, fields(103)), 0);
-	cr_assert_eq(hb_stream_send_head(s, fields(200)), 0);
-	cr_assert_eq(hb_stream_send_interim(s, fields(103)), -EALREADY, "too late for a hint");
-	cr_assert_eq(hb_stream_send_trailers(s, fields(0)), 0);
+	cr_assert_eq(hb_stream_send_trailers(s, fields_of(0)), -EALREADY,
+		     "no trailers before a head");
+	cr_assert_eq(hb_stream_send_interim(s, fields_of(103)), 0);
+	cr_assert_eq(hb_stream_send_head(s, fields_of(200)), 0);
+	cr_assert_eq(hb_stream_send_interim(s, fields_of(103)), -EALREADY, "too late for a hint");
+	cr_assert_eq(hb_stream_send_trailers(s, fields_of(0)), 0);
 	cr_assert_eq(hb_stream_end(s, 0), 0);
-	cr_assert_eq(hb_stream_send_trailers(s, fields(0)), -EALREADY, "nothing after END");
+	cr_assert_eq(hb_stream_send_trailers(s, fields_of(0)), -EALREADY, "nothing after END");
 	static const uint32_t want[] = {HB_MSG_INTERIM, HB_MSG_HEAD, HB_MSG_TRAILERS, HB_MSG_END};
 	for (size_t i = 0; i < 4; i++) {
 		cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
@@ -762,7 +734,7 @@ Test(stream, interim_after_client_gone_is_refused)
 	hb_stream_t *s = new_stream(hub, 0);
 
 	hb_stream_signal(s, HB_ST_CLIENT_GONE);
-	cr_assert_eq(hb_stream_send_interim(s, fields(103)), -ECONNRESET);
+	cr_assert_eq(hb_stream_send_interim(s, fields_of(103)), -ECONNRESET);
 	cr_assert_eq(drain_count(hub, 0), 0);
 	release_both(s);
 	hb_hub_free(hub);
@@ -774,9 +746,9 @@ Test(stream, promise_needs_the_connections_consent)
 	hb_stream_t *no = new_stream(hub, 0), *yes = new_stream(hub, HB_REQ_CAN_PROMISE);
 	hb_msg_t m;
 
-	cr_assert_eq(hb_stream_promise(no, "/a.css", 6, fields(0)), -EPERM);
+	cr_assert_eq(hb_stream_promise(no, "/a.css", 6, fields_of(0)), -EPERM);
 	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), -EAGAIN);
-	cr_assert_eq(hb_stream_promise(yes, "/a.css?v=2", 10, fields(0)), 0);
+	cr_assert_eq(hb_stream_promise(yes, "/a.css?v=2", 10, fields_of(0)), 0);
 	cr_assert_eq(hb_stream_promise(yes, "/b.js", 5, NULL), 0);
 	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
 	cr_assert_eq(m.type, HB_MSG_PROMISE);
@@ -790,7 +762,7 @@ Test(stream, promise_needs_the_connections_consent)
 	cr_assert_str_eq(((hb_promise_t *)m.ptr)->target, "/b.js");
 	hb_promise_free(m.ptr);
 	cr_assert_eq(hb_stream_end(yes, 0), 0);
-	cr_assert_eq(hb_stream_promise(yes, "/c", 2, fields(0)), -EPERM, "not after END");
+	cr_assert_eq(hb_stream_promise(yes, "/c", 2, fields_of(0)), -EPERM, "not after END");
 	drain_count(hub, 0);
 	release_both(no);
 	release_both(yes);
@@ -965,17 +937,6 @@ Test(stream, async_send_nb_backpressure)
 
 /* ---- WebSocket messages
  * ----------------------------------------------------------------- */
-
-static hb_chunk_t *chunk_of(const char *text)
-{
-	size_t n = strlen(text);
-	hb_chunk_t *c = malloc(sizeof(*c) + n);
-
-	cr_assert_not_null(c);
-	c->len = n;
-	memcpy(c->data, text, n);
-	return c;
-}
 
 Test(stream, channel_recv_whole_messages_in_order)
 {

@@ -2,50 +2,16 @@
  * the worker (both WebSocket connection protocols use it): the close message's layout and its
  * place behind queued messages, an empty reason, and the fallback to HB_ST_CLIENT_GONE when
  * the message queue is full. The test thread plays both sides (nothing blocks). */
-#include "../hb_test.h"
+#include "stream_harness.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/hub.h"
-#include "core/stream.h"
-
-/* A message channel on io 0 already "dispatched" to worker 0 of a 1x1 hub. */
-static hb_stream_t *new_channel(hb_hub_t *hub)
-{
-	hb_request_t *r = calloc(1, sizeof(*r));
-
-	cr_assert_not_null(r);
-	r->flags = HB_REQ_CHANNEL;
-	r->content_length = -1;
-	hb_stream_t *s = hb_stream_new(hub, 0, r);
-	cr_assert_not_null(s);
-	s->worker_idx = 0;
-	return s;
-}
-
-static void release_both(hb_stream_t *s)
-{
-	hb_stream_release(s);
-	hb_stream_release(s);
-}
-
-static hb_chunk_t *chunk_of(const char *text)
-{
-	size_t n = strlen(text);
-	hb_chunk_t *c = malloc(sizeof(*c) + n);
-
-	cr_assert_not_null(c);
-	c->len = n;
-	memcpy(c->data, text, n);
-	return c;
-}
-
 Test(stream_close, close_follows_queued_messages_with_code_and_reason)
 {
 	hb_hub_t *hub = hb_hub_new(1, 1);
-	hb_stream_t *s = new_channel(hub);
+	hb_stream_t *s = new_stream(hub, HB_REQ_CHANNEL);
 	hb_chunk_t *msg;
 	uint32_t kind;
 
@@ -70,7 +36,7 @@ Test(stream_close, close_follows_queued_messages_with_code_and_reason)
 Test(stream_close, empty_reason_is_the_code_alone)
 {
 	hb_hub_t *hub = hb_hub_new(1, 1);
-	hb_stream_t *s = new_channel(hub);
+	hb_stream_t *s = new_stream(hub, HB_REQ_CHANNEL);
 	hb_chunk_t *msg;
 	uint32_t kind;
 
@@ -88,7 +54,7 @@ Test(stream_close, empty_reason_is_the_code_alone)
 Test(stream_close, full_queue_falls_back_to_client_gone)
 {
 	hb_hub_t *hub = hb_hub_new(1, 1);
-	hb_stream_t *s = new_channel(hub);
+	hb_stream_t *s = new_stream(hub, HB_REQ_CHANNEL);
 	hb_chunk_t *msg;
 	uint32_t kind;
 	unsigned n = 0;

@@ -3,48 +3,17 @@
  * state bits that make a later head or end a no-op, and the refusals (gone, head sent before).
  * That the io thread takes a batch whole is test_spsc's (push_n). The test thread plays both
  * sides (nothing blocks). */
-#include "../hb_test.h"
+#include "stream_harness.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/hub.h"
-#include "core/stream.h"
-
-static hb_stream_t *new_stream(hb_hub_t *hub)
-{
-	hb_request_t *r = calloc(1, sizeof(*r));
-
-	cr_assert_not_null(r);
-	r->content_length = -1;
-	hb_stream_t *s = hb_stream_new(hub, 0, r);
-	cr_assert_not_null(s);
-	s->worker_idx = 0;
-	return s;
-}
-
-static void release_both(hb_stream_t *s)
-{
-	hb_stream_release(s);
-	hb_stream_release(s);
-}
-
-static hb_response_t *head_of(int status)
-{
-	hb_response_t *r = calloc(1, sizeof(*r));
-
-	cr_assert_not_null(r);
-	r->status = status;
-	r->content_length = -1;
-	return r;
-}
-
 Test(stream_head_body, head_body_and_end_in_order)
 {
 	hb_hub_t *hub = hb_hub_new(1, 1);
-	hb_stream_t *s = new_stream(hub);
-	hb_response_t *resp = head_of(200);
+	hb_stream_t *s = new_stream(hub, 0);
+	hb_response_t *resp = fields_of(200);
 	hb_msg_t m;
 
 	cr_assert_eq(hb_stream_send_head_body(s, resp, "hello", 5, 1, HB_END_ABORT), 0);
@@ -66,7 +35,7 @@ Test(stream_head_body, head_body_and_end_in_order)
 	cr_assert_eq(m.aux, HB_END_ABORT);
 	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), -EAGAIN);
 	/* head and end are taken: later ones are refused */
-	cr_assert_eq(hb_stream_send_head(s, head_of(500)), -EALREADY);
+	cr_assert_eq(hb_stream_send_head(s, fields_of(500)), -EALREADY);
 	cr_assert_eq(hb_stream_end(s, 0), -EALREADY);
 	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), -EAGAIN);
 	release_both(s);
@@ -76,10 +45,10 @@ Test(stream_head_body, head_body_and_end_in_order)
 Test(stream_head_body, no_bytes_no_end_is_the_head_alone)
 {
 	hb_hub_t *hub = hb_hub_new(1, 1);
-	hb_stream_t *s = new_stream(hub);
+	hb_stream_t *s = new_stream(hub, 0);
 	hb_msg_t m;
 
-	cr_assert_eq(hb_stream_send_head_body(s, head_of(204), NULL, 0, 0, 0), 0);
+	cr_assert_eq(hb_stream_send_head_body(s, fields_of(204), NULL, 0, 0, 0), 0);
 	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
 	cr_assert_eq(m.type, HB_MSG_HEAD);
 	free(m.ptr);
@@ -95,11 +64,11 @@ Test(stream_head_body, no_bytes_no_end_is_the_head_alone)
 Test(stream_head_body, refused_when_gone_or_head_sent)
 {
 	hb_hub_t *hub = hb_hub_new(1, 1);
-	hb_stream_t *s = new_stream(hub);
+	hb_stream_t *s = new_stream(hub, 0);
 	hb_msg_t m;
 
-	cr_assert_eq(hb_stream_send_head(s, head_of(200)), 0);
-	cr_assert_eq(hb_stream_send_head_body(s, head_of(200), "x", 1, 1, 0), -EALREADY);
+	cr_assert_eq(hb_stream_send_head(s, fields_of(200)), 0);
+	cr_assert_eq(hb_stream_send_head_body(s, fields_of(200), "x", 1, 1, 0), -EALREADY);
 	cr_assert_eq(atomic_load(&s->out_pending), 0, "nothing counted");
 	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
 	cr_assert_eq(m.type, HB_MSG_HEAD);
@@ -109,9 +78,9 @@ Test(stream_head_body, refused_when_gone_or_head_sent)
 	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
 	release_both(s);
 
-	s = new_stream(hub);
+	s = new_stream(hub, 0);
 	hb_stream_signal(s, HB_ST_CLIENT_GONE);
-	cr_assert_eq(hb_stream_send_head_body(s, head_of(200), "x", 1, 1, 0), -ECONNRESET);
+	cr_assert_eq(hb_stream_send_head_body(s, fields_of(200), "x", 1, 1, 0), -ECONNRESET);
 	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), -EAGAIN);
 	cr_assert_eq(atomic_load(&s->state) & HB_ST_HEAD_SENT, 0);
 	release_both(s);

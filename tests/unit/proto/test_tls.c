@@ -7,44 +7,18 @@
 
 #include <wolfssl/ssl.h>
 
-#include <criterion/criterion.h>
+#include "tls_harness.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "proto/tls.h"
-
-static char dir[64];
-static char path_buf[16][160];
-static int npath;
-
-/* A file of the test's certificate directory (the string lives until the test ends). */
-static const char *cert(const char *name)
-{
-	char *p = path_buf[npath++ % 16];
-	snprintf(p, sizeof path_buf[0], "%s/%s", dir, name);
-	return p;
-}
-
 static void make_certs(void)
 {
-	char cmd[512];
-	strcpy(dir, "/tmp/hb-tls-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(cmd, sizeof cmd, "%s/tests/tls/make_certs.sh %s", HB_SOURCE_DIR, dir);
-	cr_assert_eq(system(cmd), 0, "make_certs.sh failed");
+	make_certs_in("/tmp/hb-tls-XXXXXX");
 	wolfSSL_Init();
-}
-
-static void remove_certs(void)
-{
-	hb_tls_thread_cleanup();
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
 }
 
 TestSuite(tls, .init = make_certs, .fini = remove_certs, .timeout = 60);

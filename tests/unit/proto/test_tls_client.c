@@ -5,41 +5,16 @@
  * CA refused by the client (no client certificate at all: test_tls.c's verify_client_required),
  * a ctx without a client side makes no client engine, and a client side needs its CA file.
  * Certificates come from tests/tls/make_certs.sh in a fresh directory per test. */
-#include <criterion/criterion.h>
+#include "tls_harness.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "proto/tls.h"
-
-static char dir[64];
-static char path_buf[16][160];
-static int npath;
-
-static const char *cert(const char *name)
-{
-	char *p = path_buf[npath++ % 16];
-	snprintf(p, sizeof path_buf[0], "%s/%s", dir, name);
-	return p;
-}
-
 static void make_certs(void)
 {
-	char cmd[512];
-	strcpy(dir, "/tmp/hb-tlsc-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(cmd, sizeof cmd, "%s/tests/tls/make_certs.sh %s", HB_SOURCE_DIR, dir);
-	cr_assert_eq(system(cmd), 0, "make_certs.sh failed");
-}
-
-static void remove_certs(void)
-{
-	hb_tls_thread_cleanup();
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
+	make_certs_in("/tmp/hb-tlsc-XXXXXX");
 }
 
 TestSuite(tls_client, .init = make_certs, .fini = remove_certs, .timeout = 60);
