@@ -11,6 +11,8 @@ fan-out: a set of per-connection queues, publish puts the message on each. GET /
 """
 import asyncio
 
+from asgi_common import lifespan, reply
+
 TOPIC = "bench:broadcast"
 
 try:
@@ -49,16 +51,9 @@ async def _forward(sub, send):
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            m = await receive()
-            await send({"type": m["type"] + ".complete"})
-            if m["type"] == "lifespan.shutdown":
-                return
+        return await lifespan(receive, send)
     if scope["type"] == "http":
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]})
-        await send({"type": "http.response.body", "body": b"ok"})
-        return
+        return await reply(send, b"ok")
     await receive()  # websocket.connect
     await send({"type": "websocket.accept"})
     sub = subscribe(TOPIC)

@@ -1,18 +1,12 @@
 """WebSocket echo as a raw ASGI app: the same code under hornbeam-uring and uvicorn."""
+from asgi_common import lifespan, reply
 
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            m = await receive()
-            await send({"type": m["type"] + ".complete"})
-            if m["type"] == "lifespan.shutdown":
-                return
+        return await lifespan(receive, send)
     if scope["type"] == "http":
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]})
-        await send({"type": "http.response.body", "body": b"ok"})
-        return
+        return await reply(send, b"ok")
     await receive()  # websocket.connect
     await send({"type": "websocket.accept"})
     while True:

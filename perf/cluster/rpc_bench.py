@@ -13,6 +13,7 @@ Only the standard library. Both nodes share the machine with the callers: on 2 c
 numbers measure the whole loop (Python caller, codec, two cluster threads, Python callee).
 """
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -50,19 +51,15 @@ def start(binary, name, http, cport, seed, threads, log, extra=()):
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", default=str(REPO / "build" / "hornbeam-uring"))
-    ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--callers", type=int, nargs="+", default=[1, 64])
-    ap.add_argument("--size", type=int, default=16)
-    ap.add_argument("--json")
-    a = ap.parse_args()
+@contextlib.contextmanager
+def two_nodes(binary, extra=lambda name: ()):
+    """Node b (answers bench_app.echo, 8 threads) and node a (the callers, 2 threads), each with
+    extra(its cert name: node2, node1) on its command line; yields a's HTTP port once a sees b.
+    Both are stopped on the way out."""
     log = tempfile.TemporaryFile()
     ha, hb_, ca, cb = free_port(), free_port(), free_port(), free_port()
-    b = start(a.binary, "b@bench", hb_, cb, None, 8, log)
-    na = start(a.binary, "a@bench", ha, ca, cb, 2, log)
-    rows = []
+    b = start(binary, "b@bench", hb_, cb, None, 8, log, extra("node2"))
+    na = start(binary, "a@bench", ha, ca, cb, 2, log, extra("node1"))
     try:
         end = time.monotonic() + 30
         while True:
@@ -75,15 +72,28 @@ def main():
                 log.seek(0)
                 sys.exit("the nodes did not join:\n" + log.read().decode()[-3000:])
             time.sleep(0.1)
-        get(ha, "/bench?target=b@bench&callers=1&seconds=0.5&size=%d" % a.size)  # warm-up
-        for k in a.callers:
-            rows.append(get(ha, "/bench?target=b@bench&callers=%d&seconds=%s&size=%d"
-                            % (k, a.seconds, a.size)))
+        yield ha
     finally:
         for p in (na, b):
             p.terminate()
         for p in (na, b):
             p.wait(30)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default=str(REPO / "build" / "hornbeam-uring"))
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--callers", type=int, nargs="+", default=[1, 64])
+    ap.add_argument("--size", type=int, default=16)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    rows = []
+    with two_nodes(a.binary) as ha:
+        get(ha, "/bench?target=b@bench&callers=1&seconds=0.5&size=%d" % a.size)  # warm-up
+        for k in a.callers:
+            rows.append(get(ha, "/bench?target=b@bench&callers=%d&seconds=%s&size=%d"
+                            % (k, a.seconds, a.size)))
     print("| callers | calls | calls/s | p50 (us) | p99 (us) | errors |")
     print("|---:|---:|---:|---:|---:|---|")
     for r in rows:

@@ -18,31 +18,15 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rpc_bench import REPO, free_port, get, start  # noqa: E402
+from rpc_bench import REPO, get, two_nodes  # noqa: E402
 
 
 def run(binary, extra, callers, sizes, seconds):
-    log = tempfile.TemporaryFile()
-    ha, hb_, ca, cb = free_port(), free_port(), free_port(), free_port()
-    b = start(binary, "b@bench", hb_, cb, None, 8, log, extra("node2"))
-    na = start(binary, "a@bench", ha, ca, cb, 2, log, extra("node1"))
     rows = []
-    try:
-        end = time.monotonic() + 30
-        while True:
-            try:
-                if get(ha, "/", 5)["nodes"] == ["b@bench"]:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > end:
-                log.seek(0)
-                sys.exit("the nodes did not join:\n" + log.read().decode()[-3000:])
-            time.sleep(0.1)
+    with two_nodes(binary, extra) as ha:
         get(ha, "/bench?target=b@bench&callers=1&seconds=0.5&size=16")  # warm-up
         for size in sizes:
             for k in callers:
@@ -50,11 +34,6 @@ def run(binary, extra, callers, sizes, seconds):
                         % (k, seconds, size))
                 r["size"] = size
                 rows.append(r)
-    finally:
-        for p in (na, b):
-            p.terminate()
-        for p in (na, b):
-            p.wait(30)
     return rows
 
 

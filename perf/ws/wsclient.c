@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +42,31 @@ int ws_opt(ws_opts_t *o, int opt, const char *arg)
 	}
 }
 
+int ws_parse_opts(int argc, char **argv, const char *optstring, const char *usage, ws_opts_t *o)
+{
+	int opt;
+
+	while ((opt = getopt(argc, argv, optstring)) != -1) {
+		if (!ws_opt(o, opt, optarg)) {
+			fprintf(stderr, "usage: %s\n", usage);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+char *ws_payload(int size)
+{
+	char *p = malloc((size_t)size);
+
+	if (!p) {
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	memset(p, 'x', (size_t)size);
+	return p;
+}
+
 uint64_t ws_now_ns(void)
 {
 	struct timespec ts;
@@ -70,6 +96,32 @@ int ws_connect(const char *host, int port, const char *path)
 		exit(1);
 	}
 	return fd;
+}
+
+int ws_connect_epoll(int ep, const char *host, int port, const char *path, void *ptr)
+{
+	int fd = ws_connect(host, port, path);
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = ptr};
+
+	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+	return fd;
+}
+
+int ws_read(int fd, char *buf, size_t cap, size_t *have, int *upgraded)
+{
+	ssize_t r = read(fd, buf + *have, cap - *have);
+
+	if (r <= 0) {
+		fprintf(stderr, "connection closed by server\n");
+		exit(1);
+	}
+	*have += (size_t)r;
+	if (*upgraded)
+		return 1;
+	if (!ws_upgrade_done(buf, have))
+		return 0;
+	*upgraded = 1;
+	return 2;
 }
 
 int ws_upgrade_done(char *buf, size_t *have)

@@ -19,12 +19,26 @@ typedef struct ws_opts {
 /* Stores option opt's argument in o: 1, or 0 for an option it does not know. */
 int ws_opt(ws_opts_t *o, int opt, const char *arg);
 
+/* The whole command line (getopt's optstring) into o: 1, or 0 after printing usage. */
+int ws_parse_opts(int argc, char **argv, const char *optstring, const char *usage, ws_opts_t *o);
+
+/* A message of size bytes of 'x', for free() (never freed: the process ends). */
+char *ws_payload(int size);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t ws_now_ns(void);
 
 /* Connects to host:port (IPv4, TCP_NODELAY) and writes the upgrade request for path; returns
  * the socket. */
 int ws_connect(const char *host, int port, const char *path);
+
+/* ws_connect, with the socket added to the epoll set ep for reading, ptr its event data. */
+int ws_connect_epoll(int ep, const char *host, int port, const char *path, void *ptr);
+
+/* Reads what fd has into buf[*have..cap) (exits when the server closed it) and, until
+ * *upgraded, looks for the server's 101 (ws_upgrade_done). Returns 0 while the upgrade answer
+ * is partial, 2 when it has just completed, 1 once frames may follow. */
+int ws_read(int fd, char *buf, size_t cap, size_t *have, int *upgraded);
 
 /* Looks for the end of the server's upgrade answer in buf[0..*have): 0 while it is partial; 1
  * once it is a 101, with the answer removed from buf (frames that followed it stay). Exits on

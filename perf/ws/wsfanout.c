@@ -39,21 +39,15 @@ int main(int argc, char **argv)
 		       .secs = 5,
 		       .size = 64,
 		       .window = 8};
-	int opt;
-
-	while ((opt = getopt(argc, argv, "h:p:P:c:d:s:W:")) != -1) {
-		if (!ws_opt(&o, opt, optarg)) {
-			fprintf(stderr, "usage: wsfanout -h HOST -p PORT -P PATH -c CONNS -d SECS "
-					"-s BYTES -W WINDOW\n");
-			return 2;
-		}
-	}
+	if (!ws_parse_opts(argc, argv, "h:p:P:c:d:s:W:",
+			   "wsfanout -h HOST -p PORT -P PATH -c CONNS -d SECS -s BYTES -W WINDOW",
+			   &o))
+		return 2;
 	const char *host = o.host, *path = o.path;
 	int port = o.port, nconn = o.nconn, secs = o.secs, size = o.size, window = o.window;
 	if (size < 16 || size > 65535 || nconn < 1 || window < 1 || window >= RING)
 		return 2;
-	char *payload = malloc((size_t)size);
-	memset(payload, 'x', (size_t)size);
+	char *payload = ws_payload(size);
 	uint64_t *lat = malloc(sizeof(uint64_t) * MAXLAT);
 	static uint64_t sent_ns[RING];
 	static int got[RING];
@@ -61,12 +55,8 @@ int main(int argc, char **argv)
 	uint64_t published = 0, delivered = 0;
 	int ep = epoll_create1(0), nready = 0;
 	conn_t *cs = calloc((size_t)nconn, sizeof(conn_t));
-	for (int i = 0; i < nconn; i++) {
-		conn_t *c = &cs[i];
-		c->fd = ws_connect(host, port, path);
-		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-		epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
-	}
+	for (int i = 0; i < nconn; i++)
+		cs[i].fd = ws_connect_epoll(ep, host, port, path, &cs[i]);
 	uint64_t start = 0, end = 0, t0 = ws_now_ns();
 	struct epoll_event evs[256];
 	for (;;) {
@@ -81,17 +71,8 @@ int main(int argc, char **argv)
 		int n = epoll_wait(ep, evs, 256, 100);
 		for (int i = 0; i < n; i++) {
 			conn_t *c = evs[i].data.ptr;
-			ssize_t r = read(c->fd, c->buf + c->have, sizeof(c->buf) - c->have);
-			if (r <= 0) {
-				fprintf(stderr, "connection closed by server\n");
-				return 1;
-			}
-			c->have += (size_t)r;
-			if (!c->upgraded) {
-				if (!ws_upgrade_done(c->buf, &c->have))
-					continue;
-				c->upgraded = 1;
-			}
+			if (!ws_read(c->fd, c->buf, sizeof(c->buf), &c->have, &c->upgraded))
+				continue;
 			size_t fl, h;
 			while ((fl = ws_frame_len((unsigned char *)c->buf, c->have, &h)) > 0) {
 				const char *p = c->buf + h;

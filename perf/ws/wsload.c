@@ -39,31 +39,20 @@ int main(int argc, char **argv)
 		       .nconn = 64,
 		       .secs = 5,
 		       .size = 32};
-	int opt;
-
-	while ((opt = getopt(argc, argv, "h:p:P:c:d:s:")) != -1) {
-		if (!ws_opt(&o, opt, optarg)) {
-			fprintf(stderr, "usage: wsload -h HOST -p PORT -P PATH -c CONNS -d SECS -s "
-					"BYTES\n");
-			return 2;
-		}
-	}
+	if (!ws_parse_opts(argc, argv, "h:p:P:c:d:s:",
+			   "wsload -h HOST -p PORT -P PATH -c CONNS -d SECS -s BYTES", &o))
+		return 2;
 	const char *host = o.host, *path = o.path;
 	int port = o.port, nconn = o.nconn, secs = o.secs, size = o.size;
 	if (size < 1 || size > 65535)
 		return 2;
-	char *payload = malloc((size_t)size);
-	memset(payload, 'x', (size_t)size);
+	char *payload = ws_payload(size);
 	uint64_t *lat = malloc(sizeof(uint64_t) * MAXLAT);
 	size_t nlat = 0, msgs = 0;
 	int ep = epoll_create1(0);
 	conn_t *cs = calloc((size_t)nconn, sizeof(conn_t));
-	for (int i = 0; i < nconn; i++) {
-		conn_t *c = &cs[i];
-		c->fd = ws_connect(host, port, path);
-		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-		epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
-	}
+	for (int i = 0; i < nconn; i++)
+		cs[i].fd = ws_connect_epoll(ep, host, port, path, &cs[i]);
 	uint64_t start = 0, end = 0, t0 = ws_now_ns();
 	struct epoll_event evs[256];
 	for (;;) {
@@ -77,16 +66,10 @@ int main(int argc, char **argv)
 		int n = epoll_wait(ep, evs, 256, 100);
 		for (int i = 0; i < n; i++) {
 			conn_t *c = evs[i].data.ptr;
-			ssize_t r = read(c->fd, c->buf + c->have, sizeof(c->buf) - c->have);
-			if (r <= 0) {
-				fprintf(stderr, "connection closed by server\n");
-				return 1;
-			}
-			c->have += (size_t)r;
-			if (!c->upgraded) {
-				if (!ws_upgrade_done(c->buf, &c->have))
-					continue;
-				c->upgraded = 1;
+			int st = ws_read(c->fd, c->buf, sizeof(c->buf), &c->have, &c->upgraded);
+			if (st == 0)
+				continue;
+			if (st == 2) { /* upgraded: the first message */
 				if (!start) {
 					start = ws_now_ns();
 					end = start + (uint64_t)secs * 1000000000ull;
