@@ -19,18 +19,14 @@ from test_ws_protocol import Reader, frame, handshake
 APP = '''
 import os
 
+from asgi_util import lifespan
+
 VERSION = %d
 
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            m = await receive()
-            if m["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif m["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)
     elif scope["type"] == "http":
         body = ("v%%d %%d" %% (VERSION, os.getpid())).encode()
         await send({"type": "http.response.start", "status": 200,

@@ -11,6 +11,7 @@ import threading
 from urllib.parse import parse_qs
 
 import hornbeam_erlang as hb
+from asgi_util import lifespan
 
 try:
     from _hornbeam import interpreter_id
@@ -88,13 +89,7 @@ async def http(scope, receive, send):
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            m = await receive()
-            if m["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif m["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)
     elif scope["type"] == "websocket":
         await websocket(scope, receive, send)
     else:

@@ -2,6 +2,8 @@
 beyond the app (worker_class auto), and app factories."""
 import os
 
+from asgi_util import lifespan
+
 
 def wsgi_app(environ, start_response):
     body = ("wsgi upgrade=%s" % environ.get("HTTP_UPGRADE", "")).encode()
@@ -11,11 +13,7 @@ def wsgi_app(environ, start_response):
 
 async def asgi_app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            m = await receive()
-            await send({"type": m["type"] + ".complete"})
-            if m["type"] == "lifespan.shutdown":
-                return
+        return await lifespan(receive, send)
     if scope["type"] == "websocket":
         assert (await receive())["type"] == "websocket.connect"
         await send({"type": "websocket.accept"})

@@ -3,6 +3,8 @@
 so a test can tell "the server dropped it" from "the app never sent it"."""
 import json
 
+from asgi_util import lifespan
+
 CSS = b"body { color: green }\n"
 JS = b"console.log('pushed')\n"
 
@@ -13,13 +15,7 @@ def _ext(scope):
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await lifespan(receive, send)
     path = scope["path"]
     headers = [(b"content-type", b"text/plain")]
     if path == "/ext":

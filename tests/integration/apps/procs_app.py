@@ -14,6 +14,7 @@ import time
 from urllib.parse import parse_qs
 
 import hornbeam_erlang as hb
+from asgi_util import lifespan
 
 PID = os.getpid()
 
@@ -93,13 +94,7 @@ async def websocket(scope, receive, send):
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            m = await receive()
-            if m["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif m["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)
     elif scope["type"] == "websocket":
         await websocket(scope, receive, send)
     else:

@@ -6,6 +6,8 @@ import json
 import time
 from urllib.parse import parse_qs
 
+from asgi_util import lifespan
+
 
 def _secs(qs):
     return float(parse_qs(qs).get("s", ["0"])[-1])
@@ -33,11 +35,7 @@ def _view(scope):
 
 async def asgi(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            m = await receive()
-            await send({"type": m["type"] + ".complete"})
-            if m["type"] == "lifespan.shutdown":
-                return
+        return await lifespan(receive, send)
     if scope["type"] == "websocket":
         await receive()
         await send({"type": "websocket.accept"})

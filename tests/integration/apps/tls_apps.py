@@ -1,6 +1,8 @@
 """Apps for tests/integration/test_tls.py: what the server tells WSGI and ASGI apps about TLS."""
 import json
 
+from asgi_util import lifespan
+
 
 def wsgi(environ, start_response):
     keys = ("wsgi.url_scheme", "HTTPS", "SSL_PROTOCOL", "SSL_CLIENT_S_DN", "SSL_CLIENT_CERT",
@@ -15,13 +17,7 @@ def wsgi(environ, start_response):
 
 async def asgi(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            m = await receive()
-            if m["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await lifespan(receive, send)
     if scope["type"] == "websocket":
         await receive()
         await send({"type": "websocket.accept"})

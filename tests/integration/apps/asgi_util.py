@@ -1,0 +1,11 @@
+"""What many ASGI test apps share (on the test pythonpath, so apps written to a temporary
+directory import it too): the lifespan protocol with nothing to set up."""
+
+
+async def lifespan(receive, send):
+    """Completes lifespan.startup and lifespan.shutdown; returns after the shutdown."""
+    while True:
+        m = await receive()
+        await send({"type": m["type"] + ".complete"})
+        if m["type"] == "lifespan.shutdown":
+            return
