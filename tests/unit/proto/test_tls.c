@@ -273,6 +273,24 @@ static int connect_with(hb_tls_ctx_t *ctx, const client_opts_t *o, hb_tls_t **sp
 	return rc;
 }
 
+/* A server engine on the default context and a client with default options, handshaken; the
+ * client has read what the handshake left for it. */
+static void connected(hb_tls_ctx_t **ctx, hb_tls_t **s, client_t **c)
+{
+	const char *why;
+
+	*ctx = default_ctx();
+	cr_assert_eq(connect_with(*ctx, &(client_opts_t){0}, s, c, &why), 1, "handshake: %s", why);
+	client_drain(*c);
+}
+
+static void free_all(hb_tls_ctx_t *ctx, hb_tls_t *s, client_t *c)
+{
+	hb_tls_free(s);
+	client_free(c);
+	hb_tls_ctx_unref(ctx);
+}
+
 /* ---- versions and data ---- */
 
 Test(tls, tls13_handshake_and_data_both_ways)
@@ -300,9 +318,7 @@ Test(tls, tls13_handshake_and_data_both_ways)
 	const char *why2;
 	cr_assert_eq(hb_tls_write(s, "HTTP/1.1 200 OK\r\n\r\n", 19, &why2), HB_TLS_OK);
 	check_to_client(s, c, "HTTP/1.1 200 OK\r\n\r\n", 19);
-	hb_tls_free(s);
-	client_free(c);
-	hb_tls_ctx_unref(ctx);
+	free_all(ctx, s, c);
 }
 
 Test(tls, tls12_handshake_uses_ecdhe_aead)
@@ -320,9 +336,7 @@ Test(tls, tls12_handshake_uses_ecdhe_aead)
 	cr_assert_eq(info.cipher_suite, 0xc02b, "suite %04x", info.cipher_suite);
 	char got[64];
 	cr_assert_eq(echo_to_server(c, s, "ping", got, sizeof got), 4);
-	hb_tls_free(s);
-	client_free(c);
-	hb_tls_ctx_unref(ctx);
+	free_all(ctx, s, c);
 }
 
 Test(tls, tls11_client_is_refused_with_an_alert)
@@ -339,9 +353,7 @@ Test(tls, tls11_client_is_refused_with_an_alert)
 	cr_assert_eq(hb_tls_handshake(s, &why), HB_TLS_E_HANDSHAKE, "errors are sticky");
 	char b[8];
 	cr_assert_eq(hb_tls_read(s, b, sizeof b, &why), HB_TLS_E_HANDSHAKE);
-	hb_tls_free(s);
-	client_free(c);
-	hb_tls_ctx_unref(ctx);
+	free_all(ctx, s, c);
 }
 
 Test(tls, min_version_13_refuses_tls12)
@@ -375,19 +387,16 @@ Test(tls, handshake_fed_one_byte_at_a_time)
 	const char *why;
 	cr_assert_eq(handshake_split(c, s, 1, &why), 1, "handshake: %s", why);
 	cr_assert_str_eq(hb_tls_alpn(s), "h2");
-	hb_tls_free(s);
-	client_free(c);
-	hb_tls_ctx_unref(ctx);
+	free_all(ctx, s, c);
 }
 
 Test(tls, large_writes_and_gathered_small_pieces)
 {
-	hb_tls_ctx_t *ctx = default_ctx();
+	hb_tls_ctx_t *ctx;
 	hb_tls_t *s;
 	client_t *c;
 	const char *why;
-	cr_assert_eq(connect_with(ctx, &(client_opts_t){0}, &s, &c, &why), 1);
-	client_drain(c);
+	connected(&ctx, &s, &c);
 	size_t big = 100000;
 	char *b = malloc(big);
 	for (size_t i = 0; i < big; i++)
@@ -411,19 +420,16 @@ Test(tls, large_writes_and_gathered_small_pieces)
 	cr_assert_lt(out, total + 4 * 64, "pieces were packed into few records (%zu)", out);
 	check_to_client(s, c, b, total);
 	free(b);
-	hb_tls_free(s);
-	client_free(c);
-	hb_tls_ctx_unref(ctx);
+	free_all(ctx, s, c);
 }
 
 Test(tls, out_take_hands_over_a_buffer_that_survives_more_output)
 {
-	hb_tls_ctx_t *ctx = default_ctx();
+	hb_tls_ctx_t *ctx;
 	hb_tls_t *s;
 	client_t *c;
 	const char *why;
-	cr_assert_eq(connect_with(ctx, &(client_opts_t){0}, &s, &c, &why), 1);
-	client_drain(c);
+	connected(&ctx, &s, &c);
 	cr_assert_eq(hb_tls_write(s, "first", 5, &why), HB_TLS_OK);
 	size_t n1, n2;
 	void *p1 = hb_tls_out_take(s, &n1);
@@ -441,19 +447,16 @@ Test(tls, out_take_hands_over_a_buffer_that_survives_more_output)
 	cr_assert_str_eq(got, "firstsecond");
 	cr_assert_null(hb_tls_out_take(s, &n1));
 	cr_assert_eq(n1, 0);
-	hb_tls_free(s);
-	client_free(c);
-	hb_tls_ctx_unref(ctx);
+	free_all(ctx, s, c);
 }
 
 Test(tls, close_notify_is_eof_and_shutdown_sends_one)
 {
-	hb_tls_ctx_t *ctx = default_ctx();
+	hb_tls_ctx_t *ctx;
 	hb_tls_t *s;
 	client_t *c;
 	const char *why;
-	cr_assert_eq(connect_with(ctx, &(client_opts_t){0}, &s, &c, &why), 1);
-	client_drain(c);
+	connected(&ctx, &s, &c);
 	hb_tls_shutdown(s);
 	cr_assert_gt(hb_tls_out_pending(s), 0);
 	to_client(s, c);
@@ -464,9 +467,7 @@ Test(tls, close_notify_is_eof_and_shutdown_sends_one)
 	wolfSSL_shutdown(c->ssl);
 	to_server(c, s, 0);
 	cr_assert_eq(hb_tls_read(s, b, sizeof b, &why), HB_TLS_EOF);
-	hb_tls_free(s);
-	client_free(c);
-	hb_tls_ctx_unref(ctx);
+	free_all(ctx, s, c);
 }
 
 /* ---- ALPN ---- */
@@ -919,9 +920,7 @@ Test(tls, corrupted_and_truncated_records_after_the_handshake)
 	cr_assert_eq(hb_tls_read(s, b, sizeof b, &why), HB_TLS_E_PROTOCOL);
 	cr_assert_not_null(why);
 	cr_assert_eq(hb_tls_feed(s, "x", 1, &why), HB_TLS_E_PROTOCOL, "the engine stays dead");
-	hb_tls_free(s);
-	client_free(c);
-	hb_tls_ctx_unref(ctx);
+	free_all(ctx, s, c);
 }
 
 Test(tls, write_before_the_handshake_is_refused)
