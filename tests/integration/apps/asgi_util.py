@@ -6,6 +6,8 @@ async def lifespan(receive, send):
     """Completes lifespan.startup and lifespan.shutdown; returns after the shutdown."""
     while True:
         m = await receive()
-        await send({"type": m["type"] + ".complete"})
-        if m["type"] == "lifespan.shutdown":
+        if m["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif m["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
             return
