@@ -1,4 +1,4 @@
-"""What the raw ASGI perf apps (raw_asgi.py, echo_asgi.py, broadcast_asgi.py) share, the same
+"""What the raw ASGI perf apps (raw_asgi, echo_asgi, broadcast_asgi, hello_asgi) share, the same
 under hornbeam-uring, uvicorn and hypercorn: the lifespan protocol with nothing to set up, and a
 whole response with its Content-Length."""
 

@@ -2,6 +2,7 @@
 
 Same response as apps/hello_wsgi.py: 200, text/plain, Content-Length 13.
 """
+from asgi_common import lifespan
 
 BODY = b"Hello, World!"
 START = {
@@ -14,13 +15,7 @@ BODY_MSG = {"type": "http.response.body", "body": BODY}
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await lifespan(receive, send)
     if scope["type"] != "http":
         return
     await send(START)
