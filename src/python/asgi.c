@@ -769,7 +769,20 @@ static PyObject *worker_log(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/* The selector wrapper's mark (asgi_lifespan.c: watch_selector): the loop leaves (True) or
+ * goes back to (False) its selector. */
+static PyObject *worker_loop_mark(PyObject *self, PyObject *busy)
+{
+	hb_asgi_worker_t *w = (hb_asgi_worker_t *)self;
+
+	if (w->hooks && w->hooks->loop)
+		w->hooks->loop(w->hooks->ud, PyObject_IsTrue(busy) == 1);
+	Py_RETURN_NONE;
+}
+
 static PyMethodDef worker_methods[] = {
+	{"_loop_mark", worker_loop_mark, METH_O,
+	 "the event loop left (True) or is in its selector"},
 	{"_wake", worker_wake, METH_NOARGS, "eventfd callback: take new requests and wakeups"},
 	{"_log", worker_log, METH_VARARGS, "_log(level, message): write to the server log"},
 	{NULL, NULL, 0, NULL},
@@ -960,6 +973,24 @@ static void worker_close(hb_asgi_worker_t *w)
 	Py_DECREF(w);
 }
 
+/* helpers' watch_selector (on 1) or unwatch_selector (0) on w's loop, when the hooks watch it. */
+static void watch_loop(hb_asgi_worker_t *w, int on)
+{
+	PyObject *fn, *mark, *res = NULL;
+
+	if (!w->hooks->loop)
+		return;
+	fn = PyDict_GetItemString(w->helpers, on ? "watch_selector" : "unwatch_selector");
+	mark = fn ? PyObject_GetAttrString((PyObject *)w, "_loop_mark") : NULL;
+	if (mark)
+		res = PyObject_CallFunctionObjArgs(fn, w->loop, mark, NULL);
+	if (!res)
+		hb_pyerr_log(HB_LOG_WARNING, "asgi: cannot watch the event loop's selector");
+	Py_XDECREF(res);
+	Py_XDECREF(mark);
+	w->hooks->loop(w->hooks->ud, 0);
+}
+
 /* Serves until the slot is stopping and every task finished. Returns 0 or -1 (exception). */
 static int serve(hb_asgi_worker_t *w)
 {
@@ -976,10 +1007,12 @@ static int serve(hb_asgi_worker_t *w)
 	idle_wait_init(w);
 	w->hooks->ready(w->hooks->ud, NULL);
 	worker_poke(w);
+	watch_loop(w, 1);
 	res = PyObject_CallMethod(w->loop, "run_forever", NULL);
 	Py_XDECREF(res);
 	if (!res)
 		hb_pyerr_log(HB_LOG_ERROR, "asgi: the event loop failed");
+	watch_loop(w, 0);
 	res = PyObject_CallMethod(w->loop, "remove_reader", "i", wk->efd);
 	Py_XDECREF(res);
 	return res ? 0 : -1;

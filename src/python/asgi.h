@@ -52,6 +52,9 @@ typedef struct hb_asgi_hooks {
 	/* Called at each wakeup of the loop (the slot's eventfd: hb_hub_worker_kick), before
 	 * new requests are taken: runs work queued for this worker (calls); may be NULL. */
 	void (*wake)(void *ud);
+	/* While serving: the event loop left (busy 1) or went back to (0) its selector, so that a
+	 * handler blocking the loop is seen (watchdog.h: hb_watchdog_loop); NULL: not watched. */
+	void (*loop)(void *ud, int busy);
 	void *ud;
 } hb_asgi_hooks_t;
 

@@ -398,6 +398,12 @@ static void asgi_served(void *ud)
 }
 
 /* A kick of the slot (hb_hub_worker_kick): run the calls queued for this worker. */
+/* The event loop left or went back to its selector: the watchdog's view of it. */
+static void asgi_loop(void *ud, int busy)
+{
+	hb_watchdog_loop(ud, busy);
+}
+
 static void asgi_wake(void *ud)
 {
 	hb_pythread_t *t = ud;
@@ -437,6 +443,9 @@ static int run_app(hb_pythread_t *t)
 	if (use_asgi(pi)) {
 		hb_asgi_hooks_t hooks = {
 			.ready = asgi_ready, .served = asgi_served, .wake = asgi_wake, .ud = t};
+		/* Watched where the watchdog would act on it (watchdog.h). */
+		if (pi->cfg->timeout_ms > 0 && pi->cfg->worker_kill_timeout_s > 0)
+			hooks.loop = asgi_loop;
 
 		hb_asgi_run(pi->cfg, pi->hub, t->slot, pi->app, &hooks);
 		return 0;

@@ -52,6 +52,9 @@ typedef struct hb_pythread {
 	uint64_t fired_seq;	     /* [GIL] the request WorkerTimeout was raised in */
 	uint64_t fired_ns;	     /* [watchdog] when */
 	uint64_t stuck_seq;	     /* [watchdog] the request reported past worker_kill_timeout */
+	/* ASGI: CLOCK_MONOTONIC ns the event loop left its selector; 0: in it, or not watched */
+	_Atomic uint64_t loop_since;
+	uint64_t loop_stuck; /* [watchdog] the loop_since reported past worker_kill_timeout */
 } hb_pythread_t;
 
 struct hb_pyinterp {

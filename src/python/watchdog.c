@@ -1,4 +1,4 @@
-/* watchdog.c: WorkerTimeout for WSGI requests past `timeout` (watchdog.h). */
+/* watchdog.c: WorkerTimeout for WSGI requests past `timeout`, and stuck ASGI loops (watchdog.h). */
 #include "python/watchdog.h"
 
 #include <errno.h>
@@ -47,6 +47,11 @@ void hb_watchdog_idle(hb_pythread_t *t)
 	/* Set by the watchdog but not raised (the request ended in C code): not for the next. */
 	if (t->fired_seq == atomic_load_explicit(&t->seq, memory_order_relaxed))
 		PyThreadState_SetAsyncExc(t->ident, NULL);
+}
+
+void hb_watchdog_loop(hb_pythread_t *t, int busy)
+{
+	atomic_store_explicit(&t->loop_since, busy ? mono_ns() : 0, memory_order_relaxed);
 }
 
 /* [pi->wd_mu, the interpreter not ending] Raises WorkerTimeout in t if it still serves request
@@ -99,6 +104,19 @@ static void check(hb_pyinterp_t *pi, uint64_t timeout_ns, uint64_t kill_ns)
 		hb_pythread_t *t = &pi->threads[i];
 		uint64_t since = atomic_load_explicit(&t->busy_since, memory_order_acquire);
 		uint64_t seq = atomic_load_explicit(&t->seq, memory_order_relaxed);
+		uint64_t loop = atomic_load_explicit(&t->loop_since, memory_order_relaxed);
+
+		if (kill_ns && hb_watchdog_elapsed_ns(now, loop) >= timeout_ns + kill_ns &&
+		    t->loop_stuck != loop) {
+			t->loop_stuck = loop;
+			hb_error("worker %d: its event loop has not returned to its selector for "
+				 "%llu "
+				 "ms (timeout + worker_kill_timeout: a handler blocks it): this "
+				 "process asks to be replaced",
+				 pi->id, (unsigned long long)((now - loop) / 1000000u));
+			if (stuck_fn)
+				stuck_fn(stuck_ud, pi->id, (now - loop) / 1000000u);
+		}
 
 		/* busy_since (acquire) is stored after pi->interp was set: reading it is safe. */
 		if (hb_watchdog_elapsed_ns(now, since) < timeout_ns)

@@ -9,7 +9,8 @@
  * state of its own and calls PyThreadState_SetAsyncExc(worker thread, WorkerTimeout) (then again
  * every `timeout` while the same request still runs, against apps that catch it; logged once). ASGI
  * workers never mark a request busy (their tasks are cancelled at `timeout` instead): their
- * watchdog only ticks. The exception is raised at the next bytecode the request runs, so a
+ * watchdog watches the event loop (hb_watchdog_loop), which only a handler that blocks it keeps
+ * from its selector. The exception is raised at the next bytecode the request runs, so a
  * pure-Python loop stops and the worker serves the next request. A blocking C call (time.sleep, a
  * socket read) runs to its end first; a C extension that never releases the GIL cannot be stopped
  * this way (the watchdog then waits for the GIL; only that interpreter is affected). After the
@@ -46,6 +47,12 @@ void hb_watchdog_ending(hb_pyinterp_t *pi);
  * its WorkerTimeout: the exception could not stop it (a blocking C call, or an app that catches
  * it), so the process asks its master to replace it. NULL: nothing is called. */
 void hb_watchdog_on_stuck(void (*fn)(void *ud, int worker, uint64_t ms), void *ud);
+
+/* [ASGI worker thread, GIL held] Its event loop left (busy 1) or went back to (0) its
+ * selector. A loop that stays away `timeout` + worker_kill_timeout (a handler that blocks it:
+ * time.sleep, a CPU loop, a blocking C call) starves every request of that worker and cannot be
+ * cancelled: the process asks to be replaced, as for a stuck WSGI request. */
+void hb_watchdog_loop(hb_pythread_t *t, int busy);
 
 /* [worker thread, GIL held] A request starts / ended. */
 void hb_watchdog_busy(hb_pythread_t *t, hb_stream_t *s);

@@ -210,6 +210,22 @@ def test_a_request_stuck_past_worker_kill_timeout_is_named_in_the_log(server):
                     in s.stderr(), 10), s.stderr()[-3000:]
 
 
+def test_an_asgi_handler_blocking_its_loop_past_worker_kill_timeout_is_replaced(server):
+    """A handler that blocks the event loop (time.sleep in async code) cannot be cancelled at
+    `timeout`: the watchdog sees the loop away from its selector, and past worker_kill_timeout
+    the process is replaced, the request named, as for a stuck WSGI request."""
+    s = server("supervisor_apps:asgi_app", "--worker-class", "asgi", "--lifespan", "off", "--timeout", "1",
+               "--worker-kill-timeout", "1", "--graceful-timeout", "1", env={"HB_HANG_SECS": "30"})
+    old = s.worker_pid()
+    assert http(s.port, "GET", "/hang?for=asgi", timeout=10).status == 504
+    assert wait_for(lambda: re.search(r"\(pid %d\) has a request stuck past worker_kill_timeout "
+                                      r"\(GET /hang\?for=asgi \(running [1-9]\d*\.\d s\)\)" % old,
+                                      s.stderr()), 15), s.stderr()[-3000:]
+    assert "its event loop has not returned to its selector" in s.stderr()
+    wait_replaced(s, [old], 1)
+    assert http(s.port, "GET", "/pid", timeout=10).body == str(s.worker_pid()).encode()
+
+
 def _try(port, path):
     try:
         http(port, "GET", path, timeout=30)
