@@ -425,6 +425,34 @@ int hb_stream_send_body_nb(hb_stream_t *s, const void *data, size_t len)
 	return post_copy(s, HB_MSG_BODY, 0, data, len);
 }
 
+int hb_stream_send_body_end(hb_stream_t *s, const void *data, size_t len, int end,
+			    uint32_t end_flags)
+{
+	hb_msg_t m[2];
+	size_t n = 0;
+	hb_chunk_t *c = NULL;
+
+	if (hb_stream_client_gone(s))
+		return -ECONNRESET;
+	if (len && !(c = malloc(sizeof(*c) + len)))
+		return -ENOMEM;
+	if (end && (atomic_fetch_or(&s->state, HB_ST_ENDED) & HB_ST_ENDED)) {
+		free(c);
+		return -EALREADY;
+	}
+	if (c) {
+		c->len = len;
+		memcpy(c->data, data, len);
+		atomic_fetch_add(&s->out_pending, len);
+		m[n++] = (hb_msg_t){.type = HB_MSG_BODY, .stream = s, .ptr = c, .len = len};
+	}
+	if (end)
+		m[n++] = (hb_msg_t){.type = HB_MSG_END, .aux = end_flags, .stream = s};
+	if (n)
+		hb_hub_worker_push_n(s->hub, s->worker_idx, s->io_idx, m, n);
+	return 0;
+}
+
 int hb_stream_msg_push(hb_stream_t *s, uint32_t kind, hb_chunk_t *c)
 {
 	return push_chunk(s, kind, c);

@@ -199,6 +199,13 @@ int hb_stream_end(hb_stream_t *s, uint32_t flags);
  * -EAGAIN without posting when more than HB_STREAM_OUT_HIGH bytes wait (the stream is put on
  * the ready list once they drain below LOW), or -ECONNRESET. */
 int hb_stream_send_body_nb(hb_stream_t *s, const void *data, size_t len);
+/* [worker] Posts body bytes (copied; none when len is 0) and, when `end`, HB_MSG_END with
+ * end_flags, as one batch the io thread takes in one go (one send, on TLS one record): a
+ * streamed response's last piece with its end. Never blocks and does not look at out_pending
+ * (the caller bounds what it posts). Returns 0, -ECONNRESET, -ENOMEM or -EALREADY (ended
+ * before), nothing posted on error. */
+int hb_stream_send_body_end(hb_stream_t *s, const void *data, size_t len, int end,
+			    uint32_t end_flags);
 /* [worker] Takes one whole incoming message: 0 with *msg (caller frees) and *kind
  * (HB_WS_*), -EAGAIN (block = 0 and none queued), or -ECONNRESET (gone without a close frame). */
 int hb_stream_msg_recv(hb_stream_t *s, hb_chunk_t **msg, uint32_t *kind, int block);

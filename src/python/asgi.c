@@ -310,6 +310,8 @@ static void req_dealloc(PyObject *self)
 	PyObject_GC_UnTrack(self);
 	free(r->resp);
 	r->resp = NULL;
+	free(r->held);
+	r->held = NULL;
 	req_clear(self);
 	tp->tp_free(self);
 	Py_DECREF(tp);

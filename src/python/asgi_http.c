@@ -3,7 +3,10 @@
  * The head from http.response.start is held until the first body message, so that a response
  * sent in one piece goes out with a Content-Length (no chunking) and an app that fails before
  * any body still gets a clean 500; the head then goes with that body (and the end, when the
- * body is complete) as one batch, written in one send (one TLS record). Each step is non-blocking:
+ * body is complete) as one batch, written in one send (one TLS record). Streamed pieces of up to
+ * HOLD_MAX bytes are held until the app's step is over (a loop callback posts them) or the next
+ * body message comes: the last piece and the end the app sends right after it then leave as one
+ * batch too, as do small pieces sent back to back. Each step is non-blocking:
  * it returns HB_ASGI_WAIT_* when the stream has nothing to read or too much output pending, and is
  * retried after a wakeup. */
 #include <errno.h>
@@ -395,6 +398,114 @@ static int post_body(hb_asgi_req_t *r, const Py_buffer *view)
 	return HB_ASGI_DONE;
 }
 
+/* ---- held body pieces ---- */
+
+/* Streamed pieces up to this many bytes in all are held (one TLS record's worth). */
+#define HOLD_MAX 16384u
+
+/* Posts data (the held bytes first) and, when `end`, the end, as one batch. Never waits (what
+ * is held is bounded). Returns 0, -ECONNRESET or -ENOMEM (nothing posted, the held bytes kept). */
+static int post_with_held(hb_asgi_req_t *r, const void *data, size_t len, int end)
+{
+	int rc;
+
+	if (r->held_len && len && r->held_len + len <= HOLD_MAX) {
+		memcpy(r->held + r->held_len, data, len);
+		r->held_len += len;
+		len = 0;
+	}
+	if (r->held_len && len) { /* too much to join: the held bytes go first, alone */
+		if ((rc = hb_stream_send_body_end(r->s, r->held, r->held_len, 0, 0)) < 0)
+			return rc;
+		r->held_len = 0;
+	}
+	if (r->held_len) {
+		data = r->held;
+		len = r->held_len;
+	}
+	rc = hb_stream_send_body_end(r->s, data, len, end, 0);
+	if (rc == 0) {
+		r->held_len = 0;
+		if (end)
+			r->ended = 1;
+	}
+	return rc == -EALREADY ? 0 : rc;
+}
+
+/* Posts what is held (the step that held it is over, or something must follow it). */
+static void flush_held(hb_asgi_req_t *r)
+{
+	if (r->held_len && r->s && !r->gone && post_with_held(r, NULL, 0, 0) == -ECONNRESET)
+		r->gone = 1;
+}
+
+static PyObject *flush_cb(PyObject *self, PyObject *unused)
+{
+	hb_asgi_req_t *r = (hb_asgi_req_t *)self;
+
+	r->flush_armed = 0;
+	flush_held(r);
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef flush_def = {"_flush", flush_cb, METH_NOARGS, "posts held body bytes"};
+
+/* Holds len bytes (the held total stays <= HOLD_MAX) and makes sure a loop callback posts them
+ * once the app's step is over. Returns DONE or ERR. */
+static int hold(hb_asgi_req_t *r, const void *data, size_t len)
+{
+	hb_asgi_worker_t *w = r->w;
+	PyObject *cb, *res = NULL;
+
+	if (!r->held && !(r->held = malloc(HOLD_MAX))) {
+		PyErr_NoMemory();
+		return HB_ASGI_ERR;
+	}
+	memcpy(r->held + r->held_len, data, len);
+	r->held_len += len;
+	if (r->flush_armed)
+		return HB_ASGI_DONE;
+	cb = PyCFunction_NewEx(&flush_def, (PyObject *)r, NULL);
+	if (cb)
+		res = PyObject_CallMethodOneArg(w->loop, HB_ASGI_S(w, call_soon), cb);
+	Py_XDECREF(cb);
+	if (!res) {
+		r->held_len -= len; /* not taken: the app sees the error */
+		return HB_ASGI_ERR;
+	}
+	Py_DECREF(res);
+	r->flush_armed = 1;
+	return HB_ASGI_DONE;
+}
+
+/* A body message after the head (HTTP, no trailers declared): small pieces are held, the last
+ * piece goes with the held bytes and the end. Returns DONE, WAIT_SEND or ERR. */
+static int body_piece(hb_asgi_req_t *r, int more, const Py_buffer *view)
+{
+	size_t len = r->is_head ? 0 : (size_t)view->len;
+	int rc;
+
+	if (len && atomic_load(&r->s->out_pending) > HB_STREAM_OUT_HIGH)
+		return HB_ASGI_WAIT_SEND; /* as hb_stream_send_body_nb: woken below LOW */
+	if (more && r->held_len + len <= HOLD_MAX)
+		return len ? hold(r, view->buf, len) : HB_ASGI_DONE;
+	if (more && len <= HOLD_MAX) { /* the held bytes go, this piece is held */
+		if ((rc = post_with_held(r, NULL, 0, 0)) == 0)
+			return hold(r, view->buf, len);
+	} else {
+		rc = post_with_held(r, view->buf, len, !more);
+	}
+	if (rc == -ENOMEM) {
+		PyErr_NoMemory();
+		return HB_ASGI_ERR;
+	}
+	if (rc < 0) {
+		r->gone = 1;
+		return hb_asgi_raise_gone(r);
+	}
+	return HB_ASGI_DONE;
+}
+
 int hb_asgi_http_body(hb_asgi_req_t *r, PyObject *msg)
 {
 	hb_asgi_worker_t *w = r->w;
@@ -416,6 +527,8 @@ int hb_asgi_http_body(hb_asgi_req_t *r, PyObject *msg)
 		return HB_ASGI_ERR;
 	if (r->resp)
 		rc = post_head_body(r, more, &view);
+	else if (!r->websocket && !r->trailers)
+		rc = body_piece(r, more, &view);
 	else
 		rc = post_body(r, &view);
 	if (body)
@@ -455,6 +568,7 @@ static int pathsend(hb_asgi_req_t *r, PyObject *msg)
 		return HB_ASGI_ERR;
 	}
 	Py_DECREF(fs);
+	flush_held(r);
 	if (r->resp && post_head(r, 1, (uint64_t)st.st_size) < 0) {
 		close(fd);
 		return hb_asgi_raise_gone(r);
@@ -681,6 +795,7 @@ void hb_asgi_http_finish(hb_asgi_req_t *r, int failed)
 		complete(r);
 		return;
 	}
+	flush_held(r); /* what the app sent goes before the abort */
 	if (hb_stream_client_gone(r->s))
 		r->gone = 1;
 	if (!failed && !r->gone)

@@ -151,7 +151,9 @@ typedef struct hb_asgi_req {
 	PyObject *send_waiter;	/* future send() waits on, or NULL */
 	hb_response_t *resp;	/* head from *.response.start, not posted yet (owned) */
 	PyObject *trailer_list; /* http.response.trailers headers gathered while more_trailers */
-	int64_t declared_len;	/* Content-Length the app set, -1 when none */
+	char *held; /* streamed body bytes not posted yet (asgi_http.c, hold), or NULL */
+	size_t held_len;
+	int64_t declared_len; /* Content-Length the app set, -1 when none */
 	uint64_t body_sent;
 	uint64_t last_ns;	   /* start, then last send: the timeout counts from here */
 	int close_code;		   /* websocket.disconnect code once known */
@@ -171,6 +173,7 @@ typedef struct hb_asgi_req {
 	unsigned peer_closed : 1;  /* websocket.disconnect delivered */
 	unsigned trailers : 1;	   /* http.response.start said trailers: true */
 	unsigned body_done : 1;	   /* the last body message came; the trailers are awaited */
+	unsigned flush_armed : 1;  /* a loop callback will post the held bytes */
 } hb_asgi_req_t;
 
 /* The outcome of one receive/send step. */

@@ -3,7 +3,8 @@ in C (asgi.c, idle wait) instead of turning asyncio's loop; what the loop must s
 (another thread's call_soon_threadsafe, a timer, a background task, asyncio.to_thread) still
 runs, with no request to push it. Also the scope built from a per-worker template: a fresh dict
 per request, this request's values, the app's mutations not carried over.
-Apps: apps/asgi_idle_apps.py."""
+Small streamed body pieces are held until the app's step is over (asgi_http.c): one the app sends
+before it waits goes out while it waits. Apps: apps/asgi_idle_apps.py."""
 import json
 import time
 
@@ -78,3 +79,24 @@ def test_scope_is_fresh_and_of_this_request(srv):
     assert [a["http_version"], c["http_version"], d["http_version"]] == ["1.1", "1.0", "1.1"]
     assert a["client"] == b["client"] == d["client"]
     assert c["client"][0] == "127.0.0.1" and c["client"][1] != a["client"][1]
+
+
+def test_held_piece_leaves_while_the_app_waits(srv):
+    """/drip sends two pieces, waits 1 s, then a third and the end: the second piece is on the
+    wire before the third (not held until the response ends)."""
+    s = connect(srv.port, timeout=10)
+    try:
+        s.sendall(request_bytes("GET", "/drip", [("Connection", "close")]))
+        got = b""
+        while b"second;" not in got:
+            b = s.recv(65536)
+            assert b, "closed early: %r" % got
+            got += b
+        assert b"third;" not in got, got
+        while not got.endswith(b"0\r\n\r\n"):
+            b = s.recv(65536)
+            assert b, "closed early: %r" % got
+            got += b
+        assert b"third;" in got
+    finally:
+        s.close()

@@ -4,7 +4,8 @@ each application-data record is told apart (TLS 1.3 sends session tickets as app
 records too: those decrypt to no bytes). Each TLS record costs the server a wolfSSL call, an
 AEAD pass and its 22-byte overhead, and the client a wakeup: a small ASGI response
 (http.response.start, then one http.response.body) leaves as ONE record, and so does a WSGI
-one; a streamed ASGI response's head leaves with its first body piece. Apps: apps/asgi_apps.py,
+one; a streamed ASGI response's head leaves with its first body piece, and the pieces sent back to
+back after it leave with the end in one more record. Apps: apps/asgi_apps.py,
 apps/wsgi_apps.py."""
 import socket
 import ssl
@@ -156,5 +157,21 @@ def test_wsgi_response_is_one_record(server, certs):
     try:
         counts = [cli.get("/")[0] for _ in range(ROUNDS)]
         assert counts == [1] * ROUNDS, "records per response: %r" % counts
+    finally:
+        cli.close()
+
+
+def test_asgi_streamed_tail_leaves_with_its_end(server, certs):
+    """/stream?3: start, three pieces with more_body and an empty last body, back to back: the
+    head with the first piece, then the other two with the chunked end: at most 2 records (1 when
+    the io thread took it all at once; each piece alone with the end apart made 3 to 4)."""
+    srv, cli = tls_server(server, certs, "asgi_apps:app", "--worker-class", "asgi")
+    try:
+        counts = []
+        for _ in range(ROUNDS // 2):
+            n, resp = cli.get("/stream?3")
+            assert resp.startswith(b"HTTP/1.1 200") and resp.endswith(b"chunk2\n\r\n0\r\n\r\n"), resp
+            counts.append(n)
+        assert max(counts) <= 2, "records per response: %r" % counts
     finally:
         cli.close()

@@ -62,6 +62,16 @@ async def app(scope, receive, send):
     if path == "/to_thread":
         v = await asyncio.to_thread(lambda: (time.sleep(0.05), 42)[1])
         return await _send(send, v)
+    if path == "/drip":
+        # a held piece must not wait for the end when the app waits between pieces
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        for piece in (b"first;", b"second;"):
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await asyncio.sleep(1.0)
+        await send({"type": "http.response.body", "body": b"third;", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
     if path == "/events":
         return await _send(send, _events)
     return await _send(send, "not found", 404)
