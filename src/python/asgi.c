@@ -3,7 +3,6 @@
 #include "python/asgi.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -640,79 +639,6 @@ static void worker_poke(hb_asgi_worker_t *w)
 		hb_pyerr_log(HB_LOG_ERROR, "asgi: cannot schedule the worker wakeup");
 }
 
-/* ---- waiting in C while the loop is idle ----
- *
- * With one request at a time, each request costs a turn of asyncio's loop (its Python
- * _run_once, the selector, the handle) only to learn that our eventfd fired. When the loop has
- * nothing else to do (no ready callback, no timer, no fd but our eventfd and its self-pipe, not
- * stopping), that turn is all it would do: worker_wake then waits for the eventfd itself, in
- * poll(2) with the GIL released, and goes on taking requests; the self-pipe
- * (call_soon_threadsafe from another thread) sends it back to the loop, and so does anything
- * the requests scheduled. Only with asyncio's selector loop, not in debug mode (whose slow
- * callback report would count the wait). */
-static void idle_wait_init(hb_asgi_worker_t *w)
-{
-	PyObject *dbg = PyObject_CallMethod(w->loop, "get_debug", NULL);
-	PyObject *sel = NULL, *ssock = NULL, *fd = NULL;
-	long v = -1;
-
-	w->self_pipe = -1;
-	if (dbg && PyObject_IsTrue(dbg) == 0) {
-		sel = PyObject_GetAttrString(w->loop, "_selector");
-		w->loop_fds = sel ? PyObject_GetAttrString(sel, "_fd_to_key") : NULL;
-		w->loop_ready = w->loop_fds ? PyObject_GetAttrString(w->loop, "_ready") : NULL;
-		ssock = w->loop_ready ? PyObject_GetAttrString(w->loop, "_ssock") : NULL;
-		fd = ssock ? PyObject_CallMethod(ssock, "fileno", NULL) : NULL;
-		v = fd ? PyLong_AsLong(fd) : -1;
-	}
-	if (v >= 0 && PyDict_Check(w->loop_fds) && PySequence_Check(w->loop_ready))
-		w->self_pipe = (int)v;
-	else
-		hb_debug("asgi: not asyncio's selector loop, or debug mode: no idle wait in C");
-	PyErr_Clear();
-	Py_XDECREF(dbg);
-	Py_XDECREF(sel);
-	Py_XDECREF(ssock);
-	Py_XDECREF(fd);
-	if (w->self_pipe < 0) {
-		Py_CLEAR(w->loop_fds);
-		Py_CLEAR(w->loop_ready);
-	}
-}
-
-/* 1 when the loop would only wait for our eventfd (see above). */
-static int loop_idle(hb_asgi_worker_t *w)
-{
-	PyObject *sched, *stopping;
-	int idle;
-
-	if (w->self_pipe < 0 || PyDict_GET_SIZE(w->loop_fds) != 2 ||
-	    PyObject_Length(w->loop_ready) != 0) {
-		PyErr_Clear();
-		return 0;
-	}
-	sched = PyObject_GetAttr(w->loop, HB_ASGI_S(w, l_scheduled));
-	stopping = sched ? PyObject_GetAttr(w->loop, HB_ASGI_S(w, l_stopping)) : NULL;
-	idle = sched && PyList_Check(sched) && PyList_GET_SIZE(sched) == 0 && stopping == Py_False;
-	Py_XDECREF(sched);
-	Py_XDECREF(stopping);
-	PyErr_Clear();
-	return idle;
-}
-
-/* Waits for the eventfd or the self-pipe. 1: the eventfd alone fired (take the requests);
- * 0: the loop must run (it sees the same fds readable). */
-static int idle_wait(hb_asgi_worker_t *w, int efd)
-{
-	struct pollfd p[2] = {{.fd = efd, .events = POLLIN},
-			      {.fd = w->self_pipe, .events = POLLIN}};
-	PyThreadState *ts = PyEval_SaveThread();
-	int n = poll(p, 2, -1);
-
-	PyEval_RestoreThread(ts);
-	return n > 0 && (p[0].revents & POLLIN) && !p[1].revents;
-}
-
 /* Takes everything. Returns 1 when the worker said it sleeps (the eventfd will be written),
  * 0 when the loop must run first (a full batch, or stopping). */
 static int take_all(hb_asgi_worker_t *w, hb_worker_t *wk)
@@ -740,17 +666,20 @@ static int take_all(hb_asgi_worker_t *w, hb_worker_t *wk)
 }
 
 /* The eventfd reader: take everything, then tell the hub we go idle (always: the eventfd is
- * only written while we say we sleep); while the loop is idle, wait here for the next. */
+ * only written while we say we sleep); while the loop is idle, wait here for the next
+ * (asgi_idle.c). */
 static PyObject *worker_wake(PyObject *self, PyObject *unused)
 {
 	hb_asgi_worker_t *w = (hb_asgi_worker_t *)self;
 	hb_worker_t *wk = hb_hub_worker(w->hub, w->slot);
+	int ms;
 
 	for (;;) {
 		hb_hub_worker_awake(w->hub, w->slot);
 		if (w->hooks->wake)
 			w->hooks->wake(w->hooks->ud);
-		if (!take_all(w, wk) || !loop_idle(w) || !idle_wait(w, wk->efd))
+		if (!take_all(w, wk) || (ms = hb_asgi_idle_ms(w)) == -2 ||
+		    !hb_asgi_idle_wait(w, wk->efd, ms))
 			break;
 	}
 	if (atomic_load(&wk->stopping) && w->nactive == 0)
@@ -1006,7 +935,7 @@ static int serve(hb_asgi_worker_t *w)
 		return 0;
 	}
 	Py_DECREF(res);
-	idle_wait_init(w);
+	hb_asgi_idle_init(w);
 	w->hooks->ready(w->hooks->ud, NULL);
 	worker_poke(w);
 	watch_loop(w, 1);

@@ -10,10 +10,11 @@
  * Behaviour worth knowing (the rest is the ASGI 3.0 spec, version 2.4):
  * - A task starts eagerly (asyncio.Task(eager_start=True)): a response that needs no waiting
  *   is sent before the next request is looked at, with no loop iteration in between.
- * - While the loop has nothing else to do (no ready callback, no timer, no fd but the eventfd
- *   and the loop's self-pipe), the eventfd callback waits for the next request itself, in
- *   poll(2) with the GIL released, instead of returning to a loop turn that would only do that;
- *   the self-pipe (call_soon_threadsafe) or any scheduled work returns it to the loop.
+ * - While the loop has nothing else to do (no ready callback, no fd but the eventfd and the
+ *   loop's self-pipe), the eventfd callback waits for the next request itself, in poll(2) with
+ *   the GIL released, until the loop's first timer is due, instead of returning to a loop turn
+ *   that would only do that; the self-pipe (call_soon_threadsafe), a due timer or any scheduled
+ *   work returns it to the loop (asgi_idle.c).
  * - The head of http.response.start is held until the first body message; a body sent in one
  *   message gets a Content-Length, a streamed one is chunked (HTTP/1.1).
  * - `timeout` (cfg->timeout_ms): a request that has not started its response, or a started

@@ -88,7 +88,10 @@
 	X(stop, "stop")                                                                            \
 	X(future_blocking, "_asyncio_future_blocking")                                             \
 	X(l_scheduled, "_scheduled")                                                               \
-	X(l_stopping, "_stopping")
+	X(l_stopping, "_stopping")                                                                 \
+	X(l_cancelled, "_cancelled")                                                               \
+	X(l_when, "_when")                                                                         \
+	X(time, "time")
 
 /* clang-format off */
 enum {
@@ -200,6 +203,15 @@ void hb_asgi_req_wake(hb_asgi_req_t *r);
 int hb_asgi_raise_gone(hb_asgi_req_t *r);
 /* Builds {"type": t, k1: v1, ...} from n key/value pairs (values stolen). NULL on error. */
 PyObject *hb_asgi_msg(hb_asgi_worker_t *w, PyObject *type, int n, ...);
+
+/* asgi_idle.c: waiting for the next request in C while the loop has nothing else to do. */
+/* At serve time: learns the loop's internals it looks at (none: no idle wait). */
+void hb_asgi_idle_init(hb_asgi_worker_t *w);
+/* How long the loop would only wait for the eventfd (and its self-pipe), in ms (-1: no limit),
+ * or -2 when the loop must run. */
+int hb_asgi_idle_ms(hb_asgi_worker_t *w);
+/* Waits up to ms with the GIL released. 1: the eventfd alone fired; 0: the loop must run. */
+int hb_asgi_idle_wait(hb_asgi_worker_t *w, int efd, int ms);
 
 /* asgi_scope.c: the scope of a request (new reference) or NULL. */
 int hb_asgi_scope_init(hb_asgi_worker_t *w);
