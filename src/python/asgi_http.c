@@ -407,6 +407,7 @@ static int post_body(hb_asgi_req_t *r, const Py_buffer *view)
  * is held is bounded). Returns 0, -ECONNRESET or -ENOMEM (nothing posted, the held bytes kept). */
 static int post_with_held(hb_asgi_req_t *r, const void *data, size_t len, int end)
 {
+	size_t held_before = r->held_len;
 	int rc;
 
 	if (r->held_len && len && r->held_len + len <= HOLD_MAX) {
@@ -428,6 +429,8 @@ static int post_with_held(hb_asgi_req_t *r, const void *data, size_t len, int en
 		r->held_len = 0;
 		if (end)
 			r->ended = 1;
+	} else if (r->held_len > held_before) {
+		r->held_len = held_before; /* this call's bytes were not taken: the app may retry */
 	}
 	return rc == -EALREADY ? 0 : rc;
 }
