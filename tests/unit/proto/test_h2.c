@@ -184,6 +184,21 @@ static sstream_t *only(app_t *a, int32_t sid)
 
 /* ---- exchanges ---- */
 
+/* The engine with an app that answers only when the test says (a.respond off), and a client
+ * that opens its windows as it reads. */
+static void start_held(app_t *a, client_t *c)
+{
+	app_init(a, NULL);
+	a->respond = false;
+	client_init(c, true);
+}
+
+static void stop(app_t *a, client_t *c)
+{
+	nghttp2_session_del(c->c);
+	app_free(a);
+}
+
 Test(h2, get_becomes_a_request_and_gets_the_response)
 {
 	app_t a;
@@ -215,8 +230,7 @@ Test(h2, get_becomes_a_request_and_gets_the_response)
 	cr_assert(only(&a, sid)->closed);
 	cr_assert_eq(only(&a, sid)->close_code, HB_H2_NO_ERROR);
 	cr_assert_eq(hb_h2_nstreams(a.e), 0);
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 Test(h2, post_body_larger_than_the_window_arrives_whole)
@@ -239,8 +253,7 @@ Test(h2, post_body_larger_than_the_window_arrives_whole)
 	cr_assert(!memcmp(st->in, up, sizeof up));
 	cr_assert(st->ended);
 	cr_assert_eq(cs(&c, sid)->status, 200);
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 Test(h2, an_app_that_does_not_read_stops_only_its_own_stream)
@@ -265,17 +278,14 @@ Test(h2, an_app_that_does_not_read_stops_only_its_own_stream)
 	hb_h2_consume(a.e, s1, only(&a, s1)->inlen);
 	pump(&a, &c);
 	cr_assert_gt(only(&a, s1)->inlen, 65535);
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 Test(h2, deferred_body_resumes_when_the_app_posts)
 {
 	app_t a;
 	client_t c;
-	app_init(&a, NULL);
-	a.respond = false;
-	client_init(&c, true);
+	start_held(&a, &c);
 	int32_t sid = request(&c, "GET", "/", false);
 	pump(&a, &c);
 	sstream_t *st = only(&a, sid);
@@ -290,8 +300,7 @@ Test(h2, deferred_body_resumes_when_the_app_posts)
 	pump(&a, &c);
 	cr_assert_eq(cs(&c, sid)->blen, 5);
 	cr_assert(cs(&c, sid)->closed);
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 Test(h2, send_window_says_how_much_a_stream_may_send)
@@ -320,17 +329,14 @@ Test(h2, send_window_says_how_much_a_stream_may_send)
 	nghttp2_session_consume(c.c, s1, 1000);
 	pump(&a, &c);
 	cr_assert_eq(only(&a, s1)->pulled, 2000);
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 Test(h2, trailers_and_early_hints)
 {
 	app_t a;
 	client_t c;
-	app_init(&a, NULL);
-	a.respond = false;
-	client_init(&c, true);
+	start_held(&a, &c);
 	int32_t sid = request(&c, "GET", "/", false);
 	pump(&a, &c);
 	hb_header_t link = {"Link", "</s.css>; rel=preload", 4, 21};
@@ -346,17 +352,14 @@ Test(h2, trailers_and_early_hints)
 	cr_assert_eq(st->trailers, 1);
 	cr_assert_str_eq(st->trailer_value, "abc123");
 	cr_assert(st->closed && st->rst == 0);
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 Test(h2, client_reset_closes_the_stream_by_the_peer)
 {
 	app_t a;
 	client_t c;
-	app_init(&a, NULL);
-	a.respond = false;
-	client_init(&c, true);
+	start_held(&a, &c);
 	int32_t sid = request(&c, "GET", "/", false);
 	pump(&a, &c);
 	nghttp2_submit_rst_stream(c.c, NGHTTP2_FLAG_NONE, sid, NGHTTP2_CANCEL);
@@ -366,8 +369,7 @@ Test(h2, client_reset_closes_the_stream_by_the_peer)
 	cr_assert_eq(st->close_code, HB_H2_CANCEL);
 	cr_assert(st->by_peer);
 	cr_assert_eq(hb_h2_nstreams(a.e), 0);
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 Test(h2, app_reset_is_not_the_clients_fault)
@@ -390,8 +392,7 @@ Test(h2, app_reset_is_not_the_clients_fault)
 	}
 	cr_assert_eq(c.goaways, 0);
 	cr_assert(hb_h2_want_read(a.e));
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 Test(h2, client_goaway_is_reported)
@@ -406,17 +407,14 @@ Test(h2, client_goaway_is_reported)
 	cr_assert_eq(a.goaways, 1);
 	cr_assert_eq(a.goaway_code, 0);
 	cr_assert_not(hb_h2_want_read(a.e));
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 Test(h2, graceful_shutdown_sends_two_goaways_and_lets_streams_finish)
 {
 	app_t a;
 	client_t c;
-	app_init(&a, NULL);
-	a.respond = false;
-	client_init(&c, true);
+	start_held(&a, &c);
 	int32_t s1 = request(&c, "GET", "/", false);
 	pump(&a, &c);
 	hb_h2_shutdown(a.e);
@@ -431,8 +429,7 @@ Test(h2, graceful_shutdown_sends_two_goaways_and_lets_streams_finish)
 	cr_assert_eq(cs(&c, s1)->blen, 5);
 	cr_assert_not(hb_h2_want_read(a.e), "done: close");
 	cr_assert_not(hb_h2_want_write(a.e));
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 /* ---- push ---- */
@@ -477,8 +474,7 @@ Test(h2, push_promises_a_get_when_enabled_and_allowed)
 	cr_assert_eq(cs(&c, psid)->blen, 3);
 	cr_assert_eq(cs(&c, 1)->blen, 5);
 	cr_assert(only(&a, psid)->closed);
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 Test(h2, push_is_refused_when_off_or_disabled_by_the_client)
@@ -487,13 +483,11 @@ Test(h2, push_is_refused_when_off_or_disabled_by_the_client)
 	client_t c;
 	hb_request_t *req = NULL;
 	cr_assert_eq(try_push(false, true, &req, &c, &a), HB_H2_E_REFUSED, "h2_push off");
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 	cr_assert_eq(try_push(true, false, &req, &c, &a), HB_H2_E_REFUSED, "ENABLE_PUSH 0");
 	cr_assert_null(req);
 	cr_assert_not(hb_h2_can_push(a.e));
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 Test(h2, can_push_follows_config_client_settings_and_the_end)
@@ -507,12 +501,10 @@ Test(h2, can_push_follows_config_client_settings_and_the_end)
 	cr_assert(hb_h2_can_push(a.e));
 	hb_h2_shutdown(a.e);
 	cr_assert_not(hb_h2_can_push(a.e), "no promises once the GOAWAY went out");
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 	cr_assert_eq(try_push(false, true, &req, &c, &a), HB_H2_E_REFUSED);
 	cr_assert_not(hb_h2_can_push(a.e));
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 Test(h2, pushes_stop_at_the_clients_concurrent_stream_limit)
@@ -545,8 +537,7 @@ Test(h2, pushes_stop_at_the_clients_concurrent_stream_limit)
 	cr_assert_gt(p3, p2);
 	cr_assert_eq(on_request(&a, p2, r2), 0);
 	cr_assert_eq(on_request(&a, p3, r3), 0);
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 /* ---- h2c ---- */
@@ -581,8 +572,7 @@ Test(h2, upgrade_answers_the_http1_request_on_stream_1)
 	cr_assert_eq(cs(&c, 1)->status, 200);
 	cr_assert_eq(cs(&c, 1)->blen, 5);
 	cr_assert(st->closed);
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 /* ---- limits ---- */
@@ -612,8 +602,7 @@ Test(h2, settings_carry_the_configured_limits)
 	cr_assert_eq(nghttp2_session_get_remote_settings(s, NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE),
 		     8192);
 	cr_assert_geq(nghttp2_session_get_remote_window_size(s), 1 << 20, "connection window");
-	nghttp2_session_del(c.c);
-	app_free(&a);
+	stop(&a, &c);
 }
 
 Test(h2, streams_past_max_concurrent_are_refused)
@@ -691,9 +680,7 @@ Test(h2, free_with_streams_open_closes_them_for_the_caller)
 {
 	app_t a;
 	client_t c;
-	app_init(&a, NULL);
-	a.respond = false;
-	client_init(&c, true);
+	start_held(&a, &c);
 	request(&c, "GET", "/1", false);
 	request(&c, "GET", "/2", false);
 	pump(&a, &c);
