@@ -216,7 +216,10 @@ static inline void hb_exchange_on_message(struct hb_conn *c, hb_exchange_t *x, h
 	case HB_MSG_REQUEST:
 		break; /* not usable: dropped above */
 	}
-	hb_exchange_drop_msg(m); /* a head or a promise: the callee kept nothing of it */
+	if (m->type == HB_MSG_PROMISE) /* the callee kept nothing of a head or a promise */
+		hb_promise_free(m->ptr);
+	else
+		free(m->ptr);
 }
 
 #endif
