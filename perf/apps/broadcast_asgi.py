@@ -11,7 +11,7 @@ fan-out: a set of per-connection queues, publish puts the message on each. GET /
 """
 import asyncio
 
-from asgi_common import lifespan, reply
+from asgi_common import websocket_app
 
 TOPIC = "bench:broadcast"
 
@@ -49,13 +49,7 @@ async def _forward(sub, send):
         await send({"type": "websocket.send", "text": msg})
 
 
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        return await lifespan(receive, send)
-    if scope["type"] == "http":
-        return await reply(send, b"ok")
-    await receive()  # websocket.connect
-    await send({"type": "websocket.accept"})
+async def fan_out(receive, send):
     sub = subscribe(TOPIC)
     forwarder = asyncio.ensure_future(_forward(sub, send))
     await send({"type": "websocket.send", "text": "ready"})
@@ -69,3 +63,6 @@ async def app(scope, receive, send):
     finally:
         forwarder.cancel()
         sub.close()
+
+
+app = websocket_app(fan_out)

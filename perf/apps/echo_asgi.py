@@ -1,14 +1,8 @@
 """WebSocket echo as a raw ASGI app: the same code under hornbeam-uring and uvicorn."""
-from asgi_common import lifespan, reply
+from asgi_common import websocket_app
 
 
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        return await lifespan(receive, send)
-    if scope["type"] == "http":
-        return await reply(send, b"ok")
-    await receive()  # websocket.connect
-    await send({"type": "websocket.accept"})
+async def echo(receive, send):
     while True:
         m = await receive()
         if m["type"] == "websocket.disconnect":
@@ -17,3 +11,6 @@ async def app(scope, receive, send):
             await send({"type": "websocket.send", "text": m["text"]})
         else:
             await send({"type": "websocket.send", "bytes": m["bytes"]})
+
+
+app = websocket_app(echo)

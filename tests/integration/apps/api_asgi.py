@@ -11,7 +11,7 @@ import threading
 from urllib.parse import parse_qs
 
 import hornbeam_erlang as hb
-from asgi_util import lifespan
+from asgi_util import asgi_app
 
 try:
     from _hornbeam import interpreter_id
@@ -87,10 +87,4 @@ async def http(scope, receive, send):
     await send({"type": "http.response.body", "body": data})
 
 
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        await lifespan(receive, send)
-    elif scope["type"] == "websocket":
-        await websocket(scope, receive, send)
-    else:
-        await http(scope, receive, send)
+app = asgi_app(http, websocket)

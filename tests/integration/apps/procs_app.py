@@ -14,7 +14,7 @@ import time
 from urllib.parse import parse_qs
 
 import hornbeam_erlang as hb
-from asgi_util import lifespan
+from asgi_util import asgi_app
 
 PID = os.getpid()
 
@@ -92,10 +92,4 @@ async def websocket(scope, receive, send):
         sub.close()
 
 
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        await lifespan(receive, send)
-    elif scope["type"] == "websocket":
-        await websocket(scope, receive, send)
-    else:
-        await http(scope, receive, send)
+app = asgi_app(http, websocket)
