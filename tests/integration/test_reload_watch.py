@@ -44,3 +44,24 @@ def test_touching_a_file_reloads_with_the_new_code(server, tmp_path):
     (d / "pkg" / "__init__.py").write_text("")
     (d / "rw_app.py").write_text(APP % "v3")
     assert wait_for(lambda: _body(srv.port) == "v3", 20)
+
+
+def test_reload_dirs_include_and_exclude(server, tmp_path):
+    """--reload-dir, --reload-include and --reload-exclude, as uvicorn's: only the given directory
+    is watched, a file the include glob names reloads, one the exclude glob names does not."""
+    app, tpl = tmp_path / "app", tmp_path / "templates"
+    app.mkdir()
+    tpl.mkdir()
+    (app / "rw_dirs_app.py").write_text(APP % "v1")
+    srv = server("rw_dirs_app:app", "--pythonpath", str(app), "--reload", "--reload-delay", "100ms",
+                 "--reload-dir", str(tpl), "--reload-include", "*.html", "--reload-exclude", "skip_*",
+                 test_pythonpath=False)
+    assert _body(srv.port) == "v1"
+    assert "--reload: watching 1 directories under 1 roots" in srv.stderr(), srv.stderr()
+    (tpl / "skip_me.html").write_text("x")  # excluded
+    (app / "rw_dirs_app.py").write_text(APP % "v2")  # not under a watched directory
+    time.sleep(0.6)
+    assert "changed: reloading" not in srv.stderr()
+    (tpl / "page.html").write_text("<p>")  # included: reloads, and the new code is read then
+    assert wait_for(lambda: _body(srv.port) == "v2", 20), srv.stderr()[-3000:]
+    assert "page.html changed: reloading" in srv.stderr()

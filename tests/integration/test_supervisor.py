@@ -62,6 +62,14 @@ def master_fds(s):
     return len(os.listdir("/proc/%d/fd" % s.pid))
 
 
+def master_mem(s):
+    """The master's mappings (one more per leaked in-flight table) and resident KiB."""
+    with open("/proc/%d/maps" % s.pid) as f:
+        maps = len(f.readlines())
+    with open("/proc/%d/status" % s.pid) as f:
+        return maps, int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
 def wait_replaced(s, old, n):
     """Waits until `n` worker processes run and none of `old` is among them."""
     ok = wait_for(lambda: len(s.worker_pids()) == n and not set(old) & set(s.worker_pids()), 20)
@@ -82,11 +90,12 @@ def wait_serving(s, pids, timeout=20):
 
 def test_kill_9_worker_under_load_is_replaced_without_leaks(server):
     """20 times: SIGKILL one of 2 worker processes under load. Only the requests it held fail
-    (at most one per client), it is replaced, the master's descriptors do not grow."""
+    (at most one per client), it is replaced, the master's descriptors, mappings and memory do
+    not grow."""
     s = server(APP, "--processes", "2")
     assert wait_for(lambda: len(s.worker_pids()) == 2, 10)
     wait_serving(s, s.worker_pids())
-    base = master_fds(s)
+    base, (base_maps, base_rss) = master_fds(s), master_mem(s)
     load = Load(s.port, clients=4)
     try:
         for cycle in range(20):
@@ -104,6 +113,9 @@ def test_kill_9_worker_under_load_is_replaced_without_leaks(server):
     assert len(failed) <= 20 * 4, "%d failures over 20 kills: %r" % (len(failed), failed[:10])
     assert http(s.port, "GET", "/").status == 200
     assert wait_for(lambda: master_fds(s) <= base, 5), "master descriptors %d, were %d" % (master_fds(s), base)
+    maps, rss = master_mem(s)
+    assert maps <= base_maps + 2 and rss - base_rss < 8192, "master mappings %d, were %d; RSS %d KiB, was %d" % (
+        maps, base_maps, rss, base_rss)
     err = s.stderr()
     assert len(re.findall(r"\[ERROR\] worker process \d \(pid \d+\) was killed by signal 9", err)) == 20, err[-3000:]
 
