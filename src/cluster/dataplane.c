@@ -476,7 +476,8 @@ static void announce_if_changed(hb_cluster_t *cl)
 	/* both only grow: the sum moves when either does */
 	uint64_t fg = (cl->c.funcs ? hb_funcs_generation(cl->c.funcs) : 0) +
 		      hb_xbus_generation(bus_of(cl));
-	uint64_t pg = cl->c.ps ? hb_pubsub_generation(cl->c.ps) : 0;
+	uint64_t pg = (cl->c.ps ? hb_pubsub_generation(cl->c.ps) : 0) +
+		      hb_xbus_topics_generation(bus_of(cl));
 
 	if (cl->announced && fg == cl->funcs_gen && pg == cl->ps_gen)
 		return;
@@ -511,6 +512,13 @@ void hb_dp_input(link_t *l, const hb_frame_msg_t *m)
 		atomic_fetch_add(&cl->publish_received, 1);
 		if (cl->c.ps)
 			hb_pubsub_publish(cl->c.ps, topic, tlen, msg, mlen);
+		/* and the other worker processes' subscribers (a full bus queue: dropped) */
+		if (bus_of(cl)) {
+			int missed = hb_xbus_publish_nowait(bus_of(cl), topic, tlen, msg, mlen);
+
+			if (missed > 0)
+				atomic_fetch_add(&cl->publish_dropped, (uint64_t)missed);
+		}
 		break;
 	}
 	case HB_FRAME_TABLES: {

@@ -386,6 +386,9 @@ static void snapshot(hb_cluster_t *cl)
 	cl->live = a.v;
 	cl->nlive = a.n;
 	pthread_mutex_unlock(&cl->mu);
+	/* what the other worker processes' nodes() list (a no-op unless this one is the hub) */
+	if (cl->c.bus && hb_xbus_set_members(cl->c.bus, a.v, a.n) == -ENOSPC)
+		hb_warn("cluster: %d members do not all fit in the process bus's member list", a.n);
 	hb_cluster_names_free(old, nold);
 }
 
@@ -928,6 +931,9 @@ int hb_cluster_start(const hb_cluster_config_t *c, hb_cluster_t **out)
 		pthread_join(cl->th, NULL);
 		goto fail;
 	}
+	/* the other worker processes reach the node through this one (core/xbus.h) */
+	if (cl->c.bus && hb_xbus_slot(cl->c.bus) >= 0)
+		hb_xbus_set_hub(cl->c.bus, &cl->remote);
 	*out = cl;
 	return 0;
 fail:
@@ -939,6 +945,9 @@ int hb_cluster_stop(hb_cluster_t *cl, int leave)
 {
 	if (!cl)
 		return 0;
+	/* first: the other processes' calls now end LOST at once (waits for the bus thread) */
+	if (cl->c.bus)
+		hb_xbus_set_hub(cl->c.bus, NULL);
 	cl->leave = leave;
 	atomic_store(&cl->stop, 1);
 	hb_ring_wakeup(hb_ring_wake_fd(&cl->ring));

@@ -146,7 +146,19 @@ static int collect_name(const char *name, size_t len, void *ud)
 
 static int collect_topic(const char *name, size_t len, uint32_t nsubs, void *ud)
 {
-	return nsubs ? collect(ud, name, len, nsubs) : 0;
+	items_t *it = ud;
+
+	if (!nsubs)
+		return 0;
+	/* the same topic in several worker processes (hb_xbus_topics): one entry, the sum */
+	for (size_t i = 0; i < it->n; i++) {
+		if (it->v[i].len == len && memcmp(it->v[i].s, name, len) == 0) {
+			it->v[i].n =
+				it->v[i].n > UINT32_MAX - nsubs ? UINT32_MAX : it->v[i].n + nsubs;
+			return 0;
+		}
+	}
+	return collect(ud, name, len, nsubs);
 }
 
 static void items_free(items_t *it)
@@ -174,6 +186,9 @@ int hb_rpc_encode_tables_bus(hb_cbuf_t *b, hb_funcs_t *f, hb_xbus_t *bus, hb_pub
 	}
 	if (ps)
 		hb_pubsub_topics(ps, collect_topic, &topics);
+	/* the other worker processes' subscribers, when this one runs the cluster for them */
+	if (bus && hb_xbus_slot(bus) >= 0)
+		hb_xbus_topics(bus, collect_topic, &topics);
 	rc = names.err ? names.err : topics.err;
 	if (rc == 0) {
 		hb_codec_begin(b);

@@ -94,7 +94,7 @@ hb_xbus_t *hb_xbus_create(const hb_xbus_opts_t *o)
 	pthread_mutexattr_t ma;
 	struct region *r;
 	hb_xbus_t *b;
-	size_t off, len;
+	size_t off, len, moff;
 
 	if (!d.max_procs)
 		d.max_procs = HB_XBUS_DEFAULT_PROCS;
@@ -102,11 +102,17 @@ hb_xbus_t *hb_xbus_create(const hb_xbus_opts_t *o)
 		d.max_names = HB_XBUS_DEFAULT_NAMES;
 	if (d.timeout_ms <= 0)
 		d.timeout_ms = HB_XBUS_DEFAULT_TIMEOUT_MS;
-	if (d.max_procs > HB_XBUS_MAX_PROCS || d.max_names > (1u << 20))
+	if (!d.members_bytes)
+		d.members_bytes = HB_XBUS_DEFAULT_MEMBERS;
+	if (!d.forward_queue)
+		d.forward_queue = HB_XBUS_DEFAULT_FORWARD;
+	if (d.max_procs > HB_XBUS_MAX_PROCS || d.max_names > (1u << 20) ||
+	    d.members_bytes > (64u << 20))
 		return NULL;
 	off = sizeof(struct region) + d.max_procs * sizeof(struct slot);
 	off = (off + 63) & ~(size_t)63;
-	len = off + d.max_names * sizeof(struct name);
+	moff = off + d.max_names * sizeof(struct name);
+	len = moff + d.members_bytes;
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return NULL;
@@ -120,6 +126,9 @@ hb_xbus_t *hb_xbus_create(const hb_xbus_opts_t *o)
 	r->max_names = d.max_names;
 	r->timeout_ms = d.timeout_ms;
 	r->names_off = off;
+	r->members_off = moff;
+	r->members_cap = d.members_bytes;
+	r->fwd_cap = d.forward_queue;
 	if (getrandom(&r->id, sizeof(r->id), 0) != sizeof(r->id))
 		r->id = hb_xbus_fnv(&r, sizeof(r)) ^ (uint64_t)getpid() ^
 			(uint64_t)hb_xbus_now_ms();
@@ -127,11 +136,18 @@ hb_xbus_t *hb_xbus_create(const hb_xbus_opts_t *o)
 	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
 	pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
 	pthread_mutex_init(&r->mu, &ma);
+	pthread_mutex_init(&r->mmu, &ma);
 	pthread_mutexattr_destroy(&ma);
 	b->r = r;
 	b->maplen = len;
 	b->rfd = b->sfd = -1;
 	pthread_mutex_init(&b->pmu, NULL);
+	if (hb_xbus_hub_init(b) < 0) {
+		munmap(r, len);
+		pthread_mutex_destroy(&b->pmu);
+		free(b);
+		return NULL;
+	}
 	return b;
 }
 
@@ -140,6 +156,7 @@ void hb_xbus_destroy(hb_xbus_t *b)
 	if (!b)
 		return;
 	hb_xbus_detach(b);
+	hb_xbus_hub_free(b);
 	munmap(b->r, b->maplen);
 	pthread_mutex_destroy(&b->pmu);
 	free(b);
@@ -353,7 +370,7 @@ static void cell_answer(struct region *r, uint32_t slot, uint32_t c, uint32_t to
 	struct cell *cl;
 	uint64_t w, nw;
 
-	if (slot >= r->max_procs || c >= CELLS)
+	if (slot >= r->max_procs || c >= CELLS) /* NO_CELL: nobody waits */
 		return;
 	cl = &r->slots[slot].cells[c];
 	w = atomic_load(&cl->word);
@@ -371,6 +388,12 @@ static void cell_answer(struct region *r, uint32_t slot, uint32_t c, uint32_t to
 
 int hb_xbus_publish(hb_xbus_t *b, const void *topic, size_t tlen, const void *data, size_t len)
 {
+	return hb_xbus_publish_ex(b, topic, tlen, data, len, 0);
+}
+
+int hb_xbus_publish_ex(hb_xbus_t *b, const void *topic, size_t tlen, const void *data, size_t len,
+		       int via_hub)
+{
 	struct region *r;
 	struct slot *me;
 	struct cell *cl;
@@ -378,7 +401,7 @@ int hb_xbus_publish(hb_xbus_t *b, const void *topic, size_t tlen, const void *da
 	struct msg m = {.type = T_PUB};
 	int64_t deadline;
 	int c, fd, rc;
-	uint64_t w;
+	uint64_t w, hub;
 
 	if (tlen == 0 || tlen > HB_PUBSUB_MAX_TOPIC || memchr(topic, '\0', tlen) ||
 	    len > UINT32_MAX)
@@ -406,9 +429,13 @@ int hb_xbus_publish(hb_xbus_t *b, const void *topic, size_t tlen, const void *da
 	m.token = token;
 	m.nlen = (uint32_t)tlen;
 	m.plen = (uint32_t)len;
-	for (uint32_t i = 0; i < np; i++)
+	hub = via_hub ? atomic_load(&r->hub) : 0;
+	for (uint32_t i = 0; i < np; i++) {
+		/* to the hub: and to the other nodes (their count comes back in its answer) */
+		m.kind = hub == ((uint64_t)(peers[i] + 1) << 32 | gens[i]) ? PUB_VIA_HUB : 0;
 		if (hb_xbus_send_msg(b, peers[i], gens[i], &m, topic, data, fd, 0) < 0)
 			cell_answer(r, b->slot, (uint32_t)c, token, 0);
+	}
 	if (fd >= 0)
 		close(fd);
 	deadline = hb_xbus_now_ms() + r->timeout_ms;
@@ -520,8 +547,14 @@ static int handle_one(hb_xbus_t *b, char *buf)
 		int k = payload ? hb_pubsub_publish(b->ps, buf + sizeof(*m), m->nlen, payload,
 						    m->plen)
 				: 0;
+		int rn = payload && m->kind == PUB_VIA_HUB
+				 ? hb_xbus_hub_publish(b, buf + sizeof(*m), m->nlen, payload,
+						       m->plen)
+				 : 0;
 
-		cell_answer(b->r, m->slot, m->cell, m->token, k > 0 ? (uint32_t)k : 0);
+		k = k > 0 ? k : 0;
+		k += rn > 0 && rn <= INT_MAX - k ? rn : 0;
+		cell_answer(b->r, m->slot, m->cell, m->token, (uint32_t)k);
 		break;
 	}
 	case T_JOB:
@@ -530,6 +563,17 @@ static int handle_one(hb_xbus_t *b, char *buf)
 		break;
 	case T_REPLY:
 		hb_xbus_on_reply(b, m, payload ? payload : "");
+		break;
+	case T_RJOB:
+		if (payload)
+			hb_xbus_on_rjob(b, m, buf + sizeof(*m), payload);
+		break;
+	case T_QUERY:
+		hb_xbus_on_query(b, m, buf + sizeof(*m));
+		break;
+	case T_TOPICS:
+		if (payload)
+			hb_xbus_on_topics(b, m, payload);
 		break;
 	case T_STOP:
 		stop = 1;
@@ -551,7 +595,7 @@ static void *bus_main(void *arg)
 
 	hb_xbus_on_bus_thread = 1;
 	while (buf && !handle_one(b, buf))
-		;
+		hb_xbus_tick(b);
 	free(buf);
 	return NULL;
 }
@@ -591,6 +635,7 @@ int hb_xbus_attach(hb_xbus_t *b, hb_pubsub_t *ps, hb_funcs_t *funcs)
 	struct region *r = b->r;
 	struct sockaddr_un a;
 	struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+	struct timeval tick = {0, TICK_MS * 1000}; /* the bus thread wakes for hb_xbus_tick */
 	int one = 1, slot, rc;
 	struct slot *s;
 
@@ -610,11 +655,14 @@ int hb_xbus_attach(hb_xbus_t *b, hb_pubsub_t *ps, hb_funcs_t *funcs)
 	b->ps = ps;
 	b->funcs = funcs;
 	b->pending = NULL;
+	b->topics_sent_ps = b->topics_sent_hub = 0;
+	b->next_tick = 0;
 	b->rfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	b->sfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (b->rfd < 0 || b->sfd < 0 ||
 	    setsockopt(b->rfd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
 	    setsockopt(b->sfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(b->rfd, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof(tick)) < 0 ||
 	    bind(b->rfd, (struct sockaddr *)&a, (socklen_t)addr_of(r, b->slot, b->gen, &a)) < 0)
 		goto fail;
 	b->pid = getpid();
@@ -647,12 +695,14 @@ void hb_xbus_detach(hb_xbus_t *b)
 
 	if (!hb_xbus_attached(b))
 		return;
+	hb_xbus_set_hub(b, NULL); /* the cluster stopped before, normally */
 	m.gen = b->gen;
 	/* The thread stops on its own datagram (the socket is ours: never refused; a full
 	 * queue drains because the thread is still reading). */
 	while (hb_xbus_send_msg(b, b->slot, b->gen, &m, NULL, NULL, -1, 0) == -ETIMEDOUT)
 		;
 	pthread_join(b->th, NULL);
+	hb_xbus_forward_stop(b); /* after the bus thread: nothing queues any more */
 	free_slot(b->r, b->slot);
 	close(b->rfd);
 	close(b->sfd);

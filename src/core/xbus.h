@@ -37,6 +37,23 @@
  * other nodes over the processes with hb_xbus_pick) goes to that process's least busy pooled
  * worker (hb_funcs_post_any) instead of a name's owner.
  *
+ * The cluster (xbus_hub.c): the process that runs the node (the hub: hb_xbus_set_hub with the
+ * cluster's hb_remote_t) serves the others, whose hb_xbus_remote is a proxy hb_remote_t:
+ *  - send: a T_RJOB datagram (node, job) to the hub, whose bus thread hands it to the cluster
+ *    (which only queues it) with a done hook that sends the REPLY back without blocking; the
+ *    caller's job is pending here like a call to another process, so a hub that dies ends it
+ *    LOST (the bus thread checks pending calls every TICK_MS). Datagrams from one process to
+ *    the hub keep their order and so do the cluster's queues: calls and publishes of one
+ *    thread reach each node in order.
+ *  - publish: the PUB datagram to the hub is marked PUB_VIA_HUB: the hub also publishes it to
+ *    the other nodes and adds their subscriber count to its answer.
+ *  - connected / nodes: the hub writes the live members into the region (hb_xbus_set_members);
+ *    owner and stats: a T_QUERY answered by the hub's bus thread at once.
+ *  - subscriptions: every TICK_MS each bus thread sends its process's topics (T_TOPICS) to the
+ *    hub when they changed; hb_xbus_topics gives the cluster their sum to announce, so other
+ *    nodes count (and send to) subscribers in every process. A publish from another node is
+ *    queued to every process by hb_xbus_publish_nowait (never blocks the cluster thread).
+ *
  * Threads: any thread of an attached process may call publish/register/unregister/owner/names/
  * post/wait; attach/detach from one thread (the process's main thread). hb_xbus_reap is for the
  * master (which never attaches) after it reaped a worker. Local state lives in the handle, so a
@@ -54,19 +71,24 @@
 
 #include "core/funcs.h"
 #include "core/pubsub.h"
+#include "core/remote.h"
 
 #define HB_XBUS_MAX_PROCS 255u
 #define HB_XBUS_DEFAULT_PROCS 64u
 #define HB_XBUS_DEFAULT_NAMES 1024u
 #define HB_XBUS_DEFAULT_TIMEOUT_MS 1000
 #define HB_XBUS_INLINE_MAX (48u << 10)
+#define HB_XBUS_DEFAULT_MEMBERS (64u << 10)
+#define HB_XBUS_DEFAULT_FORWARD 10000u
 
 typedef struct hb_xbus hb_xbus_t;
 
 typedef struct hb_xbus_opts {
-	uint32_t max_procs; /* slots (worker processes alive at once); 0 = 64; at most 255 */
-	uint32_t max_names; /* registered names, all processes together; 0 = 1024 */
-	int timeout_ms;	    /* publish acknowledgements and sends to a full peer; 0 = 1000 */
+	uint32_t max_procs;	/* slots (worker processes alive at once); 0 = 64; at most 255 */
+	uint32_t max_names;	/* registered names, all processes together; 0 = 1024 */
+	int timeout_ms;		/* publish acknowledgements and sends to a full peer; 0 = 1000 */
+	uint32_t members_bytes; /* the cluster's member names (NUL-terminated); 0 = 64 KiB */
+	uint32_t forward_queue; /* the hub's queue of publishes to the others; 0 = 10000 */
 } hb_xbus_opts_t;
 
 /* Where a name lives: a slot and the generation of the process in it. */
@@ -140,6 +162,34 @@ int hb_xbus_check_pending(hb_xbus_t *b);
 int hb_xbus_wait(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j, int timeout_ms);
 
 void hb_xbus_stats(hb_xbus_t *b, hb_xbus_stats_t *st);
+
+/* ---- the cluster across processes (xbus_hub.c) ---- */
+
+/* [the process running the cluster, any thread] Makes this process the hub with r (the
+ * cluster's, valid until hb_xbus_set_hub(b, NULL), which waits until the bus thread is out of
+ * it and forgets the members). -ENOTCONN when not attached. */
+int hb_xbus_set_hub(hb_xbus_t *b, const hb_remote_t *r);
+/* The proxy to the hub when another live process is one, else NULL (no cluster, or this
+ * process is the hub). Valid while attached. */
+const hb_remote_t *hb_xbus_remote(hb_xbus_t *b);
+/* [hub] The cluster's live members (what nodes() lists). -ENOSPC when they did not all fit in
+ * members_bytes (those that fit are kept, and connected() then says yes to any name so that
+ * the hub decides), -ENOTCONN when this process is not the hub. */
+int hb_xbus_set_members(hb_xbus_t *b, char *const *names, int n);
+/* Calls cb for every member the hub wrote (cb's non-zero return stops and is returned);
+ * -ENOTCONN when there is no live hub. */
+int hb_xbus_members(hb_xbus_t *b, hb_xbus_name_cb cb, void *ud);
+/* [hub, never blocks] Queues data for every subscriber of topic in the other processes: the
+ * hub's forwarder thread sends it (waiting for a full process like hb_xbus_publish, so a burst
+ * is not lost to the sockets' small queues; one thread: in order). Past forward_queue queued
+ * publishes the oldest is dropped. Returns how many were dropped (>= 0) or -EINVAL / -ENOMEM. */
+int hb_xbus_publish_nowait(hb_xbus_t *b, const void *topic, size_t tlen, const void *data,
+			   size_t len);
+/* [hub] Calls cb for every topic subscribed in the other live processes, with their summed
+ * subscribers (under the topics lock: cb must not call back into the bus). */
+int hb_xbus_topics(hb_xbus_t *b, hb_pubsub_topic_cb cb, void *ud);
+/* [hub] Moves whenever the other processes' topics may have changed. */
+uint64_t hb_xbus_topics_generation(hb_xbus_t *b);
 
 /* [tests] Takes the name-table lock and keeps it: a test kills the process holding it to show
  * the next locker recovers. */

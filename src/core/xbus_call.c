@@ -176,25 +176,38 @@ static int wants_reply(uint8_t kind)
 	return kind == HB_JOB_CALL || kind == HB_JOB_RPC;
 }
 
-static int post(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j, int dontwait)
+int hb_xbus_post_ex(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j, int type, int q,
+		    const char *node, int tmo, int reply, int dontwait)
 {
-	struct msg m = {.type = T_JOB};
+	struct msg m = {.type = (uint8_t)type};
 	struct pending *p = NULL;
-	size_t nlen, alen;
+	size_t nlen, alen, dlen = node ? strlen(node) : 0;
 	const char *name = hb_funcs_job_name(j, &nlen);
 	const uint8_t *args = hb_funcs_job_args(j, &alen);
+	char both[HB_PUBSUB_MAX_TOPIC];
 	int fd, rc;
 
 	if (!hb_xbus_attached(b))
 		return -ENOTCONN;
 	if (alen > UINT32_MAX)
 		return -EMSGSIZE;
-	m.kind = (uint8_t)hb_funcs_job_kind(j);
+	if (node) { /* T_RJOB: "node\0name" */
+		if (dlen + 1 + nlen > sizeof(both))
+			return -EINVAL;
+		memcpy(both, node, dlen);
+		both[dlen] = 0;
+		memcpy(both + dlen + 1, name, nlen);
+		name = both;
+		nlen += dlen + 1;
+	}
+	m.kind = (uint8_t)(type == T_QUERY ? q : (int)hb_funcs_job_kind(j));
+	m.status = (uint8_t)(reply != 0);
+	m.tmo = tmo;
 	m.gen = b->gen;
 	m.id = atomic_fetch_add(&b->next_id, 1) + 1;
 	m.nlen = (uint32_t)nlen;
 	m.plen = (uint32_t)alen;
-	if (wants_reply(m.kind)) {
+	if (reply) {
 		p = malloc(sizeof(*p));
 		if (!p)
 			return -ENOMEM;
@@ -212,6 +225,12 @@ static int post(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j, int dontwai
 	if (rc < 0 && p)
 		hb_funcs_job_release(pending_take(b, m.id, NULL));
 	return rc;
+}
+
+static int post(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j, int dontwait)
+{
+	return hb_xbus_post_ex(b, to, j, T_JOB, 0, NULL, 0,
+			       wants_reply((uint8_t)hb_funcs_job_kind(j)), dontwait);
 }
 
 int hb_xbus_post(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j)
@@ -250,9 +269,14 @@ int hb_xbus_check_pending(hb_xbus_t *b)
 	pthread_mutex_unlock(&b->pmu);
 	while (dead) {
 		struct pending *next = dead->next;
+		static const char why[] = "the worker process that had the call exited";
 
-		if (hb_funcs_job_start(dead->job))
-			hb_funcs_job_finish(dead->job, HB_JOB_LOST, NULL, 0);
+		if (hb_funcs_job_start(dead->job)) {
+			char *text = strdup(why);
+
+			hb_funcs_job_finish(dead->job, HB_JOB_LOST, text,
+					    text ? sizeof(why) - 1 : 0);
+		}
 		hb_funcs_job_release(dead->job);
 		free(dead);
 		dead = next;
@@ -290,31 +314,61 @@ int hb_xbus_wait(hb_xbus_t *b, const hb_xbus_peer_t *to, hb_job_t *j, int timeou
 	}
 }
 
-/* [worker that finished a job from another process] Sends the result back. */
-static void reply_done(hb_job_t *j, void *arg)
+static void reply_msg(hb_xbus_t *b, uint32_t slot, uint32_t gen, uint64_t id, int status,
+		      const void *data, size_t len, int dontwait)
 {
-	hb_xbus_t *b = arg;
 	struct msg m = {.type = T_REPLY};
-	uint64_t to, id;
-	size_t len;
-	const uint8_t *res = hb_funcs_job_result(j, &len);
 	int fd;
 
 	if (!hb_xbus_attached(b))
 		return;
-	hb_funcs_job_reply(j, &to, &id);
-	m.status = (uint8_t)hb_funcs_job_status(j);
+	m.status = (uint8_t)status;
 	m.gen = b->gen;
 	m.id = id;
 	m.plen = len > UINT32_MAX ? 0 : (uint32_t)len;
-	if (hb_xbus_payload_prepare(m.plen, res, &fd) < 0) {
+	if (dontwait) { /* the hub's forwarder sends it (or a send that does not wait) */
+		if (hb_xbus_forward(b, slot, gen, 0, &m, NULL, data) < 0) {
+			m.status = HB_JOB_LOST;
+			m.plen = 0;
+			hb_xbus_forward(b, slot, gen, 0, &m, NULL, NULL);
+		}
+		return;
+	}
+	if (hb_xbus_payload_prepare(m.plen, data, &fd) < 0) {
 		m.status = HB_JOB_LOST;
 		m.plen = 0;
 	}
-	hb_xbus_send_msg(b, (uint32_t)(to >> 32), (uint32_t)to, &m, NULL, res, fd,
-			 hb_xbus_on_bus_thread);
+	hb_xbus_send_msg(b, slot, gen, &m, NULL, data, fd, dontwait);
 	if (fd >= 0)
 		close(fd);
+}
+
+void hb_xbus_send_reply(hb_xbus_t *b, uint32_t slot, uint32_t gen, uint64_t id, int status,
+			const void *data, size_t len)
+{
+	reply_msg(b, slot, gen, id, status, data, len, 1);
+}
+
+static void send_result(hb_job_t *j, hb_xbus_t *b, int dontwait)
+{
+	uint64_t to, id;
+	size_t len;
+	const uint8_t *res = hb_funcs_job_result(j, &len);
+
+	hb_funcs_job_reply(j, &to, &id);
+	reply_msg(b, (uint32_t)(to >> 32), (uint32_t)to, id, (int)hb_funcs_job_status(j), res, len,
+		  dontwait);
+}
+
+/* [worker that finished a job from another process] Sends the result back. */
+static void reply_done(hb_job_t *j, void *arg)
+{
+	send_result(j, arg, hb_xbus_on_bus_thread);
+}
+
+void hb_xbus_reply_nowait(hb_job_t *j, void *arg)
+{
+	send_result(j, arg, 1);
 }
 
 void hb_xbus_on_job(hb_xbus_t *b, const struct msg *m, const char *name, const void *args)

@@ -49,6 +49,8 @@ int hb_pyapi_prepare_bus(const hb_config_t *cfg)
 
 	o.timeout_ms = (int)clamp(cfg->process_bus_timeout_ms, HB_XBUS_DEFAULT_TIMEOUT_MS, INT_MAX);
 	o.max_procs = HB_XBUS_MAX_PROCS; /* processes may grow (TTIN) and double during a reload */
+	/* publishes from other nodes queued to the other processes: bounded like a subscriber */
+	o.forward_queue = (uint32_t)clamp(cfg->pubsub_queue_size, 1000, UINT32_MAX);
 	if (!bus)
 		bus = hb_xbus_create(&o);
 	return bus ? 0 : -ENOMEM;
@@ -285,10 +287,13 @@ const hb_remote_t *hb_pyapi_remote_get(const hb_pyapi_shared_t *sh)
 	hb_pyapi_shared_t *s = (hb_pyapi_shared_t *)sh;
 	const hb_remote_t *r;
 
-	if (!s || !atomic_load(&s->remote))
+	if (!s)
 		return NULL;
 	atomic_fetch_add(&s->remote_users, 1);
-	r = atomic_load(&s->remote); /* again: set_remote(NULL) may have run in between */
+	r = atomic_load(&s->remote);
+	/* another worker process runs the cluster: the bus's proxy to it (core/xbus.h) */
+	if (!r && s->bus)
+		r = hb_xbus_remote(s->bus);
 	if (!r)
 		atomic_fetch_sub(&s->remote_users, 1);
 	return r;

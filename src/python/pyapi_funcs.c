@@ -533,10 +533,14 @@ static PyObject *call_or_cast(hb_pyapi_t *api, hb_job_kind_t kind, PyObject *con
 	if (!in) { /* not on this node: the node that registered it, as its tables say */
 		const hb_remote_t *r = hb_pyapi_remote_get(api->sh);
 		char owner[256];
-		int found = r && r->owner(r->ctx, s, (size_t)n, owner, sizeof(owner)) == 0;
+		int found = 0;
 
-		if (r)
-			hb_pyapi_remote_put(api->sh);
+		/* (another process's cluster answers over the bus: no GIL meanwhile) */
+		Py_BEGIN_ALLOW_THREADS found =
+			r && r->owner(r->ctx, s, (size_t)n, owner, sizeof(owner)) == 0;
+		Py_END_ALLOW_THREADS
+
+			if (r) hb_pyapi_remote_put(api->sh);
 		if (found)
 			out = node_call(api, owner, kind, name, tuple, timeout_ms,
 					kind == HB_JOB_CALL);
@@ -584,6 +588,27 @@ static PyObject *node(PyObject *self, PyObject *unused)
 	return PyUnicode_FromString(api->sh->node);
 }
 
+static int add_node(const char *name, size_t len, void *ud)
+{
+	PyObject *s = PyUnicode_DecodeUTF8(name, (Py_ssize_t)len, "replace");
+	int rc = s ? PyList_Append(ud, s) : -1;
+
+	Py_XDECREF(s);
+	return rc < 0;
+}
+
+/* The members the process running the cluster wrote into the bus (core/xbus.h). */
+static PyObject *bus_nodes(hb_xbus_t *bus)
+{
+	PyObject *l = PyList_New(0);
+
+	if (l && hb_xbus_members(bus, add_node, l) > 0)
+		Py_CLEAR(l);
+	if (l && PyList_Sort(l) < 0)
+		Py_CLEAR(l);
+	return l;
+}
+
 /* The cluster's live members (join, not yet dead or left); [] without a cluster. */
 static PyObject *nodes(PyObject *self, PyObject *unused)
 {
@@ -592,6 +617,8 @@ static PyObject *nodes(PyObject *self, PyObject *unused)
 
 	if (!sh)
 		return PyList_New(0);
+	if (sh->bus && hb_xbus_remote(sh->bus)) /* another worker process runs the cluster */
+		return bus_nodes(sh->bus);
 	pthread_mutex_lock(&sh->nodes_mu);
 	PyObject *l = PyList_New((Py_ssize_t)sh->nnodes);
 	for (size_t i = 0; l && i < sh->nnodes; i++) {
@@ -712,8 +739,8 @@ static PyObject *cluster_stats(PyObject *self, PyObject *unused)
 	r = hb_pyapi_remote_get(api->sh);
 	if (!r)
 		return PyDict_New();
-	r->stats(r->ctx, &st);
-	hb_pyapi_remote_put(api->sh);
+	Py_BEGIN_ALLOW_THREADS r->stats(r->ctx, &st);
+	Py_END_ALLOW_THREADS hb_pyapi_remote_put(api->sh);
 	return Py_BuildValue("{sKsKsKsKsKsK}", "calls_sent", (unsigned long long)st.calls_sent,
 			     "calls_served", (unsigned long long)st.calls_served, "calls_refused",
 			     (unsigned long long)st.calls_refused, "publish_sent",

@@ -315,9 +315,13 @@ static PyObject *publish(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 	const hb_remote_t *r = hb_pyapi_remote_get(api->sh);
 	int rn = 0;
 
+	/* r is the bus's proxy when another worker process runs the cluster: its publish reaches
+	 * the other processes and, through that one, the other nodes */
+	int proxy = r && api->sh->bus && r == hb_xbus_remote(api->sh->bus);
+
 	Py_BEGIN_ALLOW_THREADS n = hb_pubsub_publish(api->sh->ps, t, (size_t)tlen, b.data, b.len);
 	/* Then the other worker processes (none without a process bus): their counts add up. */
-	if (n >= 0 && api->sh->bus) {
+	if (n >= 0 && api->sh->bus && !proxy) {
 		int k = hb_xbus_publish(api->sh->bus, t, (size_t)tlen, b.data, b.len);
 
 		n += k > 0 && k <= INT_MAX - n ? k : 0;

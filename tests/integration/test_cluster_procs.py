@@ -1,11 +1,18 @@
-"""test_cluster_procs.py: calls from another node reach every worker process of a node that
-runs processes = 2 (the cluster itself runs in one of them; the process bus carries the rest).
+"""test_cluster_procs.py: the cluster from and to every worker process of a node that runs
+processes = 2 or 3 (the cluster itself runs in one of them, the hub; the process bus carries the
+rest).
 
 Node b runs two worker processes, node a one. A function registered only in b's other process
 (not the one running the cluster) is callable from a with call(); rpc_call of module:function
 from a lands on both of b's processes; a call running in that other process when it is killed
-ends at once with an error naming the loss, not at the caller's timeout. Nodes run
-apps/cluster_apps.py; helpers are test_cluster_rpc.py's.
+ends at once with an error naming the loss, not at the caller's timeout.
+
+With three processes on b (an ASGI app): nodes(), rpc_call, arpc_call, rpc_cast, call and cast
+of a name registered on a, and their errors (NodeNotConnected, TimeoutError, RemoteError) work
+from each of b's processes; publishes from a reach subscribers in all three and a's count says
+so; a publish from a process that is not the hub reaches a's subscriber in order with the total
+count; and a call from such a process ends NodeDown at once when the hub is killed.
+Nodes run apps/cluster_apps.py; helpers are test_cluster_rpc.py's.
 """
 import os
 import signal
@@ -15,24 +22,51 @@ import time
 from test_cluster_rpc import get, node, until
 
 
-def _procs_pair(server):
-    a = node(server, "a@procs")
-    b = node(server, "b@procs", [a.seed], extra=("--processes", "2"))
-    until(lambda: get(a, "/nodes")["nodes"] == ["b@procs"], what="a sees b")
-    pids = until(lambda: len(b.worker_pids()) == 2 and b.worker_pids(), what="b's 2 processes")
-    # which of b's processes runs the cluster: only there does nodes() list a (requests land on
-    # either process, so ask until both answered)
-    seen = {}
+def _cluster_pid(s, pids):
+    """Which of s's worker processes runs its cluster: the one listening on the cluster port."""
+    port = ":%04X" % s.cluster_port
+    inodes = set()
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            if cols[1].endswith(port) and cols[3] == "0A":  # LISTEN
+                inodes.add("socket:[%s]" % cols[9])
+    for pid in pids:
+        try:
+            fds = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, fd)) in inodes:
+                    return pid
+            except OSError:
+                pass
+    return None
 
-    def both():
-        w = get(b, "/whoami")
-        seen[w["pid"]] = w["nodes"]
-        return len(seen) == 2 and ["a@procs"] in seen.values()
-    until(both, 20.0, "requests on both of b's processes, one with the cluster")
-    assert sorted(seen) == sorted(pids), (seen, pids)
-    cluster_pid = [p for p, n in seen.items() if n == ["a@procs"]][0]
+
+def _procs(server, n, app="cluster_apps:wsgi"):
+    a = node(server, "a@procs")
+    b = node(server, "b@procs", [a.seed], app=app, extra=("--processes", str(n)))
+    until(lambda: get(a, "/nodes")["nodes"] == ["b@procs"], what="a sees b")
+    pids = until(lambda: len(b.worker_pids()) == n and b.worker_pids(), what="b's processes")
+    cluster_pid = until(lambda: _cluster_pid(b, pids), what="b's cluster process")
+    return a, b, pids, cluster_pid
+
+
+def _procs_pair(server):
+    a, b, pids, cluster_pid = _procs(server, 2)
     other_pid = [p for p in pids if p != cluster_pid][0]
     return a, b, cluster_pid, other_pid
+
+
+def on(s, pid, path, **q):
+    """A request run by s's worker process pid (requests land on any process: retry)."""
+    for _ in range(300):
+        r = get(s, path, pid=str(pid), **q)
+        if "elsewhere" not in r:
+            return r
+    raise AssertionError("no request landed on process %d" % pid)
 
 
 def _register_in(b, pid, name, fn):
@@ -92,3 +126,78 @@ def test_call_in_a_killed_process_fails_fast(server):
     r = until(lambda: "ok" in (x := get(a, "/rpc", node="b@procs", fn="where", args=[1])) and x,
               15.0, "rpc_call after the kill")
     assert r["ok"][0] == "b@procs"
+
+
+def _drain(s, pid, topic, got):
+    """Adds what s's process pid's subscriber to topic received since the last drain."""
+    r = on(s, pid, "/sub_drain", topic=topic) if pid else get(s, "/sub_drain", topic=topic)
+    got.extend(r["ok"])
+    return got
+
+
+def test_calls_and_publishes_from_and_to_every_process(server):
+    a, b, pids, hub = _procs(server, 3, app="cluster_apps:asgi")
+    others = [p for p in pids if p != hub]
+    get(a, "/register", name="double_on_a", fn="double")
+    for pid in pids:
+        until(lambda: on(b, pid, "/nodes")["nodes"] == ["a@procs"], what="nodes() in %d" % pid)
+        r = on(b, pid, "/rpc", node="a@procs", fn="where", args=[pid])
+        assert r["ok"][0] == "a@procs" and r["ok"][2] == [pid], r
+        r = on(b, pid, "/arpc", node="a@procs", fn="double", args=[pid])
+        assert r == {"ok": ["a@procs", 2 * pid]}, r
+        # the errors process 0 gives
+        r = on(b, pid, "/rpc", node="nobody@procs", fn="echo")
+        assert r["error"] == "NodeNotConnected", r
+        r = on(b, pid, "/rpc", node="a@procs", fn="sleep", args=[2], timeout="300")
+        assert r["error"] == "TimeoutError", r
+        r = on(b, pid, "/rpc", node="a@procs", fn="boom", args=["p%d" % pid])
+        assert r["error"] == "RemoteError" and "boom: p%d" % pid in r["msg"], r
+        # a name registered on a (its table reaches b, then the hub answers for the process)
+        r = until(lambda: "ok" in (x := on(b, pid, "/call", name="double_on_a", args=[pid]))
+                  and x, what="call() from %d" % pid)
+        assert r["ok"] == ["a@procs", 2 * pid], r
+        r = on(b, pid, "/call", name="nobody_registered_this", args=[])
+        assert r["error"] == "FunctionNotRegistered", r
+        assert on(b, pid, "/cast", node="a@procs", fn="remember",
+                  args=["cast-%d" % pid, pid]) == {"ok": None}
+        assert on(b, pid, "/ccast", name="double_on_a", args=[1]) == {"ok": None}
+        until(lambda: get(a, "/state", key="cast-%d" % pid)["ok"] == pid, what="cast ran")
+    # every process's stats are the node's (the hub's counters)
+    assert on(b, others[0], "/stats")["ok"]["calls_sent"] >= 3 * 5, "calls_sent"
+
+    # a subscriber in each of b's processes and one on a: a publish from a counts 4
+    for pid in pids:
+        on(b, pid, "/sub_open", topic="fan")
+    get(a, "/sub_open", topic="fan")
+    until(lambda: get(a, "/publish", topic="fan", tag="probe")["ok"] == 4, 15.0,
+          "a counts b's three subscribers")
+    assert get(a, "/publish", topic="fan", n=60, tag="run")["ok"] == 4
+    for pid in pids:
+        got = []
+        until(lambda: len([m for m in _drain(b, pid, "fan", got) if m["tag"] == "run"]) >= 60,
+              10.0, "60 publishes from a in process %d (hub %d; got %r)" % (pid, hub, got))
+        assert [m["seq"] for m in got if m["tag"] == "run"] == list(range(60)), (pid, got)
+    # a publish from a process that is not the hub: the same total, in order on a
+    r = on(b, others[0], "/publish", topic="fan", n=60, tag="from-b")
+    assert r["ok"] == 4, r
+    got = []
+    until(lambda: len([m for m in _drain(a, None, "fan", got) if m["tag"] == "from-b"]) >= 60,
+          10.0, "60 publishes from b's process %d on a" % others[0])
+    assert [m["seq"] for m in got if m["tag"] == "from-b"] == list(range(60)), got
+
+    # a call from a process whose hub dies ends at once (NodeDown), not at its timeout
+    served = get(a, "/stats")["ok"]["calls_served"]
+    out = {}
+
+    def call():
+        out.update(on(b, others[0], "/rpc", node="a@procs", fn="sleep", args=[20],
+                      timeout="25000", http_timeout=40))
+    t = threading.Thread(target=call)
+    t.start()
+    until(lambda: get(a, "/stats")["ok"]["calls_served"] > served, what="the call reached a")
+    t_kill = time.monotonic()
+    os.kill(hub, signal.SIGKILL)
+    t.join(30)
+    assert not t.is_alive()
+    assert out.get("error") == "NodeDown" and "exited" in out.get("msg", ""), out
+    assert time.monotonic() - t_kill < 8.0, out

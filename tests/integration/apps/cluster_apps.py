@@ -3,7 +3,8 @@ rpc_call/rpc_cast/arpc_call/call/publish across nodes through HTTP, and the func
 nodes call in this module (echo, boom, sleep, length, remember, where).
 
 Routes take their arguments in the query string; `args` is a JSON list. Every reply is JSON:
-{"ok": result} or {"error": exception class name, "msg": text}.
+{"ok": result} or {"error": exception class name, "msg": text}. With `pid`, a route runs only in
+that worker process and answers {"elsewhere": pid} in the others (the test retries).
 """
 import json
 import os
@@ -69,6 +70,9 @@ def _result(fn):
 
 
 def route(path, qs):
+    want = _q(qs, "pid")  # run only in that worker process (the test retries until it lands)
+    if want and path != "/register" and want != str(os.getpid()):
+        return {"elsewhere": os.getpid()}
     args = json.loads(_q(qs, "args", "[]"))
     node = _q(qs, "node")
     if path == "/nodes":
@@ -144,7 +148,10 @@ async def asgi(scope, receive, send):
         return
     qs = parse_qs(scope.get("query_string", b"").decode())
     path = scope["path"]
-    if path == "/arpc":
+    want = _q(qs, "pid")
+    if path == "/arpc" and want and want != str(os.getpid()):
+        body = {"elsewhere": os.getpid()}
+    elif path == "/arpc":
         args = json.loads(_q(qs, "args", "[]"))
         timeout = int(_q(qs, "timeout", "5000"))
         try:
