@@ -1,6 +1,6 @@
 """Apps for test_cluster_rpc.py: a WSGI app (`wsgi`) and an ASGI app (`asgi`) that drive
 rpc_call/rpc_cast/arpc_call/call/publish across nodes through HTTP, and the functions other
-nodes call in this module (echo, boom, sleep, length, remember, where).
+nodes call in this module (echo, boom, sleep, nap, length, remember, where).
 
 Routes take their arguments in the query string; `args` is a JSON list. Every reply is JSON:
 {"ok": result} or {"error": exception class name, "msg": text}. With `pid`, a route runs only in
@@ -26,6 +26,13 @@ def boom(text):
 
 
 def sleep(seconds):
+    time.sleep(seconds)
+    return hb.node()
+
+
+def nap(key, seconds):
+    """sleep, saying first that it started (the test waits for that, then kills)."""
+    hb.state_set(key, True)
     time.sleep(seconds)
     return hb.node()
 
