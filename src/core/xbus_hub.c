@@ -204,8 +204,8 @@ static void fwd_send(hb_xbus_t *b, const struct fwd *f, int dontwait)
 		hb_xbus_send_msg(b, f->slot, f->gen, &m, name, payload, fd, dontwait);
 	for (uint32_t i = 0; f->all && i < atomic_load(&r->top); i++)
 		if (i != b->slot && atomic_load(&r->slots[i].state) == SLOT_LIVE)
-			hb_xbus_send_msg(b, i, atomic_load(&r->slots[i].gen), &m, name, payload,
-					 fd, dontwait);
+			hb_xbus_send_msg(b, i, atomic_load(&r->slots[i].gen), &m, name, payload, fd,
+					 dontwait);
 	if (fd >= 0)
 		close(fd);
 }
@@ -326,8 +326,7 @@ int hb_xbus_publish_nowait(hb_xbus_t *b, const void *topic, size_t tlen, const v
 	return hb_xbus_forward(b, 0, 0, 1, &m, topic, data);
 }
 
-int hb_xbus_hub_publish(hb_xbus_t *b, const void *topic, size_t tlen, const void *data,
-			size_t len)
+int hb_xbus_hub_publish(hb_xbus_t *b, const void *topic, size_t tlen, const void *data, size_t len)
 {
 	const hb_remote_t *r = hub_get(b);
 	int n;
@@ -579,8 +578,7 @@ static hb_job_t *query(hb_xbus_t *b, int q, const void *name, size_t len)
 	if (hub_peer(b, &hub) < 0 || !(j = hb_funcs_job_new(HB_JOB_CALL, name, len, "", 0)))
 		return NULL;
 	if (hb_xbus_post_ex(b, &hub, j, T_QUERY, q, NULL, 0, 1, 0) < 0 ||
-	    hb_xbus_wait(b, &hub, j, b->r->timeout_ms) < 0 ||
-	    hb_funcs_job_status(j) != HB_JOB_OK) {
+	    hb_xbus_wait(b, &hub, j, b->r->timeout_ms) < 0 || hb_funcs_job_status(j) != HB_JOB_OK) {
 		hb_funcs_job_release(j);
 		return NULL;
 	}

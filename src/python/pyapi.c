@@ -258,8 +258,12 @@ void hb_pyapi_node_event(const char *event, const char *node)
 	hb_codec_put_str(&b, event, strlen(event));
 	hb_codec_put_str(&b, "node", 4);
 	hb_codec_put_str(&b, node, strlen(node));
-	if (!b.err)
+	if (!b.err) {
 		hb_pubsub_publish(sh->ps, topic, sizeof(topic) - 1, b.data, b.len);
+		/* and the other worker processes' subscribers (never blocks the cluster thread) */
+		if (sh->bus)
+			hb_xbus_publish_nowait(sh->bus, topic, sizeof(topic) - 1, b.data, b.len);
+	}
 	hb_cbuf_free(&b);
 }
 

@@ -11,7 +11,8 @@ With three processes on b (an ASGI app): nodes(), rpc_call, arpc_call, rpc_cast,
 of a name registered on a, and their errors (NodeNotConnected, TimeoutError, RemoteError) work
 from each of b's processes; publishes from a reach subscribers in all three and a's count says
 so; a publish from a process that is not the hub reaches a's subscriber in order with the total
-count; and a call from such a process ends NodeDown at once when the hub is killed.
+count; a call from such a process ends NodeDown at once when the hub is killed, and the
+replacement hub's membership events (hornbeam:nodes) and calls work there again.
 Nodes run apps/cluster_apps.py; helpers are test_cluster_rpc.py's.
 """
 import os
@@ -46,7 +47,8 @@ def _cluster_pid(s, pids):
 
 
 def _procs(server, n, app="cluster_apps:wsgi"):
-    a = node(server, "a@procs")
+    # a's graceful stop does not wait out the long call the last test leaves running there
+    a = node(server, "a@procs", extra=("--graceful-timeout", "1"))
     b = node(server, "b@procs", [a.seed], app=app, extra=("--processes", str(n)))
     until(lambda: get(a, "/nodes")["nodes"] == ["b@procs"], what="a sees b")
     pids = until(lambda: len(b.worker_pids()) == n and b.worker_pids(), what="b's processes")
@@ -186,6 +188,10 @@ def test_calls_and_publishes_from_and_to_every_process(server):
     assert [m["seq"] for m in got if m["tag"] == "from-b"] == list(range(60)), got
 
     # a call from a process whose hub dies ends at once (NodeDown), not at its timeout
+    on(b, others[0], "/sub_open", topic="hornbeam:nodes")
+    # (a's worker is busy with the call and others[0]'s loop waits in it: others[1] hears)
+    on(b, others[1], "/sub_open", topic="napping")
+    until(lambda: get(a, "/publish", topic="napping", tag="probe")["ok"] == 1, what="napping")
     out = {}
 
     def call():
@@ -193,10 +199,20 @@ def test_calls_and_publishes_from_and_to_every_process(server):
                       timeout="25000", http_timeout=40))
     t = threading.Thread(target=call)
     t.start()
-    until(lambda: get(a, "/state", key="napping")["ok"], what="the call running on a")
+    nap = []
+    until(lambda: {"napping": True} in _drain(b, others[1], "napping", nap), 15.0,
+          "the call running on a")
     t_kill = time.monotonic()
     os.kill(hub, signal.SIGKILL)
     t.join(30)
     assert not t.is_alive()
     assert out.get("error") == "NodeDown" and "exited" in out.get("msg", ""), out
     assert time.monotonic() - t_kill < 8.0, out
+    # the replacement hub runs the node again: its membership events reach the other
+    # processes' subscribers, and their calls go through it
+    ev = []
+    until(lambda: {"event": "join", "node": "a@procs"} in _drain(b, others[0], "hornbeam:nodes",
+                                                                 ev), 20.0, "join seen in %d" % others[0])
+    r = until(lambda: "ok" in (x := on(b, others[0], "/rpc", node="a@procs", fn="where",
+                                       args=[1])) and x, 15.0, "rpc_call through the new hub")
+    assert r["ok"][0] == "a@procs", r

@@ -30,9 +30,9 @@ def sleep(seconds):
     return hb.node()
 
 
-def nap(key, seconds):
-    """sleep, saying first that it started (the test waits for that, then kills)."""
-    hb.state_set(key, True)
+def nap(topic, seconds):
+    """sleep, saying first on topic that it started (the test waits for that, then kills)."""
+    hb.publish(topic, {"napping": True})
     time.sleep(seconds)
     return hb.node()
 
