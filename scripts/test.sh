@@ -51,7 +51,7 @@ run scripts/fuzz.sh
 # TSan: the lock-free modules only. Criterion cannot start under TSan (Snaipe/Criterion#274),
 # so these tests carry a minimal runner of their own when built with -fsanitize=thread.
 tsan_tests=""
-for t in spsc hub stream shmap pubsub funcs xbus; do
+for t in spsc hub stream shmap pubsub funcs xbus xbus_hub; do
 	[ -f tests/unit/core/test_$t.c ] && tsan_tests="$tsan_tests unit_core_test_$t"
 done
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DHB_TSAN=ON >/dev/null
