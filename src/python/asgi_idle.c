@@ -16,6 +16,7 @@
 #include <poll.h>
 
 #include "core/log.h"
+#include "python/asgi.h"
 
 void hb_asgi_idle_init(hb_asgi_worker_t *w)
 {
@@ -98,9 +99,15 @@ int hb_asgi_idle_wait(hb_asgi_worker_t *w, int efd, int ms)
 {
 	struct pollfd p[2] = {{.fd = efd, .events = POLLIN},
 			      {.fd = w->self_pipe, .events = POLLIN}};
-	PyThreadState *ts = PyEval_SaveThread();
-	int n = poll(p, 2, ms);
+	PyThreadState *ts;
+	int n;
 
+	if (w->hooks->loop) /* the watchdog's view: waiting here is the loop in its selector */
+		w->hooks->loop(w->hooks->ud, 0);
+	ts = PyEval_SaveThread();
+	n = poll(p, 2, ms);
 	PyEval_RestoreThread(ts);
+	if (w->hooks->loop)
+		w->hooks->loop(w->hooks->ud, 1);
 	return n > 0 && (p[0].revents & POLLIN) && !p[1].revents;
 }

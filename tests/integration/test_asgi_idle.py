@@ -100,3 +100,17 @@ def test_held_piece_leaves_while_the_app_waits(srv):
         assert b"third;" in got
     finally:
         s.close()
+
+
+def test_idle_wait_is_not_a_stuck_loop(server):
+    """The watchdog replaces a process whose loop stays away from its selector past timeout +
+    worker_kill_timeout (a blocking handler); the idle wait in C is the loop waiting, not stuck:
+    idle 3 s with both at 1 s, the worker stays."""
+    s = server("asgi_idle_apps:app", "--worker-class", "asgi", "--workers", "1", "--timeout", "1",
+               "--worker-kill-timeout", "1")
+    pid = s.worker_pid()
+    get(s, "/events")
+    time.sleep(3)
+    assert "has not returned to its selector" not in s.stderr(), s.stderr()[-2000:]
+    assert s.worker_pid() == pid
+    get(s, "/events")
