@@ -1,8 +1,9 @@
 /* stream_harness.h: what the hb_stream tests (test_stream.c, test_stream_close.c,
  * test_stream_head_body.c) share: a stream already "dispatched" to worker 0 of a 1x1 hub, its
- * release (the io's and the worker's references), a chunk holding a string and a response head
- * or trailer section. The test thread calls them; what they return is the test's to free.
- * Header-only (static inline) for those test files. */
+ * release (the io's and the worker's references), a chunk holding a string, a response head
+ * or trailer section, and the io side's pop of one body message. The test thread calls them; what
+ * they return is the test's to free. Header-only (static inline) for those test files and
+ * test_stream_body_end.c. */
 #ifndef HB_TESTS_UNIT_CORE_STREAM_HARNESS_H
 #define HB_TESTS_UNIT_CORE_STREAM_HARNESS_H
 
@@ -55,6 +56,22 @@ static inline hb_response_t *fields_of(int status)
 	r->status = status;
 	r->content_length = -1;
 	return r;
+}
+
+/* Pops the next io message: a body of s carrying exactly want; frees it and counts it sent. */
+static inline void pop_body(hb_hub_t *hub, hb_stream_t *s, const char *want)
+{
+	hb_msg_t m;
+	size_t n = strlen(want);
+
+	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
+	cr_assert_eq(m.type, HB_MSG_BODY);
+	cr_assert_eq(m.stream, s);
+	cr_assert_eq(m.len, n);
+	cr_assert_eq(((hb_chunk_t *)m.ptr)->len, n);
+	cr_assert_arr_eq(((hb_chunk_t *)m.ptr)->data, want, n);
+	free(m.ptr);
+	hb_stream_out_done(s, n);
 }
 
 #endif

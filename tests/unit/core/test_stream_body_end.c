@@ -2,52 +2,14 @@
  * end posted as one batch (asgi_http.c joins the pieces it held with the end): the messages and
  * their order, the output accounting, the end taken once, the bytes alone without `end`, and the
  * refusals (gone, ended before). The test thread plays both sides (nothing blocks). */
-#include "../hb_test.h"
+#include "stream_harness.h"
 
 #include <errno.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "core/hub.h"
-#include "core/stream.h"
-
-static hb_stream_t *new_stream(hb_hub_t *hub)
-{
-	hb_request_t *r = calloc(1, sizeof(*r));
-
-	cr_assert_not_null(r);
-	r->content_length = -1;
-	hb_stream_t *s = hb_stream_new(hub, 0, r);
-	cr_assert_not_null(s);
-	s->worker_idx = 0;
-	return s;
-}
-
-static void release_both(hb_stream_t *s)
-{
-	hb_stream_release(s);
-	hb_stream_release(s);
-}
-
-static void pop_body(hb_hub_t *hub, hb_stream_t *s, const char *want)
-{
-	hb_msg_t m;
-	size_t n = strlen(want);
-
-	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
-	cr_assert_eq(m.type, HB_MSG_BODY);
-	cr_assert_eq(m.stream, s);
-	cr_assert_eq(m.len, n);
-	cr_assert_eq(((hb_chunk_t *)m.ptr)->len, n);
-	cr_assert_arr_eq(((hb_chunk_t *)m.ptr)->data, want, n);
-	free(m.ptr);
-	hb_stream_out_done(s, n);
-}
 
 Test(stream_body_end, bytes_then_end_in_order)
 {
 	hb_hub_t *hub = hb_hub_new(1, 1);
-	hb_stream_t *s = new_stream(hub);
+	hb_stream_t *s = new_stream(hub, 0);
 	hb_msg_t m;
 
 	cr_assert_eq(hb_stream_send_body_end(s, "tail", 4, 1, HB_END_ABORT), 0);
@@ -68,7 +30,7 @@ Test(stream_body_end, bytes_then_end_in_order)
 Test(stream_body_end, without_end_the_bytes_alone_and_nothing_for_nothing)
 {
 	hb_hub_t *hub = hb_hub_new(1, 1);
-	hb_stream_t *s = new_stream(hub);
+	hb_stream_t *s = new_stream(hub, 0);
 	hb_msg_t m;
 
 	cr_assert_eq(hb_stream_send_body_end(s, "ab", 2, 0, 0), 0);
@@ -86,7 +48,7 @@ Test(stream_body_end, without_end_the_bytes_alone_and_nothing_for_nothing)
 Test(stream_body_end, refused_when_gone)
 {
 	hb_hub_t *hub = hb_hub_new(1, 1);
-	hb_stream_t *s = new_stream(hub);
+	hb_stream_t *s = new_stream(hub, 0);
 	hb_msg_t m;
 
 	hb_stream_signal(s, HB_ST_CLIENT_GONE);

@@ -23,13 +23,7 @@ Test(stream_head_body, head_body_and_end_in_order)
 	cr_assert_eq(m.ptr, resp);
 	cr_assert_eq(m.stream, s);
 	free(m.ptr);
-	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
-	cr_assert_eq(m.type, HB_MSG_BODY);
-	cr_assert_eq(m.len, 5);
-	cr_assert_eq(((hb_chunk_t *)m.ptr)->len, 5);
-	cr_assert_arr_eq(((hb_chunk_t *)m.ptr)->data, "hello", 5);
-	free(m.ptr);
-	hb_stream_out_done(s, 5);
+	pop_body(hub, s, "hello");
 	cr_assert_eq(hb_hub_io_pop(hub, 0, &m), 0);
 	cr_assert_eq(m.type, HB_MSG_END);
 	cr_assert_eq(m.aux, HB_END_ABORT);

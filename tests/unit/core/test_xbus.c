@@ -4,7 +4,7 @@
  * "module:function" jobs spread round robin with a dead runner's job ended LOST. */
 #include "core/xbus.h"
 
-#include "../hb_test.h"
+#include "fork_harness.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -12,28 +12,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-/* One byte over a pipe: the child says it is ready, the parent says go. */
-static void put(int fd, char c)
-{
-	cr_assert_eq(write(fd, &c, 1), 1);
-}
-
-static char get(int fd)
-{
-	char c = 0;
-
-	cr_assert_eq(read(fd, &c, 1), 1);
-	return c;
-}
-
-static int exit_code(pid_t pid)
-{
-	int st = 0;
-
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 /* ---- publish ---- */
 

@@ -6,7 +6,7 @@
  * burst of publishes to them in order, dropping the oldest past forward_queue. */
 #include "core/xbus.h"
 
-#include "../hb_test.h"
+#include "fork_harness.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,27 +15,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static void put(int fd, char c)
-{
-	cr_assert_eq(write(fd, &c, 1), 1);
-}
-
-static char get(int fd)
-{
-	char c = 0;
-
-	cr_assert_eq(read(fd, &c, 1), 1);
-	return c;
-}
-
-static int exit_code(pid_t pid)
-{
-	int st = 0;
-
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 static int64_t now_ms(void)
 {
