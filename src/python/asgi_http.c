@@ -352,6 +352,18 @@ static int more_body(hb_asgi_worker_t *w, PyObject *msg)
 	return more_flag(msg, HB_ASGI_S(w, more_body));
 }
 
+/* A post to the stream failed with rc (< 0, not -EAGAIN): out of memory raises MemoryError,
+ * anything else means the client is gone. Returns ERR, or what hb_asgi_raise_gone returns. */
+static int post_failed(hb_asgi_req_t *r, int rc)
+{
+	if (rc == -ENOMEM) {
+		PyErr_NoMemory();
+		return HB_ASGI_ERR;
+	}
+	r->gone = 1;
+	return hb_asgi_raise_gone(r);
+}
+
 /* The first http.response.body: the held head, its bytes (none for HEAD) and, when the
  * response ends with them, the end, posted as one batch: the io thread writes them in one send
  * (on TLS one record) instead of the head alone when it wakes before the body is posted.
@@ -363,15 +375,10 @@ static int post_head_body(hb_asgi_req_t *r, int more, const Py_buffer *view)
 	hb_response_t *resp = take_head(r, !more, (uint64_t)view->len);
 	int rc = hb_stream_send_head_body(r->s, resp, view->buf, len, end, 0);
 
-	if (rc == -ENOMEM) {
+	if (rc == -ENOMEM)
 		r->head_posted = 0; /* nothing went: the failure can still answer 500 */
-		PyErr_NoMemory();
-		return HB_ASGI_ERR;
-	}
-	if (rc < 0) {
-		r->gone = 1;
-		return hb_asgi_raise_gone(r);
-	}
+	if (rc < 0)
+		return post_failed(r, rc);
 	if (end)
 		r->ended = 1; /* hb_stream_end is posted */
 	return HB_ASGI_DONE;
@@ -387,15 +394,7 @@ static int post_body(hb_asgi_req_t *r, const Py_buffer *view)
 	rc = hb_stream_send_body_nb(r->s, view->buf, (size_t)view->len);
 	if (rc == -EAGAIN)
 		return HB_ASGI_WAIT_SEND;
-	if (rc == -ENOMEM) {
-		PyErr_NoMemory();
-		return HB_ASGI_ERR;
-	}
-	if (rc < 0) {
-		r->gone = 1;
-		return hb_asgi_raise_gone(r);
-	}
-	return HB_ASGI_DONE;
+	return rc < 0 ? post_failed(r, rc) : HB_ASGI_DONE;
 }
 
 /* ---- held body pieces ---- */
@@ -498,15 +497,7 @@ static int body_piece(hb_asgi_req_t *r, int more, const Py_buffer *view)
 	} else {
 		rc = post_with_held(r, view->buf, len, !more);
 	}
-	if (rc == -ENOMEM) {
-		PyErr_NoMemory();
-		return HB_ASGI_ERR;
-	}
-	if (rc < 0) {
-		r->gone = 1;
-		return hb_asgi_raise_gone(r);
-	}
-	return HB_ASGI_DONE;
+	return rc < 0 ? post_failed(r, rc) : HB_ASGI_DONE;
 }
 
 int hb_asgi_http_body(hb_asgi_req_t *r, PyObject *msg)

@@ -187,20 +187,25 @@ static int set(PyObject *d, PyObject *k, PyObject *v)
 	return rc;
 }
 
-/* The keys HTTP and websocket scopes share. */
-static int common(hb_asgi_worker_t *w, PyObject *d, const hb_request_t *q)
+/* This request's HTTP version string (borrowed). */
+static PyObject *version_of(hb_asgi_worker_t *w, const hb_request_t *q)
 {
-	return set(d, HB_ASGI_S(w, asgi), Py_NewRef(w->asgi_info)) ||
-	       set(d, HB_ASGI_S(w, http_version),
-		   Py_NewRef(q->http_major == 2	  ? HB_ASGI_S(w, v_2)
-			     : q->http_minor == 0 ? HB_ASGI_S(w, v_10)
-						  : HB_ASGI_S(w, v_11))) ||
-	       set(d, HB_ASGI_S(w, path), decoded_path(q)) ||
+	return q->http_major == 2   ? HB_ASGI_S(w, v_2)
+	       : q->http_minor == 0 ? HB_ASGI_S(w, v_10)
+				    : HB_ASGI_S(w, v_11);
+}
+
+/* The values every request brings, HTTP and websocket alike, in the scope's key order: path to
+ * state. root_path (the same for every request) only when with_root: a copy of the HTTP
+ * template has it already, in its place. */
+static int request_keys(hb_asgi_worker_t *w, PyObject *d, const hb_request_t *q, int with_root)
+{
+	return set(d, HB_ASGI_S(w, path), decoded_path(q)) ||
 	       set(d, HB_ASGI_S(w, raw_path),
 		   PyBytes_FromStringAndSize(q->path, (Py_ssize_t)q->path_len)) ||
 	       set(d, HB_ASGI_S(w, query_string),
 		   PyBytes_FromStringAndSize(q->query, (Py_ssize_t)q->query_len)) ||
-	       set(d, HB_ASGI_S(w, root_path), Py_NewRef(w->root_path)) ||
+	       (with_root && set(d, HB_ASGI_S(w, root_path), Py_NewRef(w->root_path))) ||
 	       set(d, HB_ASGI_S(w, headers), headers_list(q)) ||
 	       set(d, HB_ASGI_S(w, client),
 		   addr_cached(&w->client, &w->client_host, w->client_addr, &w->client_port,
@@ -209,6 +214,14 @@ static int common(hb_asgi_worker_t *w, PyObject *d, const hb_request_t *q)
 		   addr_cached(&w->server, NULL, w->server_addr, &w->server_port, q->server_addr,
 			       q->server_port)) ||
 	       set(d, HB_ASGI_S(w, state), PyDict_Copy(w->state));
+}
+
+/* The keys a websocket scope has after its type, scheme and extensions. */
+static int common(hb_asgi_worker_t *w, PyObject *d, const hb_request_t *q)
+{
+	return set(d, HB_ASGI_S(w, asgi), Py_NewRef(w->asgi_info)) ||
+	       set(d, HB_ASGI_S(w, http_version), Py_NewRef(version_of(w, q))) ||
+	       request_keys(w, d, q, 1);
 }
 
 /* The ASGI `tls` extension: {"server_cert": None, "client_cert_chain": [pem] or [],
@@ -285,9 +298,7 @@ int hb_asgi_scope_init(hb_asgi_worker_t *w)
 static PyObject *http_scope(hb_asgi_worker_t *w, const hb_request_t *q, int https)
 {
 	PyObject *d = PyDict_Copy(w->scope_http);
-	PyObject *ver = q->http_major == 2   ? HB_ASGI_S(w, v_2)
-			: q->http_minor == 0 ? HB_ASGI_S(w, v_10)
-					     : HB_ASGI_S(w, v_11);
+	PyObject *ver = version_of(w, q);
 	int push = (q->flags & HB_REQ_CAN_PROMISE) != 0;
 
 	if (!d)
@@ -296,19 +307,7 @@ static PyObject *http_scope(hb_asgi_worker_t *w, const hb_request_t *q, int http
 	    (https && set(d, HB_ASGI_S(w, scheme), Py_NewRef(HB_ASGI_S(w, v_https)))) ||
 	    ((q->tls || push) && set(d, HB_ASGI_S(w, extensions), extensions(w->ext_http, q, 0))) ||
 	    (ver != HB_ASGI_S(w, v_11) && set(d, HB_ASGI_S(w, http_version), Py_NewRef(ver))) ||
-	    set(d, HB_ASGI_S(w, path), decoded_path(q)) ||
-	    set(d, HB_ASGI_S(w, raw_path),
-		PyBytes_FromStringAndSize(q->path, (Py_ssize_t)q->path_len)) ||
-	    set(d, HB_ASGI_S(w, query_string),
-		PyBytes_FromStringAndSize(q->query, (Py_ssize_t)q->query_len)) ||
-	    set(d, HB_ASGI_S(w, headers), headers_list(q)) ||
-	    set(d, HB_ASGI_S(w, client),
-		addr_cached(&w->client, &w->client_host, w->client_addr, &w->client_port,
-			    q->remote_addr, q->remote_port)) ||
-	    set(d, HB_ASGI_S(w, server),
-		addr_cached(&w->server, NULL, w->server_addr, &w->server_port, q->server_addr,
-			    q->server_port)) ||
-	    set(d, HB_ASGI_S(w, state), PyDict_Copy(w->state)))
+	    request_keys(w, d, q, 0))
 		Py_CLEAR(d);
 	return d;
 }
