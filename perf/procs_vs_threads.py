@@ -38,10 +38,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start(binary, args, cpus, port):
-    cmd = ["taskset", "-c", cpus, str(binary), "cpu_wsgi:app", "--bind", "127.0.0.1:%d" % port,
-           "--pythonpath", str(APPS), "--no-access-log", "--log-level", "warning"] + args
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+def start_cpu_app(binary, port, args, prefix=(), stderr=subprocess.PIPE):
+    """Starts hornbeam-uring on perf/apps/cpu_wsgi.py and waits until /hello answers 200;
+    exits with the command (and its stderr when piped) if it never does."""
+    cmd = list(prefix) + [str(binary), "cpu_wsgi:app", "--bind", "127.0.0.1:%d" % port,
+                          "--pythonpath", str(APPS), "--no-access-log"] + list(args)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -52,7 +54,12 @@ def start(binary, args, cpus, port):
         except OSError:
             time.sleep(0.1)
     p.kill()
-    sys.exit("server did not start: %s\n%s" % (cmd, p.stderr.read().decode(errors="replace")))
+    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+    sys.exit("server did not start: %s\n%s" % (cmd, err))
+
+
+def start(binary, args, cpus, port):
+    return start_cpu_app(binary, port, ["--log-level", "warning"] + args, ["taskset", "-c", cpus])
 
 
 def stop(p):

@@ -14,39 +14,20 @@ import argparse
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from procs_vs_threads import free_port, start_cpu_app  # perf/procs_vs_threads.py
+
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ROOT / "perf" / "apps"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(binary, port, pidfile, log):
-    cmd = [str(binary), "cpu_wsgi:app", "--bind", "127.0.0.1:%d" % port, "--pythonpath", str(APPS),
-           "--no-access-log", "--processes", "2", "--workers", "1", "--pid", str(pidfile)]
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
-                c.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if c.recv(64).startswith(b"HTTP/1.1 200"):
-                    return p
-        except OSError:
-            time.sleep(0.1)
-    p.kill()
-    sys.exit("server did not start: %s" % cmd)
+    return start_cpu_app(binary, port, ["--processes", "2", "--workers", "1", "--pid", str(pidfile)],
+                         stderr=log)
 
 
 def children(pid):
