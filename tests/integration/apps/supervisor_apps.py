@@ -23,17 +23,23 @@ if os.environ.get("HB_FAIL_IMPORT") and os.path.exists(os.environ["HB_FAIL_IMPOR
 KEPT = []
 
 
-def app(environ, start_response):
-    path = environ.get("PATH_INFO", "/")
-    if path == "/grow":
-        mb = int(parse_qs(environ.get("QUERY_STRING", "")).get("mb", ["1"])[0])
-        KEPT.append(bytearray(b"x" * (mb << 20)))
+def _die_or_hang(path):
+    """The routes both apps share: /segv crashes the process, /exit leaves it with status 3,
+    /hang sleeps for HB_HANG_SECS (default an hour)."""
     if path == "/segv":
         ctypes.string_at(0)
     if path == "/exit":
         os._exit(3)
     if path == "/hang":
         time.sleep(float(os.environ.get("HB_HANG_SECS", "3600")))
+
+
+def app(environ, start_response):
+    path = environ.get("PATH_INFO", "/")
+    if path == "/grow":
+        mb = int(parse_qs(environ.get("QUERY_STRING", "")).get("mb", ["1"])[0])
+        KEPT.append(bytearray(b"x" * (mb << 20)))
+    _die_or_hang(path)
     if path == "/sleep":
         time.sleep(float(parse_qs(environ.get("QUERY_STRING", "")).get("secs", ["1"])[0]))
     body = str(os.getpid()).encode() if path == "/pid" else b"ok"
@@ -45,12 +51,7 @@ async def asgi_app(scope, receive, send):
     if scope["type"] != "http":
         return
     path = scope["path"]
-    if path == "/segv":
-        ctypes.string_at(0)
-    if path == "/exit":
-        os._exit(3)
-    if path == "/hang":
-        time.sleep(float(os.environ.get("HB_HANG_SECS", "3600")))
+    _die_or_hang(path)  # /hang blocks the event loop, as a sync call in async code does
     body = str(os.getpid()).encode() if path == "/pid" else b"ok"
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
