@@ -326,15 +326,8 @@ def test_ttin_ttou_add_and_remove_a_process(server, tmp_path):
     s = server(APP, "--uds", str(path), bind=False, wait=False)
 
     def serving(pids):
-        seen = set()
-
-        def answered():
-            try:
-                seen.add(_unix_pid(path, 5))
-            except OSError:
-                pass
-            return set(pids) <= seen
-        assert wait_for(answered, 20), "processes %r never answered (saw %r)\n%s" % (pids, seen, s.describe())
+        ok, seen = _unix_pids_until(path, lambda seen: set(pids) <= seen, 5)
+        assert ok, "processes %r never answered (saw %r)\n%s" % (pids, seen, s.describe())
     assert wait_for(lambda: len(s.worker_pids()) == 1, 20), s.describe()
     one = s.worker_pids()
     serving(one)
@@ -472,6 +465,20 @@ def _unix_pid(path, timeout):
         return int(r.body)
 
 
+def _unix_pids_until(path, done, probe_timeout, timeout=20):
+    """Asks /pid over the unix socket until done(the pids that answered) holds or timeout;
+    returns (whether it held, those pids). A probe that fails is tried again."""
+    seen = set()
+
+    def step():
+        try:
+            seen.add(_unix_pid(path, probe_timeout))
+        except OSError:
+            pass
+        return done(seen)
+    return wait_for(step, timeout), seen
+
+
 def test_a_unix_socket_spreads_over_the_processes_and_a_stopped_one_holds_nothing(server, tmp_path):
     """Every process accepts on a unix socket, and io_uring waits for its connections as an
     EPOLLEXCLUSIVE waiter: the kernel wakes the oldest waiter only. So accepts there are single-
@@ -481,15 +488,8 @@ def test_a_unix_socket_spreads_over_the_processes_and_a_stopped_one_holds_nothin
     the other process serves it within a tick or two (io.c: accept_watch)."""
     path = tmp_path / "hb.sock"
     s = server(APP, "--uds", str(path), "--processes", "2", bind=False, wait=False)
-    seen = set()
-
-    def both():
-        try:
-            seen.add(_unix_pid(path, 2))
-        except OSError:
-            pass
-        return len(seen) == 2
-    assert wait_for(both, 20), "one process took every connection (saw %r)\n%s" % (seen, s.describe())
+    ok, seen = _unix_pids_until(path, lambda seen: len(seen) == 2, 2)
+    assert ok, "one process took every connection (saw %r)\n%s" % (seen, s.describe())
     for victim in sorted(seen):
         os.kill(victim, signal.SIGSTOP)
         # Stopped means every thread stopped: until then its io thread may still accept (the
