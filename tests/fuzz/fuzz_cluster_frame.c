@@ -8,8 +8,8 @@
  * Invariants checked: a message never exceeds the limits and is a valid codec value, errors carry
  * a reason and are sticky, reassembly never holds more than max_streams messages.
  * Build: clang -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_cluster_frame.c
- *        src/cluster/frame.c src/cluster/auth.c src/cluster/swim.c src/cluster/swim_msg.c
- *        src/core/codec.c -lwolfssl -lm
+ *        src/cluster/frame.c src/cluster/auth.c src/cluster/swim.c src/cluster/swim_gossip.c
+ *        src/cluster/swim_msg.c src/core/codec.c -lwolfssl -lm
  */
 #include <errno.h>
 #include <stdlib.h>
