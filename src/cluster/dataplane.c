@@ -487,7 +487,7 @@ static void announce_if_changed(hb_cluster_t *cl)
 	send_tables(cl, NULL);
 }
 
-/* ---- hooks from node.c ---- */
+/* ---- hooks from node.c and node_link.c ---- */
 
 void hb_dp_input(link_t *l, const hb_frame_msg_t *m)
 {

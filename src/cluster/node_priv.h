@@ -1,6 +1,13 @@
-/* node_priv.h: what node.c (links, membership) and dataplane.c (calls, replies, publishes) share:
- * the link and the cluster structures. Everything here is used on the cluster thread only,
- * except the fields marked otherwise (the command queue, the tables, the counters).
+/* node_priv.h: what the cluster thread's three files share: the link and the cluster structures.
+ *  - node.c: the thread (its loop, SWIM's timers, output and events, the live-member snapshot,
+ *    seeds, leave) and control (hb_cluster_start/stop on the controlling thread, the listener
+ *    socket, hb_cluster_nodes from any thread). It owns hb_cluster_t and the hb_swim_t.
+ *  - node_link.c: the links: dial or accept, I/O on the ring, TLS, the cookie handshake, frame
+ *    dispatch (SWIM to the hb_swim_t, data-plane frames to dataplane.c). It owns every link_t
+ *    and frees one only when no op is in flight.
+ *  - dataplane.c: calls, replies, publishes and tables over the links (rpc.h, core/remote.h).
+ * Everything here is used on the cluster thread only, except the fields marked otherwise (the
+ * live snapshot, the command queue, the tables, the counters).
  */
 #ifndef HB_CLUSTER_NODE_PRIV_H
 #define HB_CLUSTER_NODE_PRIV_H
@@ -115,12 +122,28 @@ struct hb_cluster {
 };
 
 /* node.c */
+/* The cluster thread's clock (the ring's), in milliseconds. */
 int64_t hb_cl_now_ms(hb_cluster_t *cl);
+
+/* node_link.c */
+/* "1.2.3.4:5" or "[::1]:5" into a sockaddr: 0 or -EINVAL (a name is not resolved here). */
+int hb_cl_addr_parse(const char *s, struct sockaddr_storage *sa, socklen_t *len);
+/* A sockaddr as "1.2.3.4:5" or "[::1]:5". */
+void hb_cl_addr_format(const struct sockaddr *sa, char *out, size_t cap);
+/* Sends what the link has buffered, refilling from its frame queue once authenticated; a no-op
+ * while a send is in flight (its completion calls this again). */
 void hb_cl_flush(link_t *l);
+/* Closes a link (its pending calls fail, dataplane.c); `why` (static) is logged as a warning
+ * naming the peer, NULL closes quietly. l is freed here or when its last op completes. */
 void hb_cl_link_close(link_t *l, const char *why);
 /* The link to the member at addr (an authenticated one, else one being dialled, else a new
  * dial); NULL when addr is bad or out of memory. */
 link_t *hb_cl_link_to(hb_cluster_t *cl, const char *addr);
+/* Sets up the listener's multishot accept op and arms it (once, when the thread starts); the
+ * links it accepts are node_link.c's. */
+void hb_cl_accept_start(hb_cluster_t *cl);
+/* Arms the accept again (the kernel ended the multishot: no IORING_CQE_F_MORE). */
+void hb_cl_arm_accept(hb_cluster_t *cl);
 
 /* dataplane.c */
 int hb_dp_init(hb_cluster_t *cl);
