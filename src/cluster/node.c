@@ -81,7 +81,9 @@ static void snapshot(hb_cluster_t *cl)
 	pthread_mutex_unlock(&cl->mu);
 	/* what the other worker processes' nodes() list (a no-op unless this one is the hub) */
 	if (cl->c.bus && hb_xbus_set_members(cl->c.bus, a.v, a.n) == -ENOSPC)
-		hb_warn("cluster: %d members do not all fit in the process bus's member list", a.n);
+		hb_warn("cluster: %d members do not all fit in the process bus's member list "
+			"(cluster_member_names_size): the other processes' nodes() lists only some",
+			a.n);
 	hb_cluster_names_free(old, nold);
 }
 

@@ -262,6 +262,10 @@ const struct key keys[] = {
 	 .help = "a module (and its submodules) other nodes may rpc_call; repeatable; none: all"},
 	{"cluster_link_queue", K_I64, OFF(cluster_link_queue), 16, 1 << 20, "4096", "N",
 	 .help = "messages queued on one node link (full: oldest publish dropped, calls fail)"},
+	/* the bus's bounds: 64 MiB is HB_XBUS_MAX_MEMBERS (core/xbus.h) */
+	{"cluster_member_names_size", K_I64, OFF(cluster_member_names_size), 1, 64 << 20, "65536",
+	 "BYTES", .help = "with processes > 1: room for the live members' names the other processes "
+			  "see (too small: nodes() there lists only those that fit)"},
 	{"cluster_tls", K_BOOL, OFF(cluster_tls), .def = "false",
 	 .help = "mutual TLS on every node link (cluster_certfile turns it on too)"},
 	{"cluster_certfile", K_STR, OFF(cluster_certfile), .metavar = "FILE",

@@ -131,9 +131,10 @@ typedef struct hb_config {
 	int64_t cluster_indirect_checks;   /* default 3 */
 	char **cluster_rpc_allow;	   /* modules other nodes may rpc_call; none: all */
 	size_t ncluster_rpc_allow;
-	int64_t cluster_link_queue; /* messages queued on one link, default 4096 */
-	int cluster_tls;	    /* mutual TLS on node links; cluster_certfile sets it */
-	char *cluster_certfile;	    /* this node's certificate (server and client) */
+	int64_t cluster_link_queue;	   /* messages queued on one link, default 4096 */
+	int64_t cluster_member_names_size; /* the process bus's member-name region, 64 KiB */
+	int cluster_tls;		   /* mutual TLS on node links; cluster_certfile sets it */
+	char *cluster_certfile;		   /* this node's certificate (server and client) */
 	char *cluster_keyfile;
 	char *cluster_keyfile_password;	 /* for an encrypted cluster_keyfile */
 	char *cluster_cacertfile;	 /* the CA every node's certificate must chain to */

@@ -107,7 +107,7 @@ hb_xbus_t *hb_xbus_create(const hb_xbus_opts_t *o)
 	if (!d.forward_queue)
 		d.forward_queue = HB_XBUS_DEFAULT_FORWARD;
 	if (d.max_procs > HB_XBUS_MAX_PROCS || d.max_names > (1u << 20) ||
-	    d.members_bytes > (64u << 20))
+	    d.members_bytes > HB_XBUS_MAX_MEMBERS)
 		return NULL;
 	off = sizeof(struct region) + d.max_procs * sizeof(struct slot);
 	off = (off + 63) & ~(size_t)63;

@@ -79,6 +79,7 @@
 #define HB_XBUS_DEFAULT_TIMEOUT_MS 1000
 #define HB_XBUS_INLINE_MAX (48u << 10)
 #define HB_XBUS_DEFAULT_MEMBERS (64u << 10)
+#define HB_XBUS_MAX_MEMBERS (64u << 20)
 #define HB_XBUS_DEFAULT_FORWARD 10000u
 
 typedef struct hb_xbus hb_xbus_t;
@@ -87,7 +88,8 @@ typedef struct hb_xbus_opts {
 	uint32_t max_procs;	/* slots (worker processes alive at once); 0 = 64; at most 255 */
 	uint32_t max_names;	/* registered names, all processes together; 0 = 1024 */
 	int timeout_ms;		/* publish acknowledgements and sends to a full peer; 0 = 1000 */
-	uint32_t members_bytes; /* the cluster's member names (NUL-terminated); 0 = 64 KiB */
+	uint32_t members_bytes; /* the cluster's member names (NUL-terminated); 0 = 64 KiB; at
+				 * most 64 MiB (config: cluster_member_names_size) */
 	uint32_t forward_queue; /* the hub's queue of publishes to the others; 0 = 10000 */
 } hb_xbus_opts_t;
 

@@ -51,6 +51,9 @@ int hb_pyapi_prepare_bus(const hb_config_t *cfg)
 	o.max_procs = HB_XBUS_MAX_PROCS; /* processes may grow (TTIN) and double during a reload */
 	/* publishes from other nodes queued to the other processes: bounded like a subscriber */
 	o.forward_queue = (uint32_t)clamp(cfg->pubsub_queue_size, 1000, UINT32_MAX);
+	/* the cluster's live member names, as the hub writes them for the other processes */
+	o.members_bytes = (uint32_t)clamp(cfg->cluster_member_names_size, HB_XBUS_DEFAULT_MEMBERS,
+					  HB_XBUS_MAX_MEMBERS);
 	if (!bus)
 		bus = hb_xbus_create(&o);
 	return bus ? 0 : -ENOMEM;

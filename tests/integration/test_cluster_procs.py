@@ -13,6 +13,9 @@ from each of b's processes; publishes from a reach subscribers in all three and 
 so; a publish from a process that is not the hub reaches a's subscriber in order with the total
 count; a call from such a process ends NodeDown at once when the hub is killed, and the
 replacement hub's membership events (hornbeam:nodes) and calls work there again.
+
+With a cluster_member_names_size too small for a's name, b's other process's nodes() cannot
+list a, but its calls still go to the hub, which decides (and warns naming the key).
 Nodes run apps/cluster_apps.py; helpers are test_cluster_rpc.py's.
 """
 import os
@@ -46,10 +49,10 @@ def _cluster_pid(s, pids):
     return None
 
 
-def _procs(server, n, app="cluster_apps:wsgi"):
+def _procs(server, n, app="cluster_apps:wsgi", a_name="a@procs", b_extra=()):
     # a's graceful stop does not wait out the long call the last test leaves running there
-    a = node(server, "a@procs", extra=("--graceful-timeout", "1"))
-    b = node(server, "b@procs", [a.seed], app=app, extra=("--processes", str(n)))
+    a = node(server, a_name, extra=("--graceful-timeout", "1"))
+    b = node(server, "b@procs", [a.seed], app=app, extra=("--processes", str(n)) + b_extra)
     until(lambda: get(a, "/nodes")["nodes"] == ["b@procs"], what="a sees b")
     pids = until(lambda: len(b.worker_pids()) == n and b.worker_pids(), what="b's processes")
     cluster_pid = until(lambda: _cluster_pid(b, pids), what="b's cluster process")
@@ -216,3 +219,20 @@ def test_calls_and_publishes_from_and_to_every_process(server):
     r = until(lambda: "ok" in (x := on(b, others[0], "/rpc", node="a@procs", fn="where",
                                        args=[1])) and x, 15.0, "rpc_call through the new hub")
     assert r["ok"][0] == "a@procs", r
+
+
+def test_member_names_that_do_not_fit(server):
+    """cluster_member_names_size smaller than a's name: the other process's nodes() cannot list
+    a, yet its calls go to the hub, which decides (docs/configuration.md)."""
+    long_name = "a-%s@procs" % ("x" * 40)
+    a, b, pids, hub = _procs(server, 2, a_name=long_name,
+                             b_extra=("--cluster-member-names-size", "16"))
+    other = [p for p in pids if p != hub][0]
+    until(lambda: on(b, hub, "/nodes")["nodes"] == [long_name], what="the hub lists a")
+    r = until(lambda: "ok" in (x := on(b, other, "/rpc", node=long_name, fn="where", args=[1]))
+              and x, what="rpc_call to a from the other process")
+    assert r["ok"][0] == long_name, r
+    assert on(b, other, "/nodes")["nodes"] == [], "a's name does not fit in 16 bytes"
+    r = on(b, other, "/rpc", node="nobody@procs", fn="echo")
+    assert r["error"] == "NodeDown" and "not connected" in r["msg"], r
+    assert "(cluster_member_names_size)" in b.stderr(), b.stderr()[-2000:]

@@ -834,6 +834,32 @@ Test(toml, cluster_table)
 	cr_assert(strstr(err, "numeric"), "%s", err);
 }
 
+/* the process bus's member-name region (core/xbus.h members_bytes): 64 KiB, the bus's bounds */
+Test(toml, cluster_member_names_size)
+{
+	write_toml("app = 'a:b'\n\n[cluster]\nmember_names_size = 4096\n");
+	cr_assert_eq(load_toml(NULL, NULL), 0, "%s", err);
+	cr_assert_eq(cfg.cluster_member_names_size, 4096);
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("a:b"), 0, "%s", err);
+	cr_assert_eq(cfg.cluster_member_names_size, 65536);
+	hb_config_free(&cfg);
+	cr_assert_eq(load_with(ARGS("a:b"), ARGS("HORNBEAM_CLUSTER_MEMBER_NAMES_SIZE=1"), NULL), 0,
+		     "%s", err);
+	cr_assert_eq(cfg.cluster_member_names_size, 1);
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("a:b", "--cluster-member-names-size", "67108864"), 0, "%s", err);
+	cr_assert_eq(cfg.cluster_member_names_size, 64 << 20);
+	hb_config_free(&cfg);
+	assert_err(LOAD("a:b", "--cluster-member-names-size=67108865"),
+		   "--cluster-member-names-size: expected an integer <= 67108864");
+	assert_err(load_with(ARGS("a:b"), ARGS("HORNBEAM_CLUSTER_MEMBER_NAMES_SIZE=0"), NULL),
+		   "HORNBEAM_CLUSTER_MEMBER_NAMES_SIZE: expected an integer >= 1, got '0'");
+	write_toml("app = 'a:b'\n\n[cluster]\nmember_names_size = -5\n");
+	assert_file_err(load_toml(NULL, NULL), 4,
+			"key 'cluster_member_names_size': expected an integer >= 1, got -5");
+}
+
 Test(toml, cluster_tls_keys)
 {
 	/* the files resolve beside the configuration file; cluster_certfile turns TLS on */
