@@ -1,21 +1,34 @@
 """perf/cluster: the app both nodes of rpc_bench.py run. Node b only answers `echo`; node a's
 GET /bench?target=NODE&callers=K&seconds=S starts K threads in its worker, each calling
 rpc_call(target, "bench_app", "echo", [payload]) in a loop for S seconds, and returns the count,
-calls/s and latency percentiles (microseconds)."""
+calls/s and latency percentiles (microseconds). With mode=call&name=N they call(N, payload)
+instead (a function registered on this node, in this or another worker process: /register?name=N
+registers echo as N in the worker that serves it). With pid=P (and wid=W) a route runs only in
+worker process P (and its worker W: /whoami tells both) and answers {"elsewhere": ...} in the
+others (the caller retries)."""
 import json
+import os
 import threading
 import time
 from urllib.parse import parse_qs
 
 import hornbeam_erlang as hb
 
+_WID = os.urandom(4).hex()  # this worker (each worker's interpreter imports the module)
+
 
 def echo(x):
     return x
 
 
-def _bench(target, callers, seconds, size):
+def _bench(target, callers, seconds, size, mode="rpc", name=None):
     payload = "x" * size
+    if mode == "call":
+        def one():
+            hb.call(name, payload, timeout_ms=10000)
+    else:
+        def one():
+            hb.rpc_call(target, "bench_app", "echo", [payload], timeout_ms=10000)
     lat = [[] for _ in range(callers)]
     errors = []
     start = threading.Barrier(callers + 1)
@@ -30,7 +43,7 @@ def _bench(target, callers, seconds, size):
             if t0 >= end:
                 return
             try:
-                hb.rpc_call(target, "bench_app", "echo", [payload], timeout_ms=10000)
+                one()
             except Exception as e:  # counted, reported
                 errors.append(repr(e))
                 return
@@ -51,7 +64,7 @@ def _bench(target, callers, seconds, size):
     def pct(p):
         return round(all_lat[min(n - 1, int(p * n))] * 1e6, 1) if n else None
 
-    return {"callers": callers, "calls": n, "secs": round(secs, 3),
+    return {"callers": callers, "calls": n, "secs": round(secs, 3), "pid": os.getpid(),
             "calls_per_s": round(n / secs, 1), "p50_us": pct(0.50), "p99_us": pct(0.99),
             "errors": errors[:3]}
 
@@ -86,7 +99,15 @@ def _publish(topic, n, size):
 def app(environ, start_response):
     q = parse_qs(environ.get("QUERY_STRING", ""))
     path = environ["PATH_INFO"]
-    if path == "/sub_open":
+    want, wid = q.get("pid", [None])[0], q.get("wid", [None])[0]
+    if (want and want != str(os.getpid())) or (wid and wid != _WID):
+        body = {"elsewhere": [os.getpid(), _WID]}
+    elif path == "/whoami":
+        body = {"pid": os.getpid(), "wid": _WID}
+    elif path == "/register":
+        hb.register_function(q["name"][0], echo)
+        body = {"ok": True, "pid": os.getpid(), "wid": _WID}
+    elif path == "/sub_open":
         t = q["topic"][0]
         if t not in _subs:
             _subs[t] = hb.subscribe(t, int(q.get("queue", ["1000000"])[0]))
@@ -98,8 +119,9 @@ def app(environ, start_response):
     elif path == "/stats":
         body = hb.cluster_stats()
     elif path == "/bench":
-        body = _bench(q["target"][0], int(q.get("callers", ["1"])[0]),
-                      float(q.get("seconds", ["3"])[0]), int(q.get("size", ["16"])[0]))
+        body = _bench(q.get("target", [None])[0], int(q.get("callers", ["1"])[0]),
+                      float(q.get("seconds", ["3"])[0]), int(q.get("size", ["16"])[0]),
+                      q.get("mode", ["rpc"])[0], q.get("name", [None])[0])
     else:
         body = {"node": hb.node(), "nodes": hb.nodes()}
     data = json.dumps(body).encode()
