@@ -25,6 +25,10 @@
 #define NS 1000000000ull
 #define BACKOFF_FIRST_NS (100 * 1000000ull)
 #define KILL_MARGIN_NS (10 * NS) /* past a worker's own deadline, before SIGKILL */
+/* A process whose sockets were parked keeps accepting this long before it retires: what the
+ * kernel queued there before the program changed, handshakes still completing included (a
+ * round trip; a lost SYN-ACK is resent after 1 s). */
+#define LEAVE_NS NS
 
 uint64_t hb_master_now(void)
 {
@@ -92,13 +96,13 @@ static _Noreturn void child(master_t *m, hb_config_t *cfg, int slot, unsigned ge
 		.inflight = inflight,
 		.slot = slot,
 		.generation = gen,
-		.listen = 1,
 		.ready_fd = wfd,
 		.master = m->pid,
 	};
 
 	a.listen_fds = gen_fds(m, gen, slot, &a.nio);
 	close(m->sfd);
+	hb_steer_close(&m->steer, 0); /* the master's own copies */
 	close_others((int **const *)m->slot_fds, m->nio, m->cfg->nbinds, a.listen_fds);
 	if (m->next_nio > 0)
 		close_others((int **const *)m->next_fds, m->next_nio, m->next_cfg->nbinds,
@@ -123,7 +127,8 @@ static int spawn(master_t *m, hb_config_t *cfg, int slot, unsigned gen)
 		return -1;
 	}
 	proc_t *p = proc_add(m);
-	if (!p || pipe2(fds, O_CLOEXEC) < 0) {
+	/* Both ways: the process says it is ready, the master answers once it listens for it. */
+	if (!p || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) {
 		if (p)
 			m->nprocs--;
 		hb_error("cannot start worker process %d: %s", slot, strerror(p ? errno : ENOMEM));
@@ -225,14 +230,27 @@ static void running(const proc_t *p, char *buf, size_t len)
 		snprintf(buf, len, " while running %s", list);
 }
 
+/* p no longer serves (its slot went, or its generation): with drain (its sockets were parked)
+ * a ready process accepts what is queued for LEAVE_NS, then retires; else it retires (or, not
+ * ready yet, stops) now. */
+static void leave(master_t *m, proc_t *p, int drain)
+{
+	if (p->state == P_READY && drain) {
+		p->state = P_LEAVING;
+		p->retire_at = mono_ns() + LEAVE_NS;
+		return;
+	}
+	tell(m, p, p->state == P_READY ? SIGHUP : SIGTERM, P_RETIRING);
+}
+
 static void abort_reload(master_t *m, const char *why)
 {
+	int parked = m->next_nio > 0 ? hb_reshape_abort(m, m->next_cfg) : 0;
+
 	hb_error("reload failed: %s; generation %u keeps serving", why, m->gen);
 	for (int i = 0; i < m->nprocs; i++)
 		if (m->procs[i].gen == m->next_gen && live(&m->procs[i]))
-			tell(m, &m->procs[i], SIGTERM, P_STOPPING);
-	if (m->next_nio > 0)
-		hb_reshape_abort(m, m->next_cfg);
+			leave(m, &m->procs[i], parked > 0);
 	hb_config_free(m->next_cfg);
 	free(m->next_cfg);
 	m->next_cfg = NULL;
@@ -275,7 +293,7 @@ static void reaped(master_t *m, proc_t *p, int status)
 	char how[160], what[1100];
 
 	describe(status, how, sizeof how);
-	if (p->state == P_STOPPING || p->state == P_RETIRING) {
+	if (p->state == P_STOPPING || p->state == P_RETIRING || p->state == P_LEAVING) {
 		/* A request left running by a forced stop (past graceful_timeout, a request stuck
 		 * past worker_kill_timeout) is named. */
 		int left = hb_inflight_describe(p->inflight, mono_ns(), 8, what, sizeof what);
@@ -351,31 +369,24 @@ static int count(const master_t *m, unsigned gen, int state)
 	return n;
 }
 
-/* Slots past the process count: their sockets leave the SO_REUSEPORT group first (new
- * connections go to the other slots), then their processes retire. */
-static void retire_slots_from(master_t *m, int n)
+/* LEAVING processes whose time is up retire. */
+static void leave_due(master_t *m)
 {
-	for (int s = n; s < HB_MASTER_MAX_SLOTS; s++)
-		if (m->slot_fds[s])
-			hb_master_quiet_slot(m, s);
-	for (int i = 0; i < m->nprocs; i++) {
-		proc_t *p = &m->procs[i];
-		if (p->slot >= n && live(p))
-			tell(m, p, p->state == P_READY ? SIGHUP : SIGTERM, P_RETIRING);
-	}
+	uint64_t now = mono_ns();
+
+	for (int i = 0; i < m->nprocs; i++)
+		if (m->procs[i].state == P_LEAVING && now >= m->procs[i].retire_at)
+			tell(m, &m->procs[i], SIGHUP, P_RETIRING);
 }
 
-/* The new generation is ready: it serves, every older process retires. */
+/* The new generation is ready: it serves, every older process retires (after LEAVE_NS when
+ * sockets it served were parked: fewer processes or io threads). */
 static void finish_reload(master_t *m)
 {
-	for (int i = 0; i < m->nprocs; i++) {
-		proc_t *p = &m->procs[i];
-		if (p->gen != m->next_gen && live(p))
-			tell(m, p, p->state == P_READY ? SIGHUP : SIGTERM, P_RETIRING);
-	}
-	int reshaped = m->next_nio > 0;
+	int reshaped = m->next_nio > 0, parked = 0;
+
 	if (reshaped)
-		hb_reshape_commit(m, m->cfg);
+		parked = hb_reshape_commit(m, m->cfg);
 	hb_config_free(m->cfg);
 	free(m->cfg);
 	m->cfg = m->next_cfg;
@@ -386,7 +397,18 @@ static void finish_reload(master_t *m)
 	m->gen = m->next_gen;
 	m->next_gen = 0;
 	m->target = m->cfg->processes;
-	retire_slots_from(m, m->target);
+	int r = hb_master_park_slots(m, m->target); /* checked before the reload started */
+	if (r < 0) {
+		hb_error(
+			"cannot park the sockets of worker processes %d and up (%s): shutting them "
+			"down, the connections queued in them are reset",
+			m->target, strerror(-r));
+		hb_master_shut_slots(m, m->target);
+	}
+	parked += r > 0 ? r : 0;
+	for (int i = 0; i < m->nprocs; i++)
+		if (m->procs[i].gen != m->gen && live(&m->procs[i]))
+			leave(m, &m->procs[i], parked > 0);
 	for (int s = 0; s < HB_MASTER_MAX_SLOTS; s++)
 		m->fails[s] = 0, m->respawn_at[s] = 0;
 	if (reshaped)
@@ -410,7 +432,7 @@ static void reload(master_t *m)
 		return;
 	}
 	/* New workers or binds: the new generation gets sockets of its own shape (reshape.c). */
-	if (hb_reshape_check_processes(m, nc, nc->processes, err, sizeof err) < 0 ||
+	if (hb_reshape_check_processes(m, nc->processes, err, sizeof err) < 0 ||
 	    (hb_reshape_needed(m, nc) && (hb_reshape_check(m, nc, err, sizeof err) < 0 ||
 					  hb_reshape_open(m, nc, err, sizeof err) < 0))) {
 		hb_error("reload failed: %s; generation %u keeps serving", err, m->gen);
@@ -425,20 +447,38 @@ static void reload(master_t *m)
 			abort_reload(m, "cannot start its processes");
 }
 
+/* TTIN, TTOU. One fewer: the slot's TCP sockets are parked (steer.h), its process accepts what
+ * was queued there for LEAVE_NS, then retires. */
 static void resize(master_t *m, int delta)
 {
-	int n = m->target + delta;
+	int n = m->target + delta, parked = 0;
 	char why[1024] = "";
 
-	if (n < 1 || n > HB_MASTER_MAX_SLOTS || m->stopping ||
-	    hb_reshape_check_processes(m, m->cfg, n, why, sizeof why) < 0) {
+	if (n >= 1 && n <= HB_MASTER_MAX_SLOTS && !m->stopping && delta < 0 &&
+	    hb_reshape_check_processes(m, n, why, sizeof why) == 0) {
+		parked = hb_master_park_slots(m, n);
+		if (parked == -EBUSY)
+			snprintf(
+				why, sizeof why,
+				"none of the processes that stay listens yet (booting): try again");
+		else if (parked < 0)
+			snprintf(why, sizeof why,
+				 "cannot park the sockets of worker process %d: %s", n,
+				 strerror(-parked));
+	}
+	if (n < 1 || n > HB_MASTER_MAX_SLOTS || m->stopping || why[0]) {
 		hb_warn("%s: keeping %d worker processes%s%s", delta > 0 ? "SIGTTIN" : "SIGTTOU",
 			m->target, why[0] ? ": " : "", why);
 		return;
 	}
 	m->target = n;
-	hb_info("%s: %d worker processes", delta > 0 ? "SIGTTIN" : "SIGTTOU", n);
-	retire_slots_from(m, n);
+	hb_info("%s: %d worker processes%s", delta > 0 ? "SIGTTIN" : "SIGTTOU", n,
+		parked > 0 ? " (the sockets of the one that goes are parked: it serves what was "
+			     "queued there, then retires)"
+			   : "");
+	for (int i = 0; i < m->nprocs; i++)
+		if (m->procs[i].slot >= n && live(&m->procs[i]))
+			leave(m, &m->procs[i], parked > 0);
 	m->fails[n - 1] = 0;
 	m->respawn_at[n - 1] = 0;
 }
@@ -584,6 +624,26 @@ static void check_rss(master_t *m)
 	}
 }
 
+/* p said it is ready: the master listens on its sockets (only the master does: it keeps the
+ * SO_REUSEPORT groups' order, steer.h), then answers 'L'. 0, or -1 after a log line: p gets no
+ * answer and exits. */
+static int start_serving(master_t *m, proc_t *p)
+{
+	char err[512];
+	int nio;
+	int **fds = gen_fds(m, p->gen, p->slot, &nio);
+	const hb_config_t *cfg = p->gen == m->next_gen && m->next_cfg ? m->next_cfg : m->cfg;
+
+	if (!fds || hb_master_listen(m, cfg, fds, nio, err, sizeof err) < 0) {
+		hb_error("worker process %d (pid %d): %s", p->slot, (int)p->pid,
+			 fds ? err : "its sockets are gone");
+		return -1;
+	}
+	if (send(p->ready_fd, "L", 1, MSG_NOSIGNAL) != 1)
+		return -1; /* it died: reaped next */
+	return 0;
+}
+
 static void read_ready(master_t *m, int fd)
 {
 	for (int i = 0; i < m->nprocs; i++) {
@@ -594,13 +654,18 @@ static void read_ready(master_t *m, int fd)
 		ssize_t n = read(fd, &c, 1);
 		if (n < 0 && errno == EINTR)
 			return;
+		if (n == 1 && c == 'R' && p->state == P_BOOTING && !m->stopping) {
+			if (start_serving(m, p) == 0) {
+				p->state = P_READY;
+				m->fails[p->slot] = p->gen == m->gen ? 0 : m->fails[p->slot];
+				replaced(m, p);
+			}
+		} else if (n == 1) {
+			/* told to stop already: it carries on to its TERM, not listening */
+			send(fd, "S", 1, MSG_NOSIGNAL);
+		}
 		close(fd);
 		p->ready_fd = -1;
-		if (n == 1 && c == 'R' && p->state == P_BOOTING) {
-			p->state = P_READY;
-			m->fails[p->slot] = p->gen == m->gen ? 0 : m->fails[p->slot];
-			replaced(m, p);
-		}
 		return;
 	}
 }
@@ -629,6 +694,9 @@ static int poll_timeout(const master_t *m)
 	for (int s = 0; s < m->target && !m->stopping; s++)
 		if (m->respawn_at[s] > now && m->respawn_at[s] < next)
 			next = m->respawn_at[s];
+	for (int i = 0; i < m->nprocs; i++)
+		if (m->procs[i].state == P_LEAVING && m->procs[i].retire_at < next)
+			next = m->procs[i].retire_at > now ? m->procs[i].retire_at : now;
 	if (m->stopping && m->kill_at < next)
 		next = m->kill_at > now ? m->kill_at : now;
 	return (int)((next - now) / 1000000ull) + 1;
@@ -684,6 +752,7 @@ int hb_master_loop(master_t *m)
 		read_signals(m);
 		reap(m);
 		check_ready(m);
+		leave_due(m);
 		kill_late(m);
 		check_rss(m);
 		fill_slots(m);

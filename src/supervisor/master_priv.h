@@ -11,6 +11,7 @@
 
 #include "core/config.h"
 #include "core/inflight.h"
+#include "supervisor/steer.h"
 
 #define HB_MASTER_MAX_SLOTS 1024 /* the `processes` key's maximum */
 
@@ -19,6 +20,8 @@ enum proc_state {
 	P_READY,       /* serving */
 	P_RETIRING,    /* a newer generation (or a lower process count) took over: draining */
 	P_STOPPING,    /* told to stop (TERM/QUIT) */
+	P_LEAVING,     /* its sockets were parked (steer.h): serving what is queued there, it
+			* retires at retire_at */
 };
 
 typedef struct proc {
@@ -32,6 +35,7 @@ typedef struct proc {
 	uint64_t started;
 	int replace;		 /* asked to be replaced (worker_kill_timeout, max_worker_rss) */
 	uint64_t kill_at;	 /* replaced: SIGKILL if still there after this (0: none) */
+	uint64_t retire_at;	 /* P_LEAVING: HUP then */
 	hb_inflight_t *inflight; /* the requests its app runs (inflight.h); NULL if none */
 } proc_t;
 
@@ -50,7 +54,8 @@ typedef struct master {
 	 * [slot][io][bind] of next_cfg with next_nio per bind, while it starts; else NULL, 0. */
 	int **next_fds[HB_MASTER_MAX_SLOTS];
 	int next_nio;
-	int sfd; /* signalfd */
+	hb_steer_t steer; /* the TCP binds' SO_REUSEPORT groups: only the master listens */
+	int sfd;	  /* signalfd */
 	proc_t *procs;
 	int nprocs, cap;
 	unsigned gen;			/* the serving generation */
@@ -88,22 +93,22 @@ int hb_upgrade_adopt(master_t *m, char *err, size_t errlen);
 /* reshape.c: a reload that changes `workers` or the binds (see there) */
 /* 1 when nc's listeners differ from the serving ones (workers, the bind list), else 0. */
 int hb_reshape_needed(const master_t *m, const hb_config_t *nc);
-/* 0, or -1 with err set for the part a reload cannot do (a TCP socket dropped while
- * net.ipv4.tcp_migrate_req is off, an fd:// bind added). */
+/* 0, or -1 with err set for the part a reload cannot do (an fd:// bind added; fewer io
+ * threads when the order of the SO_REUSEPORT groups is unknown, steer.h). */
 int hb_reshape_check(const master_t *m, const hb_config_t *nc, char *err, size_t errlen);
-/* 0, or -1 with err set when going from m->target processes to n (a reload to nc, or TTOU with
- * nc = m->cfg) would shut the sockets of a TCP bind nc keeps while net.ipv4.tcp_migrate_req is
- * off: their queued connections would be reset. */
-int hb_reshape_check_processes(const master_t *m, const hb_config_t *nc, int n, char *err,
-			       size_t errlen);
+/* 0, or -1 with err set when going from m->target processes to n cannot park the sockets of
+ * the slots that go (the order of the SO_REUSEPORT groups is unknown, steer.h). */
+int hb_reshape_check_processes(const master_t *m, int n, char *err, size_t errlen);
 /* Builds m->next_fds for nc->processes slots (kept sockets dup'd, added ones bound, none
  * listening yet). 0, or -1 with err set and nothing left open. */
 int hb_reshape_open(master_t *m, const hb_config_t *nc, char *err, size_t errlen);
 /* The reshaped generation serves (m->next_cfg, before it replaces m->cfg = old): sockets it
- * dropped are shut down, the old arrays closed; m->slot_fds and m->nio are the new shape. */
-void hb_reshape_commit(master_t *m, const hb_config_t *old);
-/* The reshaping reload failed: sockets only nc had are shut down, m->next_fds closed. */
-void hb_reshape_abort(master_t *m, const hb_config_t *nc);
+ * dropped are parked (a bind it keeps) or shut down (a bind it removed), the old arrays closed;
+ * m->slot_fds and m->nio are the new shape. Returns the count of sockets parked. */
+int hb_reshape_commit(master_t *m, const hb_config_t *old);
+/* The reshaping reload failed: sockets only nc had are parked (a bind the serving shape has)
+ * or shut down, m->next_fds closed. Returns the count of sockets parked. */
+int hb_reshape_abort(master_t *m, const hb_config_t *nc);
 /* Stop (shut = 1) or upgrade handover (0): closes m->next_fds. */
 void hb_reshape_close(master_t *m, int shut);
 
@@ -116,8 +121,9 @@ void hb_master_fds_free(int **fds, int nio, size_t nbinds);
 /* Bind b's socket for a slot other than the group's first, whose socket for b is ref: a unix or
  * inherited bind is that one socket, dup'd (every slot shares it); a TCP bind is bound afresh
  * (SO_REUSEPORT), on ref's port when b asks for port 0, so that every slot's sockets form one
- * group. Not listening yet. The descriptor, or -errno with *why set. */
-int hb_master_slot_socket(const hb_bind_t *b, int ref, const char **why);
+ * group, unless a parked member of ref's group can serve again (steer.h). Not listening yet. The
+ * descriptor, or -errno with *why set. */
+int hb_master_slot_socket(master_t *m, const hb_bind_t *b, int ref, const char **why);
 
 /* master_setup.c */
 /* Loads the configuration again (argv, environment, file) for a reload; NULL with err set
@@ -126,9 +132,16 @@ hb_config_t *hb_master_load_config(master_t *m, char *err, size_t errlen);
 /* Binds a slot's sockets (does not listen: its first process listens once ready). 0 or -1
  * with err set. */
 int hb_master_open_slot(master_t *m, int slot, char *err, size_t errlen);
-/* Shuts a slot's TCP sockets down (they leave the SO_REUSEPORT group at once; a new process
- * in the slot listens again); unix sockets, shared by every slot, stay. */
-void hb_master_quiet_slot(master_t *m, int slot);
+/* Parks the TCP sockets of the slots from n up (steer.h: no new connection goes there; a new
+ * process in the slot serves them again). The count parked, or -errno (hb_steer_park). */
+int hb_master_park_slots(master_t *m, int n);
+/* When parking failed: shuts those TCP sockets down (they leave their groups, their queue is
+ * reset; a new process in the slot listens again). */
+void hb_master_shut_slots(master_t *m, int n);
+/* The master listens on a ready process's sockets (fds, [io][bind] of cfg), keeping the
+ * SO_REUSEPORT groups' order (steer.h). 0, or -1 with err set. */
+int hb_master_listen(master_t *m, const hb_config_t *cfg, int **fds, int nio, char *err,
+		     size_t errlen);
 /* Shuts every listening socket down (every process shares them: connects are refused at
  * once) and closes the master's descriptors. */
 void hb_master_close_listeners(master_t *m);

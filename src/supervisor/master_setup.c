@@ -137,7 +137,8 @@ int hb_master_open_slot(master_t *m, int slot, char *err, size_t errlen)
 	for (size_t b = 0; b < cfg->nbinds; b++)
 		for (int io = 0; io < m->nio; io++) {
 			const char *why = "bind";
-			int fd = hb_master_slot_socket(&cfg->binds[b], m->slot_fds[0][0][b], &why);
+			int fd = hb_master_slot_socket(m, &cfg->binds[b], m->slot_fds[0][0][b],
+						       &why);
 			if (fd < 0) {
 				snprintf(err, errlen, "bind: cannot %s %s: %s", why,
 					 cfg->binds[b].spec, strerror(-fd));
@@ -152,12 +153,55 @@ fail: /* nothing half-opened stays: a restart that fails retries with backoff */
 	return -1;
 }
 
-void hb_master_quiet_slot(master_t *m, int slot)
+int hb_master_park_slots(master_t *m, int n)
 {
-	for (int io = 0; m->slot_fds[slot] && io < m->nio; io++)
-		for (size_t b = 0; b < m->cfg->nbinds; b++)
-			if (m->cfg->binds[b].family != AF_UNIX && m->slot_fds[slot][io][b] >= 0)
-				shutdown(m->slot_fds[slot][io][b], SHUT_RDWR);
+	size_t count = 0, nb = m->cfg->nbinds;
+	int *fds =
+		malloc((size_t)HB_MASTER_MAX_SLOTS * (size_t)m->nio * (nb ? nb : 1) * sizeof *fds);
+
+	if (!fds)
+		return -ENOMEM;
+	for (int s = n; s < HB_MASTER_MAX_SLOTS; s++)
+		for (int io = 0; m->slot_fds[s] && io < m->nio; io++)
+			for (size_t b = 0; b < nb; b++)
+				fds[count++] = m->slot_fds[s][io][b]; /* unix ones: no members */
+	int rc = hb_steer_park(&m->steer, fds, (int)count);
+	free(fds);
+	return rc;
+}
+
+void hb_master_shut_slots(master_t *m, int n)
+{
+	for (int s = n; s < HB_MASTER_MAX_SLOTS; s++)
+		for (int io = 0; m->slot_fds[s] && io < m->nio; io++)
+			for (size_t b = 0; b < m->cfg->nbinds; b++)
+				if (m->cfg->binds[b].family != AF_UNIX &&
+				    !m->cfg->binds[b].fd_bind) {
+					hb_steer_forget(&m->steer, m->slot_fds[s][io][b]);
+					shutdown(m->slot_fds[s][io][b], SHUT_RDWR);
+				}
+	int rc = hb_steer_apply(&m->steer);
+	if (rc < 0)
+		hb_warn("cannot update the SO_REUSEPORT program: %s", strerror(-rc));
+}
+
+int hb_master_listen(master_t *m, const hb_config_t *cfg, int **fds, int nio, char *err,
+		     size_t errlen)
+{
+	for (size_t b = 0; b < cfg->nbinds; b++)
+		for (int io = 0; io < nio; io++) {
+			const hb_bind_t *bd = &cfg->binds[b];
+			int rc = hb_steer_listen(&m->steer, fds[io][b], cfg->backlog,
+						 bd->family != AF_UNIX && !bd->fd_bind);
+			if (rc < 0)
+				return snprintf(err, errlen, "bind: cannot listen on %s: %s",
+						bd->spec, strerror(-rc)),
+				       -1;
+		}
+	int rc = hb_steer_apply(&m->steer);
+	if (rc < 0)
+		hb_warn("cannot update the SO_REUSEPORT program: %s", strerror(-rc));
+	return 0;
 }
 
 void hb_master_close_listeners(master_t *m)
@@ -172,6 +216,7 @@ void hb_master_close_listeners(master_t *m)
 		hb_listener_close_all(m->cfg, m->nio, m->slot_fds[s]);
 	}
 	hb_reshape_close(m, 1);
+	hb_steer_close(&m->steer, 1);
 }
 
 void hb_master_log_ready(const master_t *m)
@@ -204,6 +249,7 @@ void hb_master_drop_fds(master_t *m)
 					m->slot_fds[s][io][b] = -1;
 				}
 	hb_reshape_close(m, 0);
+	hb_steer_close(&m->steer, 0);
 }
 
 /* ---- pid file and privileges ---- */
@@ -294,6 +340,12 @@ static int setup(master_t *m, char *err, size_t errlen)
 
 	if (hb_upgrade_adopt(m, err, errlen) < 0)
 		return -1;
+	/* Inherited sockets of slots past `processes`: the old master's processes serve them
+	 * until they retire; no new connection goes there. */
+	int parked = hb_master_park_slots(m, m->target);
+	if (parked < 0)
+		hb_warn("cannot park the inherited sockets of worker processes %d and up: %s",
+			m->target, strerror(-parked));
 	for (int slot = 0; slot < m->target; slot++)
 		if (!m->slot_fds[slot] && hb_master_open_slot(m, slot, err, errlen) < 0)
 			return -1;

@@ -10,14 +10,12 @@
  * sockets the new shape dropped are shut down (connects refused) and the master's old arrays are
  * closed; the retiring processes close their copies as they leave.
  *
- * What stays refused: dropping a TCP socket of a bind that stays (fewer `workers`, or fewer
- * `processes` by a reload or SIGTTOU: each slot has sockets of its own) while
- * net.ipv4.tcp_migrate_req is off. Its accept queue holds connections the kernel already
- * steered to it; shutting it down resets them, and no process of the new generation accepts
- * on it, so the reload would fail requests it promises to keep. With tcp_migrate_req = 1 the
- * kernel moves that queue to the group's other sockets and the decrease is done. (A bind
- * removed on purpose refuses its clients from then on, as a stop does.) An fd:// bind cannot be
- * added: its descriptor is inherited at start only.
+ * A TCP socket the new shape drops from a bind it keeps (fewer `workers`, fewer `processes`) is
+ * not shut down, which would reset the connections queued in it: it is parked (steer.h), and
+ * the retiring processes keep accepting for a moment before they retire (master.c). A fresh
+ * socket for a group reuses a parked one first. A bind removed on purpose is shut down (its
+ * clients are refused from then on, as at a stop). An fd:// bind cannot be added: its
+ * descriptor is inherited at start only.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,8 +31,6 @@
 #include "core/log.h"
 #include "server/listener.h"
 #include "supervisor/master_priv.h"
-
-#define MIGRATE_SYSCTL "/proc/sys/net/ipv4/tcp_migrate_req"
 
 static int one_socket(const hb_bind_t *b)
 {
@@ -60,18 +56,11 @@ int hb_reshape_needed(const master_t *m, const hb_config_t *nc)
 	return 0;
 }
 
-static int migrate_on(void)
-{
-	FILE *f = fopen(MIGRATE_SYSCTL, "re");
-	int v = 0;
-
-	if (!f)
-		return 0;
-	if (fscanf(f, "%d", &v) != 1)
-		v = 0;
-	fclose(f);
-	return v == 1;
-}
+/* Parking needs the order of the groups, unknown after a binary upgrade from a master that
+ * did not hand it over (steer.h). */
+static const char unknown_order[] =
+	"the order of the inherited sockets in their SO_REUSEPORT groups is unknown (a binary "
+	"upgrade from an older release), so those that go cannot be parked; restart";
 
 int hb_reshape_check(const master_t *m, const hb_config_t *nc, char *err, size_t errlen)
 {
@@ -84,39 +73,22 @@ int hb_reshape_check(const master_t *m, const hb_config_t *nc, char *err, size_t
 					"start, that needs a restart",
 					bd->spec),
 			       -1;
-		if (ob >= 0 && !one_socket(bd) && nc->workers < m->nio && !migrate_on())
-			return snprintf(
-				       err, errlen,
-				       "workers decreased (%d -> %d) with bind %s kept: its "
-				       "sockets for io threads %d..%d would close with connections "
-				       "already queued in them, which the kernel resets; set "
-				       "net.ipv4.tcp_migrate_req = 1 (the kernel then moves them "
-				       "to the sockets that stay) or restart",
-				       m->nio, nc->workers, bd->spec, nc->workers, m->nio - 1),
+		if (ob >= 0 && !one_socket(bd) && nc->workers < m->nio && m->steer.unknown)
+			return snprintf(err, errlen,
+					"workers decreased (%d -> %d) with bind %s kept: %s",
+					m->nio, nc->workers, bd->spec, unknown_order),
 			       -1;
 	}
 	return 0;
 }
 
-int hb_reshape_check_processes(const master_t *m, const hb_config_t *nc, int n, char *err,
-			       size_t errlen)
+int hb_reshape_check_processes(const master_t *m, int n, char *err, size_t errlen)
 {
-	if (n >= m->target || migrate_on())
+	if (n >= m->target || !m->steer.unknown)
 		return 0;
-	for (size_t b = 0; b < m->cfg->nbinds; b++) {
-		const hb_bind_t *bd = &m->cfg->binds[b];
-		if (one_socket(bd) || old_index(nc, bd) < 0)
-			continue; /* shared by every slot, or removed on purpose */
-		return snprintf(err, errlen,
-				"processes decreased (%d -> %d) with bind %s kept: the sockets of "
-				"worker processes %d..%d would close with connections already "
-				"queued in them, which the kernel resets; set "
-				"net.ipv4.tcp_migrate_req = 1 (the kernel then moves them to the "
-				"sockets that stay) or restart",
-				m->target, n, bd->spec, n, m->target - 1),
-		       -1;
-	}
-	return 0;
+	return snprintf(err, errlen, "processes decreased (%d -> %d): %s", m->target, n,
+			unknown_order),
+	       -1;
 }
 
 static uint16_t port_of(int fd)
@@ -148,7 +120,7 @@ int **hb_master_fds_alloc(int nio, size_t nbinds)
 	return fds;
 }
 
-int hb_master_slot_socket(const hb_bind_t *b, int ref, const char **why)
+int hb_master_slot_socket(master_t *m, const hb_bind_t *b, int ref, const char **why)
 {
 	hb_bind_t bind = *b;
 
@@ -156,6 +128,9 @@ int hb_master_slot_socket(const hb_bind_t *b, int ref, const char **why)
 		int d = fcntl(ref, F_DUPFD_CLOEXEC, 0);
 		return d < 0 ? (*why = "dup", -errno) : d;
 	}
+	int parked = hb_steer_take(&m->steer, ref); /* the group does not grow */
+	if (parked >= 0)
+		return parked;
 	if (bind.port == 0)
 		bind.port = port_of(ref);
 	return hb_listener_open(&bind, -1, why);
@@ -197,8 +172,8 @@ static int socket_for(master_t *m, const hb_config_t *nc, int slot, int io, size
 	/* A unix or inherited bind (the one socket every slot shares), an added bind past slot 0,
 	 * or a kept one new here (an io thread or a slot the serving shape lacks): as a slot
 	 * opened between reloads, from the group's first socket. */
-	return hb_master_slot_socket(bind, ob >= 0 ? m->slot_fds[0][0][ob] : m->next_fds[0][0][b],
-				     why);
+	return hb_master_slot_socket(m, bind,
+				     ob >= 0 ? m->slot_fds[0][0][ob] : m->next_fds[0][0][b], why);
 }
 
 int hb_reshape_open(master_t *m, const hb_config_t *nc, char *err, size_t errlen)
@@ -273,15 +248,16 @@ static int kept(int fd, const struct stat *keep, size_t nkeep)
 	return 0;
 }
 
-/* Closes a [io][bind] array; with shut, a socket that is not among keep is shut down first
- * (it leaves its SO_REUSEPORT group, connects to it are refused). */
-static void free_fds(int **fds, int nio, size_t nbinds, int shut, const struct stat *keep,
-		     size_t nkeep)
+/* Closes a [io][bind] array; with shut, a socket that is not among keep nor a group member
+ * (release() parked those) is shut down first (connects to it are refused). */
+static void free_fds(const master_t *m, int **fds, int nio, size_t nbinds, int shut,
+		     const struct stat *keep, size_t nkeep)
 {
 	for (int io = 0; fds && io < nio; io++) {
 		for (size_t b = 0; b < nbinds; b++)
 			if (fds[io][b] >= 0) {
-				if (shut && !kept(fds[io][b], keep, nkeep))
+				if (shut && !kept(fds[io][b], keep, nkeep) &&
+				    !(m && hb_steer_member(&m->steer, fds[io][b])))
 					shutdown(fds[io][b], SHUT_RDWR);
 				close(fds[io][b]);
 			}
@@ -292,7 +268,52 @@ static void free_fds(int **fds, int nio, size_t nbinds, int shut, const struct s
 
 void hb_master_fds_free(int **fds, int nio, size_t nbinds)
 {
-	free_fds(fds, nio, nbinds, 0, NULL, 0);
+	free_fds(NULL, fds, nio, nbinds, 0, NULL, 0);
+}
+
+/* The group members among arrays (of shape nio x cfg's binds) that keep does not hold: parked
+ * when `stays` has their bind, their group shut down when it has not. The count parked; when
+ * parking fails they are shut down (their queue is reset) after a log line. */
+static int release(master_t *m, int **const *arrays, int nio, const hb_config_t *cfg,
+		   const hb_config_t *stays, const struct stat *keep, size_t nkeep)
+{
+	int *park = NULL, n = 0, cap = 0, rc = 0;
+
+	for (int s = 0; s < HB_MASTER_MAX_SLOTS; s++)
+		for (int io = 0; arrays[s] && io < nio; io++)
+			for (size_t b = 0; b < cfg->nbinds; b++) {
+				int fd = arrays[s][io][b];
+				if (fd < 0 || kept(fd, keep, nkeep) ||
+				    !hb_steer_member(&m->steer, fd))
+					continue;
+				if (old_index(stays, &cfg->binds[b]) < 0) {
+					hb_steer_forget_group(&m->steer, fd);
+					continue;
+				}
+				if (n == cap) {
+					cap = cap ? cap * 2 : 16;
+					int *np = realloc(park, (size_t)cap * sizeof *np);
+					if (!np) {
+						rc = -ENOMEM;
+						break;
+					}
+					park = np;
+				}
+				park[n++] = fd;
+			}
+	if (rc == 0 && n > 0)
+		rc = hb_steer_park(&m->steer, park, n);
+	if (rc < 0) {
+		hb_error("cannot park the listening sockets that go (%s): shutting them down, "
+			 "the connections queued in them are reset",
+			 strerror(-rc));
+		for (int i = 0; i < n; i++)
+			hb_steer_forget(&m->steer, park[i]);
+		hb_steer_apply(&m->steer);
+		rc = 0;
+	}
+	free(park);
+	return rc;
 }
 
 /* A unix bind's socket file goes with its bind (as at a stop), unless the other shape keeps
@@ -307,29 +328,32 @@ static void unlink_dropped(const hb_config_t *from, const hb_config_t *to)
 	}
 }
 
-void hb_reshape_abort(master_t *m, const hb_config_t *nc)
+int hb_reshape_abort(master_t *m, const hb_config_t *nc)
 {
 	struct stat *keep;
 	size_t nkeep = identities((int **const *)m->slot_fds, m->nio, m->cfg->nbinds, &keep);
+	int parked = release(m, (int **const *)m->next_fds, m->next_nio, nc, m->cfg, keep, nkeep);
 
 	unlink_dropped(nc, m->cfg);
 	for (int s = 0; s < HB_MASTER_MAX_SLOTS; s++) {
-		free_fds(m->next_fds[s], m->next_nio, nc->nbinds, 1, keep, nkeep);
+		free_fds(m, m->next_fds[s], m->next_nio, nc->nbinds, 1, keep, nkeep);
 		m->next_fds[s] = NULL;
 	}
 	free(keep);
 	m->next_nio = 0;
+	return parked;
 }
 
-void hb_reshape_commit(master_t *m, const hb_config_t *old)
+int hb_reshape_commit(master_t *m, const hb_config_t *old)
 {
 	struct stat *keep;
 	size_t nkeep =
 		identities((int **const *)m->next_fds, m->next_nio, m->next_cfg->nbinds, &keep);
+	int parked = release(m, (int **const *)m->slot_fds, m->nio, old, m->next_cfg, keep, nkeep);
 
 	unlink_dropped(old, m->next_cfg);
 	for (int s = 0; s < HB_MASTER_MAX_SLOTS; s++) {
-		free_fds(m->slot_fds[s], m->nio, old->nbinds, 1, keep, nkeep);
+		free_fds(m, m->slot_fds[s], m->nio, old->nbinds, 1, keep, nkeep);
 		m->slot_fds[s] = m->next_fds[s];
 		m->next_fds[s] = NULL;
 	}
@@ -340,12 +364,13 @@ void hb_reshape_commit(master_t *m, const hb_config_t *old)
 		m->next_cfg->nbinds > 1 ? "s" : "", old->nbinds);
 	m->nio = m->next_nio;
 	m->next_nio = 0;
+	return parked;
 }
 
 void hb_reshape_close(master_t *m, int shut)
 {
 	for (int s = 0; m->next_cfg && s < HB_MASTER_MAX_SLOTS; s++) {
-		free_fds(m->next_fds[s], m->next_nio, m->next_cfg->nbinds, shut, NULL, 0);
+		free_fds(NULL, m->next_fds[s], m->next_nio, m->next_cfg->nbinds, shut, NULL, 0);
 		m->next_fds[s] = NULL;
 	}
 }

@@ -2,10 +2,11 @@
  *
  * SIGUSR2 to the master: it forks and execs its binary again (the path it was started from, so
  * a file installed over it runs), with the same arguments, every listening socket inherited and
- * named in HB_LISTEN_FDS ("NIO NBINDS;SLOT:FD,FD,...;..." with io-major, bind-minor fds per
- * slot) and HB_UPGRADE_FROM=<old master pid>. The new master adopts those sockets instead of
- * binding (so no connection is refused and none waits on a closed socket), starts its worker
- * processes, and once they are ready sends SIGWINCH to the old master, which then closes its
+ * named in HB_LISTEN_FDS ("NIO NBINDS;SLOT:FD,FD,...;...;M:FD,pFD,..." with io-major,
+ * bind-minor fds per slot, then the SO_REUSEPORT groups' members in join order, parked ones
+ * marked: steer.h) and HB_UPGRADE_FROM=<old master pid>. The new master adopts those sockets
+ * instead of binding (so no connection is refused and none waits on a closed socket), starts its
+ * worker processes, and once they are ready sends SIGWINCH to the old master, which then closes its
  * descriptors WITHOUT shutting the sockets down (they are the new master's now), retires its
  * worker processes as a reload does and exits. If the new master fails first, the old one logs
  * it and keeps serving. The shared map (a memfd, named in HB_STATE_FD) goes over with the
@@ -38,6 +39,7 @@ static void set_cloexec(master_t *m, int on)
 			for (size_t b = 0; b < m->cfg->nbinds; b++)
 				if (m->slot_fds[s][io][b] >= 0)
 					fcntl(m->slot_fds[s][io][b], F_SETFD, on ? FD_CLOEXEC : 0);
+	hb_steer_cloexec(&m->steer, on);
 }
 
 /* Appends to a malloc'd string; on failure frees it and leaves NULL. */
@@ -81,6 +83,16 @@ static char *fds_env(const master_t *m)
 						 m->slot_fds[sl][io][b]);
 				append(&s, &len, &cap, piece);
 			}
+	size_t mlen = (size_t)m->steer.n * 16 + 8;
+	char *members = malloc(mlen);
+	if (members && hb_steer_describe(&m->steer, members, mlen) >= 0) {
+		append(&s, &len, &cap, ";M:");
+		append(&s, &len, &cap, members);
+	} else {
+		free(s);
+		s = NULL;
+	}
+	free(members);
 	return s;
 }
 
@@ -161,7 +173,7 @@ void hb_upgrade_handover(master_t *m, pid_t from)
 					       1000000000ull;
 	for (int i = 0; i < m->nprocs; i++) {
 		proc_t *p = &m->procs[i];
-		kill(p->pid, p->state == P_READY ? SIGHUP : SIGTERM);
+		kill(p->pid, p->state == P_READY || p->state == P_LEAVING ? SIGHUP : SIGTERM);
 		p->state = P_RETIRING;
 	}
 }
@@ -219,9 +231,16 @@ int hb_upgrade_adopt(master_t *m, char *err, size_t errlen)
 			}
 		}
 	}
+	int members = 0;
+	if (strncmp(p, ";M:", 3) == 0) {
+		members = hb_steer_adopt(&m->steer, p + 3);
+		p += strlen(p);
+	} else {
+		m->steer.unknown = 1; /* an older master: fewer processes are refused */
+	}
 	unsetenv(ENV_FDS);
 	unsetenv(ENV_FROM);
-	if (*p) {
+	if (*p || members < 0) {
 		snprintf(err, errlen, "binary upgrade: %s is malformed", ENV_FDS);
 		return -1;
 	}

@@ -370,6 +370,26 @@ static void ask_replace(void *ud, int worker, uint64_t ms)
 		hb_error("cannot ask the master to replace this process: %s", strerror(errno));
 }
 
+/* Ready: tells the master, which listens on this process's sockets (only it does: it keeps
+ * the order of the SO_REUSEPORT groups, steer.h) and answers; only now may clients connect (a
+ * load balancer probing the port sees a refusal while the app imports). 'S' instead: a stop
+ * is on its way and nothing listened (the master closed the listeners). No answer: the master
+ * could not listen (it logged why). */
+static void await_listen(worker_t *w)
+{
+	char c = 0;
+	ssize_t n;
+
+	if (write(w->a->ready_fd, "R", 1) != 1)
+		fail(2, "cannot tell the master this process is ready: ", strerror(errno));
+	do
+		n = read(w->a->ready_fd, &c, 1);
+	while (n < 0 && errno == EINTR);
+	close(w->a->ready_fd);
+	if (n != 1)
+		fail(2, "the master did not listen for this process (its log says why)", "");
+}
+
 /* Starts Python, the app and the io threads. Exits the process on failure. */
 static void start(worker_t *w, hb_pyhost_t **host, hb_io_t ***ios, pthread_t **th)
 {
@@ -422,17 +442,7 @@ static void start(worker_t *w, hb_pyhost_t **host, hb_io_t ***ios, pthread_t **t
 	w->srv.app_class = hb_py_app_class(*host, class_why, sizeof(class_why));
 	if (w->a->slot == 0)
 		log_start(w, class_why);
-	sigset_t pending;
-	sigpending(&pending);
-	/* Ready: only now may clients connect (a load balancer probing the port sees a refusal
-	 * while the app imports). Not when a stop is already on its way: the master closed the
-	 * listeners, and listen() would open them again. */
-	if (w->a->listen && !sigismember(&pending, SIGTERM) && !sigismember(&pending, SIGINT) &&
-	    !sigismember(&pending, SIGQUIT) &&
-	    hb_listener_listen_all(cfg, w->srv.nio, w->srv.listen_fds, err, sizeof(err)) < 0) {
-		fflush(NULL);
-		fail(2, "", err);
-	}
+	await_listen(w);
 	if (cfg->cluster_enabled && w->a->slot == 0) {
 		w->cluster_retry_until = w->a->generation > 1 ? mono_ns() + CLUSTER_RETRY_NS : 0;
 		try_cluster(w);
@@ -466,9 +476,6 @@ _Noreturn void hb_worker_run(hb_config_t *cfg, const hb_worker_args_t *a)
 	hb_inflight_set_process(a->inflight); /* before any thread: the app's requests go there */
 	cpu_share(cfg, a->slot);
 	start(&w, &host, &ios, &th);
-	if (write(a->ready_fd, "R", 1) != 1)
-		hb_warn("cannot tell the master this process is ready: %s", strerror(errno));
-	close(a->ready_fd);
 	supervise(&w, &set);
 	stop_cluster(&w); /* leave first: the others mark this node left, not dead */
 	int forced = atomic_load(&w.srv.draining) == 2;

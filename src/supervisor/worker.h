@@ -2,17 +2,15 @@
  * listeners the master bound.
  *
  * The master forks it and calls hb_worker_run in the child, which never returns. The child
- * starts its own CPython (the master has none), imports the app, then (first generation only)
- * starts listening, starts its io threads and writes one byte on ready_fd: the master counts it
- * ready. Its main thread then only waits for signals, all sent by the master:
- *   TERM, INT  graceful stop (stop accepting, finish in-flight requests within
- *              graceful_timeout, close WebSockets with 1012), exit 0
- *   QUIT       stop now
- *   HUP        retire (a newer generation serves): stop accepting, finish in-flight requests,
- *              leave WebSockets open on this code until they close or reload_websocket_timeout
- *   USR1       reopen the access log
- * Exit status: 0 after a stop, 1 when the app or Python could not start, 2 for a configuration
- * the server refused (TLS files, listen), 23 for a leak report (ASan builds).
+ * starts its own CPython (the master has none), imports the app, then writes one byte on
+ * ready_fd and waits for the master's answer (it listens on the process's sockets then: the
+ * master counts it ready), then starts its io threads. Its main thread then only waits for signals,
+ * all sent by the master: TERM, INT  graceful stop (stop accepting, finish in-flight requests
+ * within graceful_timeout, close WebSockets with 1012), exit 0 QUIT       stop now HUP retire (a
+ * newer generation serves): stop accepting, finish in-flight requests, leave WebSockets open on
+ * this code until they close or reload_websocket_timeout USR1       reopen the access log Exit
+ * status: 0 after a stop, 1 when the app or Python could not start, 2 for a configuration the
+ * server refused (TLS files, listen), 23 for a leak report (ASan builds).
  */
 #ifndef HB_SUPERVISOR_WORKER_H
 #define HB_SUPERVISOR_WORKER_H
@@ -32,8 +30,7 @@ typedef struct hb_worker_args {
 	unsigned generation; /* 1 for the processes started first, +1 per reload */
 	int nio;	     /* io threads: the listeners' sockets per bind */
 	int **listen_fds;    /* [io][bind], bound by the master (inherited across fork) */
-	int listen;	     /* 1: listen() once ready (the master's sockets do not listen yet) */
-	int ready_fd;	     /* write end of the pipe the master waits on */
+	int ready_fd;	     /* its end of the socketpair: "R" to the master, its answer back */
 	pid_t master;
 	hb_inflight_t *inflight; /* shared with the master: what the app runs (may be NULL) */
 } hb_worker_args_t;

@@ -247,30 +247,10 @@ def _refused(port):
         return True
 
 
-def _migrate_on():
-    try:
-        with open("/proc/sys/net/ipv4/tcp_migrate_req") as f:
-            return f.read().strip() == "1"
-    except OSError:
-        return False
-
-
-def _reload_fewer(s, conf, text, migrated, refused):
-    """HUP with the configuration `text`: with tcp_migrate_req on, the log says `migrated`; else
-    the reload fails as `refused` says (a regular expression)."""
-    conf.write_text(text)
-    s.signal(signal.SIGHUP)
-    if _migrate_on():
-        assert wait_for(lambda: migrated in s.stderr(), 20), s.describe()
-    else:
-        assert wait_for(lambda: re.search(r"\[ERROR\] reload failed: " + refused, s.stderr()), 10), s.describe()
-
-
 def test_hup_changes_workers_and_binds(server, tmp_path):
     """A reload that adds io threads and a bind under load fails nothing (the sockets kept are
     the same, the new ones listen once ready); one that removes a bind closes it; fewer
-    io threads or processes (a reload, SIGTTOU) is refused unless net.ipv4.tcp_migrate_req lets
-    the kernel move their queue."""
+    io threads or processes park the sockets that go (test_supervisor_fewer.py)."""
     p1, p2 = hbtest.free_port(), hbtest.free_port()
     conf = tmp_path / "hb.toml"
     conf.write_text('bind = ["127.0.0.1:%d"]\nworkers = 1\nprocesses = 2\n' % p1)
@@ -302,23 +282,17 @@ def test_hup_changes_workers_and_binds(server, tmp_path):
     assert wait_for(lambda: "Reloaded: generation 3" in s.stderr(), 20), s.describe()
     assert wait_for(lambda: _refused(p1), 5), s.describe()
     assert http(p2, "GET", "/v", timeout=10).status == 200
-    # the master holds 2 x 2 x 1 sockets now, nothing of the shapes before
-    assert len(os.listdir("/proc/%d/fd" % s.pid)) == fds + 2, (fds, os.listdir("/proc/%d/fd" % s.pid))
-    # Fewer io threads.
-    _reload_fewer(s, conf, 'bind = ["127.0.0.1:%d"]\nworkers = 1\nprocesses = 2\n' % p2, "Reloaded: generation 4",
-                  r"workers decreased \(2 -> 1\) with bind 127.0.0.1:%d kept: .*tcp_migrate_req = 1.*; "
-                  r"generation 3 keeps serving" % p2)
+    # the master holds 2 x 2 x 1 sockets now and a copy of each as a member of its SO_REUSEPORT
+    # group (steer.h), nothing of the shapes before
+    assert len(os.listdir("/proc/%d/fd" % s.pid)) == fds + 4, (fds, os.listdir("/proc/%d/fd" % s.pid))
+    # Fewer io threads, then fewer processes: the sockets that go are parked.
+    conf.write_text('bind = ["127.0.0.1:%d"]\nworkers = 1\nprocesses = 2\n' % p2)
+    s.signal(signal.SIGHUP)
+    assert wait_for(lambda: "Reloaded: generation 4" in s.stderr(), 20), s.describe()
     assert http(p2, "GET", "/v", timeout=10).status == 200
-    # Fewer processes: each has sockets of its own, so the same holds, for a reload and TTOU.
-    _reload_fewer(s, conf, 'bind = ["127.0.0.1:%d"]\nworkers = 1\nprocesses = 1\n' % p2,
-                  "Reloaded: generation 5 serves (1 processes)",
-                  r"processes decreased \(2 -> 1\) with bind 127.0.0.1:%d kept: the sockets of worker processes "
-                  r"1\.\.1 would close .*tcp_migrate_req = 1.*; generation 3 keeps serving" % p2)
-    if not _migrate_on():
-        s.signal(signal.SIGTTOU)
-        assert wait_for(lambda: re.search(r"\[WARNING\] SIGTTOU: keeping 2 worker processes: processes decreased "
-                                          r"\(2 -> 1\) with bind 127.0.0.1:%d kept: .*tcp_migrate_req = 1" % p2,
-                                          s.stderr()), 10), s.describe()
-        assert "SIGTTOU: 1 worker processes" not in s.stderr(), s.describe()
+    conf.write_text('bind = ["127.0.0.1:%d"]\nworkers = 1\nprocesses = 1\n' % p2)
+    s.signal(signal.SIGHUP)
+    assert wait_for(lambda: "Reloaded: generation 5 serves (1 processes)" in s.stderr(), 20), s.describe()
+    assert wait_for(lambda: len(s.worker_pids()) == 1, 15), s.describe()
     assert http(p2, "GET", "/v", timeout=10).status == 200
     s.assert_alive()
