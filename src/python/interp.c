@@ -416,8 +416,12 @@ int hb_py_start(const hb_config_t *cfg, hb_hub_t *hub, hb_pyhost_t **out)
 	rc = cfg->interpreter == HB_INTERP_MAIN ? start_main(h) : start_isolated(h);
 	if (rc == 0 && cfg->max_requests > 0 && !h->main_mode && start_supervisor(h) < 0)
 		hb_warn("cannot start the max_requests supervisor: workers will not be replaced");
-	if (rc == 0 && cfg->max_requests > 0 && h->main_mode)
-		hb_info("max_requests is ignored when the app runs in the main interpreter");
+	/* interpreter = "main" was said at start by the master (hb_master_warn_config); here the
+	 * fall-back to it (an extension refused sub-interpreters). */
+	if (rc == 0 && cfg->max_requests > 0 && h->main_mode && cfg->interpreter != HB_INTERP_MAIN)
+		hb_warn("max_requests = %lld has no effect: the app fell back to the main "
+			"interpreter, which cannot be replaced while its process serves",
+			(long long)cfg->max_requests);
 	if (rc < 0) {
 		int clean = stop_all(h, 0);
 

@@ -126,6 +126,9 @@ void hb_master_fds_free(int **fds, int nio, size_t nbinds);
 int hb_master_slot_socket(master_t *m, const hb_bind_t *b, int ref, const char **why);
 
 /* master_setup.c */
+/* Warns about settings that have no effect in this configuration (max_requests with the main
+ * interpreter). At start and at each reload. */
+void hb_master_warn_config(const hb_config_t *cfg);
 /* Loads the configuration again (argv, environment, file) for a reload; NULL with err set
  * when it fails. */
 hb_config_t *hb_master_load_config(master_t *m, char *err, size_t errlen);

@@ -114,11 +114,25 @@ static hb_config_t *load(master_t *m, int *exit_now, char *err, size_t errlen)
 	return NULL;
 }
 
+void hb_master_warn_config(const hb_config_t *cfg)
+{
+	if (cfg->max_requests > 0 && cfg->interpreter == HB_INTERP_MAIN)
+		hb_warn("max_requests = %lld has no effect: the app runs in the main interpreter "
+			"(interpreter = \"main\"; the only one with Python 3.11, which has no "
+			"per-interpreter GIL), and a worker's interpreter is replaced only when it "
+			"is "
+			"a sub-interpreter of its own (interpreter = \"isolated\", Python 3.12+)",
+			(long long)cfg->max_requests);
+}
+
 hb_config_t *hb_master_load_config(master_t *m, char *err, size_t errlen)
 {
 	int exit_now;
+	hb_config_t *cfg = load(m, &exit_now, err, errlen);
 
-	return load(m, &exit_now, err, errlen);
+	if (cfg)
+		hb_master_warn_config(cfg);
+	return cfg;
 }
 
 int hb_master_open_slot(master_t *m, int slot, char *err, size_t errlen)
@@ -427,6 +441,7 @@ int hb_master_run(int argc, char **argv, char **envp)
 	if (!m->cfg || change_dir(m, err, sizeof err) < 0 || error_log(m->cfg, err, sizeof err) < 0)
 		goto out;
 	hb_log_init((hb_log_level_t)m->cfg->log_level, NULL);
+	hb_master_warn_config(m->cfg);
 	m->nio = m->cfg->workers;
 	m->target = m->cfg->processes;
 	m->gen = m->last_gen = 1;

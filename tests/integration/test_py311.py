@@ -6,6 +6,7 @@ inputs, with no -k flag (worker_class auto). Collected only when HB_PY311=1 (con
 packages do not load in the 3.13 build the rest of the suite runs. Apps: apps/fastapi_app.py,
 apps/cli_apps.py."""
 import asyncio
+import json
 import re
 
 import pytest
@@ -101,3 +102,15 @@ def test_wsgi_basics_on_3_11(server):
     s = server("cli_apps:wsgi_app")
     assert http(s.port, "GET", "/").body == b"wsgi upgrade="
     assert "Using worker: wsgi (worker_class = auto" in s.stderr()
+
+
+def test_max_requests_has_no_effect_in_the_main_interpreter_and_says_so(server):
+    """Without a per-interpreter GIL the workers share the main interpreter, which cannot be
+    replaced while its process serves: max_requests does nothing (test_asgi.py's replacement
+    test is for sub-interpreters), and the master says so once at start."""
+    s = server("asgi_apps:app", "--worker-class", "asgi", "--max-requests", "2")
+    tokens = {json.loads(http(s.port, "GET", "/whoami").body)["token"] for _ in range(10)}
+    assert len(tokens) == 1, tokens
+    warning = "[WARNING] max_requests = 2 has no effect: the app runs in the main interpreter"
+    assert s.stderr().count(warning) == 1, s.stderr()[-3000:]
+    assert "max_requests reached" not in s.stderr()
