@@ -5,13 +5,21 @@ moment, time until every other node of that system has declared it dead.
 
     scripts/build.sh release && scripts/setup.sh --perf     # serf is in PERF_PKGS
     sudo /usr/bin/python3 perf/cluster/failure_bench.py [--nodes 5] [--rounds 10] [--steady 30]
-                                                         [--loopback] [--out-dir perf/results]
+                                                         [--loss PCT] [--loopback]
+                                                         [--out-dir perf/results]
 
 Where: by default every node (N hornbeam-uring, N `serf agent`) gets its own Linux network
 namespace on one bridge (veth pairs, addresses 10.x.y.1..N for hornbeam, .101.. for serf), so
 both systems cross the same kind of link and each node's traffic can be counted on its veth.
 --loopback (or no root) puts them all on 127.0.0.1 ports instead (then no bandwidth figure).
-No loss or delay is injected: the development machine's kernel has no sch_netem.
+
+Loss: --loss PCT drops PCT % of the packets every node receives, hornbeam-uring's and serf's
+alike, from the moment both clusters have formed to the end (rounds and restarts included). The
+kernel here has no sch_netem, so it is tests/integration/netloss.py's tc BPF classifier on the
+ingress of each node's eth0 inside its namespace: each packet is lost with probability PCT / 100
+on its one hop to its receiver, as `tc netem loss` on every node would. The share really dropped
+is read back from each hook's counters and reported. Delay cannot be injected here (that needs
+a queueing qdisc that holds packets: netem, which this kernel lacks).
 
 Settings: both run their defaults, which match: hornbeam-uring's cluster_probe_interval 1 s,
 probe_timeout 500 ms, indirect_checks 3, suspicion_mult 4 / max 6 (Lifeguard), gossip every
@@ -53,11 +61,15 @@ REPO = HERE.parent.parent
 TAG = "%04d" % (os.getpid() % 10000)
 SUBNET = "10.%d.%d" % (120 + os.getpid() % 60, (os.getpid() // 60) % 250)
 COOKIE = "failure-bench-cookie"
-HB_EVENT = re.compile(r"cluster: (join|suspect|alive|dead|leave) (\S+)")
-SERF_EVENT = re.compile(r"serf: EventMember(Join|Failed|Leave|Update|Reap): (\S+)")
+HB_EVENT = re.compile(r"cluster: (join|suspect|alive|dead|leave) (\S+)(?: \(\S*, incarnation (\d+))?")
+# memberlist logs a suspicion it raises itself (not one it hears of) at info level
+SERF_EVENT = re.compile(r"serf: EventMember(Join|Failed|Leave|Update|Reap): (\S+)"
+                        r"|memberlist: (Suspect) (\S+) has failed")
 SERF_KIND = {"Join": "join", "Failed": "dead", "Leave": "leave", "Update": "update",
-             "Reap": "reap"}
+             "Reap": "reap", "Suspect": "suspect"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+import netloss  # noqa: E402
 
 
 def run(*cmd, check=True):
@@ -113,6 +125,7 @@ class Node:
     def __init__(self, system, idx, name, argv, env, pattern, stream):
         self.system, self.idx, self.name = system, idx, name
         self.events = []  # (monotonic, kind, member)
+        self.suspects = []  # (monotonic, member, incarnation or None)
         self.tail = []
         self.cv = threading.Condition()
         out = subprocess.PIPE if stream == "stdout" else subprocess.DEVNULL
@@ -132,8 +145,11 @@ class Node:
             with self.cv:
                 self.tail = (self.tail + [line])[-40:]
                 if m:
-                    kind = SERF_KIND.get(m.group(1), m.group(1))
-                    self.events.append((t, kind, m.group(2)))
+                    word, member, *inc = [g for g in m.groups() if g is not None]
+                    kind = SERF_KIND.get(word, word)
+                    self.events.append((t, kind, member))
+                    if kind == "suspect":
+                        self.suspects.append((t, member, inc[0] if inc else None))
                     self.cv.notify_all()
 
     def first(self, kind, member, after):
@@ -248,6 +264,22 @@ class System:
                         self.name(i), self.name(j), "\n".join(self.nodes[i].tail[-15:]))
         return None
 
+    def window(self, t0, t1):
+        """Dead events and suspicions between t0 and t1 (no node is killed in a window).
+        Suspicions: hornbeam-uring logs every suspicion each node hears of, with the suspect's
+        incarnation, so one episode is one (member, incarnation) pair over all logs; memberlist
+        logs only the suspicions a node raises itself (its own failed probe), so there it is
+        the number raised (a second accuser of one episode counts again)."""
+        dead, episodes = [], set()
+        for node in self.nodes:
+            dead += [(n, round(t - t0, 1)) for t, k, n in node.events
+                     if k == "dead" and t0 <= t <= t1]
+            episodes |= {(n, inc if inc is not None else (node.name, t))
+                         for t, n, inc in node.suspects if t0 <= t <= t1}
+        return {"seconds": round(t1 - t0, 1), "dead_events": len(dead),
+                "dead_members": sorted({n for n, _ in dead}), "dead_at_s": sorted(dead, key=lambda x: x[1])[:50],
+                "suspicions": len(episodes)}
+
     def false_dead(self, killed):
         """Dead events whose member was not killed at or before that moment."""
         count = 0
@@ -274,7 +306,8 @@ def summary(xs):
 
 
 def steady(systems, net, seconds):
-    """Per node: CPU % and (netns only) bytes/s sent and received over `seconds`."""
+    """Per node: CPU % and (netns only) bytes/s sent and received over `seconds`; per system:
+    the dead events (all false: nothing is killed) and suspicions in that window."""
     before = {}
     for s in systems:
         for i, node in enumerate(s.nodes):
@@ -294,7 +327,7 @@ def steady(systems, net, seconds):
                 b1 = net.counters(slot)
                 tx.append((b1[0] - b0[0]) / dt)
                 rx.append((b1[1] - b0[1]) / dt)
-        out[s.kind] = {"seconds": round(dt, 1),
+        out[s.kind] = {"seconds": round(dt, 1), "window": s.window(t0, t0 + dt),
                        "cpu_pct_per_node_mean": round(statistics.mean(cpu), 3),
                        "cpu_pct_per_node_max": round(max(cpu), 3),
                        "tx_bytes_per_s_per_node_mean": round(statistics.mean(tx)) if tx else None,
@@ -311,6 +344,8 @@ def main():
                     help="seconds of the steady-state CPU/bandwidth window (0: none)")
     ap.add_argument("--detect-timeout", type=float, default=90.0)
     ap.add_argument("--loopback", action="store_true", help="127.0.0.1 ports, no namespaces")
+    ap.add_argument("--loss", type=float, default=0.0,
+                    help="percent of the packets each node receives to drop (namespaces only)")
     ap.add_argument("--out-dir", default=str(REPO / "perf" / "results"))
     a = ap.parse_args()
     if not shutil.which("serf"):
@@ -318,13 +353,20 @@ def main():
     if not os.access(a.binary, os.X_OK):
         sys.exit("failure_bench: no %s (scripts/build.sh release)" % a.binary)
     use_netns = not a.loopback and os.geteuid() == 0 and shutil.which("ip")
+    if a.loss and not use_netns:
+        sys.exit("failure_bench: --loss needs namespaces (root, `ip`, no --loopback)")
+    if a.loss and netloss.missing():
+        sys.exit("failure_bench: --loss: " + netloss.missing())
     n = a.nodes
+    loss = netloss.Loss(a.loss) if a.loss else None
     net = Net(list(range(1, n + 1)) + list(range(101, 101 + n))) if use_netns else None
+    loss_counts = {}
     hb = System("hornbeam", n, 0, net, a.binary)
     sf = System("serf", n, 100, net, a.binary)
     systems = (hb, sf)
     rounds = []
     killed = {"hornbeam": [], "serf": []}
+    aborted = None  # why the rounds stopped early (the results so far are still written)
     try:
         for s in systems:
             s.start(0, [])
@@ -338,6 +380,10 @@ def main():
                 sys.exit("failure_bench: %s did not form: %s" % (s.kind, err))
         print("both clusters formed (%d nodes each, %s)" % (n, "namespaces" if net else
                                                             "loopback"), flush=True)
+        if loss:
+            for slot in net.ns:
+                loss.attach("eth0", netns=net.ns[slot])
+            print("dropping %g %% of the packets every node receives" % a.loss, flush=True)
         time.sleep(3.0)
         st = steady(systems, net, a.steady) if a.steady > 0 else {}
         for r in range(a.rounds):
@@ -368,18 +414,30 @@ def main():
             t_restart = time.monotonic()
             for s in systems:
                 s.start(v, survivors)
-            for s in systems:
-                err = s.wait_joined(time.monotonic() + 60, after=t_restart, only=v)
-                if err:
-                    sys.exit("failure_bench: %s victim did not rejoin: %s" % (s.kind, err))
+            errs = [(s.kind, s.wait_joined(time.monotonic() + 60, after=t_restart, only=v))
+                    for s in systems]
+            errs = ["%s victim did not rejoin: %s" % e for e in errs if e[1]]
+            if errs:
+                aborted = "round %d: %s" % (r, "; ".join(errs))
+                print("failure_bench: stopping the rounds: " + aborted, flush=True)
+                break
             time.sleep(2.0)
+        if loss:
+            for s in systems:
+                c = [loss.counts("eth0", net.ns[s.base + 1 + i]) for i in range(n)]
+                pk, dr = sum(x[0] for x in c), sum(x[1] for x in c)
+                loss_counts[s.kind] = {"packets": pk, "dropped": dr,
+                                       "dropped_pct": round(100.0 * dr / max(pk, 1), 2)}
     finally:
         for s in systems:
             s.stop()
         if net:
             net.close()
+        if loss:
+            loss.close()
     result = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "nodes": n, "where": "namespaces" if net else "loopback",
+              "loss_pct": a.loss, "loss_measured": loss_counts, "aborted": aborted,
               "load_average": os.getloadavg(), "rounds": rounds, "steady": st, "summary": {}}
     for s in systems:
         xs = [row[s.kind] for row in rounds if row.get(s.kind) is not None]
@@ -387,9 +445,11 @@ def main():
         result["summary"][s.kind] = {"all_dead": summary(xs), "first_dead": summary(firsts),
                                      "missed": len(rounds) - len(xs),
                                      "false_dead": s.false_dead(killed[s.kind])}
-    md = ["Failure detection, %d nodes each (%s), %d kill -9 rounds, load average %.1f" % (
-        n, result["where"], len(rounds), result["load_average"][0]), "",
-        "| system | median (s) | min | max | stdev | first survivor median | missed | false dead |",
+    md = ["Failure detection, %d nodes each (%s), %s%d kill -9 rounds, load average %.1f" % (
+        n, result["where"], ("%g %% loss on every node's ingress, " % a.loss) if loss else "",
+        len(rounds), result["load_average"][0]), "",
+        "| system | median (s) | min | max | stdev | first survivor median | missed |"
+        " false dead, whole run |",
         "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for s in systems:
         sm = result["summary"][s.kind]
@@ -397,8 +457,19 @@ def main():
         md.append("| %s | %s | %s | %s | %s | %s | %d | %d |" % (
             s.kind, al.get("median_s"), al.get("min_s"), al.get("max_s"), al.get("stdev_s"),
             fi.get("median_s"), sm["missed"], sm["false_dead"]))
+    if aborted:
+        md += ["", "Rounds stopped early: " + aborted]
     if st:
-        md += ["", "Steady state (%s s, all joined), per node:" % st["hornbeam"]["seconds"], "",
+        md += ["", "Steady state, %s s, all joined, nothing killed%s:" % (
+            st["hornbeam"]["seconds"], (", %g %% loss" % a.loss) if loss else ""), "",
+               "| system | false dead events | members declared dead | suspicions |",
+               "|---|---:|---|---:|"]
+        for s in systems:
+            w = st[s.kind]["window"]
+            md.append("| %s | %d | %s | %d |" % (s.kind, w["dead_events"],
+                                                 ", ".join(w["dead_members"]) or "-",
+                                                 w["suspicions"]))
+        md += ["", "Per node in that window:", "",
                "| system | CPU % mean | CPU % max | sent B/s | received B/s |",
                "|---|---:|---:|---:|---:|"]
         for s in systems:
@@ -406,6 +477,13 @@ def main():
             md.append("| %s | %s | %s | %s | %s |" % (
                 s.kind, x["cpu_pct_per_node_mean"], x["cpu_pct_per_node_max"],
                 x["tx_bytes_per_s_per_node_mean"], x["rx_bytes_per_s_per_node_mean"]))
+    if loss_counts:
+        md += ["", "Packets the loss hooks saw and dropped, over the whole run:", "",
+               "| system | packets received | dropped | % |", "|---|---:|---:|---:|"]
+        for s in systems:
+            x = loss_counts[s.kind]
+            md.append("| %s | %d | %d | %s |" % (s.kind, x["packets"], x["dropped"],
+                                                 x["dropped_pct"]))
     md = "\n".join(md) + "\n"
     print(md)
     out = Path(a.out_dir)
