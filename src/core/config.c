@@ -154,6 +154,9 @@ const struct key keys[] = {
 	 .choices = interpreters},
 	{"cpu_affinity", K_BOOL, OFF(cpu_affinity), .def = "false",
 	 .help = "pin each thread to one of the allowed CPUs"},
+	{"io_sched_batch", K_BOOL, OFF(io_sched_batch), .def = "true",
+	 .help = "io threads run SCHED_BATCH: their wakeups do not preempt a worker running the "
+		 "app on their CPU"},
 	{"log_level", K_ENUM, OFF(log_level), .def = "info",
 	 .metavar = "debug|info|warning|error|critical", .help = "error log threshold",
 	 .choices = log_levels},

@@ -79,9 +79,10 @@ typedef struct hb_config {
 	int backlog;			   /* listen queue per listener, default 4096 */
 	char *root_path;		   /* SCRIPT_NAME / ASGI root_path, default "" */
 	hb_interp_mode_t interpreter;
-	int cpu_affinity; /* bool */
-	int log_level;	  /* hb_log_level_t, default info */
-	char *access_log; /* NULL: off; "-": stdout */
+	int cpu_affinity;   /* bool */
+	int io_sched_batch; /* bool, default true: io threads run SCHED_BATCH */
+	int log_level;	    /* hb_log_level_t, default info */
+	char *access_log;   /* NULL: off; "-": stdout */
 	char *access_log_format;
 	char *error_log;       /* "-": stderr (default); else a file stderr is pointed at */
 	char *log_config;      /* Python logging setup (JSON, .json/.ini file, or a format); NULL */

@@ -152,3 +152,11 @@ int hb_cpu_pin(int cpu)
 	CPU_FREE(set);
 	return -rc;
 }
+
+int hb_cpu_sched_batch(int on)
+{
+	struct sched_param sp = {.sched_priority = 0};
+
+	/* pid 0: the calling thread, not the process (Linux schedules threads). */
+	return sched_setscheduler(0, on ? SCHED_BATCH : SCHED_OTHER, &sp) == 0 ? 0 : -errno;
+}

@@ -30,4 +30,10 @@ int hb_cpu_count(void);
 /* Pins the calling thread to one CPU. Returns 0 or -errno (-EINVAL: cpu not allowed). */
 int hb_cpu_pin(int cpu);
 
+/* on: moves the calling thread to SCHED_BATCH (its nice value kept): its wakeups no longer
+ * preempt the thread running on its CPU; it runs when that thread's slice ends (at a scheduler
+ * tick) or the CPU goes idle. Its share of a busy CPU is unchanged. off: back to SCHED_OTHER.
+ * Needs no privilege. Returns 0 or -errno (-EPERM under a seccomp policy that forbids it). */
+int hb_cpu_sched_batch(int on);
+
 #endif

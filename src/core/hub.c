@@ -178,6 +178,22 @@ int64_t hb_hub_inflight(hb_hub_t *h)
 	return n;
 }
 
+int hb_hub_workers_backlogged(hb_hub_t *h)
+{
+	int any = 0;
+
+	for (int w = 0; w < h->maxw; w++) {
+		hb_worker_t *wk = &h->workers[w];
+		if (!atomic_load_explicit(&wk->accepting, memory_order_relaxed))
+			continue;
+		if (atomic_load_explicit(&wk->sleeping, memory_order_relaxed) ||
+		    atomic_load_explicit(&wk->inflight, memory_order_relaxed) < 2)
+			return 0;
+		any = 1;
+	}
+	return any;
+}
+
 /* The accepting worker with the fewest requests in flight; ties rotate. -1 if none. */
 static int pick_worker(hb_hub_t *h, int io, int skip)
 {

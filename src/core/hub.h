@@ -117,6 +117,10 @@ int64_t hb_hub_inflight(hb_hub_t *hub);
  * arrival, s->t_start_ns, to their taking it) into `taken`/`wait_ns`: one clock read per
  * request, paid only when metrics are on. */
 void hb_hub_time_waits(hb_hub_t *hub);
+/* [any] 1 when every accepting worker is awake and has a request waiting behind the one it runs
+ * (inflight >= 2): a request dispatched now would only queue. 0 otherwise, and when no worker
+ * accepts. Relaxed loads: a snapshot. */
+int hb_hub_workers_backlogged(hb_hub_t *hub);
 /* [any] Requests queued for worker w and not yet taken (approximate). */
 uint64_t hb_hub_worker_queued(hb_hub_t *hub, int w);
 /* [any] A worker interpreter was replaced (crash, max_requests, timeout): counted for the

@@ -358,6 +358,31 @@ static int io_setup(hb_io_t *io)
 	return 0;
 }
 
+/* io_sched_batch. With a slow app (Flask, ~80 us a request) the packet of each request woke
+ * this thread while the worker on its CPU ran the app, preempted it, and went back to sleep:
+ * two context switches and a cold-cache pass through the kernel per request, 40 us of io
+ * thread and ~25 us of the worker's (perf/results/2026-12-03-slow-app.md). While every worker
+ * has a request queued behind the one it runs, a new one could only queue too: the thread
+ * then sleeps as SCHED_BATCH, so its wakeups wait for the running thread's slice to end (or for
+ * it to sleep) and it takes what came in meanwhile in one pass. Otherwise it is SCHED_OTHER,
+ * so an idle worker is served at once even on a CPU that another program keeps busy. The
+ * policy is set when it changes, before sleeping: it matters for the next wakeup only. */
+static void sched_update(hb_io_t *io)
+{
+	if (!io->cfg->io_sched_batch || io->sched_batch < 0)
+		return;
+	int want = hb_hub_workers_backlogged(io->srv->hub);
+	if (want == io->sched_batch)
+		return;
+	int rc = hb_cpu_sched_batch(want);
+	if (rc < 0) {
+		hb_debug("io %d: SCHED_BATCH: %s", io->idx, strerror(-rc));
+		io->sched_batch = -1;
+		return;
+	}
+	io->sched_batch = want;
+}
+
 static void io_loop(hb_io_t *io)
 {
 	for (;;) {
@@ -373,6 +398,8 @@ static void io_loop(hb_io_t *io)
 			break;
 		update_accepting(io);
 		int sleep = hb_hub_io_prepare_sleep(io->srv->hub, io->idx);
+		if (sleep)
+			sched_update(io);
 		hb_ring_wait(&io->ring, sleep);
 		if (sleep)
 			hb_hub_io_awake(io->srv->hub, io->idx);

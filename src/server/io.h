@@ -65,6 +65,9 @@ typedef struct hb_io {
 	struct hb_h1_parser **h1_cache; /* HB_IO_CACHE_MAX slots, allocated on first use */
 	unsigned h1_cached;
 	int pid;
+	/* io_sched_batch: 1 while the thread is SCHED_BATCH; -1: the kernel refused it, not tried
+	 * again (io.c, sched_update) */
+	int sched_batch;
 } hb_io_t;
 
 #define HB_TICK_MS 200

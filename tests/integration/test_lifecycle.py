@@ -1,5 +1,6 @@
 """Lifecycle and worker model: graceful shutdown, keep-alive idle timeout, workers/threads
 concurrency, max_requests, interpreter=main, access log."""
+import os
 import re
 import signal
 import socket
@@ -201,6 +202,45 @@ def test_two_workers_serve(server):
             assert sess.get("http://127.0.0.1:%d/echo" % s.port, timeout=5).status_code == 200
     wall = _concurrent(s.port, "/echo", 8)
     assert wall < 5
+
+
+def _io_policies(pid):
+    """The scheduling policies of a process's io threads (hb-io*)."""
+    out = set()
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            if f.read().startswith("hb-io"):
+                out.add(os.sched_getscheduler(int(tid)))
+    return out
+
+
+def _policies_under_backlog(s):
+    """The io threads' policies seen while one worker thread has requests queued (three 0.25 s
+    sleeps at once), and once they are answered."""
+    pid = s.worker_pid()
+    seen = set()
+    t, out = _in_thread(_concurrent, s.port, "/sleep?secs=0.25", 3)
+    while t.is_alive():
+        seen |= _io_policies(pid)
+        time.sleep(0.01)
+    assert "error" not in out, out
+    return seen, pid
+
+
+def test_io_threads_sleep_as_sched_batch_only_while_workers_are_backlogged(server):
+    """io_sched_batch (the default): an io thread is SCHED_OTHER while a worker is idle (its
+    wakeups preempt whatever runs, so an idle worker gets a request at once) and SCHED_BATCH
+    while every worker has a request queued behind the one it runs (its wakeups then wait, and
+    do not preempt the worker on every packet); back to SCHED_OTHER once they are answered.
+    Off, the io threads stay SCHED_OTHER."""
+    s = server("wsgi_apps:app", "--workers", "1", "--threads", "1")
+    assert _io_policies(s.worker_pid()) == {os.SCHED_OTHER}
+    seen, pid = _policies_under_backlog(s)
+    assert os.SCHED_BATCH in seen, seen
+    assert wait_for(lambda: _io_policies(pid) == {os.SCHED_OTHER}, 5), _io_policies(pid)
+    s = server("wsgi_apps:app", "--workers", "1", "--threads", "1", "--no-io-sched-batch")
+    seen, pid = _policies_under_backlog(s)
+    assert seen == {os.SCHED_OTHER}, seen
 
 
 GUNICORN_ACCESS = re.compile(

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,4 +129,29 @@ Test(cpu, pin)
 	cr_assert_eq(sched_getcpu(), last);
 	cr_assert_eq(hb_cpu_pin(-1), -EINVAL);
 	cr_assert_eq(hb_cpu_pin(1 << 19), -EINVAL, "a CPU that does not exist");
+}
+
+static void *batch_thread(void *arg)
+{
+	int *out = arg;
+
+	out[0] = hb_cpu_sched_batch(1);
+	out[1] = sched_getscheduler(0);
+	out[2] = hb_cpu_sched_batch(0);
+	out[3] = sched_getscheduler(0);
+	return NULL;
+}
+
+Test(cpu, sched_batch_is_the_calling_thread_s)
+{
+	int out[4] = {-1, -1, -1, -1};
+	pthread_t t;
+
+	cr_assert_eq(pthread_create(&t, NULL, batch_thread, out), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(out[0], 0);
+	cr_assert_eq(out[1], SCHED_BATCH);
+	cr_assert_eq(out[2], 0);
+	cr_assert_eq(out[3], SCHED_OTHER, "and back");
+	cr_assert_eq(sched_getscheduler(0), SCHED_OTHER, "the process's other threads keep theirs");
 }

@@ -116,6 +116,24 @@ Test(hub, dispatch_picks_least_inflight)
 	hb_hub_free(hub);
 }
 
+Test(hub, workers_backlogged_needs_every_accepting_worker_awake_with_two)
+{
+	hb_hub_t *hub = hb_hub_new(1, 3);
+
+	cr_assert_eq(hb_hub_workers_backlogged(hub), 0, "no worker accepts");
+	set_accepting(hub, 0, 1);
+	set_accepting(hub, 1, 1);
+	atomic_store(&hb_hub_worker(hub, 0)->inflight, 2);
+	atomic_store(&hb_hub_worker(hub, 1)->inflight, 1);
+	cr_assert_eq(hb_hub_workers_backlogged(hub), 0, "worker 1 runs its only request");
+	atomic_store(&hb_hub_worker(hub, 1)->inflight, 3);
+	atomic_store(&hb_hub_worker(hub, 2)->inflight, 0);
+	cr_assert_eq(hb_hub_workers_backlogged(hub), 1, "worker 2 does not accept: not counted");
+	atomic_store(&hb_hub_worker(hub, 0)->sleeping, 1);
+	cr_assert_eq(hb_hub_workers_backlogged(hub), 0, "worker 0 sleeps: it would take one now");
+	hb_hub_free(hub);
+}
+
 Test(hub, dispatch_ties_rotate)
 {
 	hb_hub_t *hub = hb_hub_new(1, 3);
