@@ -7,7 +7,8 @@
  * An HTTP scope is a copy of a template (a dict copy clones the key table at once, where
  * fourteen inserts grow it twice), then its per-request values are set; the method and the
  * client and server addresses reuse the str and tuples of the previous request when they are
- * the same (immutable objects: an app cannot tell). Each scope is a fresh dict. */
+ * the same (immutable objects: an app cannot tell). Each scope is a fresh dict, and so are the
+ * mutable values in it: its extensions (and each extension's dict), asgi and state. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -219,7 +220,7 @@ static int request_keys(hb_asgi_worker_t *w, PyObject *d, const hb_request_t *q,
 /* The keys a websocket scope has after its type, scheme and extensions. */
 static int common(hb_asgi_worker_t *w, PyObject *d, const hb_request_t *q)
 {
-	return set(d, HB_ASGI_S(w, asgi), Py_NewRef(w->asgi_info)) ||
+	return set(d, HB_ASGI_S(w, asgi), PyDict_Copy(w->asgi_info)) ||
 	       set(d, HB_ASGI_S(w, http_version), Py_NewRef(version_of(w, q))) ||
 	       request_keys(w, d, q, 1);
 }
@@ -245,15 +246,28 @@ static PyObject *tls_ext(const hb_request_tls_t *t)
 	return d;
 }
 
-/* The worker's shared extensions dict, or a copy with "tls" added for a TLS request and
+/* A request's own copy of a template dict whose values are dicts (the extensions: each
+ * extension's dict copied too), so that an app writing into its scope's extensions or asgi
+ * dict does not change what the next request sees. */
+static PyObject *own_copy(PyObject *tmpl)
+{
+	PyObject *d = PyDict_Copy(tmpl), *k, *v;
+	Py_ssize_t pos = 0;
+
+	while (d && PyDict_Next(tmpl, &pos, &k, &v))
+		if (PyDict_CheckExact(v) && set(d, k, PyDict_Copy(v)) < 0)
+			Py_CLEAR(d);
+	return d;
+}
+
+/* A copy of the worker's extensions template, with "tls" added for a TLS request and
  * "http.response.push" for one whose connection can push (HTTP/2, h2_push on, the client's
  * SETTINGS_ENABLE_PUSH 1). */
-static PyObject *extensions(PyObject *shared, const hb_request_t *q, int websocket)
+static PyObject *extensions(PyObject *tmpl, const hb_request_t *q, int websocket)
 {
 	int push = !websocket && (q->flags & HB_REQ_CAN_PROMISE);
-	if (!q->tls && !push)
-		return Py_NewRef(shared);
-	PyObject *d = PyDict_Copy(shared), *t = d && q->tls ? tls_ext(q->tls) : NULL;
+	PyObject *d = own_copy(tmpl), *t = d && q->tls ? tls_ext(q->tls) : NULL;
+
 	if (d && q->tls && (!t || PyDict_SetItemString(d, "tls", t) < 0))
 		Py_CLEAR(d);
 	Py_XDECREF(t);
@@ -299,13 +313,13 @@ static PyObject *http_scope(hb_asgi_worker_t *w, const hb_request_t *q, int http
 {
 	PyObject *d = PyDict_Copy(w->scope_http);
 	PyObject *ver = version_of(w, q);
-	int push = (q->flags & HB_REQ_CAN_PROMISE) != 0;
 
 	if (!d)
 		return NULL;
 	if (set(d, HB_ASGI_S(w, method), method_str(w, q)) ||
 	    (https && set(d, HB_ASGI_S(w, scheme), Py_NewRef(HB_ASGI_S(w, v_https)))) ||
-	    ((q->tls || push) && set(d, HB_ASGI_S(w, extensions), extensions(w->ext_http, q, 0))) ||
+	    set(d, HB_ASGI_S(w, extensions), extensions(w->ext_http, q, 0)) ||
+	    set(d, HB_ASGI_S(w, asgi), PyDict_Copy(w->asgi_info)) ||
 	    (ver != HB_ASGI_S(w, v_11) && set(d, HB_ASGI_S(w, http_version), Py_NewRef(ver))) ||
 	    request_keys(w, d, q, 0))
 		Py_CLEAR(d);

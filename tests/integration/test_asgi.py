@@ -89,6 +89,19 @@ def test_scope_http(srv):
     assert sc["_header_types"] == ["bytes/bytes"]
 
 
+def test_scope_dicts_are_per_request(srv):
+    """scope["extensions"] (and each extension's dict) and scope["asgi"] are the request's own:
+    an app that writes into them changes nothing the next request sees."""
+    clean = http(srv.port, "GET", "/scope").json()
+    r = http(srv.port, "GET", "/scope/taint")
+    assert r.status == 200, r
+    for _ in range(3):  # the worker's next requests, whichever copy they would share
+        sc = http(srv.port, "GET", "/scope").json()
+        assert sc["extensions"] == clean["extensions"], sc["extensions"]
+        assert sc["extensions"]["http.response.pathsend"] == {}
+        assert sc["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+
+
 def test_scope_absolute_form_and_any_method(srv):
     """RFC 9112 3.2.2: the target's host wins over Host (the scope's host header follows it;
     `server` stays the listening socket, as the ASGI spec defines it); any method token reaches

@@ -71,7 +71,12 @@ async def app(scope, receive, send):
         return await _send(send, 200, b"Hello, ASGI!")
     if "/scope" in path:
         body, _ = await _read_body(receive)
-        return await _send(send, 200, json.dumps(_jsonable_scope(scope)).encode(), b"application/json")
+        out = json.dumps(_jsonable_scope(scope)).encode()
+        if path.endswith("/taint"):  # test_scope_dicts_are_per_request: must not reach the next
+            scope["extensions"]["x.tainted"] = {}
+            scope["extensions"]["http.response.pathsend"]["tainted"] = True
+            scope["asgi"]["tainted"] = True
+        return await _send(send, 200, out, b"application/json")
     if path == "/echo":
         body, msgs = await _read_body(receive)
         return await _send(send, 200, body, headers=[(b"x-messages", str(msgs).encode())])
