@@ -12,6 +12,9 @@
 typedef struct io_slot {
 	_Alignas(64) unsigned dispatch_rr;
 	unsigned pop_rr;
+	int nowed;	  /* workers owed a wake by hb_hub_dispatch_batched */
+	int *owed;	  /* [maxw] their indices */
+	uint8_t *is_owed; /* [maxw] */
 } io_slot_t;
 
 struct hb_hub {
@@ -81,6 +84,10 @@ static int init_wakes(hb_hub_t *h)
 			return -errno;
 	}
 	for (int i = 0; i < h->nio; i++) {
+		h->slots[i].owed = calloc((size_t)h->maxw, sizeof(int));
+		h->slots[i].is_owed = calloc((size_t)h->maxw, 1);
+		if (!h->slots[i].owed || !h->slots[i].is_owed)
+			return -ENOMEM;
 		/* Blocking: the io ring reads it with IORING_OP_READ (a read on a nonblocking file
 		 * would complete at once with -EAGAIN); writers never block on an eventfd. */
 		h->io[i].efd = eventfd(0, EFD_CLOEXEC);
@@ -136,6 +143,10 @@ void hb_hub_free(hb_hub_t *h)
 	for (int i = 0; h->io && i < h->nio; i++)
 		if (h->io[i].efd >= 0)
 			close(h->io[i].efd);
+	for (int i = 0; h->slots && i < h->nio; i++) {
+		free(h->slots[i].owed);
+		free(h->slots[i].is_owed);
+	}
 	free(h->to_worker);
 	free(h->to_io);
 	free(h->workers);
@@ -259,7 +270,8 @@ static int push_to(hb_hub_t *h, int io, int w, hb_stream_t *s)
 	return 0;
 }
 
-int hb_hub_dispatch(hb_hub_t *h, int io, hb_stream_t *s)
+/* Pushes s to the least loaded accepting worker; returns its index, or -ESRCH/-EAGAIN. */
+static int dispatch(hb_hub_t *h, int io, hb_stream_t *s)
 {
 	int w = pick_worker(h, io, -1);
 
@@ -278,8 +290,42 @@ int hb_hub_dispatch(hb_hub_t *h, int io, hb_stream_t *s)
 				break;
 		}
 	}
+	return w;
+}
+
+int hb_hub_dispatch(hb_hub_t *h, int io, hb_stream_t *s)
+{
+	int w = dispatch(h, io, s);
+
+	if (w < 0)
+		return w;
 	wake_worker(&h->workers[w]);
 	return 0;
+}
+
+int hb_hub_dispatch_batched(hb_hub_t *h, int io, hb_stream_t *s)
+{
+	io_slot_t *sl = &h->slots[io];
+	int w = dispatch(h, io, s);
+
+	if (w < 0)
+		return w;
+	if (!sl->is_owed[w]) {
+		sl->is_owed[w] = 1;
+		sl->owed[sl->nowed++] = w;
+	}
+	return 0;
+}
+
+void hb_hub_io_flush(hb_hub_t *h, int io)
+{
+	io_slot_t *sl = &h->slots[io];
+
+	for (int i = 0; i < sl->nowed; i++) {
+		sl->is_owed[sl->owed[i]] = 0;
+		wake_worker(&h->workers[sl->owed[i]]);
+	}
+	sl->nowed = 0;
 }
 
 int hb_hub_io_pop(hb_hub_t *h, int io, hb_msg_t *m)
@@ -307,6 +353,7 @@ static int io_has_work(hb_hub_t *h, int io)
 
 int hb_hub_io_prepare_sleep(hb_hub_t *h, int io)
 {
+	hb_hub_io_flush(h, io);
 	atomic_store(&h->io[io].sleeping, 1);
 	if (io_has_work(h, io)) {
 		atomic_store(&h->io[io].sleeping, 0);

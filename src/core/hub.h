@@ -64,11 +64,19 @@ hb_io_wake_t *hb_hub_io_wake(hb_hub_t *hub, int io);
  * the worker if it sleeps. Returns 0, -EAGAIN when every queue is full, -ESRCH when no worker
  * accepts (not ready yet or shutting down). */
 int hb_hub_dispatch(hb_hub_t *hub, int io, hb_stream_t *s);
+/* [io i] hb_hub_dispatch without the wake: it is owed until hb_hub_io_flush() (or
+ * hb_hub_io_prepare_sleep(), which flushes). An io thread dispatching the requests of a batch of
+ * completions wakes each worker once after the batch: woken at the first request, a worker on
+ * the same CPU would preempt the io thread and serve the batch one request at a time. */
+int hb_hub_dispatch_batched(hb_hub_t *hub, int io, hb_stream_t *s);
+/* [io i] Pays the wakes hb_hub_dispatch_batched owes. */
+void hb_hub_io_flush(hb_hub_t *hub, int io);
 
 /* [io i] Pops the next message from any worker (round-robin). Returns 0 or -EAGAIN. */
 int hb_hub_io_pop(hb_hub_t *hub, int io, hb_msg_t *m);
-/* [io i] Marks the io thread asleep; returns 1 if it may sleep (no message waiting), else clears
- * the flag and returns 0. Call hb_hub_io_awake() after waking. */
+/* [io i] Pays the owed worker wakes (hb_hub_io_flush), marks the io thread asleep; returns 1 if it
+ * may sleep (no message waiting), else clears the flag and returns 0. Call hb_hub_io_awake() after
+ * waking. */
 int hb_hub_io_prepare_sleep(hb_hub_t *hub, int io);
 void hb_hub_io_awake(hb_hub_t *hub, int io);
 

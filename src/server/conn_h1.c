@@ -344,7 +344,7 @@ static int start_exchange(hb_conn_t *c, h1_t *h, hb_request_t *req)
 		h->pending_error = 503;
 		return -1;
 	}
-	if (hb_hub_dispatch(io->srv->hub, io->idx, s) < 0) {
+	if (hb_hub_dispatch_batched(io->srv->hub, io->idx, s) < 0) {
 		/* No worker can take it (all queues full, or none ready): overload answer. */
 		hb_stream_release(s); /* the worker's reference; the exchange drops the other */
 		hb_exchange_release(x);

@@ -226,7 +226,7 @@ static hb_exchange_t *start_exchange(hb_conn_t *c, int32_t sid, hb_request_t *re
 		X(x)->busy = 1;	      /* answered by on_request once the stream knows x */
 		return x;
 	}
-	if (hb_hub_dispatch(io->srv->hub, io->idx, s) < 0) {
+	if (hb_hub_dispatch_batched(io->srv->hub, io->idx, s) < 0) {
 		hb_stream_release(s); /* the worker's reference; the exchange drops the other */
 		hb_exchange_release(x);
 		return NULL;

@@ -389,6 +389,8 @@ static void io_loop(hb_io_t *io)
 		clock_update(io);
 		int busy = drain_hub(io);
 		busy += hb_ring_reap(&io->ring);
+		/* The workers given requests in this batch are woken once, now (hub.h) */
+		hb_hub_io_flush(io->srv->hub, io->idx);
 		if (busy)
 			continue;
 		/* Graceful: leave when the last connection is gone. Forced: connections were shut

@@ -598,6 +598,48 @@ Test(hub, async_worker_prepare_sleep_and_poll)
 	hb_hub_free(hub);
 }
 
+/* A batch of requests to sleeping workers writes no eventfd until the io thread flushes (or is
+ * about to sleep), then one write per worker owed. */
+Test(hub, batched_dispatch_wakes_once_at_flush)
+{
+	hb_hub_t *hub = hb_hub_new(1, 2);
+	hb_worker_t *w0 = hb_hub_worker(hub, 0), *w1 = hb_hub_worker(hub, 1);
+	hb_stream_t st[3] = {{0}}, *got = NULL;
+	uint64_t v = 0;
+
+	set_accepting(hub, 0, 1);
+	set_accepting(hub, 1, 1);
+	cr_assert_eq(hb_hub_worker_prepare_sleep(hub, 0), 1);
+	cr_assert_eq(hb_hub_worker_prepare_sleep(hub, 1), 1);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(hb_hub_dispatch_batched(hub, 0, &st[i]), 0);
+	cr_assert_eq(efd_ready(w0->efd) + efd_ready(w1->efd), 0, "no wake before the flush");
+	hb_hub_io_flush(hub, 0);
+	cr_assert_eq(efd_ready(w0->efd), 1);
+	cr_assert_eq(efd_ready(w1->efd), 1);
+	cr_assert_eq(read(w0->efd, &v, sizeof(v)), (ssize_t)sizeof(v));
+	cr_assert_eq(v, 1, "one write for the worker's requests of the batch");
+	hb_hub_worker_awake(hub, 1);
+	hb_hub_io_flush(hub, 0);
+	cr_assert_eq(efd_ready(w0->efd) + efd_ready(w1->efd), 0, "nothing owed after a flush");
+	/* The io thread's prepare_sleep pays what is owed before it may sleep. */
+	set_accepting(hub, 1, 0);
+	atomic_store(&w0->sleeping, 1);
+	cr_assert_eq(hb_hub_dispatch_batched(hub, 0, &st[0]), 0);
+	cr_assert_eq(hb_hub_dispatch_batched(hub, 0, &st[1]), 0);
+	cr_assert_eq(efd_ready(w0->efd), 0);
+	cr_assert_eq(hb_hub_io_prepare_sleep(hub, 0), 1);
+	cr_assert_eq(efd_ready(w0->efd), 1, "prepare_sleep flushed the owed wake");
+	hb_hub_io_awake(hub, 0);
+	hb_hub_worker_awake(hub, 0);
+	int n = 0;
+	for (int w = 0; w < 2; w++)
+		while (hb_hub_worker_poll(hub, w, &got) == 0)
+			n++;
+	cr_assert_eq(n, 5);
+	hb_hub_free(hub);
+}
+
 Test(hub, stream_ready_once_until_cleared)
 {
 	hb_hub_t *hub = hb_hub_new(1, 1);
