@@ -1115,8 +1115,16 @@ static void put_header(struct out *o, const char *name, const char *value)
 
 static void put_status_line(struct out *o, int status)
 {
-	char line[32];
-	int n = snprintf(line, sizeof(line), "HTTP/1.1 %d ", status);
+	char line[32] = "HTTP/1.1 000 ";
+	int n = 13;
+
+	if (status >= 100 && status <= 999) { /* every real status: no snprintf per response */
+		line[9] = (char)('0' + status / 100);
+		line[10] = (char)('0' + status / 10 % 10);
+		line[11] = (char)('0' + status % 10);
+	} else {
+		n = snprintf(line, sizeof(line), "HTTP/1.1 %d ", status);
+	}
 	put(o, line, (size_t)n);
 	puts_(o, hb_h1_reason(status));
 	put(o, "\r\n", 2);
