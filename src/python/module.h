@@ -28,6 +28,11 @@
 	X(REMOTE_PORT, "REMOTE_PORT")                                                              \
 	X(RAW_URI, "RAW_URI")                                                                      \
 	X(HTTP_COOKIE, "HTTP_COOKIE")                                                              \
+	X(HTTP_HOST, "HTTP_HOST")                                                                  \
+	X(hb_early_hint, "hornbeam.early_hint")                                                    \
+	X(hb_push, "hornbeam.push")                                                                \
+	X(early_hint, "early_hint")                                                                \
+	X(push, "push")                                                                            \
 	X(wsgi_version, "wsgi.version")                                                            \
 	X(wsgi_url_scheme, "wsgi.url_scheme")                                                      \
 	X(wsgi_input, "wsgi.input")                                                                \

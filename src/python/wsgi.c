@@ -27,6 +27,38 @@ static int base_set(hb_wsgi_app_t *a, int key, PyObject *v)
 	return rc;
 }
 
+/* The keys build_environ() sets on every request, in its order. */
+static const int request_keys[] = {
+	HB_S_REQUEST_METHOD,  HB_S_PATH_INFO,	    HB_S_QUERY_STRING, HB_S_RAW_URI,
+	HB_S_SERVER_PROTOCOL, HB_S_REMOTE_ADDR,	    HB_S_REMOTE_PORT,  HB_S_SERVER_NAME,
+	HB_S_SERVER_PORT,     HB_S_wsgi_url_scheme, HB_S_wsgi_input,   HB_S_hb_early_hint,
+};
+
+/* The base environ holds the keys every request sets (None until then) and room for headers:
+ * its copy (a clone of the key table) then takes a request's keys without growing, where the
+ * 9-key copy grew twice (16 -> 32 -> 64 slots) on every request. The 22nd key of a dict grows
+ * its table from 32 to 64 slots (42 usable): fillers get it there and are deleted, and the table
+ * keeps its size. */
+#define BASE_ROOM_KEYS 22
+
+static int base_room(hb_wsgi_app_t *a)
+{
+	PyObject *d = a->base_environ, *fillers = PyList_New(0), *f;
+	int rc = fillers ? 0 : -1;
+
+	for (size_t i = 0; rc == 0 && i < sizeof(request_keys) / sizeof(request_keys[0]); i++)
+		rc = PyDict_SetItem(d, a->st->str[request_keys[i]], Py_None);
+	for (int i = 0; rc == 0 && PyDict_GET_SIZE(d) < BASE_ROOM_KEYS; i++) {
+		f = PyUnicode_FromFormat("hornbeam.room.%d", i);
+		rc = f && PyList_Append(fillers, f) == 0 ? PyDict_SetItem(d, f, Py_None) : -1;
+		Py_XDECREF(f);
+	}
+	for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(fillers); i++)
+		rc = PyDict_DelItem(d, PyList_GET_ITEM(fillers, i));
+	Py_XDECREF(fillers);
+	return rc;
+}
+
 int hb_wsgi_app_init(hb_wsgi_app_t *a, PyObject *app, const hb_config_t *cfg, int multithread)
 {
 	memset(a, 0, sizeof(*a));
@@ -50,7 +82,8 @@ int hb_wsgi_app_init(hb_wsgi_app_t *a, PyObject *app, const hb_config_t *cfg, in
 	    base_set(a, HB_S_wsgi_multiprocess, Py_NewRef(Py_False)) ||
 	    base_set(a, HB_S_wsgi_run_once, Py_NewRef(Py_False)) ||
 	    base_set(a, HB_S_wsgi_input_terminated, Py_NewRef(Py_True)) ||
-	    base_set(a, HB_S_wsgi_file_wrapper, Py_NewRef((PyObject *)a->st->file_wrapper_type))) {
+	    base_set(a, HB_S_wsgi_file_wrapper, Py_NewRef((PyObject *)a->st->file_wrapper_type)) ||
+	    base_room(a)) {
 		hb_wsgi_app_clear(a);
 		return -1;
 	}
@@ -61,6 +94,11 @@ void hb_wsgi_app_clear(hb_wsgi_app_t *a)
 {
 	Py_CLEAR(a->app);
 	Py_CLEAR(a->base_environ);
+	Py_CLEAR(a->remote_addr_s);
+	Py_CLEAR(a->host_s);
+	Py_CLEAR(a->server_name_s);
+	Py_CLEAR(a->server_port_s);
+	a->host_len = 0;
 	Py_CLEAR(a->module);
 	a->st = NULL;
 }
@@ -128,29 +166,47 @@ static int set_path_info(hb_wsgi_app_t *a, PyObject *env, const hb_request_t *r)
 	return rc;
 }
 
-static int set_port(PyObject *env, PyObject *key, unsigned port)
+/* The decimal digits of port (0..65535) at the end of buf[5]; returns where they start. */
+static char *port_digits(char buf[5], unsigned port)
 {
-	char buf[8];
-	int n = snprintf(buf, sizeof(buf), "%u", port);
+	char *p = buf + 5;
 
-	return set_str(env, key, buf, (size_t)n);
+	do
+		*--p = (char)('0' + port % 10);
+	while ((port /= 10) && p > buf);
+	return p;
 }
 
-/* SERVER_NAME and SERVER_PORT from Host ("name", "name:port", "[v6]:port"), else the socket. */
-static int set_server(hb_wsgi_app_t *a, PyObject *env, const hb_request_t *r, int https)
+static int set_port(PyObject *env, PyObject *key, unsigned port)
 {
-	const hb_header_t *h = hb_request_header(r, "host");
-	PyObject **k = a->st->str;
-	const char *v, *colon = NULL;
-	size_t len;
+	char buf[5], *p = port_digits(buf, port);
 
-	if (!h || h->value_len == 0) {
-		if (set_str(env, k[HB_S_SERVER_NAME], r->server_addr, strlen(r->server_addr)))
+	return set_str(env, key, p, (size_t)(buf + 5 - p));
+}
+
+/* REMOTE_ADDR: the previous request's str when the address is the same. */
+static int set_remote_addr(hb_wsgi_app_t *a, PyObject *env, const char *addr)
+{
+	if (!a->remote_addr_s || strcmp(a->remote_addr, addr) != 0) {
+		PyObject *v = PyUnicode_DecodeLatin1(addr, (Py_ssize_t)strlen(addr), NULL);
+
+		if (!v)
 			return -1;
-		return set_port(env, k[HB_S_SERVER_PORT], r->server_port);
+		Py_XSETREF(a->remote_addr_s, v);
+		snprintf(a->remote_addr, sizeof(a->remote_addr), "%s", addr);
 	}
-	v = h->value;
-	len = h->value_len;
+	return PyDict_SetItem(env, a->st->str[HB_S_REMOTE_ADDR], a->remote_addr_s);
+}
+
+/* HTTP_HOST, SERVER_NAME and SERVER_PORT of a Host value ("name", "name:port", "[v6]:port"),
+ * kept in a for the next request; a value too long to remember is not matched again. */
+static int cache_host(hb_wsgi_app_t *a, const hb_header_t *h, int https)
+{
+	const char *v = h->value, *colon = NULL;
+	size_t len = h->value_len;
+	char buf[5], *p = NULL;
+	PyObject *name, *port, *host;
+
 	if (v[0] == '[') {
 		const char *end = memchr(v, ']', len);
 
@@ -159,11 +215,49 @@ static int set_server(hb_wsgi_app_t *a, PyObject *env, const hb_request_t *r, in
 	} else {
 		colon = memrchr(v, ':', len);
 	}
-	if (set_str(env, k[HB_S_SERVER_NAME], v, colon ? (size_t)(colon - v) : len))
+	if (!colon)
+		p = port_digits(buf, https ? 443 : 80);
+	name = PyUnicode_DecodeLatin1(v, colon ? colon - v : (Py_ssize_t)len, NULL);
+	port = colon ? PyUnicode_DecodeLatin1(colon + 1, v + len - colon - 1, NULL)
+		     : PyUnicode_DecodeLatin1(p, buf + 5 - p, NULL);
+	host = PyUnicode_DecodeLatin1(v, (Py_ssize_t)len, NULL);
+	if (!name || !port || !host) {
+		Py_XDECREF(name);
+		Py_XDECREF(port);
+		Py_XDECREF(host);
 		return -1;
-	if (colon)
-		return set_str(env, k[HB_S_SERVER_PORT], colon + 1, len - (size_t)(colon - v) - 1);
-	return set_port(env, k[HB_S_SERVER_PORT], https ? 443 : 80);
+	}
+	Py_XSETREF(a->server_name_s, name);
+	Py_XSETREF(a->server_port_s, port);
+	Py_XSETREF(a->host_s, host);
+	a->host_len = len <= sizeof(a->host) ? len : 0;
+	memcpy(a->host, v, a->host_len);
+	a->host_https = https;
+	return 0;
+}
+
+/* Whether a's strings are those of this Host value. */
+static int host_cached(const hb_wsgi_app_t *a, const hb_header_t *h)
+{
+	return a->host_len && a->host_len == h->value_len &&
+	       memcmp(a->host, h->value, h->value_len) == 0;
+}
+
+/* SERVER_NAME and SERVER_PORT from Host, else the socket. */
+static int set_server(hb_wsgi_app_t *a, PyObject *env, const hb_request_t *r, int https)
+{
+	const hb_header_t *h = hb_request_header(r, "host");
+	PyObject **k = a->st->str;
+
+	if (!h || h->value_len == 0) {
+		if (set_str(env, k[HB_S_SERVER_NAME], r->server_addr, strlen(r->server_addr)))
+			return -1;
+		return set_port(env, k[HB_S_SERVER_PORT], r->server_port);
+	}
+	if (!(host_cached(a, h) && a->host_https == https) && cache_host(a, h, https) < 0)
+		return -1;
+	return PyDict_SetItem(env, k[HB_S_SERVER_NAME], a->server_name_s) ||
+	       PyDict_SetItem(env, k[HB_S_SERVER_PORT], a->server_port_s);
 }
 
 /* "HTTP_" + the name upper-cased with '-' as '_'. NULL (no exception) when the name must be
@@ -225,6 +319,7 @@ out:
 static int set_headers(hb_wsgi_app_t *a, PyObject *env, const hb_request_t *r)
 {
 	PyObject **k = a->st->str;
+	int host_done = 0; /* a Host header was added: a second one is joined to it */
 
 	for (uint32_t i = 0; i < r->nheaders; i++) {
 		const hb_header_t *h = &r->headers[i];
@@ -236,6 +331,9 @@ static int set_headers(hb_wsgi_app_t *a, PyObject *env, const hb_request_t *r)
 				     : set_str(env, k[HB_S_CONTENT_TYPE], h->value, h->value_len);
 		else if (h->name_len == 14 && strncasecmp(h->name, "content-length", 14) == 0)
 			rc = set_str(env, k[HB_S_CONTENT_LENGTH], h->value, h->value_len);
+		else if (!host_done && h->name_len == 4 && strncasecmp(h->name, "host", 4) == 0 &&
+			 host_cached(a, h) && (host_done = 1))
+			rc = PyDict_SetItem(env, k[HB_S_HTTP_HOST], a->host_s); /* set_server's */
 		else
 			rc = add_http_header(env, h);
 		if (rc < 0)
@@ -310,7 +408,7 @@ static PyObject *build_environ(hb_wsgi_app_t *a, hb_stream_t *s, PyObject *input
 			   k[r->http_major == 2 ? HB_S_v_HTTP2
 			     : http10		? HB_S_v_HTTP10
 						: HB_S_v_HTTP11]) ||
-	    set_str(env, k[HB_S_REMOTE_ADDR], r->remote_addr, strlen(r->remote_addr)) ||
+	    set_remote_addr(a, env, r->remote_addr) ||
 	    set_port(env, k[HB_S_REMOTE_PORT], r->remote_port) || set_server(a, env, r, https) ||
 	    PyDict_SetItem(env, k[HB_S_wsgi_url_scheme], k[https ? HB_S_v_https : HB_S_v_http]) ||
 	    PyDict_SetItem(env, k[HB_S_wsgi_input], input) || set_headers(a, env, r) ||
@@ -626,14 +724,15 @@ static void close_result(hb_wsgi_req_t *req, PyObject *result)
 /* environ["hornbeam.early_hint"] always, environ["hornbeam.push"] only where the connection can
  * push (HTTP/2, h2_push on, the client's SETTINGS_ENABLE_PUSH 1): bound methods of the
  * start_response object, so they die with the request. */
-static int set_extensions(PyObject *env, PyObject *sr, const hb_stream_t *s)
+static int set_extensions(hb_modstate_t *st, PyObject *env, PyObject *sr, const hb_stream_t *s)
 {
-	PyObject *hint = PyObject_GetAttrString(sr, "early_hint"), *push = NULL;
-	int rc = hint ? PyDict_SetItemString(env, "hornbeam.early_hint", hint) : -1;
+	PyObject **k = st->str;
+	PyObject *hint = PyObject_GetAttr(sr, k[HB_S_early_hint]), *push = NULL;
+	int rc = hint ? PyDict_SetItem(env, k[HB_S_hb_early_hint], hint) : -1;
 
 	if (rc == 0 && (s->req->flags & HB_REQ_CAN_PROMISE)) {
-		push = PyObject_GetAttrString(sr, "push");
-		rc = push ? PyDict_SetItemString(env, "hornbeam.push", push) : -1;
+		push = PyObject_GetAttr(sr, k[HB_S_push]);
+		rc = push ? PyDict_SetItem(env, k[HB_S_hb_push], push) : -1;
 	}
 	Py_XDECREF(hint);
 	Py_XDECREF(push);
@@ -651,7 +750,7 @@ void hb_wsgi_serve(hb_wsgi_app_t *a, hb_stream_t *s)
 	PyObject *env = input ? build_environ(a, s, input) : NULL;
 	PyObject *result = NULL;
 
-	if (env && sr && set_extensions(env, sr, s) < 0)
+	if (env && sr && set_extensions(a->st, env, sr, s) < 0)
 		Py_CLEAR(env);
 	if (env && sr)
 		result = PyObject_CallFunctionObjArgs(a->app, env, sr, NULL);

@@ -24,6 +24,14 @@ typedef struct hb_wsgi_app {
 	PyObject *base_environ; /* constant environ entries, copied per request */
 	const char *root_path;	/* SCRIPT_NAME, stripped from PATH_INFO */
 	size_t root_len;
+	/* The previous request's strings, reused while the next one brings the same bytes (a
+	 * client's keep-alive requests do): str objects are immutable, an app cannot tell. */
+	char remote_addr[64]; /* REMOTE_ADDR's bytes */
+	PyObject *remote_addr_s;
+	char host[256]; /* the Host value's bytes (host_len of them) */
+	size_t host_len;
+	int host_https;					  /* the scheme SERVER_PORT defaulted for */
+	PyObject *host_s, *server_name_s, *server_port_s; /* HTTP_HOST, SERVER_NAME, _PORT */
 } hb_wsgi_app_t;
 
 /* Per request: what start_response, write and the result loop share. Lives on the stack of
