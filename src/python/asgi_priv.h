@@ -15,6 +15,7 @@
 #include <Python.h>
 
 #include <stdint.h>
+#include <string.h>
 
 #include "core/config.h"
 #include "core/hub.h"
@@ -184,10 +185,18 @@ enum { HB_ASGI_DONE = 1, HB_ASGI_WAIT_RECV = 2, HB_ASGI_WAIT_SEND = 3, HB_ASGI_E
 
 #define HB_ASGI_S(w, id) ((w)->str[HB_AS_##id])
 
-/* A message's "type" is `s` (an interned str): identity first, then equality. */
+/* A message's "type" is `s` (an interned str): identity first, then equality. An app's
+ * "http.response.start" is not the interned one (the compiler interns only identifier-like
+ * constants), so equality is the common case: equal strs have the same length and kind (a str
+ * is stored in its narrowest kind), so one memcmp decides, without PyUnicode_Compare's
+ * ordering walk. */
 static inline int hb_asgi_is(PyObject *type, PyObject *s)
 {
-	return type == s || (PyUnicode_Check(type) && PyUnicode_Compare(type, s) == 0);
+	return type == s ||
+	       (PyUnicode_Check(type) && PyUnicode_GET_LENGTH(type) == PyUnicode_GET_LENGTH(s) &&
+		PyUnicode_KIND(type) == PyUnicode_KIND(s) &&
+		memcmp(PyUnicode_DATA(type), PyUnicode_DATA(s),
+		       (size_t)PyUnicode_GET_LENGTH(s) * PyUnicode_KIND(s)) == 0);
 }
 
 /* asgi.c */
