@@ -683,6 +683,29 @@ static int feed_method(hb_h1_parser_t *p, const char *d, size_t n, size_t *used)
 	return p->scan.err ? fail(p, p->scan.err, p->scan.why) : 0;
 }
 
+/* Inside a field line (past its first byte), the bytes up to the next CR or LF that stay
+ * within the line and section limits: what scan_byte() would pass one at a time, counted at
+ * once. Returns how many (0: let scan_byte() take the next byte, which may be the one that
+ * fails). */
+static size_t field_run(hb_h1_parser_t *p, const char *d, size_t n)
+{
+	struct head_scan *s = &p->scan;
+	size_t k = 0, room;
+
+	if (s->line_no == 0 || s->line_len == 0 || s->prev_cr)
+		return 0;
+	room = p->lim.max_field_size - s->line_len;
+	if (p->lim.max_header_bytes - s->field_bytes < room)
+		room = p->lim.max_header_bytes - s->field_bytes;
+	if (n > room)
+		n = room;
+	while (k < n && d[k] != '\r' && d[k] != '\n')
+		k++;
+	s->line_len += (uint32_t)k;
+	s->field_bytes += (uint32_t)k;
+	return k;
+}
+
 /* llhttp sees exactly the bytes the scanner passed, so an error llhttp finds in them comes
  * first, and the outcome does not depend on how the input was split. */
 static int feed_head(hb_h1_parser_t *p, const char *d, size_t n, size_t *used)
@@ -698,6 +721,12 @@ static int feed_head(hb_h1_parser_t *p, const char *d, size_t n, size_t *used)
 		n -= m;
 	}
 	while (i < n) {
+		size_t k = field_run(p, d + i, n - i);
+
+		if (k) {
+			i += k;
+			continue;
+		}
 		r = scan_byte(p, (unsigned char)d[i]);
 		if (r < 0)
 			break;
