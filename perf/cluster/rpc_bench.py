@@ -34,6 +34,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+from sockowner import listening_pid  # noqa: E402
 
 
 def free_port():
@@ -102,28 +104,6 @@ def worker_pids(master):
         except (OSError, ValueError, IndexError):
             pass
     return sorted(out)
-
-
-def listening_pid(port, pids):
-    """Which of pids listens on TCP port (the worker process that runs the cluster: the hub)."""
-    inodes = set()
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            cols = line.split()
-            if cols[1].endswith(":%04X" % port) and cols[3] == "0A":
-                inodes.add("socket:[%s]" % cols[9])
-    for pid in pids:
-        try:
-            fds = os.listdir("/proc/%d/fd" % pid)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink("/proc/%d/fd/%s" % (pid, fd)) in inodes:
-                    return pid
-            except OSError:
-                pass
-    return None
 
 
 def on(port, pid, wid, path):

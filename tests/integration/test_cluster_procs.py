@@ -23,30 +23,13 @@ import signal
 import threading
 import time
 
+from sockowner import listening_pid
 from test_cluster_rpc import get, node, until
 
 
 def _cluster_pid(s, pids):
     """Which of s's worker processes runs its cluster: the one listening on the cluster port."""
-    port = ":%04X" % s.cluster_port
-    inodes = set()
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            cols = line.split()
-            if cols[1].endswith(port) and cols[3] == "0A":  # LISTEN
-                inodes.add("socket:[%s]" % cols[9])
-    for pid in pids:
-        try:
-            fds = os.listdir("/proc/%d/fd" % pid)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink("/proc/%d/fd/%s" % (pid, fd)) in inodes:
-                    return pid
-            except OSError:
-                pass
-    return None
+    return listening_pid(s.cluster_port, pids)
 
 
 def _procs(server, n, app="cluster_apps:wsgi", a_name="a@procs", b_extra=()):
