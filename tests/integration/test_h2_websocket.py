@@ -319,6 +319,9 @@ def test_a_slow_reader_stalls_only_its_own_stream(cli):
     flood = cli.connect_ws("/ws/flood?20")
     cli.streams[flood]["ack"] = False
     assert cli.wait_status(flood)["status"] == 200
+    # the flood has filled most of its window before the echo starts (under ASan on a loaded
+    # machine the app may not have sent anything yet when the echo is done)
+    cli.wait(lambda: cli.streams[flood]["unacked"] >= 32768, timeout=30)
     echo = cli.connect_ws("/ws/echo")
     assert cli.wait_status(echo)["status"] == 200
     for i in range(5):
