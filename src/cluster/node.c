@@ -236,6 +236,12 @@ static void *thread_main(void *arg)
 {
 	hb_cluster_t *cl = arg;
 	cl->start_rc = thread_init(cl);
+	/* The other worker processes reach the node through this one (core/xbus.h). Made the hub
+	 * here, before the first seed is dialled: a member that joins before this would be missing
+	 * from the bus's member list (hb_xbus_set_members refuses a non-hub) until the next change,
+	 * and the other processes' nodes() would leave it out. */
+	if (cl->start_rc == 0 && cl->c.bus && hb_xbus_slot(cl->c.bus) >= 0)
+		hb_xbus_set_hub(cl->c.bus, &cl->remote);
 	sem_post(&cl->started);
 	if (cl->start_rc < 0)
 		return NULL;
@@ -387,10 +393,7 @@ int hb_cluster_start(const hb_cluster_config_t *c, hb_cluster_t **out)
 		pthread_join(cl->th, NULL);
 		goto fail;
 	}
-	/* the other worker processes reach the node through this one (core/xbus.h) */
-	if (cl->c.bus && hb_xbus_slot(cl->c.bus) >= 0)
-		hb_xbus_set_hub(cl->c.bus, &cl->remote);
-	*out = cl;
+	*out = cl; /* (the thread made this process the bus's hub) */
 	return 0;
 fail:
 	cluster_free(cl);

@@ -98,11 +98,16 @@ int hb_swim_suspicion_confirm(member_t *m, uint64_t from_hash)
 }
 
 /* Lifeguard's timeout: max with no confirmations, down to min with k of them. */
-static int64_t suspicion_timeout(const hb_swim_t *s, const member_t *m)
+int64_t hb_swim_suspicion_min(const hb_swim_t *s)
 {
 	double n = hb_swim_live_count(s);
 	double scale = log10(n > 1 ? n : 1);
-	double min = s->c.suspicion_mult * (scale > 1 ? scale : 1) * s->c.probe_interval_ms;
+	return (int64_t)(s->c.suspicion_mult * (scale > 1 ? scale : 1) * s->c.probe_interval_ms);
+}
+
+static int64_t suspicion_timeout(const hb_swim_t *s, const member_t *m)
+{
+	double min = (double)hb_swim_suspicion_min(s);
 	double max = min * s->c.suspicion_max_mult;
 	if (m->susp_k < 1)
 		return (int64_t)min;
@@ -325,6 +330,9 @@ int hb_swim_input(hb_swim_t *s, int64_t now, const void *data, size_t len)
 	}
 	int sync = msg.type == HB_SWIM_MSG_PUSH_PULL || msg.type == HB_SWIM_MSG_PUSH_PULL_REPLY;
 	int stale = 0;
+	member_t *sender = hb_swim_find(s, msg.from_name.p, msg.from_name.n);
+	if (sender) /* direct evidence that it lives (hb_swim_apply_item weighs news against it) */
+		sender->heard = now;
 	for (uint32_t i = 0; i < msg.nitems; i++) {
 		const hb_swim_item_t *it = &msg.items[i];
 		stale |=

@@ -342,8 +342,21 @@ void hb_swim_on_dead(hb_swim_t *s, int64_t now, const hb_swim_item_t *it, hb_swi
 		s->probe.active = 0;
 }
 
-/* gossip: state as stated; push-pull: a remote "dead" only makes us suspect (memberlist's
- * mergeState), so one stale view cannot kill a node. */
+/* A third party's "dead" that our own ears contradict: we heard from the member itself more
+ * recently than the accuser can have started suspecting it (its suspicion lasted at least the
+ * minimum timeout). Typically the news of a node that was cut off and declared everyone else
+ * dead, arriving once it is healed. */
+static int heard_since_accused(hb_swim_t *s, int64_t now, const hb_swim_item_t *it)
+{
+	const member_t *m = hb_swim_find(s, it->name.p, it->name.n);
+	return m && m->state < HB_SWIM_DEAD && m->heard &&
+	       now - m->heard < hb_swim_suspicion_min(s);
+}
+
+/* gossip: state as stated, except that a "dead" contradicted by what we heard ourselves
+ * (heard_since_accused) only makes us suspect; push-pull: a remote "dead" only makes us suspect
+ * (memberlist's mergeState). Either way one stale view cannot kill a live node: the suspicion
+ * reaches it and it refutes, or it runs out and we declare it dead ourselves. */
 void hb_swim_apply_item(hb_swim_t *s, int64_t now, const hb_swim_item_t *it, int from_sync)
 {
 	switch ((hb_swim_state_t)it->state) {
@@ -354,7 +367,7 @@ void hb_swim_apply_item(hb_swim_t *s, int64_t now, const hb_swim_item_t *it, int
 		hb_swim_on_suspect(s, now, it);
 		break;
 	case HB_SWIM_DEAD:
-		if (from_sync)
+		if (from_sync || heard_since_accused(s, now, it))
 			hb_swim_on_suspect(s, now, it);
 		else
 			hb_swim_on_dead(s, now, it, HB_SWIM_DEAD);

@@ -39,6 +39,7 @@ typedef struct member {
 	uint32_t nfrom;
 	uint64_t from[MAX_CONFIRM]; /* hashes of who accused it (each counts once) */
 	int probe_soon;		    /* newly suspected: probe it next, out of turn */
+	int64_t heard;		    /* when a message from it last reached us (0: never) */
 } member_t;
 
 /* A piece of news being gossiped, one per member name. */
@@ -142,6 +143,8 @@ uint32_t hb_swim_pick(hb_swim_t *s, uint32_t k, hb_swim_state_t max_state, const
 /* Moves the local health score by delta, within 0..awareness_max - 1. */
 void hb_swim_health_add(hb_swim_t *s, int delta);
 /* m just became suspect on the word of the member whose name hashes to from_hash. */
+/* Lifeguard's minimum suspicion timeout for the current member count (ms). */
+int64_t hb_swim_suspicion_min(const hb_swim_t *s);
 void hb_swim_suspicion_start(hb_swim_t *s, int64_t now, member_t *m, uint64_t from_hash);
 /* Counts an independent confirmation of m's suspicion; 1 when it was new. */
 int hb_swim_suspicion_confirm(member_t *m, uint64_t from_hash);

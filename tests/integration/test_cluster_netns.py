@@ -140,6 +140,11 @@ class Node:
         assert_no_sanitizer(self.stderr(), self.name)
 
 
+def _cluster_log(*nodes):
+    return "\n".join("%s: %s" % (n.name, line) for n in nodes for line in n.log().splitlines()
+                     if "cluster:" in line)
+
+
 def until(fn, timeout=20.0, what="condition"):
     end = time.monotonic() + timeout
     last = None
@@ -213,7 +218,13 @@ def test_partition_heal_and_kill_mid_call(cluster):
     t = threading.Thread(target=lambda: out.update(
         n0.get("/rpc", http_timeout=40, node="n1@ns", fn="sleep", args=[20], timeout="30000")))
     t.start()
-    until(lambda: n0.get("/stats")["ok"]["calls_sent"] > sent, what="the call left")
+
+    def left():
+        # a call that ended at once (n1 not connected, say) fails here with its answer and the
+        # nodes' membership logs, not 20 s later as "never left"
+        assert t.is_alive(), (out, _cluster_log(n0, n1, n2))
+        return n0.get("/stats")["ok"]["calls_sent"] > sent
+    until(left, what="the call left")
     time.sleep(0.5)
     t0 = time.monotonic()
     n1.proc.send_signal(signal.SIGKILL)
