@@ -1020,14 +1020,27 @@ def run_callgrind(result, scen, opts, tmp_root):
         result["callgrind"] = {"server": subj, "error": str(e)}
 
 
+def scenario_servers(sname, scen, opts):
+    """The servers to run in scen: --servers' that it has, in their order (a run of several
+    scenarios names the union; each runs its own), else all of its own. Exits when none is
+    left, or when one scenario was asked for with a server it does not have."""
+    if not opts.servers:
+        return [scen["subject"]] if opts.callgrind_only else list(scen["servers"])
+    names = [n for n in opts.servers if n in scen["servers"]]
+    unknown = [n for n in opts.servers if n not in scen["servers"]]
+    if unknown and (not names or len(opts.scenarios) == 1):
+        sys.exit(f"scenario {sname!r} has no server(s) {unknown}; it has {list(scen['servers'])}")
+    if unknown:
+        print(f"== scenario {sname}: no {', '.join(unknown)} here, running {', '.join(names)}",
+              flush=True)
+    return names
+
+
 def run_scenario(sname, opts, tmp_root):
     scen = SCENARIOS[sname]
     if scen.get("client") == "idle":
         return idlebench.run_scenario(sys.modules[__name__], sname, scen, opts, tmp_root)
-    names = opts.servers or ([scen["subject"]] if opts.callgrind_only else list(scen["servers"]))
-    unknown = [n for n in names if n not in scen["servers"]]
-    if unknown:
-        sys.exit(f"scenario {sname!r} has no server(s) {unknown}; it has {list(scen['servers'])}")
+    names = scenario_servers(sname, scen, opts)
     result = {
         "scenario": sname,
         "description": scen["description"],

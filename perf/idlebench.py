@@ -211,7 +211,7 @@ def run_scenario(bench, sname, scen, opts, tmp_root):
         soft = min(need, hard)
     if soft < need:
         raise SystemExit(f"{sname}: {max(counts)} connections need {need} descriptors; the limit is {hard}")
-    names = opts.servers or list(scen["servers"])
+    names = bench.scenario_servers(sname, scen, opts)
     now = lambda: datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
     result = {"scenario": sname, "description": scen["description"], "subject": scen["subject"],
               "started_utc": now(), "machine": bench.machine_info(),
