@@ -177,7 +177,7 @@ wrk.body = string.rep("x", 1048576)
 wrk.headers["Content-Type"] = "application/octet-stream"
 """
 PIPELINE_LUA = """-- HTTP/1.1 pipelining: each wrk request() sends DEPTH requests in one write
-local depth = 16
+local depth = 16 -- SCENARIOS["pipelined"]["pipeline"] (perf/cgbench.py) must match
 init = function(args)
   local r = {}
   for i = 1, depth do r[i] = wrk.format(nil, wrk.path) end
@@ -239,7 +239,7 @@ for _c in (10, 100, 1000):
 SCENARIOS["pipelined"] = {
     "description": "Hello (WSGI), HTTP/1.1 pipelining: wrk sends 16 requests per write "
                    "(perf/bench.py PIPELINE_LUA); req/s counts responses.",
-    "path": "/", "expect": HELLO, "subject": "hornbeam", "lua": PIPELINE_LUA,
+    "path": "/", "expect": HELLO, "subject": "hornbeam", "lua": PIPELINE_LUA, "pipeline": 16,
     "servers": {k: v for k, v in HELLO_SERVERS.items() if k not in ("uvicorn", "hypercorn")},
 }
 SCENARIOS["json"] = {

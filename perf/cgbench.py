@@ -15,7 +15,8 @@ process the master forks, and valgrind's vgdb does not reach a forked child; it 
 the idle master, and every result read 0 Ir per request.)
 
 Supported: scenarios whose client is wrk without a Lua script (a plain GET of the scenario's
-path); bench.py calls supported() first.
+path), and pipelined ones (scenario key "pipeline": that many GETs sent in one write, then
+their responses read, as PIPELINE_LUA does); bench.py calls supported() first.
 """
 
 import os
@@ -29,7 +30,7 @@ TOP = 12  # functions listed per group
 
 
 def supported(scen):
-    return scen.get("client") is None and not scen.get("lua")
+    return scen.get("client") is None and (not scen.get("lua") or scen.get("pipeline"))
 
 
 # --------------------------------------------------------------------------------------
@@ -49,9 +50,11 @@ class Client:
             raise ConnectionError("server closed the connection")
         self.buf += data
 
-    def get(self):
-        """One request; returns (status, body). Needs Content-Length (every perf app sends it)."""
-        self.sock.sendall(self.req)
+    def get(self, send=True):
+        """One request; returns (status, body). Needs Content-Length (every perf app sends it).
+        send=False reads the next response of requests already sent (get_many)."""
+        if send:
+            self.sock.sendall(self.req)
         while b"\r\n\r\n" not in self.buf:
             self._fill()
         head, _, self.buf = self.buf.partition(b"\r\n\r\n")
@@ -69,8 +72,24 @@ class Client:
         body, self.buf = self.buf[:length], self.buf[length:]
         return status, body
 
+    def get_many(self, n):
+        """n requests in one write (HTTP/1.1 pipelining); returns their n (status, body)."""
+        self.sock.sendall(self.req * n)
+        return [self.get(send=False) for _ in range(n)]
+
     def close(self):
         self.sock.close()
+
+
+def _run(client, scen, requests):
+    """Sends `requests` requests (in bursts of scen["pipeline"] when set), checking each."""
+    depth = scen.get("pipeline") or 1
+    done = 0
+    while done < requests:
+        n = min(depth, requests - done)
+        for r in (client.get_many(n) if depth > 1 else [client.get()]):
+            _check(scen, *r)
+        done += n
 
 
 def _check(scen, status, body):
@@ -240,13 +259,11 @@ def measure(bench, name, scen, opts, tmp_root):
                     raise RuntimeError(f"no correct answer under valgrind in time ({e})\n{bench.tail(log)}")
                 time.sleep(0.2)
         client = Client(bench.LOOPBACK, port, scen["path"])
-        for _ in range(opts.callgrind_warmup):
-            _check(scen, *client.get())
+        _run(client, scen, opts.callgrind_warmup)
         client.close()
         client = Client(bench.LOOPBACK, port, scen["path"])  # its accept zeroes the counters
         t0 = time.monotonic()
-        for _ in range(opts.callgrind_requests):
-            _check(scen, *client.get())
+        _run(client, scen, opts.callgrind_requests)
         secs = time.monotonic() - t0
         client.close()
         before = {q: q.stat().st_size for q in tmp.glob("cg.out.*")}
@@ -256,7 +273,8 @@ def measure(bench, name, scen, opts, tmp_root):
         res = summarize_dump(self_ir, totals, opts.callgrind_requests, server_bin)
         res.update({"server": name, "warmup_requests": opts.callgrind_warmup,
                     "seconds_under_valgrind": secs, "cmd": cmd,
-                    "client": "one keep-alive connection, one request in flight "
+                    "inflight": _inflight(scen),
+                    "client": f"one keep-alive connection, {_inflight(scen)} "
                               "(perf/cgbench.py Client), every response checked"})
         return res
     finally:
@@ -267,6 +285,11 @@ def measure(bench, name, scen, opts, tmp_root):
         bench.stop(p, grace=20.0)
 
 
+def _inflight(scen):
+    depth = scen.get("pipeline") or 1
+    return f"{depth} pipelined requests per write" if depth > 1 else "one request in flight"
+
+
 def table_md(cg):
     """The markdown section of a result's "callgrind" entry."""
     if "error" in cg:
@@ -274,7 +297,7 @@ def table_md(cg):
     lines = ["", "## Instructions per request (callgrind)", "",
              f"{cg['server']}, one worker, under `valgrind --tool=callgrind`: "
              f"{cg['requests']:,} requests after {cg['warmup_requests']:,} warm-up, one keep-alive "
-             "connection, one request in flight. Self Ir (instructions executed) per request; "
+             f"connection, {cg.get('inflight', 'one request in flight')}. Self Ir (instructions executed) per request; "
              "independent of the machine's load.", "",
              f"**Total: {cg['ir_per_request']:,.0f} Ir/request**", "",
              "| object | Ir/request | share |", "|---|---:|---:|"]
