@@ -146,7 +146,7 @@ static void drop_ended_exchanges(hb_conn_t *c)
 		n = x->next;
 		if (x->ended && x->head_sent)
 			hb_exchange_finish(x);
-		else if (x->ended)
+		else if (x->ended || x->undispatched)
 			hb_exchange_release(x);
 	}
 }
@@ -218,7 +218,7 @@ void hb_conn_set_handler(hb_conn_t *c, const hb_proto_handler_t *h, void *proto)
 static int has_live_exchange(const hb_conn_t *c)
 {
 	for (const hb_exchange_t *x = c->exchanges; x; x = x->next)
-		if (!x->ended && !x->abandoned)
+		if (!x->ended && !x->abandoned && !x->undispatched)
 			return 1;
 	return 0;
 }

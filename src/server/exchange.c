@@ -63,8 +63,13 @@ void hb_exchange_release(hb_exchange_t *x)
 		x->next->prev = x->prev;
 	if (c->io->metrics)
 		hb_mgauge_add(&c->io->metrics->streams[x->mproto], -1);
+	for (uint32_t i = 0; i < x->nheld; i++)
+		hb_exchange_drop_msg(&x->held[i]);
+	free(x->held);
 	if (x->stream) {
 		hb_conn_out_forget(c, x->stream);
+		if (x->undispatched)
+			hb_stream_release(x->stream); /* the worker's, never handed over */
 		hb_stream_release(x->stream);
 	}
 	free(x->body_acc);
@@ -180,6 +185,22 @@ void hb_exchange_drop_msg(hb_msg_t *m)
 	case HB_MSG_RESUME:
 		break;
 	}
+}
+
+int hb_exchange_hold(hb_exchange_t *x, const hb_msg_t *m)
+{
+	if (x->nheld == x->held_cap) {
+		uint32_t cap = x->held_cap ? 2 * x->held_cap : 4;
+		hb_msg_t *n = realloc(x->held, cap * sizeof(*n));
+		if (!n) {
+			hb_exchange_drop_msg((hb_msg_t *)m);
+			return -ENOMEM;
+		}
+		x->held = n;
+		x->held_cap = cap;
+	}
+	x->held[x->nheld++] = *m;
+	return 0;
 }
 
 int hb_exchange_body_add(hb_exchange_t *x, const char *p, size_t len)

@@ -3,7 +3,7 @@
  * A protocol handler (conn.h) creates an exchange for each request it hands to a worker: the
  * exchange holds the io thread's reference to the hb_stream_t, the response framing state and
  * the body bytes waiting for room in the stream. A connection carries a list of them (HTTP/1.1:
- * at most one at a time; HTTP/2: one per stream), and is not freed while one remains.
+ * its pipelined requests; HTTP/2: one per stream), and is not freed while one remains.
  *
  * Finding an exchange from a worker message: the stream's `exchange` pointer (set by
  * hb_exchange_attach) is the hb_exchange_t, and its `conn` the connection. The exchange lives at
@@ -45,12 +45,19 @@ typedef struct hb_exchange {
 	unsigned trailers : 1;	  /* the head declared trailers and the framing can carry them */
 	unsigned mproto : 2;	  /* hb_metrics_proto_t it is counted under (streams gauge) */
 	unsigned logged : 1;	  /* counted and access-logged already */
-	char **resp_log;	  /* response header values the access log names (hb_access_keep) */
+	unsigned undispatched : 1; /* not (yet) handed to a worker: no END will come, and the
+				    * worker's stream reference is the exchange's to drop */
+	char **resp_log; /* response header values the access log names (hb_access_keep) */
 	/* request body, io -> worker */
 	hb_chunk_t *body_acc; /* bytes parsed in the current feed, pushed as one chunk */
 	size_t body_acc_cap;
-	hb_chunk_t *body_held;	   /* a chunk the stream had no room for: pushed on RESUME */
-	uint64_t resp_deadline;	   /* request timeout: the head must come before (0 = none) */
+	hb_chunk_t *body_held;	/* a chunk the stream had no room for: pushed on RESUME */
+	uint64_t resp_deadline; /* request timeout: the head must come before (0 = none) */
+	/* worker messages that came before the handler may write them (HTTP/1.1 pipelining: a
+	 * response waits for the ones before it), in order; dropped with their accounting when
+	 * the exchange is released */
+	hb_msg_t *held;
+	uint32_t nheld, held_cap;
 	_Alignas(16) char proto[]; /* the handler's per-exchange tail (proto_size bytes) */
 } hb_exchange_t;
 
@@ -59,8 +66,8 @@ typedef struct hb_exchange {
 hb_exchange_t *hb_exchange_new(struct hb_conn *c, size_t proto_size);
 /* [io] Makes s (with its two references) the exchange's stream and s->exchange point back. */
 void hb_exchange_attach(hb_exchange_t *x, hb_stream_t *s);
-/* [io] Unlinks x, forgets its unsent output's accounting, drops the stream reference, frees x.
- * Safe on an exchange without a stream. */
+/* [io] Unlinks x, forgets its unsent output's accounting, drops the stream reference (both when
+ * undispatched), drops the messages it held, frees x. Safe on an exchange without a stream. */
 void hb_exchange_release(hb_exchange_t *x);
 /* [io] Counts the exchange and writes its access-log line now (once; when it had a stream):
  * for an answer the connection gave for the app (504) while the app still runs. */
@@ -78,6 +85,9 @@ void hb_exchange_head(hb_exchange_t *x, const hb_response_t *r);
 void hb_exchange_client_gone(hb_exchange_t *x, uint32_t extra_bits);
 /* [io] Frees the payload of a worker message that will not be sent, with its accounting. */
 void hb_exchange_drop_msg(hb_msg_t *m);
+/* [io] Keeps worker message m (payload and all) on x for later, after those kept before.
+ * Returns 0, or -ENOMEM with m dropped (hb_exchange_drop_msg). */
+int hb_exchange_hold(hb_exchange_t *x, const hb_msg_t *m);
 
 /* [io] limit_concurrency (overload.h): returns 1, counted, when a new request on io must be
  * answered 503 at once instead of dispatched; 0 when the limit is off or not reached. */
