@@ -137,6 +137,8 @@ const struct key keys[] = {
 	 "largest header section in bytes (larger: 431)"},
 	{"max_body_size", K_I64, OFF(max_body_size), 0, INT64_MAX, "1073741824", "BYTES",
 	 "largest request body (larger: 413)"},
+	{"pipeline_depth", K_I64, OFF(pipeline_depth), 1, 1024, "32", "N",
+	 "HTTP/1.1 pipelined requests of one connection served at once; 1: one at a time"},
 	{"header_timeout", K_SECS, OFF(header_timeout_s), 0, 3600, "10", "SECONDS",
 	 "seconds for the request head to arrive; 0: none"},
 	{"body_timeout", K_SECS, OFF(body_timeout_s), 0, DAY_S, "30", "SECONDS",

@@ -75,6 +75,7 @@ typedef struct hb_config {
 	int64_t limit_request_field_size;  /* default 8190 -> 431 */
 	int64_t limit_request_header_size; /* whole header section, default 65536 -> 431 */
 	int64_t max_body_size;		   /* default 1 GiB -> 413 */
+	int64_t pipeline_depth;		   /* HTTP/1.1 requests in flight per connection; 32 */
 	int64_t max_connections;	   /* per process, default 10000 */
 	int backlog;			   /* listen queue per listener, default 4096 */
 	char *root_path;		   /* SCRIPT_NAME / ASGI root_path, default "" */

@@ -4,7 +4,8 @@
  * limits (414/431/413), Content-Length/Transfer-Encoding smuggling rules, Host rules, bare CR/LF,
  * obs-fold, bad chunk syntax, request-target forms and method tokens (proto/h1_target.h; the
  * table is in docs/architecture.md). It stops (pauses) after each complete message so the
- * connection layer serves requests one at a time, in order; unconsumed bytes stay with the caller.
+ * connection layer decides whether to read the next one (pipelining) or wait; unconsumed bytes
+ * stay with the caller.
  * One parser per connection; used only by the connection's io thread.
  */
 #ifndef HB_PROTO_H1_H

@@ -20,18 +20,43 @@ typedef enum {
 	H1_SERVING,  /* an exchange is in flight */
 } h1_phase_t;
 
+/* Pipelining. The requests a client sent ahead are parsed and handed to the workers together
+ * (up to pipeline_depth), so a burst costs one wake and its responses go out in one send. The
+ * exchanges of the requests parsed and not yet finished form the pipeline, in request order:
+ *
+ *   first ... (END written, output not yet sent) ... writer ... (responses held) ... last
+ *
+ * The writer's worker messages are written as they come; those of the exchanges after it are
+ * held on them (hb_exchange_hold) and written when it becomes the writer, so responses leave
+ * in order. Exchanges before the writer are finished (logged, released) when the output has
+ * been sent. Only a "simple" request (no body, no Upgrade, keep-alive) lets the parser read
+ * past it; any other request waits undispatched until it is the first (the exchanges before it
+ * sent), so bodies, 100 Continue, upgrades and the close are served one at a time as before. A
+ * bad request after the pipeline is answered (and the connection closed) once it is empty. */
 typedef struct h1 {
 	hb_h1_parser_t *parser; /* from the io's cache while a request is read or served; NULL
 				 * while idle between requests (take_parser, park_parser) */
 	h1_phase_t phase;
-	hb_exchange_t *x;	  /* the exchange in flight; NULL between requests */
+	hb_exchange_t *first, *writer, *last; /* the pipeline (above); NULL when empty */
+	uint32_t depth;			      /* exchanges in the pipeline */
 	hb_ws_handshake_t *ws_hs; /* a valid WebSocket upgrade waiting for the app's answer */
-	unsigned keep_alive : 1;  /* the connection may serve another request after this one */
 	unsigned parser_paused : 1;
-	int pending_error; /* status to answer on the parser error that follows; -1: queued */
-	hb_request_t *h2c; /* a complete request with Upgrade: h2c, switched after the feed */
-	uint64_t deadline; /* header, body or keep-alive deadline (0 = none) */
+	int pending_error;  /* status to answer on the parser error that follows; -1: queued */
+	int deferred_error; /* a bad request behind the pipeline: answered when it is empty */
+	hb_request_t *h2c;  /* a complete request with Upgrade: h2c, switched after the feed */
+	uint64_t deadline;  /* header, body or keep-alive deadline (0 = none) */
 } h1_t;
+
+/* Per exchange (its proto tail). */
+typedef struct h1x {
+	hb_exchange_t *next;	 /* the next request of the pipeline */
+	unsigned keep_alive : 1; /* the connection may serve another request after this one */
+	unsigned simple : 1;	 /* no body, no Upgrade, keep-alive: the parser may read past it */
+	unsigned launched : 1;	 /* handed to a worker, or refused (busy, error) */
+	unsigned busy : 1;	 /* limit_concurrency refused it: answer 503 in its turn */
+	unsigned done : 1;	 /* its END was written */
+	int error;		 /* answer this status (and close) in its turn */
+} h1x_t;
 
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -46,6 +71,43 @@ static const hb_h1_callbacks_t h1_callbacks = {on_request, on_body, on_complete}
 static h1_t *H(const hb_conn_t *c)
 {
 	return c->proto;
+}
+
+static h1x_t *X(const hb_exchange_t *x)
+{
+	return (h1x_t *)(void *)x->proto;
+}
+
+/* Whether the parser may go on past the request just read: it is simple and handed on, there
+ * is room in the pipeline, and the connection stays. */
+static int may_read_ahead(const hb_conn_t *c, const h1_t *h)
+{
+	const hb_exchange_t *x = h->last;
+
+	return x && X(x)->simple && X(x)->launched && x->body_done && !x->abandoned &&
+	       h->depth < (uint32_t)c->io->cfg->pipeline_depth && c->state == HB_CONN_OPEN &&
+	       !h->deferred_error && !atomic_load(&c->io->srv->draining);
+}
+
+/* Unlinks x from the pipeline (wherever it is). */
+static void pipe_remove(h1_t *h, hb_exchange_t *x)
+{
+	hb_exchange_t *prev = NULL;
+
+	for (hb_exchange_t *y = h->first; y && y != x; y = X(y)->next)
+		prev = y;
+	if (prev)
+		X(prev)->next = X(x)->next;
+	else if (h->first == x)
+		h->first = X(x)->next;
+	else
+		return; /* not in the pipeline */
+	if (h->last == x)
+		h->last = prev;
+	if (h->writer == x)
+		h->writer = X(x)->next;
+	X(x)->next = NULL;
+	h->depth--;
 }
 
 static void make_limits(const hb_config_t *cfg, hb_h1_limits_t *lim)
@@ -131,7 +193,7 @@ static void respond_error(hb_conn_t *c, int status)
  * has enough unread body. */
 static void flush_body(hb_conn_t *c)
 {
-	hb_exchange_t *x = H(c)->x;
+	hb_exchange_t *x = H(c)->last;
 	int rc = x ? hb_exchange_flush_body(x) : 0;
 
 	if (rc < 0)
@@ -143,7 +205,7 @@ static void flush_body(hb_conn_t *c)
 static void protocol_error(hb_conn_t *c, int rc, const char *why)
 {
 	h1_t *h = H(c);
-	hb_exchange_t *x = h->x;
+	hb_exchange_t *x = h->last; /* NULL, the request whose body is read, or one before */
 
 	if (h->pending_error < 0) { /* the rejection is already queued (WebSocket handshake) */
 		h->pending_error = 0;
@@ -156,10 +218,16 @@ static void protocol_error(hb_conn_t *c, int rc, const char *why)
 	hb_debug("io %d: bad request from %s: %d %s", c->io->idx, c->remote, status,
 		 why ? why : "");
 	h->pending_error = 0;
-	if (x && !x->ended) {
+	if (x && !x->body_done && !x->ended) {
 		/* Broken body of a request in flight: the worker's reads fail; answer if we still
 		 * can. */
 		hb_stream_signal(x->stream, HB_ST_BODY_ERROR | HB_ST_CLIENT_GONE);
+		if (!X(x)->launched) { /* behind the pipeline: answered in its turn */
+			x->abandoned = 1;
+			X(x)->error = status;
+			h->parser_paused = 1;
+			return;
+		}
 		if (x->head_sent) {
 			hb_conn_abort(c);
 			return;
@@ -167,6 +235,11 @@ static void protocol_error(hb_conn_t *c, int rc, const char *why)
 		x->abandoned = 1;
 		x->stream->status = status;
 		hb_exchange_log_now(x);
+	} else if (h->first && (!x || x->body_done)) {
+		/* A bad request after pipelined ones: their responses go first. */
+		h->deferred_error = status;
+		h->parser_paused = 1;
+		return;
 	} else {
 		hb_exchange_log_error(c, NULL, status);
 	}
@@ -194,6 +267,8 @@ static size_t feed(hb_conn_t *c, const char *p, size_t len)
 		protocol_error(c, rc, why);
 		return len;
 	}
+	if (rc == HB_H1_PAUSED && !h->parser_paused && c->proto == h)
+		hb_h1_resume(h->parser); /* reading ahead (on_complete): the next request goes on */
 	return used;
 }
 
@@ -225,8 +300,8 @@ static int switch_to_h2c(hb_conn_t *c, const char *rest, size_t n)
 			respond_error(c, h->pending_error);
 			return 1;
 		}
-		h->x->body_done = 1;
-		hb_stream_signal(h->x->stream, HB_ST_BODY_EOF);
+		h->last->body_done = 1;
+		hb_stream_signal(h->last->stream, HB_ST_BODY_EOF);
 		return 0;
 	}
 	/* h is freed: the HTTP/2 handler takes the rest */
@@ -259,13 +334,19 @@ static void h1_on_data(hb_conn_t *c, char *p, size_t len)
 	if (H(c)->parser_paused || c->in_len > c->in_off) {
 		hb_conn_in_append(c, p, len);
 		parse_input(c);
-	} else {
+		return;
+	}
+	while (len > 0) {
 		size_t used = feed(c, p, len);
 		if (H(c)->h2c && switch_to_h2c(c, p + used, len - used))
 			return;
-		if (used < len && c->state == HB_CONN_OPEN)
-			hb_conn_in_append(c, p + used, len - used);
+		p += used;
+		len -= used;
+		if (c->state != HB_CONN_OPEN || H(c)->parser_paused || used == 0)
+			break;
 	}
+	if (len > 0 && c->state == HB_CONN_OPEN)
+		hb_conn_in_append(c, p, len);
 }
 
 static void h1_on_peer_closed(hb_conn_t *c)
@@ -274,8 +355,9 @@ static void h1_on_peer_closed(hb_conn_t *c)
 
 	/* The client closed (or reset): as uvicorn does, the app hears it now (ASGI
 	 * http.disconnect, WSGI close()), even if it had sent the whole request. */
-	if (h->phase == H1_SERVING && h->x)
-		hb_exchange_client_gone(h->x, h->x->body_done ? 0 : HB_ST_BODY_ERROR);
+	for (hb_exchange_t *x = h->first; x; x = X(x)->next)
+		if (X(x)->launched)
+			hb_exchange_client_gone(x, x->body_done ? 0 : HB_ST_BODY_ERROR);
 }
 
 /* ---- parser callbacks -------------------------------------------------------------------- */
@@ -307,12 +389,15 @@ static int answer_busy(hb_conn_t *c, hb_exchange_t *x)
 	return 0;
 }
 
-/* A new exchange for req, dispatched to a worker. Returns 0, or -1 with pending_error set. */
-static int start_exchange(hb_conn_t *c, h1_t *h, hb_request_t *req)
+static void writer_ended(hb_conn_t *c, h1_t *h);
+
+/* A new exchange for req at the end of the pipeline, not yet dispatched. Returns it, or NULL
+ * with pending_error set. */
+static hb_exchange_t *new_exchange(hb_conn_t *c, h1_t *h, hb_request_t *req)
 {
 	hb_io_t *io = c->io;
 	uint64_t now = hb_io_now(io);
-	hb_exchange_t *x = hb_exchange_new(c, 0);
+	hb_exchange_t *x = hb_exchange_new(c, sizeof(h1x_t));
 	hb_stream_t *s = x ? hb_stream_new(io->srv->hub, io->idx, req) : NULL;
 
 	if (!s) {
@@ -320,39 +405,79 @@ static int start_exchange(hb_conn_t *c, h1_t *h, hb_request_t *req)
 			hb_exchange_release(x);
 		hb_request_free(req);
 		h->pending_error = 500;
-		return -1;
+		return NULL;
 	}
 	hb_exchange_attach(x, s);
+	x->undispatched = 1;
 	s->id = ++io->next_id;
 	s->t_start_ns = now;
-	h->x = x;
 	c->requests++;
 	c->recv_paused = 0;
 	h->phase = H1_SERVING;
-	h->keep_alive = (req->flags & HB_REQ_KEEP_ALIVE) && io->cfg->keepalive_s > 0 &&
+	h1x_t *e = X(x);
+	e->keep_alive = (req->flags & HB_REQ_KEEP_ALIVE) && io->cfg->keepalive_s > 0 &&
 			!atomic_load(&io->srv->draining);
+	e->simple = e->keep_alive && !(req->flags & HB_REQ_HAS_BODY) &&
+		    !hb_request_header(req, "upgrade");
 	h->deadline =
 		(req->flags & HB_REQ_HAS_BODY) ? hb_conn_after_s(c, io->cfg->body_timeout_s) : 0;
 	x->resp_deadline =
 		io->cfg->timeout_ms ? now + (uint64_t)io->cfg->timeout_ms * 1000000ull : 0;
+	if (h->last)
+		X(h->last)->next = x;
+	else
+		h->first = x;
+	h->last = x;
+	if (!h->writer)
+		h->writer = x; /* every exchange before it has written its END */
+	h->depth++;
+	return x;
+}
+
+/* Hands x to a worker. One that cannot go (limit_concurrency, no worker) is answered now when
+ * it is the writer, else in its turn. Returns 0, or -1 with pending_error set and x released
+ * (the writer could not be answered). */
+static int launch(hb_conn_t *c, h1_t *h, hb_exchange_t *x)
+{
+	hb_io_t *io = c->io;
+	hb_stream_t *s = x->stream;
+
+	X(x)->launched = 1;
+	x->undispatched = 0;
 	if (hb_exchange_over_limit(io)) {
 		hb_stream_release(s); /* never dispatched: the worker's reference goes now */
-		if (answer_busy(c, x) == 0)
+		x->ended = 1;
+		if (x != h->writer) {
+			X(x)->busy = 1;
 			return 0;
-		hb_exchange_release(x);
-		h->x = NULL;
-		h->pending_error = 503;
-		return -1;
-	}
-	if (hb_hub_dispatch_batched(io->srv->hub, io->idx, s) < 0) {
+		}
+		if (answer_busy(c, x) == 0) {
+			writer_ended(c, h);
+			return 0;
+		}
+	} else if (hb_hub_dispatch_batched(io->srv->hub, io->idx, s) == 0) {
+		return 0;
+	} else {
 		/* No worker can take it (all queues full, or none ready): overload answer. */
 		hb_stream_release(s); /* the worker's reference; the exchange drops the other */
-		hb_exchange_release(x);
-		h->x = NULL;
-		h->pending_error = 503;
-		return -1;
+		x->ended = 1;
+		if (x != h->writer) {
+			X(x)->error = 503;
+			return 0;
+		}
 	}
-	return 0;
+	pipe_remove(h, x);
+	hb_exchange_release(x);
+	h->pending_error = 503;
+	return -1;
+}
+
+/* A new exchange for req, dispatched. Returns 0, or -1 with pending_error set. */
+static int start_exchange(hb_conn_t *c, h1_t *h, hb_request_t *req)
+{
+	hb_exchange_t *x = new_exchange(c, h, req);
+
+	return x ? launch(c, h, x) : -1;
 }
 
 /* True when a TE header lists "trailers" (RFC 9110 10.1.4), ASCII case-insensitive. */
@@ -388,6 +513,14 @@ static int on_request(void *ud, hb_request_t *req)
 	 * without TE: trailers the app's trailers are dropped, as uvicorn and hypercorn do. */
 	if (req->http_minor >= 1 && te_trailers(req))
 		req->flags |= HB_REQ_TRAILERS;
+	if (h->first) {
+		/* Behind pipelined requests: a simple one goes now; any other waits to be the
+		 * first (h1_on_sent), and an Upgrade: h2c is then ignored (served as HTTP/1.1). */
+		hb_exchange_t *x = new_exchange(c, h, req);
+		if (!x)
+			return -1;
+		return X(x)->simple ? launch(c, h, x) : 0;
+	}
 	if (hb_conn_h2_wants_upgrade(c, req)) {
 		hb_request_free(h->h2c);
 		h->h2c = req; /* switched once the feed returns */
@@ -410,7 +543,7 @@ static int on_body(void *ud, const char *at, size_t len)
 {
 	hb_conn_t *c = ud;
 	h1_t *h = H(c);
-	hb_exchange_t *x = h->x;
+	hb_exchange_t *x = h->last;
 
 	h->deadline = hb_conn_after_s(c, c->io->cfg->body_timeout_s);
 	if (!x || x->ended || x->abandoned)
@@ -422,12 +555,12 @@ static int on_complete(void *ud)
 {
 	hb_conn_t *c = ud;
 	h1_t *h = H(c);
-	hb_exchange_t *x = h->x;
+	hb_exchange_t *x = h->last;
 
 	flush_body(c);
 	h->parser_paused = 1;
 	h->deadline = 0;
-	if (!x)
+	if (!x || x->body_done) /* h2c (switched after the feed), or an earlier request's */
 		return 0;
 	x->body_done = 1;
 	/* A chunk still waiting for room is part of the body: the end is told after it. */
@@ -435,6 +568,7 @@ static int on_complete(void *ud)
 		x->eof_pending = 1;
 	else if (!x->ended)
 		hb_stream_signal(x->stream, HB_ST_BODY_EOF);
+	h->parser_paused = !may_read_ahead(c, h);
 	return 0;
 }
 
@@ -491,7 +625,7 @@ static void on_head(hb_conn_t *c, hb_exchange_t *x, hb_response_t *r)
 	if ((req->flags & HB_REQ_CHANNEL) && h->ws_hs && r->status == 101) {
 		hb_ws_handshake_t *hs = h->ws_hs;
 		h->ws_hs = NULL;
-		h->x = NULL;
+		pipe_remove(h, x);	      /* the only one: an upgrade waits to be the first */
 		hb_conn_ws_open(c, x, hs, r); /* swaps the handler: h is freed */
 		return;
 	}
@@ -505,12 +639,12 @@ static void on_head(hb_conn_t *c, hb_exchange_t *x, hb_response_t *r)
 		if (req->http_minor >= 1)
 			x->chunked = 1;
 		else
-			h->keep_alive = 0; /* HTTP/1.0 without a length: the close ends the body */
+			X(x)->keep_alive = 0; /* HTTP/1.0 without a length: the close ends */
 	}
 	if ((r->flags & HB_RESP_CLOSE) || !x->body_done || atomic_load(&c->io->srv->draining))
-		h->keep_alive = 0;
-	size_t n = hb_h1_write_head(buf, sizeof(buf), r, req->http_minor, x->chunked, h->keep_alive,
-				    c->io->date);
+		X(x)->keep_alive = 0;
+	size_t n = hb_h1_write_head(buf, sizeof(buf), r, req->http_minor, x->chunked,
+				    X(x)->keep_alive, c->io->date);
 	if (n <= sizeof(buf)) {
 		hb_conn_write_copy(c, buf, n);
 	} else {
@@ -519,7 +653,7 @@ static void on_head(hb_conn_t *c, hb_exchange_t *x, hb_response_t *r)
 			hb_conn_abort(c);
 			return;
 		}
-		hb_h1_write_head(big, n, r, req->http_minor, x->chunked, h->keep_alive,
+		hb_h1_write_head(big, n, r, req->http_minor, x->chunked, X(x)->keep_alive,
 				 c->io->date);
 		hb_conn_write(c, big, n, big, NULL, 0);
 	}
@@ -583,7 +717,7 @@ static void on_end(hb_conn_t *c, hb_exchange_t *x, uint32_t flags)
 	if (hb_exchange_resp_short(x))
 		x->abort = 1;
 	if (x->abort)
-		H(c)->keep_alive = 0;
+		X(x)->keep_alive = 0;
 	else if (x->chunked)
 		hb_conn_write(c, "0\r\n\r\n", 5, NULL, NULL, 0);
 }
@@ -611,33 +745,156 @@ static const hb_exchange_ops_t h1_ops = {
 };
 /* clang-format on */
 
+/* x's turn has come, its held messages are written (or its refusal answered). Returns 1 when
+ * that wrote its END. */
+static int start_writing(hb_conn_t *c, hb_exchange_t *x)
+{
+	if (X(x)->busy) {
+		if (answer_busy(c, x) == 0)
+			return 1;
+		X(x)->error = 503;
+	}
+	if (X(x)->error) {
+		x->abandoned = 1;
+		x->stream->status = X(x)->error;
+		hb_exchange_log_now(x);
+		respond_error(c, X(x)->error);
+		return 1;
+	}
+	hb_msg_t *held = x->held;
+	uint32_t n = x->nheld;
+	int ended = 0;
+	x->held = NULL;
+	x->nheld = x->held_cap = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (ended || c->handler != &hb_h1_handler || c->state == HB_CONN_DEAD) {
+			hb_exchange_drop_msg(&held[i]);
+			continue;
+		}
+		ended = held[i].type == HB_MSG_END;
+		hb_exchange_on_message(c, x, &held[i], !x->abandoned, &h1_ops);
+	}
+	free(held);
+	return ended;
+}
+
+/* The exchanges after `x`, whose responses will not be written (the connection closes after
+ * x): the apps hear the client is gone; those no worker has are released now, the others when
+ * their END comes (h1_on_message). */
+static void abandon_after(h1_t *h, hb_exchange_t *x)
+{
+	for (hb_exchange_t *y = X(x)->next, *n; y; y = n) {
+		n = X(y)->next;
+		if (y->ended || y->undispatched) {
+			pipe_remove(h, y);
+			hb_exchange_release(y);
+			continue;
+		}
+		y->abandoned = 1;
+		hb_exchange_client_gone(y, 0);
+	}
+}
+
+/* The writer's END was written: the next exchange writes what it holds, and so on while those
+ * ended too. A response that closes the connection stops the pipeline. */
+static void writer_ended(hb_conn_t *c, h1_t *h)
+{
+	for (hb_exchange_t *x = h->writer; x; x = h->writer) {
+		X(x)->done = 1;
+		if (x->abandoned || x->abort || !X(x)->keep_alive || c->state != HB_CONN_OPEN) {
+			h->writer = NULL;
+			abandon_after(h, x);
+			return;
+		}
+		h->writer = X(x)->next;
+		/* one not yet handed on waits until the ones before it are sent (h1_on_sent) */
+		if (!h->writer || !X(h->writer)->launched || !start_writing(c, h->writer))
+			return;
+		if (c->handler != &hb_h1_handler)
+			return;
+	}
+}
+
 static void h1_on_message(hb_conn_t *c, hb_exchange_t *x, hb_msg_t *m)
 {
+	h1_t *h = H(c);
+	uint32_t type = m->type;
+
+	if (x != h->writer) {
+		if (!x->abandoned) {
+			if (hb_exchange_hold(x, m) < 0) /* written in its turn (writer_ended) */
+				hb_conn_abort(c);
+			return;
+		}
+		hb_exchange_drop_msg(m); /* after a close: nothing of it is written */
+		if (type == HB_MSG_END) {
+			pipe_remove(h, x);
+			hb_exchange_release(x);
+		}
+		return;
+	}
 	hb_exchange_on_message(c, x, m, !x->abandoned, &h1_ops);
+	if (type == HB_MSG_END && c->handler == &hb_h1_handler)
+		writer_ended(c, h);
 }
 
 /* ---- end of an exchange ------------------------------------------------------------------ */
 
-static void exchange_done(hb_conn_t *c, h1_t *h)
+/* x is the first and has not been handed on (a request that waited for the ones before it). */
+static void launch_waiting(hb_conn_t *c, h1_t *h, hb_exchange_t *x)
 {
-	hb_exchange_t *x = h->x;
-	int abort = x->abort;
+	hb_request_t *req = x->stream->req;
 
-	h->x = NULL;
-	hb_exchange_finish(x);
-	if (abort) {
-		hb_conn_abort(c);
+	if (X(x)->error) {
+		X(x)->launched = 1;
+		if (start_writing(c, x))
+			writer_ended(c, h);
 		return;
 	}
-	if (!h->keep_alive || c->state != HB_CONN_OPEN) {
-		hb_conn_start_closing(c);
+	if (is_websocket_upgrade(c->io, req)) {
+		free(h->ws_hs);
+		h->ws_hs = NULL;
+		int st = hb_conn_ws_check(c, req, &h->ws_hs);
+		if (st != 0) { /* > 0: the rejection is queued */
+			pipe_remove(h, x);
+			hb_exchange_release(x);
+			if (st < 0) {
+				hb_exchange_log_error(c, NULL, 500);
+				respond_error(c, 500);
+				return;
+			}
+			hb_conn_mark_dirty(c);
+			hb_conn_start_closing(c);
+			return;
+		}
+	}
+	if (launch(c, h, x) < 0) {
+		hb_exchange_log_error(c, NULL, h->pending_error);
+		respond_error(c, h->pending_error);
+		h->pending_error = 0;
+	}
+}
+
+/* The pipeline is empty: the connection waits for the next request, or answers the bad one. */
+static void pipeline_empty(hb_conn_t *c, h1_t *h)
+{
+	if (h->deferred_error) {
+		int status = h->deferred_error;
+		h->deferred_error = 0;
+		hb_exchange_log_error(c, NULL, status);
+		respond_error(c, status);
 		return;
 	}
-	h->phase = H1_IDLE;
-	h->deadline = hb_conn_after_s(c, c->io->cfg->keepalive_s);
 	h->parser_paused = 0;
 	c->recv_paused = 0;
 	hb_h1_resume(h->parser);
+	if (hb_h1_idle(h->parser)) {
+		h->phase = H1_IDLE;
+		h->deadline = hb_conn_after_s(c, c->io->cfg->keepalive_s);
+	} else { /* read ahead: part of the next head is in the parser already */
+		h->phase = H1_HEAD;
+		h->deadline = hb_conn_after_s(c, c->io->cfg->header_timeout_s);
+	}
 	parse_input(c);
 	hb_conn_update_reading(c);
 	if (h->phase == H1_IDLE && c->state == HB_CONN_OPEN) { /* no byte of a next request yet */
@@ -646,29 +903,60 @@ static void exchange_done(hb_conn_t *c, h1_t *h)
 	}
 }
 
-/* Output drained: the exchange whose response is complete is done; the next request may go. */
+/* The parser had stopped at the pipeline's depth: room again. */
+static void read_ahead(hb_conn_t *c, h1_t *h)
+{
+	h->parser_paused = 0;
+	hb_h1_resume(h->parser);
+	parse_input(c);
+	hb_conn_update_reading(c);
+}
+
+/* Output drained: the exchanges whose responses are written out are finished; the pipeline
+ * moves on (a request that waited goes, the parser reads ahead again). */
 static void h1_on_sent(hb_conn_t *c)
 {
 	h1_t *h = H(c);
+	hb_exchange_t *x;
 
-	if (h->x && h->x->ended)
-		exchange_done(c, h);
+	while ((x = h->first) && X(x)->done) {
+		int abort = x->abort, close = !X(x)->keep_alive;
+		pipe_remove(h, x);
+		hb_exchange_finish(x);
+		if (abort) {
+			hb_conn_abort(c);
+			return;
+		}
+		if (close || c->state != HB_CONN_OPEN) {
+			hb_conn_start_closing(c);
+			return;
+		}
+	}
+	if (c->state != HB_CONN_OPEN)
+		return;
+	if (x && !X(x)->launched)
+		launch_waiting(c, h, x);
+	else if (!x)
+		pipeline_empty(c, h);
+	else if (h->parser_paused && may_read_ahead(c, h))
+		read_ahead(c, h);
+	if (c->state != HB_CONN_DEAD && !hb_conn_out_empty(c))
+		hb_conn_mark_dirty(c); /* what this wrote goes out with the next batch */
 }
 
 /* ---- deadlines and draining -------------------------------------------------------------- */
 
 static void serving_tick(hb_conn_t *c, h1_t *h, uint64_t now)
 {
-	hb_exchange_t *x = h->x;
+	hb_exchange_t *x = h->writer; /* the ones after it are timed when their turn comes */
+	hb_exchange_t *t = h->last;   /* the one whose body is read */
 
-	if (!x)
-		return;
-	if (hb_exchange_timed_out(x, now)) {
+	if (x && X(x)->launched && !x->ended && hb_exchange_timed_out(x, now)) {
 		x->abandoned = 1;
 		respond_error(c, 504);
 		return;
 	}
-	if (!x->body_done && !c->recv_paused && h->deadline && now >= h->deadline)
+	if (t && !t->body_done && !c->recv_paused && h->deadline && now >= h->deadline)
 		hb_conn_abort(c); /* body stalled */
 }
 
@@ -696,8 +984,8 @@ static void h1_on_drain(hb_conn_t *c)
 		hb_conn_abort(c);
 		return;
 	}
-	if (h->phase == H1_SERVING)
-		h->keep_alive = 0;
+	if (h->phase == H1_SERVING && h->last)
+		X(h->last)->keep_alive = 0;
 	h1_on_tick(c, hb_io_now(c->io));
 }
 

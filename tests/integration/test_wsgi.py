@@ -347,6 +347,48 @@ def test_pipelined_posts_with_bodies(srv):
             assert rd.read_response().json()["body"] == "c%03d" % i
 
 
+def test_pipelined_responses_keep_order_behind_a_slow_first(srv):
+    # Two app threads: the burst is handed on at once, so the second (shorter) sleep runs
+    # beside the first and ends first; the responses still leave in request order.
+    data = (request_bytes("GET", "/sleep?secs=1") + request_bytes("GET", "/sleep?secs=0.8")
+            + request_bytes("GET", "/echo?i=2"))
+    with connect(srv.port, timeout=15) as s:
+        t0 = time.monotonic()
+        s.sendall(data)
+        rd = HTTPReader(s, timeout=15)
+        first, second = rd.read_response().json(), rd.read_response().json()
+        assert first["slept"] >= 1.0 and second["slept"] < 1.0, (first, second)
+        assert env_of(rd.read_response())["QUERY_STRING"] == "i=2"
+        took = time.monotonic() - t0
+        assert rd.is_open(0.2)
+    assert took < 1.6, "the sleeps ran one after the other (%.2f s): not handed on together" % took
+
+
+def test_pipelined_connection_close_in_the_middle(srv):
+    data = (request_bytes("GET", "/sleep?secs=0.2") + request_bytes("GET", "/echo?i=1", [("Connection", "close")])
+            + request_bytes("GET", "/echo?i=2"))
+    with connect(srv.port, timeout=15) as s:
+        s.sendall(data)
+        rd = HTTPReader(s, timeout=15)
+        assert "slept" in rd.read_response().json()
+        r = rd.read_response()
+        assert env_of(r)["QUERY_STRING"] == "i=1" and r.header("connection") == "close", r
+        rd.expect_closed()  # the third request is not served
+
+
+def test_pipelined_bad_request_in_the_middle_answered_after_the_earlier_ones(srv):
+    data = (request_bytes("GET", "/sleep?secs=0.2") + request_bytes("GET", "/echo?i=1")
+            + b"GET /echo?i=2 HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n" + request_bytes("GET", "/echo?i=3"))
+    with connect(srv.port, timeout=15) as s:
+        s.sendall(data)
+        rd = HTTPReader(s, timeout=15)
+        assert "slept" in rd.read_response().json()
+        assert env_of(rd.read_response())["QUERY_STRING"] == "i=1"
+        r = rd.read_response()
+        assert r.status == 400 and r.header("connection") == "close", r
+        rd.expect_closed()
+
+
 # -- large bodies ------------------------------------------------------------------------
 
 UPLOAD = 32 << 20
