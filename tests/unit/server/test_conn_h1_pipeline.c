@@ -3,7 +3,9 @@
  * ahead go to the workers together and their responses leave in request order, in one send;
  * a request with a body or Connection: close waits for the ones before it and stops the reading
  * ahead; a bad request behind good ones is answered after their responses; pipeline_depth bounds
- * how many go at once; a response that closes the connection drops the rest unanswered. */
+ * how many go at once; a response that closes the connection drops the rest unanswered; a head
+ * split behind a pipelined request survives the pipeline emptying; a request refused by
+ * limit_concurrency gets its 503 in its turn. */
 #include <criterion/criterion.h>
 
 #include <stdio.h>
@@ -233,4 +235,33 @@ Test(conn, a_response_that_closes_drops_the_requests_after_it)
 	hb_conn_recv_done(c, 0, 0, NULL);
 	hb_conn_shutdown_done(c, 0);
 	cr_assert_eq(F.closes, 1, "freed: the dropped exchange ended too");
+}
+
+Test(conn, a_request_refused_for_limit_concurrency_is_answered_in_its_turn)
+{
+	char burst[512];
+
+	cfg.limit_concurrency = 1;
+	hb_conn_t *c = open_conn(NULL);
+	snprintf(burst, sizeof(burst), "%s%s", GET_A, GET_B);
+	client_sends(c, burst);
+	hb_stream_t *a = takes("/a");
+	worker_has_request(); /* /b is over the limit: refused, not dispatched */
+	pump();
+	cr_assert_eq(F.sendmsgs, 0, "its 503 waits for /a's response");
+	worker_answers(a, 200, "A", 1);
+	pump();
+	send_everything(c);
+	cr_assert(wire_at("\r\n\r\nA") >= 0 && wire_at("\r\n\r\nA") < wire_at("503 "), "%s",
+		  F.wire);
+	client_sends(c, GET_B); /* the connection stays, and the limit has room again */
+	hb_stream_t *b = takes("/b");
+	worker_answers(b, 200, "B", 1);
+	pump();
+	send_everything(c);
+	cr_assert(wire_at("503 ") < wire_at("\r\n\r\nB"), "%s", F.wire);
+	hb_stream_release(a);
+	hb_stream_release(b);
+	hb_conn_recv_done(c, 0, 0, NULL);
+	cr_assert_eq(F.closes, 1);
 }
