@@ -303,17 +303,24 @@ int hb_hub_dispatch(hb_hub_t *h, int io, hb_stream_t *s)
 	return 0;
 }
 
-int hb_hub_dispatch_batched(hb_hub_t *h, int io, hb_stream_t *s)
+/* Worker w is owed a wake by io thread `io`, paid by hb_hub_io_flush. */
+static void owe_wake(hb_hub_t *h, int io, int w)
 {
 	io_slot_t *sl = &h->slots[io];
-	int w = dispatch(h, io, s);
 
-	if (w < 0)
-		return w;
 	if (!sl->is_owed[w]) {
 		sl->is_owed[w] = 1;
 		sl->owed[sl->nowed++] = w;
 	}
+}
+
+int hb_hub_dispatch_batched(hb_hub_t *h, int io, hb_stream_t *s)
+{
+	int w = dispatch(h, io, s);
+
+	if (w < 0)
+		return w;
+	owe_wake(h, io, w);
 	return 0;
 }
 
@@ -574,5 +581,8 @@ void hb_hub_stream_ready(hb_hub_t *h, hb_stream_t *s)
 	do {
 		s->ready_next = head;
 	} while (!atomic_compare_exchange_weak(&wk->ready, &head, s));
-	wake_worker(wk);
+	/* Owed, as a dispatch's wake is: a GET's end (on_complete) comes in the same completion
+	 * batch as its head, and an immediate wake let the worker preempt this thread at every
+	 * request of the batch (0.3 context switches per request, hello ASGI). */
+	owe_wake(h, s->io_idx, s->worker_idx);
 }

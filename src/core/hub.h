@@ -111,8 +111,9 @@ hb_stream_t *hb_hub_worker_take_ready(hb_hub_t *hub, int w);
  * hb_hub_worker_awake() after waking. */
 int hb_hub_worker_prepare_sleep(hb_hub_t *hub, int w);
 void hb_hub_worker_awake(hb_hub_t *hub, int w);
-/* [io] Puts an async stream on its worker's ready list (once until the worker clears
- * wake_pending) and wakes the worker if it sleeps. */
+/* [io s->io_idx] Puts an async stream on its worker's ready list (once until the worker clears
+ * wake_pending); the worker's wake is owed until hb_hub_io_flush(), as with
+ * hb_hub_dispatch_batched. */
 void hb_hub_stream_ready(hb_hub_t *hub, hb_stream_t *s);
 
 /* [any] The process's backpressure settings and counters (overload.h). The main thread sets

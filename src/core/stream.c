@@ -118,6 +118,14 @@ void hb_stream_signal(hb_stream_t *s, uint32_t bits)
 	wake_worker(s);
 }
 
+void hb_stream_body_eof(hb_stream_t *s)
+{
+	if (s->req->flags & (HB_REQ_HAS_BODY | HB_REQ_CHANNEL))
+		hb_stream_signal(s, HB_ST_BODY_EOF);
+	else
+		atomic_fetch_or(&s->state, HB_ST_BODY_EOF);
+}
+
 void hb_stream_out_done(hb_stream_t *s, uint64_t n)
 {
 	uint64_t prev = atomic_fetch_sub(&s->out_pending, n);

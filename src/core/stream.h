@@ -149,6 +149,9 @@ int hb_stream_body_push_chunk(hb_stream_t *s, hb_chunk_t *c);
 int hb_stream_pause_reading(hb_stream_t *s);
 /* [io] Sets state bits (HB_ST_BODY_EOF, HB_ST_CLIENT_GONE, ...) and wakes the worker. */
 void hb_stream_signal(hb_stream_t *s, uint32_t bits);
+/* [io] The request body is complete: hb_stream_signal(HB_ST_BODY_EOF), without the worker's
+ * wake when the request has no body (a read of it returns 0 at once: nothing waits for that). */
+void hb_stream_body_eof(hb_stream_t *s);
 /* [io] `n` posted bytes were written or dropped: may wake a worker blocked in send. */
 void hb_stream_out_done(hb_stream_t *s, uint64_t n);
 /* [io] True when the body queue holds more than the high watermark (stop reading). */

@@ -567,7 +567,7 @@ static int on_complete(void *ud)
 	if (x->body_held)
 		x->eof_pending = 1;
 	else if (!x->ended)
-		hb_stream_signal(x->stream, HB_ST_BODY_EOF);
+		hb_stream_body_eof(x->stream);
 	h->parser_paused = !may_read_ahead(c, h);
 	return 0;
 }

@@ -333,7 +333,7 @@ static void on_end_stream(void *ud, int32_t sid, void *sud)
 	if (x->body_held)
 		x->eof_pending = 1;
 	else if (x->stream && !x->ended)
-		hb_stream_signal(x->stream, HB_ST_BODY_EOF);
+		hb_stream_body_eof(x->stream);
 }
 
 static void on_close(void *ud, int32_t sid, void *sud, uint32_t code, int by_peer)

@@ -419,6 +419,7 @@ void *hb_io_main(void *arg)
 		io_loop(io);
 	else
 		atomic_store(&io->srv->draining, 2);
+	hb_hub_io_flush(io->srv->hub, io->idx); /* wakes owed by the last turn (hub.h) */
 	hb_access_flush(io);
 	hb_ring_exit(&io->ring);
 	hb_tls_thread_cleanup(); /* this thread's wolfSSL caches */

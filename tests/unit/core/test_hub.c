@@ -649,6 +649,8 @@ Test(hub, stream_ready_once_until_cleared)
 	cr_assert_null(hb_hub_worker_take_ready(hub, 0));
 	cr_assert_eq(hb_hub_worker_prepare_sleep(hub, 0), 1);
 	hb_hub_stream_ready(hub, a);
+	cr_assert_eq(efd_ready(wk->efd), 0, "the wake is owed until the io thread's flush");
+	hb_hub_io_flush(hub, 0);
 	cr_assert_eq(efd_ready(wk->efd), 1, "ready stream wakes a sleeping worker");
 	hb_hub_worker_awake(hub, 0);
 	hb_hub_stream_ready(hub, a); /* already pending: no second entry, no second reference */
@@ -674,6 +676,27 @@ Test(hub, stream_ready_once_until_cleared)
 	hb_stream_release(a);
 	release_pair(a);
 	release_pair(b);
+	hb_hub_free(hub);
+}
+
+/* The end of a bodyless request is recorded without putting the stream on the ready list
+ * (nothing waits for it); a request with a body gets its wakeup. */
+Test(hub, body_eof_wakes_only_a_body_reader)
+{
+	hb_hub_t *hub = hb_hub_new(1, 1);
+	hb_stream_t *get = ready_stream(hub, 0, 0), *post = ready_stream(hub, 0, 0);
+
+	post->req->flags |= HB_REQ_HAS_BODY;
+	hb_stream_body_eof(get);
+	cr_assert(atomic_load(&get->state) & HB_ST_BODY_EOF);
+	cr_assert_null(hb_hub_worker_take_ready(hub, 0), "no wakeup for a bodyless request");
+	hb_stream_body_eof(post);
+	cr_assert(atomic_load(&post->state) & HB_ST_BODY_EOF);
+	cr_assert_eq(hb_hub_worker_take_ready(hub, 0), post);
+	atomic_store(&post->wake_pending, 0);
+	hb_stream_release(post);
+	release_pair(get);
+	release_pair(post);
 	hb_hub_free(hub);
 }
 
@@ -708,6 +731,8 @@ static void *rs_io(void *arg)
 		int k = n % RS_PER_IO;
 		atomic_fetch_add(&rs->posted[a->io][k], 1);
 		hb_hub_stream_ready(rs->hub, rs->s[a->io][k]);
+		if (n % 4 == 3 || n == RS_ROUNDS - 1) /* the end of an io loop turn */
+			hb_hub_io_flush(rs->hub, a->io);
 		if (n % 64 == 0)
 			sched_yield();
 	}
