@@ -726,7 +726,7 @@ static PyMethodDef worker_methods[] = {
 	X(app) X(module) X(loop) X(task_type) X(task_kwargs) X(helpers) X(lifespan)               \
 	X(disconnected) X(req_type) X(op_type) X(state) X(asgi_info) X(ext_http) X(ext_ws)         \
 	X(root_path) X(wake) X(loop_ready) X(loop_fds) X(scope_http) X(method) X(client)         \
-	X(client_host) X(server)
+	X(client_host) X(server) X(path) X(raw_path)
 /* clang-format on */
 
 static int worker_traverse(PyObject *self, visitproc visit, void *arg)
@@ -736,6 +736,8 @@ static int worker_traverse(PyObject *self, visitproc visit, void *arg)
 #define VISIT(f) Py_VISIT(w->f);
 	WORKER_OBJECTS(VISIT)
 #undef VISIT
+	for (size_t i = 0; i < sizeof(w->hdr_cache) / sizeof(w->hdr_cache[0]); i++)
+		Py_VISIT(w->hdr_cache[i]);
 	Py_VISIT(Py_TYPE(self));
 	return 0;
 }
@@ -747,6 +749,8 @@ static int worker_clear(PyObject *self)
 #define CLEAR(f) Py_CLEAR(w->f);
 	WORKER_OBJECTS(CLEAR)
 #undef CLEAR
+	for (size_t i = 0; i < sizeof(w->hdr_cache) / sizeof(w->hdr_cache[0]); i++)
+		Py_CLEAR(w->hdr_cache[i]);
 	for (int i = 0; i < HB_AS_COUNT; i++)
 		Py_CLEAR(w->str[i]);
 	return 0;

@@ -137,6 +137,10 @@ typedef struct hb_asgi_worker {
 	 * and server addresses). */
 	PyObject *scope_http;
 	PyObject *method;
+	PyObject *path, *raw_path; /* the last request's path (str) and raw_path (bytes) */
+	/* The last request's header pairs by position (strong references, the first 16): a
+	 * pair with the same name and value is reused (a tuple of bytes: immutable). */
+	PyObject *hdr_cache[16];
 	PyObject *client, *client_host, *server;
 	char client_addr[64], server_addr[64];
 	uint16_t client_port, server_port;

@@ -42,6 +42,29 @@ static size_t percent_decode(const char *p, size_t len, char *out)
 	return o;
 }
 
+static PyObject *decoded_path(const hb_request_t *q);
+
+/* path and raw_path: the previous request's objects when the raw path is the same (str and
+ * bytes are immutable: an app cannot tell). Returns 0 or -1. */
+static int paths(hb_asgi_worker_t *w, const hb_request_t *q, PyObject **path, PyObject **raw)
+{
+	if (w->raw_path && (size_t)PyBytes_GET_SIZE(w->raw_path) == q->path_len &&
+	    memcmp(PyBytes_AS_STRING(w->raw_path), q->path, q->path_len) == 0) {
+		*path = Py_NewRef(w->path);
+		*raw = Py_NewRef(w->raw_path);
+		return 0;
+	}
+	*path = decoded_path(q);
+	*raw = *path ? PyBytes_FromStringAndSize(q->path, (Py_ssize_t)q->path_len) : NULL;
+	if (!*raw) {
+		Py_CLEAR(*path);
+		return -1;
+	}
+	Py_XSETREF(w->path, Py_NewRef(*path));
+	Py_XSETREF(w->raw_path, Py_NewRef(*raw));
+	return 0;
+}
+
 static PyObject *decoded_path(const hb_request_t *q)
 {
 	char stackbuf[1024], *p = stackbuf;
@@ -59,33 +82,68 @@ static PyObject *decoded_path(const hb_request_t *q)
 	return v;
 }
 
-/* [(lower-case name, value), ...] as bytes. */
-static PyObject *headers_list(const hb_request_t *q)
+#define HDR_CACHE (sizeof(((hb_asgi_worker_t *)0)->hdr_cache) / sizeof(PyObject *))
+
+static char lower(char c)
+{
+	return (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+}
+
+/* pair (a tuple of two bytes) holds h's lower-case name and its value. */
+static int same_pair(const hb_header_t *h, PyObject *pair)
+{
+	PyObject *n = PyTuple_GET_ITEM(pair, 0), *v = PyTuple_GET_ITEM(pair, 1);
+	const char *nb = PyBytes_AS_STRING(n);
+
+	if ((size_t)PyBytes_GET_SIZE(n) != h->name_len ||
+	    (size_t)PyBytes_GET_SIZE(v) != h->value_len ||
+	    memcmp(PyBytes_AS_STRING(v), h->value, h->value_len) != 0)
+		return 0;
+	for (uint32_t k = 0; k < h->name_len; k++)
+		if (lower(h->name[k]) != nb[k])
+			return 0;
+	return 1;
+}
+
+/* The (lower-case name, value) pair of h as bytes: `cached` (borrowed, may be NULL) when it
+ * holds the same bytes, else a new one. New reference or NULL. */
+static PyObject *header_pair(const hb_header_t *h, PyObject *cached)
+{
+	PyObject *name, *value, *pair = NULL;
+
+	if (cached && same_pair(h, cached))
+		return Py_NewRef(cached);
+	name = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)h->name_len);
+	value = PyBytes_FromStringAndSize(h->value, (Py_ssize_t)h->value_len);
+	if (name && value) {
+		char *d = PyBytes_AS_STRING(name);
+
+		for (uint32_t k = 0; k < h->name_len; k++)
+			d[k] = lower(h->name[k]);
+		pair = PyTuple_Pack(2, name, value);
+	}
+	Py_XDECREF(name);
+	Py_XDECREF(value);
+	return pair;
+}
+
+/* [(lower-case name, value), ...] as bytes: a new list (the app may change it) of pairs that
+ * are the previous request's where they repeat (a keep-alive client sends the same fields). */
+static PyObject *headers_list(hb_asgi_worker_t *w, const hb_request_t *q)
 {
 	PyObject *list = PyList_New((Py_ssize_t)q->nheaders);
 
 	for (uint32_t i = 0; list && i < q->nheaders; i++) {
-		const hb_header_t *h = &q->headers[i];
-		PyObject *name = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)h->name_len);
-		PyObject *value = PyBytes_FromStringAndSize(h->value, (Py_ssize_t)h->value_len);
-		PyObject *pair = NULL;
+		PyObject *pair =
+			header_pair(&q->headers[i], i < HDR_CACHE ? w->hdr_cache[i] : NULL);
 
-		if (name && value) {
-			char *d = PyBytes_AS_STRING(name);
-
-			for (uint32_t k = 0; k < h->name_len; k++) {
-				char c = h->name[k];
-
-				d[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-			}
-			pair = PyTuple_Pack(2, name, value);
-		}
-		Py_XDECREF(name);
-		Py_XDECREF(value);
-		if (!pair)
+		if (!pair) {
 			Py_CLEAR(list);
-		else
-			PyList_SET_ITEM(list, i, pair);
+			break;
+		}
+		PyList_SET_ITEM(list, i, pair);
+		if (i < HDR_CACHE && w->hdr_cache[i] != pair)
+			Py_XSETREF(w->hdr_cache[i], Py_NewRef(pair));
 	}
 	return list;
 }
@@ -201,13 +259,19 @@ static PyObject *version_of(hb_asgi_worker_t *w, const hb_request_t *q)
  * template has it already, in its place. */
 static int request_keys(hb_asgi_worker_t *w, PyObject *d, const hb_request_t *q, int with_root)
 {
-	return set(d, HB_ASGI_S(w, path), decoded_path(q)) ||
-	       set(d, HB_ASGI_S(w, raw_path),
-		   PyBytes_FromStringAndSize(q->path, (Py_ssize_t)q->path_len)) ||
+	PyObject *path, *raw;
+
+	if (paths(w, q, &path, &raw) < 0)
+		return -1;
+	if (set(d, HB_ASGI_S(w, path), path) < 0) {
+		Py_DECREF(raw);
+		return -1;
+	}
+	return set(d, HB_ASGI_S(w, raw_path), raw) ||
 	       set(d, HB_ASGI_S(w, query_string),
 		   PyBytes_FromStringAndSize(q->query, (Py_ssize_t)q->query_len)) ||
 	       (with_root && set(d, HB_ASGI_S(w, root_path), Py_NewRef(w->root_path))) ||
-	       set(d, HB_ASGI_S(w, headers), headers_list(q)) ||
+	       set(d, HB_ASGI_S(w, headers), headers_list(w, q)) ||
 	       set(d, HB_ASGI_S(w, client),
 		   addr_cached(&w->client, &w->client_host, w->client_addr, &w->client_port,
 			       q->remote_addr, q->remote_port)) ||
