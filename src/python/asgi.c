@@ -237,21 +237,35 @@ static PyType_Spec op_spec = {
 	.slots = op_slots,
 };
 
+/* The awaitable of one receive() (msg NULL) or send(msg). The request's previous one is
+ * reused when nothing but the request holds it any more (awaited and dropped: nobody can
+ * tell), so that a response sent in two messages allocates one. */
 static PyObject *op_new(hb_asgi_req_t *r, PyObject *msg)
 {
-	op_t *op = (op_t *)PyType_GenericAlloc(r->w->op_type, 0);
+	op_t *op = (op_t *)r->op;
 
-	if (!op)
+	if (op && Py_REFCNT(op) == 1) {
+		Py_XSETREF(op->msg, Py_XNewRef(msg));
+		return Py_NewRef((PyObject *)op);
+	}
+	if (!(op = (op_t *)PyType_GenericAlloc(r->w->op_type, 0)))
 		return NULL;
 	op->req = (hb_asgi_req_t *)Py_NewRef((PyObject *)r);
 	op->msg = Py_XNewRef(msg);
+	if (r->s) /* a cycle (op->req) that req_finish breaks */
+		Py_XSETREF(r->op, Py_NewRef((PyObject *)op));
 	return (PyObject *)op;
 }
 
 /* ---- the request object ---- */
 
-static PyObject *req_receive(PyObject *self, PyObject *unused)
+/* The request is the app's receive callable: receive() is one call, no bound method. */
+static PyObject *req_call(PyObject *self, PyObject *args, PyObject *kwargs)
 {
+	if (PyTuple_GET_SIZE(args) != 0 || (kwargs && PyDict_GET_SIZE(kwargs) != 0)) {
+		PyErr_SetString(PyExc_TypeError, "receive() takes no arguments");
+		return NULL;
+	}
 	return op_new((hb_asgi_req_t *)self, NULL);
 }
 
@@ -268,8 +282,6 @@ static PyObject *req_send(PyObject *self, PyObject *msg)
 static PyObject *req_done(PyObject *self, PyObject *task);
 static PyObject *req_timeout(PyObject *self, PyObject *unused);
 
-static PyMethodDef receive_def = {"receive", req_receive, METH_NOARGS,
-				  "receive(): awaitable of the next ASGI event."};
 static PyMethodDef send_def = {"send", req_send, METH_O, "send(message): awaitable."};
 static PyMethodDef done_def = {"_done", req_done, METH_O, "task done callback"};
 static PyMethodDef timeout_def = {"_timeout", req_timeout, METH_NOARGS, "timeout callback"};
@@ -284,6 +296,7 @@ static int req_traverse(PyObject *self, visitproc visit, void *arg)
 	Py_VISIT(r->recv_waiter);
 	Py_VISIT(r->send_waiter);
 	Py_VISIT(r->trailer_list);
+	Py_VISIT(r->op);
 	Py_VISIT(Py_TYPE(self));
 	return 0;
 }
@@ -297,6 +310,7 @@ static int req_clear(PyObject *self)
 	Py_CLEAR(r->recv_waiter);
 	Py_CLEAR(r->send_waiter);
 	Py_CLEAR(r->trailer_list);
+	Py_CLEAR(r->op);
 	Py_CLEAR(r->w);
 	return 0;
 }
@@ -317,6 +331,7 @@ static void req_dealloc(PyObject *self)
 }
 
 static PyType_Slot req_slots[] = {
+	{Py_tp_call, req_call},
 	{Py_tp_traverse, req_traverse},
 	{Py_tp_clear, req_clear},
 	{Py_tp_dealloc, req_dealloc},
@@ -384,6 +399,7 @@ static void req_finish(hb_asgi_req_t *r, int failed)
 	hb_inflight_end(hb_inflight_process(), r->inflight);
 	r->inflight = -1;
 	Py_CLEAR(r->task);
+	Py_CLEAR(r->op);
 	hb_asgi_req_wake(r); /* receive()/send() still pending in other tasks see the end */
 	hb_stream_release(s);
 	w->nactive--;
@@ -517,7 +533,7 @@ static int launch(hb_asgi_worker_t *w, hb_asgi_req_t *r)
 	int rc = -1, done = -1;
 
 	args[0] = hb_asgi_scope_new(w, r->s->req, r->websocket);
-	args[1] = args[0] ? PyCFunction_NewEx(&receive_def, (PyObject *)r, NULL) : NULL;
+	args[1] = args[0] ? Py_NewRef((PyObject *)r) : NULL; /* receive (req_call) */
 	args[2] = args[1] ? PyCFunction_NewEx(&send_def, (PyObject *)r, NULL) : NULL;
 	if (args[2])
 		coro = PyObject_Vectorcall(w->app, args, 3, NULL);

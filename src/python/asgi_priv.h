@@ -157,6 +157,8 @@ typedef struct hb_asgi_req {
 	PyObject *timer;	/* TimerHandle of the request timeout, or NULL */
 	PyObject *recv_waiter;	/* future receive() waits on, or NULL */
 	PyObject *send_waiter;	/* future send() waits on, or NULL */
+	PyObject *op;		/* the last receive()/send() awaitable, reused once only we
+				   hold it; NULL once the task finished (it holds us) */
 	hb_response_t *resp;	/* head from *.response.start, not posted yet (owned) */
 	PyObject *trailer_list; /* http.response.trailers headers gathered while more_trailers */
 	char *held; /* streamed body bytes not posted yet (asgi_http.c, hold), or NULL */

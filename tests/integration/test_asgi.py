@@ -102,6 +102,38 @@ def test_scope_dicts_are_per_request(srv):
         assert sc["asgi"] == {"version": "3.0", "spec_version": "2.4"}
 
 
+def test_scope_values_of_consecutive_requests(srv):
+    """path, raw_path and header pairs that repeat are shared with the previous request (they
+    are immutable); each request still sees its own values, and its own headers list."""
+    with connect(srv.port) as c:
+        rd = HTTPReader(c)
+        seen = []
+        for target, fields in (("/scope/x%41", "X-A: 1\r\nX-B: b"),
+                               ("/scope/x%41", "X-A: 1\r\nX-B: b"),
+                               ("/scope/xA", "x-a: 2\r\nX-B: b"),
+                               ("/scope/x%41", "X-B: b\r\nX-A: 1")):
+            c.sendall(("GET %s HTTP/1.1\r\nHost: h\r\n%s\r\n\r\n" % (target, fields)).encode())
+            r = rd.read_response()
+            assert r.status == 200, r
+            sc = json.loads(r.body)
+            seen.append((sc["path"], sc["raw_path"], sc["headers"]))
+    assert seen == [
+        ("/scope/xA", "/scope/x%41", [["host", "h"], ["x-a", "1"], ["x-b", "b"]]),
+        ("/scope/xA", "/scope/x%41", [["host", "h"], ["x-a", "1"], ["x-b", "b"]]),
+        ("/scope/xA", "/scope/xA", [["host", "h"], ["x-a", "2"], ["x-b", "b"]]),
+        ("/scope/xA", "/scope/x%41", [["host", "h"], ["x-b", "b"], ["x-a", "1"]]),
+    ]
+
+
+def test_awaitables_held_by_the_app(srv):
+    """receive is called with no arguments; an awaitable the app still holds is never the one
+    its next send() returns (the server reuses only those nobody else holds)."""
+    r = http(srv.port, "GET", "/ops")
+    assert r.status == 200, r
+    assert json.loads(r.body) == [{"msg": "http.request", "bad_args": "TypeError",
+                                   "distinct": True}]
+
+
 def test_scope_absolute_form_and_any_method(srv):
     """RFC 9112 3.2.2: the target's host wins over Host (the scope's host header follows it;
     `server` stays the listening socket, as the ASGI spec defines it); any method token reaches

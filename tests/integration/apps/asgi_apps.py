@@ -77,6 +77,23 @@ async def app(scope, receive, send):
             scope["extensions"]["http.response.pathsend"]["tainted"] = True
             scope["asgi"]["tainted"] = True
         return await _send(send, 200, out, b"application/json")
+    if path == "/ops":  # test_awaitables_held_by_the_app
+        first = receive()
+        try:
+            receive(1)
+            bad_args = "accepted"
+        except TypeError:
+            bad_args = "TypeError"
+        msg = await first
+        a = send({"type": "http.response.start", "status": 200, "headers": []})
+        await a
+        b = send({"type": "http.response.body", "body": b"[", "more_body": True})
+        distinct = a is not b  # a is still held: b must be another awaitable
+        await b
+        del a, b
+        out = json.dumps({"msg": msg["type"], "bad_args": bad_args, "distinct": distinct})
+        await send({"type": "http.response.body", "body": out.encode() + b"]"})
+        return
     if path == "/echo":
         body, msgs = await _read_body(receive)
         return await _send(send, 200, body, headers=[(b"x-messages", str(msgs).encode())])
