@@ -141,6 +141,9 @@ typedef struct hb_asgi_worker {
 	/* The last request's header pairs by position (strong references, the first 16): a
 	 * pair with the same name and value is reused (a tuple of bytes: immutable). */
 	PyObject *hdr_cache[16];
+	/* What scope_http holds under the keys whose values change (asgi_scope.c, tmpl_put):
+	 * borrowed, kept alive by the template itself. */
+	PyObject *tmpl_vals[8];
 	PyObject *client, *client_host, *server;
 	char client_addr[64], server_addr[64];
 	uint16_t client_port, server_port;

@@ -5,10 +5,13 @@
  * path gives the full path; one that strips the prefix gives the stripped one.
  *
  * An HTTP scope is a copy of a template (a dict copy clones the key table at once, where
- * fourteen inserts grow it twice), then its per-request values are set; the method and the
- * client and server addresses reuse the str and tuples of the previous request when they are
- * the same (immutable objects: an app cannot tell). Each scope is a fresh dict, and so are the
- * mutable values in it: its extensions (and each extension's dict), asgi and state. */
+ * fourteen inserts grow it twice), then its mutable values are set. The template, which no app
+ * sees, holds the immutable values of the last request (method, scheme, http_version, path,
+ * raw_path, query_string, client, server) and is changed only where a request differs, so a
+ * keep-alive client's scope costs a copy and four sets; the method, path, header pairs and
+ * addresses reuse the objects of the previous request when they are the same (immutable: an
+ * app cannot tell). Each scope is a fresh dict, and so are the mutable values in it: its
+ * extensions (and each extension's dict), asgi, headers list and state. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -254,10 +257,8 @@ static PyObject *version_of(hb_asgi_worker_t *w, const hb_request_t *q)
 				    : HB_ASGI_S(w, v_11);
 }
 
-/* The values every request brings, HTTP and websocket alike, in the scope's key order: path to
- * state. root_path (the same for every request) only when with_root: a copy of the HTTP
- * template has it already, in its place. */
-static int request_keys(hb_asgi_worker_t *w, PyObject *d, const hb_request_t *q, int with_root)
+/* A websocket scope's values from path to state, in the scope's key order. */
+static int request_keys(hb_asgi_worker_t *w, PyObject *d, const hb_request_t *q)
 {
 	PyObject *path, *raw;
 
@@ -270,7 +271,7 @@ static int request_keys(hb_asgi_worker_t *w, PyObject *d, const hb_request_t *q,
 	return set(d, HB_ASGI_S(w, raw_path), raw) ||
 	       set(d, HB_ASGI_S(w, query_string),
 		   PyBytes_FromStringAndSize(q->query, (Py_ssize_t)q->query_len)) ||
-	       (with_root && set(d, HB_ASGI_S(w, root_path), Py_NewRef(w->root_path))) ||
+	       set(d, HB_ASGI_S(w, root_path), Py_NewRef(w->root_path)) ||
 	       set(d, HB_ASGI_S(w, headers), headers_list(w, q)) ||
 	       set(d, HB_ASGI_S(w, client),
 		   addr_cached(&w->client, &w->client_host, w->client_addr, &w->client_port,
@@ -286,7 +287,7 @@ static int common(hb_asgi_worker_t *w, PyObject *d, const hb_request_t *q)
 {
 	return set(d, HB_ASGI_S(w, asgi), PyDict_Copy(w->asgi_info)) ||
 	       set(d, HB_ASGI_S(w, http_version), Py_NewRef(version_of(w, q))) ||
-	       request_keys(w, d, q, 1);
+	       request_keys(w, d, q);
 }
 
 /* The ASGI `tls` extension: {"server_cert": None, "client_cert_chain": [pem] or [],
@@ -346,6 +347,64 @@ static PyObject *extensions(PyObject *tmpl, const hb_request_t *q, int websocket
 	return d;
 }
 
+/* The template's values that change with the request (w->tmpl_vals). */
+enum { T_METHOD, T_SCHEME, T_VERSION, T_PATH, T_RAW_PATH, T_QUERY, T_CLIENT, T_SERVER, T_COUNT };
+
+/* Puts v (stolen; NULL: an error) into the HTTP template under key unless the template holds
+ * that very object there already: a copy of the template then has it without a SetItem on
+ * every copy. Identity is safe: the template's reference keeps the object it holds alive, so
+ * no other object can have its address. Returns 0 or -1. */
+static int tmpl_put(hb_asgi_worker_t *w, int slot, PyObject *key, PyObject *v)
+{
+	int rc = 0;
+
+	if (!v)
+		return -1;
+	if (w->tmpl_vals[slot] != v) {
+		rc = PyDict_SetItem(w->scope_http, key, v);
+		if (rc == 0)
+			w->tmpl_vals[slot] = v;
+	}
+	Py_DECREF(v);
+	return rc;
+}
+
+/* The query string as bytes: the template's when the same. */
+static PyObject *query_bytes(hb_asgi_worker_t *w, const hb_request_t *q)
+{
+	PyObject *b = w->tmpl_vals[T_QUERY];
+
+	if (b && PyBytes_CheckExact(b) && (size_t)PyBytes_GET_SIZE(b) == q->query_len &&
+	    memcmp(PyBytes_AS_STRING(b), q->query, q->query_len) == 0)
+		return Py_NewRef(b);
+	return PyBytes_FromStringAndSize(q->query, (Py_ssize_t)q->query_len);
+}
+
+/* The template's changing values set to this request's. Returns 0 or -1. */
+static int tmpl_update(hb_asgi_worker_t *w, const hb_request_t *q, int https)
+{
+	PyObject *path, *raw;
+
+	if (paths(w, q, &path, &raw) < 0)
+		return -1;
+	if (tmpl_put(w, T_PATH, HB_ASGI_S(w, path), path) < 0) {
+		Py_DECREF(raw);
+		return -1;
+	}
+	return tmpl_put(w, T_RAW_PATH, HB_ASGI_S(w, raw_path), raw) ||
+	       tmpl_put(w, T_METHOD, HB_ASGI_S(w, method), method_str(w, q)) ||
+	       tmpl_put(w, T_SCHEME, HB_ASGI_S(w, scheme),
+			Py_NewRef(https ? HB_ASGI_S(w, v_https) : HB_ASGI_S(w, v_http))) ||
+	       tmpl_put(w, T_VERSION, HB_ASGI_S(w, http_version), Py_NewRef(version_of(w, q))) ||
+	       tmpl_put(w, T_QUERY, HB_ASGI_S(w, query_string), query_bytes(w, q)) ||
+	       tmpl_put(w, T_CLIENT, HB_ASGI_S(w, client),
+			addr_cached(&w->client, &w->client_host, w->client_addr, &w->client_port,
+				    q->remote_addr, q->remote_port)) ||
+	       tmpl_put(w, T_SERVER, HB_ASGI_S(w, server),
+			addr_cached(&w->server, NULL, w->server_addr, &w->server_port,
+				    q->server_addr, q->server_port));
+}
+
 /* The keys of an HTTP scope in their order, with the values every request starts from. */
 int hb_asgi_scope_init(hb_asgi_worker_t *w)
 {
@@ -373,23 +432,23 @@ int hb_asgi_scope_init(hb_asgi_worker_t *w)
 		if (PyDict_SetItem(d, kv[i].k, kv[i].v) < 0)
 			Py_CLEAR(d);
 	w->scope_http = d;
+	for (int i = 0; i < T_COUNT; i++)
+		w->tmpl_vals[i] = Py_None;
+	w->tmpl_vals[T_SCHEME] = HB_ASGI_S(w, v_http);
+	w->tmpl_vals[T_VERSION] = HB_ASGI_S(w, v_11);
 	return d ? 0 : -1;
 }
 
-/* An HTTP scope: the template's copy with this request's values. */
+/* An HTTP scope: a copy of the template, which holds this request's immutable values
+ * (tmpl_update), with the request's own mutable ones. */
 static PyObject *http_scope(hb_asgi_worker_t *w, const hb_request_t *q, int https)
 {
-	PyObject *d = PyDict_Copy(w->scope_http);
-	PyObject *ver = version_of(w, q);
+	PyObject *d = tmpl_update(w, q, https) == 0 ? PyDict_Copy(w->scope_http) : NULL;
 
-	if (!d)
-		return NULL;
-	if (set(d, HB_ASGI_S(w, method), method_str(w, q)) ||
-	    (https && set(d, HB_ASGI_S(w, scheme), Py_NewRef(HB_ASGI_S(w, v_https)))) ||
-	    set(d, HB_ASGI_S(w, extensions), extensions(w->ext_http, q, 0)) ||
-	    set(d, HB_ASGI_S(w, asgi), PyDict_Copy(w->asgi_info)) ||
-	    (ver != HB_ASGI_S(w, v_11) && set(d, HB_ASGI_S(w, http_version), Py_NewRef(ver))) ||
-	    request_keys(w, d, q, 0))
+	if (d && (set(d, HB_ASGI_S(w, extensions), extensions(w->ext_http, q, 0)) ||
+		  set(d, HB_ASGI_S(w, asgi), PyDict_Copy(w->asgi_info)) ||
+		  set(d, HB_ASGI_S(w, headers), headers_list(w, q)) ||
+		  set(d, HB_ASGI_S(w, state), PyDict_Copy(w->state))))
 		Py_CLEAR(d);
 	return d;
 }

@@ -103,25 +103,32 @@ def test_scope_dicts_are_per_request(srv):
 
 
 def test_scope_values_of_consecutive_requests(srv):
-    """path, raw_path and header pairs that repeat are shared with the previous request (they
-    are immutable); each request still sees its own values, and its own headers list."""
+    """The immutable values that repeat (method, path, raw_path, query_string, header pairs,
+    http_version) are shared with the previous request's scope; each request still sees its own
+    values, and its own headers list."""
+    reqs = (("GET", "/scope/x%41", "X-A: 1\r\nX-B: b", "HTTP/1.1"),
+            ("GET", "/scope/x%41", "X-A: 1\r\nX-B: b", "HTTP/1.1"),
+            ("PURGE", "/scope/xA?q=1", "x-a: 2\r\nX-B: b", "HTTP/1.1"),
+            ("GET", "/scope/x%41?q=1", "X-B: b\r\nX-A: 1", "HTTP/1.1"),
+            ("GET", "/scope/x%41", "X-B: b\r\nX-A: 1", "HTTP/1.0"))
     with connect(srv.port) as c:
         rd = HTTPReader(c)
         seen = []
-        for target, fields in (("/scope/x%41", "X-A: 1\r\nX-B: b"),
-                               ("/scope/x%41", "X-A: 1\r\nX-B: b"),
-                               ("/scope/xA", "x-a: 2\r\nX-B: b"),
-                               ("/scope/x%41", "X-B: b\r\nX-A: 1")):
-            c.sendall(("GET %s HTTP/1.1\r\nHost: h\r\n%s\r\n\r\n" % (target, fields)).encode())
+        for method, target, fields, version in reqs:
+            c.sendall(("%s %s %s\r\nHost: h\r\n%s\r\n\r\n"
+                       % (method, target, version, fields)).encode())
             r = rd.read_response()
             assert r.status == 200, r
             sc = json.loads(r.body)
-            seen.append((sc["path"], sc["raw_path"], sc["headers"]))
+            seen.append((sc["method"], sc["path"], sc["raw_path"], sc["query_string"],
+                         sc["http_version"], sc["headers"]))
+    ab, ba = [["host", "h"], ["x-a", "1"], ["x-b", "b"]], [["host", "h"], ["x-b", "b"], ["x-a", "1"]]
     assert seen == [
-        ("/scope/xA", "/scope/x%41", [["host", "h"], ["x-a", "1"], ["x-b", "b"]]),
-        ("/scope/xA", "/scope/x%41", [["host", "h"], ["x-a", "1"], ["x-b", "b"]]),
-        ("/scope/xA", "/scope/xA", [["host", "h"], ["x-a", "2"], ["x-b", "b"]]),
-        ("/scope/xA", "/scope/x%41", [["host", "h"], ["x-b", "b"], ["x-a", "1"]]),
+        ("GET", "/scope/xA", "/scope/x%41", "", "1.1", ab),
+        ("GET", "/scope/xA", "/scope/x%41", "", "1.1", ab),
+        ("PURGE", "/scope/xA", "/scope/xA", "q=1", "1.1", [["host", "h"], ["x-a", "2"], ["x-b", "b"]]),
+        ("GET", "/scope/xA", "/scope/x%41", "q=1", "1.1", ba),
+        ("GET", "/scope/xA", "/scope/x%41", "", "1.0", ba),
     ]
 
 
