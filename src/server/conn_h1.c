@@ -390,6 +390,7 @@ static int answer_busy(hb_conn_t *c, hb_exchange_t *x)
 }
 
 static void writer_ended(hb_conn_t *c, h1_t *h);
+static void abandon_after(h1_t *h, hb_exchange_t *x);
 
 /* A new exchange for req at the end of the pipeline, not yet dispatched. Returns it, or NULL
  * with pending_error set. */
@@ -954,6 +955,7 @@ static void serving_tick(hb_conn_t *c, h1_t *h, uint64_t now)
 	if (x && X(x)->launched && !x->ended && hb_exchange_timed_out(x, now)) {
 		x->abandoned = 1;
 		respond_error(c, 504);
+		abandon_after(h, x); /* the close comes now: the requests after it go unanswered */
 		return;
 	}
 	if (t && !t->body_done && !c->recv_paused && h->deadline && now >= h->deadline)

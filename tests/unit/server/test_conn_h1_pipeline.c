@@ -265,3 +265,29 @@ Test(conn, a_request_refused_for_limit_concurrency_is_answered_in_its_turn)
 	hb_conn_recv_done(c, 0, 0, NULL);
 	cr_assert_eq(F.closes, 1);
 }
+
+Test(conn, a_timeout_of_the_first_closes_without_waiting_for_the_rest)
+{
+	char burst[512];
+
+	cfg.timeout_ms = 1000;
+	hb_conn_t *c = open_conn(NULL);
+	snprintf(burst, sizeof(burst), "%s%s", GET_A, GET_B);
+	client_sends(c, burst);
+	hb_stream_t *a = takes("/a"), *b = takes("/b");
+	io.ring.now_ns += 2 * NS;
+	hb_conn_tick(c, io.ring.now_ns);
+	pump();
+	send_everything(c);
+	cr_assert(wire_at("504 ") >= 0, "%s", F.wire);
+	cr_assert_eq(F.shutdowns, 1, "no app is waited for: both are abandoned");
+	hb_stream_end(a, 0);
+	hb_stream_end(b, 0);
+	pump();
+	cr_assert(wire_at("\r\n\r\nA") < 0 && wire_at("\r\n\r\nB") < 0, "%s", F.wire);
+	hb_stream_release(a);
+	hb_stream_release(b);
+	hb_conn_recv_done(c, 0, 0, NULL);
+	hb_conn_shutdown_done(c, 0);
+	cr_assert_eq(F.closes, 1);
+}
