@@ -56,6 +56,22 @@ def test_hello(srv):
     assert "transfer-encoding" not in r.headers
 
 
+def test_pipelined_burst_in_order_while_a_held_response_waits_for_credit(srv):
+    # One asyncio worker runs the burst at once: /big (2 MiB, past the stream's 512 KiB of
+    # unsent output) finishes its sends only once it is written, after the slow /sleep; its
+    # coroutine waits for credit meanwhile instead of blocking the worker.
+    reqs = ["/sleep?0.5", "/big?2097152", "/stream?3", "/hello"]
+    with connect(srv.port, timeout=15) as s:
+        s.sendall(b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % r.encode() for r in reqs))
+        rd = HTTPReader(s, timeout=15)
+        assert rd.read_response().body == b"slept"
+        assert rd.read_response().body == b"x" * 2097152
+        assert rd.read_response().body == b"chunk0\nchunk1\nchunk2\n"
+        r = rd.read_response()
+        assert r.status == 200 and r.body, r
+        assert rd.is_open(0.2)
+
+
 def test_head_has_length_and_no_body(srv):
     r = http(srv.port, "HEAD", "/hello")
     assert r.status == 200

@@ -364,6 +364,21 @@ def test_pipelined_responses_keep_order_behind_a_slow_first(srv):
     assert took < 1.6, "the sleeps ran one after the other (%.2f s): not handed on together" % took
 
 
+def test_pipelined_large_response_behind_a_slow_one(srv):
+    # The second app thread's 4 MiB response is held (past the stream's 512 KiB of unsent
+    # output its thread waits) until the first, slower, response is written; then it flows.
+    size = 4 << 20
+    data = (request_bytes("GET", "/sleep?secs=0.3") + request_bytes("GET", "/large?size=%d&cl=1" % size)
+            + request_bytes("GET", "/echo?i=2"))
+    with connect(srv.port, timeout=15) as s:
+        s.sendall(data)
+        rd = HTTPReader(s, timeout=15)
+        assert "slept" in rd.read_response().json()
+        assert rd.read_response().body == large_pattern(size)
+        assert env_of(rd.read_response())["QUERY_STRING"] == "i=2"
+        assert rd.is_open(0.2)
+
+
 def test_pipelined_connection_close_in_the_middle(srv):
     data = (request_bytes("GET", "/sleep?secs=0.2") + request_bytes("GET", "/echo?i=1", [("Connection", "close")])
             + request_bytes("GET", "/echo?i=2"))
