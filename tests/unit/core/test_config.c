@@ -961,6 +961,33 @@ Test(config, backlog_key, .fini = cleanup)
 	assert_err(LOAD("a:b", "--backlog", "65536"), "backlog");
 }
 
+/* ---- pipeline_depth (HTTP/1.1 requests of one connection handed on at once) ---- */
+
+Test(config, pipeline_depth_key, .fini = cleanup)
+{
+	cr_assert_eq(LOAD("a:b"), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.pipeline_depth, 32, "default");
+	hb_config_free(&cfg);
+	cr_assert_eq(LOAD("a:b", "--pipeline-depth", "1"), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.pipeline_depth, 1);
+	hb_config_free(&cfg);
+	const char *env[] = {"HORNBEAM_PIPELINE_DEPTH=1024", NULL};
+	cr_assert_eq(load_with(ARGS("a:b"), env, NULL), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.pipeline_depth, 1024);
+	hb_config_free(&cfg);
+	assert_err(LOAD("a:b", "--pipeline-depth", "0"),
+		   "--pipeline-depth: expected an integer >= 1, got '0'");
+	assert_err(LOAD("a:b", "--pipeline-depth", "1025"),
+		   "--pipeline-depth: expected an integer <= 1024");
+}
+
+Test(toml, pipeline_depth)
+{
+	write_toml("app = 'a:b'\npipeline_depth = 8\n");
+	cr_assert_eq(load_toml(NULL, NULL), HB_CONFIG_OK, "%s", err);
+	cr_assert_eq(cfg.pipeline_depth, 8);
+}
+
 Test(toml, backlog)
 {
 	write_toml("app = 'a:b'\nbacklog = 128\n");
