@@ -49,9 +49,11 @@ typedef struct hb_seg {
 	uint64_t acct_len;
 	int file_fd; /* >= 0: a file region (p/len unused) */
 	int64_t file_off, file_left;
-	int zc;	      /* part of it went out with send_zc: the rest must too, and the memory
-		       * waits for the notifications (never freed by a plain send) */
-	char inl[24]; /* small inline bytes (chunk framing) */
+	int zc;		      /* part of it went out with send_zc: the rest must too, and the memory
+			       * waits for the notifications (never freed by a plain send) */
+	char inl[24];	      /* small inline bytes (chunk framing) */
+	const char *room_end; /* a copy with room after its bytes (conn_write.c: tail_append); NULL:
+			       * nothing may be appended */
 } hb_seg_t;
 
 /* ---- the protocol handler table ------------------------------------------------------------

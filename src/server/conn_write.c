@@ -53,10 +53,41 @@ static void seg_free(hb_seg_t *s)
 	free(s);
 }
 
+/* Room a copied segment keeps after its bytes, so that the small pieces queued after it join it
+ * instead of making segments of their own: a response's body after its head, the next pipelined
+ * response's head. The send is then one iovec (a plain send, not a sendmsg) and one copy in the
+ * kernel, and the body's chunk is freed at once. */
+#define SEG_ROOM 1024
+
+/* Copies p/len onto the end of the tail segment when it is a copy with that much room, belongs
+ * to no send in flight and has no other stream's bytes to account. Returns 1 when it did. */
+static int tail_append(hb_conn_t *c, const char *p, size_t len, hb_stream_t *acct,
+		       uint64_t acct_len)
+{
+	hb_seg_t *t = c->out_tail;
+
+	if (!t || !t->room_end || c->send_busy || t->zc || (acct && t->acct && t->acct != acct) ||
+	    len > (size_t)(t->room_end - (t->p + t->len)))
+		return 0;
+	memcpy((char *)t->p + t->len, p, len);
+	t->len += len;
+	if (acct) {
+		t->acct = acct;
+		t->acct_len += acct_len;
+	}
+	return 1;
+}
+
 void hb_conn_out_bytes(hb_conn_t *c, const char *p, size_t len, void *owned, hb_stream_t *acct,
 		       uint64_t acct_len)
 {
-	hb_seg_t *s = seg_new(c);
+	hb_seg_t *s;
+
+	if (len <= SEG_ROOM && tail_append(c, p, len, acct, acct_len)) {
+		free(owned);
+		return;
+	}
+	s = seg_new(c);
 
 	if (!s) {
 		free(owned);
@@ -73,6 +104,8 @@ void hb_conn_out_bytes(hb_conn_t *c, const char *p, size_t len, void *owned, hb_
 
 void hb_conn_out_copy(hb_conn_t *c, const char *p, size_t len)
 {
+	if (tail_append(c, p, len, NULL, 0))
+		return;
 	if (len <= sizeof(((hb_seg_t *)0)->inl)) {
 		hb_seg_t *s = seg_new(c);
 		if (!s)
@@ -82,13 +115,18 @@ void hb_conn_out_copy(hb_conn_t *c, const char *p, size_t len)
 		s->len = len;
 		return;
 	}
-	char *copy = malloc(len);
-	if (!copy) {
-		hb_conn_abort(c);
+	char *copy = malloc(len + SEG_ROOM);
+	hb_seg_t *s = copy ? seg_new(c) : NULL;
+	if (!s) {
+		free(copy);
+		hb_conn_abort(c); /* again when seg_new did: harmless */
 		return;
 	}
 	memcpy(copy, p, len);
-	hb_conn_out_bytes(c, copy, len, copy, NULL, 0);
+	s->p = copy;
+	s->len = len;
+	s->owned = copy;
+	s->room_end = copy + len + SEG_ROOM;
 }
 
 void hb_conn_out_file(hb_conn_t *c, int fd, int64_t off, int64_t len)
