@@ -688,14 +688,14 @@ static PyObject *worker_wake(PyObject *self, PyObject *unused)
 {
 	hb_asgi_worker_t *w = (hb_asgi_worker_t *)self;
 	hb_worker_t *wk = hb_hub_worker(w->hub, w->slot);
-	int ms;
+	int64_t us;
 
 	for (;;) {
 		hb_hub_worker_awake(w->hub, w->slot);
 		if (w->hooks->wake)
 			w->hooks->wake(w->hooks->ud);
-		if (!take_all(w, wk) || (ms = hb_asgi_idle_ms(w)) == -2 ||
-		    !hb_asgi_idle_wait(w, wk->efd, ms))
+		if (!take_all(w, wk) || (us = hb_asgi_idle_us(w)) == -2 ||
+		    !hb_asgi_idle_wait(w, wk->efd, us))
 			break;
 	}
 	if (atomic_load(&wk->stopping) && w->nactive == 0)

@@ -14,6 +14,7 @@
 #include "python/asgi_priv.h"
 
 #include <poll.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "python/asgi.h"
@@ -48,9 +49,11 @@ void hb_asgi_idle_init(hb_asgi_worker_t *w)
 	}
 }
 
-/* How long the loop would wait for its first timer, in ms (-1: no timer), or -2 when it must
- * run now (the first timer is due, or cancelled: the loop drops those from the head). */
-static int timer_wait_ms(hb_asgi_worker_t *w, PyObject *sched)
+/* How long the loop would wait for its first timer, in us (-1: no timer), or -2 when it must
+ * run now (the first timer is due, or cancelled: the loop drops those from the head). In
+ * microseconds, not the ms of epoll/poll: rounding a 10 ms asyncio.sleep up to the next ms made
+ * each one last ~0.5 ms longer on average (perf asgi-sleep: p50 12.8 ms against uvicorn's 11.6). */
+static int64_t timer_wait_us(hb_asgi_worker_t *w, PyObject *sched)
 {
 	PyObject *h, *cancelled, *when, *now = NULL;
 	double d = -1;
@@ -68,15 +71,15 @@ static int timer_wait_ms(hb_asgi_worker_t *w, PyObject *sched)
 	Py_XDECREF(now);
 	if (d <= 0)
 		return -2;
-	return d >= 3600 ? 3600 * 1000 : (int)(d * 1000) + 1; /* never before it is due */
+	return d >= 3600 ? (int64_t)3600 * 1000000 : (int64_t)(d * 1e6) + 1; /* never early */
 }
 
 /* When the loop would only wait for our eventfd (see above), or for it and a timer: how long,
- * in ms (-1: no limit); -2 when the loop must run. */
-int hb_asgi_idle_ms(hb_asgi_worker_t *w)
+ * in us (-1: no limit); -2 when the loop must run. */
+int64_t hb_asgi_idle_us(hb_asgi_worker_t *w)
 {
 	PyObject *sched, *stopping;
-	int ms = -2;
+	int64_t us = -2;
 
 	if (w->self_pipe < 0 || PyDict_GET_SIZE(w->loop_fds) != 2 ||
 	    PyObject_Length(w->loop_ready) != 0) {
@@ -86,26 +89,28 @@ int hb_asgi_idle_ms(hb_asgi_worker_t *w)
 	sched = PyObject_GetAttr(w->loop, HB_ASGI_S(w, l_scheduled));
 	stopping = sched ? PyObject_GetAttr(w->loop, HB_ASGI_S(w, l_stopping)) : NULL;
 	if (sched && PyList_Check(sched) && stopping == Py_False)
-		ms = timer_wait_ms(w, sched);
+		us = timer_wait_us(w, sched);
 	Py_XDECREF(sched);
 	Py_XDECREF(stopping);
 	PyErr_Clear();
-	return ms;
+	return us;
 }
 
-/* Waits up to ms for the eventfd or the self-pipe. 1: the eventfd alone fired (take the
- * requests); 0: the loop must run (a timer is due, or it sees the same fds readable). */
-int hb_asgi_idle_wait(hb_asgi_worker_t *w, int efd, int ms)
+/* Waits up to us for the eventfd or the self-pipe (ppoll: its timeout has ns resolution). 1:
+ * the eventfd alone fired (take the requests); 0: the loop must run (a timer is due, or it sees
+ * the same fds readable). */
+int hb_asgi_idle_wait(hb_asgi_worker_t *w, int efd, int64_t us)
 {
 	struct pollfd p[2] = {{.fd = efd, .events = POLLIN},
 			      {.fd = w->self_pipe, .events = POLLIN}};
+	struct timespec ts_limit = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
 	PyThreadState *ts;
 	int n;
 
 	if (w->hooks->loop) /* the watchdog's view: waiting here is the loop in its selector */
 		w->hooks->loop(w->hooks->ud, 0);
 	ts = PyEval_SaveThread();
-	n = poll(p, 2, ms);
+	n = ppoll(p, 2, us < 0 ? NULL : &ts_limit, NULL);
 	PyEval_RestoreThread(ts);
 	if (w->hooks->loop)
 		w->hooks->loop(w->hooks->ud, 1);

@@ -225,11 +225,11 @@ PyObject *hb_asgi_msg(hb_asgi_worker_t *w, PyObject *type, int n, ...);
 /* asgi_idle.c: waiting for the next request in C while the loop has nothing else to do. */
 /* At serve time: learns the loop's internals it looks at (none: no idle wait). */
 void hb_asgi_idle_init(hb_asgi_worker_t *w);
-/* How long the loop would only wait for the eventfd (and its self-pipe), in ms (-1: no limit),
+/* How long the loop would only wait for the eventfd (and its self-pipe), in us (-1: no limit),
  * or -2 when the loop must run. */
-int hb_asgi_idle_ms(hb_asgi_worker_t *w);
-/* Waits up to ms with the GIL released. 1: the eventfd alone fired; 0: the loop must run. */
-int hb_asgi_idle_wait(hb_asgi_worker_t *w, int efd, int ms);
+int64_t hb_asgi_idle_us(hb_asgi_worker_t *w);
+/* Waits up to us with the GIL released. 1: the eventfd alone fired; 0: the loop must run. */
+int hb_asgi_idle_wait(hb_asgi_worker_t *w, int efd, int64_t us);
 
 /* asgi_scope.c: the scope of a request (new reference) or NULL. */
 int hb_asgi_scope_init(hb_asgi_worker_t *w);

@@ -72,6 +72,12 @@ async def app(scope, receive, send):
         await send({"type": "http.response.body", "body": b"third;", "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return
+    if path == "/oversleep":
+        # how much later than asked asyncio.sleep returns while the worker waits in C
+        delay = float(scope["query_string"].decode())
+        t0 = loop.time()
+        await asyncio.sleep(delay)
+        return await _send(send, loop.time() - t0 - delay)
     if path == "/events":
         return await _send(send, _events)
     return await _send(send, "not found", 404)
