@@ -16,6 +16,7 @@
 
 typedef struct {
 	int recv_arms, recv_cancels, sendmsgs, zcs, splices[2], shutdowns, aborts, closes;
+	size_t last_iovlen;	      /* iovecs of the last sendmsg */
 	int send_pending, zc_pending; /* submitted, not completed */
 	char offer[FAKE_OFFER_CAP];   /* bytes of the sendmsg/send_zc in flight */
 	size_t offer_len;
@@ -42,6 +43,7 @@ static void f_sendmsg(hb_conn_t *c)
 {
 	cr_assert_eq(F.send_pending + F.zc_pending, 0, "one send in flight at a time");
 	F.sendmsgs++;
+	F.last_iovlen = c->msg.msg_iovlen;
 	F.send_pending = 1;
 	F.offer_len = 0;
 	for (size_t i = 0; i < c->msg.msg_iovlen; i++) {

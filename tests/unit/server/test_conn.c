@@ -48,6 +48,7 @@ Test(conn, h1_request_response_through_worker_messages)
 	worker_answers(s, 200, "hello", 5);
 	pump();
 	cr_assert_eq(F.sendmsgs, 1, "head and body in one sendmsg");
+	cr_assert_eq(F.last_iovlen, 1, "the small body joined the head's segment: one iovec");
 	send_everything(c);
 	cr_assert(wire_has("HTTP/1.1 200 OK\r\n"), "%s", F.wire);
 	cr_assert(wire_has("Content-Length: 5\r\n"), "%s", F.wire);
@@ -139,6 +140,8 @@ Test(conn, pipelined_requests_are_answered_in_order)
 	worker_answers(a, 200, "A", 1);
 	pump();
 	cr_assert_eq(F.sendmsgs, 1, "both responses in one send");
+	/* A's head and body, then B's head, in one segment; B's body is B's stream's to account */
+	cr_assert_eq(F.last_iovlen, 2);
 	send_everything(c);
 	F.wire[F.wire_len] = 0;
 	char *ra = strstr(F.wire, "\r\n\r\nA"), *rb = strstr(F.wire, "\r\n\r\nB");
@@ -301,6 +304,7 @@ Test(conn, no_send_zc_to_a_loopback_peer)
 	send_everything(c);
 	cr_assert_eq(F.zcs, 0, "loopback copies anyway: no send_zc for 127.0.0.1");
 	cr_assert_eq(F.sendmsgs, 1, "head and the large body in one plain sendmsg");
+	cr_assert_eq(F.last_iovlen, 2, "a body over the head's room is not copied onto it");
 	cr_assert_gt(F.wire_len, 8192);
 	cr_assert(c->peer_local);
 	cr_assert_str_eq(c->remote, "127.0.0.1");
