@@ -78,28 +78,34 @@ static int tail_append(hb_conn_t *c, const char *p, size_t len, hb_stream_t *acc
 	return 1;
 }
 
-void hb_conn_out_bytes(hb_conn_t *c, const char *p, size_t len, void *owned, hb_stream_t *acct,
-		       uint64_t acct_len)
+/* A segment of its own for p/len (owned freed and acct ended when sent). NULL when out of
+ * memory: the connection is aborted, owned freed and acct ended. */
+static hb_seg_t *seg_add(hb_conn_t *c, const char *p, size_t len, void *owned, hb_stream_t *acct,
+			 uint64_t acct_len)
 {
-	hb_seg_t *s;
-
-	if (len <= SEG_ROOM && tail_append(c, p, len, acct, acct_len)) {
-		free(owned);
-		return;
-	}
-	s = seg_new(c);
+	hb_seg_t *s = seg_new(c);
 
 	if (!s) {
 		free(owned);
 		if (acct)
 			hb_stream_out_done(acct, acct_len);
-		return;
+		return NULL;
 	}
 	s->p = p;
 	s->len = len;
 	s->owned = owned;
 	s->acct = acct;
 	s->acct_len = acct_len;
+	return s;
+}
+
+void hb_conn_out_bytes(hb_conn_t *c, const char *p, size_t len, void *owned, hb_stream_t *acct,
+		       uint64_t acct_len)
+{
+	if (tail_append(c, p, len, acct, acct_len))
+		free(owned);
+	else
+		seg_add(c, p, len, owned, acct, acct_len);
 }
 
 void hb_conn_out_copy(hb_conn_t *c, const char *p, size_t len)
@@ -116,17 +122,14 @@ void hb_conn_out_copy(hb_conn_t *c, const char *p, size_t len)
 		return;
 	}
 	char *copy = malloc(len + SEG_ROOM);
-	hb_seg_t *s = copy ? seg_new(c) : NULL;
-	if (!s) {
-		free(copy);
-		hb_conn_abort(c); /* again when seg_new did: harmless */
+	if (!copy) {
+		hb_conn_abort(c);
 		return;
 	}
 	memcpy(copy, p, len);
-	s->p = copy;
-	s->len = len;
-	s->owned = copy;
-	s->room_end = copy + len + SEG_ROOM;
+	hb_seg_t *s = seg_add(c, copy, len, copy, NULL, 0);
+	if (s)
+		s->room_end = copy + len + SEG_ROOM;
 }
 
 void hb_conn_out_file(hb_conn_t *c, int fd, int64_t off, int64_t len)
